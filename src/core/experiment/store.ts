@@ -1,0 +1,97 @@
+/** Experiments as folders under `<workspace>/.ddpo/`, each with an `experiment.json`. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { atomicWriteFile, resolveInside } from '../fsutil';
+import { EXPERIMENT_FILE, Experiment, ExperimentFormatError, newExperiment, parseExperiment, serializeExperiment } from './schema';
+
+/** Folder under the workspace that holds all experiments. */
+export const DDPO_DIR = '.ddpo';
+
+/** One folder under `.ddpo/`: a readable experiment, or the reason it cannot be read. */
+export type ExperimentEntry =
+  | { status: 'ok'; name: string; dir: string; experiment: Experiment }
+  | { status: 'error'; name: string; dir: string; reason: string };
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Returns why `name` is not a usable experiment name, or null when it is fine. */
+export function experimentNameProblem(name: string): string | null {
+  if (!NAME_RE.test(name)) return 'use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit';
+  if (name.endsWith('.')) return 'a name cannot end with "."';
+  return null;
+}
+
+/** Reads and writes the experiments of one workspace folder. */
+export class ExperimentStore {
+  /** Absolute path of `<workspace>/.ddpo`. */
+  readonly root: string;
+
+  constructor(readonly workspace: string) {
+    this.root = path.join(path.resolve(workspace), DDPO_DIR);
+  }
+
+  /** The folder of experiment `name`; throws if the name is invalid or would leave `.ddpo/`. */
+  dirOf(name: string): string {
+    const problem = experimentNameProblem(name);
+    if (problem) throw new Error(`Invalid experiment name "${name}": ${problem}.`);
+    return resolveInside(this.root, name);
+  }
+
+  /** All experiment folders, sorted by name; unreadable ones come back as error entries. */
+  async list(): Promise<ExperimentEntry[]> {
+    let dirents: fs.Dirent[];
+    try {
+      dirents = await fs.promises.readdir(this.root, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const names = dirents.filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name).sort();
+    return Promise.all(names.map((name) => this.entry(name)));
+  }
+
+  /** Reads one experiment as an entry (never throws for a bad file). */
+  async entry(name: string): Promise<ExperimentEntry> {
+    const dir = path.join(this.root, name);
+    try {
+      return { status: 'ok', name, dir, experiment: await this.read(name) };
+    } catch (e) {
+      const reason = e instanceof ExperimentFormatError ? e.reason : (e as Error).message;
+      return { status: 'error', name, dir, reason };
+    }
+  }
+
+  /** Reads and validates `<name>/experiment.json`; throws ExperimentFormatError for a bad or missing file. */
+  async read(name: string): Promise<Experiment> {
+    const file = path.join(this.dirOf(name), EXPERIMENT_FILE);
+    let text: string;
+    try {
+      text = await fs.promises.readFile(file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new ExperimentFormatError(file, `no ${EXPERIMENT_FILE} in this folder; create one with "DDPO Studio: New Experiment" or delete the folder`);
+      throw new ExperimentFormatError(file, `cannot read (${code ?? (e as Error).message})`);
+    }
+    return parseExperiment(text, file);
+  }
+
+  /** Creates a new experiment folder; throws if one with that name already exists. */
+  async create(name: string, init: Parameters<typeof newExperiment>[1] = {}): Promise<Experiment> {
+    const dir = this.dirOf(name);
+    await fs.promises.mkdir(this.root, { recursive: true });
+    try {
+      await fs.promises.mkdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`An experiment named "${name}" already exists in ${this.root}; pick another name.`);
+      throw e;
+    }
+    const exp = newExperiment(name, init);
+    await this.save(exp);
+    return exp;
+  }
+
+  /** Writes `experiment.json` atomically. */
+  async save(exp: Experiment): Promise<void> {
+    await atomicWriteFile(path.join(this.dirOf(exp.name), EXPERIMENT_FILE), serializeExperiment(exp));
+  }
+}

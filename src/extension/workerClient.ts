@@ -1,0 +1,25 @@
+/** The extension's worker: a lazily forked dist/worker.js whose output goes to the "DDPO Studio" channel. */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { WorkerClient } from '../worker/client';
+import { forkChannelFactory } from '../worker/forkChannel';
+
+/** Creates the worker client; the process starts on the first request and restarts after a crash. */
+export function createWorkerClient(context: vscode.ExtensionContext, output: vscode.OutputChannel): WorkerClient {
+  const script = path.join(context.extensionPath, 'dist', 'worker.js');
+  const client = new WorkerClient(
+    forkChannelFactory({ script, onOutput: (text) => output.append(text) }),
+    {
+      onStart: () => output.appendLine(`[host] starting worker ${script}`),
+      log: (line) => output.appendLine(`[host] ${line}`),
+      onCrash: ({ exit, lastError }) => {
+        output.appendLine(`[host] worker stopped (code ${exit.code}, signal ${exit.signal}): ${lastError}`);
+        void vscode.window.showErrorMessage(`DDPO Studio worker crashed: ${lastError}. It will restart on the next request.`, 'Show Worker Log').then((pick) => {
+          if (pick) output.show(true);
+        });
+      },
+    },
+  );
+  context.subscriptions.push({ dispose: () => client.dispose() });
+  return client;
+}

@@ -1,0 +1,184 @@
+/**
+ * Every message between webview, extension host and worker: one union per direction, plus runtime
+ * validators for what arrives from another process or a webview. Pure TypeScript (no node, DOM or vscode),
+ * so the webview bundle can import it too.
+ *
+ * To add a worker job: add an entry to `WorkerRequests` (params, result, progress), then a handler in
+ * src/worker/handlers/ and register it in src/worker/handlers/index.ts. The type checker lists what is missing.
+ * To add a webview message: add it to the union and its field shape to `WEBVIEW_TO_HOST_SHAPES`.
+ */
+
+/** Values of the `ddpoStudio.executionProvider` setting. */
+export const EXECUTION_PROVIDER_SETTINGS = ['auto', 'cuda', 'webgpu', 'dml', 'coreml', 'cpu'] as const;
+/** One `ddpoStudio.executionProvider` value. */
+export type ExecutionProviderSetting = (typeof EXECUTION_PROVIDER_SETTINGS)[number];
+
+/** What the worker reports about itself and this machine. */
+export interface WorkerStatus {
+  pid: number;
+  node: string;
+  platform: string;
+  arch: string;
+  /** onnxruntime-node version, or null when it failed to load (see onnxruntimeError). */
+  onnxruntime: string | null;
+  onnxruntimeError?: string;
+  /** Execution providers onnxruntime lists on this machine and whose binaries are present, e.g. ["cpu", "webgpu"]. */
+  executionProviders: string[];
+  /** Listed by onnxruntime but their libraries are not installed (e.g. CUDA without its provider library). */
+  missingExecutionProviders: string[];
+  /** The provider jobs will use given the setting and what is available. */
+  chosenExecutionProvider: string;
+  uptimeSeconds: number;
+}
+
+/** Progress every job may report; job kinds may add fields. */
+export interface JobProgress {
+  message?: string;
+  /** 0..1 when known. */
+  fraction?: number;
+}
+
+/** Worker request kinds: params sent, result returned, progress events emitted while it runs. */
+export interface WorkerRequests {
+  /** Cheap liveness check; does not load onnxruntime. */
+  ping: { params: Record<string, never>; result: { pid: number; uptimeSeconds: number }; progress: JobProgress };
+  /** Versions and execution providers; loads onnxruntime on first use. */
+  status: { params: { executionProvider?: ExecutionProviderSetting }; result: WorkerStatus; progress: JobProgress };
+  /** A small long job (sleeps `steps` times) that exercises progress and cancellation end to end. */
+  selfTest: { params: { steps: number; delayMs: number }; result: { completed: number }; progress: JobProgress & { step: number; total: number } };
+}
+
+/** Name of one worker request kind. */
+export type WorkerRequestKind = keyof WorkerRequests;
+/** Params of request kind K. */
+export type ParamsOf<K extends WorkerRequestKind> = WorkerRequests[K]['params'];
+/** Result of request kind K. */
+export type ResultOf<K extends WorkerRequestKind> = WorkerRequests[K]['result'];
+/** Progress payload of request kind K. */
+export type ProgressOf<K extends WorkerRequestKind> = WorkerRequests[K]['progress'];
+
+/** Why a request failed; `message` is written for the user, `detail` (a stack) for the log. */
+export interface ErrorInfo {
+  code: 'cancelled' | 'failed' | 'invalid-request' | 'unknown-kind' | 'worker-crashed';
+  message: string;
+  detail?: string;
+}
+
+/** Extension host -> worker. */
+export type HostToWorker =
+  | { type: 'request'; id: number; kind: WorkerRequestKind; params: unknown }
+  | { type: 'cancel'; id: number };
+
+/** Worker -> extension host. */
+export type WorkerToHost =
+  | { type: 'hello'; pid: number }
+  | { type: 'reply'; id: number; ok: true; result: unknown }
+  | { type: 'reply'; id: number; ok: false; error: ErrorInfo }
+  | { type: 'progress'; id: number; progress: JobProgress }
+  /** Sent just before the worker exits on an uncaught error, so the host can show why. */
+  | { type: 'fatal'; error: ErrorInfo };
+
+/** What an experiment panel shows. */
+export interface ExperimentView {
+  name: string;
+  dir: string;
+  baseModel: string;
+  prompts: string[];
+  createdAt: string;
+  settings: Record<string, unknown>;
+}
+
+/** Webview -> extension host. Validate with `parseWebviewMessage` before use. */
+export type WebviewToHost =
+  | { type: 'ready' }
+  | { type: 'openExperimentFile' }
+  | { type: 'addPrompt'; prompt: string };
+
+/** Extension host -> webview. */
+export type HostToWebview =
+  | { type: 'experiment'; experiment: ExperimentView }
+  | { type: 'error'; message: string };
+
+// ---- runtime validation ----
+
+/** The field types the validators understand; a trailing `?` makes the field optional. */
+export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}?`;
+
+type FieldsOf<U, T> = Exclude<keyof Extract<U, { type: T }>, 'type'>;
+type ShapeTable<U extends { type: string }> = { [T in U['type']]: { [F in FieldsOf<U, T>]-?: FieldShape } };
+
+/** Field shapes of every webview -> host message; the compiler insists each type is listed. */
+export const WEBVIEW_TO_HOST_SHAPES: ShapeTable<WebviewToHost> = {
+  ready: {},
+  openExperimentFile: {},
+  addPrompt: { prompt: 'string' },
+};
+
+const HOST_TO_WORKER_SHAPES: ShapeTable<HostToWorker> = {
+  request: { id: 'number', kind: 'string', params: 'object' },
+  cancel: { id: 'number' },
+};
+
+// Replies have two variants; `ok` picks which of result/error must be present (checked below).
+const WORKER_TO_HOST_SHAPES: { [T in WorkerToHost['type']]: Record<string, FieldShape> } = {
+  hello: { pid: 'number' },
+  reply: { id: 'number', ok: 'boolean' },
+  progress: { id: 'number', progress: 'object' },
+  fatal: { error: 'errorInfo' },
+};
+
+/** Thrown when a message does not have the expected shape. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Checks a message from a webview; throws ProtocolError naming the bad field. */
+export function parseWebviewMessage(raw: unknown): WebviewToHost {
+  return check(raw, WEBVIEW_TO_HOST_SHAPES, 'webview message') as WebviewToHost;
+}
+
+/** Checks a message the worker received from the host. */
+export function parseHostToWorker(raw: unknown): HostToWorker {
+  return check(raw, HOST_TO_WORKER_SHAPES, 'worker request') as HostToWorker;
+}
+
+/** Checks a message the host received from the worker. */
+export function parseWorkerToHost(raw: unknown): WorkerToHost {
+  const msg = check(raw, WORKER_TO_HOST_SHAPES, 'worker message') as Record<string, unknown>;
+  if (msg.type === 'reply' && msg.ok === false && !fieldMatches(msg.error, 'errorInfo')) throw new ProtocolError('worker message "reply": failed reply without a valid "error"');
+  return msg as WorkerToHost;
+}
+
+function check(raw: unknown, table: Record<string, Record<string, FieldShape>>, what: string): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProtocolError(`${what}: expected an object`);
+  const msg = raw as Record<string, unknown>;
+  if (typeof msg.type !== 'string' || !Object.prototype.hasOwnProperty.call(table, msg.type)) throw new ProtocolError(`${what}: unknown type ${JSON.stringify(msg.type)}`);
+  for (const [field, shape] of Object.entries(table[msg.type])) {
+    if (!fieldMatches(msg[field], shape)) throw new ProtocolError(`${what} "${msg.type}": field "${field}" should be ${shape}`);
+  }
+  return msg;
+}
+
+function fieldMatches(v: unknown, shape: FieldShape): boolean {
+  if (shape.endsWith('?')) return v === undefined || fieldMatches(v, shape.slice(0, -1) as FieldShape);
+  switch (shape) {
+    case 'unknown':
+      return true;
+    case 'string':
+    case 'boolean':
+      return typeof v === shape;
+    case 'number':
+      return typeof v === 'number' && Number.isFinite(v);
+    case 'object':
+      return typeof v === 'object' && v !== null && !Array.isArray(v);
+    case 'string[]':
+      return Array.isArray(v) && v.every((s) => typeof s === 'string');
+    case 'errorInfo':
+      return typeof v === 'object' && v !== null && typeof (v as ErrorInfo).code === 'string' && typeof (v as ErrorInfo).message === 'string';
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { CliIO } from '../../../src/cli/command';
+import { commands } from '../../../src/cli/commands';
+import { runCli } from '../../../src/cli/dispatch';
+
+async function ddpo(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), progress: () => undefined, signal: new AbortController().signal };
+  const code = await runCli(argv, io, commands);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+test('--help lists every registered command', async () => {
+  const r = await ddpo('--help');
+  assert.equal(r.code, 0);
+  for (const c of commands) assert.ok(r.out.includes(c.path.join(' ')), `missing ${c.path.join(' ')}`);
+});
+
+test('every command has its own --help text', async () => {
+  for (const c of commands) {
+    const r = await ddpo(...c.path, '--help');
+    assert.equal(r.code, 0);
+    assert.ok(r.out.includes(`ddpo ${c.path.join(' ')}`), `usage of ${c.path.join(' ')} should show how to call it: ${r.out}`);
+  }
+});
+
+test('experiments new then list shows the experiment; a second new with the same name fails', async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
+  assert.match((await ddpo('experiments', 'list', '--workspace', ws)).out, /No experiments/);
+  const created = await ddpo('experiments', 'new', 'cats', '--workspace', ws, '--prompt', 'a cat');
+  assert.equal(created.code, 0, created.err);
+  assert.ok(fs.existsSync(path.join(ws, '.ddpo', 'cats', 'experiment.json')));
+  const list = await ddpo('experiments', 'list', '--workspace', ws);
+  assert.equal(list.code, 0);
+  assert.match(list.out, /cats .*1 prompt/);
+  const again = await ddpo('experiments', 'new', 'cats', '--workspace', ws);
+  assert.equal(again.code, 1);
+  assert.match(again.err, /already exists/);
+});
+
+test('list exits 1 and names the reason when an experiment is broken', async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
+  fs.mkdirSync(path.join(ws, '.ddpo', 'broken'), { recursive: true });
+  fs.writeFileSync(path.join(ws, '.ddpo', 'broken', 'experiment.json'), 'not json');
+  const r = await ddpo('experiments', 'list', '--workspace', ws);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /broken {2}ERROR: not valid JSON/);
+});
+
+test('unknown commands and bad names exit non-zero with a hint', async () => {
+  const r = await ddpo('trian');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /Unknown command "trian".*ddpo --help/);
+  const sub = await ddpo('experiments', 'delete');
+  assert.match(sub.err, /experiments list, experiments new/);
+  const bad = await ddpo('experiments', 'new', '../evil', '--workspace', os.tmpdir());
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /Invalid experiment name/);
+});
+
+test('version prints the extension and onnxruntime versions', async () => {
+  const r = await ddpo('version');
+  assert.equal(r.code, 0);
+  assert.match(r.out, /^ddpo-studio \d+\.\d+\.\d+/);
+  assert.match(r.out, /onnxruntime-node 1\.\d+/);
+});

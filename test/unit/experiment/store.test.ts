@@ -1,0 +1,95 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ExperimentStore, experimentNameProblem } from '../../../src/core/experiment/store';
+import { EXPERIMENT_SCHEMA_VERSION, parseExperiment } from '../../../src/core/experiment/schema';
+import { buildExperimentTree } from '../../../src/core/experiment/treeModel';
+
+function workspace(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-ws-'));
+}
+
+test('a created experiment is a readable folder with experiment.json and shows in the list', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('cats', { prompts: ['a cat'] });
+  const file = path.join(store.root, 'cats', 'experiment.json');
+  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(json.schemaVersion, EXPERIMENT_SCHEMA_VERSION);
+  assert.equal(json.name, 'cats');
+  assert.deepEqual(json.prompts, ['a cat']);
+  assert.equal(typeof json.baseModel.id, 'string');
+  const entries = await store.list();
+  assert.deepEqual(entries.map((e) => [e.name, e.status]), [['cats', 'ok']]);
+});
+
+test('listing a workspace without .ddpo gives no experiments', async () => {
+  assert.deepEqual(await new ExperimentStore(workspace()).list(), []);
+});
+
+test('creating an experiment that exists fails with a message naming it', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('dogs');
+  await assert.rejects(store.create('dogs'), /"dogs" already exists/);
+});
+
+test('names that could escape .ddpo or are awkward on disk are refused', async () => {
+  const store = new ExperimentStore(workspace());
+  for (const bad of ['..', '../x', 'a/b', '.hidden', '', 'x'.repeat(65), 'trailing.', 'sp ace']) {
+    assert.ok(experimentNameProblem(bad), `should refuse ${JSON.stringify(bad)}`);
+    await assert.rejects(store.create(bad), /Invalid experiment name/);
+  }
+  assert.equal(experimentNameProblem('watercolor-cats_v2.1'), null);
+  assert.equal(fs.existsSync(path.join(store.workspace, 'x')), false);
+});
+
+test('malformed experiment.json files become error entries with the reason, others still list', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('good');
+  const write = (name: string, content: string | null) => {
+    fs.mkdirSync(path.join(store.root, name), { recursive: true });
+    if (content !== null) fs.writeFileSync(path.join(store.root, name, 'experiment.json'), content);
+  };
+  write('broken-json', '{ "schemaVersion": 1, ');
+  write('future', JSON.stringify({ schemaVersion: 99, name: 'future', createdAt: '', baseModel: { id: 'x' }, prompts: [] }));
+  write('bad-prompts', JSON.stringify({ schemaVersion: 1, name: 'bad-prompts', createdAt: '', baseModel: { id: 'x' }, prompts: [1, 2] }));
+  write('empty-folder', null);
+  const entries = await store.list();
+  const byName = Object.fromEntries(entries.map((e) => [e.name, e]));
+  assert.equal(byName.good.status, 'ok');
+  const reason = (n: string) => (byName[n].status === 'error' ? (byName[n] as { reason: string }).reason : 'ok');
+  assert.match(reason('broken-json'), /not valid JSON/);
+  assert.match(reason('future'), /newer than this DDPO Studio/);
+  assert.match(reason('bad-prompts'), /"prompts" must be an array of strings/);
+  assert.match(reason('empty-folder'), /no experiment.json/);
+  const tree = buildExperimentTree(entries);
+  assert.deepEqual(tree.map((n) => [n.label, n.kind]), [['bad-prompts', 'error'], ['broken-json', 'error'], ['empty-folder', 'error'], ['future', 'error'], ['good', 'experiment']]);
+  assert.match(tree[1].description ?? '', /not valid JSON/);
+});
+
+test('save keeps unknown settings written by newer code', async () => {
+  const store = new ExperimentStore(workspace());
+  const exp = await store.create('keep');
+  exp.settings.loraRank = 8;
+  await store.save(exp);
+  assert.equal((await store.read('keep')).settings.loraRank, 8);
+});
+
+test('parseExperiment fills default settings for an older file without them', () => {
+  const exp = parseExperiment(JSON.stringify({ schemaVersion: 1, name: 'n', createdAt: 't', baseModel: { id: 'sd' }, prompts: [] }), 'f');
+  assert.equal(exp.settings.steps, 20);
+  assert.throws(() => parseExperiment('[]', 'f.json'), /f.json: expected a JSON object/);
+});
+
+test('the tree shows base model, prompts and settings under each experiment', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('cats', { prompts: ['a cat', 'a kitten'], baseModel: { id: 'sd15', path: '/models/sd15' } });
+  const [node] = buildExperimentTree(await store.list());
+  assert.equal(node.label, 'cats');
+  assert.equal(node.description, 'sd15');
+  assert.deepEqual(node.children.map((c) => c.label), ['Base model', 'Prompts', 'Settings']);
+  assert.equal(node.children[0].description, '/models/sd15');
+  assert.deepEqual(node.children[1].children.map((c) => c.label), ['a cat', 'a kitten']);
+  assert.ok(new Set([node.id, ...node.children.map((c) => c.id)]).size === 4, 'ids are unique');
+});

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PathEscapeError, appendLineDurable, atomicWriteFile, resolveInside } from '../../../src/core/fsutil';
+
+function tmpdir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-fsutil-'));
+}
+
+test('atomicWriteFile replaces the content and leaves no temp files behind', async () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'experiment.json');
+  await atomicWriteFile(file, 'old');
+  await atomicWriteFile(file, new TextEncoder().encode('new content'));
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new content');
+  assert.deepEqual(fs.readdirSync(dir), ['experiment.json']);
+});
+
+test('concurrent atomic writes leave one complete version, never a mix', async () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'a.json');
+  const versions = Array.from({ length: 8 }, (_, i) => JSON.stringify({ v: i, pad: 'x'.repeat(10_000 + i) }));
+  await Promise.all(versions.map((v) => atomicWriteFile(file, v)));
+  assert.ok(versions.includes(fs.readFileSync(file, 'utf8')));
+  assert.deepEqual(fs.readdirSync(dir), ['a.json']);
+});
+
+test('atomicWriteFile into a missing folder fails and names the path', async () => {
+  const dir = tmpdir();
+  await assert.rejects(atomicWriteFile(path.join(dir, 'nope', 'x.json'), 'x'), /nope/);
+});
+
+test('appendLineDurable appends whole lines and refuses embedded newlines', async () => {
+  const file = path.join(tmpdir(), 'ratings.jsonl');
+  await appendLineDurable(file, '{"a":1}');
+  await appendLineDurable(file, '{"a":2}');
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"a":1}\n{"a":2}\n');
+  await assert.rejects(appendLineDurable(file, 'two\nlines'), /newline/);
+});
+
+test('resolveInside accepts nested relative paths, including ones not yet created', () => {
+  const root = tmpdir();
+  assert.equal(resolveInside(root, 'exp/images/0001.png'), path.join(root, 'exp', 'images', '0001.png'));
+  assert.equal(resolveInside(root, './a/../b'), path.join(root, 'b'));
+});
+
+test('resolveInside rejects .., absolute paths and empty names', () => {
+  const root = tmpdir();
+  for (const bad of ['..', '../x', 'a/../../x', '/etc/passwd', 'C:\\Windows', '', 'a\0b']) {
+    assert.throws(() => resolveInside(root, bad), PathEscapeError, `should reject ${JSON.stringify(bad)}`);
+  }
+});
+
+test('resolveInside rejects a symlink that leads outside the root, existing or dangling', () => {
+  const root = tmpdir();
+  const outside = tmpdir();
+  fs.symlinkSync(outside, path.join(root, 'escape'));
+  assert.throws(() => resolveInside(root, 'escape/file.txt'), /symlink leads outside/);
+  fs.symlinkSync(path.join(outside, 'not-yet'), path.join(root, 'dangling'));
+  assert.throws(() => resolveInside(root, 'dangling/file.txt'), /symlink leads outside/);
+});
+
+test('resolveInside allows symlinks that stay inside, and a root reached through a symlink', () => {
+  const real = tmpdir();
+  fs.mkdirSync(path.join(real, 'data'));
+  fs.symlinkSync(path.join(real, 'data'), path.join(real, 'alias'));
+  assert.equal(resolveInside(real, 'alias/x'), path.join(real, 'alias', 'x'));
+  const linkToRoot = path.join(tmpdir(), 'root-link');
+  fs.symlinkSync(real, linkToRoot);
+  assert.equal(resolveInside(linkToRoot, 'data/y'), path.join(linkToRoot, 'data', 'y'));
+});

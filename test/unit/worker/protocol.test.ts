@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ProtocolError, parseHostToWorker, parseWebviewMessage, parseWorkerToHost } from '../../../src/protocol';
+
+test('webview messages with the right shape pass, anything else is rejected with the field named', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'addPrompt', prompt: 'a cat' }), { type: 'addPrompt', prompt: 'a cat' });
+  assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
+  assert.throws(() => parseWebviewMessage({ type: 'addPrompt', prompt: 42 }), /field "prompt" should be string/);
+  assert.throws(() => parseWebviewMessage({ type: 'rm -rf' }), /unknown type "rm -rf"/);
+  assert.throws(() => parseWebviewMessage('ready'), ProtocolError);
+  assert.throws(() => parseWebviewMessage(null), ProtocolError);
+  assert.throws(() => parseWebviewMessage({ type: 'toString' }), /unknown type/);
+});
+
+test('worker-side validation rejects requests without a numeric id or object params', () => {
+  assert.equal(parseHostToWorker({ type: 'request', id: 1, kind: 'ping', params: {} }).type, 'request');
+  assert.throws(() => parseHostToWorker({ type: 'request', id: '1', kind: 'ping', params: {} }), /"id" should be number/);
+  assert.throws(() => parseHostToWorker({ type: 'request', id: 1, kind: 'ping', params: [] }), /"params" should be object/);
+  assert.throws(() => parseHostToWorker({ type: 'cancel', id: Number.NaN }), /"id"/);
+});
+
+test('host-side validation requires an error on failed replies', () => {
+  assert.equal(parseWorkerToHost({ type: 'reply', id: 3, ok: true, result: 1 }).type, 'reply');
+  assert.throws(() => parseWorkerToHost({ type: 'reply', id: 3, ok: false }), /without a valid "error"/);
+  assert.equal(parseWorkerToHost({ type: 'reply', id: 3, ok: false, error: { code: 'failed', message: 'x' } }).type, 'reply');
+});

@@ -1,0 +1,45 @@
+/** Experiment panel: shows the experiment and lets the user add prompts. */
+import type { ExperimentView, HostToWebview } from '../../src/protocol';
+import { h } from '../lib/dom';
+import { onHostMessage, post } from '../lib/vscodeApi';
+
+const app = document.getElementById('app')!;
+
+function render(exp: ExperimentView): void {
+  const input = h('input', { type: 'text', placeholder: 'Add a prompt, e.g. "a watercolor cat"', 'aria-label': 'New prompt' });
+  const form = h('form', { class: 'row' }, input, h('button', { type: 'submit' }, 'Add prompt'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (input.value.trim()) post({ type: 'addPrompt', prompt: input.value });
+    input.value = '';
+  });
+  const open = h('button', { class: 'secondary' }, 'Open experiment.json');
+  open.addEventListener('click', () => post({ type: 'openExperimentFile' }));
+  const settings = h('dl', {}, ...Object.entries(exp.settings).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
+  const prompts = exp.prompts.length ? h('ol', {}, ...exp.prompts.map((p) => h('li', {}, p))) : h('p', { class: 'muted' }, 'No prompts yet.');
+  app.replaceChildren(
+    h('h1', {}, exp.name),
+    h('p', { class: 'muted' }, `Base model: ${exp.baseModel} · created ${new Date(exp.createdAt).toLocaleString()}`),
+    h('h2', {}, 'Prompts'),
+    prompts,
+    form,
+    h('h2', {}, 'Settings'),
+    settings,
+    open,
+  );
+}
+
+onHostMessage((msg: HostToWebview) => {
+  switch (msg.type) {
+    case 'experiment':
+      return render(msg.experiment);
+    case 'error':
+      return app.replaceChildren(h('p', { class: 'error' }, msg.message));
+    default: {
+      const never: never = msg;
+      return never;
+    }
+  }
+});
+
+post({ type: 'ready' });
