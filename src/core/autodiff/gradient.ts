@@ -1,0 +1,180 @@
+/** Reverse-mode autodiff over an ONNX graph: appends gradient nodes built from standard ONNX ops. */
+import { GraphBuilder } from '../onnx/builder';
+import { DataType, Graph, Model, Node, cloneModel, makeTensor, onnxOpset, topoSort } from '../onnx/ir';
+import { GradCtx, ShapeMap, isFloatType } from './context';
+import { ConstFolder } from './fold';
+import { DIFF_INPUTS, NON_DIFFERENTIABLE, RULES } from './rules';
+
+export interface GradientOptions {
+  /** Static element types and dims of every tensor (from inferShapes after specialize). */
+  shapes: ShapeMap;
+  /** Tensors to differentiate with respect to: graph inputs, initializers (kept constant) or intermediates. */
+  wrt: string[];
+  /** A scalar output whose gradient is seeded with 1. */
+  loss?: string;
+  /** Outputs whose upstream gradients become new graph inputs named `${out}_grad`. */
+  cotangents?: string[];
+  /** Keep the forward graph outputs after the gradients (default false). */
+  keepForwardOutputs?: boolean;
+}
+
+export interface GradientResult {
+  model: Model;
+  /** Gradient output name for each `wrt` (`${wrt}_grad`). */
+  grads: Record<string, string>;
+}
+
+/** Builds a model that computes d(loss)/d(wrt) or the vector-Jacobian product of `cotangents`. */
+export function buildGradientGraph(model: Model, opts: GradientOptions): GradientResult {
+  const { wrt } = opts;
+  const cotangents = opts.cotangents ?? [];
+  if (!wrt.length) throw new Error('buildGradientGraph: `wrt` is empty; name the inputs or weights to differentiate');
+  if (!opts.loss && !cotangents.length) throw new Error('buildGradientGraph: give a scalar `loss` output or `cotangents`');
+  const m = cloneModel(model);
+  const g = m.graph;
+  const order = topoSort(g);
+  const shapes = withDeclaredShapes(g, opts.shapes);
+  const dtype = typeLookup(g, shapes);
+  checkNames(g, order, wrt, [...(opts.loss ? [opts.loss] : []), ...cotangents], dtype);
+
+  const live = forwardReach(order, wrt, dtype);
+  const { need, active } = backwardNeed(order, live, [...(opts.loss ? [opts.loss] : []), ...cotangents]);
+
+  const b = new GraphBuilder(g);
+  const folder = new ConstFolder(g, shapes);
+  const ctx = new GradCtx(b, onnxOpset(m), shapes, folder);
+  const contrib = new Map<string, string[]>();
+  const summed = new Map<string, string | null>();
+  const add = (v: string, gv: string) => { const l = contrib.get(v); if (l) l.push(gv); else contrib.set(v, [gv]); };
+  // d/dv sums the contributions of every consumer (and the seed when v is an output)
+  const total = (v: string): string | null => {
+    if (summed.has(v)) return summed.get(v)!;
+    const l = contrib.get(v) ?? [];
+    const s = l.length === 0 ? null : l.length === 1 ? l[0] : b.op(l.length === 2 ? 'Add' : 'Sum', l, {}, { name: `grad/sum/${v}` });
+    summed.set(v, s);
+    return s;
+  };
+
+  if (opts.loss) {
+    const dims = shapes.get(opts.loss)?.dims ?? [];
+    const dt = dtype(opts.loss) ?? DataType.FLOAT;
+    const one = b.initializer(makeTensor(`${opts.loss}_seed`, dt, dims, [ONE_BITS[dt] ?? 1]));
+    add(opts.loss, one);
+  }
+  for (const o of cotangents) {
+    const s = shapes.get(o);
+    if (!s) throw new Error(`no static shape for cotangent output "${o}"; pass shapes from inferShapes() after specialize()`);
+    add(o, b.input(`${o}_grad`, s.elemType, s.dims));
+  }
+
+  for (const n of active) {
+    const gy = n.outputs.map((o) => (o && need.has(o) ? total(o) : null));
+    if (gy.every((x) => x === null)) continue;
+    const rule = RULES[n.opType];
+    if (!rule || (n.domain && n.domain !== 'ai.onnx')) {
+      throw new Error(`no gradient rule for op "${n.domain ? n.domain + '.' : ''}${n.opType}" (node "${n.name}"); add one in src/core/autodiff/rules or keep the op off the path to the loss`);
+    }
+    const wanted = n.inputs.map((x, i) => need.has(x) && diffInput(n, i));
+    ctx.begin(n, wanted);
+    const gx = rule(ctx, gy);
+    gx.forEach((gi, i) => { if (gi && wanted[i]) add(n.inputs[i], gi); });
+  }
+
+  const grads: Record<string, string> = {};
+  const outputs = [];
+  for (const w of wrt) {
+    let gw = total(w);
+    if (!gw) {
+      ctx.begin({ name: w, opType: 'Zeros', domain: '', inputs: [], outputs: [], attrs: {} }, []);
+      const dims = shapes.get(w)?.dims;
+      if (!dims) throw new Error(`no static shape for "${w}"; pass shapes from inferShapes() after specialize()`);
+      gw = ctx.zeros(dims, dtype(w) ?? DataType.FLOAT);
+    }
+    const name = b.op('Identity', [gw], {}, { name: `grad/${w}/Identity`, outputs: [`${w}_grad`] });
+    grads[w] = name;
+    outputs.push({ name, elemType: dtype(w) ?? DataType.FLOAT, shape: shapes.get(w)?.dims ?? null });
+  }
+  g.outputs = opts.keepForwardOutputs ? [...outputs, ...g.outputs] : outputs;
+  eliminateDeadNodes(g);
+  return { model: m, grads };
+}
+
+// 1.0 as raw bits for the 16-bit float types (kept as Uint16 in the IR)
+const ONE_BITS: Partial<Record<number, number>> = { [DataType.FLOAT16]: 0x3c00, 16: 0x3f80 };
+
+/** The caller's shapes plus initializers and fully static graph inputs it may have left out. */
+function withDeclaredShapes(g: Graph, shapes: ShapeMap): ShapeMap {
+  const all: ShapeMap = new Map(shapes);
+  for (const [k, t] of g.initializers) if (!all.has(k)) all.set(k, { elemType: t.dataType, dims: t.dims });
+  for (const v of g.inputs) {
+    if (!all.has(v.name) && v.shape && v.shape.every((d) => typeof d === 'number')) all.set(v.name, { elemType: v.elemType, dims: v.shape as number[] });
+  }
+  return all;
+}
+
+function typeLookup(g: Graph, shapes: ShapeMap): (v: string) => DataType | undefined {
+  const declared = new Map<string, DataType>();
+  for (const v of g.inputs) declared.set(v.name, v.elemType);
+  for (const [k, t] of g.initializers) declared.set(k, t.dataType);
+  return (v) => shapes.get(v)?.elemType ?? declared.get(v);
+}
+
+function checkNames(g: Graph, order: Node[], wrt: string[], seeds: string[], dtype: (v: string) => DataType | undefined): void {
+  const known = new Set<string>([...g.inputs.map((v) => v.name), ...g.initializers.keys()]);
+  for (const n of order) for (const o of n.outputs) if (o) known.add(o);
+  for (const w of wrt) {
+    if (!known.has(w)) throw new Error(`cannot differentiate with respect to "${w}": no graph input, initializer or node output has that name`);
+    if (!isFloatType(dtype(w))) throw new Error(`cannot differentiate with respect to "${w}": it holds ${DataType[dtype(w)!]} values, not floats`);
+  }
+  for (const s of seeds) if (!known.has(s)) throw new Error(`loss/cotangent "${s}" is not a tensor of the graph`);
+}
+
+/** Input positions that can carry gradient (others are shapes, indices, sizes). */
+function diffInput(n: Node, i: number): boolean {
+  const allowed = DIFF_INPUTS[n.opType];
+  return !allowed || allowed.includes(i);
+}
+
+/** Tensors that depend differentiably on some `wrt`. */
+function forwardReach(order: Node[], wrt: string[], dtype: (v: string) => DataType | undefined): Set<string> {
+  const live = new Set(wrt);
+  for (const n of order) {
+    if (NON_DIFFERENTIABLE.has(n.opType)) continue;
+    if (!n.inputs.some((x, i) => x && live.has(x) && diffInput(n, i))) continue;
+    for (const o of n.outputs) if (o && isFloatType(dtype(o))) live.add(o);
+  }
+  return live;
+}
+
+/** Live tensors the seeds depend on, and the nodes (reverse topological order) that need gradient code. */
+function backwardNeed(order: Node[], live: Set<string>, seeds: string[]): { need: Set<string>; active: Node[] } {
+  const need = new Set(seeds.filter((s) => live.has(s)));
+  const active: Node[] = [];
+  for (let k = order.length - 1; k >= 0; k--) {
+    const n = order[k];
+    if (NON_DIFFERENTIABLE.has(n.opType) || !n.outputs.some((o) => o && need.has(o))) continue;
+    let any = false;
+    n.inputs.forEach((x, i) => { if (x && live.has(x) && diffInput(n, i)) { need.add(x); any = true; } });
+    if (any) active.push(n);
+  }
+  return { need, active };
+}
+
+/** Drops nodes and initializers no graph output depends on. */
+function eliminateDeadNodes(g: Graph): void {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o) producer.set(o, n);
+  const used = new Set<string>();
+  const keep = new Set<Node>();
+  const stack = g.outputs.map((o) => o.name);
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (used.has(v)) continue;
+    used.add(v);
+    const n = producer.get(v);
+    if (n && !keep.has(n)) { keep.add(n); for (const x of n.inputs) if (x) stack.push(x); }
+  }
+  g.nodes = g.nodes.filter((n) => keep.has(n));
+  for (const k of [...g.initializers.keys()]) if (!used.has(k)) g.initializers.delete(k);
+  g.valueInfo = g.valueInfo.filter((v) => used.has(v.name));
+}
