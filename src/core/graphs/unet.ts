@@ -1,0 +1,149 @@
+/** Builds a diffusers `UNet2DConditionModel` (SD 1.x/2.x topology) as an ONNX graph shaped like the public exports. */
+import { A, GraphBuilder } from '../onnx/builder';
+import { DataType, emptyGraph, makeModel, Model } from '../onnx/ir';
+import { downsample, gemm, groupNorm, conv2d, Net, resnet, silu, upsample } from './layers';
+import { transformer2d } from './transformer';
+import { StateDict, WeightSource } from './weights';
+
+/** The subset of diffusers' UNet2DConditionModel config.json the builder understands (snake_case, as in the file). */
+export interface UNetConfig {
+  sample_size: number;
+  in_channels: number;
+  out_channels: number;
+  layers_per_block: number;
+  block_out_channels: number[];
+  down_block_types: string[];
+  up_block_types: string[];
+  cross_attention_dim: number;
+  /** Number of heads per block (diffusers' historical naming), one value or one per down block. */
+  attention_head_dim: number | number[];
+  norm_num_groups?: number;
+  norm_eps?: number;
+  use_linear_projection?: boolean;
+  transformer_layers_per_block?: number;
+  flip_sin_to_cos?: boolean;
+  freq_shift?: number;
+}
+
+/** How the `timestep` input is declared: int64 `[batch]` (SD 1.x exports), float `[batch]`, or a float scalar. */
+export type TimestepKind = 'int64-batch' | 'float-batch' | 'float-scalar';
+
+/** Options of {@link buildUNet}. */
+export interface BuildOptions {
+  /** Name linear weights `onnx::MatMul_<n>` like the TorchScript exporter (default: by diffusers/transformers module name). */
+  anonymousLinears?: boolean;
+  /** `'random'` (default) or a state dict in PyTorch layout keyed by diffusers names. */
+  weights?: 'random' | StateDict;
+  seed?: number;
+  timestep?: TimestepKind;
+  /** Default-domain opset, 14..20 (default 17). */
+  opset?: number;
+}
+
+const DOWN = new Set(['CrossAttnDownBlock2D', 'DownBlock2D']);
+const UP = new Set(['CrossAttnUpBlock2D', 'UpBlock2D']);
+
+function checkConfig(c: UNetConfig): void {
+  const n = c.block_out_channels.length;
+  const bad = (msg: string): never => { throw new Error(`UNet config: ${msg}`); };
+  if (c.down_block_types.length !== n || c.up_block_types.length !== n) bad(`down_block_types and up_block_types need ${n} entries (one per block_out_channels)`);
+  c.down_block_types.forEach((t) => DOWN.has(t) || bad(`down block type "${t}" is not supported (use ${[...DOWN].join(' or ')})`));
+  c.up_block_types.forEach((t) => UP.has(t) || bad(`up block type "${t}" is not supported (use ${[...UP].join(' or ')})`));
+  if (Array.isArray(c.attention_head_dim) && c.attention_head_dim.length !== n) bad(`attention_head_dim list needs ${n} entries`);
+  if (c.block_out_channels[0] % 2) bad('block_out_channels[0] must be even (sinusoidal timestep embedding)');
+}
+
+/** Sinusoidal timestep frequencies exp(-ln(10000)·i/(half - shift)), computed in float32 like PyTorch. */
+export function timestepFrequencies(half: number, shift = 0): number[] {
+  const c = Math.fround(-Math.log(10000));
+  return Array.from({ length: half }, (_, i) => Math.fround(Math.exp(Math.fround(Math.fround(c * i) / (half - shift)))));
+}
+
+/** Builds the UNet graph: `sample`, `timestep`, `encoder_hidden_states` -> `out_sample`. */
+export function buildUNet(config: UNetConfig, opts: BuildOptions = {}): Model {
+  checkConfig(config);
+  const opset = opts.opset ?? 17;
+  if (opset < 14) throw new Error(`buildUNet: opset ${opset} is too old; use 14 or newer`);
+  const groups = config.norm_num_groups ?? 32;
+  const eps = config.norm_eps ?? 1e-5;
+  const linearProj = config.use_linear_projection ?? false;
+  const tLayers = config.transformer_layers_per_block ?? 1;
+  const ch = config.block_out_channels;
+  const nb = ch.length;
+  const heads = Array.isArray(config.attention_head_dim) ? config.attention_head_dim : new Array(nb).fill(config.attention_head_dim);
+  const graph = emptyGraph('unet');
+  const b = new GraphBuilder(graph);
+  const w = new WeightSource(opts.weights && opts.weights !== 'random' ? opts.weights : null, opts.seed ?? 0, 'buildUNet');
+  const net = new Net(b, w, opset, opts.anonymousLinears ?? false);
+
+  const tsKind = opts.timestep ?? 'int64-batch';
+  const sample = b.input('sample', DataType.FLOAT, ['batch', config.in_channels, 'height', 'width']);
+  const timestep = b.input('timestep', tsKind === 'int64-batch' ? DataType.INT64 : DataType.FLOAT, tsKind === 'float-scalar' ? [] : ['batch']);
+  const context = b.input('encoder_hidden_states', DataType.FLOAT, ['batch', 'sequence', config.cross_attention_dim]);
+
+  // timesteps.expand(sample.shape[0]) then the sinusoidal projection
+  const batch = b.op('Slice', [b.op('Shape', [sample]), b.constI64([0]), b.constI64([1])]);
+  const t = b.op('Expand', [timestep, batch]);
+  const half = ch[0] / 2;
+  const proj = b.within('time_proj', () => {
+    const tf = b.op('Cast', [b.op('Unsqueeze', [t, b.constI64([1])])], { to: A.i(DataType.FLOAT) });
+    const arg = b.op('Mul', [tf, b.constF(timestepFrequencies(half, config.freq_shift ?? 0), [1, half])]);
+    const sin = b.op('Sin', [arg]);
+    const cos = b.op('Cos', [arg]);
+    return b.op('Concat', config.flip_sin_to_cos === false ? [sin, cos] : [cos, sin], { axis: A.i(-1) });
+  });
+  const tembDim = ch[0] * 4;
+  const temb = net.sub('time_embedding', () => gemm(net, silu(net, gemm(net, proj, 'linear_1', ch[0], tembDim), 'act'), 'linear_2', tembDim, tembDim));
+  // every resnet applies SiLU to the same embedding; the exporter keeps one copy, in the first resnet's scope
+  const tembAct = b.within('down_blocks.0', () => b.within('resnets.0', () => silu(net, temb, 'nonlinearity_1')));
+
+  let h = conv2d(net, sample, 'conv_in', config.in_channels, ch[0], 3);
+  const skips: Array<{ v: string; c: number }> = [{ v: h, c: ch[0] }];
+  let hc = ch[0];
+  for (let i = 0; i < nb; i++) {
+    const cross = config.down_block_types[i] === 'CrossAttnDownBlock2D';
+    net.sub(`down_blocks.${i}`, () => {
+      for (let j = 0; j < config.layers_per_block; j++) {
+        h = resnet(net, h, tembAct, tembDim, `resnets.${j}`, hc, ch[i], groups, eps);
+        hc = ch[i];
+        if (cross) h = attn(net, h, context, `attentions.${j}`, hc, heads[i], config.cross_attention_dim, tLayers, groups, linearProj);
+        skips.push({ v: h, c: hc });
+      }
+      if (i < nb - 1) { h = downsample(net, h, hc); skips.push({ v: h, c: hc }); }
+    });
+  }
+
+  net.sub('mid_block', () => {
+    h = resnet(net, h, tembAct, tembDim, 'resnets.0', hc, hc, groups, eps);
+    h = attn(net, h, context, 'attentions.0', hc, heads[nb - 1], config.cross_attention_dim, tLayers, groups, linearProj);
+    h = resnet(net, h, tembAct, tembDim, 'resnets.1', hc, hc, groups, eps);
+  });
+
+  const rch = [...ch].reverse();
+  const rheads = [...heads].reverse();
+  for (let i = 0; i < nb; i++) {
+    const cross = config.up_block_types[i] === 'CrossAttnUpBlock2D';
+    net.sub(`up_blocks.${i}`, () => {
+      for (let j = 0; j <= config.layers_per_block; j++) {
+        const skip = skips.pop();
+        if (!skip) throw new Error('buildUNet: ran out of skip connections; the block lists are inconsistent');
+        const cat = b.op('Concat', [h, skip.v], { axis: A.i(1) });
+        h = resnet(net, cat, tembAct, tembDim, `resnets.${j}`, hc + skip.c, rch[i], groups, eps);
+        hc = rch[i];
+        if (cross) h = attn(net, h, context, `attentions.${j}`, hc, rheads[i], config.cross_attention_dim, tLayers, groups, linearProj);
+      }
+      if (i < nb - 1) h = upsample(net, h, hc);
+    });
+  }
+
+  h = silu(net, groupNorm(net, h, 'conv_norm_out', hc, groups, eps), 'conv_act');
+  conv2d(net, h, 'conv_out', hc, config.out_channels, 3, 1, 'out_sample');
+  graph.outputs.push({ name: 'out_sample', elemType: DataType.FLOAT, shape: ['batch', config.out_channels, 'height', 'width'] });
+  const model = makeModel(graph, opset);
+  model.metadata = { source: 'ddpo-studio buildUNet', config: JSON.stringify(config), parameters: String(w.params) };
+  return model;
+}
+
+function attn(net: Net, h: string, context: string, name: string, c: number, heads: number, crossDim: number, layers: number, groups: number, lin: boolean): string {
+  return net.sub(name, () => transformer2d(net, h, context, { channels: c, heads, crossDim, layers, groups, useLinearProjection: lin }));
+}
