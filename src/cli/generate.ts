@@ -1,0 +1,95 @@
+import { CliCommand, CliIO, parseFlags } from './command';
+import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
+import { generateImages, saveGeneratedPng } from '../core/diffusion/generate';
+import { parseExecutionProvider } from '../core/models/ortModel';
+import { resolveModel } from '../core/models/hubDownload';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Opens --model: a local folder, or a Hub repo id (downloaded into --cache, token from $HF_TOKEN). */
+export async function openPipeline(flags: Record<string, string | true>, io: CliIO): Promise<StableDiffusionPipeline> {
+  const dir = await resolveModel(String(flags.model), {
+    cacheDir: typeof flags.cache === 'string' ? flags.cache : join(homedir(), '.cache', 'ddpo-studio', 'models'),
+    revision: typeof flags.revision === 'string' ? flags.revision : undefined,
+    token: process.env.HF_TOKEN, offline: flags.offline === true, signal: io.signal,
+    onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
+  });
+  return StableDiffusionPipeline.load(dir, { ep: parseExecutionProvider(typeof flags.ep === 'string' ? flags.ep : 'cpu') });
+}
+
+/** Parses a numeric flag, with a default; errors name the flag. */
+export function numberFlag(flags: Record<string, string | true>, name: string, def?: number, integer = false): number {
+  const v = flags[name];
+  if (v === undefined) {
+    if (def === undefined) throw new Error(`--${name} is required`);
+    return def;
+  }
+  const n = Number(v);
+  if (v === true || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${v}'`);
+  return n;
+}
+
+/** --width/--height in pixels, or undefined for the model's default. */
+export function pixelFlag(flags: Record<string, string | true>, name: 'width' | 'height'): number | undefined {
+  if (flags[name] === undefined) return undefined;
+  const px = numberFlag(flags, name, undefined, true);
+  if (px < 1) throw new Error(`--${name} must be positive, got ${px}`);
+  return px;
+}
+
+/** Pixels -> latent pixels for this model's VAE; errors when not a multiple of its factor. */
+export async function toLatent(pipe: StableDiffusionPipeline, px: number | undefined, name: string): Promise<number | undefined> {
+  if (px === undefined) return undefined;
+  const factor = await pipe.vaeScaleFactor();
+  if (px % factor !== 0) throw new Error(`--${name} must be a multiple of ${factor} pixels for this model, got ${px}`);
+  return px / factor;
+}
+
+/** `ddpo generate`: text-to-image with DDIM, writing PNGs with their settings as metadata. */
+export const generateCommand: CliCommand = {
+  path: ['generate'],
+  summary: 'Generate images from a prompt with a Stable Diffusion ONNX model',
+  usage: [
+    'ddpo generate --model DIR --prompt "..." [--negative "..."] [--seed N] [--steps N] [--guidance G] [--eta E]',
+    '              [--count K] [--batch B] [--width PX --height PX] --out DIR [--ep cpu|cuda|webgpu]',
+    '              [--revision REV] [--cache DIR] [--offline]',
+    '--model is a local ONNX folder or a Hugging Face repo id (downloaded once into --cache; $HF_TOKEN for gated repos).',
+    'Image k gets seed N+k; each PNG records prompt, seed and settings in its metadata.',
+    'Defaults: seed 0, steps 20, guidance 7.5, eta 1, count 1, batch 1, size from the model.',
+  ].join('\n'),
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { flags } = parseFlags(argv, ['offline']);
+    const model = flags.model, prompt = flags.prompt, out = flags.out;
+    if (typeof model !== 'string' || typeof prompt !== 'string' || typeof out !== 'string') {
+      io.err('ddpo generate needs --model DIR, --prompt "..." and --out DIR\n' + generateCommand.usage);
+      return 2;
+    }
+    let opts, width, height;
+    try {
+      opts = {
+        prompt, negativePrompt: typeof flags.negative === 'string' ? flags.negative : '',
+        seed: numberFlag(flags, 'seed', 0, true), steps: numberFlag(flags, 'steps', 20, true),
+        guidance: numberFlag(flags, 'guidance', 7.5), eta: numberFlag(flags, 'eta', 1),
+        count: numberFlag(flags, 'count', 1, true), batchSize: numberFlag(flags, 'batch', 1, true),
+      };
+      if (opts.seed < 0 || opts.count < 1 || opts.steps < 1) throw new Error('--seed must be >= 0, --count and --steps >= 1');
+      [width, height] = [pixelFlag(flags, 'width'), pixelFlag(flags, 'height')];
+    } catch (e) {
+      io.err((e as Error).message);
+      return 2;
+    }
+    const pipe = await openPipeline(flags, io);
+    try {
+      const latentWidth = await toLatent(pipe, width, 'width');
+      const latentHeight = await toLatent(pipe, height, 'height');
+      const images = await generateImages(pipe, {
+        ...opts, latentWidth, latentHeight, signal: io.signal,
+        onProgress: (p) => io.progress(`image ${p.imagesDone + 1}/${p.images} step ${p.step}/${p.steps}`),
+      });
+      for (const g of images) io.out(saveGeneratedPng(out, g));
+      return 0;
+    } finally {
+      await pipe.release();
+    }
+  },
+};

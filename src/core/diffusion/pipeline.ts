@@ -1,0 +1,185 @@
+import type * as ort from 'onnxruntime-node';
+import { ClipTokenizer, loadClipTokenizer } from './tokenizer';
+import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
+import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
+import { ExecutionProvider, IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../models/ortModel';
+
+/** Options for {@link StableDiffusionPipeline.load}. */
+export interface PipelineOptions {
+  ep?: ExecutionProvider;
+  /**
+   * Extra session options for the UNet only, e.g. `freeDimensionOverrides` for a static-shape session or
+   * `preferredOutputLocation: 'gpu-buffer'` so the graph sampler can chain its output on the device.
+   */
+  unetOptions?: ort.InferenceSession.SessionOptions;
+}
+
+/** Text embeddings of a batch: `[batch, sequence, dim]` flattened. */
+export interface Embeddings {
+  data: Float32Array;
+  batch: number;
+  sequence: number;
+  dim: number;
+}
+
+/** Stable Diffusion ONNX models loaded once: tokenizer, text encoder, UNet, VAE decoder and the DDIM schedule. */
+export class StableDiffusionPipeline {
+  readonly unetSample: IoSpec;
+  readonly unetTimestep: IoSpec;
+  readonly unetContext: IoSpec;
+  readonly unetOutput: IoSpec;
+  private readonly textIds: IoSpec;
+  private readonly textOut: IoSpec;
+  private readonly vaeIn: IoSpec;
+  private readonly vaeOut: IoSpec;
+  private measuredScale?: number;
+  private readonly aux = new Map<string, Promise<ort.InferenceSession>>();
+  /** The execution provider the sessions were opened on. */
+  ep: ExecutionProvider = 'cpu';
+
+  private constructor(
+    readonly folder: ModelFolder,
+    readonly tokenizer: ClipTokenizer,
+    readonly schedule: DdimSchedule,
+    readonly textEncoder: OrtModel,
+    readonly unet: OrtModel,
+    readonly vaeDecoder: OrtModel,
+  ) {
+    const rank = (n: number) => (s: IoSpec) => s.shape.length === n;
+    this.unetSample = unet.input(['sample'], rank(4));
+    this.unetTimestep = unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
+    this.unetContext = unet.input(['encoder_hidden_states'], rank(3));
+    this.unetOutput = unet.output(['out_sample']);
+    this.textIds = textEncoder.input(['input_ids'], rank(2));
+    this.textOut = textEncoder.output(['last_hidden_state']);
+    this.vaeIn = vaeDecoder.input(['latent_sample'], rank(4));
+    this.vaeOut = vaeDecoder.output(['sample']);
+    const extra = unet.inputs.filter((s) => ![this.unetSample, this.unetTimestep, this.unetContext].includes(s));
+    if (extra.length > 0) {
+      throw new Error(`${unet.path} needs inputs ${extra.map((s) => s.name).join(', ')} (an SDXL-style UNet?); only SD 1.x/2.x UNets are supported`);
+    }
+  }
+
+  /** Validates the folder (listing every missing file), then opens the three sessions on `ep`. */
+  static async load(dir: string, opts: PipelineOptions = {}): Promise<StableDiffusionPipeline> {
+    const folder = loadModelFolder(dir);
+    const tokenizer = loadClipTokenizer(folder.tokenizerDir);
+    // Any diffusers scheduler config carries the training betas; DDPO always samples with DDIM.
+    const schedule = makeDdimSchedule(parseDdimConfig(folder.schedulerConfig, `${folder.dir}/scheduler/scheduler_config.json`));
+    const ep = opts.ep ?? 'cpu';
+    const [te, unet, vae] = await Promise.all([OrtModel.load(folder.textEncoder, ep), OrtModel.load(folder.unet, ep, opts.unetOptions), OrtModel.load(folder.vaeDecoder, ep)]);
+    const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
+    pipe.ep = ep;
+    return pipe;
+  }
+
+  /** A small helper session (e.g. the DDIM step graph) opened once per key on this pipeline's provider. */
+  auxSession(key: string, create: () => Promise<ort.InferenceSession>): Promise<ort.InferenceSession> {
+    let s = this.aux.get(key);
+    if (!s) { s = create(); this.aux.set(key, s); }
+    return s;
+  }
+
+  /** Latent channels the UNet declares (4 for SD). */
+  get latentChannels(): number {
+    const c = this.unetSample.shape[1];
+    return typeof c === 'number' ? c : 4;
+  }
+
+  /** Default latent size: fixed UNet input size, else unet/config.json sample_size, else 64 (512 px). */
+  get defaultLatentSize(): number {
+    const h = this.unetSample.shape[2];
+    return typeof h === 'number' ? h : this.folder.unetSampleSize ?? 64;
+  }
+
+  /** Pixels per latent pixel (8 for SD): from the VAE config, else measured once by decoding an 8x8 latent. */
+  async vaeScaleFactor(): Promise<number> {
+    if (this.folder.vaeScaleFactor) return this.folder.vaeScaleFactor;
+    if (this.measuredScale === undefined) {
+      const probe = await this.decode(new Float32Array(this.latentChannels * 64), 1, 8, 8);
+      this.measuredScale = probe.height / 8;
+    }
+    return this.measuredScale;
+  }
+
+  /** Short content hash of the model files (for image metadata). */
+  get modelHash(): string {
+    return modelFingerprint(this.folder);
+  }
+
+  /** Runs the text encoder on token ids (one row per prompt) -> last_hidden_state. */
+  async encodeIds(rows: number[][]): Promise<Embeddings> {
+    const seq = rows[0].length;
+    const step = this.textEncoder.fixedBatch(this.textIds) ?? rows.length;
+    const parts: Float32Array[] = [];
+    let dim = 0;
+    for (let b = 0; b < rows.length; b += step) {
+      const chunk = rows.slice(b, b + step);
+      const out = await this.textEncoder.run({ [this.textIds.name]: tensorFor(this.textIds, chunk.flat(), [chunk.length, seq]) });
+      const t = out[this.textOut.name];
+      dim = t.dims[2];
+      parts.push(tensorToFloat32(t));
+    }
+    return { data: concat(parts), batch: rows.length, sequence: seq, dim };
+  }
+
+  /** Tokenizes and encodes prompts. */
+  async encodePrompts(prompts: string[]): Promise<Embeddings> {
+    return this.encodeIds(prompts.map((p) => this.tokenizer.encode(p)));
+  }
+
+  /** One UNet evaluation of `batch` latents at timestep `t` with context `[batch, seq, dim]`; returns the raw prediction. */
+  async predict(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings): Promise<Float32Array> {
+    const c = this.latentChannels;
+    const step = this.unet.fixedBatch(this.unetSample) ?? batch;
+    const per = c * height * width;
+    const ctxPer = context.sequence * context.dim;
+    const parts: Float32Array[] = [];
+    for (let b = 0; b < batch; b += step) {
+      const n = Math.min(step, batch - b);
+      const ts = this.unetTimestep.shape.length === 0 ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]);
+      const out = await this.unet.run({
+        [this.unetSample.name]: tensorFor(this.unetSample, n === batch ? sample : sample.subarray(b * per, (b + n) * per), [n, c, height, width]),
+        [this.unetTimestep.name]: ts,
+        [this.unetContext.name]: tensorFor(this.unetContext, n === batch ? context.data : context.data.subarray(b * ctxPer, (b + n) * ctxPer), [n, context.sequence, context.dim]),
+      });
+      // an output kept in a GPU buffer (unetOptions.preferredOutputLocation) is downloaded here
+      parts.push(await readFloat32(out[this.unetOutput.name]));
+    }
+    return parts.length === 1 ? parts[0] : concat(parts);
+  }
+
+  /** VAE-decodes latents `[batch, C, h, w]` (divided by the scaling factor first) -> images `[batch, 3, 8h, 8w]` in about [-1, 1]. */
+  async decode(latents: Float32Array, batch: number, height: number, width: number): Promise<{ data: Float32Array; height: number; width: number }> {
+    const c = this.latentChannels;
+    const per = c * height * width;
+    const parts: Float32Array[] = [];
+    let dims: readonly number[] = [];
+    // One image at a time keeps VAE memory bounded at 512 px and up.
+    for (let b = 0; b < batch; b++) {
+      const scaled = new Float32Array(per);
+      for (let i = 0; i < per; i++) scaled[i] = latents[b * per + i] / this.folder.vaeScalingFactor;
+      const out = await this.vaeDecoder.run({ [this.vaeIn.name]: tensorFor(this.vaeIn, scaled, [1, c, height, width]) });
+      const t = out[this.vaeOut.name];
+      dims = t.dims;
+      parts.push(tensorToFloat32(t));
+    }
+    return { data: concat(parts), height: dims[2], width: dims[3] };
+  }
+
+  /** Frees all sessions. */
+  async release(): Promise<void> {
+    const aux = await Promise.allSettled(this.aux.values());
+    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(),
+      ...aux.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined))]);
+  }
+}
+
+/** Concatenates float arrays. */
+export function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}

@@ -1,0 +1,161 @@
+import { createWriteStream, existsSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+
+/** Where and how to fetch a model from the Hugging Face Hub. */
+export interface HubDownloadOptions {
+  repo: string;
+  revision?: string;
+  /** Cache root; the model lands in `<cacheDir>/<owner>--<name>/<revision>/`. */
+  cacheDir: string;
+  /** Default https://huggingface.co. */
+  baseUrl?: string;
+  /** Access token for gated/private repos (sent as `Authorization: Bearer`). */
+  token?: string;
+  onProgress?: (p: DownloadProgress) => void;
+  signal?: AbortSignal;
+  /** Retries per file after a dropped connection (each resumes with HTTP Range). Default 3. */
+  retries?: number;
+}
+
+/** Download progress, after each received chunk. */
+export interface DownloadProgress {
+  file: string;
+  fileBytes: number;
+  fileTotal: number;
+  bytes: number;
+  total: number;
+}
+
+interface RepoFile { path: string; size?: number }
+
+const COMPONENTS = ['unet', 'text_encoder', 'vae_decoder', 'vae_encoder'];
+const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+// Weights in other formats sit next to the ONNX files in many repos; the pipeline never reads them.
+const SKIP = /\.(safetensors|bin|msgpack|ckpt|pt|pth|h5|ot|md)$|(^|\/)\.gitattributes$/;
+
+/** The files the ONNX pipeline uses, out of a repo listing (configs, tokenizer, ONNX models and their external data). */
+export function selectPipelineFiles(paths: string[]): string[] {
+  return paths.filter((p) => {
+    if (p === 'model_index.json' || p === 'scheduler/scheduler_config.json') return true;
+    const [dir, ...rest] = p.split('/');
+    const name = rest.join('/');
+    if (dir === 'tokenizer') return TOKENIZER_FILES.includes(name);
+    return COMPONENTS.includes(dir) && rest.length >= 1 && !SKIP.test(name);
+  });
+}
+
+/** Local folder a repo/revision is cached in. */
+export function cachedModelDir(cacheDir: string, repo: string, revision = 'main'): string {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new Error(`'${repo}' is not a Hugging Face repo id (owner/name)`);
+  if (!/^[\w.-]+$/.test(revision)) throw new Error(`'${revision}' is not a usable revision name`);
+  return join(resolve(cacheDir), repo.replace('/', '--'), revision);
+}
+
+function authHeaders(token?: string): Record<string, string> {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function hubError(res: Response, what: string, repo: string): Promise<Error> {
+  if (res.status === 401 || res.status === 403) {
+    return new Error(`${what}: HTTP ${res.status}. ${repo} is gated or private: accept its license on the Hub and set an access token in settings`);
+  }
+  if (res.status === 404) return new Error(`${what}: not found (HTTP 404); check the repo id and revision`);
+  return new Error(`${what}: HTTP ${res.status} ${res.statusText}`);
+}
+
+/** Lists the repo's files at a revision via `GET /api/models/{repo}/revision/{rev}` (siblings). */
+export async function listRepoFiles(opts: HubDownloadOptions): Promise<{ sha?: string; files: RepoFile[] }> {
+  const base = (opts.baseUrl ?? 'https://huggingface.co').replace(/\/$/, '');
+  const url = `${base}/api/models/${opts.repo}/revision/${encodeURIComponent(opts.revision ?? 'main')}?blobs=true`;
+  const res = await fetch(url, { headers: authHeaders(opts.token), signal: opts.signal });
+  if (!res.ok) throw await hubError(res, `Listing ${opts.repo}@${opts.revision ?? 'main'}`, opts.repo);
+  const body = (await res.json()) as { sha?: string; siblings?: { rfilename: string; size?: number }[] };
+  if (!Array.isArray(body.siblings)) throw new Error(`Hub answer for ${opts.repo} has no file list (siblings)`);
+  return { sha: body.sha, files: body.siblings.map((s) => ({ path: s.rfilename, size: s.size })) };
+}
+
+// One attempt: continue `<dest>.part` from its current length with Range, then rename into place.
+async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions, report: (n: number, total: number) => void): Promise<void> {
+  const part = dest + '.part';
+  const have = existsSync(part) ? statSync(part).size : 0;
+  const headers: Record<string, string> = { ...authHeaders(opts.token), ...(have > 0 ? { Range: `bytes=${have}-` } : {}) };
+  const res = await fetch(url, { headers, signal: opts.signal });
+  if (res.status === 416 && have > 0) { renameSync(part, dest); return; }
+  if (!res.ok || !res.body) throw await hubError(res, `Downloading ${url}`, opts.repo);
+  const resumed = res.status === 206;
+  let done = resumed ? have : 0;
+  const total = resumed ? have + Number(res.headers.get('content-length') ?? NaN) : Number(res.headers.get('content-length') ?? NaN);
+  const out = createWriteStream(part, { flags: resumed ? 'a' : 'w' });
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      done += chunk.length;
+      report(done, total);
+    }
+  } finally {
+    await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
+  }
+  if (Number.isFinite(total) && done !== total) throw new Error(`Download of ${url} ended early (${done} of ${total} bytes)`);
+  renameSync(part, dest);
+}
+
+/** Downloads the pipeline's files of a Hub repo into the cache (resuming partial files); returns the model folder. */
+export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
+  const revision = opts.revision ?? 'main';
+  const dir = cachedModelDir(opts.cacheDir, opts.repo, revision);
+  const marker = join(dir, '.ddpo-complete.json');
+  const listing = await listRepoFiles(opts);
+  const wanted = selectPipelineFiles(listing.files.map((f) => f.path));
+  const missing = ['model_index.json', 'unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'].filter((f) => !wanted.includes(f));
+  if (missing.length) throw new Error(`${opts.repo}@${revision} is not a Stable Diffusion ONNX repo: it lacks ${missing.join(', ')}. Pick a repo (or revision, e.g. 'onnx') with the ONNX export`);
+  const base = (opts.baseUrl ?? 'https://huggingface.co').replace(/\/$/, '');
+  const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
+  const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
+  const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
+  const needed = wanted.reduce((n, p) => n + Math.max(0, (sizes.get(p) ?? 0) - have(p)), 0);
+  mkdirSync(dir, { recursive: true });
+  const fsStats = await statfs(dir);
+  const free = fsStats.bavail * fsStats.bsize;
+  // Keep 256 MiB spare so the disk is not filled to the last byte.
+  if (needed + 256 * 2 ** 20 > free) {
+    throw new Error(`Not enough disk space in ${dir}: the model needs ${(needed / 2 ** 30).toFixed(2)} GiB more, ${(free / 2 ** 30).toFixed(2)} GiB free. Free some space or choose another model cache folder`);
+  }
+  let doneBefore = 0;
+  for (const path of wanted) {
+    const dest = join(dir, path);
+    const size = sizes.get(path);
+    if (existsSync(dest) && (size === undefined || statSync(dest).size === size)) { doneBefore += statSync(dest).size; continue; }
+    mkdirSync(dirname(dest), { recursive: true });
+    if (existsSync(dest)) unlinkSync(dest);
+    const url = `${base}/${opts.repo}/resolve/${encodeURIComponent(revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
+    const report = (n: number, t: number) => opts.onProgress?.({ file: path, fileBytes: n, fileTotal: size ?? t, bytes: doneBefore + n, total });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await downloadOnce(url, dest, opts, report);
+        break;
+      } catch (e) {
+        opts.signal?.throwIfAborted();
+        const retriable = !/HTTP (4\d\d)/.test((e as Error).message);
+        if (!retriable || attempt >= (opts.retries ?? 3)) throw new Error(`Failed to download ${path} of ${opts.repo}: ${(e as Error).message}. Run the download again to resume`);
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+    doneBefore += statSync(dest).size;
+  }
+  writeFileSync(marker, JSON.stringify({ repo: opts.repo, revision, sha: listing.sha, files: wanted }, null, 1));
+  return dir;
+}
+
+/** A model folder to use: a local folder as is; a repo id from the cache when complete, else downloaded (unless offline). */
+export async function resolveModel(spec: string, opts: Omit<HubDownloadOptions, 'repo'> & { offline?: boolean }): Promise<string> {
+  if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
+  const dir = cachedModelDir(opts.cacheDir, spec, opts.revision);
+  const marker = join(dir, '.ddpo-complete.json');
+  if (existsSync(marker)) {
+    const files = (JSON.parse(readFileSync(marker, 'utf8')) as { files: string[] }).files;
+    if (files.every((f) => existsSync(join(dir, f)))) return dir;
+  }
+  if (opts.offline) throw new Error(`${spec} is neither a local folder nor completely downloaded in ${dir}, and downloads are off (offline)`);
+  return downloadModel({ ...opts, repo: spec });
+}

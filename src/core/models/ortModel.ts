@@ -1,0 +1,117 @@
+import * as ort from 'onnxruntime-node';
+import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
+
+/** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+
+/** Parses a user-given EP name, failing with the list of valid ones. */
+export function parseExecutionProvider(s: string): ExecutionProvider {
+  const all: ExecutionProvider[] = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+  if ((all as string[]).includes(s)) return s as ExecutionProvider;
+  throw new Error(`Unknown execution provider '${s}'; use one of ${all.join(', ')}`);
+}
+
+/** Declared type and shape of one model input or output (from the session's metadata). */
+export interface IoSpec {
+  name: string;
+  type: ort.Tensor.Type;
+  /** Numbers are fixed sizes, strings symbolic (dynamic) dimensions. */
+  shape: readonly (number | string)[];
+}
+
+/** Numeric data we feed; converted to the declared element type on the way in. */
+export type HostData = Float32Array | number[] | readonly number[];
+
+/** An ONNX model loaded once and reused for every call, with its I/O metadata. */
+export class OrtModel {
+  readonly inputs: IoSpec[];
+  readonly outputs: IoSpec[];
+
+  private constructor(readonly session: ort.InferenceSession, readonly path: string) {
+    const specs = (m: readonly ort.InferenceSession.ValueMetadata[]) =>
+      m.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: v.shape } : { name: v.name, type: 'float32' as const, shape: [] }));
+    this.inputs = specs(session.inputMetadata);
+    this.outputs = specs(session.outputMetadata);
+  }
+
+  /** Creates a session on `ep`; errors name the file and suggest the CPU provider. */
+  static async load(path: string, ep: ExecutionProvider = 'cpu', extra: ort.InferenceSession.SessionOptions = {}): Promise<OrtModel> {
+    const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cpu' ? ['cpu'] : [ep, 'cpu'];
+    try {
+      const session = await ort.InferenceSession.create(path, { executionProviders: providers, graphOptimizationLevel: 'all', ...extra });
+      return new OrtModel(session, path);
+    } catch (e) {
+      const msg = (e as Error).message;
+      const hint = ep !== 'cpu' && /provider|backend|not (found|supported|available)/i.test(msg)
+        ? `execution provider '${ep}' is not available in this onnxruntime-node build; use --ep cpu`
+        : 'check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete';
+      throw new Error(`Could not load ONNX model ${path}: ${msg}\n  ${hint}`);
+    }
+  }
+
+  /** The input matching `pick` (by name first, then by predicate); errors list what the model declares. */
+  input(names: string[], predicate?: (s: IoSpec) => boolean): IoSpec {
+    const found = this.inputs.find((s) => names.includes(s.name)) ?? (predicate ? this.inputs.find(predicate) : undefined);
+    if (!found) throw new Error(`${this.path} has no input like ${names.join('/')}; it declares ${this.describe(this.inputs)}`);
+    return found;
+  }
+
+  /** The output named one of `names`, else the first output. */
+  output(names: string[]): IoSpec {
+    return this.outputs.find((s) => names.includes(s.name)) ?? this.outputs[0];
+  }
+
+  /** Fixed batch size declared on the first axis of an input, or undefined when dynamic. */
+  fixedBatch(spec: IoSpec): number | undefined {
+    return typeof spec.shape[0] === 'number' && spec.shape.length > 0 ? (spec.shape[0] as number) : undefined;
+  }
+
+  /** Runs the model; `feeds` are already ort tensors. Errors name the model file. */
+  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    try {
+      return (await this.session.run(feeds)) as Record<string, ort.Tensor>;
+    } catch (e) {
+      const shapes = Object.entries(feeds).map(([k, t]) => `${k} ${t.type}[${t.dims.join(',')}]`).join(', ');
+      throw new Error(`Running ${this.path} failed with inputs ${shapes}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Frees the native session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  private describe(specs: IoSpec[]): string {
+    return specs.map((s) => `${s.name} ${s.type}[${s.shape.join(',')}]`).join(', ');
+  }
+}
+
+/** Builds a tensor of the spec's declared element type from float/integer host data. */
+export function tensorFor(spec: IoSpec, data: HostData, dims: readonly number[]): ort.Tensor {
+  switch (spec.type) {
+    case 'float32': return new ort.Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), dims);
+    case 'float16': return new ort.Tensor('float16', float32ToHalfBits(data instanceof Float32Array ? data : Float32Array.from(data)), dims);
+    case 'float64': return new ort.Tensor('float64', Float64Array.from(data), dims);
+    case 'int64': return new ort.Tensor('int64', BigInt64Array.from(Array.from(data, (v) => BigInt(Math.round(v)))), dims);
+    case 'int32': return new ort.Tensor('int32', Int32Array.from(data, (v) => Math.round(v)), dims);
+    default: throw new Error(`Input ${spec.name} has element type ${spec.type}, which the pipeline cannot feed (expected float32/float16/int32/int64)`);
+  }
+}
+
+/** A tensor's values as float32 (float16 outputs arrive as raw Uint16 bits). */
+export function tensorToFloat32(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type === 'float16') {
+    const d = t.data as unknown;
+    return d instanceof Uint16Array ? halfBitsToFloat32(d) : Float32Array.from(d as ArrayLike<number>);
+  }
+  if (t.type === 'int64') return Float32Array.from(t.data as BigInt64Array, Number);
+  return Float32Array.from(t.data as ArrayLike<number>);
+}
+
+/** A tensor's values as float32 on the host, downloading (and releasing) it first when it lives in a GPU buffer. */
+export async function readFloat32(t: ort.Tensor): Promise<Float32Array> {
+  if (t.location === 'cpu') return tensorToFloat32(t);
+  const data = await t.getData(true);
+  return tensorToFloat32(new ort.Tensor(t.type as 'float32', data as Float32Array, t.dims));
+}

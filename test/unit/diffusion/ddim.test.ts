@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ddimCoefficients, ddimStepWithLogProb, ddimTimesteps, makeDdimSchedule, parseDdimConfig } from '../../../src/core/diffusion/ddim';
+
+const sd15 = parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, steps_offset: 1, set_alpha_to_one: false, clip_sample: false });
+const schedule = makeDdimSchedule(sd15);
+
+test('timesteps follow diffusers DDIM spacing (leading, trailing, linspace)', () => {
+  assert.deepEqual(ddimTimesteps(sd15, 10), [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]);
+  assert.deepEqual(ddimTimesteps(sd15, 3), [667, 334, 1]);
+  assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'trailing' }, 4), [999, 749, 499, 249]);
+  assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'linspace' }, 4), [999, 666, 333, 0]);
+  assert.throws(() => ddimTimesteps(sd15, 0), /steps must be/);
+});
+
+test('the SD schedule has diffusers values and the last step goes to alphā_0 without set_alpha_to_one', () => {
+  assert.ok(Math.abs(schedule.alphasCumprod[0] - 0.99915) < 1e-7);
+  assert.ok(Math.abs(schedule.alphasCumprod[999] - 0.0046) < 1e-4);
+  assert.equal(ddimCoefficients(schedule, 1, 10, 1).alphaProdTPrev, schedule.alphasCumprod[0]);
+  assert.equal(makeDdimSchedule({ ...sd15, setAlphaToOne: true }).finalAlphaCumprod, 1);
+});
+
+test('unsupported scheduler settings are refused with the field name', () => {
+  assert.throws(() => parseDdimConfig({ beta_schedule: 'squaredcos_cap_v2' }), /beta_schedule 'squaredcos_cap_v2'/);
+  assert.throws(() => parseDdimConfig({ thresholding: true }), /thresholding/);
+});
+
+function randomish(n: number, seed: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 1.3);
+}
+
+test('the step is mean + std·noise and its log-prob is the Gaussian density averaged over C·H·W', () => {
+  const n = 2 * 16;
+  const sample = randomish(n, 1), eps = randomish(n, 2), noise = randomish(n, 3);
+  const c = ddimCoefficients(schedule, 801, 20, 1);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 2, coefficients: c, noise });
+  const sa = Math.sqrt(c.alphaProdT), sb = Math.sqrt(1 - c.alphaProdT);
+  for (let i = 0; i < n; i++) {
+    const x0 = (sample[i] - sb * eps[i]) / sa;
+    const mean = Math.sqrt(c.alphaProdTPrev) * x0 + Math.sqrt(1 - c.alphaProdTPrev - c.stdDevT ** 2) * eps[i];
+    assert.ok(Math.abs(r.prevSampleMean[i] - mean) < 1e-5);
+    assert.ok(Math.abs(r.prevSample[i] - (mean + c.stdDevT * noise[i])) < 1e-5);
+  }
+  for (let b = 0; b < 2; b++) {
+    let lp = 0;
+    for (let i = b * 16; i < (b + 1) * 16; i++) lp += -0.5 * noise[i] ** 2 - Math.log(c.stdDevT) - 0.5 * Math.log(2 * Math.PI);
+    assert.ok(Math.abs(r.logProb[b] - lp / 16) < 1e-4, `batch ${b}: ${r.logProb[b]} vs ${lp / 16}`);
+  }
+  // Scoring the produced sample again (as DDPO training does) gives the same log-prob.
+  const again = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 2, coefficients: c, prevSample: r.prevSample });
+  assert.deepEqual(again.prevSample, r.prevSample);
+  for (let b = 0; b < 2; b++) assert.ok(Math.abs(again.logProb[b] - r.logProb[b]) < 1e-9);
+});
+
+test('eta 0 is deterministic (no noise needed) and has no log-prob', () => {
+  const sample = randomish(8, 1), eps = randomish(8, 2);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: ddimCoefficients(schedule, 501, 10, 0) });
+  assert.equal(r.stdDevT, 0);
+  assert.deepEqual(r.prevSample, r.prevSampleMean);
+  assert.ok(Number.isNaN(r.logProb[0]));
+  assert.throws(() => ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: ddimCoefficients(schedule, 501, 10, 1) }), /pass noise or prevSample/);
+});
+
+test('v-prediction and epsilon-prediction of the same state give the same step', () => {
+  const sample = randomish(8, 4), eps = randomish(8, 5), noise = randomish(8, 6);
+  const c = ddimCoefficients(schedule, 601, 10, 0.5);
+  const sa = Math.sqrt(c.alphaProdT), sb = Math.sqrt(1 - c.alphaProdT);
+  const x0 = sample.map((x, i) => (x - sb * eps[i]) / sa);
+  const v = eps.map((e, i) => sa * e - sb * x0[i]);
+  const a = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: c, noise });
+  const b = ddimStepWithLogProb({ sample, modelOutput: v, batch: 1, coefficients: c, noise, predictionType: 'v_prediction' });
+  for (let i = 0; i < 8; i++) assert.ok(Math.abs(a.prevSample[i] - b.prevSample[i]) < 1e-5);
+});
