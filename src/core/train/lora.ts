@@ -1,0 +1,158 @@
+/** LoRA on an ONNX graph: adapters as graph inputs (for training), merging into weights (for sampling), PEFT init. */
+import { DataType, Model, Node, cloneModel } from '../onnx/ir';
+import { GraphBuilder } from '../onnx/builder';
+import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
+import { LoraModule, LoraWeights, loraScale, peftKey } from './loraFile';
+
+/** Rank, alpha and which layers to adapt. */
+export interface LoraConfig extends FindTargetsOptions {
+  rank: number;
+  alpha: number;
+}
+
+/** One injected adapter and the graph inputs feeding it. */
+export interface LoraAdapter {
+  module: string;
+  /** Graph input names: A [rank, in], B [out, rank]; equal to the PEFT keys. */
+  inputA: string;
+  inputB: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** The adapted MatMul/Gemm node. */
+  node: string;
+}
+
+/** A model with LoRA inputs and the adapters it expects. */
+export interface InjectedLora {
+  model: Model;
+  adapters: LoraAdapter[];
+  rank: number;
+  alpha: number;
+}
+
+/**
+ * Adds y = x·W + (alpha/r)·((x·Aᵀ)·Bᵀ) at every target layer, with A and B as new graph inputs.
+ * Works the same for MatMul (W [in,out]) and Gemm (any transB), since the delta is added to the layer output.
+ */
+export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
+  if (!(cfg.rank >= 1) || !Number.isInteger(cfg.rank)) throw new Error(`LoRA rank must be a positive integer, got ${cfg.rank}`);
+  const targets = findLoraTargets(model, cfg);
+  const out = cloneModel(model);
+  const g = out.graph;
+  const original = model.graph.nodes;
+  const b = new GraphBuilder(g);
+  const inserted = new Map<number, Node[]>();
+  const adapters: LoraAdapter[] = [];
+  const scale = b.scalar(loraScale(cfg));
+  for (const t of targets) {
+    const k = original.indexOf(t.node);
+    const node = g.nodes[k];
+    const before = g.nodes.length;
+    const y = node.outputs[0];
+    const base = b.uniq(`${y}_base`);
+    node.outputs[0] = base;
+    const inputA = b.input(peftKey(t.module, 'A'), DataType.FLOAT, [cfg.rank, t.inFeatures]);
+    const inputB = b.input(peftKey(t.module, 'B'), DataType.FLOAT, [t.outFeatures, cfg.rank]);
+    b.within(`lora/${t.module}`, () => {
+      const at = b.op('Transpose', [inputA], { perm: { type: 'ints', value: [1, 0] } });
+      const bt = b.op('Transpose', [inputB], { perm: { type: 'ints', value: [1, 0] } });
+      const down = b.op('MatMul', [node.inputs[0], at]);
+      const up = b.op('MatMul', [down, bt]);
+      const delta = b.op('Mul', [up, scale]);
+      b.op('Add', [base, delta], {}, { outputs: [y] });
+    });
+    inserted.set(k, g.nodes.splice(before));
+    adapters.push({ module: t.module, inputA, inputB, inFeatures: t.inFeatures, outFeatures: t.outFeatures, node: t.node.name });
+  }
+  // keep the node list topologically ordered: each adapter right after the layer it adapts
+  const nodes: Node[] = [];
+  g.nodes.forEach((n, k) => { nodes.push(n); const extra = inserted.get(k); if (extra) nodes.push(...extra); });
+  g.nodes = nodes;
+  return { model: out, adapters, rank: cfg.rank, alpha: cfg.alpha };
+}
+
+/** Returns a copy of `model` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB). */
+export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
+  const targets = findLoraTargets(model, { ...opts, targets: opts.targets ?? targetSuffixes(weights) });
+  const out = cloneModel(model);
+  const byModule = new Map<string, LoraTarget>(targets.map((t) => [t.module, t]));
+  const s = loraScale(weights);
+  const namer = new GraphBuilder(out.graph);
+  for (const [module, mod] of weights.modules) {
+    const t = byModule.get(module);
+    if (!t) throw new Error(`LoRA module ${module} matches no layer of the model; was the LoRA trained for this UNet?`);
+    checkShapes(module, mod, t, weights.rank);
+    const k = model.graph.nodes.indexOf(t.node);
+    const node = out.graph.nodes[k];
+    const W = Float32Array.from(t.weight.data as Float32Array);
+    const { inFeatures: nin, outFeatures: nout } = t;
+    const r = weights.rank;
+    for (let o = 0; o < nout; o++) {
+      for (let i = 0; i < nin; i++) {
+        let acc = 0;
+        for (let j = 0; j < r; j++) acc += mod.B[o * r + j] * mod.A[j * nin + i];
+        W[t.transB ? o * nin + i : i * nout + o] += s * acc;
+      }
+    }
+    const name = namer.uniq(`${module}.merged_weight`);
+    out.graph.initializers.set(name, { ...t.weight, name, data: W });
+    const old = node.inputs[1];
+    node.inputs[1] = name;
+    if (!out.graph.nodes.some((n) => n.inputs.includes(old))) out.graph.initializers.delete(old);
+  }
+  return out;
+}
+
+/** The target suffixes a set of weights covers (the last one or two path segments of each module). */
+function targetSuffixes(weights: LoraWeights): string[] {
+  const s = new Set<string>();
+  for (const m of weights.modules.keys()) {
+    const parts = m.split('.');
+    s.add(/^\d+$/.test(parts[parts.length - 1]) ? parts.slice(-2).join('.') : parts[parts.length - 1]);
+  }
+  return [...s];
+}
+
+function checkShapes(module: string, mod: LoraModule, t: LoraTarget, rank: number): void {
+  if (mod.inFeatures !== t.inFeatures || mod.outFeatures !== t.outFeatures || mod.A.length !== rank * t.inFeatures) {
+    throw new Error(`LoRA module ${module} is ${mod.inFeatures}->${mod.outFeatures}, but layer ${t.node.name || t.module} is ${t.inFeatures}->${t.outFeatures}; the LoRA belongs to a different model`);
+  }
+}
+
+/** PEFT initialisation: A ~ kaiming_uniform(a=√5) = U(±1/√in), B = 0; seeded and reproducible. */
+export function initLoraWeights(adapters: LoraAdapter[], rank: number, alpha: number, seed = 0): LoraWeights {
+  const rand = mulberry32(seed);
+  const modules = new Map<string, LoraModule>();
+  for (const a of adapters) {
+    const bound = 1 / Math.sqrt(a.inFeatures);
+    const A = new Float32Array(rank * a.inFeatures);
+    for (let i = 0; i < A.length; i++) A[i] = (2 * rand() - 1) * bound;
+    modules.set(a.module, { inFeatures: a.inFeatures, outFeatures: a.outFeatures, A, B: new Float32Array(a.outFeatures * rank) });
+  }
+  return { rank, alpha, modules };
+}
+
+/** Graph feeds for the adapters: input name -> [dims, data]. Throws when a module is missing. */
+export function loraFeeds(adapters: LoraAdapter[], weights: LoraWeights): Map<string, { dims: number[]; data: Float32Array }> {
+  const feeds = new Map<string, { dims: number[]; data: Float32Array }>();
+  for (const a of adapters) {
+    const m = weights.modules.get(a.module);
+    if (!m) throw new Error(`LoRA weights lack module ${a.module}; the adapter file does not cover this model's target layers`);
+    if (m.inFeatures !== a.inFeatures || m.outFeatures !== a.outFeatures) throw new Error(`LoRA module ${a.module} is ${m.inFeatures}->${m.outFeatures}, the model's layer is ${a.inFeatures}->${a.outFeatures}`);
+    feeds.set(a.inputA, { dims: [weights.rank, a.inFeatures], data: m.A });
+    feeds.set(a.inputB, { dims: [a.outFeatures, weights.rank], data: m.B });
+  }
+  return feeds;
+}
+
+/** Small seeded PRNG (mulberry32), uniform in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

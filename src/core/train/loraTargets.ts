@@ -1,0 +1,167 @@
+/** Finds the linear layers a LoRA adapts, by exporter node scopes or, without them, by UNet structure. */
+import { Model, Node } from '../onnx/ir';
+import { GraphIndex, LinearLayer, linearLayerOf } from './graphIndex';
+import { findAttentions, AttentionSite } from './attentionPattern';
+
+/** The attention projections PEFT/diffusers LoRAs adapt by default. */
+export const DEFAULT_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0'];
+
+/** One adapted layer, named the way diffusers/PEFT names the module. */
+export interface LoraTarget extends LinearLayer {
+  /** Module path, e.g. `down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q`. */
+  module: string;
+}
+
+export type LoraDetection = 'auto' | 'scope' | 'structure';
+
+/** Options for {@link findLoraTargets}. */
+export interface FindTargetsOptions {
+  /** Module-name suffixes to adapt (default {@link DEFAULT_LORA_TARGETS}). */
+  targets?: string[];
+  /** `auto` uses node scopes when the export kept them, else structure. */
+  detection?: LoraDetection;
+}
+
+/** Lists LoRA targets in graph order; throws with advice when none are found. */
+export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): LoraTarget[] {
+  const targets = opts.targets ?? DEFAULT_LORA_TARGETS;
+  const detection = opts.detection ?? 'auto';
+  const index = new GraphIndex(model.graph);
+  let found: LoraTarget[] = [];
+  if (detection !== 'structure') found = targetsByScope(index, targets);
+  if (!found.length && detection !== 'scope') found = targetsByStructure(index, targets);
+  if (!found.length) {
+    throw new Error(`no LoRA target layers (${targets.join(', ')}) found in the ONNX graph ${model.graph.name || ''} ` +
+      `(detection: ${detection}); check the target names or export the model with node names kept`);
+  }
+  const seen = new Set<string>();
+  for (const t of found) {
+    if (seen.has(t.module)) throw new Error(`two layers map to the LoRA module ${t.module} (node ${t.node.name}); the export's node names are ambiguous, try detection 'structure'`);
+    seen.add(t.module);
+  }
+  return found.sort((a, b) => index.position.get(a.node)! - index.position.get(b.node)!);
+}
+
+/** Module path segments of a scoped node name (`/u/down_blocks.0/attn1/to_q/MatMul` -> [u, down_blocks.0, attn1, to_q]). */
+function scopeSegments(name: string): string[] | undefined {
+  if (!name.startsWith('/')) return undefined;
+  const parts = name.split('/').filter(Boolean);
+  return parts.length >= 2 ? parts.slice(0, -1) : undefined;
+}
+
+/**
+ * How many leading scope segments name a wrapper around the model (e.g. `u` when the exporter wrapped the
+ * UNet as `self.u`): the common prefix of all scoped nodes, if the model's own ops sit directly in it.
+ */
+function wrapperPrefix(nodes: Node[]): number {
+  let common: string[] | undefined;
+  const all: string[][] = [];
+  for (const n of nodes) {
+    const segs = scopeSegments(n.name);
+    if (!segs) continue;
+    all.push(segs);
+    if (!common) { common = segs; continue; }
+    let k = 0;
+    while (k < common.length && k < segs.length && common[k] === segs[k]) k++;
+    common = common.slice(0, k);
+  }
+  const k = common?.length ?? 0;
+  // `down_blocks.0` style segments are real module paths, never a wrapper
+  if (!k || common!.some((s) => s.includes('.')) || !all.some((segs) => segs.length === k)) return 0;
+  return k;
+}
+
+function targetsByScope(index: GraphIndex, targets: string[]): LoraTarget[] {
+  const strip = wrapperPrefix(index.graph.nodes);
+  const out: LoraTarget[] = [];
+  for (const node of index.graph.nodes) {
+    const segs = scopeSegments(node.name);
+    if (!segs) continue;
+    const module = segs.slice(strip).join('.');
+    if (!targets.some((t) => module === t || module.endsWith(`.${t}`))) continue;
+    const layer = linearLayerOf(index, node);
+    if (layer) out.push({ ...layer, module });
+  }
+  return out;
+}
+
+/** Where an attention sits in the UNet: `down_blocks.1`, `mid_block`, `up_blocks.2`. */
+interface BlockPlace { block: string; slot: number }
+
+function targetsByStructure(index: GraphIndex, targets: string[]): LoraTarget[] {
+  const known = new Set(['to_q', 'to_k', 'to_v', 'to_out.0']);
+  const unknown = targets.filter((t) => !known.has(t));
+  if (unknown.length) {
+    throw new Error(`LoRA targets ${unknown.join(', ')} can only be found by node scope names, and this export has none; ` +
+      `use ${[...known].join(', ')} or re-export with node names kept`);
+  }
+  const sites = findAttentions(index);
+  if (!sites.length) return [];
+  const places = placeAttentions(index, sites);
+  const out: LoraTarget[] = [];
+  const perSlot = new Map<string, number>();
+  sites.forEach((site, k) => {
+    const { block, slot } = places[k];
+    const key = `${block}.attentions.${slot}`;
+    // each transformer block is a self-attention (attn1) followed by a cross-attention (attn2)
+    let tb = perSlot.get(key) ?? -1;
+    if (site.selfAttention || tb < 0) tb += 1;
+    perSlot.set(key, tb);
+    const prefix = `${key}.transformer_blocks.${tb}.attn${site.selfAttention ? 1 : 2}`;
+    const roles: Array<[string, LinearLayer]> = [['to_q', site.q], ['to_k', site.k], ['to_v', site.v]];
+    if (site.out) roles.push(['to_out.0', site.out]);
+    for (const [role, layer] of roles) if (targets.includes(role)) out.push({ ...layer, module: `${prefix}.${role}` });
+  });
+  return out;
+}
+
+/**
+ * Places attentions in diffusers' UNet2DConditionModel layout by walking the graph in order and counting
+ * resnets (where the time embedding meets the sample), downsamplers (strided Conv/Pool) and upsamplers (Resize).
+ */
+function placeAttentions(index: GraphIndex, sites: AttentionSite[]): BlockPlace[] {
+  const inputs = index.graph.inputs;
+  const sample = inputs.find((v) => v.shape?.length === 4) ?? inputs[0];
+  const time = inputs.find((v) => /time/i.test(v.name)) ?? inputs.find((v) => v !== sample && (v.shape?.length ?? 0) <= 1);
+  if (!sample || !time) throw new Error(`cannot find the UNet's sample and timestep inputs (${inputs.map((v) => v.name).join(', ')}) to place attention blocks; re-export with node names kept`);
+  const dep = index.dependence([sample.name, time.name]);
+  const S = 1, T = 2;
+  type Ev = 'R' | 'D' | 'U' | number;
+  const events: Ev[] = [];
+  const siteAt = new Map<Node, number>();
+  sites.forEach((s, k) => siteAt.set(s.softmax, k));
+  for (const n of index.order) {
+    const masks = n.inputs.map((i) => dep.get(i) ?? 0);
+    const onSample = masks.some((m) => m & S);
+    if (siteAt.has(n)) events.push(siteAt.get(n)!);
+    else if (onSample && masks.some((m) => (m & T) && !(m & S))) events.push('R');
+    else if (onSample && isDownsample(n)) events.push('D');
+    else if (onSample && (n.opType === 'Resize' || n.opType === 'Upsample')) events.push('U');
+  }
+  const downs = events.filter((e) => e === 'D').length;
+  const firstD = events.indexOf('D');
+  if (firstD < 0) throw new Error('cannot place attention blocks: the UNet has no downsampler to count blocks by; re-export with node names kept');
+  const layers = events.slice(0, firstD).filter((e) => e === 'R').length;
+  let phase: 'down' | 'mid' | 'up' = 'down';
+  let block = 0, res = 0;
+  const places: BlockPlace[] = new Array(sites.length);
+  for (const e of events) {
+    if (e === 'R') {
+      if (phase === 'down' && block === downs && res === layers) { phase = 'mid'; res = 1; }
+      else if (phase === 'mid' && res === 2) { phase = 'up'; block = 0; res = 1; }
+      else res += 1;
+    } else if (e === 'D') { if (phase === 'down') { block += 1; res = 0; } }
+    else if (e === 'U') { if (phase === 'up') { block += 1; res = 0; } }
+    else {
+      const name = phase === 'mid' ? 'mid_block' : `${phase}_blocks.${block}`;
+      places[e] = { block: name, slot: Math.max(0, res - 1) };
+    }
+  }
+  return places;
+}
+
+function isDownsample(n: Node): boolean {
+  if (!['Conv', 'AveragePool', 'MaxPool'].includes(n.opType)) return false;
+  const s = n.attrs.strides;
+  return !!s && s.type === 'ints' && s.value.some((v) => v > 1);
+}

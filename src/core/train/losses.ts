@@ -1,0 +1,118 @@
+/** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Bradley–Terry, MSE. */
+import { GraphBuilder } from '../onnx/builder';
+
+const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
+
+/** ReduceMean/ReduceSum over `axes`; axes moved from attribute to input in opset 18 (ReduceSum: 13). */
+export function reduce(b: GraphBuilder, op: 'ReduceMean' | 'ReduceSum', x: string, axes: number[] | null, keepdims: boolean, opset: number): string {
+  const attrs = { keepdims: { type: 'int' as const, value: keepdims ? 1 : 0 } };
+  const axesAsInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
+  if (axes === null) return b.op(op, [x], attrs);
+  if (axesAsInput) return b.op(op, [x, b.constI64(axes)], attrs);
+  return b.op(op, [x], { ...attrs, axes: { type: 'ints', value: axes } });
+}
+
+/** Value names the DDPO objective reads. `eps` is the UNet output on the batch [uncond; cond]. */
+export interface DdpoLossInputs {
+  eps: string;
+  /** x_t [B, C, H, W]. */
+  latents: string;
+  /** x_{t-1} the sampler produced [B, C, H, W]. */
+  nextLatents: string;
+  /** ᾱ_t and ᾱ_prev per sample [B]. */
+  alphaProdT: string;
+  alphaProdTPrev: string;
+  /** Scalars []. */
+  eta: string;
+  guidanceScale: string;
+  /** Sampling-time log-probs [B] and advantages [B]. */
+  oldLogProb: string;
+  advantages: string;
+}
+
+/** Constants of the PPO objective (DDPO's train.clip_range and train.adv_clip_max). */
+export interface PpoConfig {
+  clipRange: number;
+  advClipMax: number;
+}
+
+/** Names of the DDPO subgraph's results. */
+export interface DdpoLossOutputs {
+  loss: string;
+  logProb: string;
+  ratio: string;
+  approxKl: string;
+  clipFrac: string;
+  prevMean: string;
+  std: string;
+}
+
+/**
+ * Appends DDPO's policy-gradient objective (ddpo-pytorch `train.py` with `ddim_step_with_logprob`):
+ * ε = ε_u + g·(ε_c − ε_u); x̂₀ = (x − √(1−ᾱ_t)·ε)/√ᾱ_t; σ = η·√((1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev));
+ * μ = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev−σ²)·ε; log p = mean_CHW[−(x_prev−μ)²/(2σ²) − log σ − log√(2π)];
+ * r = exp(log p − log p_old); loss = mean(max(−A·r, −A·clip(r, 1±ε))) with A clipped to ±adv_clip_max.
+ */
+export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfig, opset: number, rank = 4): DdpoLossOutputs {
+  return b.within('ddpo_loss', () => {
+    const one = b.scalar(1);
+    const [epsU, epsC] = b.nodeN('Split', [v.eps], opset >= 18 ? { axis: { type: 'int', value: 0 }, num_outputs: { type: 'int', value: 2 } } : { axis: { type: 'int', value: 0 } }, { outputs: 2 });
+    const eps = b.op('Add', [epsU, b.op('Mul', [v.guidanceScale, b.op('Sub', [epsC, epsU])])]);
+    // per-sample coefficients broadcast over C, H, W
+    const bshape = b.constI64([-1, ...Array(rank - 1).fill(1)]);
+    const a = b.op('Reshape', [v.alphaProdT, bshape]);
+    const ap = b.op('Reshape', [v.alphaProdTPrev, bshape]);
+    const oneMinusA = b.op('Sub', [one, a]);
+    const oneMinusAp = b.op('Sub', [one, ap]);
+    const x0 = b.op('Div', [b.op('Sub', [v.latents, b.op('Mul', [b.op('Sqrt', [oneMinusA]), eps])]), b.op('Sqrt', [a])]);
+    const variance = b.op('Mul', [b.op('Div', [oneMinusAp, oneMinusA]), b.op('Sub', [one, b.op('Div', [a, ap])])]);
+    const std = b.op('Mul', [v.eta, b.op('Sqrt', [variance])]);
+    const std2 = b.op('Mul', [std, std]);
+    const dir = b.op('Mul', [b.op('Sqrt', [b.op('Sub', [oneMinusAp, std2])]), eps]);
+    const mean = b.op('Add', [b.op('Mul', [b.op('Sqrt', [ap]), x0]), dir]);
+    const diff = b.op('Sub', [v.nextLatents, mean]);
+    const quad = b.op('Div', [b.op('Mul', [diff, diff]), b.op('Mul', [b.scalar(2), std2])]);
+    const lpElem = b.op('Sub', [b.op('Neg', [quad]), b.op('Add', [b.op('Log', [std]), b.scalar(HALF_LOG_2PI)])]);
+    const logProb = reduce(b, 'ReduceMean', lpElem, Array.from({ length: rank - 1 }, (_, k) => k + 1), false, opset);
+    const delta = b.op('Sub', [logProb, v.oldLogProb]);
+    const ratio = b.op('Exp', [delta]);
+    const adv = b.op('Clip', [v.advantages, b.scalar(-cfg.advClipMax), b.scalar(cfg.advClipMax)]);
+    const negAdv = b.op('Neg', [adv]);
+    const unclipped = b.op('Mul', [negAdv, ratio]);
+    const clipped = b.op('Mul', [negAdv, b.op('Clip', [ratio, b.scalar(1 - cfg.clipRange), b.scalar(1 + cfg.clipRange)])]);
+    const loss = reduce(b, 'ReduceMean', b.op('Max', [unclipped, clipped]), null, false, opset);
+    const approxKl = b.op('Mul', [b.scalar(0.5), reduce(b, 'ReduceMean', b.op('Mul', [delta, delta]), null, false, opset)]);
+    const outside = b.op('Greater', [b.op('Abs', [b.op('Sub', [ratio, one])]), b.scalar(cfg.clipRange)]);
+    const clipFrac = reduce(b, 'ReduceMean', b.op('Cast', [outside], { to: { type: 'int', value: 1 } }), null, false, opset);
+    return { loss, logProb, ratio, approxKl, clipFrac, prevMean: mean, std };
+  });
+}
+
+/**
+ * Bradley–Terry loss for a reward head, ties as half-wins: with d = r_left − r_right and y the
+ * probability that left wins, −[y·log σ(d) + (1−y)·log σ(−d)] = softplus(−d) + (1−y)·d; averaged over pairs.
+ */
+export function appendBradleyTerryLoss(b: GraphBuilder, rewardLeft: string, rewardRight: string, leftWins: string, opset: number): { loss: string; accuracy: string } {
+  return b.within('bt_loss', () => {
+    const d = b.op('Sub', [rewardLeft, rewardRight]);
+    const per = b.op('Add', [b.op('Softplus', [b.op('Neg', [d])]), b.op('Mul', [b.op('Sub', [b.scalar(1), leftWins]), d])]);
+    const loss = reduce(b, 'ReduceMean', per, null, false, opset);
+    // a decided pair counts as right when the sign of d agrees; a tie counts as half right
+    const agree = b.op('Cast', [b.op('Greater', [d, b.scalar(0)])], { to: { type: 'int', value: 1 } });
+    const hit = b.op('Sub', [b.scalar(1), b.op('Abs', [b.op('Sub', [agree, leftWins])])]);
+    return { loss, accuracy: reduce(b, 'ReduceMean', hit, null, false, opset) };
+  });
+}
+
+/** Mean squared error over every element. */
+export function appendMseLoss(b: GraphBuilder, prediction: string, target: string, opset: number): string {
+  return b.within('mse_loss', () => {
+    const d = b.op('Sub', [prediction, target]);
+    return reduce(b, 'ReduceMean', b.op('Mul', [d, d]), null, false, opset);
+  });
+}
+
+/** L = sum(output · weights): a vector-Jacobian product as a scalar loss. */
+export function appendDotLoss(b: GraphBuilder, output: string, weights: string, opset: number): string {
+  return b.within('dot_loss', () => reduce(b, 'ReduceSum', b.op('Mul', [output, weights]), null, false, opset));
+}

@@ -1,0 +1,135 @@
+/** Wraps a UNet graph with a training objective: the DDPO policy-gradient step, or a dot-product (VJP) loss. */
+import { GraphBuilder } from '../onnx/builder';
+import { DataType, Dim, Model, ValueInfo, cloneModel, onnxOpset } from '../onnx/ir';
+import { DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
+import { PpoConfig, appendDdpoLoss, appendDotLoss } from './losses';
+import { FeedValue } from './ortRun';
+
+/** The UNet's input/output roles, found by rank and name. */
+export interface UnetRoles {
+  sample: ValueInfo;
+  timestep: ValueInfo;
+  encoderHiddenStates: ValueInfo;
+  output: ValueInfo;
+}
+
+/** Finds sample (rank 4), timestep (name or rank ≤ 1) and encoder_hidden_states (rank 3) among a UNet's inputs. */
+export function unetRoles(model: Model): UnetRoles {
+  const ins = model.graph.inputs.filter((v) => !model.graph.initializers.has(v.name));
+  const sample = ins.find((v) => v.shape?.length === 4);
+  const encoderHiddenStates = ins.find((v) => v.shape?.length === 3);
+  const timestep = ins.find((v) => /time/i.test(v.name)) ?? ins.find((v) => v !== sample && (v.shape?.length ?? 0) <= 1);
+  const output = model.graph.outputs[0];
+  if (!sample || !timestep || !encoderHiddenStates || !output) {
+    throw new Error(`cannot tell the UNet's inputs apart (${ins.map((v) => `${v.name}${JSON.stringify(v.shape)}`).join(', ')}); ` +
+      'expected sample [batch,4,h,w], timestep [batch] or [] and encoder_hidden_states [batch,seq,dim]');
+  }
+  return { sample, timestep, encoderHiddenStates, output };
+}
+
+/** Renames a value everywhere it is produced or read. */
+function renameValue(model: Model, from: string, to: string): void {
+  for (const n of model.graph.nodes) {
+    n.inputs = n.inputs.map((x) => (x === from ? to : x));
+    n.outputs = n.outputs.map((x) => (x === from ? to : x));
+  }
+}
+
+/** Turns the UNet's graph inputs/output into internal values `unet.<name>` so the wrapper can produce/consume them. */
+function internalize(model: Model, roles: UnetRoles): { sample: string; timestep: string; ehs: string; out: string } {
+  const g = model.graph;
+  const take = new Set([roles.sample.name, roles.timestep.name, roles.encoderHiddenStates.name]);
+  g.inputs = g.inputs.filter((v) => !take.has(v.name));
+  g.outputs = [];
+  const names = { sample: `unet.${roles.sample.name}`, timestep: `unet.${roles.timestep.name}`, ehs: `unet.${roles.encoderHiddenStates.name}`, out: `unet.${roles.output.name}` };
+  renameValue(model, roles.sample.name, names.sample);
+  renameValue(model, roles.timestep.name, names.timestep);
+  renameValue(model, roles.encoderHiddenStates.name, names.ehs);
+  renameValue(model, roles.output.name, names.out);
+  g.valueInfo = g.valueInfo.filter((v) => !take.has(v.name) && v.name !== roles.output.name);
+  return names;
+}
+
+/** Graph input names of the DDPO training graph (besides the LoRA inputs). */
+export const DDPO_INPUTS = ['latents', 'next_latents', 'timestep', 'uncond_embeds', 'cond_embeds', 'old_log_prob', 'advantages', 'alpha_prod_t', 'alpha_prod_t_prev', 'eta', 'guidance_scale'] as const;
+/** Graph output names of the DDPO training graph. */
+export const DDPO_OUTPUTS = ['loss', 'log_prob', 'ratio', 'approx_kl', 'clipfrac'] as const;
+
+/**
+ * Builds the DDPO step graph around a UNet: it runs the UNet on [latents; latents] with [uncond; cond]
+ * embeddings at `timestep`, guides, scores `next_latents` under the DDIM eta step, and returns the PPO loss.
+ * `timestep` keeps the UNet's own type and rank ([B] is duplicated for the doubled batch; a scalar is shared).
+ * The UNet's batch symbol (e.g. `batch`) sizes the new inputs, so specialize with it set to B, not 2B.
+ */
+export function ddpoObjective(unet: Model, cfg: PpoConfig): Model {
+  const model = cloneModel(unet);
+  const roles = unetRoles(model);
+  const opset = onnxOpset(model);
+  const io = internalize(model, roles);
+  const b = new GraphBuilder(model.graph);
+  const [n, c, h, w] = roles.sample.shape!;
+  const [, seq, dim] = roles.encoderHiddenStates.shape!;
+  // the UNet's own batch symbol now counts samples B (the UNet itself runs on 2B)
+  const B: Dim = typeof n === 'string' ? n : 'batch';
+  const lat: Dim[] = [B, c, h, w];
+  const latents = b.input('latents', DataType.FLOAT, lat);
+  const nextLatents = b.input('next_latents', DataType.FLOAT, lat);
+  const tRank = roles.timestep.shape?.length ?? 1;
+  const timestep = b.input('timestep', roles.timestep.elemType, tRank === 0 ? [] : [B]);
+  const uncond = b.input('uncond_embeds', DataType.FLOAT, [B, seq, dim]);
+  const cond = b.input('cond_embeds', DataType.FLOAT, [B, seq, dim]);
+  const oldLogProb = b.input('old_log_prob', DataType.FLOAT, [B]);
+  const advantages = b.input('advantages', DataType.FLOAT, [B]);
+  const alphaProdT = b.input('alpha_prod_t', DataType.FLOAT, [B]);
+  const alphaProdTPrev = b.input('alpha_prod_t_prev', DataType.FLOAT, [B]);
+  const eta = b.input('eta', DataType.FLOAT, []);
+  const guidanceScale = b.input('guidance_scale', DataType.FLOAT, []);
+  const axis0 = { axis: { type: 'int' as const, value: 0 } };
+  b.op('Concat', [latents, latents], axis0, { outputs: [io.sample] });
+  b.op('Concat', [uncond, cond], axis0, { outputs: [io.ehs] });
+  if (tRank === 0) b.op('Identity', [timestep], {}, { outputs: [io.timestep] });
+  else b.op('Concat', [timestep, timestep], axis0, { outputs: [io.timestep] });
+  const r = appendDdpoLoss(b, { eps: io.out, latents, nextLatents, alphaProdT, alphaProdTPrev, eta, guidanceScale, oldLogProb, advantages }, cfg, opset, 4);
+  b.output(r.loss, 'loss', DataType.FLOAT, []);
+  b.output(r.logProb, 'log_prob', DataType.FLOAT, [B]);
+  b.output(r.ratio, 'ratio', DataType.FLOAT, [B]);
+  b.output(r.approxKl, 'approx_kl', DataType.FLOAT, []);
+  b.output(r.clipFrac, 'clipfrac', DataType.FLOAT, []);
+  return model;
+}
+
+/** Static shapes of the DDPO objective's batch inputs for B samples (timestep [] for scalar-timestep UNets). */
+export function ddpoInputShapes(latents: number[], embeds: number[], scalarTimestep: boolean): Record<string, number[]> {
+  const vec = [latents[0]];
+  return {
+    latents, next_latents: latents, timestep: scalarTimestep ? [] : vec, uncond_embeds: embeds, cond_embeds: embeds,
+    old_log_prob: vec, advantages: vec, alpha_prod_t: vec, alpha_prod_t_prev: vec,
+  };
+}
+
+/**
+ * The schedule feeds of the DDPO graph for per-sample timesteps: ᾱ_t, ᾱ_prev (the same DDIM rule the sampler
+ * used, so recomputed log-probs match the stored ones) and eta, which must be > 0 for a log-probability to exist.
+ */
+export function ddpoScheduleFeeds(schedule: DdimSchedule, timesteps: number[], steps: number, eta: number): Record<'alpha_prod_t' | 'alpha_prod_t_prev' | 'eta', FeedValue> {
+  if (!(eta > 0)) throw new Error(`DDPO needs a stochastic sampler: eta must be > 0 (got ${eta}); set sample.eta to 1`);
+  const cs = timesteps.map((t) => ddimCoefficients(schedule, t, steps, eta));
+  return {
+    alpha_prod_t: { dims: [cs.length], data: cs.map((c) => c.alphaProdT) },
+    alpha_prod_t_prev: { dims: [cs.length], data: cs.map((c) => c.alphaProdTPrev) },
+    eta: { dims: [], data: [eta] },
+  };
+}
+
+/** A UNet with loss = sum(out_sample · R), R a new graph input `vjp_weights`; inputs keep their names. */
+export function dotObjective(unet: Model, weightsInput = 'vjp_weights'): Model {
+  const model = cloneModel(unet);
+  const out = model.graph.outputs[0];
+  const b = new GraphBuilder(model.graph);
+  const R = b.input(weightsInput, DataType.FLOAT, out.shape);
+  const loss = appendDotLoss(b, out.name, R, onnxOpset(model));
+  model.graph.outputs = [];
+  b.output(loss, 'loss', DataType.FLOAT, []);
+  b.output(out.name, out.name, out.elemType, out.shape);
+  return model;
+}

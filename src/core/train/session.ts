@@ -1,0 +1,114 @@
+/** A training step over a frozen ONNX model with LoRA adapters: forward, loss and LoRA gradients in one ORT session. */
+import type * as ort from 'onnxruntime-node';
+import { Model } from '../onnx/ir';
+import { specialize } from '../onnx/specialize';
+import type { TensorShape } from '../onnx/shapeUtil';
+import { buildGradientGraph } from '../autodiff/gradient';
+import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, loraFeeds } from './lora';
+import { LoraWeights } from './loraFile';
+import { FeedValue, createSession, runModel } from './ortRun';
+
+/** How to build a {@link TrainingSession}. */
+export interface TrainingSessionOptions {
+  lora: LoraConfig;
+  /** Wraps the LoRA-injected model with an objective; the result must have a scalar output named `loss`. */
+  objective: (model: Model) => Model;
+  /** Values of symbolic dims (e.g. `{ batch: 2, height: 64, width: 64, sequence: 77 }`). */
+  dims?: Record<string, number>;
+  /** Full shapes of particular inputs (override `dims`). */
+  inputShapes?: Record<string, number[]>;
+  /** Starting weights; PEFT initialisation with `seed` when absent. */
+  weights?: LoraWeights;
+  seed?: number;
+  /** Extra graph inputs to differentiate (e.g. `sample`); their gradients come back in `inputGrads`. */
+  extraWrt?: string[];
+  threads?: number;
+  /** Sees the specialized forward + loss graph and every tensor's static shape before anything heavy is built; may throw (e.g. a memory check). */
+  beforeBuild?: (forward: Model, shapes: Map<string, TensorShape>) => void;
+}
+
+/** What one step returns. */
+export interface StepResult {
+  loss: number;
+  /** Every other output of the objective (log_prob, ratio, approx_kl, clipfrac, ...). */
+  metrics: Map<string, Float32Array>;
+  /** d loss / d parameter, keyed like {@link TrainingSession.params}. */
+  grads: Map<string, Float32Array>;
+  /** Gradients of `extraWrt` inputs. */
+  inputGrads: Map<string, Float32Array>;
+}
+
+/** Timings of building the session, in milliseconds. */
+export interface BuildTimings {
+  specializeMs: number;
+  gradientMs: number;
+  sessionMs: number;
+  nodes: number;
+}
+
+/** LoRA training session; parameters are the adapters' A/B matrices, named by their PEFT keys. */
+export class TrainingSession {
+  private constructor(
+    readonly model: Model,
+    private readonly session: ort.InferenceSession,
+    readonly adapters: LoraAdapter[],
+    readonly weights: LoraWeights,
+    private readonly extraWrt: string[],
+    readonly timings: BuildTimings,
+  ) {}
+
+  /** Injects LoRA, appends the objective, specializes shapes, builds the gradient graph and opens one session. */
+  static async create(forward: Model, opts: TrainingSessionOptions): Promise<TrainingSession> {
+    const injected: InjectedLora = injectLora(forward, opts.lora);
+    const withLoss = opts.objective(injected.model);
+    if (!withLoss.graph.outputs.some((o) => o.name === 'loss')) throw new Error('the training objective has no output named "loss"');
+    const lora = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
+    const extra = opts.extraWrt ?? [];
+    let t = Date.now();
+    const spec = specialize(withLoss, { dims: opts.dims, inputShapes: opts.inputShapes, preserve: new Set(lora) });
+    const specializeMs = Date.now() - t;
+    opts.beforeBuild?.(spec.model, spec.shapes);
+    t = Date.now();
+    const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true });
+    const gradientMs = Date.now() - t;
+    t = Date.now();
+    const session = await createSession(model, { threads: opts.threads });
+    const sessionMs = Date.now() - t;
+    const weights = opts.weights ?? initLoraWeights(injected.adapters, opts.lora.rank, opts.lora.alpha, opts.seed ?? 0);
+    if (weights.rank !== opts.lora.rank) throw new Error(`LoRA weights have rank ${weights.rank}, the session was built for rank ${opts.lora.rank}`);
+    loraFeeds(injected.adapters, weights); // validates coverage and shapes now rather than at the first step
+    return new TrainingSession(model, session, injected.adapters, weights, extra, { specializeMs, gradientMs, sessionMs, nodes: model.graph.nodes.length });
+  }
+
+  /** Trainable tensors by PEFT key; they alias `weights`, so optimizer updates apply to the next step. */
+  params(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    for (const [k, v] of loraFeeds(this.adapters, this.weights)) out.set(k, v.data);
+    return out;
+  }
+
+  /** Runs forward + backward on `feeds` (the objective's inputs; LoRA weights are added here). */
+  async step(feeds: Record<string, FeedValue> | Map<string, FeedValue>): Promise<StepResult> {
+    const all = new Map<string, FeedValue>(feeds instanceof Map ? feeds : Object.entries(feeds));
+    for (const [k, v] of loraFeeds(this.adapters, this.weights)) all.set(k, v);
+    const out = await runModel(this.session, this.model, all);
+    const loss = out.get('loss');
+    if (!loss) throw new Error('training graph produced no "loss"');
+    const grads = new Map<string, Float32Array>();
+    const inputGrads = new Map<string, Float32Array>();
+    const metrics = new Map<string, Float32Array>();
+    const params = new Set(this.adapters.flatMap((a) => [a.inputA, a.inputB]));
+    for (const [k, v] of out) {
+      const base = k.endsWith('_grad') ? k.slice(0, -5) : undefined;
+      if (base !== undefined && params.has(base)) grads.set(base, v.data);
+      else if (base !== undefined && this.extraWrt.includes(base)) inputGrads.set(base, v.data);
+      else if (k !== 'loss') metrics.set(k, v.data);
+    }
+    return { loss: loss.data[0], metrics, grads, inputGrads };
+  }
+
+  /** Frees the ORT session. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { loadModel } from '../../../src/core/onnx/proto';
+import { readSafetensors } from '../../../src/core/safetensors';
+import { findLoraTargets } from '../../../src/core/train/loraTargets';
+import { initLoraWeights, injectLora, loraFeeds, mergeLora } from '../../../src/core/train/lora';
+import { LoraWeights, readLora } from '../../../src/core/train/loraFile';
+import { createSession, runModel } from '../../../src/core/train/ortRun';
+import { maxRelError } from '../../../src/core/diffusion/conformance';
+import { REFERENCE_SD, SKIP_NO_FIXTURES, stripNodeNames } from './fixture';
+import { randomValues, tinyLinearModel } from './tinyModels';
+import { buildUNet } from '../../../src/core/graphs/unet';
+import { TINY_UNET_CONFIG } from '../../../src/core/graphs/presets';
+
+const x = { dims: [2, 3], data: randomValues(6, 9) };
+
+test('LoRA injected as graph inputs matches merged weights on Gemm(transB) and MatMul', async () => {
+  const model = tinyLinearModel();
+  const inj = injectLora(model, { rank: 2, alpha: 6, targets: ['to_q', 'to_k'] });
+  assert.deepEqual(inj.adapters.map((a) => [a.module, a.inFeatures, a.outFeatures]), [['blk.attn.to_q', 3, 4], ['blk.attn.to_k', 3, 5]]);
+  const weights: LoraWeights = { rank: 2, alpha: 6, modules: new Map() };
+  inj.adapters.forEach((a, k) => weights.modules.set(a.module, { inFeatures: a.inFeatures, outFeatures: a.outFeatures, A: randomValues(2 * a.inFeatures, 10 + k), B: randomValues(2 * a.outFeatures, 20 + k) }));
+  const feeds = new Map([['x', x], ...loraFeeds(inj.adapters, weights)]);
+  const adapted = await runModel(await createSession(inj.model), inj.model, feeds);
+  const merged = mergeLora(model, weights);
+  const ref = await runModel(await createSession(merged), merged, { x });
+  const base = await runModel(await createSession(model), model, { x });
+  for (const out of ['q', 'k']) {
+    assert.ok(maxRelError(adapted.get(out)!.data, ref.get(out)!.data) < 1e-6, `${out} differs from W + scale·(BA)ᵀ`);
+    assert.ok(maxRelError(adapted.get(out)!.data, base.get(out)!.data) > 1e-2, `${out}: the adapter changed nothing`);
+  }
+});
+
+test('PEFT initialisation leaves the model unchanged (B = 0) and bounds A by 1/sqrt(in)', async () => {
+  const model = tinyLinearModel();
+  const inj = injectLora(model, { rank: 4, alpha: 4, targets: ['to_q'] });
+  const w = initLoraWeights(inj.adapters, 4, 4, 7);
+  const m = w.modules.get('blk.attn.to_q')!;
+  assert.ok(m.B.every((v) => v === 0));
+  assert.ok(m.A.every((v) => Math.abs(v) <= 1 / Math.sqrt(3)) && m.A.some((v) => v !== 0));
+  assert.deepEqual(initLoraWeights(inj.adapters, 4, 4, 7).modules.get('blk.attn.to_q')!.A, m.A, 'same seed, same init');
+  const out = await runModel(await createSession(inj.model), inj.model, new Map([['x', x], ...loraFeeds(inj.adapters, w)]));
+  const base = await runModel(await createSession(model), model, { x });
+  assert.deepEqual(out.get('q')!.data, base.get('q')!.data);
+});
+
+test('unknown target names fail with a message naming them', () => {
+  assert.throws(() => injectLora(tinyLinearModel(), { rank: 2, alpha: 2, targets: ['to_z'] }), /to_z/);
+});
+
+test('fixture UNet: scope and structural detection give the PEFT names of lora_peft.safetensors', { skip: SKIP_NO_FIXTURES }, () => {
+  const unet = loadModel(join(REFERENCE_SD, 'unet/model.onnx'));
+  const peftModules = [...readLora(join(REFERENCE_SD, 'unet/lora_peft.safetensors')).modules.keys()].sort();
+  const byScope = findLoraTargets(unet, { detection: 'scope' }).map((t) => t.module);
+  assert.deepEqual([...byScope].sort(), peftModules);
+  const byStructure = findLoraTargets(stripNodeNames(unet), { detection: 'structure' }).map((t) => t.module);
+  assert.deepEqual(byStructure, byScope);
+  // auto falls back to structure when scopes are gone
+  assert.deepEqual(findLoraTargets(stripNodeNames(unet)).map((t) => t.module), byScope);
+});
+
+test('fixture UNet with the PEFT LoRA reproduces the PyTorch LoRA output, injected or merged', { skip: SKIP_NO_FIXTURES }, async () => {
+  const unet = loadModel(join(REFERENCE_SD, 'unet/model.onnx'));
+  const o = readSafetensors(join(REFERENCE_SD, 'unet/oracle.safetensors'));
+  const t = (k: string) => ({ dims: o.get(k)!.shape, data: o.get(k)!.data as Float32Array });
+  const feeds = { sample: t('fwd.sample'), timestep: t('fwd.timestep'), encoder_hidden_states: t('fwd.encoder_hidden_states') };
+  const lora = readLora(join(REFERENCE_SD, 'unet/lora_peft.safetensors'));
+  assert.equal(lora.alpha / lora.rank, 2);
+  const inj = injectLora(stripNodeNames(unet), { rank: lora.rank, alpha: lora.alpha });
+  const out = await runModel(await createSession(inj.model), inj.model, new Map([...Object.entries(feeds), ...loraFeeds(inj.adapters, lora)]));
+  assert.ok(maxRelError(out.get('out_sample')!.data, t('vjp.out_sample').data) < 1e-4);
+  const merged = mergeLora(unet, lora);
+  const ref = await runModel(await createSession(merged), merged, feeds);
+  assert.ok(maxRelError(ref.get('out_sample')!.data, t('vjp.out_sample').data) < 1e-4);
+});
+
+test('SD 2.x-style UNet (linear projections, 2 transformer layers, scalar float timestep): structure finds the scope names', () => {
+  const config = {
+    ...TINY_UNET_CONFIG, layers_per_block: 2, use_linear_projection: true, transformer_layers_per_block: 2, attention_head_dim: [2, 4, 4],
+    block_out_channels: [32, 64, 64], down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
+    up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+  };
+  const unet = buildUNet(config, { timestep: 'float-scalar' });
+  const byScope = findLoraTargets(unet, { detection: 'scope' }).map((t) => t.module);
+  assert.ok(byScope.includes('up_blocks.2.attentions.2.transformer_blocks.1.attn2.to_out.0'));
+  assert.ok(byScope.includes('mid_block.attentions.0.transformer_blocks.1.attn1.to_q'));
+  assert.deepEqual(findLoraTargets(stripNodeNames(unet), { detection: 'structure' }).map((t) => t.module), byScope);
+});
