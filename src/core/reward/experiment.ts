@@ -1,0 +1,106 @@
+// Train and evaluate an experiment's reward model from its ratings.jsonl.
+import { createHash } from 'node:crypto';
+import { EmbeddingCache, statsBackbone, type Backbone } from './backbone';
+import { raterConsistency } from './consistency';
+import type { PairExample, RewardHead } from './head';
+import { pairMetrics, type PairMetrics } from './metrics';
+import { loadRewardHead, rewardPaths, saveRewardModel, type RewardCard } from './model';
+import { loadOnnxBackbone } from './onnxBackbone';
+import { resolveInside } from './paths';
+import { mulberry32, shuffled } from './rng';
+import { readRatings, type RatingsLog } from './store';
+import { fitHeadUsingAll, type FitOptions } from './trainer';
+import type { Rating } from './types';
+
+/** A comparison with the rating it came from. */
+export type RatedExample = PairExample & { rating: Rating };
+
+/** Open a backbone by name: 'builtin:stats' (default) or a path to an ONNX image encoder (file or folder). */
+export async function openBackbone(spec: string | undefined): Promise<Backbone> {
+  if (!spec || spec === 'builtin' || spec === 'builtin:stats' || spec === statsBackbone.id) return statsBackbone;
+  return loadOnnxBackbone(spec);
+}
+
+/** Embed both images of every non-skip rating (cached per file hash) and label it: 1 left won, 0 right won, 0.5 tie. */
+export async function ratingsToExamples(experimentDir: string, ratings: Rating[], backbone: Backbone): Promise<RatedExample[]> {
+  const used = ratings.filter((r) => r.choice !== 'skip');
+  const cache = EmbeddingCache.forExperiment(experimentDir, backbone.id);
+  const files = used.flatMap((r) => [resolveInside(experimentDir, r.left), resolveInside(experimentDir, r.right)]);
+  const embs = await cache.embedFiles(backbone, files);
+  cache.save();
+  return used.map((r, i) => ({ left: embs[2 * i], right: embs[2 * i + 1], y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r }));
+}
+
+/** Deterministic held-out split by pair id, so a pair and its repeats land on the same side. */
+export function isHeldOut(pairId: string, share: number): boolean {
+  return createHash('sha256').update(pairId).digest().readUInt32BE(0) / 2 ** 32 < share;
+}
+
+/** Options for trainExperimentReward. */
+export interface TrainRewardOptions extends FitOptions {
+  backbone?: Backbone;
+  heldOutShare?: number;
+  onProgress?: (line: string) => void;
+}
+
+/** Train, evaluate on held-out pairs, save head + card; returns the card and the trained head. */
+export async function trainExperimentReward(experimentDir: string, o: TrainRewardOptions = {}): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
+  const log = readRatings(experimentDir);
+  const backbone = o.backbone ?? statsBackbone;
+  const share = o.heldOutShare ?? 0.2;
+  o.onProgress?.(`embedding ${log.ratings.length} ratings with ${backbone.id}`);
+  const examples = await ratingsToExamples(experimentDir, log.ratings, backbone);
+  const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
+  const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
+  if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
+  const fitOnce = (xs: RatedExample[]) => {
+    const s = shuffled(xs, mulberry32(o.seed ?? 0));
+    const nVal = xs.length >= 12 ? Math.max(3, Math.round(xs.length * 0.15)) : 0;
+    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), o);
+  };
+  const learningCurve: RewardCard['learningCurve'] = [];
+  if (heldOut.length) {
+    for (const frac of [0.25, 0.5, 0.75]) {
+      const sub = shuffled(trainAll, mulberry32(1)).slice(0, Math.round(trainAll.length * frac));
+      if (sub.length < 8) continue;
+      const m = pairMetrics(fitOnce(sub).head, heldOut);
+      learningCurve.push({ comparisons: sub.length, accuracy: m.accuracy, logLoss: m.logLoss });
+      o.onProgress?.(`learning curve: ${sub.length} comparisons -> held-out accuracy ${(m.accuracy * 100).toFixed(1)}%`);
+    }
+  }
+  const fit = fitOnce(trainAll);
+  const metrics = pairMetrics(fit.head, heldOut);
+  if (heldOut.length) learningCurve.push({ comparisons: trainAll.length, accuracy: metrics.accuracy, logLoss: metrics.logLoss });
+  const rater = raterConsistency(log.ratings);
+  const card: RewardCard = {
+    format: 'ddpo-reward-card', version: 1, trainedAt: new Date().toISOString(), backbone: backbone.id,
+    head: { kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch },
+    data: {
+      ratings: log.ratings.length, comparisons: examples.length, ties: examples.filter((e) => e.y === 0.5).length,
+      skips: log.ratings.length - examples.length, trainComparisons: trainAll.length, heldOutComparisons: heldOut.length,
+    },
+    heldOut: metrics, learningCurve, rater, summary: summarize(metrics, rater.estimatedConsistency, heldOut.length),
+  };
+  saveRewardModel(experimentDir, fit.head, card);
+  return { card, head: fit.head, log };
+}
+
+/** Score the saved model on the experiment's current held-out ratings (and on all of them). */
+export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = 0.2) {
+  const { head, backbone: wanted } = loadRewardHead(rewardPaths(experimentDir).head);
+  const bb = backbone ?? (await openBackbone(wanted.startsWith('builtin:') ? wanted : undefined));
+  if (bb.id !== wanted) throw new Error(`the reward model was trained on backbone ${wanted} but ${bb.id} was given; pass --backbone with the same encoder or retrain`);
+  const log = readRatings(experimentDir);
+  const examples = await ratingsToExamples(experimentDir, log.ratings, bb);
+  const heldOut = pairMetrics(head, examples.filter((e) => isHeldOut(e.rating.pairId, heldOutShare)));
+  const all = pairMetrics(head, examples);
+  return { heldOut, all, rater: raterConsistency(log.ratings), problems: log.problems };
+}
+
+/** One sentence telling the rater how well the model has learned them. */
+export function summarize(m: PairMetrics, consistency: number, heldOut: number): string {
+  if (heldOut === 0 || !Number.isFinite(m.accuracy)) return 'Not enough rated pairs to hold some out yet; keep rating to see how well the model knows you.';
+  const acc = `${(m.accuracy * 100).toFixed(0)}%`;
+  const ceil = Number.isFinite(consistency) ? ` You agree with yourself about ${(consistency * 100).toFixed(0)}% of the time, which is the most any model can reach.` : ' Some repeated pairs will show how consistent you are, which bounds what any model can reach.';
+  return `On ${m.decisive} pairs it has not seen, the model predicts your choice ${acc} of the time.${ceil}`;
+}

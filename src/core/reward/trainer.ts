@@ -1,0 +1,129 @@
+import { btLoss, featureStats, LinearHead, MlpHead, sigmoid, type HeadParams, type PairExample, type RewardHead } from './head';
+import { mulberry32, shuffled } from './rng';
+
+/** One optimisation step on a batch of comparisons; returns the batch's mean loss before the update. */
+export interface HeadTrainer {
+  readonly head: RewardHead;
+  step(batch: PairExample[]): number;
+}
+
+/** AdamW hyper-parameters. */
+export interface AdamWOptions {
+  lr?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+
+/** Mean Bradley–Terry loss over a batch and its gradient with respect to the head's parameters. */
+export function btLossAndGrad(head: RewardHead, batch: PairExample[]): { loss: number; grads: HeadParams } {
+  const grads: HeadParams = new Map([...head.params()].map(([k, p]) => [k, { shape: p.shape, data: new Float32Array(p.data.length) }]));
+  let loss = 0;
+  for (const ex of batch) {
+    const d = head.score(ex.left) - head.score(ex.right);
+    loss += btLoss(d, ex.y);
+    const g = (sigmoid(d) - ex.y) / batch.length; // dL/dd
+    head.backward(ex.left, g, grads);
+    head.backward(ex.right, -g, grads);
+  }
+  return { loss: loss / batch.length, grads };
+}
+
+/** Plain-TypeScript trainer: analytic gradients + AdamW (decoupled weight decay on weights, not biases). */
+export class AnalyticAdamWTrainer implements HeadTrainer {
+  private m = new Map<string, Float32Array>();
+  private v = new Map<string, Float32Array>();
+  private t = 0;
+  private o: Required<AdamWOptions>;
+  constructor(readonly head: RewardHead, opts: AdamWOptions = {}) {
+    this.o = { lr: 0.01, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, ...opts };
+  }
+  step(batch: PairExample[]): number {
+    const { loss, grads } = btLossAndGrad(this.head, batch);
+    const { lr, weightDecay, beta1, beta2, eps } = this.o;
+    this.t++;
+    const bc1 = 1 - beta1 ** this.t, bc2 = 1 - beta2 ** this.t;
+    for (const [k, p] of this.head.params()) {
+      const g = grads.get(k)!.data;
+      const m = this.m.get(k) ?? new Float32Array(g.length);
+      const v = this.v.get(k) ?? new Float32Array(g.length);
+      this.m.set(k, m); this.v.set(k, v);
+      const decay = k.startsWith('b') ? 0 : weightDecay;
+      for (let i = 0; i < g.length; i++) {
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+        p.data[i] -= lr * (decay * p.data[i] + (m[i] / bc1) / (Math.sqrt(v[i] / bc2) + eps));
+      }
+    }
+    return loss;
+  }
+}
+
+/** Options for fitHead. */
+export interface FitOptions extends AdamWOptions {
+  kind?: 'linear' | 'mlp';
+  hidden?: number;
+  maxEpochs?: number;
+  /** Stop after this many epochs without a better validation loss. */
+  patience?: number;
+  batchSize?: number;
+  seed?: number;
+  /** Swap in another trainer (e.g. the autodiff-backed one); defaults to AnalyticAdamWTrainer. */
+  makeTrainer?: (head: RewardHead, opts: AdamWOptions) => HeadTrainer;
+}
+
+/** What fitHead returns: the head at its best validation epoch and the loss history. */
+export interface FitResult {
+  head: RewardHead;
+  bestEpoch: number;
+  history: { epoch: number; trainLoss: number; valLoss: number }[];
+}
+
+/** Mean BT loss of a head over examples (NaN when empty). */
+export function meanLoss(head: RewardHead, xs: PairExample[]): number {
+  let s = 0;
+  for (const ex of xs) s += btLoss(head.score(ex.left) - head.score(ex.right), ex.y);
+  return s / xs.length;
+}
+
+/**
+ * Early-stop on a validation split, then retrain from scratch on train+val for the best epoch count,
+ * so every rating shapes the final model.
+ */
+export function fitHeadUsingAll(train: PairExample[], val: PairExample[], opts: FitOptions = {}): FitResult & { validation: FitResult } {
+  const validation = fitHead(train, val, opts);
+  if (val.length === 0) return { ...validation, validation };
+  const all = fitHead(train.concat(val), [], { ...opts, maxEpochs: Math.max(1, validation.bestEpoch), patience: Infinity });
+  return { ...all, bestEpoch: validation.bestEpoch, validation };
+}
+
+/** Train a head with minibatch AdamW, early stopping on validation log-loss (training loss when val is empty). */
+export function fitHead(train: PairExample[], val: PairExample[], opts: FitOptions = {}): FitResult {
+  if (train.length === 0) throw new Error('no rated pairs to train on: rate some pairs first (skips do not count)');
+  const { kind = 'linear', hidden = 32, maxEpochs = 400, patience = 25, batchSize = 32, seed = 0 } = opts;
+  const rng = mulberry32(seed);
+  const { mean, std } = featureStats(train.flatMap((e) => [e.left, e.right]));
+  const head: RewardHead = kind === 'mlp' ? MlpHead.init(mean, std, hidden, rng) : new LinearHead(mean, std);
+  const adam = { lr: opts.lr ?? (kind === 'mlp' ? 0.003 : 0.02), weightDecay: opts.weightDecay ?? 0.05 };
+  const trainer = (opts.makeTrainer ?? ((h, o) => new AnalyticAdamWTrainer(h, o)))(head, adam);
+  const snapshot = () => new Map([...head.params()].map(([k, p]) => [k, p.data.slice()]));
+  let best = { loss: Infinity, epoch: 0, params: snapshot() };
+  const history: FitResult['history'] = [];
+  for (let epoch = 1; epoch <= maxEpochs; epoch++) {
+    let sum = 0, n = 0;
+    const order = shuffled(train, rng);
+    for (let i = 0; i < order.length; i += batchSize) {
+      const batch = order.slice(i, i + batchSize);
+      sum += trainer.step(batch) * batch.length;
+      n += batch.length;
+    }
+    const valLoss = val.length ? meanLoss(head, val) : sum / n;
+    history.push({ epoch, trainLoss: sum / n, valLoss });
+    if (val.length === 0 && epoch === maxEpochs && !Number.isFinite(patience)) best = { loss: valLoss, epoch, params: snapshot() };
+    else if (valLoss < best.loss - 1e-6) best = { loss: valLoss, epoch, params: snapshot() };
+    else if (epoch - best.epoch >= patience) break;
+  }
+  for (const [k, p] of head.params()) p.data.set(best.params.get(k)!);
+  return { head, bestEpoch: best.epoch, history };
+}

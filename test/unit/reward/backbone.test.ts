@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readSafetensors, toFloat32, writeSafetensors, f32 } from '../../../src/core/safetensors';
+import { loadOnnxBackbone, readPreprocess } from '../../../src/core/reward/onnxBackbone';
+import { EmbeddingCache, type Backbone } from '../../../src/core/reward/backbone';
+import { loadLinearStackHead } from '../../../src/core/reward/model';
+import { encodePng } from '../../../src/core/image/png';
+import { renderShape } from '../../../src/core/reward/sim';
+
+const fixtures = path.resolve(import.meta.dirname, '../../../../shared/fixtures/reference-clip-vision');
+const noFixtures = !fs.existsSync(fixtures) && `fixtures not found at ${fixtures}; they live in the shared checkout (skipping)`;
+
+test('an ONNX CLIP vision tower reproduces its PyTorch oracle embeddings', { skip: noFixtures }, async () => {
+  const bb = await loadOnnxBackbone(fixtures);
+  const oracle = readSafetensors(path.join(fixtures, 'oracle.safetensors'));
+  const embs = await bb.runPixels(toFloat32(oracle.get('pixel_values')!), 2);
+  const want = toFloat32(oracle.get('image_embeds')!);
+  assert.equal(bb.dim, 16);
+  for (let i = 0; i < 32; i++) assert.ok(Math.abs(embs[Math.floor(i / 16)][i % 16] - want[i]) < 1e-4, `embedding ${i}`);
+  assert.equal(readPreprocess(fixtures).size, 32);
+  const fromImage = await bb.embed([renderShape({ shape: 'disc', cx: 0.5, cy: 0.5, radius: 0.2, color: [200, 50, 50], background: [100, 100, 100] }, 48)]);
+  assert.equal(fromImage[0].length, 16);
+  await bb.dispose?.();
+});
+
+test('embeddings are cached by file content, so re-training does not re-run the encoder', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cache-'));
+  const f = path.join(dir, 'a.png');
+  fs.writeFileSync(f, encodePng({ ...renderShape({ shape: 'square', cx: 0.4, cy: 0.5, radius: 0.2, color: [10, 200, 30], background: [120, 120, 120] }, 16), channels: 3 }));
+  let calls = 0;
+  const counting: Backbone = { id: 'test:count', dim: 1, embed: async (imgs) => { calls += imgs.length; return imgs.map((i) => Float32Array.of(i.width)); } };
+  const c1 = EmbeddingCache.forExperiment(dir, counting.id);
+  assert.deepEqual([...(await c1.embedFiles(counting, [f, f]))[1]], [16]);
+  c1.save();
+  const c2 = EmbeddingCache.forExperiment(dir, counting.id);
+  await c2.embedFiles(counting, [f]);
+  assert.equal(calls, 1);
+});
+
+test('an aesthetic-predictor-style head loads from safetensors and scores normalised embeddings', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-aes-'));
+  const file = path.join(dir, 'aesthetic.safetensors');
+  writeSafetensors(file, {
+    'layers.0.weight': f32([2, 3], Float32Array.of(1, 0, 0, 0, 1, 0)), 'layers.0.bias': f32([2], Float32Array.of(0, 1)),
+    'layers.2.weight': f32([1, 2], Float32Array.of(2, 3)), 'layers.2.bias': f32([1], Float32Array.of(0.5)),
+  });
+  const head = loadLinearStackHead(file);
+  // x = (3,4,0)/5 -> layer0 = (0.6, 0.8+1) -> 2*0.6 + 3*1.8 + 0.5
+  assert.ok(Math.abs(head.score(Float32Array.of(3, 4, 0)) - (1.2 + 5.4 + 0.5)) < 1e-5);
+  assert.throws(() => head.score(Float32Array.of(1, 2)), /expects 3-dim/);
+});
