@@ -1,0 +1,32 @@
+import { parseFlags, type CliCommand } from './command';
+import { trainExperiment } from '../core/ddpo/experimentRun';
+import { NonFiniteError, OutOfMemoryError } from '../core/ddpo/guards';
+
+/** `ddpo train --experiment DIR [--resume]` */
+export const trainCommand: CliCommand = {
+  path: ['train'],
+  summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
+  usage: 'ddpo train --experiment DIR [--resume]\n' +
+    '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys, e.g.\n' +
+    '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; missing keys take TRL\'s defaults).\n' +
+    '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
+    '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +
+    '  --resume  continue from the newest checkpoint; the metrics match an uninterrupted run',
+  async run(argv, io) {
+    const { flags } = parseFlags(argv, ['resume']);
+    const dir = flags.experiment;
+    if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
+    try {
+      const r = await trainExperiment(dir, {
+        resume: flags.resume === true, signal: io.signal, onLog: io.out,
+        onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
+      });
+      io.out(`done: epochs ${r.firstEpoch}..${r.lastEpoch}; metrics in ${dir}/ddpo/metrics.jsonl`);
+      return 0;
+    } catch (e) {
+      if (io.signal.aborted) { io.err('stopped; resume with --resume'); return 130; }
+      io.err((e as Error).message);
+      return e instanceof NonFiniteError || e instanceof OutOfMemoryError ? 3 : 1;
+    }
+  },
+};

@@ -1,0 +1,127 @@
+/**
+ * Checkpoints: one folder per saved epoch, written in a temp folder and renamed into place, so a
+ * kill at any moment leaves either the whole checkpoint or none of it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { encodeSafetensors, readSafetensorsWithMetadata } from '../safetensors';
+import type { StatTrackerState } from './advantages';
+import type { RunRngState } from './random';
+import type { DdpoConfig } from './config';
+import type { LoraWeights, PolicyState } from './types';
+import { toKohya, toPeftDiffusers } from './loraFormats';
+import { checkpointName } from './layout';
+
+/** Checkpoint file names. */
+export const CKPT_FILES = { state: 'state.json', training: 'training_state.safetensors', peft: 'lora_peft.safetensors', kohya: 'lora_kohya.safetensors' } as const;
+
+/** The loop's own state after an epoch (everything but the policy's tensors). */
+export interface LoopState {
+  format: 1;
+  /** Last finished epoch (0-based). */
+  epoch: number;
+  globalStep: number;
+  rng: RunRngState;
+  statTracker: StatTrackerState | null;
+  config: DdpoConfig;
+  savedAt: string;
+}
+
+/** A checkpoint read back. */
+export interface Checkpoint {
+  dir: string;
+  loop: LoopState;
+  policy: PolicyState;
+}
+
+/** Writes checkpoint `loop.epoch` under `checkpointsDir` atomically, then keeps only the newest `keep`. */
+export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, policy: PolicyState, lora: LoraWeights, keep: number): Promise<string> {
+  await fs.promises.mkdir(checkpointsDir, { recursive: true });
+  const final = path.join(checkpointsDir, checkpointName(loop.epoch));
+  const tmp = path.join(checkpointsDir, `.tmp-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  await fs.promises.mkdir(tmp);
+  try {
+    const peft = toPeftDiffusers(lora);
+    const kohya = toKohya(lora);
+    await writeDurable(path.join(tmp, CKPT_FILES.training), encodeSafetensors(policy.tensors, { meta: JSON.stringify(policy.meta) }));
+    await writeDurable(path.join(tmp, CKPT_FILES.peft), encodeSafetensors(peft.tensors, peft.metadata));
+    await writeDurable(path.join(tmp, CKPT_FILES.kohya), encodeSafetensors(kohya.tensors, kohya.metadata));
+    // state.json last: its presence marks a complete checkpoint even if a rename is ever not atomic.
+    await writeDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
+    await fsyncDir(tmp);
+    await fs.promises.rm(final, { recursive: true, force: true });
+    await fs.promises.rename(tmp, final);
+    await fsyncDir(checkpointsDir);
+  } catch (e) {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+    throw new Error(`Could not write checkpoint ${final}: ${(e as Error).message}. Check free disk space; the previous checkpoint is kept.`);
+  }
+  await pruneCheckpoints(checkpointsDir, keep);
+  return final;
+}
+
+/** Epochs of the complete checkpoints in `checkpointsDir`, ascending. */
+export function listCheckpoints(checkpointsDir: string): number[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(checkpointsDir);
+  } catch {
+    return [];
+  }
+  return names
+    .map((n) => /^epoch-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null && fs.existsSync(path.join(checkpointsDir, m[0], CKPT_FILES.state)))
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+/** Reads a checkpoint folder; errors name the file that is missing or broken. */
+export function loadCheckpoint(dir: string): Checkpoint {
+  const stateFile = path.join(dir, CKPT_FILES.state);
+  let loop: LoopState;
+  try {
+    loop = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as LoopState;
+  } catch (e) {
+    throw new Error(`Checkpoint ${dir} is unusable: cannot read ${CKPT_FILES.state} (${(e as Error).message}); resume from an older checkpoint with resume_from.`);
+  }
+  if (loop.format !== 1) throw new Error(`Checkpoint ${stateFile} has format ${loop.format}; this version reads format 1`);
+  const { tensors, metadata } = readSafetensorsWithMetadata(path.join(dir, CKPT_FILES.training));
+  return { dir, loop, policy: { tensors, meta: JSON.parse(metadata.meta ?? '{}') as Record<string, unknown> } };
+}
+
+/** The newest complete checkpoint, or undefined when there is none. */
+export function latestCheckpoint(checkpointsDir: string): Checkpoint | undefined {
+  const epochs = listCheckpoints(checkpointsDir);
+  if (epochs.length === 0) return undefined;
+  return loadCheckpoint(path.join(checkpointsDir, checkpointName(epochs[epochs.length - 1])));
+}
+
+/** Deletes all but the newest `keep` checkpoints, and temp folders a kill left behind. */
+export async function pruneCheckpoints(checkpointsDir: string, keep: number): Promise<void> {
+  const epochs = listCheckpoints(checkpointsDir);
+  for (const e of epochs.slice(0, Math.max(0, epochs.length - keep))) {
+    await fs.promises.rm(path.join(checkpointsDir, checkpointName(e)), { recursive: true, force: true });
+  }
+  for (const n of await fs.promises.readdir(checkpointsDir)) {
+    if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.promises.rm(path.join(checkpointsDir, n), { recursive: true, force: true });
+  }
+}
+
+async function writeDurable(file: string, data: string | Uint8Array): Promise<void> {
+  const h = await fs.promises.open(file, 'w');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  try {
+    const h = await fs.promises.open(dir, 'r');
+    try { await h.sync(); } finally { await h.close(); }
+  } catch {
+    // Windows cannot fsync folders; the rename is still atomic there.
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * DDPO settings: every knob of TRL's `DDPOConfig` under its own snake_case name and default, plus the
+ * LoRA shape, the reward and the evaluation set. Stored as `ddpo.json` in an experiment folder.
+ */
+
+/** TRL's DDPOConfig fields (same names, same defaults) and our additions. */
+export interface DdpoConfig {
+  exp_name: string;
+  run_name: string;
+  seed: number;
+  log_with: string;
+  tracker_kwargs: Record<string, unknown>;
+  accelerator_kwargs: Record<string, unknown>;
+  project_kwargs: Record<string, unknown>;
+  tracker_project_name: string;
+  logdir: string;
+  num_epochs: number;
+  save_freq: number;
+  num_checkpoint_limit: number;
+  /** No meaning here: our engine trains in float32. */
+  mixed_precision: string;
+  /** No meaning here (a CUDA matmul flag of PyTorch). */
+  allow_tf32: boolean;
+  resume_from: string;
+  sample_num_steps: number;
+  sample_eta: number;
+  sample_guidance_scale: number;
+  sample_batch_size: number;
+  sample_num_batches_per_epoch: number;
+  train_batch_size: number;
+  /** No meaning here: AdamW keeps float32 moments. */
+  train_use_8bit_adam: boolean;
+  train_learning_rate: number;
+  train_adam_beta1: number;
+  train_adam_beta2: number;
+  train_adam_weight_decay: number;
+  train_adam_epsilon: number;
+  train_gradient_accumulation_steps: number;
+  train_max_grad_norm: number;
+  num_inner_epochs: number;
+  train_cfg: boolean;
+  train_adv_clip_max: number;
+  train_clip_range: number;
+  train_timestep_fraction: number;
+  per_prompt_stat_tracking: boolean;
+  per_prompt_stat_tracking_buffer_size: number;
+  per_prompt_stat_tracking_min_count: number;
+  async_reward_computation: boolean;
+  max_workers: number;
+  negative_prompts: string;
+  push_to_hub: boolean;
+  log_image_freq: number;
+  // ---- ours ----
+  /** LoRA rank and alpha (TRL's pipeline: r=4, lora_alpha=4, on to_q/to_k/to_v/to_out.0). */
+  lora_rank: number;
+  lora_alpha: number;
+  lora_target_modules: string[];
+  /** 'jpeg_incompressibility' | 'jpeg_compressibility' | 'learned' (the experiment's reward model) | 'script:<path>'. */
+  reward: string;
+  /** Fixed evaluation set: these prompts (default: the first 4 training prompts) x these seeds. */
+  eval_prompts: string[];
+  eval_seeds: number[];
+  /** Latent side in pixels of the latent grid (image side / 8 for SD); 0 takes the model's default. */
+  latent_size: number;
+}
+
+/** TRL's defaults, and ours for the added keys. */
+export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
+  exp_name: 'ddpo',
+  run_name: '',
+  seed: 0,
+  log_with: '',
+  tracker_kwargs: {},
+  accelerator_kwargs: {},
+  project_kwargs: {},
+  tracker_project_name: 'trl',
+  logdir: 'logs',
+  num_epochs: 100,
+  save_freq: 1,
+  num_checkpoint_limit: 5,
+  mixed_precision: 'fp16',
+  allow_tf32: true,
+  resume_from: '',
+  sample_num_steps: 50,
+  sample_eta: 1.0,
+  sample_guidance_scale: 5.0,
+  sample_batch_size: 1,
+  sample_num_batches_per_epoch: 2,
+  train_batch_size: 1,
+  train_use_8bit_adam: false,
+  train_learning_rate: 3e-4,
+  train_adam_beta1: 0.9,
+  train_adam_beta2: 0.999,
+  train_adam_weight_decay: 1e-4,
+  train_adam_epsilon: 1e-8,
+  train_gradient_accumulation_steps: 1,
+  train_max_grad_norm: 1.0,
+  num_inner_epochs: 1,
+  train_cfg: true,
+  train_adv_clip_max: 5,
+  train_clip_range: 1e-4,
+  train_timestep_fraction: 1.0,
+  per_prompt_stat_tracking: false,
+  per_prompt_stat_tracking_buffer_size: 16,
+  per_prompt_stat_tracking_min_count: 16,
+  async_reward_computation: false,
+  max_workers: 2,
+  negative_prompts: '',
+  push_to_hub: false,
+  log_image_freq: 1,
+  lora_rank: 4,
+  lora_alpha: 4,
+  lora_target_modules: ['to_k', 'to_q', 'to_v', 'to_out.0'],
+  reward: 'jpeg_incompressibility',
+  eval_prompts: [],
+  eval_seeds: [0],
+  latent_size: 0,
+});
+
+// Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
+const NO_EFFECT: Partial<Record<keyof DdpoConfig, string>> = {
+  mixed_precision: 'training runs in float32 on onnxruntime',
+  allow_tf32: 'a PyTorch/CUDA matmul flag',
+  train_use_8bit_adam: 'AdamW keeps float32 moments',
+  accelerator_kwargs: 'there is no accelerate here',
+  log_with: 'metrics always go to metrics.jsonl (no wandb/tensorboard)',
+  tracker_kwargs: 'metrics always go to metrics.jsonl',
+  tracker_project_name: 'metrics always go to metrics.jsonl',
+  project_kwargs: 'the experiment folder is the project',
+  logdir: 'outputs go to the experiment folder (ddpo/)',
+  push_to_hub: 'nothing is uploaded; use `ddpo export-lora`',
+};
+
+/** A parsed config and what was suspicious in it. */
+export interface ParsedDdpoConfig {
+  config: DdpoConfig;
+  warnings: string[];
+}
+
+/** Merges `raw` over the defaults, checking every type and range; throws naming the key and the file. */
+export function parseDdpoConfig(raw: unknown, source = 'ddpo.json'): ParsedDdpoConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${source}: expected a JSON object of DDPO settings`);
+  const warnings: string[] = [];
+  const out: Record<string, unknown> = structuredClone({ ...DEFAULT_DDPO_CONFIG });
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(key in DEFAULT_DDPO_CONFIG)) {
+      warnings.push(`${source}: unknown setting "${key}" is ignored${suggest(key)}`);
+      continue;
+    }
+    const def = (DEFAULT_DDPO_CONFIG as Record<string, unknown>)[key];
+    if (!sameKind(def, value)) throw new Error(`${source}: "${key}" must be ${kindOf(def)}, got ${JSON.stringify(value)}`);
+    out[key] = structuredClone(value);
+    const why = NO_EFFECT[key as keyof DdpoConfig];
+    if (why && JSON.stringify(value) !== JSON.stringify(def)) warnings.push(`${source}: "${key}" has no effect here (${why}); value ignored`);
+  }
+  const config = out as unknown as DdpoConfig;
+  validateRanges(config, source);
+  return { config, warnings };
+}
+
+/** The timesteps trained per sample: int(sample_num_steps * train_timestep_fraction), as TRL computes it. */
+export function numTrainTimesteps(c: DdpoConfig): number {
+  return Math.floor(c.sample_num_steps * c.train_timestep_fraction);
+}
+
+function validateRanges(c: DdpoConfig, source: string): void {
+  const fail = (key: keyof DdpoConfig, rule: string): never => {
+    throw new Error(`${source}: "${key}" ${rule}, got ${JSON.stringify(c[key])}`);
+  };
+  const posInt: (keyof DdpoConfig)[] = ['num_epochs', 'save_freq', 'num_checkpoint_limit', 'sample_num_steps', 'sample_batch_size',
+    'sample_num_batches_per_epoch', 'train_batch_size', 'train_gradient_accumulation_steps', 'num_inner_epochs',
+    'per_prompt_stat_tracking_buffer_size', 'max_workers', 'log_image_freq', 'lora_rank'];
+  for (const k of posInt) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) fail(k, 'must be a positive integer');
+  if (!Number.isInteger(c.per_prompt_stat_tracking_min_count) || c.per_prompt_stat_tracking_min_count < 0) fail('per_prompt_stat_tracking_min_count', 'must be a non-negative integer');
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) fail('seed', 'must be a non-negative integer');
+  if (!(c.sample_eta > 0)) fail('sample_eta', 'must be > 0 (DDPO needs stochastic DDIM steps to have log-probabilities)');
+  for (const k of ['train_learning_rate', 'train_adam_epsilon', 'train_max_grad_norm', 'train_adv_clip_max', 'train_clip_range', 'lora_alpha'] as const) {
+    if (!(c[k] > 0)) fail(k, 'must be > 0');
+  }
+  if (!Number.isInteger(c.latent_size) || c.latent_size < 0 || c.latent_size % 8 !== 0) fail('latent_size', 'must be 0 (model default) or a multiple of 8 (64 = 512 px for SD 1.x)');
+  if (!(c.train_adam_weight_decay >= 0)) fail('train_adam_weight_decay', 'must be >= 0');
+  for (const k of ['train_adam_beta1', 'train_adam_beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) fail(k, 'must be in [0, 1)');
+  if (!(c.train_timestep_fraction > 0 && c.train_timestep_fraction <= 1)) fail('train_timestep_fraction', 'must be in (0, 1]');
+  if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
+  // TRL's checks: training batches must tile each sampling batch and the epoch's samples.
+  if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);
+  const perEpoch = c.sample_batch_size * c.sample_num_batches_per_epoch;
+  if (perEpoch % (c.train_batch_size * c.train_gradient_accumulation_steps) !== 0) {
+    fail('train_gradient_accumulation_steps', `x train_batch_size must divide the ${perEpoch} samples per epoch (sample_batch_size x sample_num_batches_per_epoch)`);
+  }
+  if (!c.eval_seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail('eval_seeds', 'must be non-negative integers');
+  if (!c.eval_prompts.every((p) => typeof p === 'string')) fail('eval_prompts', 'must be strings');
+  if (!c.lora_target_modules.every((p) => typeof p === 'string' && p.length > 0)) fail('lora_target_modules', 'must be module names like "to_q"');
+  if (!/^(jpeg_incompressibility|jpeg_compressibility|learned|script:.+)$/.test(c.reward)) {
+    fail('reward', 'must be "jpeg_incompressibility", "jpeg_compressibility", "learned" or "script:<path to .js/.mjs/.ts>"');
+  }
+}
+
+function sameKind(def: unknown, v: unknown): boolean {
+  if (Array.isArray(def)) return Array.isArray(v);
+  if (typeof def === 'object' && def !== null) return typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof def === 'number') return typeof v === 'number' && Number.isFinite(v);
+  return typeof v === typeof def;
+}
+
+function kindOf(def: unknown): string {
+  if (Array.isArray(def)) return 'an array';
+  if (typeof def === 'object') return 'an object';
+  return `a ${typeof def}`;
+}
+
+function suggest(key: string): string {
+  const k = key.toLowerCase().replace(/-/g, '_');
+  const hit = Object.keys(DEFAULT_DDPO_CONFIG).find((d) => d === k || d.endsWith(k) || k.endsWith(d));
+  return hit ? ` (did you mean "${hit}"?)` : '';
+}

@@ -1,0 +1,48 @@
+/** Failures a DDPO run reports precisely: a non-finite number, or running out of memory. */
+
+/** Which part of an epoch was running. */
+export type DdpoPhase = 'eval' | 'sample' | 'reward' | 'train' | 'checkpoint';
+
+/** A NaN or Inf stopped the run; the last good checkpoint is kept. */
+export class NonFiniteError extends Error {
+  constructor(readonly epoch: number, readonly step: number, readonly phase: DdpoPhase, readonly what: string) {
+    super(`DDPO stopped: ${what} is not finite at epoch ${epoch}, global step ${step} (${phase}). ` +
+      'The last good checkpoint is kept; lower train_learning_rate or train_max_grad_norm, check the reward, then resume with --resume.');
+    this.name = 'NonFiniteError';
+  }
+}
+
+/** The run ran out of memory; says which setting to lower. */
+export class OutOfMemoryError extends Error {
+  constructor(readonly setting: string, readonly value: number, phase: DdpoPhase, cause: string) {
+    super(`Out of memory while ${phase === 'train' ? 'training' : phase === 'sample' ? 'sampling' : phase}: lower ${setting} (now ${value}) in ddpo.json` +
+      (setting === 'train_batch_size' ? ' and raise train_gradient_accumulation_steps to keep the effective batch' : '') +
+      (setting === 'sample_batch_size' ? ' and raise sample_num_batches_per_epoch to keep the samples per epoch' : '') +
+      `. (${cause})`);
+    this.name = 'OutOfMemoryError';
+  }
+}
+
+const OOM = /out of memory|bad_alloc|failed to allocate|cannot allocate|ENOMEM|allocation failed|Array buffer allocation failed|Invalid typed array length/i;
+
+/** True when an error looks like memory exhaustion (onnxruntime, V8 or the OS). */
+export function isOutOfMemory(e: unknown): boolean {
+  return OOM.test(e instanceof Error ? e.message : String(e));
+}
+
+/** Runs `f`, turning a memory failure into an OutOfMemoryError naming `setting`. */
+export async function namingMemorySetting<T>(phase: DdpoPhase, setting: string, value: number, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof OutOfMemoryError || e instanceof NonFiniteError || !isOutOfMemory(e)) throw e;
+    throw new OutOfMemoryError(setting, value, phase, e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** Throws NonFiniteError unless every value is finite. */
+export function assertFinite(values: ArrayLike<number>, what: string, epoch: number, step: number, phase: DdpoPhase): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new NonFiniteError(epoch, step, phase, values.length > 1 ? `${what}[${i}] (${values[i]})` : `${what} (${values[i]})`);
+  }
+}

@@ -1,0 +1,66 @@
+/** The per-epoch lines of `metrics.jsonl`. */
+import * as fs from 'node:fs';
+import { atomicWriteFile } from '../fsutil';
+
+/** One evaluation image: a fixed prompt and seed, rendered with the current LoRA. */
+export interface EvalImage {
+  prompt: string;
+  seed: number;
+  /** Path relative to the experiment folder. */
+  image: string;
+  reward: number;
+}
+
+/** One line of metrics.jsonl, written when an epoch finishes. */
+export interface EpochMetrics {
+  epoch: number;
+  /** Optimizer steps taken so far, this epoch's included. */
+  global_step: number;
+  reward_mean: number;
+  reward_std: number;
+  reward_per_prompt: Record<string, { mean: number; std: number; count: number }>;
+  /** Means over this epoch's micro-steps. */
+  approx_kl: number;
+  clipfrac: number;
+  loss: number;
+  grad_norm: number;
+  advantage_mean: number;
+  advantage_std: number;
+  /** Wall seconds of each phase (not reproducible, unlike everything else); `checkpoint` is the save after the previous epoch, `total` excludes it. */
+  seconds: { eval: number; sample: number; reward: number; train: number; checkpoint: number; total: number };
+  /** Images of the fixed evaluation set rendered at the start of this epoch (absent when log_image_freq skips it). */
+  eval?: EvalImage[];
+  eval_reward_mean?: number;
+  time: string;
+}
+
+/** Reads metrics.jsonl; a torn last line (a kill mid-write) is dropped. */
+export function readMetrics(file: string): EpochMetrics[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: EpochMetrics[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line) as EpochMetrics);
+    } catch {
+      // only the last line can be torn; anything after it would be from a later append
+    }
+  }
+  return out;
+}
+
+/** Rewrites metrics.jsonl keeping only epochs <= `lastEpoch` (what a resume continues from). */
+export async function truncateMetrics(file: string, lastEpoch: number): Promise<void> {
+  const kept = readMetrics(file).filter((m) => m.epoch <= lastEpoch);
+  await atomicWriteFile(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
+}
+
+/** Replaces NaN/Infinity by null-safe strings so a line stays valid JSON. */
+export function jsonSafe<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))) as T;
+}

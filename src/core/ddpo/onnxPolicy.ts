@@ -1,0 +1,131 @@
+/** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
+import type { DdpoConfig } from './config';
+import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
+import { StableDiffusionPipeline } from '../diffusion/pipeline';
+import { sampleDdim } from '../diffusion/sampler';
+import { ddimCoefficients } from '../diffusion/ddim';
+import { toRgbImages } from '../diffusion/generate';
+import { loadModel } from '../onnx/proto';
+import { injectLora, loraFeeds, type LoraConfig } from '../train/lora';
+import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
+import { TrainingSession } from '../train/session';
+import { AdamW, clipGradNorm } from '../train/adamw';
+import { createSession, runModel } from '../train/ortRun';
+import type { SafeTensor } from '../safetensors';
+import { checkMemory, estimateDdpoMemory } from './memory';
+
+/** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
+export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void } = {}): Promise<Policy> {
+  const pipe = await StableDiffusionPipeline.load(modelDir);
+  const forward = loadModel(pipe.folder.unet);
+  const roles = unetRoles(forward);
+  const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
+  const B = c.train_batch_size;
+  const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
+  const probe = await pipe.encodePrompts(['']);
+  const lat = [B, C, h, w], vec = [B], emb = [B, probe.sequence, probe.dim];
+  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
+  // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
+  if (tScalar && B > 1) throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call; set "train_batch_size": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
+  const session = await TrainingSession.create(forward, {
+    lora, seed: c.seed, threads: opts.threads,
+    objective: (m) => ddpoObjective(m, { clipRange: c.train_clip_range, advClipMax: c.train_adv_clip_max }),
+    inputShapes: ddpoInputShapes(lat, emb, tScalar),
+    beforeBuild: (fwd, shapes) => {
+      const est = estimateDdpoMemory(fwd, shapes, c);
+      opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
+      checkMemory(est, c, h, opts.memoryBudgetBytes);
+    },
+  });
+  const sampling = injectLora(forward, lora);
+  const samplingSession = await createSession(sampling.model, { threads: opts.threads });
+  // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
+  const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
+  loraPipe.predict = async (sample, batch, height, width, t, context) => {
+    const feeds = new Map<string, { dims: number[]; data: ArrayLike<number> }>([
+      [roles.sample.name, { dims: [batch, C, height, width], data: sample }],
+      [roles.timestep.name, (roles.timestep.shape?.length ?? 1) === 0 ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
+      [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
+    ]);
+    for (const [k, v] of loraFeeds(sampling.adapters, session.weights)) feeds.set(k, v);
+    const out = await runModel(samplingSession, sampling.model, feeds, [roles.output.name]);
+    return out.get(roles.output.name)!.data;
+  };
+  const optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
+  let opt = new AdamW(optConfig);
+  const grads = new Map<string, Float32Array>([...session.params()].map(([k, p]) => [k, new Float32Array(p.length)]));
+  const embCache = new Map<string, Float32Array>();
+  const embed = async (p: string) => {
+    let e = embCache.get(p);
+    if (!e) { e = (await pipe.encodePrompts([p])).data; embCache.set(p, e); }
+    return e;
+  };
+  const cat = (parts: ArrayLike<number>[]) => { const o = new Float32Array(parts.reduce((n, p) => n + p.length, 0)); let k = 0; for (const p of parts) { o.set(p, k); k += p.length; } return o; };
+
+  return {
+    async sample(req: PolicySampleRequest): Promise<PolicySamples> {
+      const K = req.prompts.length, D = C * h * w;
+      const r = await sampleDdim(loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
+      const last = r.trajectory[r.trajectory.length - 1];
+      const img = await pipe.decode(last, K, h, w);
+      return {
+        images: toRgbImages(img.data, K, img.height, img.width),
+        timesteps: r.timesteps,
+        latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
+        logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
+      };
+    },
+    async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
+      const co = req.timesteps.map((t) => ddimCoefficients(pipe.schedule, t, req.numSteps, req.eta));
+      const r = await session.step({
+        latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
+        timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
+        uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => embed(req.negativePrompt)))) },
+        cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(embed))) },
+        old_log_prob: { dims: vec, data: req.oldLogProbs }, advantages: { dims: vec, data: req.advantages },
+        alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
+        eta: { dims: [], data: [req.eta] },
+        // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.
+        guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
+      });
+      for (const [k, g] of r.grads) { const acc = grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
+      return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0] };
+    },
+    async update(maxGradNorm: number) {
+      const gradNorm = clipGradNorm(grads.values(), maxGradNorm);
+      const applied = Number.isFinite(gradNorm);
+      if (applied) opt.update(session.params(), grads);
+      for (const g of grads.values()) g.fill(0);
+      return { gradNorm, applied };
+    },
+    async saveState(): Promise<PolicyState> {
+      const tensors = new Map<string, SafeTensor>();
+      for (const [k, p] of session.params()) tensors.set(`lora.${k}`, { dtype: 'F32', shape: [p.length], data: Float32Array.from(p) });
+      const o = opt.state();
+      for (const [k, t] of o.tensors) tensors.set(`opt.${k}`, t);
+      return { tensors, meta: { optimizer: { step: o.step } } };
+    },
+    async loadState(state: PolicyState) {
+      for (const [k, p] of session.params()) {
+        const t = state.tensors.get(`lora.${k}`);
+        if (!t || t.data.length !== p.length) throw new Error(`checkpoint lacks LoRA tensor ${k} of ${p.length} values; it was saved for a different model or lora_rank`);
+        p.set(t.data as Float32Array);
+      }
+      const optT = new Map([...state.tensors].filter(([k]) => k.startsWith('opt.')).map(([k, t]) => [k.slice(4), t]));
+      const step = (state.meta.optimizer as { step?: number } | undefined)?.step as number;
+      opt = AdamW.fromState({ step, tensors: optT }, optConfig, 'checkpoint optimizer state');
+    },
+    async lora(): Promise<LoraWeights> {
+      const w = session.weights;
+      const tensors = new Map<string, SafeTensor>();
+      for (const [m, mod] of w.modules) {
+        tensors.set(`${m}.lora_A.weight`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
+        tensors.set(`${m}.lora_B.weight`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
+      }
+      return { rank: w.rank, alpha: w.alpha, tensors };
+    },
+    async release() {
+      await Promise.all([session.release(), samplingSession.release(), pipe.release()]);
+    },
+  };
+}

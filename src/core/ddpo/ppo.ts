@@ -1,0 +1,94 @@
+/** The training half of a DDPO epoch: PPO-clipped updates over shuffled samples and timesteps. */
+import type { GaussianRng } from '../diffusion/rng';
+import { DdpoConfig, numTrainTimesteps } from './config';
+import { assertFinite, namingMemorySetting, NonFiniteError } from './guards';
+import { randperm } from './random';
+import type { EpochSamples } from './sampling';
+import type { Policy, PolicyTrainStats } from './types';
+
+/** Means over the epoch's micro-steps (loss, KL, clip fraction) and optimizer steps (grad norm). */
+export interface TrainSummary {
+  loss: number;
+  approx_kl: number;
+  clipfrac: number;
+  grad_norm: number;
+  globalStep: number;
+}
+
+/** Context of the training phase. */
+export interface TrainContext {
+  config: DdpoConfig;
+  policy: Policy;
+  shuffleRng: GaussianRng;
+  epoch: number;
+  globalStep: number;
+  signal?: AbortSignal;
+  onStep?: (done: number, total: number) => void;
+}
+
+/**
+ * num_inner_epochs passes: shuffle samples, shuffle each sample's timesteps, cut into batches of
+ * train_batch_size and, for the first int(T·timestep_fraction) timesteps, accumulate the PPO loss;
+ * one optimizer step per train_gradient_accumulation_steps batches × those timesteps (as TRL).
+ */
+export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advantages: number[]): Promise<TrainSummary> {
+  const c = ctx.config;
+  const N = samples.latents.length;
+  const T = samples.timesteps.length;
+  const tTrain = numTrainTimesteps(c);
+  if (tTrain > T) throw new Error(`train_timestep_fraction asks for ${tTrain} timesteps but samples have ${T}`);
+  const D = samples.latents[0].length / (T + 1);
+  const microPerUpdate = c.train_gradient_accumulation_steps * tTrain;
+  const clipped = advantages.map((a) => Math.min(c.train_adv_clip_max, Math.max(-c.train_adv_clip_max, a)));
+  const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0 };
+  let globalStep = ctx.globalStep;
+  const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
+  for (let inner = 0; inner < c.num_inner_epochs; inner++) {
+    const order = randperm(ctx.shuffleRng, N);
+    const timeOrder = order.map(() => randperm(ctx.shuffleRng, T));
+    for (let start = 0; start < N; start += c.train_batch_size) {
+      const pos = Array.from({ length: Math.min(c.train_batch_size, N - start) }, (_, k) => start + k);
+      const items = pos.map((p) => order[p]);
+      for (let j = 0; j < tTrain; j++) {
+        ctx.signal?.throwIfAborted();
+        const steps = pos.map((p) => timeOrder[p][j]);
+        const stats: PolicyTrainStats = await namingMemorySetting('train', 'train_batch_size', c.train_batch_size, () => ctx.policy.accumulate({
+          prompts: items.map((n) => samples.prompts[n]),
+          negativePrompt: c.negative_prompts,
+          timesteps: steps.map((s) => samples.timesteps[s]),
+          latents: items.map((n, k) => samples.latents[n].subarray(steps[k] * D, (steps[k] + 1) * D)),
+          nextLatents: items.map((n, k) => samples.latents[n].subarray((steps[k] + 1) * D, (steps[k] + 2) * D)),
+          oldLogProbs: items.map((n, k) => samples.logProbs[n][steps[k]]),
+          advantages: items.map((n) => clipped[n]),
+          numSteps: c.sample_num_steps,
+          eta: c.sample_eta,
+          guidanceScale: c.sample_guidance_scale,
+          cfg: c.train_cfg,
+          clipRange: c.train_clip_range,
+          lossScale: 1 / microPerUpdate,
+        }));
+        assertFinite([stats.loss], 'loss', ctx.epoch, globalStep, 'train');
+        assertFinite([stats.approxKl], 'approx_kl', ctx.epoch, globalStep, 'train');
+        sums.loss += stats.loss;
+        sums.approx_kl += stats.approxKl;
+        sums.clipfrac += stats.clipfrac;
+        sums.micro++;
+        if (sums.micro % microPerUpdate === 0) {
+          const { gradNorm, applied } = await ctx.policy.update(c.train_max_grad_norm);
+          if (!applied || !Number.isFinite(gradNorm)) throw new NonFiniteError(ctx.epoch, globalStep, 'train', `gradient norm (${gradNorm})`);
+          sums.grad_norm += gradNorm;
+          sums.updates++;
+          globalStep++;
+        }
+        ctx.onStep?.(sums.micro, totalMicro);
+      }
+    }
+  }
+  return {
+    loss: sums.loss / sums.micro,
+    approx_kl: sums.approx_kl / sums.micro,
+    clipfrac: sums.clipfrac / sums.micro,
+    grad_norm: sums.updates ? sums.grad_norm / sums.updates : 0,
+    globalStep,
+  };
+}

@@ -1,0 +1,96 @@
+/** What the DDPO loop needs from a diffusion policy and a reward, kept small so fakes can stand in for tests. */
+import type { SafeTensor } from '../safetensors';
+import type { ImageRGB } from '../reward/types';
+
+/** Scores images; one number per image, same order. `metadata[k]` is whatever the prompt source attached to prompt k. */
+export type RewardFn = (images: ImageRGB[], prompts: string[], metadata: Record<string, unknown>[]) => Promise<number[]>;
+
+/** One sampling call: image k starts from noise seeded with `seed + k`. */
+export interface PolicySampleRequest {
+  prompts: string[];
+  negativePrompt: string;
+  seed: number;
+  numSteps: number;
+  eta: number;
+  guidanceScale: number;
+  signal?: AbortSignal;
+}
+
+/** Sampled images with their whole denoising trajectories. */
+export interface PolicySamples {
+  images: ImageRGB[];
+  /** The T denoising timesteps, high to low (the same for every image). */
+  timesteps: number[];
+  /** Per image: T + 1 latents `[T+1, C, H, W]` flattened; entry 0 is the initial noise. */
+  latents: Float32Array[];
+  /** Per image: T log-probabilities of its transitions (mean over C·H·W). */
+  logProbs: number[][];
+}
+
+/** One micro-batch of one PPO step: each item at its own timestep (timesteps are shuffled per sample). */
+export interface PolicyTrainRequest {
+  prompts: string[];
+  negativePrompt: string;
+  timesteps: number[];
+  latents: Float32Array[];
+  nextLatents: Float32Array[];
+  /** Log-probabilities at sampling time. */
+  oldLogProbs: number[];
+  /** Already clipped to ±train_adv_clip_max. */
+  advantages: number[];
+  numSteps: number;
+  eta: number;
+  guidanceScale: number;
+  /** Classifier-free guidance during training, as during sampling (train_cfg). */
+  cfg: boolean;
+  clipRange: number;
+  /** The loss is multiplied by this before its gradient is accumulated (1 / micro-steps per update). */
+  lossScale: number;
+}
+
+/** Batch means of the PPO quantities of one micro-step (unscaled). */
+export interface PolicyTrainStats {
+  loss: number;
+  /** 0.5 · mean((log p - log p_old)²). */
+  approxKl: number;
+  /** Fraction of items with |ratio - 1| > clip range. */
+  clipfrac: number;
+}
+
+/** LoRA weights under PEFT names without prefix (`down_blocks.0...attn1.to_q.lora_A.weight`). */
+export interface LoraWeights {
+  rank: number;
+  alpha: number;
+  tensors: Map<string, SafeTensor>;
+}
+
+/** Everything a policy needs to continue exactly where it stopped: LoRA weights, optimizer moments, step count. */
+export interface PolicyState {
+  tensors: Map<string, SafeTensor>;
+  meta: Record<string, unknown>;
+}
+
+/** A diffusion model with a trainable LoRA: samples with log-probs and takes PPO steps. */
+export interface Policy {
+  sample(req: PolicySampleRequest): Promise<PolicySamples>;
+  /** Computes the clipped PPO loss of the batch and adds its (scaled) gradient to the accumulator. */
+  accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats>;
+  /**
+   * Clips the accumulated gradient to `maxGradNorm`, takes one AdamW step and zeroes the accumulator.
+   * A non-finite gradient norm leaves the weights untouched (`applied` false).
+   */
+  update(maxGradNorm: number): Promise<{ gradNorm: number; applied: boolean }>;
+  saveState(): Promise<PolicyState>;
+  loadState(state: PolicyState): Promise<void>;
+  lora(): Promise<LoraWeights>;
+  release?(): Promise<void>;
+}
+
+/** Progress of a run, for a CLI or the worker. */
+export interface DdpoProgress {
+  epoch: number;
+  numEpochs: number;
+  phase: 'eval' | 'sample' | 'reward' | 'train' | 'checkpoint' | 'done';
+  done: number;
+  total: number;
+}

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_DDPO_CONFIG, numTrainTimesteps, parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { globalAdvantages, PerPromptStatTracker } from '../../../src/core/ddpo/advantages';
+
+test("defaults are TRL's DDPOConfig defaults (LoRA r=4, alpha=4)", () => {
+  const d = DEFAULT_DDPO_CONFIG;
+  assert.deepEqual([d.num_epochs, d.save_freq, d.num_checkpoint_limit, d.mixed_precision, d.allow_tf32, d.resume_from], [100, 1, 5, 'fp16', true, '']);
+  assert.deepEqual([d.sample_num_steps, d.sample_eta, d.sample_guidance_scale, d.sample_batch_size, d.sample_num_batches_per_epoch], [50, 1, 5, 1, 2]);
+  assert.deepEqual([d.train_batch_size, d.train_use_8bit_adam, d.train_learning_rate, d.train_adam_beta1, d.train_adam_beta2, d.train_adam_weight_decay, d.train_adam_epsilon], [1, false, 3e-4, 0.9, 0.999, 1e-4, 1e-8]);
+  assert.deepEqual([d.train_gradient_accumulation_steps, d.train_max_grad_norm, d.num_inner_epochs, d.train_cfg, d.train_adv_clip_max, d.train_clip_range, d.train_timestep_fraction], [1, 1, 1, true, 5, 1e-4, 1]);
+  assert.deepEqual([d.per_prompt_stat_tracking, d.per_prompt_stat_tracking_buffer_size, d.per_prompt_stat_tracking_min_count, d.async_reward_computation, d.max_workers, d.negative_prompts], [false, 16, 16, false, 2, '']);
+  assert.deepEqual([d.log_with, d.tracker_project_name, d.logdir, d.seed, d.log_image_freq, d.lora_rank, d.lora_alpha], ['', 'trl', 'logs', 0, 1, 4, 4]);
+  assert.deepEqual(parseDdpoConfig({}).config, { ...DEFAULT_DDPO_CONFIG });
+});
+
+test('knobs without meaning here are kept but warned about; typos are pointed out', () => {
+  const { config, warnings } = parseDdpoConfig({ mixed_precision: 'no', train_use_8bit_adam: true, learning_rate: 1 }, 'x/ddpo.json');
+  assert.equal(config.mixed_precision, 'no');
+  assert.equal(warnings.length, 3);
+  assert.match(warnings.join('\n'), /"mixed_precision" has no effect here/);
+  assert.match(warnings.join('\n'), /unknown setting "learning_rate".*did you mean "train_learning_rate"/);
+});
+
+test('bad values are rejected naming the key and the rule', () => {
+  assert.throws(() => parseDdpoConfig({ train_batch_size: 3, sample_batch_size: 4 }, 'e/ddpo.json'), /e\/ddpo.json: "train_batch_size" must divide sample_batch_size \(4\)/);
+  assert.throws(() => parseDdpoConfig({ sample_eta: 0 }), /"sample_eta" must be > 0/);
+  assert.throws(() => parseDdpoConfig({ num_epochs: '3' }), /"num_epochs" must be a number/);
+  assert.throws(() => parseDdpoConfig({ reward: 'clip' }), /"reward" must be/);
+  assert.equal(numTrainTimesteps(parseDdpoConfig({ sample_num_steps: 50, train_timestep_fraction: 0.3 }).config), 15);
+});
+
+test('per-prompt stat tracker uses the batch stats until a prompt has min_count rewards, then its own buffer', () => {
+  const t = new PerPromptStatTracker(3, 2);
+  const a1 = t.update(['a', 'b'], [1, 3]); // 'a' and 'b' each have 1 < 2: batch mean 2, std 1
+  assert.deepEqual(a1.map((x) => +x.toFixed(5)), [-1, 1]);
+  const a2 = t.update(['a', 'a'], [2, 4]); // 'a' buffer [1,2,4] (size 3): mean 7/3
+  const mean = 7 / 3, std = Math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2) / 3);
+  assert.ok(Math.abs(a2[0] - (2 - mean) / (std + 1e-6)) < 1e-12);
+  t.update(['a'], [10]); // buffer keeps the last 3: [2, 4, 10]
+  assert.deepEqual(t.state().buffers.a, [2, 4, 10]);
+  const copy = PerPromptStatTracker.fromState(t.state());
+  assert.deepEqual(copy.update(['b', 'a'], [0, 1]), t.update(['b', 'a'], [0, 1]));
+});
+
+test('global advantages are (r - mean) / (std + 1e-8) with the population std', () => {
+  assert.deepEqual(globalAdvantages([1, 3]).map((x) => +x.toFixed(6)), [-1, 1]);
+});

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { listCheckpoints } from '../../../src/core/ddpo/checkpoint';
+import { ddpoLayout } from '../../../src/core/ddpo/layout';
+import { readMetrics } from '../../../src/core/ddpo/metrics';
+import { brightness, reproducible, runToy, tempExperiment, toyConfig, toyPolicyFor } from './helpers';
+import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const bright = async (imgs: { data: Uint8Array; width: number; height: number }[]) => imgs.map(brightness);
+
+/** An experiment folder on the reference UNet with a DDPO config small enough for ~1 s epochs. */
+function fixtureExperiment(): string {
+  const dir = tempExperiment();
+  fs.writeFileSync(path.join(dir, 'experiment.json'), JSON.stringify({ schemaVersion: 1, name: 'kill', createdAt: '2026-01-01T00:00:00Z', baseModel: { id: 'reference-sd', path: REFERENCE_SD }, prompts: ['a cat', 'a dog'] }));
+  fs.writeFileSync(path.join(dir, 'ddpo.json'), JSON.stringify({
+    num_epochs: 4, sample_num_steps: 3, sample_batch_size: 2, sample_num_batches_per_epoch: 2, train_batch_size: 2, latent_size: 8,
+    eval_seeds: [0], train_learning_rate: 1e-2, train_clip_range: 1e-2, lora_rank: 2, lora_alpha: 2,
+  }));
+  return dir;
+}
+
+/** Runs `ddpo train` as a child process; `killWhen` may SIGKILL it (then the exit is reported as the signal). */
+function cli(dir: string, resume: boolean, killWhen?: (kill: () => void) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--experiment', dir, ...(resume ? ['--resume'] : [])], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  killWhen?.(() => child.kill('SIGKILL'));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
+}
+
+test('SIGKILL of `ddpo train` at a random moment, then --resume, reproduces the uninterrupted metrics', { skip: SKIP_NO_FIXTURES }, async (t) => {
+  const straight = fixtureExperiment();
+  const killed = fixtureExperiment();
+  const metrics = ddpoLayout(killed).metricsFile;
+  // Random moment after the first epoch's line: within the next ~2 epochs (each ~1 s on 2 cores).
+  const delay = Math.floor(Math.random() * 2000);
+  let poll: NodeJS.Timeout | undefined;
+  const [whole, cut] = await Promise.all([
+    cli(straight, false),
+    cli(killed, false, (kill) => {
+      poll = setInterval(() => {
+        if (readMetrics(metrics).length === 0) return;
+        clearInterval(poll);
+        setTimeout(kill, delay);
+      }, 10);
+    }),
+  ]);
+  clearInterval(poll);
+  assert.equal(whole.code, 0, whole.stderr);
+  const linesAtKill = readMetrics(metrics).length;
+  const ckptsAtKill = listCheckpoints(ddpoLayout(killed).checkpointsDir);
+  if (cut.signal !== 'SIGKILL') assert.equal(cut.code, 0, cut.stderr); // finished before the kill landed: still must match
+  const resumed = await cli(killed, true);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const note = cut.signal === 'SIGKILL' ? `SIGKILL ${delay} ms after the first metrics line, ${linesAtKill} line(s) and checkpoints [${ckptsAtKill}] left` : 'the run finished before the kill';
+  t.diagnostic(note);
+  assert.deepEqual(reproducible(metrics), reproducible(ddpoLayout(straight).metricsFile), note);
+  assert.deepEqual(readMetrics(metrics).map((m) => m.epoch), [0, 1, 2, 3], note);
+});
+
+test('a kill between the metrics line and its checkpoint re-runs the epoch and replaces the orphan line', async () => {
+  const config = toyConfig({ num_epochs: 4 });
+  const straight = tempExperiment();
+  await runToy(straight, config, bright);
+  const dir = tempExperiment();
+  const policy = toyPolicyFor(config);
+  const save = policy.saveState.bind(policy);
+  let saves = 0;
+  policy.saveState = async () => { if (++saves === 3) throw new Error('killed before checkpoint 2'); return save(); };
+  await assert.rejects(runToy(dir, config, bright, { policy }), /killed before checkpoint 2/);
+  const layout = ddpoLayout(dir);
+  assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1, 2]); // epoch 2's line is the orphan
+  assert.deepEqual(listCheckpoints(layout.checkpointsDir), [0, 1]);
+  const resumed = await runToy(dir, config, bright, { resume: true });
+  assert.equal(resumed.firstEpoch, 2);
+  assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1, 2, 3]);
+  assert.deepEqual(reproducible(layout.metricsFile), reproducible(ddpoLayout(straight).metricsFile));
+});

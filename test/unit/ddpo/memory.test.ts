@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { OutOfMemoryError } from '../../../src/core/ddpo/guards';
+import { checkMemory, estimateDdpoMemory } from '../../../src/core/ddpo/memory';
+import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
+import { specialize } from '../../../src/core/onnx/specialize';
+import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { tinyLinearModel } from '../train/tinyModels';
+
+const config = (o: Record<string, unknown> = {}) => parseDdpoConfig({ sample_batch_size: 4, train_batch_size: 2, latent_size: 16, ...o }).config;
+
+test('the estimate sums the graph\'s tensors and grows with sample_batch_size', () => {
+  const spec = specialize(tinyLinearModel(), {});
+  const small = estimateDdpoMemory(spec.model, spec.shapes, config());
+  assert.equal(small.activationBytes, (2 * 4 + 2 * 5) * 4); // q [2,4] and k [2,5], float32
+  assert.equal(small.weightBytes, 2 * (12 + 4 + 15) * 4); // onnxruntime's copy and ours
+  const big = estimateDdpoMemory(spec.model, spec.shapes, config({ sample_batch_size: 16 }));
+  assert.ok(big.samplingBytes > small.samplingBytes && big.totalBytes > small.totalBytes);
+});
+
+test('an estimate over the budget stops with the settings to lower and the numbers', () => {
+  const spec = specialize(tinyLinearModel(), {});
+  const est = estimateDdpoMemory(spec.model, spec.shapes, config());
+  checkMemory(est, config(), 16, est.totalBytes); // exactly enough: no error
+  assert.throws(() => checkMemory(est, config(), 16, est.totalBytes - 1), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError);
+    assert.match(e.message, /needs about [\d.]+ GB .*train_batch_size 2.*sample_batch_size 4, latent_size 16.* only [\d.]+ GB is available/);
+    assert.match(e.message, /Lower train_batch_size .* sample_batch_size .* or latent_size in ddpo\.json/);
+    return true;
+  });
+});
+
+test('a real UNet over a tiny budget fails before any session is built, naming the settings', { skip: SKIP_NO_FIXTURES }, async () => {
+  const logs: string[] = [];
+  await assert.rejects(createOnnxPolicy(REFERENCE_SD, config(), { memoryBudgetBytes: 1e6, onLog: (l) => logs.push(l) }), (e: unknown) => {
+    assert.ok(e instanceof OutOfMemoryError, String(e));
+    assert.match((e as Error).message, /train_batch_size 2.*sample_batch_size 4, latent_size 16/);
+    return true;
+  });
+  assert.match(logs.join('\n'), /memory estimate [\d.]+ GB/);
+  // a 4x larger latent area needs about 4x the activations
+  const sizes: number[] = [];
+  for (const latent of [16, 32]) {
+    await createOnnxPolicy(REFERENCE_SD, config({ latent_size: latent }), { memoryBudgetBytes: 1, onLog: (l) => sizes.push(Number(/estimate ([\d.]+) GB/.exec(l)?.[1])) }).catch(() => undefined);
+  }
+  assert.ok(sizes[1] > 3 * sizes[0], `estimates ${sizes.join(', ')} GB`);
+});
