@@ -1,0 +1,166 @@
+/** `ddpo bench sample|train|all`: UNet throughput, one DDPO LoRA train step, build time and peak memory, as a table and JSON. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { CliCommand, CliIO, parseFlags } from './command';
+import type { ExecutionProvider } from '../core/models/ortModel';
+import { ProviderSetting, chooseExecutionProviders, listBackends } from '../core/runtime/providers';
+import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
+import { resolveBenchUnet, unetDimOverrides } from '../core/runtime/benchUnet';
+import { UnetTiming, benchDdimStep, benchUnetEval } from '../core/runtime/benchSample';
+import { DdpoTrainGraph, TrainTiming, benchTrainStep, buildDdpoTrainGraph } from '../core/runtime/benchTrain';
+import { compareWithAnchor, renderComparison } from '../core/runtime/benchCompare';
+import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../core/runtime/memory';
+
+type Precision = 'fp32' | 'fp16';
+const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
+    [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16]
+    [--warmup 2] [--runs 10] [--placement] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
+  sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
+  train   one DDPO LoRA train step (r=4 on to_q/k/v/out, batch 1 with CFG = UNet batch 2): build time, step time
+  all     both, plus peak memory (process RSS; GPU memory via nvidia-smi when present)
+  --unet sd15 builds an SD 1.5-architecture UNet with random weights (~7 GB RAM; files cached under --cache).
+  --placement  also reports which nodes onnxruntime placed on the CPU (opens each model once more, verbose).
+  --anchor     print ratios against anchor_torch.py's JSON from the same GPU.
+  --out        is rewritten after every measurement, so an interrupted run keeps what it measured.`;
+
+function list(v: string | true | undefined, dflt: string): string[] {
+  return (typeof v === 'string' ? v : dflt).split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function intFlag(flags: Record<string, string | true>, name: string, dflt: number): number {
+  const v = flags[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
+  return n;
+}
+
+function precisions(v: string[], flag: string): Precision[] {
+  for (const p of v) if (p !== 'fp32' && p !== 'fp16') throw new Error(`--${flag}: '${p}' is not fp32 or fp16`);
+  return v as Precision[];
+}
+
+async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
+  const { flags } = parseFlags(argv, ['fp16', 'placement']);
+  const setting = (typeof flags.ep === 'string' ? flags.ep : 'auto') as ProviderSetting;
+  if (!['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'].includes(setting)) throw new Error(`--ep ${setting}: use auto, cpu, webgpu, cuda, dml or coreml`);
+  const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
+  // a benchmark on an explicitly chosen provider must not quietly measure the CPU instead
+  if (setting !== 'auto' && setting !== 'cpu') plan.candidates = plan.candidates.filter((ep) => ep !== 'cpu');
+  if (!plan.candidates.length) throw new Error(`--ep ${setting} is not available here: ${plan.skipped.map((s) => s.reason).join('; ')}`);
+  const batches = list(flags.batch, '2,16').map(Number);
+  const latent = intFlag(flags, 'latent', 64);
+  const timing = { warmup: intFlag(flags, 'warmup', 2), runs: intFlag(flags, 'runs', intFlag(flags, 'steps', 10)), signal: io.signal };
+  const samplePrec = flags.fp16 ? ['fp16' as const] : precisions(list(flags.precision, 'fp32'), 'precision');
+  const trainPrec = precisions(list(flags['train-precision'], flags.fp16 ? 'fp16' : 'fp32'), 'train-precision');
+  const cacheDir = typeof flags.cache === 'string' ? flags.cache : path.join(os.tmpdir(), 'ddpo-bench');
+  const unet = resolveBenchUnet(typeof flags.unet === 'string' ? flags.unet : 'sd15', cacheDir, io.progress);
+  for (const s of plan.skipped) io.out(`note: ${s.ep} skipped: ${s.reason}`);
+
+  const gpuName = nvidiaGpuName();
+  const gpuMem = gpuName ? new GpuMemorySampler().start() : undefined;
+  const result: Record<string, unknown> = {
+    tool: 'ddpo bench', mode, date: new Date().toISOString(),
+    device: { platform: `${process.platform}-${process.arch}`, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, gpu: gpuName, ort: (ort.env as { versions?: Record<string, string> }).versions?.common },
+    setting, candidates: plan.candidates, skipped: plan.skipped, latent,
+  };
+  const sample: UnetTiming[] = [];
+  const train: TrainTiming[] = [];
+  const memory: Record<string, number | undefined> = {};
+  const save = () => {
+    if (typeof flags.out !== 'string') return;
+    memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
+    fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
+    fs.writeFileSync(flags.out, JSON.stringify({ ...result, sample, train, memory }, null, 2) + '\n');
+  };
+  try {
+    unet.model();
+    result.unet = { name: unet.name, parameters: unet.parameters, nodes: unet.model().graph.nodes.length, buildMs: unet.buildMs };
+    io.out(`UNet ${unet.name}: ${((unet.parameters ?? 0) / 1e6).toFixed(1)}M parameters, ${unet.model().graph.nodes.length} nodes (built/loaded in ${((unet.buildMs ?? 0) / 1000).toFixed(1)} s)`);
+    if (mode !== 'train') {
+      resetPeakRss();
+      for (const precision of samplePrec) {
+        for (const batch of batches) {
+          io.progress(`UNet ${precision} batch ${batch}…`);
+          const r = await benchUnetEval(unet, precision, batch, latent, plan.candidates, timing);
+          for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+          sample.push(r);
+          save();
+          io.out(`UNet forward ${precision} batch ${batch} on ${r.ep}: ${r.msPerEval.toFixed(1)} ms/eval` +
+            `${r.deviceMsPerEval !== undefined ? ` (${r.deviceMsPerEval.toFixed(1)} ms device-resident)` : ''}, ${r.evalsPerSec.toFixed(2)} evals/s, session ${(r.sessionMs / 1000).toFixed(1)} s`);
+        }
+      }
+      const ep = sample[0]?.ep ?? 'cpu';
+      const kb = Math.max(...batches.map((b) => Math.max(1, Math.floor(b / 2))));
+      const stepMs = await benchDdimStep(kb, latent, ep, timing);
+      result.ddimStep = { batch: kb, ep, ms: stepMs };
+      io.out(`DDIM step graph (CFG, ${kb} images) on ${ep}: ${stepMs.toFixed(2)} ms`);
+      memory.samplePeakRssGiB = peakRssBytes() / 2 ** 30;
+      memory.samplePeakGpuMiB = gpuMem?.peek()?.peakMiB;
+      if (flags.placement) {
+        const p = await probeNodePlacement(unet.file(samplePrec[0]), ep, { freeDimensionOverrides: unetDimOverrides(unet.model(), batches[0], latent) });
+        result.placement = p;
+        io.out(`node placement (${samplePrec[0]}): ${describePlacement(p)}`);
+      }
+    }
+    if (mode !== 'sample') {
+      let graph: DdpoTrainGraph | undefined;
+      for (const precision of trainPrec) {
+        resetPeakRss();
+        gpuMem?.resetPeak();
+        io.progress(`DDPO train step ${precision}…`);
+        graph ??= buildDdpoTrainGraph(unet, latent);
+        const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress });
+        for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+        train.push(r);
+        memory[`train_${precision}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
+        memory[`train_${precision}_PeakGpuMiB`] = gpuMem?.peek()?.peakMiB;
+        save();
+        io.out(`DDPO LoRA train step ${precision} (batch 1, CFG) on ${r.ep}: ${r.stepMs.toFixed(1)} ms (run ${r.runMs.toFixed(1)} + AdamW ${r.adamwMs.toFixed(2)}); ` +
+          `graph build ${(r.buildMs / 1000).toFixed(1)} s (${r.nodes} nodes), session ${(r.sessionMs / 1000).toFixed(1)} s`);
+      }
+    }
+  } finally {
+    gpuMem?.stop();
+  }
+  save();
+  memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
+  io.out(renderTable(sample, train, memory));
+  if (typeof flags.out === 'string') io.out(`wrote ${flags.out}`);
+  if (typeof flags.anchor === 'string') {
+    const line = fs.readFileSync(flags.anchor, 'utf8').trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+    if (!line) io.err(`${flags.anchor} holds no JSON line from anchor_torch.py; no comparison`);
+    else {
+      const anchor = JSON.parse(line);
+      const ours = { ...result, sample, train, memory };
+      io.out(renderComparison(compareWithAnchor(ours, anchor), ours, anchor));
+    }
+  }
+  return 0;
+}
+
+/** The summary table printed after a run. */
+export function renderTable(sample: UnetTiming[], train: TrainTiming[], memory: Record<string, number | undefined>): string {
+  const rows: string[][] = [['what', 'ep', 'precision', 'batch', 'ms', 'per second']];
+  for (const s of sample) rows.push(['UNet forward', s.ep, s.precision, String(s.batch), (s.deviceMsPerEval ?? s.msPerEval).toFixed(1), `${s.evalsPerSec.toFixed(2)} evals`]);
+  for (const t of train) rows.push(['DDPO LoRA train step', t.ep, t.precision, '1 (CFG: 2)', t.stepMs.toFixed(1), `${(1000 / t.stepMs).toFixed(2)} steps`]);
+  for (const t of train) rows.push(['training graph build', 'host', t.precision, '', t.buildMs.toFixed(0), '']);
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
+  lines.splice(1, 0, w.map((n) => '-'.repeat(n)).join('  '));
+  const mem = Object.entries(memory).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${k.endsWith('GiB') ? v!.toFixed(2) : v!.toFixed(0)}`);
+  return [...lines, mem.length ? `memory: ${mem.join(', ')}` : ''].join('\n');
+}
+
+const make = (mode: 'sample' | 'train' | 'all', summary: string): CliCommand => ({
+  path: ['bench', mode], summary, usage: `ddpo bench ${mode} ${OPTIONS}`, run: (argv, io) => runBench(mode, argv, io),
+});
+
+/** `ddpo bench sample`, `ddpo bench train` and `ddpo bench all`. */
+export const benchCommands: CliCommand[] = [
+  make('sample', 'Measure UNet throughput (evals/s) on static-shape sessions'),
+  make('train', 'Measure one DDPO LoRA train step and the training-graph build time'),
+  make('all', 'Sampling and training benchmarks with peak memory, as a table and JSON'),
+];

@@ -1,0 +1,70 @@
+/** Our benchmark JSON next to the PyTorch anchor's (../shared/device/anchor_torch.py): times, ratios and the issue's targets. */
+
+/** The anchor's printed JSON (milliseconds, GiB). */
+export interface AnchorResult {
+  device?: string;
+  torch?: string;
+  fwd_fp32_b2_ms?: number;
+  fwd_tf32_b2_ms?: number;
+  fwd_fp16_b2_ms?: number;
+  fwd_fp16_b16_ms?: number;
+  train_lora_fp16_b1_ms?: number;
+  train_b1_peak_gib?: number;
+}
+
+interface OursSample { precision: string; batch: number; msPerEval: number; deviceMsPerEval?: number; ep: string }
+interface OursTrain { precision: string; stepMs: number; ep: string }
+/** The parts of `ddpo bench --out` JSON the comparison reads. */
+export interface OursResult {
+  device?: { gpu?: string };
+  sample?: OursSample[];
+  train?: OursTrain[];
+  memory?: Record<string, number | undefined>;
+}
+
+/** One compared measurement; ratio = ours / PyTorch (below 1 is faster / smaller). */
+export interface CompareRow {
+  what: string;
+  ours?: number;
+  torch?: number;
+  ratio?: number;
+  /** The issue's target for this row, when it has one: ratio ≤ 1. */
+  target: boolean;
+}
+
+/** Pairs our measurements with the anchor's. Memory compares nvidia-smi's used-memory rise with torch's max_memory_allocated. */
+export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): CompareRow[] {
+  const fwd = (p: string, b: number) => {
+    const s = ours.sample?.find((x) => x.precision === p && x.batch === b);
+    return s ? s.deviceMsPerEval ?? s.msPerEval : undefined;
+  };
+  const train = (p: string) => ours.train?.find((t) => t.precision === p)?.stepMs;
+  const mem = ours.memory ?? {};
+  const gpuPeak = (p: string) => {
+    const peak = mem[`train_${p}_PeakGpuMiB`], base = mem.gpuBaselineMiB;
+    return peak === undefined ? undefined : (peak - (base ?? 0)) / 1024;
+  };
+  const row = (what: string, o: number | undefined, t: number | undefined, target = false): CompareRow =>
+    ({ what, ours: o, torch: t, ratio: o !== undefined && t ? o / t : undefined, target });
+  return [
+    row('UNet fwd batch 2, fp32 vs torch fp32 (ms)', fwd('fp32', 2), anchor.fwd_fp32_b2_ms),
+    row('UNet fwd batch 2, fp32 vs torch TF32 (ms)', fwd('fp32', 2), anchor.fwd_tf32_b2_ms),
+    row('UNet fwd batch 2, fp16 vs torch fp16 autocast (ms)', fwd('fp16', 2), anchor.fwd_fp16_b2_ms),
+    row('UNet fwd batch 16, fp16 vs torch fp16 autocast (ms)', fwd('fp16', 16), anchor.fwd_fp16_b16_ms, true),
+    row('DDPO LoRA train step b1 CFG, fp16 vs torch fp16 (ms)', train('fp16'), anchor.train_lora_fp16_b1_ms, true),
+    row('DDPO LoRA train step b1 CFG, fp32 vs torch fp16 (ms)', train('fp32'), anchor.train_lora_fp16_b1_ms),
+    row('train step peak GPU memory, fp16 (GiB)', gpuPeak('fp16'), anchor.train_b1_peak_gib, true),
+    row('train step peak GPU memory, fp32 (GiB)', gpuPeak('fp32'), anchor.train_b1_peak_gib),
+  ];
+}
+
+/** The comparison as an aligned text table. */
+export function renderComparison(rows: CompareRow[], ours: OursResult, anchor: AnchorResult): string {
+  const f = (v: number | undefined, d = 1) => (v === undefined ? '—' : v.toFixed(d));
+  const table = [['measurement', 'ours', 'PyTorch', 'ours/PyTorch', 'target']];
+  for (const r of rows) table.push([r.what, f(r.ours), f(r.torch), f(r.ratio, 2), r.target ? (r.ratio === undefined ? '≤ 1 (not measured)' : r.ratio <= 1 ? '≤ 1 met' : '≤ 1 MISSED') : '']);
+  const w = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+  const eps = [...new Set([...(ours.sample ?? []), ...(ours.train ?? [])].map((x) => x.ep))].join(', ');
+  return [`GPU: ${anchor.device ?? ours.device?.gpu ?? 'unknown'}; ours on ${eps || '?'}; PyTorch ${anchor.torch ?? '?'}`,
+    ...table.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd())].join('\n');
+}

@@ -1,0 +1,151 @@
+/** One DDPO LoRA train step (batch 1 with CFG, so the UNet runs on 2) as PyTorch's DDPO trainers do it: time and build cost. */
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { DataType, Model, cloneModel, numel } from '../onnx/ir';
+import { saveModel } from '../onnx/proto';
+import { specialize } from '../onnx/specialize';
+import { buildGradientGraph } from '../autodiff/gradient';
+import { InjectedLora, injectLora, initLoraWeights, loraFeeds } from '../train/lora';
+import { ddpoObjective } from '../train/objective';
+import { toOrtTensor } from '../train/ortRun';
+import { AdamW } from '../train/adamw';
+import { GaussianRng } from '../diffusion/rng';
+import type { ExecutionProvider } from '../models/ortModel';
+import { BenchUnet, unetDimOverrides } from './benchUnet';
+import { TimingOptions, median, timeRuns } from './benchSample';
+import { openWithFallback } from './providers';
+import { toFloat16 } from './fp16';
+
+/** What one train step costs. */
+export interface TrainTiming {
+  precision: 'fp32' | 'fp16';
+  ep: ExecutionProvider;
+  latent: number;
+  /** Samples per step; the UNet runs on twice as many (CFG). */
+  batch: number;
+  /** Graph build: shape specialisation plus the gradient graph (the "under 10 s" target). */
+  specializeMs: number;
+  gradientMs: number;
+  buildMs: number;
+  nodes: number;
+  saveMs: number;
+  sessionMs: number;
+  /** Median forward+backward session run. */
+  runMs: number;
+  /** Host AdamW update of the LoRA weights. */
+  adamwMs: number;
+  /** runMs + adamwMs + feeding: the step PyTorch's 183 ms compares to. */
+  stepMs: number;
+  loraParameters: number;
+  lossScale: number;
+  failures: { ep: string; error: string }[];
+}
+
+/** Options of {@link benchTrainStep}. */
+export interface TrainBenchOptions extends TimingOptions {
+  precision: 'fp32' | 'fp16';
+  cacheDir: string;
+  /** Loss scale for fp16 gradients (the gradient seed); gradients are divided by it before AdamW. */
+  lossScale?: number;
+  log?: (line: string) => void;
+}
+
+/** The DDPO LoRA (r=4 on to_q/k/v/out) training graph of a UNet at one latent size, built once for every precision. */
+export interface DdpoTrainGraph {
+  model: Model;
+  injected: InjectedLora;
+  latent: number;
+  specializeMs: number;
+  gradientMs: number;
+}
+
+/** Injects LoRA, appends the DDPO objective, specializes to batch 1 at `latent` and builds the gradient graph. */
+export function buildDdpoTrainGraph(unet: BenchUnet, latent: number): DdpoTrainGraph {
+  const forward = unet.model();
+  const injected = injectLora(forward, LORA);
+  const withLoss = ddpoObjective(injected.model, { clipRange: 1e-4, advClipMax: 5 });
+  const wrt = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
+  let t = performance.now();
+  const spec = specialize(withLoss, { dims: unetDimOverrides(forward, 1, latent), preserve: new Set(wrt) });
+  const specializeMs = performance.now() - t;
+  t = performance.now();
+  const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt, loss: 'loss', keepForwardOutputs: true });
+  return { model, injected, latent, specializeMs, gradientMs: performance.now() - t };
+}
+
+const LORA = { rank: 4, alpha: 4 };
+
+/** Opens the training graph in `opts.precision` on the first provider that works and times steps (session run + AdamW). */
+export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, candidates: ExecutionProvider[], opts: TrainBenchOptions): Promise<TrainTiming> {
+  const { injected, latent, specializeMs, gradientMs } = graph;
+  const lora = LORA;
+  let model = graph.model;
+  const lossScale = opts.lossScale ?? (opts.precision === 'fp16' ? 1024 : 1);
+  if (lossScale !== 1) model = withLossSeed(model, lossScale);
+  // fp16: the UNet and its backward in half precision, the DDPO loss (log-probs of 16K-element means, exp) in float32;
+  // LoRA weights stay float32 graph inputs (master weights) and their gradients come back as float32.
+  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: (n) => n.name.includes('ddpo_loss') }).model;
+  let t = performance.now();
+  const file = path.join(opts.cacheDir, unet.name, `train-${opts.precision}-${latent}`, 'model.onnx');
+  saveModel(model, file, { externalData: 'model.onnx_data' });
+  const saveMs = performance.now() - t;
+  opts.log?.(`training graph: ${model.graph.nodes.length} nodes, built in ${((specializeMs + gradientMs) / 1000).toFixed(1)} s, saved in ${(saveMs / 1000).toFixed(1)} s`);
+  t = performance.now();
+  const opened = await openWithFallback(file, candidates, () => ({ graphOptimizationLevel: 'all', logSeverityLevel: 3 }));
+  const sessionMs = performance.now() - t;
+  try {
+    const weights = initLoraWeights(injected.adapters, lora.rank, lora.alpha, 0);
+    const params = new Map([...loraFeeds(injected.adapters, weights)].map(([k, v]) => [k, v.data]));
+    const feeds = trainFeeds(model, loraFeeds(injected.adapters, weights));
+    const adam = new AdamW({ lr: 3e-4 });
+    let adamwTotal = 0;
+    const step = async () => {
+      const out = await opened.session.run(feeds);
+      const a = performance.now();
+      const grads = new Map<string, Float32Array>();
+      for (const k of params.keys()) {
+        const g = out[`${k}_grad`].data as Float32Array;
+        if (lossScale !== 1) for (let i = 0; i < g.length; i++) g[i] /= lossScale;
+        grads.set(k, g);
+      }
+      adam.update(params, grads);
+      adamwTotal += performance.now() - a;
+    };
+    const times = await timeRuns(step, opts);
+    const adamwMs = adamwTotal / (opts.warmup + opts.runs);
+    const stepMs = median(times);
+    return {
+      precision: opts.precision, ep: opened.ep, latent, batch: 1, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
+      nodes: model.graph.nodes.length, saveMs, sessionMs, runMs: stepMs - adamwMs, adamwMs, stepMs,
+      loraParameters: [...params.values()].reduce((n, p) => n + p.length, 0), lossScale, failures: opened.failures,
+    };
+  } finally {
+    await opened.session.release();
+  }
+}
+
+// The gradient seed d loss/d loss = 1 is an initializer; scaling it scales every gradient (loss scaling).
+function withLossSeed(model: Model, scale: number): Model {
+  const seed = [...model.graph.initializers.values()].find((x) => x.name.startsWith('loss_seed'));
+  if (!seed || seed.dataType !== DataType.FLOAT) throw new Error('training graph has no float "loss_seed" initializer to scale');
+  const m = cloneModel(model);
+  m.graph.initializers.set(seed.name, { ...seed, data: new Float32Array(seed.data.length).fill(scale) });
+  return m;
+}
+
+// Plausible DDPO inputs: a mid-trajectory step (ᾱ 0.3 → 0.35, eta 1, guidance 5); cost does not depend on the values.
+function trainFeeds(model: Model, lora: Map<string, { dims: number[]; data: Float32Array }>): Record<string, ort.Tensor> {
+  const values: Record<string, number> = { old_log_prob: 0, advantages: 1, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500 };
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 10;
+  for (const info of model.graph.inputs) {
+    if (model.graph.initializers.has(info.name)) continue;
+    const given = lora.get(info.name);
+    if (given) { feeds[info.name] = toOrtTensor(info, given); continue; }
+    const dims = (info.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+    const n = numel(dims);
+    const data = info.name in values ? new Float32Array(n).fill(values[info.name]) : new GaussianRng(seed++).fill(new Float32Array(n));
+    feeds[info.name] = toOrtTensor(info, { dims, data });
+  }
+  return feeds;
+}

@@ -1,0 +1,160 @@
+/** Converts a float32 ONNX model to float16 compute with float32 inputs/outputs, keeping precision-critical ops in float32. */
+import { AttrValue, DataType, Model, Node, Tensor, ValueInfo, cloneModel, topoSort } from '../onnx/ir';
+import { float32ToHalfBits } from '../safetensors';
+
+/** Options of {@link toFloat16}. */
+export interface Fp16Options {
+  /** Op types computed in float32 (inputs cast up, outputs cast back). Default: the normalisations. */
+  keepFp32Ops?: string[];
+  /** Float graph inputs whose whole downstream arithmetic stays float32 until a MatMul/Gemm/Conv (e.g. a float timestep). */
+  fp32Inputs?: string[];
+  /** Nodes kept float32 by name or content, e.g. a loss subgraph (`(n) => n.name.includes('ddpo_loss')`). */
+  keepFp32Nodes?: (n: Node) => boolean;
+  /** Keep float graph inputs/outputs float32 (Casts at the border). Default true. */
+  keepIo?: boolean;
+}
+
+/** What the conversion did. */
+export interface Fp16Report {
+  initializersConverted: number;
+  fp32Nodes: number;
+  castsInserted: number;
+}
+
+/** Normalisations run in float32: their variance sums overflow or lose precision in float16 (as in PyTorch autocast). */
+export const DEFAULT_KEEP_FP32 = ['InstanceNormalization', 'LayerNormalization', 'GroupNormalization'];
+// Ops where autocast would cast to float16: they end float32 regions (their float inputs are cast down).
+const HEAVY = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum', 'Attention', 'MultiHeadAttention']);
+// Inputs that must stay float32 whatever the data type (Resize roi and scales).
+const FP32_SLOTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
+// Ops that take any element type without tying it to other inputs.
+const ANY_INPUT = new Set(['Shape', 'Size', 'Cast', 'CastLike']);
+const BOOL_OUT = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf']);
+
+function outputType(n: Node, types: Map<string, DataType>): DataType {
+  const attrTensor = (a: AttrValue | undefined) => (a?.type === 'tensor' ? a.value.dataType : undefined);
+  switch (n.opType) {
+    case 'Cast': return (n.attrs.to as { value: number }).value as DataType;
+    case 'Shape': case 'Size': case 'ArgMax': case 'ArgMin': case 'NonZero': return DataType.INT64;
+    case 'Constant': return attrTensor(n.attrs.value) ?? (n.attrs.value_float || n.attrs.value_floats ? DataType.FLOAT : DataType.INT64);
+    case 'ConstantOfShape': return attrTensor(n.attrs.value) ?? DataType.FLOAT;
+    case 'Where': return types.get(n.inputs[1]) ?? DataType.UNDEFINED;
+    case 'CastLike': return types.get(n.inputs[1]) ?? DataType.UNDEFINED;
+    default: return BOOL_OUT.has(n.opType) ? DataType.BOOL : types.get(n.inputs[0]) ?? DataType.UNDEFINED;
+  }
+}
+
+function halfTensor(t: Tensor, name = t.name): Tensor {
+  return { name, dataType: DataType.FLOAT16, dims: [...t.dims], data: float32ToHalfBits(t.data as Float32Array) };
+}
+
+/**
+ * Float16 copy of `model`: float initializers and constants become float16, Casts to float become Casts to float16,
+ * `keepFp32Ops` and the region fed by integer→float Casts (timestep embeddings, shape arithmetic) stay float32
+ * until the next MatMul/Gemm/Conv, and float graph inputs/outputs stay float32 behind Casts.
+ */
+export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model; report: Fp16Report } {
+  const m = cloneModel(model);
+  const g = m.graph;
+  const keep = new Set(opts.keepFp32Ops ?? DEFAULT_KEEP_FP32);
+  const keepIo = opts.keepIo ?? true;
+  const types = new Map<string, DataType>();
+  g.inputs.forEach((v) => types.set(v.name, v.elemType));
+  for (const [k, t] of g.initializers) types.set(k, t.dataType);
+  const order = topoSort(g);
+  for (const n of order) { const t = outputType(n, types); n.outputs.forEach((o) => o && types.set(o, t)); }
+
+  // float32 regions: seeded by int→float Casts and fp32Inputs, closed by heavy ops
+  const region = new Set<string>(opts.fp32Inputs ?? []);
+  const fp32Node = new Set<Node>();
+  for (const n of order) {
+    const seeded = n.opType === 'Cast' && outputType(n, types) === DataType.FLOAT && types.get(n.inputs[0]) !== DataType.FLOAT;
+    const inRegion = !HEAVY.has(n.opType) && n.inputs.some((i) => region.has(i));
+    const kept = keep.has(n.opType) || !!opts.keepFp32Nodes?.(n);
+    if (kept || seeded || inRegion) fp32Node.add(n);
+    if (seeded || (inRegion && !kept)) n.outputs.forEach((o) => o && region.add(o));
+  }
+
+  const stored = new Map<string, DataType>(); // element type each float value now has
+  g.inputs.forEach((v) => stored.set(v.name, v.elemType === DataType.FLOAT && !keepIo ? DataType.FLOAT16 : v.elemType));
+  const initUses = new Map<string, Set<DataType>>();
+  const castCache = new Map<string, string>();
+  const out: Node[] = [];
+  const report: Fp16Report = { initializersConverted: 0, fp32Nodes: fp32Node.size, castsInserted: 0 };
+  const tag = (v: string, t: DataType) => `${v}@@${t === DataType.FLOAT16 ? 16 : 32}`;
+  const asType = (v: string, want: DataType): string => {
+    if (g.initializers.has(v) && g.initializers.get(v)!.dataType === DataType.FLOAT) {
+      (initUses.get(v) ?? initUses.set(v, new Set()).get(v)!).add(want);
+      return tag(v, want);
+    }
+    const have = stored.get(v) ?? types.get(v);
+    if (have === want || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) return v;
+    const key = `${v}->${want}`;
+    let c = castCache.get(key);
+    if (!c) {
+      c = `${v}_as_fp${want === DataType.FLOAT16 ? 16 : 32}`;
+      out.push({ name: `${c}_Cast`, opType: 'Cast', domain: '', inputs: [v], outputs: [c], attrs: { to: { type: 'int', value: want } } });
+      stored.set(c, want);
+      castCache.set(key, c);
+      report.castsInserted++;
+    }
+    return c;
+  };
+
+  for (const n of order) {
+    const prec = fp32Node.has(n) ? DataType.FLOAT : DataType.FLOAT16;
+    n.inputs = n.inputs.map((v, i) => {
+      if (!v || types.get(v) !== DataType.FLOAT) return v;
+      if (ANY_INPUT.has(n.opType)) return g.initializers.has(v) ? asType(v, DataType.FLOAT) : v;
+      return asType(v, FP32_SLOTS[n.opType]?.includes(i) ? DataType.FLOAT : prec);
+    });
+    if (prec === DataType.FLOAT16) halveAttrs(n);
+    for (const o of n.outputs) {
+      if (!o) continue;
+      if (n.opType === 'Cast') stored.set(o, (n.attrs.to as { value: number }).value as DataType);
+      else stored.set(o, types.get(o) === DataType.FLOAT && prec === DataType.FLOAT16 ? DataType.FLOAT16 : types.get(o)!);
+    }
+    out.push(n);
+  }
+
+  // initializers: converted in place when every use is float16, else a float32 copy is kept next to it
+  const rename = new Map<string, string>();
+  for (const [v, uses] of initUses) {
+    const t = g.initializers.get(v)!;
+    if (uses.has(DataType.FLOAT16)) { g.initializers.set(v, halfTensor(t)); rename.set(tag(v, DataType.FLOAT16), v); report.initializersConverted++; }
+    if (uses.has(DataType.FLOAT)) {
+      const name = uses.has(DataType.FLOAT16) ? `${v}_fp32` : v;
+      g.initializers.set(name, { ...t, name });
+      rename.set(tag(v, DataType.FLOAT), name);
+    }
+  }
+  for (const n of out) n.inputs = n.inputs.map((v) => rename.get(v) ?? v);
+
+  for (const o of g.outputs) {
+    if (stored.get(o.name) !== DataType.FLOAT16 || o.elemType !== DataType.FLOAT || !keepIo) continue;
+    const inner = `${o.name}_fp16`;
+    for (const n of out) { n.inputs = n.inputs.map((v) => (v === o.name ? inner : v)); n.outputs = n.outputs.map((v) => (v === o.name ? inner : v)); }
+    out.push({ name: `${o.name}_Cast`, opType: 'Cast', domain: '', inputs: [inner], outputs: [o.name], attrs: { to: { type: 'int', value: DataType.FLOAT } } });
+    report.castsInserted++;
+  }
+  if (!keepIo) for (const v of [...g.inputs, ...g.outputs]) if (v.elemType === DataType.FLOAT) v.elemType = DataType.FLOAT16;
+  g.nodes = out;
+  g.valueInfo = g.valueInfo.map((v): ValueInfo => ({ ...v, elemType: stored.get(v.name) ?? v.elemType }));
+  m.metadata = { ...m.metadata, precision: 'float16' };
+  return { model: m, report };
+}
+
+/** Float constants carried in attributes become float16 (Cast targets, Constant and ConstantOfShape values). */
+function halveAttrs(n: Node): void {
+  const to = n.attrs.to;
+  if (n.opType === 'Cast' && to?.type === 'int' && to.value === DataType.FLOAT) n.attrs.to = { type: 'int', value: DataType.FLOAT16 };
+  const v = n.attrs.value;
+  if ((n.opType === 'Constant' || n.opType === 'ConstantOfShape') && v?.type === 'tensor' && v.value.dataType === DataType.FLOAT) {
+    n.attrs.value = { type: 'tensor', value: halfTensor(v.value) };
+  }
+  if (n.opType === 'Constant' && n.attrs.value_float) {
+    const f = n.attrs.value_float as { value: number };
+    delete n.attrs.value_float;
+    n.attrs.value = { type: 'tensor', value: halfTensor({ name: '', dataType: DataType.FLOAT, dims: [], data: Float32Array.of(f.value) }) };
+  }
+}

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runCli } from '../../../src/cli/dispatch';
+import { benchCommands } from '../../../src/cli/bench';
+import { compareWithAnchor, renderComparison } from '../../../src/core/runtime/benchCompare';
+import { needsFixtures } from '../diffusion/fixtures';
+
+test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixtures }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), progress: () => {}, signal: new AbortController().signal };
+  try {
+    const out = path.join(dir, 'r.json');
+    const code = await runCli(['bench', 'all', '--unet', 'fixture', '--ep', 'cpu', '--latent', '8', '--batch', '2,4', '--precision', 'fp32,fp16',
+      '--train-precision', 'fp32,fp16', '--warmup', '0', '--runs', '1', '--cache', dir, '--out', out], io, benchCommands);
+    assert.equal(code, 0, lines.join('\n'));
+    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.deepEqual(r.sample.map((s: { precision: string; batch: number }) => `${s.precision}:${s.batch}`), ['fp32:2', 'fp32:4', 'fp16:2', 'fp16:4']);
+    for (const s of r.sample) assert.ok(s.ep === 'cpu' && s.msPerEval > 0 && s.evalsPerSec > 0);
+    assert.deepEqual(r.train.map((t: { precision: string }) => t.precision), ['fp32', 'fp16']);
+    for (const t of r.train) assert.ok(t.stepMs > 0 && t.buildMs > 0 && t.nodes > 1000 && t.loraParameters > 0, JSON.stringify(t));
+    assert.equal(r.train[1].lossScale, 1024);
+    assert.ok(r.memory.samplePeakRssGiB > 0);
+    const text = lines.join('\n');
+    assert.match(text, /UNet forward\s+cpu\s+fp16\s+4/);
+    assert.match(text, /DDPO LoRA train step\s+cpu\s+fp32\s+1 \(CFG: 2\)/);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('bad flags are refused with what to pass instead', async () => {
+  const errs: string[] = [];
+  const io = { out: () => {}, err: (l: string) => errs.push(l), progress: () => {}, signal: new AbortController().signal };
+  assert.equal(await runCli(['bench', 'sample', '--ep', 'tpu'], io, benchCommands), 1);
+  assert.match(errs[0], /--ep tpu: use auto, cpu, webgpu, cuda, dml or coreml/);
+  assert.equal(await runCli(['bench', 'sample', '--precision', 'int8'], io, benchCommands), 1);
+  assert.match(errs[1], /--precision: 'int8' is not fp32 or fp16/);
+});
+
+test('the comparison pairs our times with the PyTorch anchor and checks the issue targets', () => {
+  const ours = {
+    sample: [{ precision: 'fp16', batch: 16, msPerEval: 80, deviceMsPerEval: 60, ep: 'webgpu' }, { precision: 'fp32', batch: 2, msPerEval: 144, ep: 'webgpu' }],
+    train: [{ precision: 'fp16', stepMs: 200, ep: 'webgpu' }],
+    memory: { gpuBaselineMiB: 1024, train_fp16_PeakGpuMiB: 1024 + 6 * 1024 },
+  };
+  const anchor = { device: 'NVIDIA H100', fwd_fp32_b2_ms: 72, fwd_tf32_b2_ms: 35, fwd_fp16_b16_ms: 66, train_lora_fp16_b1_ms: 183, train_b1_peak_gib: 7 };
+  const rows = compareWithAnchor(ours, anchor);
+  const by = (w: string) => rows.find((r) => r.what.startsWith(w))!;
+  assert.equal(by('UNet fwd batch 2, fp32 vs torch fp32').ratio, 2);
+  assert.ok(Math.abs(by('UNet fwd batch 16').ratio! - 60 / 66) < 1e-12, 'device-resident time is the one compared');
+  assert.equal(by('train step peak GPU memory, fp16').ours, 6);
+  const text = renderComparison(rows, ours, anchor);
+  assert.match(text, /UNet fwd batch 16, fp16 vs torch fp16 autocast \(ms\)\s+60\.0\s+66\.0\s+0\.91\s+≤ 1 met/);
+  assert.match(text, /DDPO LoRA train step b1 CFG, fp16 vs torch fp16 \(ms\)\s+200\.0\s+183\.0\s+1\.09\s+≤ 1 MISSED/);
+  assert.match(text, /GPU: NVIDIA H100; ours on webgpu/);
+});

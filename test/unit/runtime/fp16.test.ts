@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import * as os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { A, GraphBuilder } from '../../../src/core/onnx/builder';
+import { DataType, emptyGraph, makeModel, makeTensor, Model } from '../../../src/core/onnx/ir';
+import { encodeModel, loadModel } from '../../../src/core/onnx/proto';
+import { specialize } from '../../../src/core/onnx/specialize';
+import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
+import { toFloat16 } from '../../../src/core/runtime/fp16';
+import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+
+async function run(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  const s = await ort.InferenceSession.create(encodeModel(model), { logSeverityLevel: 3 });
+  try { return await s.run(feeds); } finally { await s.release(); }
+}
+
+function relErr(y: Float32Array, ref: Float32Array): number {
+  let e = 0, sc = 0;
+  for (let i = 0; i < y.length; i++) { e = Math.max(e, Math.abs(y[i] - ref[i])); sc = Math.max(sc, Math.abs(ref[i])); }
+  return e / sc;
+}
+
+test('the fixture UNet in float16 stays within 1e-2 of the PyTorch oracle, with float32 inputs and output', { skip: needsFixtures }, async () => {
+  const unet = loadModel(join(referenceSd, 'unet/model.onnx'));
+  const o = readSafetensors(join(referenceSd, 'unet/oracle.safetensors'));
+  const t = (k: string) => o.get(`fwd.${k}`)!;
+  const feeds = {
+    sample: new ort.Tensor('float32', toFloat32(t('sample')), t('sample').shape),
+    timestep: new ort.Tensor('int64', BigInt64Array.from(toFloat32(t('timestep')), (v) => BigInt(v)), t('timestep').shape),
+    encoder_hidden_states: new ort.Tensor('float32', toFloat32(t('encoder_hidden_states')), t('encoder_hidden_states').shape),
+  };
+  const ref = toFloat32(t('out_sample'));
+  for (const [label, model] of [['exported', unet], ['specialized', specialize(unet, { inputShapes: { sample: t('sample').shape, timestep: [2], encoder_hidden_states: t('encoder_hidden_states').shape } }).model]] as const) {
+    const { model: half, report } = toFloat16(model);
+    assert.ok(report.initializersConverted > 100, label);
+    assert.deepEqual(half.graph.inputs.map((v) => v.elemType), [DataType.FLOAT, DataType.INT64, DataType.FLOAT]);
+    const y = (await run(half, feeds)).out_sample;
+    assert.equal(y.type, 'float32');
+    const err = relErr(y.data as Float32Array, ref);
+    // float16 rounding shows (the float32 model is within 1e-6), but stays far below 1e-2
+    assert.ok(err < 1e-2 && err > 1e-5, `${label}: max rel err ${err}`);
+  }
+});
+
+test('an integer timestep feeding sin/cos keeps its arithmetic in float32 until the first MatMul', async () => {
+  // emb = sin(float(t) · 1.3) @ W: in float16, 981·1.3 would round by 0.5 rad; float32 keeps it exact enough
+  const g = emptyGraph('temb');
+  const b = new GraphBuilder(g);
+  b.input('t', DataType.INT64, [1]);
+  const tf = b.op('Cast', ['t'], { to: A.i(DataType.FLOAT) });
+  const s = b.op('Sin', [b.op('Mul', [b.op('Unsqueeze', [tf, b.constI64([1])]), b.constF([1.3, 0.7])])]);
+  const w = b.initializer(makeTensor('w', DataType.FLOAT, [2, 2], [1, 0, 0, 1]), true);
+  b.output(b.op('MatMul', [s, w]), 'emb', DataType.FLOAT, [1, 2]);
+  const { model, report } = toFloat16(makeModel(g, 17));
+  assert.equal(report.fp32Nodes, 4); // Cast, Unsqueeze, Mul, Sin
+  const matmul = model.graph.nodes.find((n) => n.opType === 'MatMul')!;
+  assert.equal(model.graph.initializers.get(matmul.inputs[1])!.dataType, DataType.FLOAT16);
+  const y = (await run(model, { t: new ort.Tensor('int64', BigInt64Array.of(981n), [1]) })).emb.data as Float32Array;
+  const expect = [Math.sin(981 * Math.fround(1.3)), Math.sin(981 * Math.fround(0.7))];
+  y.forEach((v, i) => assert.ok(Math.abs(v - expect[i]) < 2e-3, `emb[${i}] = ${v}, expected ${expect[i]}`));
+});
+
+test('normalisations run in float32 and a shared weight gets a float32 copy next to its float16 one', async () => {
+  const g = emptyGraph('norm');
+  const b = new GraphBuilder(g);
+  b.input('x', DataType.FLOAT, [1, 4]);
+  const gamma = b.initializer(makeTensor('gamma', DataType.FLOAT, [4], [1, 2, 3, 4]), true);
+  const ln = b.op('LayerNormalization', ['x', gamma], { axis: A.i(-1) });
+  b.output(b.op('Mul', [ln, gamma]), 'y', DataType.FLOAT, [1, 4]);
+  const { model } = toFloat16(makeModel(g, 17));
+  const norm = model.graph.nodes.find((n) => n.opType === 'LayerNormalization')!;
+  assert.equal(model.graph.initializers.get(norm.inputs[1])!.dataType, DataType.FLOAT);
+  assert.equal(model.graph.initializers.get('gamma')!.dataType, DataType.FLOAT16);
+  const y = (await run(model, { x: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 40000), [1, 4]) })).y.data as Float32Array;
+  // 40000² overflows float16; in float32 the normalised values are finite
+  assert.ok(y.every(Number.isFinite), `y = ${y}`);
+});
+
+test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the float32 LoRA gradients to about 1%', { skip: needsFixtures }, async () => {
+  const { resolveBenchUnet } = await import('../../../src/core/runtime/benchUnet');
+  const { buildDdpoTrainGraph } = await import('../../../src/core/runtime/benchTrain');
+  const { initLoraWeights, loraFeeds } = await import('../../../src/core/train/lora');
+  const { toOrtTensor } = await import('../../../src/core/train/ortRun');
+  const { GaussianRng } = await import('../../../src/core/diffusion/rng');
+  const { cloneModel, numel } = await import('../../../src/core/onnx/ir');
+  const g = buildDdpoTrainGraph(resolveBenchUnet('fixture', os.tmpdir()), 16);
+  const lora = loraFeeds(g.injected.adapters, initLoraWeights(g.injected.adapters, 4, 4, 0));
+  // B starts at zero (PEFT); small random B gives A gradients too
+  for (const [k, v] of lora) if (k.includes('lora_B')) new GaussianRng(3).fill(v.data).forEach((_, i, a) => { a[i] *= 0.01; });
+  const values: Record<string, number> = { advantages: 1.3, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500, old_log_prob: -7.65 };
+  const feeds: Record<string, ort.Tensor> = {};
+  let seed = 1;
+  for (const info of g.model.graph.inputs) {
+    if (g.model.graph.initializers.has(info.name)) continue;
+    const dims = (info.shape ?? []).map((d) => (typeof d === 'number' ? d : 1));
+    const v = lora.get(info.name) ?? { dims, data: info.name in values ? new Float32Array(numel(dims)).fill(values[info.name]) : new GaussianRng(seed++).fill(new Float32Array(numel(dims))) };
+    feeds[info.name] = toOrtTensor(info, v);
+  }
+  const scaled = cloneModel(g.model);
+  const seedInit = [...scaled.graph.initializers.values()].find((x) => x.name.startsWith('loss_seed'))!;
+  scaled.graph.initializers.set(seedInit.name, { ...seedInit, data: Float32Array.of(1024) });
+  const r32 = await run(g.model, feeds);
+  const r16 = await run(toFloat16(scaled, { keepFp32Nodes: (n) => n.name.includes('ddpo_loss') }).model, feeds);
+  let num = 0, den = 0;
+  for (const k of Object.keys(r32).filter((k) => k.endsWith('_grad'))) {
+    const a = r32[k].data as Float32Array, b = r16[k].data as Float32Array;
+    for (let i = 0; i < a.length; i++) { num += (b[i] / 1024 - a[i]) ** 2; den += a[i] ** 2; }
+  }
+  assert.ok(den > 0);
+  assert.ok(Math.sqrt(num / den) < 0.02, `relative L2 error of fp16 gradients ${Math.sqrt(num / den)}`);
+  assert.equal(r16.loss.type, 'float32');
+});
