@@ -1,0 +1,150 @@
+/** Seeded procedural scenes (one coloured shape on a plain background) with their captions, rendered anti-aliased. */
+
+/** Shapes the generator draws. */
+export const SHAPES = ['circle', 'square', 'triangle'] as const;
+/** Named colours with their sRGB values in [0, 1]; used for shapes and backgrounds. */
+export const PALETTE = {
+  red: [0.86, 0.16, 0.16],
+  orange: [0.96, 0.55, 0.08],
+  yellow: [0.94, 0.86, 0.16],
+  green: [0.16, 0.67, 0.24],
+  blue: [0.16, 0.31, 0.86],
+  purple: [0.55, 0.2, 0.71],
+  white: [0.96, 0.96, 0.96],
+  black: [0.08, 0.08, 0.08],
+} as const satisfies Record<string, readonly [number, number, number]>;
+/** Shape sizes: the shape's half-extent as a fraction of the image side. */
+export const SIZES = { small: 0.15, big: 0.3 } as const;
+/** Where the shape sits: its centre as fractions of width and height (x right, y down). */
+export const POSITIONS = {
+  left: [0.3, 0.5], right: [0.7, 0.5], top: [0.5, 0.3], bottom: [0.5, 0.7], centre: [0.5, 0.5],
+} as const satisfies Record<string, readonly [number, number]>;
+
+export type ShapeName = (typeof SHAPES)[number];
+export type ColourName = keyof typeof PALETTE;
+export type SizeName = keyof typeof SIZES;
+export type PositionName = keyof typeof POSITIONS;
+
+/** Colour names in palette order. */
+export const COLOURS = Object.keys(PALETTE) as ColourName[];
+const SIZE_NAMES = Object.keys(SIZES) as SizeName[];
+const POSITION_NAMES = Object.keys(POSITIONS) as PositionName[];
+
+/** Everything that determines one image; `cx`, `cy`, `radius` are fractions of the image side. */
+export interface Scene {
+  shape: ShapeName;
+  colour: ColourName;
+  size: SizeName;
+  position: PositionName;
+  background: ColourName;
+  cx: number;
+  cy: number;
+  radius: number;
+  /** Which attributes the caption names (shape, colour and background always are). */
+  captionHasSize: boolean;
+  captionHasPosition: boolean;
+}
+
+/** An RGB image, HWC, values in [0, 1]. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Float32Array;
+}
+
+/** mulberry32: a small, fast, seedable PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pick = <T>(rand: () => number, list: readonly T[]): T => list[Math.floor(rand() * list.length)];
+
+/** Draws a random scene; the same `rand` sequence always gives the same scene. */
+export function randomScene(rand: () => number): Scene {
+  const shape = pick(rand, SHAPES);
+  const colour = pick(rand, COLOURS);
+  const background = pick(rand, COLOURS.filter((c) => c !== colour));
+  const size = pick(rand, SIZE_NAMES);
+  const position = pick(rand, POSITION_NAMES);
+  const captionHasSize = rand() < 0.8;
+  const captionHasPosition = rand() < 0.7;
+  const jitter = () => (rand() - 0.5) * 0.08;
+  const [px, py] = POSITIONS[position];
+  const radius = SIZES[size] * (0.9 + rand() * 0.2);
+  return { shape, colour, size, position, background, cx: px + jitter(), cy: py + jitter(), radius, captionHasSize, captionHasPosition };
+}
+
+/** A scene with the given attributes at its nominal place and size; the caption names every attribute. */
+export function makeScene(shape: ShapeName, colour: ColourName, background: ColourName, size: SizeName = 'big', position: PositionName = 'centre'): Scene {
+  const [cx, cy] = POSITIONS[position];
+  return { shape, colour, size, position, background, cx, cy, radius: SIZES[size], captionHasSize: true, captionHasPosition: true };
+}
+
+const POSITION_PHRASE: Record<PositionName, string> = {
+  left: 'on the left', right: 'on the right', top: 'at the top', bottom: 'at the bottom', centre: 'in the centre',
+};
+
+/** "a big red circle on the left on a blue background" (size and position only when the scene says to name them). */
+export function caption(s: Scene): string {
+  const words = ['a', ...(s.captionHasSize ? [s.size] : []), s.colour, s.shape, ...(s.captionHasPosition ? [POSITION_PHRASE[s.position]] : []), 'on a', s.background, 'background'];
+  return words.join(' ');
+}
+
+/** Every word any caption can contain (plus synonyms users type), for the tokenizer vocabulary. */
+export function captionWords(): string[] {
+  const phrases = Object.values(POSITION_PHRASE).join(' ').split(' ');
+  return [...new Set(['a', ...SIZE_NAMES, ...COLOURS, ...SHAPES, ...phrases, 'on', 'background', 'center', 'an', 'of', 'and', 'photo', 'image'])];
+}
+
+/** Signed inside test for the shape at pixel-space point (x, y) (fractions of the side). */
+function inside(s: Scene, x: number, y: number): boolean {
+  const dx = x - s.cx, dy = y - s.cy, r = s.radius;
+  switch (s.shape) {
+    case 'circle': return dx * dx + dy * dy <= r * r;
+    case 'square': return Math.abs(dx) <= r * 0.886 && Math.abs(dy) <= r * 0.886; // same area as the circle
+    case 'triangle': {
+      // upward equilateral triangle centred on its centroid, circumradius 1.2 r
+      const R = r * 1.2;
+      const h = -dy; // up is positive
+      if (h < -R / 2) return false;
+      const halfWidth = ((R - h) / (1.5 * R)) * (R * Math.sqrt(3)) / 2;
+      return h <= R && Math.abs(dx) <= halfWidth;
+    }
+  }
+}
+
+/** Renders a scene at `size`x`size` with 4x4 supersampling; returns HWC RGB in [0, 1]. */
+export function renderScene(s: Scene, size = 32): RgbImage {
+  const data = new Float32Array(size * size * 3);
+  const fg = PALETTE[s.colour], bg = PALETTE[s.background];
+  const ss = 4;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      let hits = 0;
+      for (let sy = 0; sy < ss; sy++) for (let sx = 0; sx < ss; sx++) {
+        if (inside(s, (x + (sx + 0.5) / ss) / size, (y + (sy + 0.5) / ss) / size)) hits++;
+      }
+      const a = hits / (ss * ss);
+      const o = (y * size + x) * 3;
+      for (let c = 0; c < 3; c++) data[o + c] = a * fg[c] + (1 - a) * bg[c];
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+/** Fraction of the image the scene's shape covers (analytic, for checking measurements). */
+export function shapeArea(s: Scene): number {
+  const r = s.radius;
+  switch (s.shape) {
+    case 'circle': return Math.PI * r * r;
+    case 'square': return (2 * 0.886 * r) ** 2;
+    case 'triangle': { const R = 1.2 * r; return (3 * Math.sqrt(3) / 4) * R * R; }
+  }
+}
