@@ -11,7 +11,9 @@ export const trainCommand: CliCommand = {
     '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; missing keys take TRL\'s defaults).\n' +
     '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
     '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +
-    '  --resume  continue from the newest checkpoint; the metrics match an uninterrupted run',
+    '  Before building the sessions it estimates the memory needed and stops (exit 3) naming train_batch_size,\n' +
+    '  sample_batch_size and latent_size when the run would not fit.\n' +
+    '  --resume  continue from the newest checkpoint (also after a kill); the metrics match an uninterrupted run',
   async run(argv, io) {
     const { flags } = parseFlags(argv, ['resume']);
     const dir = flags.experiment;

