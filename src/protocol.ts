@@ -46,6 +46,73 @@ export interface WorkerRequests {
   status: { params: { executionProvider?: ExecutionProviderSetting }; result: WorkerStatus; progress: JobProgress };
   /** A small long job (sleeps `steps` times) that exercises progress and cancellation end to end. */
   selfTest: { params: { steps: number; delayMs: number }; result: { completed: number }; progress: JobProgress & { step: number; total: number } };
+  /** Generates the next `count` pairs into `<exp>/samples/<pairId>/`; progress carries each finished pair. */
+  generatePairs: { params: { experimentDir: string; modelDir: string; count: number }; result: { pairs: PairInfo[] }; progress: JobProgress & { pair?: PairInfo } };
+  /** Appends one rating durably (replies only after fsync); `compareId` targets a blind comparison's log. */
+  rate: { params: RateParams; result: { ratingId: string; rated: number }; progress: JobProgress };
+  /** Retracts a rating (appends a retraction). */
+  undo: { params: { experimentDir: string; compareId?: string; ratingId: string }; result: { rated: number }; progress: JobProgress };
+  /** Trains the experiment's reward model from its ratings. */
+  trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
+  /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
+  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean }; result: { firstEpoch: number; lastEpoch: number }; progress: FineTuneProgress };
+  /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
+  stopFineTune: { params: { experimentDir: string }; result: { stopped: boolean }; progress: JobProgress };
+  /** Generates base vs checkpoint images for held-out prompts and seeds, to be rated blind. */
+  compare: { params: { experimentDir: string; modelDir: string; epoch?: number; seedsPerPrompt: number }; result: { compareId: string; pairs: number }; progress: JobProgress };
+  /** Copies a checkpoint's LoRA to `<exp>/exports/`. */
+  exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
+  /** Downloads a Hub model (ONNX layout) into the model cache; returns its folder. */
+  downloadModel: { params: { repo: string; cacheDir: string }; result: { dir: string }; progress: JobProgress };
+}
+
+/** A generated pair of images (paths relative to the experiment folder). */
+export interface PairInfo {
+  pairId: string;
+  prompt: string;
+  a: string;
+  b: string;
+  seeds: [number, number];
+}
+
+/** One rating as the host sends it to the worker; image paths are relative to the log's folder. */
+export interface RateParams {
+  experimentDir: string;
+  compareId?: string;
+  pairId: string;
+  prompt: string;
+  left: string;
+  right: string;
+  choice: 'left' | 'right' | 'tie' | 'skip';
+  sideOrder: 'ab' | 'ba';
+  repeatOf?: string;
+  elapsedMs?: number;
+}
+
+/** What a trained reward model reports. */
+export interface RewardSummary {
+  accuracy: number;
+  heldOut: number;
+  comparisons: number;
+  summary: string;
+}
+
+/** Per-epoch numbers the dashboard charts. */
+export interface EpochPoint {
+  epoch: number;
+  rewardMean: number;
+  rewardStd: number;
+  approxKl: number;
+  clipfrac: number;
+}
+
+/** Progress of a fine-tuning run. */
+export interface FineTuneProgress extends JobProgress {
+  epoch: number;
+  numEpochs: number;
+  phase: string;
+  /** Set when an epoch has just finished. */
+  finished?: EpochPoint;
 }
 
 /** Name of one worker request kind. */
@@ -88,16 +155,83 @@ export interface ExperimentView {
   settings: Record<string, unknown>;
 }
 
+/** A rater's answer as the webview sends it. */
+export const CHOICES = ['left', 'right', 'tie', 'skip'] as const;
+
+/** One pair in the rating panel; the webview sees only its id, prompt and image URIs. */
+export interface RatingItemView {
+  id: string;
+  prompt: string;
+  leftUri: string;
+  rightUri: string;
+}
+
+/** Everything the rating panel shows. */
+export interface RatingView {
+  title: string;
+  /** 'rate' for the experiment's pairs, 'compare' for a blind comparison. */
+  mode: 'rate' | 'compare';
+  items: RatingItemView[];
+  rated: number;
+  target: number;
+  /** Per-answer consistency from side-swapped repeats (0..1), null before any repeat. */
+  consistency: number | null;
+  repeats: number;
+  /** Pairs being generated right now. */
+  generating: number;
+  canUndo: boolean;
+  /** Set in compare mode once enough is rated: the checkpoint's win rate over the base model. */
+  winRate?: WinRateView;
+}
+
+/** A win rate with its 95% interval. */
+export interface WinRateView {
+  rate: number;
+  low: number;
+  high: number;
+  n: number;
+}
+
+/** One evaluation image in the dashboard. */
+export interface EvalImageView {
+  prompt: string;
+  seed: number;
+  uri: string;
+  reward: number;
+}
+
+/** Everything the training dashboard shows. */
+export interface DashboardView {
+  experiment: string;
+  state: 'idle' | 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
+  message?: string;
+  epoch: number;
+  numEpochs: number;
+  phase?: string;
+  points: EpochPoint[];
+  evalEpoch?: number;
+  evalImages: EvalImageView[];
+  winRate?: WinRateView & { epoch: number };
+}
+
 /** Webview -> extension host. Validate with `parseWebviewMessage` before use. */
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'openExperimentFile' }
-  | { type: 'addPrompt'; prompt: string };
+  | { type: 'addPrompt'; prompt: string }
+  | { type: 'rate'; itemId: string; choice: string; elapsedMs: number }
+  | { type: 'undo' }
+  | { type: 'stopRun' }
+  | { type: 'resumeRun' };
 
 /** Extension host -> webview. */
 export type HostToWebview =
   | { type: 'experiment'; experiment: ExperimentView }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  | { type: 'rating'; view: RatingView }
+  /** A rating the store confirmed (fsynced). */
+  | { type: 'saved'; itemId: string; rated: number }
+  | { type: 'dashboard'; view: DashboardView };
 
 // ---- runtime validation ----
 
@@ -112,6 +246,10 @@ export const WEBVIEW_TO_HOST_SHAPES: ShapeTable<WebviewToHost> = {
   ready: {},
   openExperimentFile: {},
   addPrompt: { prompt: 'string' },
+  rate: { itemId: 'string', choice: 'string', elapsedMs: 'number' },
+  undo: {},
+  stopRun: {},
+  resumeRun: {},
 };
 
 const HOST_TO_WORKER_SHAPES: ShapeTable<HostToWorker> = {

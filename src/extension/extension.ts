@@ -1,30 +1,54 @@
-/** Extension entry point: wires the output channel, worker client, Experiments tree and commands. */
+/** Extension entry point: wires the output channel, worker client, Experiments tree, runs and commands. */
 import * as vscode from 'vscode';
-import { watchExperiments, type ExperimentWatch } from '../core/experiment/watch';
+import { watchStudio, type StudioWatch } from '../core/studio/watch';
 import { registerCommands } from './commands';
+import { openDashboard } from './commands/studio';
+import { refreshDashboard } from './panels/dashboardPanel';
 import { currentStore, type Services } from './services';
+import { RunManager } from './studio/runs';
 import { ExperimentsTreeProvider } from './tree/experimentsProvider';
 import { createWorkerClient } from './workerClient';
 
 /** Activation is cheap: nothing here loads onnxruntime; the worker starts on the first request. */
 export function activate(context: vscode.ExtensionContext): Services {
   const output = vscode.window.createOutputChannel('DDPO Studio');
-  const worker = createWorkerClient(context, output);
-  const tree = new ExperimentsTreeProvider(output);
-  const services: Services = { context, output, worker, tree };
-  context.subscriptions.push(output, tree, vscode.window.registerTreeDataProvider('ddpoStudio.experiments', tree), ...registerCommands(services));
+  let runs: RunManager | undefined;
+  const worker = createWorkerClient(context, output, () => runs?.anyRunning ?? false);
+  const services = {} as Services;
+  runs = new RunManager(worker, output, (dir) => openDashboard(services, dir));
+  const tree = new ExperimentsTreeProvider(output, (dir) => runs!.isRunning(dir));
+  Object.assign(services, { context, output, worker, tree, runs });
+  context.subscriptions.push(output, tree, runs, vscode.window.registerTreeDataProvider('ddpoStudio.experiments', tree), ...registerCommands(services));
+  context.subscriptions.push(runs.onDidChange((e) => (e.ended || (e.progress?.finished ?? !e.progress)) && void tree.refresh()));
 
-  let watch: ExperimentWatch | undefined;
+  let watch: StudioWatch | undefined;
   const rewatch = () => {
     void watch?.close();
     const store = currentStore();
     void vscode.commands.executeCommand('setContext', 'ddpoStudio.hasWorkspace', !!store);
-    watch = store ? watchExperiments(store.workspace, () => void tree.refresh()) : undefined;
+    watch = store
+      ? watchStudio(store.workspace, (name) => {
+          void tree.refresh();
+          if (name) refreshDashboard(store.dirOf(name));
+        })
+      : undefined;
     void tree.refresh();
   };
   rewatch();
+  void tree.refresh().then(() => offerResume(services));
   context.subscriptions.push(vscode.workspace.onDidChangeWorkspaceFolders(rewatch), { dispose: () => void watch?.close() });
   return services;
+}
+
+// After a reload, a run that was going when the window closed (or its worker died) is offered for resuming.
+function offerResume(services: Services): void {
+  const interrupted = services.tree.nodes.filter((n) => n.kind === 'experiment' && n.status === 'interrupted');
+  for (const n of interrupted) {
+    void vscode.window.showWarningMessage(`Fine-tuning of ${n.experiment} was interrupted (the window closed or its worker stopped). Its checkpoints are kept.`, 'Resume', 'Open Dashboard').then((pick) => {
+      if (pick === 'Resume') void vscode.commands.executeCommand('ddpoStudio.resumeFineTune', n.experiment);
+      else if (pick === 'Open Dashboard') openDashboard(services, n.dir);
+    });
+  }
 }
 
 /** Nothing to do: disposables stop the watcher and the worker. */

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { ExperimentStore } from '../core/experiment/store';
 import type { WorkerClient } from '../worker/client';
+import type { RunManager } from './studio/runs';
 import type { ExperimentsTreeProvider } from './tree/experimentsProvider';
 
 /** Shared extension state. */
@@ -10,6 +11,7 @@ export interface Services {
   output: vscode.OutputChannel;
   worker: WorkerClient;
   tree: ExperimentsTreeProvider;
+  runs: RunManager;
 }
 
 /** The store of the first workspace folder, or undefined when no folder is open. */

@@ -4,8 +4,11 @@ import * as vscode from 'vscode';
 import { WorkerClient } from '../worker/client';
 import { forkChannelFactory } from '../worker/forkChannel';
 
-/** Creates the worker client; the process starts on the first request and restarts after a crash. */
-export function createWorkerClient(context: vscode.ExtensionContext, output: vscode.OutputChannel): WorkerClient {
+/**
+ * Creates the worker client; the process starts on the first request and restarts after a crash.
+ * `quietCrash()` returning true skips the generic crash message (a running job tells the person itself).
+ */
+export function createWorkerClient(context: vscode.ExtensionContext, output: vscode.OutputChannel, quietCrash: () => boolean = () => false): WorkerClient {
   const script = path.join(context.extensionPath, 'dist', 'worker.js');
   const client = new WorkerClient(
     forkChannelFactory({ script, onOutput: (text) => output.append(text) }),
@@ -14,6 +17,7 @@ export function createWorkerClient(context: vscode.ExtensionContext, output: vsc
       log: (line) => output.appendLine(`[host] ${line}`),
       onCrash: ({ exit, lastError }) => {
         output.appendLine(`[host] worker stopped (code ${exit.code}, signal ${exit.signal}): ${lastError}`);
+        if (quietCrash()) return;
         void vscode.window.showErrorMessage(`DDPO Studio worker crashed: ${lastError}. It will restart on the next request.`, 'Show Worker Log').then((pick) => {
           if (pick) output.show(true);
         });

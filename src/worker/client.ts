@@ -154,8 +154,9 @@ export class WorkerClient {
   private onExit(exit: ExitInfo): void {
     this.channel = undefined;
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-    const lastError = this.lastFatal ?? lastLine(exit.stderrTail) ?? `the worker ${how}`;
-    this.failAll({ code: 'worker-crashed', message: `The DDPO Studio worker stopped unexpectedly (${how}): ${lastError}. It restarts on the next request.` });
+    const said = this.lastFatal ?? lastLine(exit.stderrTail);
+    const lastError = said ?? `the worker ${how}`;
+    this.failAll({ code: 'worker-crashed', message: `The DDPO Studio worker stopped unexpectedly (${how})${said ? `: ${said}` : ''}. It restarts on the next request.` });
     this.hooks.onCrash?.({ exit, lastError });
   }
 

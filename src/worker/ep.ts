@@ -1,4 +1,8 @@
-/** Picks the onnxruntime execution provider from the user's setting and what this machine offers. */
+/**
+ * Picks the onnxruntime execution provider from the user's setting and what this machine offers.
+ * TODO: switch to src/core/runtime/providers.ts (chooseExecutionProviders + openWithFallback) once the pipeline
+ * and the DDPO policy open their sessions through it; today studio jobs run on CPU (src/worker/models.ts).
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecutionProviderSetting } from '../protocol';

@@ -35,6 +35,10 @@ onHostMessage((msg: HostToWebview) => {
       return render(msg.experiment);
     case 'error':
       return app.replaceChildren(h('p', { class: 'error' }, msg.message));
+    case 'rating':
+    case 'saved':
+    case 'dashboard':
+      return;
     default: {
       const never: never = msg;
       return never;

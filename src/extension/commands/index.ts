@@ -4,7 +4,9 @@ import type { Services } from '../services';
 import { OPEN_EXPERIMENT_COMMAND } from '../tree/experimentsProvider';
 import { openExperimentPanel } from '../panels/experimentPanel';
 import { newExperiment } from './newExperiment';
+import { compareWithBase, deleteExperiment, exportLora, openComparison, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
 import { workerStatus } from './workerStatus';
+import { pickExperiment } from '../studio/pick';
 
 /** Command ids as declared in package.json. */
 export const COMMANDS = {
@@ -14,6 +16,17 @@ export const COMMANDS = {
   workerStatus: 'ddpoStudio.workerStatus',
   restartWorker: 'ddpoStudio.restartWorker',
   openExperiment: OPEN_EXPERIMENT_COMMAND,
+  rate: 'ddpoStudio.rate',
+  trainReward: 'ddpoStudio.trainReward',
+  startFineTune: 'ddpoStudio.startFineTune',
+  resumeFineTune: 'ddpoStudio.resumeFineTune',
+  stopFineTune: 'ddpoStudio.stopFineTune',
+  openDashboard: 'ddpoStudio.openDashboard',
+  compare: 'ddpoStudio.compare',
+  openComparison: 'ddpoStudio.openComparison',
+  exportLora: 'ddpoStudio.exportLora',
+  reveal: 'ddpoStudio.revealExperiment',
+  deleteExperiment: 'ddpoStudio.deleteExperiment',
 } as const;
 
 /** Registers all commands and returns their disposables. */
@@ -28,6 +41,20 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       services.worker.restart();
       services.output.appendLine('[host] worker stopped; it starts again on the next request');
     }),
-    reg(COMMANDS.openExperiment, (name?: string) => openExperimentPanel(services, name)),
+    reg(COMMANDS.openExperiment, (name?: unknown) => openExperimentPanel(services, typeof name === 'string' ? name : (name as { experiment?: string } | undefined)?.experiment)),
+    reg(COMMANDS.rate, (arg?: unknown) => ratePairs(services, arg)),
+    reg(COMMANDS.trainReward, (arg?: unknown) => trainReward(services, arg)),
+    reg(COMMANDS.startFineTune, (arg?: unknown) => startFineTune(services, arg, false)),
+    reg(COMMANDS.resumeFineTune, (arg?: unknown) => startFineTune(services, arg, true)),
+    reg(COMMANDS.stopFineTune, (arg?: unknown) => stopFineTune(services, arg)),
+    reg(COMMANDS.openDashboard, async (arg?: unknown) => {
+      const x = await pickExperiment(arg, 'Open the training dashboard of which experiment?');
+      if (x) openDashboard(services, x.dir);
+    }),
+    reg(COMMANDS.compare, (arg?: unknown) => compareWithBase(services, arg)),
+    reg(COMMANDS.openComparison, (arg?: unknown) => openComparison(services, arg)),
+    reg(COMMANDS.exportLora, (arg?: unknown) => exportLora(services, arg)),
+    reg(COMMANDS.reveal, (arg?: unknown) => revealExperiment(arg)),
+    reg(COMMANDS.deleteExperiment, (arg?: unknown) => deleteExperiment(services, arg)),
   ];
 }

@@ -1,9 +1,22 @@
-/** "DDPO Studio: New Experiment": asks for a name and creates `.ddpo/<name>/experiment.json`. */
+/**
+ * "DDPO Studio: New Experiment": name, model (embedded tiny model, a local folder, or a Hub download),
+ * prompts (typed or from a file) and a preset, all in quick picks; writes experiment.json and ddpo.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import type { BaseModelRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
+import { loadModelFolder } from '../../core/models/modelFolder';
+import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
 import { requireStore, type Services } from '../services';
+import { EMBEDDED_MODEL_ID, embeddedModelDir, hasEmbeddedModel } from '../studio/models';
 
-/** Creates an experiment; `name` may be passed by other commands or tests to skip the prompt. */
+/** Prompts offered for the embedded model, which knows only shapes, colours, sizes and positions. */
+const TINY_PROMPTS = 'a big red circle on a blue background; a small yellow square on the left on a black background';
+
+/** Creates an experiment; `name` may be passed by other commands or tests to skip every question. */
 export async function newExperiment(services: Services, name?: string): Promise<string | undefined> {
   const store = requireStore();
   if (!store) return undefined;
@@ -11,14 +24,25 @@ export async function newExperiment(services: Services, name?: string): Promise<
   const chosen =
     name ??
     (await vscode.window.showInputBox({
-      title: 'New DDPO Studio experiment',
+      title: 'New DDPO Studio experiment (1/4): name',
       prompt: `Name of the experiment folder under ${store.root}`,
       placeHolder: 'e.g. watercolor-cats',
       validateInput: (v) => experimentNameProblem(v.trim()) ?? (existing.has(v.trim()) ? `"${v.trim()}" already exists` : null),
     }));
   if (chosen === undefined) return undefined;
+  let init: { baseModel?: BaseModelRef; prompts?: string[]; preset?: ExperimentPreset } = {};
+  if (name === undefined) {
+    const baseModel = await pickModel(services);
+    if (!baseModel) return undefined;
+    const prompts = await pickPrompts(baseModel.id === EMBEDDED_MODEL_ID ? TINY_PROMPTS : '');
+    if (!prompts) return undefined;
+    const preset = await pickPreset(baseModel.id === EMBEDDED_MODEL_ID);
+    if (!preset) return undefined;
+    init = { baseModel, prompts, preset };
+  }
   try {
-    await store.create(chosen.trim());
+    const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, prompts: init.prompts, settings: init.preset?.settings });
+    if (init.preset) fs.writeFileSync(path.join(store.dirOf(exp.name), 'ddpo.json'), JSON.stringify(init.preset.ddpo, null, 2) + '\n');
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not create the experiment: ${(e as Error).message}`);
     return undefined;
@@ -26,4 +50,65 @@ export async function newExperiment(services: Services, name?: string): Promise<
   services.output.appendLine(`[host] created experiment ${chosen.trim()} in ${store.root}`);
   await services.tree.refresh();
   return chosen.trim();
+}
+
+async function pickModel(services: Services): Promise<BaseModelRef | undefined> {
+  const items: (vscode.QuickPickItem & { id: string })[] = [
+    { id: 'embedded', label: '$(package) Embedded tiny model', description: 'tiny-shapes, 32 px', detail: 'Coloured shapes on plain backgrounds; runs in seconds on a CPU. Good for learning the loop.' },
+    { id: 'folder', label: '$(folder) Local folder…', detail: 'A Stable Diffusion ONNX folder (unet/, text_encoder/, vae_decoder/, tokenizer/, scheduler/)' },
+    { id: 'hub', label: '$(cloud-download) Download from the Hugging Face Hub…', detail: 'A repo with the ONNX export, e.g. an optimum-exported SD 1.5' },
+  ];
+  if (!hasEmbeddedModel(services.context)) items.shift();
+  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (2/4): base model', placeHolder: 'Which image model do you want to teach?' });
+  if (!pick) return undefined;
+  if (pick.id === 'embedded') return { id: EMBEDDED_MODEL_ID, path: embeddedModelDir(services.context) };
+  if (pick.id === 'folder') {
+    const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Stable Diffusion ONNX folder', openLabel: 'Use this model' });
+    if (!uri?.[0]) return undefined;
+    try {
+      const folder = loadModelFolder(uri[0].fsPath);
+      return { id: folder.modelId || path.basename(uri[0].fsPath), path: uri[0].fsPath };
+    } catch (e) {
+      void vscode.window.showErrorMessage(`${uri[0].fsPath} is not a usable model folder: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+  const repo = await vscode.window.showInputBox({ title: 'Hugging Face repo with an ONNX Stable Diffusion export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name') });
+  if (!repo) return undefined;
+  try {
+    const cacheDir = path.join(os.homedir(), '.cache', 'ddpo-studio', 'models');
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${repo.trim()}`, cancellable: true }, (progress, token) => {
+      const ctl = new AbortController();
+      token.onCancellationRequested(() => ctl.abort());
+      return services.worker.request('downloadModel', { repo: repo.trim(), cacheDir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+    });
+    return { id: repo.trim(), path: r.dir };
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Could not download ${repo.trim()}: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+async function pickPrompts(suggested: string): Promise<string[] | undefined> {
+  const how = await vscode.window.showQuickPick(
+    [{ id: 'type', label: '$(edit) Type prompts…', detail: 'Separate prompts with ";"' }, { id: 'file', label: '$(file) Read prompts from a file…', detail: 'One prompt per line; lines starting with # are ignored' }],
+    { title: 'New DDPO Studio experiment (3/4): prompts', placeHolder: 'Which prompts should the model get better at?' },
+  );
+  if (!how) return undefined;
+  if (how.id === 'file') {
+    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, title: 'Prompts file', filters: { 'Text files': ['txt'], 'All files': ['*'] } });
+    if (!uri?.[0]) return undefined;
+    const prompts = parsePrompts(fs.readFileSync(uri[0].fsPath, 'utf8'));
+    if (prompts.length === 0) void vscode.window.showWarningMessage(`${uri[0].fsPath} has no prompts; add some later in the experiment panel.`);
+    return prompts;
+  }
+  const text = await vscode.window.showInputBox({ title: 'Prompts, separated by ";"', value: suggested, prompt: 'e.g. a watercolor cat; a lighthouse at dusk', validateInput: (v) => (parsePrompts(v).length ? null : 'type at least one prompt') });
+  return text === undefined ? undefined : parsePrompts(text);
+}
+
+async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefined> {
+  const items = PRESETS.map((p) => ({ label: p.label, detail: p.detail, preset: p }));
+  if (!cpuFirst) items.reverse();
+  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (4/4): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
+  return pick?.preset;
 }

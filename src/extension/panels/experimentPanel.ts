@@ -49,6 +49,12 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
         await services.tree.refresh();
         return sendState();
       }
+      case 'rate':
+      case 'undo':
+      case 'stopRun':
+      case 'resumeRun':
+        services.output.appendLine(`[host] the experiment panel does not handle "${msg.type}"; ignored`);
+        return;
       default:
         assertNever(msg);
     }

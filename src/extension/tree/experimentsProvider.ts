@@ -1,19 +1,33 @@
-/** Thin TreeDataProvider over the core tree model; reloads from disk on refresh. */
+/** Thin TreeDataProvider over the studio tree model; reloads from disk on refresh. */
 import * as vscode from 'vscode';
-import { buildExperimentTree, type ExperimentTreeNode } from '../../core/experiment/treeModel';
+import { readSummary } from '../../core/studio/summary';
+import { buildStudioTree, type StudioNode } from '../../core/studio/treeModel';
 import { currentStore } from '../services';
 
 /** Command run when an experiment row is clicked. */
 export const OPEN_EXPERIMENT_COMMAND = 'ddpoStudio.openExperiment';
 
+const KIND_ICONS: Record<StudioNode['kind'], string> = {
+  experiment: 'beaker', error: 'error', model: 'package', prompts: 'list-unordered', prompt: 'comment', ratings: 'thumbsup',
+  reward: 'star-empty', run: 'pulse', checkpoints: 'history', checkpoint: 'save', comparisons: 'split-horizontal', comparison: 'eye',
+};
+
+const STATUS_ICONS: Record<string, [string, string?]> = {
+  running: ['sync~spin', 'charts.blue'],
+  failed: ['error', 'errorForeground'],
+  interrupted: ['warning', 'editorWarning.foreground'],
+  stopped: ['debug-pause'],
+  done: ['pass', 'charts.green'],
+};
+
 /** Provides the Experiments view. */
-export class ExperimentsTreeProvider implements vscode.TreeDataProvider<ExperimentTreeNode>, vscode.Disposable {
-  private readonly changed = new vscode.EventEmitter<ExperimentTreeNode | undefined>();
+export class ExperimentsTreeProvider implements vscode.TreeDataProvider<StudioNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<StudioNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
-  private roots: ExperimentTreeNode[] = [];
+  private roots: StudioNode[] = [];
   private loading: Promise<void> | undefined;
 
-  constructor(private readonly output: vscode.OutputChannel) {}
+  constructor(private readonly output: vscode.OutputChannel, private readonly isRunning: (dir: string) => boolean) {}
 
   /** Re-reads `.ddpo/` and redraws the view. */
   refresh(): Promise<void> {
@@ -24,39 +38,33 @@ export class ExperimentsTreeProvider implements vscode.TreeDataProvider<Experime
   }
 
   /** Current top-level nodes (after the last refresh). */
-  get nodes(): readonly ExperimentTreeNode[] {
+  get nodes(): readonly StudioNode[] {
     return this.roots;
   }
 
-  async getChildren(node?: ExperimentTreeNode): Promise<ExperimentTreeNode[]> {
+  async getChildren(node?: StudioNode): Promise<StudioNode[]> {
     if (node) return node.children;
     await (this.loading ?? this.refresh());
     return this.roots;
   }
 
-  getTreeItem(node: ExperimentTreeNode): vscode.TreeItem {
+  getTreeItem(node: StudioNode): vscode.TreeItem {
     const collapsed = node.children.length === 0 ? vscode.TreeItemCollapsibleState.None : vscode.TreeItemCollapsibleState.Collapsed;
     const item = new vscode.TreeItem(node.label, collapsed);
     item.id = node.id;
     item.description = node.description;
-    item.tooltip = node.tooltip;
-    item.contextValue = node.kind;
+    item.tooltip = node.tooltip ?? (node.description ? `${node.label}: ${node.description}` : undefined);
+    // Menus match on kind and run state, e.g. "run.running" or "experiment.interrupted".
+    item.contextValue = node.status ? `${node.kind}.${node.status}` : node.kind;
     item.resourceUri = node.kind === 'experiment' || node.kind === 'error' ? vscode.Uri.file(node.dir) : undefined;
-    switch (node.kind) {
-      case 'experiment':
-        item.iconPath = new vscode.ThemeIcon('beaker');
-        item.command = { command: OPEN_EXPERIMENT_COMMAND, title: 'Open Experiment', arguments: [node.experiment] };
-        break;
-      case 'error':
-        item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
-        break;
-      case 'prompt':
-        item.iconPath = new vscode.ThemeIcon('comment');
-        break;
-      case 'detail':
-        item.iconPath = new vscode.ThemeIcon(node.label === 'Prompts' ? 'list-unordered' : node.label === 'Settings' ? 'settings-gear' : 'package');
-        break;
-    }
+    const status = (node.kind === 'run' || node.kind === 'experiment') && node.status ? STATUS_ICONS[node.status] : undefined;
+    const [icon, color] = status ?? [KIND_ICONS[node.kind], node.kind === 'error' ? 'errorForeground' : undefined];
+    item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+    item.accessibilityInformation = { label: [node.label, node.description, node.status && node.status !== 'idle' ? `run ${node.status}` : ''].filter(Boolean).join(', ') };
+    if (node.kind === 'experiment') item.command = { command: OPEN_EXPERIMENT_COMMAND, title: 'Open Experiment', arguments: [node.experiment] };
+    if (node.kind === 'ratings') item.command = { command: 'ddpoStudio.rate', title: 'Rate Pairs', arguments: [node] };
+    if (node.kind === 'run') item.command = { command: 'ddpoStudio.openDashboard', title: 'Open Training Dashboard', arguments: [node] };
+    if (node.kind === 'comparison') item.command = { command: 'ddpoStudio.openComparison', title: 'Open Comparison', arguments: [node] };
     return item;
   }
 
@@ -66,14 +74,33 @@ export class ExperimentsTreeProvider implements vscode.TreeDataProvider<Experime
 
   private async load(): Promise<void> {
     const store = currentStore();
+    let next: StudioNode[];
     try {
-      this.roots = store ? buildExperimentTree(await store.list()) : [];
+      next = store ? buildStudioTree(await store.list(), (e) => readSummary(e.dir, this.isRunning(e.dir))) : [];
     } catch (e) {
       // Listing itself failed (e.g. .ddpo is a file): show why instead of an empty or broken view.
       const reason = (e as Error).message;
       this.output.appendLine(`[host] cannot list experiments: ${reason}`);
-      this.roots = [{ id: '!error', kind: 'error', label: 'Cannot read .ddpo', description: reason, tooltip: reason, dir: store?.root ?? '', experiment: '', children: [] }];
+      next = [{ id: '!error', kind: 'error', label: 'Cannot read .ddpo', description: reason, tooltip: reason, dir: store?.root ?? '', experiment: '', children: [] }];
     }
-    this.changed.fire(undefined);
+    this.apply(next);
+  }
+
+  // Redraws only what changed. A whole-tree refresh makes VS Code forget every row for a moment, and a context
+  // menu opened in that moment would run its command without the row it was opened on.
+  private apply(next: StudioNode[]): void {
+    const old = this.roots;
+    const sameRoots = old.length === next.length && old.every((n, i) => n.id === next[i].id);
+    if (!sameRoots) {
+      this.roots = next;
+      return this.changed.fire(undefined);
+    }
+    next.forEach((n, i) => {
+      if (JSON.stringify(n) === JSON.stringify(old[i])) return;
+      // VS Code knows rows by object: update the old object in place and redraw it with its subtree.
+      for (const k of Object.keys(old[i])) delete (old[i] as unknown as Record<string, unknown>)[k];
+      Object.assign(old[i], n);
+      this.changed.fire(old[i]);
+    });
   }
 }

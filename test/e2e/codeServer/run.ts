@@ -35,6 +35,13 @@ async function main(): Promise<number> {
   const serverLog = path.join(outDir, 'code-server.log');
   installVsix(cs, vsix, dirs.extensionsDir, dirs.userDataDir, serverLog);
   if (!fs.existsSync(path.join(dirs.extensionsDir, 'ddpo-studio.ddpo-studio-0.1.0', 'dist', 'worker.js'))) throw new Error(`the VSIX did not install as ddpo-studio.ddpo-studio-0.1.0 in ${dirs.extensionsDir}`);
+  // The studio steps use the embedded tiny model; a checkout without it (media/tiny-model is built by
+  // scripts/train-tiny-model.ts) runs them on the random-weight reference fixture instead.
+  const fixture = path.resolve(repo, '../shared/fixtures/reference-sd');
+  if (!fs.existsSync(path.join(repo, 'media', 'tiny-model', 'model_index.json')) && fs.existsSync(fixture)) {
+    console.log(`e2e: media/tiny-model is missing; the embedded model is ${fixture} for this run`);
+    process.env.DDPO_STUDIO_EMBEDDED_MODEL = fixture;
+  }
   const server = await startCodeServer(cs, dirs, serverLog);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
   let passed = 0;

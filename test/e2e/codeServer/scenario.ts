@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
-import { answerInputBox, runCommand, toast, treeRow } from './workbench';
+import { studioSteps } from './studioScenario';
+import { answerStep, pickQuick, runCommand, toast, treeRow } from './workbench';
 
 /** One step of the scenario: a name and what it does. */
 export interface Step {
@@ -31,13 +32,21 @@ export function scenario(page: Page, workspace: string, url: string): Step[] {
       },
     },
     {
-      name: '"DDPO Studio: New Experiment" from the command palette adds the experiment to the tree and to disk',
+      name: '"DDPO Studio: New Experiment" (quick picks: embedded model, typed prompts, CPU preset) adds the experiment to the tree and to disk',
       async run() {
         await runCommand(page, 'DDPO Studio: New Experiment');
-        await answerInputBox(page, 'watercolor-cats');
+        await answerStep(page, '(1/4): name', 'watercolor-cats');
+        await pickQuick(page, 'Embedded tiny model');
+        await pickQuick(page, 'Type prompts');
+        await answerStep(page, 'Prompts, separated by', 'a big red circle on a blue background; a small yellow square on the left on a black background');
+        await pickQuick(page, 'Quick test on CPU');
+        await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
         await treeRow(page, 'watercolor-cats').waitFor();
         const json = JSON.parse(fs.readFileSync(path.join(ddpo, 'watercolor-cats', 'experiment.json'), 'utf8'));
         assert.equal(json.name, 'watercolor-cats');
+        assert.equal(json.baseModel.id, 'embedded:tiny-shapes');
+        assert.equal(json.prompts.length, 2);
+        assert.equal(JSON.parse(fs.readFileSync(path.join(ddpo, 'watercolor-cats', 'ddpo.json'), 'utf8')).reward, 'learned');
       },
     },
     {
@@ -98,5 +107,6 @@ export function scenario(page: Page, workspace: string, url: string): Step[] {
         await treeRow(page, 'a watercolor cat on a windowsill').waitFor();
       },
     },
+    ...studioSteps(page, workspace),
   ];
 }

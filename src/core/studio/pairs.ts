@@ -1,0 +1,111 @@
+/** Generated pairs on disk (`<exp>/samples/<pairId>/{a,b}.png` + `pair.json`) and the rating queue built from them. */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { schedulePairs } from '../reward/schedule';
+import type { Rating } from '../reward/types';
+
+/** Folder of generated pairs inside an experiment. */
+export const SAMPLES_DIR = 'samples';
+/** Written last into a pair folder: its presence marks a complete pair. */
+export const PAIR_FILE = 'pair.json';
+
+/** One generated pair as recorded in `pair.json` (paths relative to the experiment folder). */
+export interface StoredPair {
+  pairId: string;
+  prompt: string;
+  a: string;
+  b: string;
+  seeds: [number, number];
+  createdAt: string;
+}
+
+/** What to generate next: a prompt and two fresh seeds. */
+export interface PairPlan {
+  pairId: string;
+  prompt: string;
+  seeds: [number, number];
+  /** Experiment-relative paths the images go to. */
+  a: string;
+  b: string;
+}
+
+/** One pair to show, sides chosen; `id` is what the webview refers to. */
+export interface QueueItem {
+  id: string;
+  pairId: string;
+  prompt: string;
+  left: string;
+  right: string;
+  sideOrder: 'ab' | 'ba';
+  repeatOf?: string;
+}
+
+/** Complete pairs under `<exp>/samples/`, oldest first; half-written folders are ignored. */
+export function listPairs(experimentDir: string): StoredPair[] {
+  const root = path.join(experimentDir, SAMPLES_DIR);
+  let names: string[];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    return [];
+  }
+  const out: StoredPair[] = [];
+  for (const n of names) {
+    try {
+      const p = JSON.parse(fs.readFileSync(path.join(root, n, PAIR_FILE), 'utf8')) as StoredPair;
+      if (p.pairId === n && typeof p.prompt === 'string') out.push(p);
+    } catch {
+      // not a complete pair (generation was interrupted); it is regenerated under a new id
+    }
+  }
+  return out.sort((x, y) => x.createdAt.localeCompare(y.createdAt) || x.pairId.localeCompare(y.pairId));
+}
+
+/** Plans `count` new pairs: the least-covered prompts first, seeds continuing after the highest used one. */
+export function planPairs(prompts: readonly string[], existing: readonly StoredPair[], count: number, baseSeed = 0): PairPlan[] {
+  if (prompts.length === 0) throw new Error('the experiment has no prompts; add prompts to experiment.json before rating');
+  const used = new Map<string, number>(prompts.map((p) => [p, 0]));
+  for (const p of existing) if (used.has(p.prompt)) used.set(p.prompt, used.get(p.prompt)! + 1);
+  let seed = Math.max(baseSeed - 1, ...existing.flatMap((p) => p.seeds)) + 1;
+  const out: PairPlan[] = [];
+  for (let k = 0; k < count; k++) {
+    const prompt = [...used.entries()].sort((x, y) => x[1] - y[1] || prompts.indexOf(x[0]) - prompts.indexOf(y[0]))[0][0];
+    used.set(prompt, used.get(prompt)! + 1);
+    const seeds: [number, number] = [seed, seed + 1];
+    seed += 2;
+    const pairId = `pair-${seeds[0]}-${createHash('sha256').update(prompt).digest('hex').slice(0, 8)}`;
+    out.push({ pairId, prompt, seeds, a: `${SAMPLES_DIR}/${pairId}/a.png`, b: `${SAMPLES_DIR}/${pairId}/b.png` });
+  }
+  return out;
+}
+
+/** Left/right order of a pair, fixed by its id so a reload shows the same sides. */
+export function sidesOf(pairId: string): 'ab' | 'ba' {
+  return createHash('sha256').update(pairId).digest()[0] & 1 ? 'ba' : 'ab';
+}
+
+/** A fresh pair as a queue item. */
+export function freshItem(p: Pick<StoredPair, 'pairId' | 'prompt' | 'a' | 'b'>): QueueItem {
+  const sideOrder = sidesOf(p.pairId);
+  return { id: p.pairId, pairId: p.pairId, prompt: p.prompt, left: sideOrder === 'ab' ? p.a : p.b, right: sideOrder === 'ab' ? p.b : p.a, sideOrder };
+}
+
+/**
+ * The rating queue: side-swapped repeats of earlier decisive ratings (chosen by the pair scheduler) as they come
+ * due, one per `repeatEvery` ratings given, to measure the rater's consistency; then every pair nobody has rated
+ * yet, in generation order.
+ */
+export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Rating[], repeatEvery = 5): QueueItem[] {
+  const rated = new Set(ratings.map((r) => r.pairId));
+  const fresh = pairs.filter((p) => !rated.has(p.pairId)).map(freshItem);
+  if (repeatEvery <= 0) return fresh;
+  const done = ratings.filter((r) => r.repeatOf).length;
+  const due = Math.floor(ratings.filter((r) => !r.repeatOf).length / repeatEvery) - done;
+  const repeats = due > 0 ? schedulePairs([], [...ratings], { count: due, repeatShare: 1, seed: ratings.length }) : [];
+  return [...repeats.slice(0, due).map(toItem), ...fresh];
+}
+
+function toItem(p: { pairId: string; prompt: string; left: string; right: string; sideOrder: 'ab' | 'ba'; repeatOf?: string }): QueueItem {
+  return { id: `${p.pairId}~${p.repeatOf}`, pairId: p.pairId, prompt: p.prompt, left: p.left, right: p.right, sideOrder: p.sideOrder, repeatOf: p.repeatOf };
+}

@@ -1,0 +1,44 @@
+/** One experiment's progress read from its folder: ratings, reward model, fine-tuning run, comparisons. */
+import * as fs from 'node:fs';
+import { raterConsistency } from '../reward/consistency';
+import { rewardPaths } from '../reward/model';
+import { readRatings } from '../reward/store';
+import { compareResult, listComparisons, type CompareResult } from './compare';
+import { readRunState, type RunState } from './runState';
+
+/** What the Experiments tree shows below an experiment. */
+export interface ExperimentSummary {
+  ratings: number;
+  /** Per-answer consistency from repeats, null before any repeat. */
+  consistency: number | null;
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string };
+  run: RunState;
+  comparisons: CompareResult[];
+}
+
+/** Reads the summary; never throws for missing files (an empty experiment has empty parts). */
+export function readSummary(experimentDir: string, runningHere: boolean): ExperimentSummary {
+  const log = readRatings(experimentDir);
+  const c = raterConsistency(log.ratings);
+  let reward: ExperimentSummary['reward'];
+  try {
+    const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt };
+  } catch {
+    // not trained yet
+  }
+  return {
+    ratings: log.ratings.length,
+    consistency: c.repeats > 0 && Number.isFinite(c.estimatedConsistency) ? c.estimatedConsistency : null,
+    reward,
+    run: readRunState(experimentDir, runningHere),
+    comparisons: listComparisons(experimentDir).map((m) => compareResult(experimentDir, m)),
+  };
+}
+
+/** "62% (95% CI 41–79%, n=8)", or "not rated yet". */
+export function formatWinRate(r: { rate: number; low: number; high: number; n: number }): string {
+  if (!(r.n > 0) || !Number.isFinite(r.rate)) return 'not rated yet';
+  const p = (x: number) => `${Math.round(x * 100)}%`;
+  return `${p(r.rate)} (95% CI ${p(r.low)}–${p(r.high)}, n=${r.n})`;
+}

@@ -1,0 +1,66 @@
+/** The studio's Experiments tree as plain data; the TreeDataProvider only maps nodes to TreeItems. */
+import type { ExperimentEntry } from '../experiment/store';
+import { modelLabel } from './presets';
+import { formatWinRate, type ExperimentSummary } from './summary';
+
+/** Node kinds; the provider turns them (and `status`) into context values for the menus. */
+export type StudioNodeKind = 'experiment' | 'error' | 'model' | 'prompts' | 'prompt' | 'ratings' | 'reward' | 'run' | 'checkpoints' | 'checkpoint' | 'comparisons' | 'comparison';
+
+/** One row of the tree. */
+export interface StudioNode {
+  id: string;
+  kind: StudioNodeKind;
+  label: string;
+  description?: string;
+  tooltip?: string;
+  dir: string;
+  experiment: string;
+  /** Run state for status icons. */
+  status?: 'running' | 'failed' | 'done' | 'stopped' | 'interrupted' | 'idle';
+  epoch?: number;
+  compareId?: string;
+  children: StudioNode[];
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${Math.round(x * 100)}%` : 'n/a');
+
+/** Builds the tree from the experiment list and each experiment's summary. */
+export function buildStudioTree(entries: readonly ExperimentEntry[], summaryOf: (e: Extract<ExperimentEntry, { status: 'ok' }>) => ExperimentSummary): StudioNode[] {
+  return entries.map((e) => (e.status === 'ok' ? experimentNode(e, summaryOf(e)) : { id: e.name, kind: 'error', label: e.name, description: e.reason, tooltip: `Cannot read this experiment: ${e.reason}\n${e.dir}`, dir: e.dir, experiment: e.name, children: [] }));
+}
+
+function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: ExperimentSummary): StudioNode {
+  const x = e.experiment;
+  const base = { dir: e.dir, experiment: e.name };
+  const id = (suffix: string) => `${e.name}/${suffix}`;
+  const run = s.run;
+  const runDesc = run.state === 'idle' ? 'not started' : `${run.state}, epoch ${run.lastEpoch + 1}/${run.numEpochs}` + (run.points.length ? `, reward ${run.points[run.points.length - 1].rewardMean.toFixed(3)}` : '');
+  const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: `epoch-${String(ep).padStart(6, '0')}`, epoch: ep, children: [] }));
+  const comparisons: StudioNode[] = s.comparisons.map((c) => ({
+    ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: `epoch ${c.epoch + 1} vs base`, compareId: c.id, epoch: c.epoch,
+    description: `win rate ${formatWinRate(c.winRate)}${c.rated < c.total ? ` · ${c.rated}/${c.total} rated` : ''}`,
+    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of the fine-tuned model against the base model`, children: [],
+  }));
+  const latest = s.comparisons[s.comparisons.length - 1];
+  const prompts: StudioNode[] = x.prompts.map((p, i) => ({ ...base, id: id(`prompts/${i}`), kind: 'prompt', label: p, children: [] }));
+  return {
+    ...base,
+    id: e.name,
+    kind: 'experiment',
+    label: e.name,
+    description: run.state === 'idle' ? modelLabel(x.baseModel) : `${modelLabel(x.baseModel)} · ${run.state}`,
+    tooltip: `${e.dir}\nBase model: ${modelLabel(x.baseModel)}${x.baseModel.path ? ` (${x.baseModel.path})` : ''}\nCreated: ${x.createdAt}`,
+    status: run.state,
+    children: [
+      { ...base, id: id('base'), kind: 'model', label: 'Base model', description: modelLabel(x.baseModel), tooltip: x.baseModel.path ?? x.baseModel.id, children: [] },
+      { ...base, id: id('prompts'), kind: 'prompts', label: 'Prompts', description: prompts.length ? String(prompts.length) : 'none yet', children: prompts },
+      { ...base, id: id('ratings'), kind: 'ratings', label: 'Ratings', description: `${s.ratings} rated` + (s.consistency !== null ? ` · consistency ${pct(s.consistency)}` : ''), children: [] },
+      { ...base, id: id('reward'), kind: 'reward', label: 'Reward model', description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out` : 'not trained', children: [] },
+      {
+        ...base, id: id('run'), kind: 'run', label: 'Fine-tuning', description: runDesc, tooltip: run.message, status: run.state,
+        children: [{ ...base, id: id('checkpoints'), kind: 'checkpoints', label: 'Checkpoints', description: checkpoints.length ? String(checkpoints.length) : 'none yet', children: checkpoints }],
+      },
+      { ...base, id: id('compare'), kind: 'comparisons', label: 'Blind comparisons', description: latest ? `latest: ${formatWinRate(latest.winRate)}` : 'none yet', children: comparisons },
+    ],
+  };
+}

@@ -1,0 +1,56 @@
+/** Watches the files under `.ddpo/` that change what the studio shows (not the images themselves). */
+import * as path from 'node:path';
+import { watch } from 'chokidar';
+import { DDPO_DIR } from '../experiment/store';
+
+/** A running watch. */
+export interface StudioWatch {
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+// Paths below `.ddpo/<experiment>/` that matter; folders on the way to them must be descended into.
+const FILES = [/^experiment\.json$/, /^ddpo\.json$/, /^ratings\.jsonl$/, /^reward(\/card\.json)?$/, /^ddpo(\/(status\.json|metrics\.jsonl|checkpoints(\/[^/]+)?))?$/, /^compare(\/[^/]+(\/(manifest\.json|ratings\.jsonl))?)?$/];
+
+/** True for a path (relative to the experiment folder, "/"-separated) the studio reacts to. */
+export function isStudioPath(rel: string): boolean {
+  return rel === '' || FILES.some((re) => re.test(rel));
+}
+
+/**
+ * Calls `onChange(experimentName | undefined)` (debounced per experiment) when an experiment's description,
+ * ratings, reward card, run status, metrics, checkpoints or comparisons change; undefined means `.ddpo/` itself.
+ */
+export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150): StudioWatch {
+  const root = path.resolve(workspace);
+  const ddpo = path.join(root, DDPO_DIR);
+  const relevant = (p: string): boolean => {
+    const abs = path.resolve(p);
+    if (abs === root || abs === ddpo) return true;
+    if (!abs.startsWith(ddpo + path.sep)) return false;
+    const parts = path.relative(ddpo, abs).split(path.sep);
+    return isStudioPath(parts.slice(1).join('/'));
+  };
+  const watcher = watch(root, { ignoreInitial: true, depth: 5, ignored: (p: string) => !relevant(p) });
+  const timers = new Map<string, NodeJS.Timeout>();
+  watcher.on('all', (_event, p) => {
+    const rel = path.relative(ddpo, path.resolve(p));
+    const name = rel.startsWith('..') || rel === '' ? undefined : rel.split(path.sep)[0];
+    const key = name ?? '';
+    clearTimeout(timers.get(key));
+    timers.set(key, setTimeout(() => {
+      timers.delete(key);
+      onChange(name);
+    }, debounceMs));
+  });
+  // Errors (e.g. too many watched files) must not take down the caller; a manual refresh still works.
+  watcher.on('error', () => undefined);
+  const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+  return {
+    ready,
+    async close() {
+      for (const t of timers.values()) clearTimeout(t);
+      await watcher.close();
+    },
+  };
+}

@@ -1,0 +1,161 @@
+/** The studio's commands: rate, train the reward model, fine-tune, compare, export, reveal, delete. */
+import * as fs from 'node:fs';
+import * as vscode from 'vscode';
+import { listCheckpoints } from '../../core/ddpo/checkpoint';
+import { ddpoLayout } from '../../core/ddpo/layout';
+import { listComparisons } from '../../core/studio/compare';
+import { formatWinRate } from '../../core/studio/summary';
+import { compareResult } from '../../core/studio/compare';
+import { presetById } from '../../core/studio/presets';
+import { openDashboardPanel } from '../panels/dashboardPanel';
+import { openRatingPanel } from '../panels/ratingPanel';
+import type { Services } from '../services';
+import { modelDirOf } from '../studio/models';
+import { pickExperiment, type PickedExperiment } from '../studio/pick';
+
+/** Ratings a session aims for unless experiment.json's settings.ratingTarget says otherwise. */
+const DEFAULT_RATING_TARGET = 50;
+
+function modelDir(services: Services, x: PickedExperiment): string | undefined {
+  try {
+    return modelDirOf(services.context, x.experiment, x.dir);
+  } catch (e) {
+    void vscode.window.showErrorMessage((e as Error).message);
+    return undefined;
+  }
+}
+
+/** "Rate Pairs": opens the rating panel. */
+export async function ratePairs(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Rate pairs of which experiment?');
+  if (!x) return;
+  const dir = modelDir(services, x);
+  if (!dir) return;
+  if (x.experiment.prompts.length === 0) return void vscode.window.showWarningMessage(`"${x.name}" has no prompts yet: add some in its panel or experiment.json first.`);
+  const target = Number(x.experiment.settings.ratingTarget) > 0 ? Number(x.experiment.settings.ratingTarget) : DEFAULT_RATING_TARGET;
+  openRatingPanel(services, { mode: 'rate', experiment: x.name, experimentDir: x.dir, modelDir: dir, target });
+}
+
+/** "Train Reward Model". */
+export async function trainReward(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Train the reward model of which experiment?');
+  if (!x) return;
+  try {
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: training the reward model of ${x.name}`, cancellable: true }, (progress, token) => {
+      const ctl = new AbortController();
+      token.onCancellationRequested(() => ctl.abort());
+      return services.worker.request('trainReward', { experimentDir: x.dir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+    });
+    void services.tree.refresh();
+    const acc = Number.isFinite(r.accuracy) ? `${Math.round(r.accuracy * 100)}% held-out accuracy` : 'no held-out pairs yet';
+    void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons: ${acc}. ${r.summary}`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Could not train the reward model of ${x.name}: ${(e as Error).message}`);
+  }
+}
+
+/** Writes ddpo.json from the CPU preset when the experiment has none yet. */
+function ensureDdpoConfig(x: PickedExperiment): void {
+  const file = ddpoLayout(x.dir).configFile;
+  if (!fs.existsSync(file)) fs.writeFileSync(file, JSON.stringify(presetById('cpu-quick').ddpo, null, 2) + '\n');
+}
+
+/** "Start Fine-Tuning" (resume: continue from the newest checkpoint). */
+export async function startFineTune(services: Services, arg: unknown, resume: boolean): Promise<void> {
+  const x = await pickExperiment(arg, resume ? 'Resume fine-tuning of which experiment?' : 'Fine-tune which experiment?');
+  if (!x) return;
+  const dir = modelDir(services, x);
+  if (!dir) return;
+  ensureDdpoConfig(x);
+  const hasRun = fs.existsSync(ddpoLayout(x.dir).metricsFile) && fs.statSync(ddpoLayout(x.dir).metricsFile).size > 0;
+  if (hasRun && !resume) {
+    const pick = await vscode.window.showWarningMessage(`${x.name} already has a fine-tuning run. Resume it, or delete its ddpo/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
+    if (!pick) return;
+    if (pick === 'Start Over') fs.rmSync(ddpoLayout(x.dir).runDir, { recursive: true, force: true });
+    resume = pick === 'Resume';
+  }
+  openDashboard(services, x.dir);
+  await services.runs.start(x.dir, dir, resume);
+  void services.tree.refresh();
+}
+
+/** "Stop Fine-Tuning". */
+export async function stopFineTune(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Stop fine-tuning of which experiment?');
+  if (x && !services.runs.stop(x.dir)) void vscode.window.showInformationMessage(`${x.name} is not fine-tuning in this window.`);
+}
+
+/** "Open Training Dashboard". */
+export function openDashboard(services: Services, dir: string): void {
+  openDashboardPanel(services, dir, () => void startFineTune(services, dir, true));
+}
+
+/** "Compare with Base Model": renders a blind comparison, then opens it for rating. */
+export async function compareWithBase(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Compare which experiment\'s checkpoint with its base model?');
+  if (!x) return;
+  const dir = modelDir(services, x);
+  if (!dir) return;
+  const epochs = listCheckpoints(ddpoLayout(x.dir).checkpointsDir);
+  if (epochs.length === 0) return void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first.`);
+  const epoch = x.node?.kind === 'checkpoint' && x.node.epoch !== undefined ? x.node.epoch : epochs[epochs.length - 1];
+  try {
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: rendering base vs epoch ${epoch + 1} of ${x.name}`, cancellable: true }, (progress, token) => {
+      const ctl = new AbortController();
+      token.onCancellationRequested(() => ctl.abort());
+      return services.worker.request('compare', { experimentDir: x.dir, modelDir: dir, epoch, seedsPerPrompt: 2 }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+    });
+    void services.tree.refresh();
+    openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: r.compareId, target: r.pairs });
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Could not render the comparison for ${x.name}: ${(e as Error).message}`);
+  }
+}
+
+/** Opens an existing comparison (tree row) for rating, or shows its result when it is complete. */
+export async function openComparison(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Open a comparison of which experiment?');
+  if (!x) return;
+  const all = listComparisons(x.dir);
+  const m = all.find((c) => c.id === x.node?.compareId) ?? all.at(-1);
+  if (!m) return void vscode.window.showInformationMessage(`${x.name} has no blind comparison yet: run "Compare with Base Model".`);
+  const res = compareResult(x.dir, m);
+  if (res.rated >= res.total) void vscode.window.showInformationMessage(`Epoch ${m.epoch + 1} vs base: win rate ${formatWinRate(res.winRate)}.`);
+  openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: m.id, target: m.items.length });
+}
+
+/** "Export LoRA". */
+export async function exportLora(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Export the LoRA of which experiment?');
+  if (!x) return;
+  const fmt = await vscode.window.showQuickPick(
+    [{ label: 'kohya', detail: 'lora_unet_* names: Automatic1111, ComfyUI' }, { label: 'peft', detail: 'diffusers names: pipe.load_lora_weights' }],
+    { title: `Export the LoRA of ${x.name}`, placeHolder: 'Which naming?' },
+  );
+  if (!fmt) return;
+  try {
+    const epoch = x.node?.kind === 'checkpoint' ? x.node.epoch : undefined;
+    const r = await services.worker.request('exportLora', { experimentDir: x.dir, format: fmt.label as 'kohya' | 'peft', epoch });
+    const pick = await vscode.window.showInformationMessage(`Exported the epoch ${r.epoch + 1} LoRA to ${r.file}`, 'Reveal');
+    if (pick) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(r.file));
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Could not export the LoRA of ${x.name}: ${(e as Error).message}`);
+  }
+}
+
+/** "Reveal in Explorer". */
+export async function revealExperiment(arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Reveal which experiment?');
+  if (x) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(x.dir));
+}
+
+/** "Delete Experiment", after a modal confirmation. */
+export async function deleteExperiment(services: Services, arg?: unknown): Promise<void> {
+  const x = await pickExperiment(arg, 'Delete which experiment?');
+  if (!x) return;
+  if (services.runs.isRunning(x.dir)) return void vscode.window.showWarningMessage(`${x.name} is fine-tuning; stop it before deleting.`);
+  const pick = await vscode.window.showWarningMessage(`Delete the experiment "${x.name}"? Its folder ${x.dir} with all ratings, reward model and checkpoints is removed.`, { modal: true }, 'Delete');
+  if (pick !== 'Delete') return;
+  await fs.promises.rm(x.dir, { recursive: true, force: true });
+  await services.tree.refresh();
+}

@@ -1,0 +1,111 @@
+/** The training dashboard: live reward, KL and clip-fraction charts, the newest evaluation images, the win rate. */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { ddpoLayout } from '../../core/ddpo/layout';
+import { compareResult, listComparisons } from '../../core/studio/compare';
+import { readRunState } from '../../core/studio/runState';
+import { parseWebviewMessage, type DashboardView, type HostToWebview, type WebviewToHost } from '../../protocol';
+import type { Services } from '../services';
+import { webviewHtml, webviewOptions } from './webviewHtml';
+
+const open = new Map<string, DashboardPanel>();
+
+/** Opens (or reveals) the dashboard of an experiment; `resume` is what its Resume button does. */
+export function openDashboardPanel(services: Services, experimentDir: string, resume: () => void): void {
+  const existing = open.get(experimentDir);
+  if (existing) return existing.panel.reveal();
+  open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir)));
+}
+
+/** Redraws every open dashboard of `experimentDir` (after a file change on disk). */
+export function refreshDashboard(experimentDir: string): void {
+  open.get(experimentDir)?.update();
+}
+
+class DashboardPanel {
+  readonly panel: vscode.WebviewPanel;
+  private pending: NodeJS.Timeout | undefined;
+
+  constructor(private readonly services: Services, private readonly dir: string, private readonly resume: () => void, onDispose: () => void) {
+    const { extensionUri } = services.context;
+    const name = path.basename(dir);
+    const opts = webviewOptions(extensionUri);
+    this.panel = vscode.window.createWebviewPanel('ddpoStudio.dashboard', `Training: ${name}`, vscode.ViewColumn.Active, { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(ddpoLayout(dir).evalDir)] });
+    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
+    this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'dashboard', `Training: ${name}`);
+    const sub = services.runs.onDidChange((e) => e.experimentDir === dir && this.schedule());
+    this.panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));
+    this.panel.onDidDispose(() => {
+      sub.dispose();
+      clearTimeout(this.pending);
+      onDispose();
+    });
+  }
+
+  /** Sends the current state now. */
+  update(): void {
+    const msg: HostToWebview = { type: 'dashboard', view: this.view() };
+    void this.panel.webview.postMessage(msg);
+  }
+
+  // Progress events come many per second; the charts need at most a few redraws per second.
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      this.update();
+    }, 200);
+  }
+
+  private receive(raw: unknown): void {
+    let msg: WebviewToHost;
+    try {
+      msg = parseWebviewMessage(raw);
+    } catch (e) {
+      this.services.output.appendLine(`[host] rejected a dashboard message: ${(e as Error).message}`);
+      return;
+    }
+    switch (msg.type) {
+      case 'ready':
+        return this.update();
+      case 'stopRun':
+        this.services.runs.stop(this.dir);
+        return;
+      case 'resumeRun':
+        return this.resume();
+      case 'rate':
+      case 'undo':
+      case 'openExperimentFile':
+      case 'addPrompt':
+        this.services.output.appendLine(`[host] the dashboard does not handle "${msg.type}"; ignored`);
+        return;
+      default:
+        assertNever(msg);
+    }
+  }
+
+  private view(): DashboardView {
+    const running = this.services.runs.isRunning(this.dir);
+    const s = readRunState(this.dir, running);
+    const live = this.services.runs.progressOf(this.dir);
+    const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(path.join(this.dir, rel))).toString();
+    const cmp = listComparisons(this.dir).at(-1);
+    const win = cmp ? compareResult(this.dir, cmp) : undefined;
+    return {
+      experiment: path.basename(this.dir),
+      state: s.state,
+      message: s.message,
+      epoch: live && running ? live.epoch : s.lastEpoch,
+      numEpochs: live?.numEpochs || s.numEpochs,
+      phase: running ? live?.message : undefined,
+      points: s.points,
+      evalEpoch: s.evalEpoch,
+      evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
+      winRate: win && win.winRate.n > 0 ? { ...win.winRate, epoch: win.epoch } : undefined,
+    };
+  }
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
+}

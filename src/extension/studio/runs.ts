@@ -1,0 +1,134 @@
+/**
+ * Fine-tuning runs started from this window: the worker job, a progress notification with Cancel, a
+ * status-bar item, and what to tell the person when the worker dies mid-run (why, and a Resume button).
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { EpochPoint, FineTuneProgress } from '../../protocol';
+import { WorkerRequestError, type WorkerClient } from '../../worker/client';
+
+/** What listeners (dashboard, tree) hear while a run goes. */
+export interface RunEvent {
+  experimentDir: string;
+  progress?: FineTuneProgress;
+  finished?: EpochPoint;
+  ended?: 'done' | 'stopped' | 'failed' | 'crashed';
+  message?: string;
+}
+
+interface ActiveRun {
+  abort: AbortController;
+  last?: FineTuneProgress;
+}
+
+/** Starts, stops and tracks fine-tuning runs. */
+export class RunManager implements vscode.Disposable {
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly emitter = new vscode.EventEmitter<RunEvent>();
+  private readonly statusBar = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 100);
+  /** Fires on every progress event and when a run ends. */
+  readonly onDidChange = this.emitter.event;
+
+  constructor(private readonly worker: WorkerClient, private readonly output: vscode.OutputChannel, private readonly openDashboard: (dir: string) => void) {
+    this.statusBar.name = 'DDPO Studio fine-tuning';
+  }
+
+  /** True while this window's worker runs the experiment's fine-tuning. */
+  isRunning(experimentDir: string): boolean {
+    return this.active.has(experimentDir);
+  }
+
+  /** True while any run is going in this window. */
+  get anyRunning(): boolean {
+    return this.active.size > 0;
+  }
+
+  /** The latest progress of a running experiment. */
+  progressOf(experimentDir: string): FineTuneProgress | undefined {
+    return this.active.get(experimentDir)?.last;
+  }
+
+  /** Starts (or resumes) fine-tuning; resolves when the run ends, however it ends. */
+  async start(experimentDir: string, modelDir: string, resume: boolean): Promise<void> {
+    const name = path.basename(experimentDir);
+    if (this.active.has(experimentDir)) {
+      this.openDashboard(experimentDir);
+      return;
+    }
+    const run: ActiveRun = { abort: new AbortController() };
+    this.active.set(experimentDir, run);
+    this.updateStatusBar();
+    this.emitter.fire({ experimentDir });
+    // The notification closes when the run ends; what happened is told afterwards, outside it.
+    const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: fine-tuning ${name}`, cancellable: true }, async (progress, token) => {
+      token.onCancellationRequested(() => run.abort.abort());
+      let reported = 0;
+      try {
+        await this.worker.request('startFineTune', { experimentDir, modelDir, resume }, {
+          signal: run.abort.signal,
+          onProgress: (p) => {
+            run.last = p;
+            const frac = Math.min(1, Math.max(0, p.fraction ?? 0));
+            progress.report({ message: p.message, increment: Math.max(0, (frac - reported) * 100) });
+            reported = Math.max(reported, frac);
+            this.updateStatusBar();
+            this.emitter.fire({ experimentDir, progress: p, finished: p.finished });
+          },
+        });
+        return undefined;
+      } catch (e) {
+        return e as WorkerRequestError;
+      }
+    });
+    if (!outcome) {
+      this.end(experimentDir, 'done');
+      void vscode.window.showInformationMessage(`Fine-tuning of ${name} finished.`, 'Open Dashboard').then((pick) => pick && this.openDashboard(experimentDir));
+    } else if (outcome.code === 'cancelled') {
+      this.end(experimentDir, 'stopped');
+      void vscode.window.showInformationMessage(`Fine-tuning of ${name} stopped; its checkpoints are kept.`, 'Resume').then((pick) => pick && void this.start(experimentDir, modelDir, true));
+    } else if (outcome.code === 'worker-crashed') {
+      const why = outcome.message.replace(/\s*It restarts on the next request\.$/, '');
+      this.end(experimentDir, 'crashed', why);
+      this.output.appendLine(`[host] fine-tuning of ${name} interrupted: ${why}`);
+      void vscode.window.showErrorMessage(`Fine-tuning of ${name} was interrupted. ${why} Resume continues from the last checkpoint.`, 'Resume', 'Show Worker Log').then((pick) => {
+        if (pick === 'Resume') void this.start(experimentDir, modelDir, true);
+        else if (pick === 'Show Worker Log') this.output.show(true);
+      });
+    } else {
+      this.end(experimentDir, 'failed', outcome.message);
+      this.output.appendLine(`[host] fine-tuning of ${name} failed: ${outcome.detail ?? outcome.message}`);
+      void vscode.window.showErrorMessage(`Fine-tuning of ${name} failed: ${outcome.message}`, 'Show Worker Log').then((pick) => pick && this.output.show(true));
+    }
+  }
+
+  /** Stops a running fine-tuning (it keeps its checkpoints). */
+  stop(experimentDir: string): boolean {
+    const run = this.active.get(experimentDir);
+    run?.abort.abort();
+    return !!run;
+  }
+
+  dispose(): void {
+    for (const r of this.active.values()) r.abort.abort();
+    this.statusBar.dispose();
+    this.emitter.dispose();
+  }
+
+  private end(experimentDir: string, how: RunEvent['ended'], message?: string): void {
+    this.active.delete(experimentDir);
+    this.updateStatusBar();
+    this.emitter.fire({ experimentDir, ended: how, message });
+  }
+
+  private updateStatusBar(): void {
+    const [first] = this.active.entries();
+    if (!first) return this.statusBar.hide();
+    const [dir, run] = first;
+    const p = run.last;
+    this.statusBar.text = `$(sync~spin) DDPO ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
+    this.statusBar.tooltip = `Fine-tuning ${dir}${p?.message ? `\n${p.message}` : ''}\nClick to open the training dashboard.`;
+    this.statusBar.command = { command: 'ddpoStudio.openDashboard', title: 'Open Dashboard', arguments: [dir] };
+    this.statusBar.accessibilityInformation = { label: `DDPO Studio is fine-tuning ${path.basename(dir)}${p ? `, epoch ${p.epoch + 1} of ${p.numEpochs}` : ''}` };
+    this.statusBar.show();
+  }
+}

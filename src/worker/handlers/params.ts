@@ -1,0 +1,43 @@
+/** Checks for untrusted request params; each throws an Error naming the field and what it should be. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The params as a plain object. */
+export function obj(params: unknown): Record<string, unknown> {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new Error('params must be an object');
+  return params as Record<string, unknown>;
+}
+
+/** A non-empty string field. */
+export function str(p: Record<string, unknown>, key: string): string {
+  const v = p[key];
+  if (typeof v !== 'string' || v.length === 0) throw new Error(`"${key}" must be a non-empty string`);
+  return v;
+}
+
+/** An optional string field. */
+export function optStr(p: Record<string, unknown>, key: string): string | undefined {
+  return p[key] === undefined ? undefined : str(p, key);
+}
+
+/** An integer field in [min, max]. */
+export function int(p: Record<string, unknown>, key: string, min: number, max: number): number {
+  const v = p[key];
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new Error(`"${key}" must be an integer in ${min}..${max}`);
+  return v as number;
+}
+
+/** An absolute path to an existing folder. */
+export function existingDir(p: Record<string, unknown>, key: string): string {
+  const v = str(p, key);
+  if (!path.isAbsolute(v)) throw new Error(`"${key}" must be an absolute path, got ${v}`);
+  if (!fs.existsSync(v) || !fs.statSync(v).isDirectory()) throw new Error(`"${key}": folder ${v} does not exist`);
+  return v;
+}
+
+/** An experiment folder: absolute, existing, with an experiment.json. */
+export function experimentDir(p: Record<string, unknown>): string {
+  const dir = existingDir(p, 'experimentDir');
+  if (!fs.existsSync(path.join(dir, 'experiment.json'))) throw new Error(`${dir} is not an experiment folder (no experiment.json)`);
+  return dir;
+}

@@ -1,0 +1,189 @@
+/** Studio jobs: pair generation, ratings, reward training, fine-tuning, comparisons, LoRA export. */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CHOICES, type RateParams } from '../../protocol';
+import { resolveModel } from '../../core/models/hubDownload';
+import { trainExperimentReward } from '../../core/reward/experiment';
+import { PreferenceStore, readRatings } from '../../core/reward/store';
+import { compareDir } from '../../core/studio/compare';
+import { runComparison } from '../../core/studio/compareRun';
+import { exportLoraFile } from '../../core/studio/exportLora';
+import { fineTuneExperiment } from '../../core/studio/fineTune';
+import { generatePairsInto } from '../../core/studio/generate';
+import { resolveInside } from '../../core/fsutil';
+import type { JobHandler } from '../jobs';
+import { pipelineFor, releasePipelines } from '../models';
+import { existingDir, experimentDir, int, obj, optStr, str } from './params';
+
+// One AbortController per experiment being fine-tuned, so stopFineTune can reach the running job.
+const runs = new Map<string, AbortController>();
+
+/** Handler for `generatePairs`. */
+export const generatePairsHandler: JobHandler<'generatePairs'> = {
+  exclusive: true,
+  parse: (raw) => {
+    const p = obj(raw);
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), count: int(p, 'count', 1, 200) };
+  },
+  async run({ experimentDir: dir, modelDir, count }, ctx) {
+    const pipe = await pipelineFor(modelDir);
+    const pairs = await generatePairsInto(dir, pipe, count, {
+      signal: ctx.signal,
+      onPair: (pair, done) => ctx.progress({ pair: { pairId: pair.pairId, prompt: pair.prompt, a: pair.a, b: pair.b, seeds: pair.seeds }, fraction: done / count, message: `pair ${done} of ${count}` }),
+    });
+    return { pairs: pairs.map((x) => ({ pairId: x.pairId, prompt: x.prompt, a: x.a, b: x.b, seeds: x.seeds })) };
+  },
+};
+
+// The folder whose ratings.jsonl a request writes: the experiment's, or a comparison's inside it.
+function logDir(dir: string, compareId: string | undefined): string {
+  return compareId === undefined ? dir : compareDir(dir, compareId);
+}
+
+/** Handler for `rate`: replies only after the rating is fsynced. */
+export const rateHandler: JobHandler<'rate'> = {
+  parse: (raw) => {
+    const p = obj(raw);
+    const dir = experimentDir(p);
+    const compareId = optStr(p, 'compareId');
+    const root = logDir(dir, compareId);
+    const choice = str(p, 'choice') as RateParams['choice'];
+    if (!CHOICES.includes(choice)) throw new Error(`"choice" must be one of ${CHOICES.join(', ')}`);
+    const sideOrder = str(p, 'sideOrder');
+    if (sideOrder !== 'ab' && sideOrder !== 'ba') throw new Error('"sideOrder" must be "ab" or "ba"');
+    const left = str(p, 'left'), right = str(p, 'right');
+    resolveInside(root, left);
+    resolveInside(root, right);
+    const elapsedMs = typeof p.elapsedMs === 'number' && Number.isFinite(p.elapsedMs) ? Math.max(0, Math.round(p.elapsedMs)) : undefined;
+    return { experimentDir: dir, compareId, pairId: str(p, 'pairId'), prompt: typeof p.prompt === 'string' ? p.prompt : '', left, right, choice, sideOrder, repeatOf: optStr(p, 'repeatOf'), elapsedMs };
+  },
+  async run(r) {
+    const store = PreferenceStore.open(logDir(r.experimentDir, r.compareId));
+    try {
+      const rating = store.append({ pairId: r.pairId, prompt: r.prompt, left: r.left, right: r.right, choice: r.choice, sideOrder: r.sideOrder, repeatOf: r.repeatOf, elapsedMs: r.elapsedMs, rater: os.userInfo().username || 'me' });
+      return { ratingId: rating.id, rated: readRatings(logDir(r.experimentDir, r.compareId)).ratings.length };
+    } finally {
+      store.close();
+    }
+  },
+};
+
+/** Handler for `undo`. */
+export const undoHandler: JobHandler<'undo'> = {
+  parse: (raw) => {
+    const p = obj(raw);
+    const dir = experimentDir(p);
+    const compareId = optStr(p, 'compareId');
+    logDir(dir, compareId);
+    return { experimentDir: dir, compareId, ratingId: str(p, 'ratingId') };
+  },
+  async run(r) {
+    const dir = logDir(r.experimentDir, r.compareId);
+    if (!readRatings(dir).ratings.some((x) => x.id === r.ratingId)) throw new Error(`no rating ${r.ratingId} to undo in ${dir}/ratings.jsonl`);
+    const store = PreferenceStore.open(dir);
+    try {
+      store.retract(r.ratingId);
+    } finally {
+      store.close();
+    }
+    return { rated: readRatings(dir).ratings.length };
+  },
+};
+
+/** Handler for `trainReward`. */
+export const trainRewardHandler: JobHandler<'trainReward'> = {
+  exclusive: true,
+  parse: (raw) => ({ experimentDir: experimentDir(obj(raw)) }),
+  async run({ experimentDir: dir }, ctx) {
+    const { card } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }) });
+    return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary };
+  },
+};
+
+/** Handler for `startFineTune`: progress carries each epoch's metrics for the dashboard. */
+export const startFineTuneHandler: JobHandler<'startFineTune'> = {
+  exclusive: true,
+  parse: (raw) => {
+    const p = obj(raw);
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true };
+  },
+  async run({ experimentDir: dir, modelDir, resume }, ctx) {
+    if (runs.has(dir)) throw new Error(`${path.basename(dir)} is already fine-tuning`);
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    runs.set(dir, ctl);
+    let numEpochs = 0;
+    try {
+      await releasePipelines();
+      const r = await fineTuneExperiment(dir, {
+        modelDir, resume, signal: ctl.signal, onLog: ctx.log,
+        onProgress: (p) => {
+          numEpochs = p.numEpochs;
+          const frac = p.total > 0 ? p.done / p.total : 0;
+          ctx.progress({ epoch: p.epoch, numEpochs: p.numEpochs, phase: p.phase, fraction: (p.epoch + (p.phase === 'done' ? 1 : frac)) / p.numEpochs, message: `epoch ${p.epoch + 1}/${p.numEpochs}: ${p.phase} ${p.done}/${p.total}` });
+        },
+        onEpoch: (m) => ctx.progress({
+          epoch: m.epoch, numEpochs, phase: 'epoch', fraction: (m.epoch + 1) / Math.max(1, numEpochs), message: `epoch ${m.epoch + 1} done: reward ${m.reward_mean.toFixed(3)}`,
+          finished: { epoch: m.epoch, rewardMean: m.reward_mean, rewardStd: m.reward_std, approxKl: m.approx_kl, clipfrac: m.clipfrac },
+        }),
+      });
+      return { firstEpoch: r.firstEpoch, lastEpoch: r.lastEpoch };
+    } finally {
+      runs.delete(dir);
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+  },
+};
+
+/** Handler for `stopFineTune`. */
+export const stopFineTuneHandler: JobHandler<'stopFineTune'> = {
+  parse: (raw) => ({ experimentDir: experimentDir(obj(raw)) }),
+  async run({ experimentDir: dir }) {
+    const ctl = runs.get(dir);
+    ctl?.abort();
+    return { stopped: !!ctl };
+  },
+};
+
+/** Handler for `compare`. */
+export const compareHandler: JobHandler<'compare'> = {
+  exclusive: true,
+  parse: (raw) => {
+    const p = obj(raw);
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7), seedsPerPrompt: int(p, 'seedsPerPrompt', 1, 50) };
+  },
+  async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt }, ctx) {
+    await releasePipelines();
+    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, signal: ctx.signal, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
+    return { compareId: m.id, pairs: m.items.length };
+  },
+};
+
+/** Handler for `exportLora`. */
+export const exportLoraHandler: JobHandler<'exportLora'> = {
+  parse: (raw) => {
+    const p = obj(raw);
+    const format = str(p, 'format');
+    if (format !== 'kohya' && format !== 'peft') throw new Error('"format" must be "kohya" or "peft"');
+    return { experimentDir: experimentDir(p), format, epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7) };
+  },
+  run: ({ experimentDir: dir, format, epoch }) => exportLoraFile(dir, format, epoch),
+};
+
+/** Handler for `downloadModel`. */
+export const downloadModelHandler: JobHandler<'downloadModel'> = {
+  exclusive: true,
+  parse: (raw) => {
+    const p = obj(raw);
+    const repo = str(p, 'repo');
+    if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new Error(`"repo" must look like owner/name, got ${repo}`);
+    const cacheDir = str(p, 'cacheDir');
+    if (!path.isAbsolute(cacheDir)) throw new Error('"cacheDir" must be an absolute path');
+    return { repo, cacheDir };
+  },
+  async run({ repo, cacheDir }, ctx) {
+    const dir = await resolveModel(repo, { cacheDir, signal: ctx.signal, token: process.env.HF_TOKEN, onProgress: (p) => ctx.progress({ message: `downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`, fraction: p.total ? p.bytes / p.total : undefined }) });
+    return { dir };
+  },
+};

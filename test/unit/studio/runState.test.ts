@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { effectiveState, readRunState } from '../../../src/core/studio/runState';
+import { isStudioPath } from '../../../src/core/studio/watch';
+import { parsePrompts, presetById, PRESETS, modelLabel, EMBEDDED_MODEL_ID } from '../../../src/core/studio/presets';
+import { parseDdpoConfig } from '../../../src/core/ddpo/config';
+
+test('a run that status.json calls running but no worker runs is shown as interrupted', () => {
+  assert.equal(effectiveState('running', false), 'interrupted');
+  assert.equal(effectiveState('running', true), 'running');
+  assert.equal(effectiveState(undefined, false), 'idle');
+  assert.equal(effectiveState('done', false), 'done');
+  assert.equal(effectiveState('failed', false), 'failed');
+});
+
+test('the run state comes from the files: epochs, charts, newest eval images, checkpoints', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-run-'));
+  assert.equal(readRunState(dir, false).state, 'idle');
+  fs.writeFileSync(path.join(dir, 'ddpo.json'), JSON.stringify({ num_epochs: 3 }));
+  fs.mkdirSync(path.join(dir, 'ddpo', 'checkpoints', 'epoch-000000'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'ddpo', 'checkpoints', 'epoch-000000', 'state.json'), '{}');
+  fs.writeFileSync(path.join(dir, 'ddpo', 'status.json'), JSON.stringify({ state: 'running', pid: 1 }));
+  const line = (epoch: number, withEval: boolean) => JSON.stringify({ epoch, reward_mean: epoch, reward_std: 0.5, approx_kl: 1e-5, clipfrac: 0.1, ...(withEval ? { eval: [{ prompt: 'p', seed: 0, image: `ddpo/eval/e${epoch}.png`, reward: 1 }] } : {}) });
+  fs.writeFileSync(path.join(dir, 'ddpo', 'metrics.jsonl'), `${line(0, true)}\n${line(1, false)}\n{"epoch": 2, "rew`);
+  const s = readRunState(dir, false);
+  assert.equal(s.state, 'interrupted');
+  assert.equal(s.numEpochs, 3);
+  assert.equal(s.lastEpoch, 1, 'a torn last line is ignored');
+  assert.deepEqual(s.points.map((p) => p.rewardMean), [0, 1]);
+  assert.equal(s.evalEpoch, 0);
+  assert.equal(s.evalImages[0].image, 'ddpo/eval/e0.png');
+  assert.deepEqual(s.checkpoints, [0]);
+});
+
+test('the watcher reacts to ratings, reward, run and comparison files but not to images', () => {
+  for (const p of ['experiment.json', 'ratings.jsonl', 'reward/card.json', 'ddpo/status.json', 'ddpo/metrics.jsonl', 'ddpo/checkpoints/epoch-000001', 'compare/x/manifest.json', 'compare/x/ratings.jsonl', 'ddpo.json']) assert.ok(isStudioPath(p), p);
+  for (const p of ['samples/pair-0-x/a.png', 'ddpo/eval/epoch-000000/p0-s0.png', 'compare/x/images/ab.png', 'reward/head.safetensors', 'ddpo/checkpoints/epoch-000001/lora_peft.safetensors']) assert.ok(!isStudioPath(p), p);
+});
+
+test('presets are valid ddpo.json settings, and prompts parse from typed text or a file', () => {
+  for (const p of PRESETS) assert.doesNotThrow(() => parseDdpoConfig(p.ddpo, p.label));
+  assert.equal(presetById('cpu-quick').label, 'Quick test on CPU');
+  assert.throws(() => presetById('tpu'), /Unknown preset/);
+  assert.deepEqual(parsePrompts(' a cat ; a dog;;a cat'), ['a cat', 'a dog']);
+  assert.deepEqual(parsePrompts('# my prompts\na cat\n\na dog; with a semicolon\n'), ['a cat', 'a dog; with a semicolon']);
+  assert.equal(modelLabel({ id: EMBEDDED_MODEL_ID }), 'tiny-shapes (embedded)');
+});

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { newExperiment } from '../../../src/core/experiment/schema';
+import type { ExperimentEntry } from '../../../src/core/experiment/store';
+import { buildStudioTree, type StudioNode } from '../../../src/core/studio/treeModel';
+import { EMBEDDED_MODEL_ID } from '../../../src/core/studio/presets';
+import type { ExperimentSummary } from '../../../src/core/studio/summary';
+
+const entry: ExperimentEntry = { status: 'ok', name: 'cats', dir: '/w/.ddpo/cats', experiment: newExperiment('cats', { baseModel: { id: EMBEDDED_MODEL_ID, path: '/ext/media/tiny-model' }, prompts: ['a cat', 'a dog'] }) };
+
+const summary: ExperimentSummary = {
+  ratings: 12,
+  consistency: 0.83,
+  reward: { accuracy: 0.714, heldOut: 7, comparisons: 12, trainedAt: '' },
+  run: { state: 'interrupted', lastEpoch: 2, numEpochs: 8, points: [{ epoch: 2, rewardMean: 0.4567, rewardStd: 0.1, approxKl: 0, clipfrac: 0 }], checkpoints: [1, 2], evalImages: [] },
+  comparisons: [{ id: 'c1', epoch: 2, total: 4, rated: 4, wins: 3, losses: 1, ties: 0, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
+};
+
+const find = (nodes: StudioNode[], kind: string): StudioNode => nodes.find((n) => n.kind === kind)!;
+
+test('an experiment row carries its run state, and its children say what the person needs at a glance', () => {
+  const [exp] = buildStudioTree([entry], () => summary);
+  assert.equal(exp.status, 'interrupted');
+  assert.equal(exp.description, 'tiny-shapes (embedded) · interrupted');
+  assert.deepEqual(exp.children.map((c) => c.kind), ['model', 'prompts', 'ratings', 'reward', 'run', 'comparisons']);
+  assert.equal(find(exp.children, 'ratings').description, '12 rated · consistency 83%');
+  assert.equal(find(exp.children, 'reward').description, 'accuracy 71% on 7 held-out');
+  const run = find(exp.children, 'run');
+  assert.equal(run.description, 'interrupted, epoch 3/8, reward 0.457');
+  assert.deepEqual(run.children[0].children.map((c) => [c.label, c.epoch]), [['epoch 2', 1], ['epoch 3', 2]]);
+  const cmp = find(exp.children, 'comparisons');
+  assert.match(cmp.description!, /^latest: 75% \(95% CI 30%–95%, n=4\)$/);
+  assert.equal(cmp.children[0].compareId, 'c1');
+  const all = [exp, ...exp.children, ...run.children, ...run.children[0].children, ...cmp.children];
+  assert.equal(new Set(all.map((n) => n.id)).size, all.length, 'ids are unique, so expansion survives refreshes');
+});
+
+test('an empty experiment says what is missing; an unreadable one shows its reason', () => {
+  const empty: ExperimentSummary = { ratings: 0, consistency: null, run: { state: 'idle', lastEpoch: -1, numEpochs: 100, points: [], checkpoints: [], evalImages: [] }, comparisons: [] };
+  const [exp, bad] = buildStudioTree([entry, { status: 'error', name: 'x', dir: '/w/.ddpo/x', reason: 'not valid JSON' }], () => empty);
+  assert.equal(find(exp.children, 'reward').description, 'not trained');
+  assert.equal(find(exp.children, 'run').description, 'not started');
+  assert.equal(find(exp.children, 'comparisons').description, 'none yet');
+  assert.equal(bad.kind, 'error');
+  assert.equal(bad.description, 'not valid JSON');
+});

@@ -1,0 +1,83 @@
+/** Training dashboard: run state, reward / KL / clip-fraction charts, the newest evaluation images, the win rate. */
+import type { DashboardView, HostToWebview } from '../../src/protocol';
+import { fmt, lineChart } from '../lib/chart';
+import { h } from '../lib/dom';
+import { registerToolkit } from '../lib/toolkit';
+import { onHostMessage, post } from '../lib/vscodeApi';
+
+registerToolkit();
+const app = document.getElementById('app')!;
+
+const STATE_TEXT: Record<DashboardView['state'], string> = {
+  idle: 'Not started',
+  running: 'Running',
+  done: 'Done',
+  failed: 'Failed',
+  stopped: 'Stopped',
+  interrupted: 'Interrupted (the worker stopped mid-run)',
+};
+
+function render(v: DashboardView): void {
+  const xs = v.points.map((p) => p.epoch);
+  const finished = v.points.length;
+  const state = h('p', { class: `state state-${v.state}`, role: 'status', 'aria-live': 'polite', 'data-testid': 'run-state' },
+    v.state === 'running' ? h('vscode-progress-ring', { class: 'inline-ring', 'aria-hidden': 'true' }) : '',
+    `${STATE_TEXT[v.state]} · ${finished} of ${v.numEpochs} epochs finished`,
+    v.phase ? h('span', { class: 'muted' }, ` · ${v.phase}`) : '',
+  );
+  const actions = h('div', { class: 'row' });
+  if (v.state === 'running') {
+    const stop = h('vscode-button', { appearance: 'secondary', 'aria-label': 'Stop fine-tuning (keeps checkpoints)' }, 'Stop');
+    stop.addEventListener('click', () => post({ type: 'stopRun' }));
+    actions.append(stop);
+  } else if (v.state !== 'done' && v.state !== 'idle') {
+    const resume = h('vscode-button', { appearance: 'primary', 'aria-label': 'Resume fine-tuning from the newest checkpoint' }, 'Resume');
+    resume.addEventListener('click', () => post({ type: 'resumeRun' }));
+    actions.append(resume);
+  }
+  const charts = h('section', { class: 'charts', 'aria-label': 'Training charts' });
+  charts.append(
+    lineChart({ title: 'Reward mean ± std', xs, ys: v.points.map((p) => p.rewardMean), band: v.points.map((p) => p.rewardStd) }),
+    lineChart({ title: 'Approx. KL', xs, ys: v.points.map((p) => p.approxKl) }),
+    lineChart({ title: 'Clip fraction', xs, ys: v.points.map((p) => p.clipfrac) }),
+  );
+  const images = v.evalImages.length
+    ? h('div', { class: 'eval-grid' }, ...v.evalImages.map((e) => h('figure', { class: 'eval' },
+        h('img', { src: e.uri, alt: `Evaluation image for "${e.prompt}", seed ${e.seed}` }),
+        h('figcaption', {}, h('span', {}, e.prompt), h('span', { class: 'muted' }, ` seed ${e.seed} · reward ${fmt(e.reward)}`)))))
+    : h('p', { class: 'muted' }, 'Evaluation images appear after the first epoch starts.');
+  const win = v.winRate
+    ? h('p', { class: 'winrate', 'data-testid': 'win-rate' }, `Blind comparison, epoch ${v.winRate.epoch + 1} vs base: win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`)
+    : h('p', { class: 'muted' }, 'No blind comparison yet: run "Compare with Base Model" on a checkpoint.');
+  app.replaceChildren(
+    h('h1', {}, `Training: ${v.experiment}`),
+    state,
+    v.message && v.state !== 'running' ? h('p', { class: 'error' }, v.message) : '',
+    actions,
+    charts,
+    h('h2', {}, v.evalEpoch === undefined ? 'Evaluation images' : `Evaluation images (epoch ${v.evalEpoch + 1})`),
+    images,
+    h('h2', {}, 'Win rate'),
+    win,
+  );
+}
+
+onHostMessage((msg: HostToWebview) => {
+  switch (msg.type) {
+    case 'dashboard':
+      return render(msg.view);
+    case 'error':
+      return app.replaceChildren(h('p', { class: 'error' }, msg.message));
+    case 'experiment':
+    case 'rating':
+    case 'saved':
+      return;
+    default: {
+      const never: never = msg;
+      return never;
+    }
+  }
+});
+
+app.replaceChildren(h('vscode-progress-ring', { 'aria-label': 'Loading' }));
+post({ type: 'ready' });
