@@ -4,6 +4,7 @@ import { benchGenerateCommand } from './benchGenerate';
 import { benchCommands } from './bench';
 import { installCudaCommand } from './installCuda';
 import { conformanceCommand } from './conformance';
+import { demoCommand } from './demo';
 import { experimentsListCommand, experimentsNewCommand } from './experiments';
 import { exportLoraCommand } from './exportLora';
 import { exportPreferencesCommand } from './exportPreferences';
@@ -15,6 +16,7 @@ import { versionCommand } from './version';
 /** All commands `ddpo` dispatches to, in the order `--help` lists them. */
 export const commands: CliCommand[] = [
   versionCommand,
+  demoCommand,
   experimentsListCommand,
   experimentsNewCommand,
   generateCommand,

@@ -1,0 +1,77 @@
+/** Phases 1 and 2 of the demo: base-model samples per prompt, then simulated ratings of same-prompt pairs. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Policy } from '../ddpo/types';
+import { encodePng } from '../image/png';
+import { schedulePairs, type SampleRef } from '../reward/schedule';
+import type { SimulatedRater } from '../reward/sim';
+import { PreferenceStore, readRatings } from '../reward/store';
+import type { ImageRGB } from '../reward/types';
+
+/** How images are sampled everywhere in the demo (the same settings DDPO trains with). */
+export interface SampleSettings {
+  steps: number;
+  guidance: number;
+  eta: number;
+}
+
+/** Generated images with their experiment-relative paths. */
+export interface GeneratedSamples {
+  refs: SampleRef[];
+  images: ImageRGB[];
+}
+
+/** Samples `perPrompt` images of each prompt (seeds seed + 1000·p + k) and writes `samples/p<p>/seed-<n>.png`. */
+export async function generateSamples(policy: Policy, dir: string, prompts: readonly string[], perPrompt: number, s: SampleSettings & { seed: number; signal?: AbortSignal; onImages?: (done: number, total: number) => void }): Promise<GeneratedSamples> {
+  const out: GeneratedSamples = { refs: [], images: [] };
+  const total = prompts.length * perPrompt;
+  for (const [p, prompt] of prompts.entries()) {
+    s.signal?.throwIfAborted();
+    const seed0 = s.seed + 1000 * p;
+    const r = await policy.sample({ prompts: new Array(perPrompt).fill(prompt), negativePrompt: '', seed: seed0, numSteps: s.steps, eta: s.eta, guidanceScale: s.guidance, signal: s.signal });
+    fs.mkdirSync(path.join(dir, 'samples', `p${p}`), { recursive: true });
+    r.images.forEach((img, k) => {
+      const rel = `samples/p${p}/seed-${seed0 + k}.png`;
+      fs.writeFileSync(path.join(dir, rel), encodePng({ ...img, channels: 3 }, { prompt, seed: String(seed0 + k), steps: String(s.steps), guidance: String(s.guidance), eta: String(s.eta), software: 'DDPO Studio demo' }));
+      out.refs.push({ path: rel, prompt, seed: seed0 + k });
+      out.images.push(img);
+    });
+    s.onImages?.(out.images.length, total);
+  }
+  return out;
+}
+
+/** What the simulated rater answered. */
+export interface RatingSummary {
+  ratings: number;
+  left: number;
+  right: number;
+  ties: number;
+  repeats: number;
+}
+
+/** Has `rater` rate `pairs` same-prompt pairs (10% of them side-swapped repeats) into `<dir>/ratings.jsonl`. */
+export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void): RatingSummary {
+  const utility = new Map(samples.refs.map((r, i) => [r.path, rater.utility(samples.images[i])]));
+  const sum: RatingSummary = { ratings: 0, left: 0, right: 0, ties: 0, repeats: 0 };
+  const store = PreferenceStore.open(dir);
+  try {
+    // Rounds of 20, as a person rates a queue: later rounds can repeat earlier decisive pairs with sides swapped.
+    for (let round = 0; sum.ratings < pairs && round < 1000; round++) {
+      const queue = schedulePairs(samples.refs, readRatings(dir).ratings, { count: Math.min(20, pairs - sum.ratings), seed: seed + round });
+      if (queue.length === 0) break;
+      for (const pr of queue) {
+        const choice = rater.rateUtilities(utility.get(pr.left)!, utility.get(pr.right)!);
+        store.append({ pairId: pr.pairId, prompt: pr.prompt, left: pr.left, right: pr.right, choice, rater: 'simulated: big shapes', sideOrder: pr.sideOrder, repeatOf: pr.repeatOf });
+        sum.ratings++;
+        if (choice === 'left') sum.left++; else if (choice === 'right') sum.right++; else if (choice === 'tie') sum.ties++;
+        if (pr.repeatOf) sum.repeats++;
+      }
+      onRated?.(sum.ratings, pairs);
+    }
+  } finally {
+    store.close();
+  }
+  if (sum.ratings < pairs) throw new Error(`only ${sum.ratings} distinct pairs could be formed from ${samples.refs.length} samples; lower --pairs or raise the images per prompt`);
+  return sum;
+}

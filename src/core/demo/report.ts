@@ -1,0 +1,67 @@
+/** `report.json` of a demo run: every figure, the settings that produced them, and the wall time of each phase. */
+import type { RateWithCI } from '../reward/stats';
+import type { BlindJudgement } from './blindEval';
+import type { DemoPhase } from './progress';
+
+/** One epoch of the DDPO reward curve (mean learned reward of the epoch's samples). */
+export interface DemoCurvePoint {
+  epoch: number;
+  reward_mean: number;
+  reward_std: number;
+  approx_kl: number;
+  clipfrac: number;
+  seconds: number;
+}
+
+/** The whole report. */
+export interface DemoReport {
+  format: 'ddpo-demo-report';
+  version: 1;
+  createdAt: string;
+  experimentDir: string;
+  model: string;
+  taste: string;
+  /** The base model's samples measured by the rater's utility (mean and quartiles). */
+  baseModel: { samples: number; utilityMean: number; utilityQuartiles: [number, number, number] };
+  ratings: { ratings: number; left: number; right: number; ties: number; repeats: number; raterConsistency: number; raterTieRate: number };
+  rewardModel: { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
+  ddpo: { curve: DemoCurvePoint[]; settings: Record<string, unknown>; deviationsFromTrl: Record<string, { trl: unknown; demo: unknown }>; checkpointDir: string };
+  eval: {
+    prompts: string[];
+    seeds: number[];
+    wins: number;
+    losses: number;
+    ties: number;
+    /** Tuned over base, ties counted half; 95% Wilson interval. */
+    winRate: RateWithCI;
+    meanUtilityBase: number;
+    meanUtilityTuned: number;
+    /** The learned reward model's mean score on the same images (what DDPO optimised). */
+    learnedRewardBase: number;
+    learnedRewardTuned: number;
+    judgements: BlindJudgement[];
+  };
+  grid: { file: string; layout: string; seeds: number[] };
+  timings: { phases: Partial<Record<DemoPhase, number>>; totalSeconds: number };
+  targets: { maxSeconds: number; minWinRate: number; timeMet: boolean; winRateMet: boolean };
+  settings: Record<string, unknown>;
+}
+
+/** The demo's targets (issue 7): done within 3 minutes on two cores, the tuned model winning at least 75%. */
+export const DEMO_TARGETS = { maxSeconds: 180, minWinRate: 0.75 } as const;
+
+/** The lines printed at the end of a run. */
+export function summaryLines(r: DemoReport): string[] {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const w = r.eval.winRate;
+  const curve = r.ddpo.curve.map((p) => p.reward_mean.toFixed(3)).join(' -> ');
+  return [
+    `taste of the simulated rater: ${r.taste}`,
+    `reward model: ${pct(r.rewardModel.heldOutAccuracy)} accuracy on ${r.rewardModel.heldOutDecisive} held-out pairs`,
+    `DDPO reward curve (learned reward, mean per epoch): ${curve}`,
+    `blind evaluation on ${r.eval.prompts.length} held-out prompts x ${r.eval.seeds.length} held-out seeds: tuned won ${r.eval.wins}, base won ${r.eval.losses}, ties ${r.eval.ties}`,
+    `WIN RATE of tuned over base: ${pct(w.rate)} (95% CI ${pct(w.low)} .. ${pct(w.high)}, n = ${w.n})  target >= ${pct(r.targets.minWinRate)}: ${r.targets.winRateMet ? 'met' : 'NOT met'}`,
+    `the rater's utility on the held-out images (mean): base ${r.eval.meanUtilityBase.toFixed(3)} -> tuned ${r.eval.meanUtilityTuned.toFixed(3)}; learned reward: base ${r.eval.learnedRewardBase.toFixed(3)} -> tuned ${r.eval.learnedRewardTuned.toFixed(3)}`,
+    `WALL TIME: ${r.timings.totalSeconds.toFixed(1)} s  target <= ${r.targets.maxSeconds} s: ${r.targets.timeMet ? 'met' : 'NOT met'}  (${Object.entries(r.timings.phases).map(([k, v]) => `${k} ${v!.toFixed(1)} s`).join(', ')})`,
+  ];
+}

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { CliIO } from '../../../src/cli/command';
+import { commands } from '../../../src/cli/commands';
+import { runCli } from '../../../src/cli/dispatch';
+import { composeGrid } from '../../../src/core/demo/grid';
+import { embeddedModelDir } from '../../../src/core/demo/modelDir';
+import type { DemoReport } from '../../../src/core/demo/report';
+import { decodePng } from '../../../src/core/image/png';
+
+const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
+const noModel = fs.existsSync(path.join(modelDir, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${modelDir}/unet/model.onnx missing)`;
+
+test('the embedded model is found from the sources and from a bundle folder one level below the root', () => {
+  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/demo')), modelDir);
+  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../dist')), modelDir);
+});
+
+test('the grid puts base images left and tuned images right, one row per prompt', () => {
+  const solid = (v: number) => ({ width: 2, height: 2, data: new Uint8Array(12).fill(v) });
+  const g = composeGrid([{ base: [solid(10), solid(20)], tuned: [solid(200), solid(210)] }], { scale: 2, gap: 1 });
+  const px = (x: number, y: number) => g.data[(y * g.width + x) * 3];
+  const rowY = g.height - 4; // inside the only row of cells (4 px tall, then two 1 px gaps)
+  assert.equal(px(1, rowY), 10);
+  assert.equal(px(g.width - 2, rowY), 210);
+});
+
+test('ddpo demo --quick runs every phase on the embedded model and writes a coherent report and grid', { skip: noModel }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const out: string[] = [], progress: string[] = [], err: string[] = [];
+  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), progress: (l) => progress.push(l), signal: new AbortController().signal };
+  const code = await runCli(['demo', '--quick', '--workspace', ws, '--name', 'quick'], io, commands);
+  assert.equal(code, 0, err.join('\n'));
+  const dir = path.join(ws, '.ddpo', 'quick');
+  for (const f of ['experiment.json', 'ddpo.json', 'ratings.jsonl', 'reward/head.safetensors', 'reward/card.json', 'ddpo/metrics.jsonl', 'report.json', 'grid.png']) {
+    assert.ok(fs.existsSync(path.join(dir, f)), `missing ${f}`);
+  }
+  const r = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as DemoReport;
+  const n = r.eval.prompts.length * r.eval.seeds.length;
+  assert.equal(r.eval.wins + r.eval.losses + r.eval.ties, n);
+  assert.equal(r.eval.judgements.length, n);
+  assert.equal(r.eval.winRate.n, n);
+  assert.ok(r.eval.winRate.low <= r.eval.winRate.rate && r.eval.winRate.rate <= r.eval.winRate.high, JSON.stringify(r.eval.winRate));
+  assert.equal(r.eval.winRate.rate, (r.eval.wins + r.eval.ties / 2) / n);
+  // held out: no evaluation prompt was trained on, and sides were actually shuffled
+  const trained = new Set(JSON.parse(fs.readFileSync(path.join(dir, 'experiment.json'), 'utf8')).prompts as string[]);
+  assert.ok(r.eval.prompts.every((p) => !trained.has(p)));
+  assert.equal(r.ddpo.curve.length, (r.settings as { epochs: number }).epochs);
+  assert.ok(r.ratings.ratings > 0 && Number.isFinite(r.rewardModel.heldOutAccuracy));
+  assert.ok(r.ddpo.deviationsFromTrl.train_clip_range, 'settings that differ from TRL are recorded');
+  assert.ok(r.timings.totalSeconds > 0 && Object.keys(r.timings.phases).length === 6);
+  const grid = decodePng(fs.readFileSync(path.join(dir, 'grid.png')));
+  assert.ok(grid.width > 2 * 32 * r.grid.seeds.length && grid.height > 32 * r.eval.prompts.length);
+  // progress named every phase, and the summary printed both headline figures
+  for (const phase of ['generate', 'rate', 'reward', 'ddpo', 'eval', 'report']) assert.ok(progress.some((l) => l.includes(phase)), `no progress for ${phase}`);
+  assert.ok(out.some((l) => /WIN RATE .*95% CI/.test(l)) && out.some((l) => /WALL TIME/.test(l)), out.join('\n'));
+});
