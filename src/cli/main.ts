@@ -11,13 +11,24 @@ async function main(): Promise<void> {
     controller.abort();
   });
   const tty = process.stderr.isTTY;
+  // In a terminal a progress line stays open (overwritten by the next one); end it before other output.
+  let progressOpen = false;
+  const endProgress = (): void => {
+    if (progressOpen) process.stderr.write('\n');
+    progressOpen = false;
+  };
   const io: CliIO = {
-    out: (line) => process.stdout.write(line + '\n'),
-    err: (line) => process.stderr.write(line + '\n'),
-    progress: (line) => process.stderr.write(tty ? `\r\x1b[2K${line}` : line + '\n'),
+    out: (line) => { endProgress(); process.stdout.write(line + '\n'); },
+    err: (line) => { endProgress(); process.stderr.write(line + '\n'); },
+    progress: (line) => {
+      if (!tty) { process.stderr.write(line + '\n'); return; }
+      process.stderr.write(`\r\x1b[2K${line}`);
+      progressOpen = true;
+    },
     signal: controller.signal,
   };
   process.exitCode = await runCli(process.argv.slice(2), io, commands);
+  endProgress();
 }
 
 void main();
