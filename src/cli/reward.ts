@@ -59,13 +59,13 @@ export const rewardSimulateCommand: CliCommand = {
     const seeds = Number(flags.seeds ?? 3), budget = Number(flags.budget ?? 300);
     const counts = [25, 50, 100, 200, 300].filter((c) => c <= budget);
     for (let s = 1; s <= seeds; s++) {
-      const lc = learningCurve(counts, { rater, seed: s });
+      const lc = await learningCurve(counts, { rater, seed: s });
       io.out(`seed ${s}: ceiling ${pct(lc.ceiling)}; ` + lc.points.map((p) => `${p.pairs}: ${pct(p.accuracy)}`).join(', '));
     }
     const curves = { random: [] as number[][], active: [] as number[][] };
     let counts2: number[] = [];
     for (const mode of ['random', 'active'] as const) for (let s = 1; s <= seeds; s++) {
-      const r = simulateSession(mode, budget, { rater, seed: s });
+      const r = await simulateSession(mode, budget, { rater, seed: s });
       counts2 = r.curve.map((p) => p.pairs);
       curves[mode].push(r.curve.map((p) => p.accuracy));
       io.progress(`${mode} seed ${s} done`);

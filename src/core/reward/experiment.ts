@@ -9,6 +9,7 @@ import { loadOnnxBackbone } from './onnxBackbone';
 import { resolveInside } from './paths';
 import { mulberry32, shuffled } from './rng';
 import { readRatings, type RatingsLog } from './store';
+import { AutodiffHeadTrainer } from './autodiffTrainer';
 import { fitHeadUsingAll, type FitOptions } from './trainer';
 import type { Rating } from './types';
 
@@ -56,19 +57,20 @@ export async function trainExperimentReward(experimentDir: string, o: TrainRewar
   const fitOnce = (xs: RatedExample[]) => {
     const s = shuffled(xs, mulberry32(o.seed ?? 0));
     const nVal = xs.length >= 12 ? Math.max(3, Math.round(xs.length * 0.15)) : 0;
-    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), o);
+    // the product's reward model trains through our ONNX autodiff, like the LoRA does
+    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), { makeTrainer: (h, a) => new AutodiffHeadTrainer(h, a), ...o });
   };
   const learningCurve: RewardCard['learningCurve'] = [];
   if (heldOut.length) {
     for (const frac of [0.25, 0.5, 0.75]) {
       const sub = shuffled(trainAll, mulberry32(1)).slice(0, Math.round(trainAll.length * frac));
       if (sub.length < 8) continue;
-      const m = pairMetrics(fitOnce(sub).head, heldOut);
+      const m = pairMetrics((await fitOnce(sub)).head, heldOut);
       learningCurve.push({ comparisons: sub.length, accuracy: m.accuracy, logLoss: m.logLoss });
       o.onProgress?.(`learning curve: ${sub.length} comparisons -> held-out accuracy ${(m.accuracy * 100).toFixed(1)}%`);
     }
   }
-  const fit = fitOnce(trainAll);
+  const fit = await fitOnce(trainAll);
   const metrics = pairMetrics(fit.head, heldOut);
   if (heldOut.length) learningCurve.push({ comparisons: trainAll.length, accuracy: metrics.accuracy, logLoss: metrics.logLoss });
   const rater = raterConsistency(log.ratings);

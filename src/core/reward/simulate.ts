@@ -63,9 +63,9 @@ export function splitForEarlyStopping(xs: PairExample[], rng: () => number, shar
 }
 
 /** Train on rated examples and score on a test set. */
-export function trainAndTest(rated: PairExample[], test: PairExample[], seed: number, fit: FitOptions = {}) {
+export async function trainAndTest(rated: PairExample[], test: PairExample[], seed: number, fit: FitOptions = {}) {
   const { train, val } = splitForEarlyStopping(rated, mulberry32(seed + 17));
-  const { head } = fitHeadUsingAll(train, val, { seed, ...fit });
+  const { head } = await fitHeadUsingAll(train, val, { seed, ...fit });
   return { head, metrics: pairMetrics(head, test) };
 }
 
@@ -85,7 +85,7 @@ function makeRater(o: SimSessionOptions, pool: SimWorld, seed: number): Simulate
 }
 
 /** Held-out accuracy against the number of randomly chosen rated pairs. */
-export function learningCurve(counts: number[], o: SimSessionOptions) {
+export async function learningCurve(counts: number[], o: SimSessionOptions) {
   const seed = o.seed ?? 1;
   const pool = makeShapeWorld(o.poolImages ?? 400, seed);
   const testWorld = makeShapeWorld(o.testImages ?? 400, seed + 1000);
@@ -100,7 +100,7 @@ export function learningCurve(counts: number[], o: SimSessionOptions) {
       const ex = ratePair(pool, rater, i, j);
       if (ex) rated.push(ex);
     }
-    const { metrics } = trainAndTest(rated, test, seed, o.fit);
+    const { metrics } = await trainAndTest(rated, test, seed, o.fit);
     points.push({ pairs: n, accuracy: metrics.accuracy, logLoss: metrics.logLoss, ece: metrics.ece });
   }
   return { ceiling, points };
@@ -110,7 +110,7 @@ export function learningCurve(counts: number[], o: SimSessionOptions) {
  * Run a rating session pair by pair, retraining every `step` ratings. 'active' fills `activeShare` of each
  * batch with the candidate pairs the current model is least sure about (the rest random), 'random' only random.
  */
-export function simulateSession(mode: 'active' | 'random', budget: number, o: SimSessionOptions & { step?: number; start?: number; activeShare?: number; candidates?: number }) {
+export async function simulateSession(mode: 'active' | 'random', budget: number, o: SimSessionOptions & { step?: number; start?: number; activeShare?: number; candidates?: number }) {
   const seed = o.seed ?? 1, step = o.step ?? 10, start = o.start ?? 20, share = o.activeShare ?? 0.7, nCand = o.candidates ?? 300;
   const pool = makeShapeWorld(o.poolImages ?? 400, seed);
   const testWorld = makeShapeWorld(o.testImages ?? 400, seed + 1000);
@@ -122,7 +122,7 @@ export function simulateSession(mode: 'active' | 'random', budget: number, o: Si
   const rate = (i: number, j: number) => { const ex = ratePair(pool, rater, i, j); if (ex) rated.push(ex); };
   while (rated.length < start) rate(...randomPair(pool.feats.length, rng));
   while (rated.length < budget) {
-    const { head, metrics } = trainAndTest(rated, test, seed, o.fit);
+    const { head, metrics } = await trainAndTest(rated, test, seed, o.fit);
     curve.push({ pairs: rated.length, accuracy: metrics.accuracy });
     const nActive = mode === 'active' ? Math.round(step * share) : 0;
     const cands = Array.from({ length: nCand }, () => randomPair(pool.feats.length, rng));
@@ -130,6 +130,6 @@ export function simulateSession(mode: 'active' | 'random', budget: number, o: Si
     for (const [i, j] of mostUncertain(cands, ([i, j]) => scores[i] - scores[j], nActive)) rate(i, j);
     for (let k = nActive; k < step; k++) rate(...randomPair(pool.feats.length, rng));
   }
-  curve.push({ pairs: rated.length, accuracy: trainAndTest(rated, test, seed, o.fit).metrics.accuracy });
+  curve.push({ pairs: rated.length, accuracy: (await trainAndTest(rated, test, seed, o.fit)).metrics.accuracy });
   return { ceiling, curve };
 }

@@ -4,7 +4,7 @@ import { mulberry32, shuffled } from './rng';
 /** One optimisation step on a batch of comparisons; returns the batch's mean loss before the update. */
 export interface HeadTrainer {
   readonly head: RewardHead;
-  step(batch: PairExample[]): number;
+  step(batch: PairExample[]): number | Promise<number>;
 }
 
 /** AdamW hyper-parameters. */
@@ -30,21 +30,21 @@ export function btLossAndGrad(head: RewardHead, batch: PairExample[]): { loss: n
   return { loss: loss / batch.length, grads };
 }
 
-/** Plain-TypeScript trainer: analytic gradients + AdamW (decoupled weight decay on weights, not biases). */
-export class AnalyticAdamWTrainer implements HeadTrainer {
+/** AdamW over a head's parameters (decoupled weight decay on weights, not biases). */
+export class HeadAdamW {
   private m = new Map<string, Float32Array>();
   private v = new Map<string, Float32Array>();
   private t = 0;
   private o: Required<AdamWOptions>;
-  constructor(readonly head: RewardHead, opts: AdamWOptions = {}) {
+  constructor(opts: AdamWOptions = {}) {
     this.o = { lr: 0.01, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, ...opts };
   }
-  step(batch: PairExample[]): number {
-    const { loss, grads } = btLossAndGrad(this.head, batch);
+  /** Updates `params` in place from `grads` (same keys). */
+  update(params: HeadParams, grads: HeadParams): void {
     const { lr, weightDecay, beta1, beta2, eps } = this.o;
     this.t++;
     const bc1 = 1 - beta1 ** this.t, bc2 = 1 - beta2 ** this.t;
-    for (const [k, p] of this.head.params()) {
+    for (const [k, p] of params) {
       const g = grads.get(k)!.data;
       const m = this.m.get(k) ?? new Float32Array(g.length);
       const v = this.v.get(k) ?? new Float32Array(g.length);
@@ -56,6 +56,18 @@ export class AnalyticAdamWTrainer implements HeadTrainer {
         p.data[i] -= lr * (decay * p.data[i] + (m[i] / bc1) / (Math.sqrt(v[i] / bc2) + eps));
       }
     }
+  }
+}
+
+/** Plain-TypeScript trainer: analytic gradients + AdamW (used where thousands of small fits run, e.g. simulations). */
+export class AnalyticAdamWTrainer implements HeadTrainer {
+  private adam: HeadAdamW;
+  constructor(readonly head: RewardHead, opts: AdamWOptions = {}) {
+    this.adam = new HeadAdamW(opts);
+  }
+  step(batch: PairExample[]): number {
+    const { loss, grads } = btLossAndGrad(this.head, batch);
+    this.adam.update(this.head.params(), grads);
     return loss;
   }
 }
@@ -91,15 +103,15 @@ export function meanLoss(head: RewardHead, xs: PairExample[]): number {
  * Early-stop on a validation split, then retrain from scratch on train+val for the best epoch count,
  * so every rating shapes the final model.
  */
-export function fitHeadUsingAll(train: PairExample[], val: PairExample[], opts: FitOptions = {}): FitResult & { validation: FitResult } {
-  const validation = fitHead(train, val, opts);
+export async function fitHeadUsingAll(train: PairExample[], val: PairExample[], opts: FitOptions = {}): Promise<FitResult & { validation: FitResult }> {
+  const validation = await fitHead(train, val, opts);
   if (val.length === 0) return { ...validation, validation };
-  const all = fitHead(train.concat(val), [], { ...opts, maxEpochs: Math.max(1, validation.bestEpoch), patience: Infinity });
+  const all = await fitHead(train.concat(val), [], { ...opts, maxEpochs: Math.max(1, validation.bestEpoch), patience: Infinity });
   return { ...all, bestEpoch: validation.bestEpoch, validation };
 }
 
 /** Train a head with minibatch AdamW, early stopping on validation log-loss (training loss when val is empty). */
-export function fitHead(train: PairExample[], val: PairExample[], opts: FitOptions = {}): FitResult {
+export async function fitHead(train: PairExample[], val: PairExample[], opts: FitOptions = {}): Promise<FitResult> {
   if (train.length === 0) throw new Error('no rated pairs to train on: rate some pairs first (skips do not count)');
   const { kind = 'linear', hidden = 32, maxEpochs = 400, patience = 25, batchSize = 32, seed = 0 } = opts;
   const rng = mulberry32(seed);
@@ -115,7 +127,7 @@ export function fitHead(train: PairExample[], val: PairExample[], opts: FitOptio
     const order = shuffled(train, rng);
     for (let i = 0; i < order.length; i += batchSize) {
       const batch = order.slice(i, i + batchSize);
-      sum += trainer.step(batch) * batch.length;
+      sum += (await trainer.step(batch)) * batch.length;
       n += batch.length;
     }
     const valLoss = val.length ? meanLoss(head, val) : sum / n;

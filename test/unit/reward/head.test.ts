@@ -37,7 +37,7 @@ for (const kind of ['linear', 'mlp'] as const) {
   });
 }
 
-test('training recovers a hidden linear preference and reports calibrated probabilities', () => {
+test('training recovers a hidden linear preference and reports calibrated probabilities', async () => {
   const d = 6, rng = mulberry32(5);
   const wTrue = [1.5, -1, 0.5, 0, 0, 0];
   const make = (n: number) => Array.from({ length: n }, () => {
@@ -48,17 +48,17 @@ test('training recovers a hidden linear preference and reports calibrated probab
   const train = make(600), val = make(100), test = make(2000);
   const oracle = pairMetrics(new LinearHead(new Float32Array(d), new Float32Array(d).fill(1), Float32Array.from(wTrue)), test);
   for (const kind of ['linear', 'mlp'] as const) {
-    const { head } = fitHead(train, val, { kind, seed: 1 });
+    const { head } = await fitHead(train, val, { kind, seed: 1 });
     const m = pairMetrics(head, test);
     assert.ok(m.accuracy > oracle.accuracy - 0.03, `${kind}: accuracy ${m.accuracy} vs the true preference's ${oracle.accuracy}`);
     assert.ok(m.ece < 0.06, `${kind}: calibration error ${m.ece}`);
   }
 });
 
-test('early stopping keeps the epoch with the best validation loss', () => {
+test('early stopping keeps the epoch with the best validation loss', async () => {
   const train = randomExamples(40, 20, 1).map((e) => ({ ...e, y: e.y === 0.5 ? 1 : e.y })); // pure noise: only overfitting is possible
   const val = randomExamples(40, 20, 2).map((e) => ({ ...e, y: e.y === 0.5 ? 0 : e.y }));
-  const r = fitHead(train, val, { patience: 10, maxEpochs: 300 });
+  const r = await fitHead(train, val, { patience: 10, maxEpochs: 300 });
   const best = Math.min(...r.history.map((h) => h.valLoss));
   assert.ok(r.history.length < 300, 'stopped before the epoch limit');
   assert.ok(Math.abs(meanLoss(r.head, val) - best) < 1e-6, 'restored the best-validation weights');

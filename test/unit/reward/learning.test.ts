@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { learningCurve } from '../../../src/core/reward/simulate';
 
-test('with a 90%-consistent rater and 300 rated pairs, held-out accuracy is within 5 points of the rater ceiling', () => {
+test('with a 90%-consistent rater and 300 rated pairs, held-out accuracy is within 5 points of the rater ceiling', async () => {
   const counts = [25, 50, 100, 200, 300];
-  const runs = [1, 2, 3].map((seed) => learningCurve(counts, { seed, rater: { consistency: 0.9, tieRate: 0.1 } }));
+  const runs = await Promise.all([1, 2, 3].map((seed) => learningCurve(counts, { seed, rater: { consistency: 0.9, tieRate: 0.1 } })));
   const mean = (f: (r: (typeof runs)[number]) => number) => runs.reduce((s, r) => s + f(r), 0) / runs.length;
   const ceiling = mean((r) => r.ceiling);
   const curve = counts.map((_, k) => mean((r) => r.points[k].accuracy));
