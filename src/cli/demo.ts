@@ -25,7 +25,7 @@ export const demoCommand: CliCommand = {
     '   6 report    report.json (all figures, settings, timings) and grid.png (BASE left, TUNED right)\n' +
     '  --workspace DIR  where .ddpo/ goes (default: current folder)\n' +
     '  --out DIR        where report.json and grid.png go (default: the experiment folder)\n' +
-    '  --pairs N        rated pairs (default 150)      --epochs N  DDPO epochs (default 20)\n' +
+    '  --pairs N        rated pairs (default 300)      --epochs N  DDPO epochs (default 20)\n' +
     '  --taste big|warm the simulated rater\'s taste (default big)\n' +
     '  --set KEY=VALUE  override a ddpo.json setting of the demo (repeatable), e.g. --set train_learning_rate=0.005\n' +
     '  --quick          a reduced run (about a minute): fewer pairs, 1 short epoch, a small evaluation',
