@@ -1,6 +1,6 @@
 /** Phase 5: base and tuned images of held-out prompts and seeds, shown to the simulated rater with sides shuffled. */
 import type { Policy } from '../ddpo/types';
-import { mulberry32 } from '../reward/rng';
+import { mulberry32 } from '../random';
 import type { SimulatedRater } from '../reward/sim';
 import { winRateWithCI, type RateWithCI } from '../reward/stats';
 import type { ImageRGB } from '../reward/types';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodePng } from '../image/png';
-import { mulberry32 } from './rng';
+import { mulberry32 } from '../random';
 import { schedulePairs, type SampleRef } from './schedule';
 import { randomShape, renderShape, shapeTasteUtility, SimulatedRater, type SimulatedRaterOptions } from './sim';
 import { PreferenceStore, readRatings } from './store';

@@ -7,7 +7,7 @@ import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardHead, rewardPaths, saveRewardModel, type RewardCard } from './model';
 import { loadOnnxBackbone } from './onnxBackbone';
 import { resolveInside } from './paths';
-import { mulberry32, shuffled } from './rng';
+import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog } from './store';
 import { AutodiffHeadTrainer } from './autodiffTrainer';
 import { fitHeadUsingAll, type FitOptions } from './trainer';

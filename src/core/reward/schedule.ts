@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sigmoid } from './head';
-import { mulberry32, shuffled } from './rng';
+import { mulberry32, shuffled } from '../random';
 import type { Rating } from './types';
 
 /** The `k` candidates whose predicted win probability σ(margin) is closest to 1/2. */

@@ -1,5 +1,5 @@
 import { foregroundStats } from './features';
-import { mulberry32 } from './rng';
+import { mulberry32 } from '../random';
 import type { Choice, ImageRGB } from './types';
 
 /** Parameters of a procedural test image: one shape on a flat background. */

@@ -2,7 +2,7 @@
 import { statsFeatures } from './features';
 import type { PairExample } from './head';
 import { pairMetrics } from './metrics';
-import { mulberry32, shuffled } from './rng';
+import { mulberry32, shuffled } from '../random';
 import { mostUncertain } from './schedule';
 import { randomShape, renderShape, SimulatedRater, type SimulatedRaterOptions } from './sim';
 import { fitHeadUsingAll, type FitOptions } from './trainer';

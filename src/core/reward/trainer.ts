@@ -1,5 +1,5 @@
 import { btLoss, featureStats, LinearHead, MlpHead, sigmoid, type HeadParams, type PairExample, type RewardHead } from './head';
-import { mulberry32, shuffled } from './rng';
+import { mulberry32, shuffled } from '../random';
 
 /** One optimisation step on a batch of comparisons; returns the batch's mean loss before the update. */
 export interface HeadTrainer {

@@ -4,7 +4,7 @@
  */
 import { buildClipTextEncoder, ClipTextConfig } from '../graphs/clipText';
 import { Model } from '../onnx/ir';
-import { mulberry32 } from './scenes';
+import { mulberry32 } from '../random';
 
 /** Width of the text features (the UNet's cross_attention_dim). */
 export const TINY_TEXT_DIM = 32;

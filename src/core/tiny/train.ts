@@ -12,7 +12,8 @@ import { makeDdimSchedule, parseDdimConfig } from '../diffusion/ddim';
 import { GaussianRng } from '../diffusion/rng';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { createSession, runModel } from '../train/ortRun';
-import { caption, captionWords, mulberry32, randomScene, renderScene } from './scenes';
+import { mulberry32 } from '../random';
+import { caption, captionWords, randomScene, renderScene } from './scenes';
 import { buildVocab, writeTokenizerFolder } from './vocab';
 import {
   buildTinyVaeDecoder, encodeLatent, TINY_IMAGE_SIZE, TINY_LATENT_SIZE, TINY_MODEL_UNET, TINY_SCALING_FACTOR, TINY_SCHEDULER_CONFIG,

@@ -3,6 +3,7 @@ import { DataType, Model, Node, cloneModel } from '../onnx/ir';
 import { GraphBuilder } from '../onnx/builder';
 import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
 import { LoraModule, LoraWeights, loraScale, peftKey } from './loraFile';
+import { mulberry32 } from '../random';
 
 /** Rank, alpha and which layers to adapt. */
 export interface LoraConfig extends FindTargetsOptions {
@@ -145,14 +146,3 @@ export function loraFeeds(adapters: LoraAdapter[], weights: LoraWeights): Map<st
   return feeds;
 }
 
-/** Small seeded PRNG (mulberry32), uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -5,6 +5,10 @@ import { AttrValue, DataType, Model, emptyGraph, makeModel, makeTensor } from '.
 import { GraphBuilder } from '../../../src/core/onnx/builder';
 import { buildGradientGraph } from '../../../src/core/autodiff/gradient';
 import { ortShapes, session } from './ortRun';
+import { mulberry32 as rng } from '../../../src/core/random';
+
+/** Deterministic uniform [0, 1) generator (mulberry32), re-exported for the gradient-check tests. */
+export { rng };
 
 /** One op input: a float graph input (differentiated) unless `constant`, or an int64/bool initializer via `type`. */
 export interface In {
@@ -27,17 +31,6 @@ export interface CheckSpec {
   tol?: number;
 }
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sample(r: () => number, n: number, gen: In['gen']): Float32Array {
   const out = new Float32Array(n);

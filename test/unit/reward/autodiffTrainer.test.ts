@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AutodiffHeadTrainer } from '../../../src/core/reward/autodiffTrainer';
 import { LinearHead, MlpHead, type PairExample } from '../../../src/core/reward/head';
-import { mulberry32 } from '../../../src/core/reward/rng';
+import { mulberry32 } from '../../../src/core/random';
 import { btLossAndGrad, fitHead } from '../../../src/core/reward/trainer';
 
 function examples(n: number, d: number, seed: number): PairExample[] {

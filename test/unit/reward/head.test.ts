@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { btLoss, LinearHead, MlpHead, type PairExample } from '../../../src/core/reward/head';
 import { btLossAndGrad, fitHead, meanLoss } from '../../../src/core/reward/trainer';
 import { pairMetrics } from '../../../src/core/reward/metrics';
-import { mulberry32 } from '../../../src/core/reward/rng';
+import { mulberry32 } from '../../../src/core/random';
 
 function randomExamples(n: number, d: number, seed: number): PairExample[] {
   const rng = mulberry32(seed);

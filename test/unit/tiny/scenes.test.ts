@@ -1,7 +1,8 @@
 /** The procedural scene generator: seeded, captions that match the drawn scene, and pixel measurements that recover it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COLOURS, PALETTE, POSITIONS, SHAPES, caption, makeScene, mulberry32, randomScene, renderScene, shapeArea } from '../../../src/core/tiny/scenes';
+import { mulberry32 } from '../../../src/core/random';
+import { COLOURS, PALETTE, POSITIONS, SHAPES, caption, makeScene, randomScene, renderScene, shapeArea } from '../../../src/core/tiny/scenes';
 import { measureImage, nearestColour, warmth } from '../../../src/core/tiny/measure';
 
 test('the same seed draws the same scenes and pixels, another seed different ones', () => {

@@ -9,7 +9,7 @@ import { AdamW } from '../../../src/core/train/adamw';
 import { createUNetTrainer, trainableWeights, withWeights } from '../../../src/core/tiny/trainGraph';
 import { trainTinyModel } from '../../../src/core/tiny/train';
 import { TINY_MODEL_UNET } from '../../../src/core/tiny/model';
-import { mulberry32 } from '../../../src/core/tiny/scenes';
+import { mulberry32 } from '../../../src/core/random';
 
 test('Adam steps on the gradient graph drive the noise-prediction loss down on a fixed batch', async () => {
   const unet = buildUNet({ ...TINY_MODEL_UNET, block_out_channels: [8, 16], norm_num_groups: 4 }, { seed: 1 });

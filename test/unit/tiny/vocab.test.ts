@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClipTokenizer, loadClipTokenizer } from '../../../src/core/diffusion/tokenizer';
 import { buildVocab, byteUnicodeChars, writeTokenizerFolder } from '../../../src/core/tiny/vocab';
-import { caption, captionWords, mulberry32, randomScene } from '../../../src/core/tiny/scenes';
+import { mulberry32 } from '../../../src/core/random';
+import { caption, captionWords, randomScene } from '../../../src/core/tiny/scenes';
 
 const SHIPPED = join(__dirname, '../../../media/tiny-model/tokenizer');
 

@@ -1,7 +1,7 @@
 /** Small hand-built graphs with named linear layers, for LoRA tests that need no fixtures. */
 import { GraphBuilder } from '../../../src/core/onnx/builder';
 import { DataType, Model, emptyGraph, makeModel, makeTensor } from '../../../src/core/onnx/ir';
-import { mulberry32 } from '../../../src/core/train/lora';
+import { mulberry32 } from '../../../src/core/random';
 
 /** Deterministic uniform values in [-1, 1). */
 export function randomValues(n: number, seed: number): Float32Array {

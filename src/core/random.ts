@@ -1,4 +1,4 @@
-/** A seeded uniform [0,1) generator (mulberry32), so simulations and splits are reproducible. */
+/** A seeded uniform [0,1) generator (mulberry32), so simulations, splits and initialisations are reproducible. */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
