@@ -6,6 +6,8 @@ import { DDPO_DIR } from '../experiment/store';
 /** A running watch. */
 export interface StudioWatch {
   ready: Promise<void>;
+  /** Folders being watched (absolute); lets tests check that nothing outside `.ddpo/` is. */
+  watchedDirs(): string[];
   close(): Promise<void>;
 }
 
@@ -48,6 +50,7 @@ export function watchStudio(workspace: string, onChange: (experiment: string | u
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return {
     ready,
+    watchedDirs: () => Object.keys(watcher.getWatched()).map((d) => path.resolve(root, d)),
     async close() {
       for (const t of timers.values()) clearTimeout(t);
       await watcher.close();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { watchExperiments } from '../../../src/core/experiment/watch';
+import { watchStudio } from '../../../src/core/studio/watch';
 
 // Resolves when the watcher has reported a change; the test fails by timeout if it never does.
 function nextChange(waiters: (() => void)[]): Promise<void> {
@@ -13,7 +13,7 @@ function nextChange(waiters: (() => void)[]): Promise<void> {
 test('the watcher reports .ddpo appearing, experiment folders added and removed by hand', { timeout: 15_000 }, async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
   const waiters: (() => void)[] = [];
-  const w = watchExperiments(ws, () => waiters.splice(0).forEach((r) => r()), 50);
+  const w = watchStudio(ws, () => waiters.splice(0).forEach((r) => r()), 50);
   try {
     await w.ready;
     let change = nextChange(waiters);
@@ -34,7 +34,7 @@ test('only the workspace root, .ddpo and experiment folders are watched, not the
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
   fs.mkdirSync(path.join(ws, '.ddpo', 'exp', 'images'), { recursive: true });
   fs.mkdirSync(path.join(ws, 'node_modules', 'big'), { recursive: true });
-  const w = watchExperiments(ws, () => undefined);
+  const w = watchStudio(ws, () => undefined);
   try {
     await w.ready;
     const watched = new Set(w.watchedDirs());
