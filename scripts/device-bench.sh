@@ -1,32 +1,49 @@
 #!/bin/bash
 # The one command a GPU session runs on the lent H100 (issue 9: "ddpo bench" against PyTorch, same GPU, same call).
 # Prepare here:  npm run build && bash ../shared/device/pack.sh
-# Device call:   carry [".device", "dist", "scripts/device-bench.sh"], timeout_s 560,
-#                command: source .device/setup.sh && bash scripts/device-bench.sh
-# Results under $OUT: nvidia-smi.txt, anchor.json (+ .log), ours.json (rewritten after every measurement, so a
-# timeout keeps what was measured), ours.log (table + ratios against the anchor), export-*.json when EXPORT=1.
-# Budget (~8 min): anchor ≤ ANCHOR_S, ours ≤ OURS_S (SD 1.5 build ~10 s, 3.4 GB save, 5 sessions, 2 training graphs).
+# Device call:   carry [".device", "dist"], timeout_s 600, command: source .device/setup.sh && bash scripts/device-bench.sh
+# Phases run as separate processes, most important first, each with its own time limit inside one overall deadline,
+# so a slow or failing phase costs only itself. Everything lands in $OUT/results.tgz (JSON per phase, logs, gzipped
+# onnxruntime profiles) plus phases.txt and summary.txt; compare here with scripts/compare-bench.ts.
 set -uo pipefail
-OUT=${OUT:-/tmp/ddpo-out}; mkdir -p "$OUT"
-ANCHOR_S=${ANCHOR_S:-150}; OURS_S=${OURS_S:-300}; EP=${EP:-webgpu}; RUNS=${RUNS:-5}
-UNET=${UNET:-sd15}; LATENT=${LATENT:-64}; BATCHES=${BATCHES:-2,16}  # overridable for a dry run on CPU
-CACHE=${CACHE:-/tmp/ddpo-bench}
-start=$(date +%s); stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$OUT/phases.txt"; }
+OUT=${OUT:-/tmp/ddpo-out}; R=/tmp/ddpo-results; rm -rf "$R"; mkdir -p "$OUT" "$R"
+TRAIN_PROFILE=${TRAIN_PROFILE-1}; DEADLINE=${DEADLINE:-530}; EP=${EP:-webgpu}; UNET=${UNET:-sd15}; LATENT=${LATENT:-64}; BIG=${BIG:-16}  # overridable for a dry run on CPU
+CACHE=${CACHE:-/tmp/ddpo-bench}; PHASES=${PHASES:-anchor sample-fp16 train-fp16 sample-fp32 train-fp32}
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$R/phases.txt"; }
+# phase NAME MAX_S CMD...: runs CMD with at most MAX_S seconds, never past the deadline
+phase() {
+  local name=$1 max=$2; shift 2
+  [[ " $PHASES " == *" $name "* ]] || return 0
+  local left=$(( DEADLINE - ($(date +%s) - start) ))
+  (( left < 20 )) && { stamp "$name skipped: ${left} s left"; return; }
+  (( max > left )) && max=$left
+  stamp "$name start (limit ${max} s)"
+  timeout --kill-after=5 "$max" "$@" > "$R/$name.log" 2>&1
+  stamp "$name rc=$?"
+}
+B=(node dist/cli.js bench); C=(--unet "$UNET" --ep "$EP" --latent "$LATENT" --cache "$CACHE")
 
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1; vulkaninfo --summary > "$OUT/vulkan.txt" 2>&1 || true
-stamp "anchor (PyTorch) start"
-timeout "$ANCHOR_S" python3 .device/anchor_torch.py > "$OUT/anchor.json" 2> "$OUT/anchor.log"; stamp "anchor rc=$?"
+nvidia-smi > "$R/nvidia-smi.txt" 2>&1; vulkaninfo --summary > "$R/vulkan.txt" 2>&1 || true
+phase anchor 110 bash -c "python3 .device/anchor_torch.py > $R/anchor.json"
+# sampling targets are fp16: batch 2 (CFG at batch 1) and 16, standard-op attention against fused attention, profiled
+phase sample-fp16 170 "${B[@]}" sample "${C[@]}" --batch 2,$BIG --precision fp16 --attention decomposed,mha-fold --warmup 2 --runs 5 \
+  --profile "$R/profiles" --out "$R/sample-fp16.json"
+phase train-fp16 150 "${B[@]}" train "${C[@]}" --train-precision fp16 --warmup 1 --runs 3 ${TRAIN_PROFILE:+--profile "$R/profiles"} --out "$R/train-fp16.json"
+phase sample-fp32 70 "${B[@]}" sample "${C[@]}" --batch 2 --precision fp32 --attention decomposed,mha-fold,mha --warmup 2 --runs 5 --no-ddim \
+  --placement --out "$R/sample-fp32.json"
+phase train-fp32 100 "${B[@]}" train "${C[@]}" --train-precision fp32 --warmup 1 --runs 3 --out "$R/train-fp32.json"
+# WebGPU provider option sets, each label:key=value,... (e.g. OPTSETS="noval:validationMode=disabled"): fp16 sampling
+# with fused attention at both batches and the fp16 train step, per set
+for set in ${OPTSETS:-}; do
+  label=${set%%:*}; o=${set#*:}; PHASES="$PHASES sample-$label train-$label"
+  phase "sample-$label" 70 "${B[@]}" sample "${C[@]}" --batch 2,$BIG --precision fp16 --attention mha-fold --webgpu "$o" --no-ddim \
+    --warmup 2 --runs 5 --out "$R/sample-$label.json"
+  phase "train-$label" 70 "${B[@]}" train "${C[@]}" --train-precision fp16 --webgpu "$o" --warmup 1 --runs 3 --out "$R/train-$label.json"
+done
 
-# Ours: fp16 first (the targets are fp16), batch 2 (CFG at batch 1) and 16; then the fp16 and fp32 train steps.
-stamp "ours start"
-timeout "$OURS_S" node dist/cli.js bench all --unet "$UNET" --ep "$EP" --latent "$LATENT" --batch "$BATCHES" --precision fp16,fp32 \
-  --train-precision fp16,fp32 --warmup 2 --runs "$RUNS" --placement --cache "$CACHE" --out "$OUT/ours.json" \
-  --anchor "$OUT/anchor.json" > "$OUT/ours.log" 2>&1; stamp "ours rc=$?"
-
-# Optional: the very UNet PyTorch exports (TorchScript exporter, static batch 2), to separate our graph from the runtime.
-if [ "${EXPORT:-0}" = 1 ]; then
-  timeout 120 python3 .device/anchor_torch.py --export /tmp/torch-export > /dev/null 2> "$OUT/export.log"
-  timeout 90 node dist/cli.js bench sample --unet /tmp/torch-export --ep "$EP" --latent "$LATENT" --batch 2 --precision fp32,fp16 \
-    --runs "$RUNS" --cache "$CACHE" --out "$OUT/export-sample.json" > "$OUT/export.log.txt" 2>&1; stamp "export rc=$?"
-fi
-tail -n 25 "$OUT/ours.log"; cat "$OUT/phases.txt"
+{ for f in sample-fp16 train-fp16 sample-fp32 train-fp32 $(for set in ${OPTSETS:-}; do echo "sample-${set%%:*} train-${set%%:*}"; done); do echo "== $f"; grep -v '^\s*$' "$R/$f.log" 2>/dev/null | tail -n 30; done
+  echo "== anchor"; cat "$R/anchor.json" 2>/dev/null; } > "$R/summary.txt"
+cp "$R/phases.txt" "$R/summary.txt" "$OUT/"
+tar czf "$OUT/results.tgz" -C "$R" .
+cat "$R/summary.txt" | tail -n 80; cat "$R/phases.txt"

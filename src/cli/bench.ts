@@ -5,10 +5,11 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CliCommand, CliIO, parseFlags } from './command';
 import type { ExecutionProvider } from '../core/models/ortModel';
-import { ProviderSetting, chooseExecutionProviders, listBackends } from '../core/runtime/providers';
+import { ProviderOptions, ProviderSetting, chooseExecutionProviders, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
 import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
-import { resolveBenchUnet, unetDimOverrides } from '../core/runtime/benchUnet';
-import { UnetTiming, benchDdimStep, benchUnetEval } from '../core/runtime/benchSample';
+import { ATTENTION_VARIANTS, AttentionVariant, resolveBenchUnet, unetDimOverrides } from '../core/runtime/benchUnet';
+import { UnetTiming, benchDdimStep, benchUnetEval, unetFeeds } from '../core/runtime/benchSample';
+import { ProfileSummary, profileModel, renderProfile } from '../core/runtime/profile';
 import { DdpoTrainGraph, TrainTiming, benchTrainStep, buildDdpoTrainGraph } from '../core/runtime/benchTrain';
 import { compareWithAnchor, renderComparison } from '../core/runtime/benchCompare';
 import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../core/runtime/memory';
@@ -16,12 +17,18 @@ import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../
 type Precision = 'fp32' | 'fp16';
 const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
     [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16]
-    [--warmup 2] [--runs 10] [--placement] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
+    [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10] [--placement] [--profile DIR] [--no-ddim]
+    [--webgpu key=value,...] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
   sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
   train   one DDPO LoRA train step (r=4 on to_q/k/v/out, batch 1 with CFG = UNet batch 2): build time, step time
   all     both, plus peak memory (process RSS; GPU memory via nvidia-smi when present)
   --unet sd15 builds an SD 1.5-architecture UNet with random weights (~7 GB RAM; files cached under --cache).
+  --attention  sampling graphs' attention core: decomposed standard ops (default; what training uses),
+               mha = com.microsoft.MultiHeadAttention, mha-fold = the same with the batch folded into the heads (batch 1).
+  --webgpu     WebGPU provider options, e.g. validationMode=disabled,preferredLayout=NHWC,storageBufferCacheMode=simple.
   --placement  also reports which nodes onnxruntime placed on the CPU (opens each model once more, verbose).
+  --profile    also profiles the first --batch of each sampling variant and each train step (one more session each):
+               milliseconds per op type (host dispatch and, on GPU providers, GPU kernel time); raw profiles gzipped in DIR.
   --anchor     print ratios against anchor_torch.py's JSON from the same GPU.
   --out        is rewritten after every measurement, so an interrupted run keeps what it measured.`;
 
@@ -43,7 +50,7 @@ function precisions(v: string[], flag: string): Precision[] {
 }
 
 async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
-  const { flags } = parseFlags(argv, ['fp16', 'placement']);
+  const { flags } = parseFlags(argv, ['fp16', 'placement', 'no-ddim']);
   const setting = (typeof flags.ep === 'string' ? flags.ep : 'auto') as ProviderSetting;
   if (!['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'].includes(setting)) throw new Error(`--ep ${setting}: use auto, cpu, webgpu, cuda, dml or coreml`);
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
@@ -55,6 +62,10 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
   const timing = { warmup: intFlag(flags, 'warmup', 2), runs: intFlag(flags, 'runs', intFlag(flags, 'steps', 10)), signal: io.signal };
   const samplePrec = flags.fp16 ? ['fp16' as const] : precisions(list(flags.precision, 'fp32'), 'precision');
   const trainPrec = precisions(list(flags['train-precision'], flags.fp16 ? 'fp16' : 'fp32'), 'train-precision');
+  const attentions = list(flags.attention, 'decomposed') as AttentionVariant[];
+  for (const a of attentions) if (!ATTENTION_VARIANTS.includes(a)) throw new Error(`--attention: '${a}' is not one of ${ATTENTION_VARIANTS.join(', ')}`);
+  const profileDir = typeof flags.profile === 'string' ? flags.profile : undefined;
+  const epOptions: ProviderOptions = typeof flags.webgpu === 'string' ? { webgpu: parseProviderOptions(flags.webgpu, '--webgpu') } : {};
   const cacheDir = typeof flags.cache === 'string' ? flags.cache : path.join(os.tmpdir(), 'ddpo-bench');
   const unet = resolveBenchUnet(typeof flags.unet === 'string' ? flags.unet : 'sd15', cacheDir, io.progress);
   for (const s of plan.skipped) io.out(`note: ${s.ep} skipped: ${s.reason}`);
@@ -64,16 +75,19 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
   const result: Record<string, unknown> = {
     tool: 'ddpo bench', mode, date: new Date().toISOString(),
     device: { platform: `${process.platform}-${process.arch}`, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, gpu: gpuName, ort: (ort.env as { versions?: Record<string, string> }).versions?.common },
-    setting, candidates: plan.candidates, skipped: plan.skipped, latent,
+    setting, candidates: plan.candidates, skipped: plan.skipped, latent, epOptions,
   };
   const sample: UnetTiming[] = [];
   const train: TrainTiming[] = [];
+  const profiles: Record<string, ProfileSummary> = {};
+  const errors: string[] = [];
+  result.errors = errors;
   const memory: Record<string, number | undefined> = {};
   const save = () => {
     if (typeof flags.out !== 'string') return;
     memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
     fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
-    fs.writeFileSync(flags.out, JSON.stringify({ ...result, sample, train, memory }, null, 2) + '\n');
+    fs.writeFileSync(flags.out, JSON.stringify({ ...result, sample, train, memory, profiles }, null, 2) + '\n');
   };
   try {
     unet.model();
@@ -81,22 +95,44 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
     io.out(`UNet ${unet.name}: ${((unet.parameters ?? 0) / 1e6).toFixed(1)}M parameters, ${unet.model().graph.nodes.length} nodes (built/loaded in ${((unet.buildMs ?? 0) / 1000).toFixed(1)} s)`);
     if (mode !== 'train') {
       resetPeakRss();
+      // batch before attention variant: the small batch's variants come first, should a big batch exhaust the GPU
       for (const precision of samplePrec) {
         for (const batch of batches) {
-          io.progress(`UNet ${precision} batch ${batch}…`);
-          const r = await benchUnetEval(unet, precision, batch, latent, plan.candidates, timing);
-          for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
-          sample.push(r);
-          save();
-          io.out(`UNet forward ${precision} batch ${batch} on ${r.ep}: ${r.msPerEval.toFixed(1)} ms/eval` +
-            `${r.deviceMsPerEval !== undefined ? ` (${r.deviceMsPerEval.toFixed(1)} ms device-resident)` : ''}, ${r.evalsPerSec.toFixed(2)} evals/s, session ${(r.sessionMs / 1000).toFixed(1)} s`);
+          for (const attention of attentions) {
+            const label = `${precision} ${attention === 'decomposed' ? '' : `${attention} `}batch ${batch}`;
+            io.progress(`UNet ${label}…`);
+            let r: UnetTiming;
+            try {
+              r = await benchUnetEval(unet, precision, batch, latent, plan.candidates, { ...timing, attention, epOptions });
+            } catch (e) {
+              // one variant failing (an op the provider lacks) must not lose the others' numbers
+              io.out(`UNet forward ${label}: FAILED: ${(e as Error).message.split('\n')[0]}`);
+              errors.push(`${label}: ${(e as Error).message}`);
+              save();
+              continue;
+            }
+            for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+            sample.push(r);
+            save();
+            io.out(`UNet forward ${label} on ${r.ep}: ${r.msPerEval.toFixed(1)} ms/eval, ${r.evalsPerSec.toFixed(2)} evals/s, session ${(r.sessionMs / 1000).toFixed(1)} s`);
+            if (profileDir && batch === batches[0]) {
+              const key = `sample-${precision}-${attention}-b${batch}`;
+              const file = unet.file(precision, { attention, batch, latent });
+              profiles[key] = await profileModel(file, r.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(r.ep, epOptions) },
+                unetFeeds(unet.model(), batch, latent), 2, profileDir, key);
+              save();
+              io.out(`profile ${key}: ${renderProfile(profiles[key])}`);
+            }
+          }
         }
       }
-      const ep = sample[0]?.ep ?? 'cpu';
-      const kb = Math.max(...batches.map((b) => Math.max(1, Math.floor(b / 2))));
-      const stepMs = await benchDdimStep(kb, latent, ep, timing);
-      result.ddimStep = { batch: kb, ep, ms: stepMs };
-      io.out(`DDIM step graph (CFG, ${kb} images) on ${ep}: ${stepMs.toFixed(2)} ms`);
+      const ep = sample[0]?.ep ?? plan.candidates[0];
+      if (!flags['no-ddim']) {
+        const kb = Math.max(...batches.map((b) => Math.max(1, Math.floor(b / 2))));
+        const stepMs = await benchDdimStep(kb, latent, ep, { ...timing, epOptions });
+        result.ddimStep = { batch: kb, ep, ms: stepMs };
+        io.out(`DDIM step graph (CFG, ${kb} images) on ${ep}: ${stepMs.toFixed(2)} ms`);
+      }
       memory.samplePeakRssGiB = peakRssBytes() / 2 ** 30;
       memory.samplePeakGpuMiB = gpuMem?.peek()?.peakMiB;
       if (flags.placement) {
@@ -112,7 +148,8 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
         gpuMem?.resetPeak();
         io.progress(`DDPO train step ${precision}…`);
         graph ??= buildDdpoTrainGraph(unet, latent);
-        const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress });
+        const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress, profileDir, epOptions });
+        if (r.profile) { profiles[`train-${precision}`] = r.profile; io.out(`profile train-${precision}: ${renderProfile(r.profile)}`); }
         for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
         train.push(r);
         memory[`train_${precision}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
@@ -144,7 +181,7 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
 /** The summary table printed after a run. */
 export function renderTable(sample: UnetTiming[], train: TrainTiming[], memory: Record<string, number | undefined>): string {
   const rows: string[][] = [['what', 'ep', 'precision', 'batch', 'ms', 'per second']];
-  for (const s of sample) rows.push(['UNet forward', s.ep, s.precision, String(s.batch), (s.deviceMsPerEval ?? s.msPerEval).toFixed(1), `${s.evalsPerSec.toFixed(2)} evals`]);
+  for (const s of sample) rows.push([`UNet forward${s.attention && s.attention !== 'decomposed' ? ` (${s.attention})` : ''}`, s.ep, s.precision, String(s.batch), s.msPerEval.toFixed(1), `${s.evalsPerSec.toFixed(2)} evals`]);
   for (const t of train) rows.push(['DDPO LoRA train step', t.ep, t.precision, '1 (CFG: 2)', t.stepMs.toFixed(1), `${(1000 / t.stepMs).toFixed(2)} steps`]);
   for (const t of train) rows.push(['training graph build', 'host', t.precision, '', t.buildMs.toFixed(0), '']);
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

@@ -50,7 +50,9 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
   const total = (v: string): string | null => {
     if (summed.has(v)) return summed.get(v)!;
     const l = contrib.get(v) ?? [];
-    const s = l.length === 0 ? null : l.length === 1 ? l[0] : b.op(l.length === 2 ? 'Add' : 'Sum', l, {}, { name: `grad/sum/${v}` });
+    // pairwise Adds, not a variadic Sum: Add has a kernel on every execution provider, Sum not on all of them
+    let s: string | null = l.length ? l[0] : null;
+    for (let i = 1; i < l.length; i++) s = b.op('Add', [s!, l[i]], {}, { name: `grad/sum/${v}${i > 1 ? `/${i}` : ''}` });
     summed.set(v, s);
     return s;
   };

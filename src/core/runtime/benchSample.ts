@@ -1,13 +1,13 @@
 /** Sampling speed: UNet evaluations per second on static-shape sessions, and the cost of the DDIM step graph. */
 import * as ort from 'onnxruntime-node';
-import { DataType } from '../onnx/ir';
+import { DataType, Model } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
 import { unetRoles } from '../train/objective';
 import { buildDdimStepGraph } from '../diffusion/ddimGraph';
 import { GaussianRng } from '../diffusion/rng';
 import type { ExecutionProvider } from '../models/ortModel';
-import { BenchUnet, unetDimOverrides } from './benchUnet';
-import { openWithFallback } from './providers';
+import { AttentionVariant, BenchUnet, unetDimOverrides } from './benchUnet';
+import { ProviderOptions, openWithFallback, providerList } from './providers';
 
 /** Timing settings shared by the benchmarks. */
 export interface TimingOptions {
@@ -19,6 +19,7 @@ export interface TimingOptions {
 /** One UNet configuration's speed. */
 export interface UnetTiming {
   precision: 'fp32' | 'fp16';
+  attention: AttentionVariant;
   batch: number;
   latent: number;
   ep: ExecutionProvider;
@@ -26,8 +27,6 @@ export interface UnetTiming {
   /** Median wall time of one run with inputs from and outputs to host memory. */
   msPerEval: number;
   msMin: number;
-  /** Mean of back-to-back runs with the output left in a GPU buffer, synchronised once at the end (GPU providers only). */
-  deviceMsPerEval?: number;
   evalsPerSec: number;
   failures: { ep: string; error: string }[];
 }
@@ -56,62 +55,53 @@ function randomTensor(dims: number[], seed: number): ort.Tensor {
 }
 
 /** Runs the UNet (`precision`, `batch`, latent `latent`) on the first provider of `candidates` that opens. */
-export async function benchUnetEval(unet: BenchUnet, precision: 'fp32' | 'fp16', batch: number, latent: number, candidates: ExecutionProvider[], opts: TimingOptions): Promise<UnetTiming> {
+export async function benchUnetEval(unet: BenchUnet, precision: 'fp32' | 'fp16', batch: number, latent: number, candidates: ExecutionProvider[],
+  opts: TimingOptions & { attention?: AttentionVariant; epOptions?: ProviderOptions }): Promise<UnetTiming> {
+  const attention = opts.attention ?? 'decomposed';
   const model = unet.model();
-  const roles = unetRoles(model);
-  const channels = Number(roles.sample.shape?.[1] ?? 4);
-  const dim = Number(roles.encoderHiddenStates.shape?.[2] ?? 768);
   const overrides = unetDimOverrides(model, batch, latent);
-  const file = unet.file(precision);
+  const file = unet.file(precision, { attention, batch, latent });
   const t0 = performance.now();
-  // On GPU providers the output stays in a GPU buffer: host timing downloads it (what a host loop pays), device
-  // timing queues runs back to back and synchronises once, like torch.cuda.synchronize() after PyTorch's loop.
+  // Host I/O: onnxruntime-node 1.30 aborts the process (an uncaught C++ throw) when a WebGPU session asks for
+  // gpu-buffer outputs, so outputs come back to host memory; at batch 2 that is 128 KB per evaluation.
   const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', freeDimensionOverrides: overrides, logSeverityLevel: 3 };
-  let opened;
-  try {
-    opened = await openWithFallback(file, candidates.slice(0, 1), (ep) => (ep === 'webgpu' || ep === 'cuda' ? { ...base, preferredOutputLocation: 'gpu-buffer' } : base));
-  } catch {
-    // a binding without gpu-buffer outputs for this provider still gets host-I/O timings
-    opened = await openWithFallback(file, candidates, () => base);
-  }
+  const opened = await openWithFallback(file, candidates, (ep) => ({ ...base, executionProviders: providerList(ep, opts.epOptions) }));
   const sessionMs = performance.now() - t0;
-  const ts = roles.timestep;
-  const tDims = ts.shape?.length ? [batch] : [];
-  const feeds: Record<string, ort.Tensor> = {
-    [roles.sample.name]: randomTensor([batch, channels, latent, latent], 1),
-    [ts.name]: ts.elemType === DataType.INT64
-      ? new ort.Tensor('int64', new BigInt64Array(tDims.length ? batch : 1).fill(500n), tDims)
-      : new ort.Tensor('float32', new Float32Array(tDims.length ? batch : 1).fill(500), tDims),
-    [roles.encoderHiddenStates.name]: randomTensor([batch, 77, dim], 2),
-  };
+  const feeds = unetFeeds(model, batch, latent);
   const s = opened.session;
-  const output = roles.output.name;
+  const output = unetRoles(model).output.name;
   try {
-    const times = await timeRuns(async () => { const y = (await s.run(feeds))[output]; if (y.location !== 'cpu') await y.getData(true); }, opts);
-    let deviceMsPerEval: number | undefined;
-    const first = (await s.run(feeds))[output];
-    if (first.location !== 'cpu') {
-      await first.getData(true);
-      const t = performance.now();
-      let last: ort.Tensor | undefined;
-      for (let i = 0; i < opts.runs; i++) { last?.dispose(); last = (await s.run(feeds))[output]; }
-      await last!.getData(true);
-      deviceMsPerEval = (performance.now() - t) / opts.runs;
-    }
+    const times = await timeRuns(() => s.run(feeds, [output]), opts);
     const ms = median(times);
     return {
-      precision, batch, latent, ep: opened.ep, sessionMs, msPerEval: ms, msMin: Math.min(...times), deviceMsPerEval,
-      evalsPerSec: (batch * 1000) / (deviceMsPerEval ?? ms), failures: opened.failures,
+      precision, attention, batch, latent, ep: opened.ep, sessionMs, msPerEval: ms, msMin: Math.min(...times),
+      evalsPerSec: (batch * 1000) / ms, failures: opened.failures,
     };
   } finally {
     await s.release();
   }
 }
 
+/** Random UNet inputs at `batch` and `latent` (timestep 500, 77 text tokens); cost does not depend on the values. */
+export function unetFeeds(model: Model, batch: number, latent: number): Record<string, ort.Tensor> {
+  const roles = unetRoles(model);
+  const channels = Number(roles.sample.shape?.[1] ?? 4);
+  const dim = Number(roles.encoderHiddenStates.shape?.[2] ?? 768);
+  const ts = roles.timestep;
+  const tDims = ts.shape?.length ? [batch] : [];
+  return {
+    [roles.sample.name]: randomTensor([batch, channels, latent, latent], 1),
+    [ts.name]: ts.elemType === DataType.INT64
+      ? new ort.Tensor('int64', new BigInt64Array(tDims.length ? batch : 1).fill(500n), tDims)
+      : new ort.Tensor('float32', new Float32Array(tDims.length ? batch : 1).fill(500), tDims),
+    [roles.encoderHiddenStates.name]: randomTensor([batch, 77, dim], 2),
+  };
+}
+
 /** Median milliseconds of one DDIM step graph run at `batch` with CFG (what the graph sampler adds per step). */
-export async function benchDdimStep(batch: number, latent: number, ep: ExecutionProvider, opts: TimingOptions): Promise<number> {
+export async function benchDdimStep(batch: number, latent: number, ep: ExecutionProvider, opts: TimingOptions & { epOptions?: ProviderOptions }): Promise<number> {
   const s = await ort.InferenceSession.create(encodeModel(buildDdimStepGraph({ batch, channels: 4, height: latent, width: latent, cfg: true })), {
-    executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'], logSeverityLevel: 3,
+    executionProviders: providerList(ep, opts.epOptions), logSeverityLevel: 3,
   });
   try {
     const lat = [batch, 4, latent, latent];

@@ -13,8 +13,9 @@ import { GaussianRng } from '../diffusion/rng';
 import type { ExecutionProvider } from '../models/ortModel';
 import { BenchUnet, unetDimOverrides } from './benchUnet';
 import { TimingOptions, median, timeRuns } from './benchSample';
-import { openWithFallback } from './providers';
+import { ProviderOptions, openWithFallback, providerList } from './providers';
 import { toFloat16 } from './fp16';
+import { ProfileSummary, profileModel } from './profile';
 
 /** What one train step costs. */
 export interface TrainTiming {
@@ -39,6 +40,7 @@ export interface TrainTiming {
   loraParameters: number;
   lossScale: number;
   failures: { ep: string; error: string }[];
+  profile?: ProfileSummary;
 }
 
 /** Options of {@link benchTrainStep}. */
@@ -48,6 +50,9 @@ export interface TrainBenchOptions extends TimingOptions {
   /** Loss scale for fp16 gradients (the gradient seed); gradients are divided by it before AdamW. */
   lossScale?: number;
   log?: (line: string) => void;
+  /** Also profile one step per op type (another session), raw profile gzipped here. */
+  profileDir?: string;
+  epOptions?: ProviderOptions;
 }
 
 /** The DDPO LoRA (r=4 on to_q/k/v/out) training graph of a UNet at one latent size, built once for every precision. */
@@ -91,12 +96,14 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   const saveMs = performance.now() - t;
   opts.log?.(`training graph: ${model.graph.nodes.length} nodes, built in ${((specializeMs + gradientMs) / 1000).toFixed(1)} s, saved in ${(saveMs / 1000).toFixed(1)} s`);
   t = performance.now();
-  const opened = await openWithFallback(file, candidates, () => ({ graphOptimizationLevel: 'all', logSeverityLevel: 3 }));
+  // warning level: onnxruntime then says on stderr when it placed nodes on the CPU instead of the GPU provider
+  const opened = await openWithFallback(file, candidates, (ep) => ({ graphOptimizationLevel: 'all', logSeverityLevel: 2, executionProviders: providerList(ep, opts.epOptions) }));
   const sessionMs = performance.now() - t;
+  const weights = initLoraWeights(injected.adapters, lora.rank, lora.alpha, 0);
+  const params = new Map([...loraFeeds(injected.adapters, weights)].map(([k, v]) => [k, v.data]));
+  const feeds = trainFeeds(model, loraFeeds(injected.adapters, weights));
+  let timing: Omit<TrainTiming, 'profile'>;
   try {
-    const weights = initLoraWeights(injected.adapters, lora.rank, lora.alpha, 0);
-    const params = new Map([...loraFeeds(injected.adapters, weights)].map(([k, v]) => [k, v.data]));
-    const feeds = trainFeeds(model, loraFeeds(injected.adapters, weights));
     const adam = new AdamW({ lr: 3e-4 });
     let adamwTotal = 0;
     const step = async () => {
@@ -114,7 +121,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
     const times = await timeRuns(step, opts);
     const adamwMs = adamwTotal / (opts.warmup + opts.runs);
     const stepMs = median(times);
-    return {
+    timing = {
       precision: opts.precision, ep: opened.ep, latent, batch: 1, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
       nodes: model.graph.nodes.length, saveMs, sessionMs, runMs: stepMs - adamwMs, adamwMs, stepMs,
       loraParameters: [...params.values()].reduce((n, p) => n + p.length, 0), lossScale, failures: opened.failures,
@@ -122,6 +129,11 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   } finally {
     await opened.session.release();
   }
+  // a second session, opened after the timed one is gone: profiling adds timestamp work to every kernel
+  const profile = opts.profileDir
+    ? await profileModel(file, timing.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(timing.ep, opts.epOptions) }, feeds, 1, opts.profileDir, `train-${opts.precision}`)
+    : undefined;
+  return { ...timing, profile };
 }
 
 // The gradient seed d loss/d loss = 1 is an initializer; scaling it scales every gradient (loss scaling).

@@ -5,16 +5,32 @@ import { Model } from '../onnx/ir';
 import { loadModel, saveModel } from '../onnx/proto';
 import { buildUNet } from '../graphs/unet';
 import { SD15_UNET_CONFIG } from '../graphs/presets';
+import { specialize } from '../onnx/specialize';
 import { unetRoles } from '../train/objective';
 import { toFloat16 } from './fp16';
+import { fuseAttention } from './fuseAttention';
+
+/**
+ * How the attention core runs: `decomposed` (standard ops, what training graphs use), `mha` (one
+ * com.microsoft.MultiHeadAttention per layer) or `mha-fold` (the batch folded into the heads, so the kernel sees batch 1).
+ */
+export type AttentionVariant = 'decomposed' | 'mha' | 'mha-fold';
+export const ATTENTION_VARIANTS: readonly AttentionVariant[] = ['decomposed', 'mha', 'mha-fold'];
+
+/** Which file of a UNet to open: its precision and, for fused attention, the static shape it was specialised to. */
+export interface UnetFileOptions {
+  attention?: AttentionVariant;
+  batch?: number;
+  latent?: number;
+}
 
 /** A UNet to benchmark, with lazily built in-memory graph and on-disk files. */
 export interface BenchUnet {
   name: string;
   /** The float32 graph (built or loaded on first use, then kept). */
   model(): Model;
-  /** An ONNX file of the UNet in `precision` (written to the cache on first use). */
-  file(precision: 'fp32' | 'fp16'): string;
+  /** An ONNX file of the UNet in `precision` (written to the cache on first use; SD 1.5 files are reused across runs). */
+  file(precision: 'fp32' | 'fp16', opts?: UnetFileOptions): string;
   /** Milliseconds spent building or loading the graph. */
   buildMs?: number;
   parameters?: number;
@@ -58,23 +74,41 @@ export function resolveBenchUnet(which: string, cacheDir: string, log: (line: st
       unet.parameters = [...model.graph.initializers.values()].reduce((n, x) => n + x.data.length, 0);
       return model;
     },
-    file(precision) {
-      const hit = files.get(precision);
+    file(precision, opts = {}) {
+      const attention = opts.attention ?? 'decomposed';
+      // with a batch and latent the file is specialised to that static shape (what training graphs are too)
+      const key = opts.batch && opts.latent ? `${precision}-${attention}-b${opts.batch}-l${opts.latent}` : precision;
+      const hit = files.get(key);
       if (hit) return hit;
       let f: string;
-      if (precision === 'fp32' && which !== 'sd15') {
+      if (key === 'fp32' && which !== 'sd15') {
         f = which === 'fixture' ? fixtureUnetFile() : fs.statSync(which).isDirectory()
           ? [path.join(which, 'unet/model.onnx'), path.join(which, 'model.onnx')].find((p) => fs.existsSync(p)) ?? path.join(which, 'unet/model.onnx')
           : which;
         if (!fs.existsSync(f)) throw new Error(`no UNet at ${f}; pass a model folder (with unet/model.onnx), an .onnx file, 'sd15' or 'fixture'`);
       } else {
-        f = path.join(cacheDir, unet.name, precision, 'model.onnx');
-        const t = Date.now();
-        const m = precision === 'fp16' ? toFloat16(unet.model()).model : unet.model();
-        saveModel(m, f, { externalData: 'model.onnx_data' });
-        log(`wrote ${f} (${precision}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        f = path.join(cacheDir, unet.name, key, 'model.onnx');
+        // the SD 1.5 graph is rebuilt identically (seed 0), so a completed file from an earlier run is the same file
+        if (which !== 'sd15' || !fs.existsSync(`${f}.done`)) {
+          const t = Date.now();
+          let m = unet.model();
+          if (attention !== 'decomposed' && (!opts.batch || !opts.latent)) throw new Error(`attention '${attention}' needs the static batch and latent size`);
+          // exports compute reshape shapes at run time; the static session shape folds them (and lets the fuser match)
+          if (opts.batch && opts.latent) m = specialize(m, { dims: unetDimOverrides(m, opts.batch, opts.latent, Number(unetRoles(m).encoderHiddenStates.shape?.[1]) || 77) }).model;
+          if (attention !== 'decomposed') {
+            const r = fuseAttention(m, { foldBatch: attention === 'mha-fold' ? opts.batch : undefined });
+            if (!r.fused) throw new Error(`attention '${attention}': no attention core of ${unet.name} matched the decomposed pattern`);
+            log(`fused ${r.fused} attention cores (${attention})`);
+            m = r.model;
+          }
+          if (precision === 'fp16') m = toFloat16(m).model;
+          fs.rmSync(`${f}.done`, { force: true });
+          saveModel(m, f, { externalData: 'model.onnx_data' });
+          fs.writeFileSync(`${f}.done`, new Date().toISOString());
+          log(`wrote ${f} (${key}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        }
       }
-      files.set(precision, f);
+      files.set(key, f);
       return f;
     },
   };

@@ -91,7 +91,8 @@ export async function openWithFallback(
   const failures: OpenedSession['failures'] = [];
   for (const ep of candidates) {
     try {
-      const session = await make(model, { ...options(ep), executionProviders: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'] });
+      const o = options(ep);
+      const session = await make(model, { ...o, executionProviders: o.executionProviders ?? providerList(ep) });
       return { session, ep, failures };
     } catch (e) {
       failures.push({ ep, error: firstLine((e as Error).message) });
@@ -99,6 +100,27 @@ export async function openWithFallback(
   }
   const what = typeof model === 'string' ? model : 'the in-memory model';
   throw new Error(`Could not open ${what} on any execution provider:\n${failures.map((f) => `  ${f.ep}: ${f.error}`).join('\n')}`);
+}
+
+/** Provider-specific options, e.g. `{ webgpu: { validationMode: 'disabled', preferredLayout: 'NHWC' } }`. */
+export type ProviderOptions = Partial<Record<ExecutionProvider, Record<string, unknown>>>;
+
+/** `executionProviders` for a session on `ep` with CPU fallback for the nodes it lacks, with `ep`'s options if any. */
+export function providerList(ep: ExecutionProvider, options: ProviderOptions = {}): ort.InferenceSession.SessionOptions['executionProviders'] {
+  if (ep === 'cpu') return ['cpu'];
+  const extra = options[ep];
+  return [extra ? ({ name: ep, ...extra } as ort.InferenceSession.ExecutionProviderConfig) : ep, 'cpu'];
+}
+
+/** Parses `key=value,key=value` provider options (`--webgpu validationMode=disabled,preferredLayout=NHWC`). */
+export function parseProviderOptions(text: string, flag: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z][\w.]*)=(.*)$/.exec(part);
+    if (!m) throw new Error(`${flag}: '${part}' is not key=value (e.g. ${flag} validationMode=disabled,preferredLayout=NHWC)`);
+    out[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : m[2];
+  }
+  return out;
 }
 
 /** One line a user can read: which provider ran, and why the preferred ones did not. */

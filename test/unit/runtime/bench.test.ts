@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { runCli } from '../../../src/cli/dispatch';
 import { benchCommands } from '../../../src/cli/bench';
 import { compareWithAnchor, renderComparison } from '../../../src/core/runtime/benchCompare';
+import { summarizeProfile } from '../../../src/core/runtime/profile';
 import { needsFixtures } from '../diffusion/fixtures';
 
 test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixtures }, async () => {
@@ -55,4 +56,37 @@ test('the comparison pairs our times with the PyTorch anchor and checks the issu
   assert.match(text, /UNet fwd batch 16, fp16 vs torch fp16 autocast \(ms\)\s+60\.0\s+66\.0\s+0\.91\s+≤ 1 met/);
   assert.match(text, /DDPO LoRA train step b1 CFG, fp16 vs torch fp16 \(ms\)\s+200\.0\s+183\.0\s+1\.09\s+≤ 1 MISSED/);
   assert.match(text, /GPU: NVIDIA H100; ours on webgpu/);
+});
+
+test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixtures }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), progress: () => {}, signal: new AbortController().signal };
+  try {
+    const out = path.join(dir, 'r.json');
+    const code = await runCli(['bench', 'sample', '--unet', 'fixture', '--ep', 'cpu', '--latent', '8', '--batch', '2,4', '--precision', 'fp32',
+      '--attention', 'decomposed,mha-fold', '--warmup', '0', '--runs', '1', '--no-ddim', '--profile', path.join(dir, 'prof'), '--cache', dir, '--out', out], io, benchCommands);
+    assert.equal(code, 0, lines.join('\n'));
+    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.deepEqual(r.sample.map((s: { attention: string; batch: number }) => `${s.attention}:${s.batch}`), ['decomposed:2', 'mha-fold:2', 'decomposed:4', 'mha-fold:4']);
+    assert.equal(r.ddimStep, undefined);
+    assert.deepEqual(Object.keys(r.profiles).sort(), ['sample-fp32-decomposed-b2', 'sample-fp32-mha-fold-b2']);
+    const ops = (k: string) => r.profiles[k].ops.map((o: { op: string }) => o.op);
+    assert.ok(ops('sample-fp32-decomposed-b2').includes('Softmax') && !ops('sample-fp32-decomposed-b2').includes('MultiHeadAttention'));
+    assert.ok(ops('sample-fp32-mha-fold-b2').includes('MultiHeadAttention'));
+    assert.ok(fs.existsSync(r.profiles['sample-fp32-mha-fold-b2'].file), 'the raw profile is kept, gzipped');
+    assert.match(lines.join('\n'), /UNet forward \(mha-fold\)\s+cpu\s+fp32\s+4/);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('a profile is summed per category and op type, per run', () => {
+  const ev = (cat: string, name: string, dur: number, op?: string) => ({ cat, name, ph: 'X', dur, ts: 0, args: op ? { op_name: op } : {} });
+  const p = summarizeProfile([
+    ev('Session', 'model_run', 9000), ev('Session', 'model_run', 11000),
+    ev('Node', 'mm_kernel_time', 3000, 'MatMul'), ev('Node', 'mm2_kernel_time', 1000, 'MatMul'), ev('Node', 'sm_kernel_time', 2000, 'Softmax'),
+    ev('Api', '/attn/MatMul_token_3&MatMul&MatMulProgram', 6000),
+  ], 2);
+  assert.deepEqual(p.runMs, [9, 11]);
+  assert.deepEqual(p.totals, { Node: 3, Api: 3 });
+  assert.deepEqual(p.ops.map((o) => [o.cat, o.op, o.ms, o.count]), [['Node', 'MatMul', 2, 1], ['Node', 'Softmax', 1, 0.5], ['Api', 'MatMul:MatMulProgram', 3, 0.5]]);
 });
