@@ -26,8 +26,10 @@ export interface WorkerStatus {
   executionProviders: string[];
   /** Listed by onnxruntime but their libraries are not installed (e.g. CUDA without its provider library). */
   missingExecutionProviders: string[];
-  /** The provider jobs will use given the setting and what is available. */
+  /** The provider a model opens on given the setting (a one-node model is opened to find out), or 'none'. */
   chosenExecutionProvider: string;
+  /** Which provider opened and why the preferred ones did not, e.g. "execution provider: cpu (webgpu failed: ...)". */
+  providerChoice?: string;
   uptimeSeconds: number;
 }
 
@@ -38,7 +40,10 @@ export interface JobProgress {
   fraction?: number;
 }
 
-/** Worker request kinds: params sent, result returned, progress events emitted while it runs. */
+/**
+ * Worker request kinds: params sent, result returned, progress events emitted while it runs. Jobs that open models
+ * take `executionProvider` (the user's setting, 'auto' when absent); the worker logs which provider each model opened on.
+ */
 export interface WorkerRequests {
   /** Cheap liveness check; does not load onnxruntime. */
   ping: { params: Record<string, never>; result: { pid: number; uptimeSeconds: number }; progress: JobProgress };
@@ -47,7 +52,7 @@ export interface WorkerRequests {
   /** A small long job (sleeps `steps` times) that exercises progress and cancellation end to end. */
   selfTest: { params: { steps: number; delayMs: number }; result: { completed: number }; progress: JobProgress & { step: number; total: number } };
   /** Generates the next `count` pairs into `<exp>/samples/<pairId>/`; progress carries each finished pair. */
-  generatePairs: { params: { experimentDir: string; modelDir: string; count: number }; result: { pairs: PairInfo[] }; progress: JobProgress & { pair?: PairInfo } };
+  generatePairs: { params: { experimentDir: string; modelDir: string; count: number; executionProvider?: ExecutionProviderSetting }; result: { pairs: PairInfo[] }; progress: JobProgress & { pair?: PairInfo } };
   /** Appends one rating durably (replies only after fsync); `compareId` targets a blind comparison's log. */
   rate: { params: RateParams; result: { ratingId: string; rated: number }; progress: JobProgress };
   /** Retracts a rating (appends a retraction). */
@@ -55,11 +60,11 @@ export interface WorkerRequests {
   /** Trains the experiment's reward model from its ratings. */
   trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
   /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
-  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean }; result: { firstEpoch: number; lastEpoch: number }; progress: FineTuneProgress };
+  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting }; result: { firstEpoch: number; lastEpoch: number }; progress: FineTuneProgress };
   /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
   stopFineTune: { params: { experimentDir: string }; result: { stopped: boolean }; progress: JobProgress };
   /** Generates base vs checkpoint images for held-out prompts and seeds, to be rated blind. */
-  compare: { params: { experimentDir: string; modelDir: string; epoch?: number; seedsPerPrompt: number }; result: { compareId: string; pairs: number }; progress: JobProgress };
+  compare: { params: { experimentDir: string; modelDir: string; epoch?: number; seedsPerPrompt: number; executionProvider?: ExecutionProviderSetting }; result: { compareId: string; pairs: number }; progress: JobProgress };
   /** Copies a checkpoint's LoRA to `<exp>/exports/`. */
   exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
   /** Downloads a Hub model (ONNX layout) into the model cache; returns its folder. */

@@ -1,23 +1,38 @@
-/** Keeps one loaded pipeline per model folder, so pair generation does not reload models for every batch. */
+/** Keeps one loaded pipeline per model folder and provider choice, so pair generation does not reload models for every batch. */
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
+import type { OpenedSession } from '../core/runtime/providers';
+import type { JobProviders } from './ep';
 
-const pipelines = new Map<string, Promise<StableDiffusionPipeline>>();
+interface CachedPipeline {
+  pipe: Promise<StableDiffusionPipeline>;
+  /** Where each of its models opened, told again to every job that reuses it. */
+  opened: Map<string, Pick<OpenedSession, 'ep' | 'failures'>>;
+}
 
-/** The pipeline of `modelDir`, loaded on first use (a failed load is forgotten so a retry reloads). */
-export function pipelineFor(modelDir: string): Promise<StableDiffusionPipeline> {
-  let p = pipelines.get(modelDir);
-  if (!p) {
-    // TODO(perf): use src/core/runtime's provider choice (with CPU fallback) once it exports it; CPU for now.
-    p = StableDiffusionPipeline.load(modelDir, { ep: 'cpu' });
-    pipelines.set(modelDir, p);
-    p.catch(() => pipelines.delete(modelDir));
+const pipelines = new Map<string, CachedPipeline>();
+
+/**
+ * The pipeline of `modelDir` opened with `providers`, loaded on first use (a failed load is forgotten so a retry
+ * reloads); `providers.onOpened` hears where each model runs, also when the pipeline was already loaded.
+ */
+export async function pipelineFor(modelDir: string, providers: JobProviders): Promise<StableDiffusionPipeline> {
+  const key = `${modelDir}\n${providers.key}`;
+  let c = pipelines.get(key);
+  if (!c) {
+    const opened: CachedPipeline['opened'] = new Map();
+    const pipe = StableDiffusionPipeline.load(modelDir, { providers: { candidates: providers.candidates, options: providers.options, onOpened: (what, o) => opened.set(what, o) } });
+    c = { pipe, opened };
+    pipelines.set(key, c);
+    pipe.catch(() => pipelines.delete(key));
   }
-  return p;
+  const pipe = await c.pipe;
+  for (const [what, o] of [...c.opened].sort(([a], [b]) => a.localeCompare(b))) providers.onOpened?.(what, o);
+  return pipe;
 }
 
 /** Releases every cached pipeline (before a heavy job such as fine-tuning needs the memory). */
 export async function releasePipelines(): Promise<void> {
   const all = [...pipelines.values()];
   pipelines.clear();
-  for (const p of all) await (await p.catch(() => undefined))?.release();
+  for (const c of all) await (await c.pipe.catch(() => undefined))?.release();
 }

@@ -11,12 +11,13 @@ import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
 import { TrainingSession } from '../train/session';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { createSession, runModel } from '../train/ortRun';
+import type { SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
 import { checkMemory, estimateDdpoMemory } from './memory';
 
 /** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
-export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void } = {}): Promise<Policy> {
-  const pipe = await StableDiffusionPipeline.load(modelDir);
+export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void; providers?: SessionProviders } = {}): Promise<Policy> {
+  const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
@@ -28,7 +29,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
   // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
   if (tScalar && B > 1) throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call; set "train_batch_size": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
   const session = await TrainingSession.create(forward, {
-    lora, seed: c.seed, threads: opts.threads,
+    lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
     objective: (m) => ddpoObjective(m, { clipRange: c.train_clip_range, advClipMax: c.train_adv_clip_max }),
     inputShapes: ddpoInputShapes(lat, emb, tScalar),
     beforeBuild: (fwd, shapes) => {
@@ -38,7 +39,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
     },
   });
   const sampling = injectLora(forward, lora);
-  const samplingSession = await createSession(sampling.model, { threads: opts.threads });
+  const samplingSession = await createSession(sampling.model, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
   const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
   loraPipe.predict = async (sample, batch, height, width, t, context) => {

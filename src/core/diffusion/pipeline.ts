@@ -3,6 +3,7 @@ import { ClipTokenizer, loadClipTokenizer } from './tokenizer';
 import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
 import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
 import { ExecutionProvider, IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../models/ortModel';
+import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Options for {@link StableDiffusionPipeline.load}. */
 export interface PipelineOptions {
@@ -12,6 +13,8 @@ export interface PipelineOptions {
    * `preferredOutputLocation: 'gpu-buffer'` so the graph sampler can chain its output on the device.
    */
   unetOptions?: ort.InferenceSession.SessionOptions;
+  /** Providers every session tries, best first, falling back per model (overrides `ep`). */
+  providers?: SessionProviders;
 }
 
 /** Text embeddings of a batch: `[batch, sequence, dim]` flattened. */
@@ -67,9 +70,12 @@ export class StableDiffusionPipeline {
     // Any diffusers scheduler config carries the training betas; DDPO always samples with DDIM.
     const schedule = makeDdimSchedule(parseDdimConfig(folder.schedulerConfig, `${folder.dir}/scheduler/scheduler_config.json`));
     const ep = opts.ep ?? 'cpu';
-    const [te, unet, vae] = await Promise.all([OrtModel.load(folder.textEncoder, ep), OrtModel.load(folder.unet, ep, opts.unetOptions), OrtModel.load(folder.vaeDecoder, ep)]);
+    const pv = opts.providers;
+    const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => (pv ? OrtModel.open(file, pv, extra) : OrtModel.load(file, ep, extra));
+    const [te, unet, vae] = await Promise.all([open(folder.textEncoder), open(folder.unet, opts.unetOptions), open(folder.vaeDecoder)]);
     const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
-    pipe.ep = ep;
+    // The DDIM step graph follows the UNet, whose output it takes.
+    pipe.ep = unet.ep;
     return pipe;
   }
 

@@ -1,5 +1,7 @@
 import * as ort from 'onnxruntime-node';
+import * as nodePath from 'node:path';
 import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
+import { openSession, type SessionProviders } from '../runtime/sessionProviders';
 
 /** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
@@ -26,6 +28,8 @@ export type HostData = Float32Array | number[] | readonly number[];
 export class OrtModel {
   readonly inputs: IoSpec[];
   readonly outputs: IoSpec[];
+  /** The provider the session was opened on (asked for, with {@link OrtModel.load}). */
+  ep: ExecutionProvider = 'cpu';
 
   private constructor(readonly session: ort.InferenceSession, readonly path: string) {
     const specs = (m: readonly ort.InferenceSession.ValueMetadata[]) =>
@@ -39,13 +43,28 @@ export class OrtModel {
     const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cpu' ? ['cpu'] : [ep, 'cpu'];
     try {
       const session = await ort.InferenceSession.create(path, { executionProviders: providers, graphOptimizationLevel: 'all', ...extra });
-      return new OrtModel(session, path);
+      const m = new OrtModel(session, path);
+      m.ep = ep;
+      return m;
     } catch (e) {
       const msg = (e as Error).message;
       const hint = ep !== 'cpu' && /provider|backend|not (found|supported|available)/i.test(msg)
         ? `execution provider '${ep}' is not available in this onnxruntime-node build; use --ep cpu`
         : 'check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete';
       throw new Error(`Could not load ONNX model ${path}: ${msg}\n  ${hint}`);
+    }
+  }
+
+  /** Opens `path` on the first of `providers` that works (CPU last), reported as `<folder>/<file>`; errors name the file. */
+  static async open(path: string, providers: SessionProviders, extra: ort.InferenceSession.SessionOptions = {}): Promise<OrtModel> {
+    const what = `${nodePath.basename(nodePath.dirname(path))}/${nodePath.basename(path)}`;
+    try {
+      const opened = await openSession(path, what, providers, { graphOptimizationLevel: 'all', ...extra });
+      const m = new OrtModel(opened.session, path);
+      m.ep = opened.ep;
+      return m;
+    } catch (e) {
+      throw new Error(`Could not load ONNX model ${path}: ${(e as Error).message}\n  check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete`);
     }
   }
 

@@ -7,6 +7,7 @@ import { checkpointName, ddpoLayout } from '../ddpo/layout';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import type { Policy } from '../ddpo/types';
 import { atomicWriteFile } from '../fsutil';
+import type { SessionProviders } from '../runtime/sessionProviders';
 import { encodePng } from '../image/png';
 import { blindImageName, compareDir, newCompareId, saveManifest, type CompareItem, type CompareManifest } from './compare';
 import { readExperimentFile } from './generate';
@@ -22,6 +23,8 @@ export interface ComparisonOptions {
   seedsPerPrompt: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** Providers the policy's sessions try, best first (default CPU only). */
+  providers?: SessionProviders;
   policy?: Policy;
 }
 
@@ -36,7 +39,7 @@ export async function runComparison(experimentDir: string, o: ComparisonOptions)
   const id = newCompareId(epoch);
   const dir = compareDir(experimentDir, id);
   await fs.promises.mkdir(path.join(dir, 'images'), { recursive: true });
-  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config));
+  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config, { providers: o.providers }));
   const jobs = prompts.flatMap((prompt, pi) => Array.from({ length: o.seedsPerPrompt }, (_, k) => ({ prompt, seed: COMPARE_SEED_BASE + pi * 1000 + k })));
   const total = jobs.length * 2;
   let done = 0;

@@ -6,6 +6,7 @@ import type { EpochMetrics } from '../ddpo/metrics';
 import { makeReward } from '../ddpo/rewards';
 import { runDdpo, type DdpoRunResult } from '../ddpo/trainer';
 import type { DdpoProgress, Policy } from '../ddpo/types';
+import type { SessionProviders } from '../runtime/sessionProviders';
 import { readExperimentFile } from './generate';
 
 /** Options of {@link fineTuneExperiment}. */
@@ -16,6 +17,8 @@ export interface FineTuneOptions {
   onProgress?: (p: DdpoProgress) => void;
   onEpoch?: (m: EpochMetrics) => void;
   onLog?: (line: string) => void;
+  /** Providers the policy's sessions try, best first (default CPU only). */
+  providers?: SessionProviders;
   /** Replaces the ONNX policy (tests). */
   policy?: Policy;
 }
@@ -27,7 +30,7 @@ export async function fineTuneExperiment(experimentDir: string, o: FineTuneOptio
   const exp = readExperimentFile(experimentDir);
   if (exp.prompts.length === 0) throw new Error(`${experimentDir}/experiment.json has no prompts; add the prompts to train on`);
   const reward = await makeReward(config.reward, experimentDir);
-  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config, { onLog: log }));
+  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config, { onLog: log, providers: o.providers }));
   try {
     return await runDdpo({ config, layout: ddpoLayout(experimentDir), policy, reward, prompts: exp.prompts, resume: o.resume, signal: o.signal, onProgress: o.onProgress, onEpoch: o.onEpoch, onLog: log });
   } finally {

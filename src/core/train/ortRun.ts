@@ -1,7 +1,12 @@
 /** Thin onnxruntime-node helpers: a session from an IR model, feeds cast to the graph's input types. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, Model, ValueInfo } from '../onnx/ir';
-import { encodeModel } from '../onnx/proto';
+import { encodeModel, saveModel } from '../onnx/proto';
+import type { OpenedSession } from '../runtime/providers';
+import { CPU_ONLY, openSession, type SessionProviders } from '../runtime/sessionProviders';
 
 /** A value to feed: dims plus numbers in any numeric array (cast to the input's type on feeding). */
 export interface FeedValue {
@@ -14,21 +19,85 @@ export interface SessionOptions {
   /** Graph optimisation level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   threads?: number;
+  /** Providers to try, best first (default CPU only). */
+  providers?: SessionProviders;
+  /** Names the model in provider reports and errors (default the graph's name). */
+  name?: string;
+  /** Initializer bytes above which the model opens from a temp folder with external data (default 1.5 GiB: protobuf cannot hold 2 GiB). */
+  externalDataAbove?: number;
+  /** Where that temp folder goes (default the OS temp folder; it needs room for every weight). */
+  tempDir?: string;
 }
 
-/** Creates a CPU InferenceSession from an in-memory model. */
+/** The default of {@link SessionOptions.externalDataAbove}. */
+export const EXTERNAL_DATA_ABOVE = 1.5 * 2 ** 30;
+
+/** A session from {@link openModel}: where it runs, what failed first, and the temp folder of a large model. */
+export interface OpenedModel extends OpenedSession {
+  /** Set when the model was written to disk with external data; removed when the session is released. */
+  externalDataDir?: string;
+}
+
+/** Creates an InferenceSession from an in-memory model (on CPU unless `opts.providers` says otherwise). */
 export async function createSession(model: Model, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = encodeModel(model);
+  return (await openModel(model, opts)).session;
+}
+
+/**
+ * Opens an in-memory model on the first provider that works. Models whose weights exceed `externalDataAbove`
+ * are saved to a temp folder as model.onnx + model.onnx_data and opened by path; releasing the session removes it.
+ */
+export async function openModel(model: Model, opts: SessionOptions = {}): Promise<OpenedModel> {
+  const name = opts.name ?? (model.graph.name || '(unnamed graph)');
+  const options: ort.InferenceSession.SessionOptions = {
+    logSeverityLevel: 3,
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+  };
+  const large = initializerBytes(model) > (opts.externalDataAbove ?? EXTERNAL_DATA_ABOVE);
+  const dir = large ? fs.mkdtempSync(path.join(opts.tempDir ?? os.tmpdir(), 'ddpo-session-')) : undefined;
   try {
-    return await ort.InferenceSession.create(bytes, {
-      executionProviders: ['cpu'],
-      logSeverityLevel: 3,
-      graphOptimizationLevel: opts.optimization ?? 'all',
-      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-    });
+    let source: string | Uint8Array;
+    if (dir) {
+      liveTempDirs.add(dir);
+      source = path.join(dir, 'model.onnx');
+      saveModel(model, source, { externalData: 'model.onnx_data' });
+    } else source = encodeModel(model);
+    const opened = await openSession(source, name, opts.providers ?? CPU_ONLY, options);
+    if (dir) removeOnRelease(opened.session, dir);
+    return { ...opened, externalDataDir: dir };
   } catch (e) {
-    throw new Error(`onnxruntime rejected the graph ${model.graph.name || '(unnamed)'}: ${(e as Error).message}`);
+    if (dir) removeTempDir(dir);
+    const where = dir ? ` (saved with external data in ${dir})` : '';
+    throw new Error(`onnxruntime rejected the graph ${name}${where}: ${(e as Error).message}`);
   }
+}
+
+/** Bytes of a model's initializers (what must fit in one protobuf when the model is opened from memory). */
+export function initializerBytes(model: Model): number {
+  let n = 0;
+  for (const t of model.graph.initializers.values()) n += t.data.byteLength;
+  return n;
+}
+
+// Temp folders of open large-model sessions; whatever is left is removed when the process exits.
+const liveTempDirs = new Set<string>();
+process.once('exit', () => { for (const d of liveTempDirs) removeTempDir(d); });
+
+function removeTempDir(dir: string): void {
+  liveTempDirs.delete(dir);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+function removeOnRelease(session: ort.InferenceSession, dir: string): void {
+  const release = session.release.bind(session);
+  session.release = async () => {
+    try {
+      await release();
+    } finally {
+      removeTempDir(dir);
+    }
+  };
 }
 
 /** Converts a feed to an ORT tensor of the input's element type. */

@@ -7,6 +7,7 @@ import { buildGradientGraph } from '../autodiff/gradient';
 import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, loraFeeds } from './lora';
 import { LoraWeights } from './loraFile';
 import { FeedValue, createSession, runModel } from './ortRun';
+import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** How to build a {@link TrainingSession}. */
 export interface TrainingSessionOptions {
@@ -23,6 +24,8 @@ export interface TrainingSessionOptions {
   /** Extra graph inputs to differentiate (e.g. `sample`); their gradients come back in `inputGrads`. */
   extraWrt?: string[];
   threads?: number;
+  /** Providers the training graph tries, best first (default CPU only). */
+  providers?: SessionProviders;
   /** Sees the specialized forward + loss graph and every tensor's static shape before anything heavy is built; may throw (e.g. a memory check). */
   beforeBuild?: (forward: Model, shapes: Map<string, TensorShape>) => void;
 }
@@ -72,7 +75,7 @@ export class TrainingSession {
     const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true });
     const gradientMs = Date.now() - t;
     t = Date.now();
-    const session = await createSession(model, { threads: opts.threads });
+    const session = await createSession(model, { threads: opts.threads, providers: opts.providers, name: 'training graph' });
     const sessionMs = Date.now() - t;
     const weights = opts.weights ?? initLoraWeights(injected.adapters, opts.lora.rank, opts.lora.alpha, opts.seed ?? 0);
     if (weights.rank !== opts.lora.rank) throw new Error(`LoRA weights have rank ${weights.rank}, the session was built for rank ${opts.lora.rank}`);

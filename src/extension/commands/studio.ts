@@ -12,6 +12,7 @@ import { openRatingPanel } from '../panels/ratingPanel';
 import type { Services } from '../services';
 import { modelDirOf } from '../studio/models';
 import { pickExperiment, type PickedExperiment } from '../studio/pick';
+import { executionProviderSetting } from '../settings';
 
 /** Ratings a session aims for unless experiment.json's settings.ratingTarget says otherwise. */
 const DEFAULT_RATING_TARGET = 50;
@@ -103,7 +104,7 @@ export async function compareWithBase(services: Services, arg?: unknown): Promis
     const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: rendering base vs epoch ${epoch + 1} of ${x.name}`, cancellable: true }, (progress, token) => {
       const ctl = new AbortController();
       token.onCancellationRequested(() => ctl.abort());
-      return services.worker.request('compare', { experimentDir: x.dir, modelDir: dir, epoch, seedsPerPrompt: 2 }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+      return services.worker.request('compare', { experimentDir: x.dir, modelDir: dir, epoch, seedsPerPrompt: 2, executionProvider: executionProviderSetting() }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
     void services.tree.refresh();
     openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: r.compareId, target: r.pairs });

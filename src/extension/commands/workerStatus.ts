@@ -13,7 +13,8 @@ export function describeStatus(s: WorkerStatus): string {
 /** The full report written to the output channel. */
 function describeStatusLong(s: WorkerStatus): string {
   const missing = s.missingExecutionProviders.length ? `\n  listed but not installed: ${s.missingExecutionProviders.join(', ')} (install onnxruntime-node's GPU binaries to use them)` : '';
-  return `worker pid ${s.pid}, ${s.platform}-${s.arch}, up ${s.uptimeSeconds} s\n  ${describeStatus(s)}${missing}`;
+  const choice = s.providerChoice ? `\n  ${s.providerChoice}` : '';
+  return `worker pid ${s.pid}, ${s.platform}-${s.arch}, up ${s.uptimeSeconds} s\n  ${describeStatus(s)}${choice}${missing}`;
 }
 
 /** Requests `status` and shows the answer; errors (incl. a crashed worker) are shown, not thrown. */

@@ -12,6 +12,7 @@ import { buildQueue, listPairs, SAMPLES_DIR, type QueueItem } from '../../core/s
 import { CHOICES, parseWebviewMessage, type HostToWebview, type RatingView, type WebviewToHost } from '../../protocol';
 import type { Services } from '../services';
 import { webviewHtml, webviewOptions } from './webviewHtml';
+import { executionProviderSetting } from '../settings';
 
 /** What a rating panel rates. */
 export interface RatingSource {
@@ -188,7 +189,7 @@ export class RatingPanel {
     this.generating = count;
     this.post({ type: 'rating', view: this.view() });
     this.services.worker
-      .request('generatePairs', { experimentDir: this.src.experimentDir, modelDir: this.src.modelDir, count }, {
+      .request('generatePairs', { experimentDir: this.src.experimentDir, modelDir: this.src.modelDir, count, executionProvider: executionProviderSetting() }, {
         signal: ctl.signal,
         onProgress: (p) => {
           if (!p.pair) return;

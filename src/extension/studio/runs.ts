@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { EpochPoint, FineTuneProgress } from '../../protocol';
 import { WorkerRequestError, type WorkerClient } from '../../worker/client';
+import { executionProviderSetting } from '../settings';
 
 /** What listeners (dashboard, tree) hear while a run goes. */
 export interface RunEvent {
@@ -64,7 +65,7 @@ export class RunManager implements vscode.Disposable {
       token.onCancellationRequested(() => run.abort.abort());
       let reported = 0;
       try {
-        await this.worker.request('startFineTune', { experimentDir, modelDir, resume }, {
+        await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting() }, {
           signal: run.abort.signal,
           onProgress: (p) => {
             run.last = p;

@@ -1,6 +1,7 @@
 /** Checks for untrusted request params; each throws an Error naming the field and what it should be. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../../protocol';
 
 /** The params as a plain object. */
 export function obj(params: unknown): Record<string, unknown> {
@@ -40,4 +41,11 @@ export function experimentDir(p: Record<string, unknown>): string {
   const dir = existingDir(p, 'experimentDir');
   if (!fs.existsSync(path.join(dir, 'experiment.json'))) throw new Error(`${dir} is not an experiment folder (no experiment.json)`);
   return dir;
+}
+
+/** The optional `executionProvider` field: one of the `ddpoStudio.executionProvider` values. */
+export function providerSetting(p: Record<string, unknown>): ExecutionProviderSetting | undefined {
+  const v = p.executionProvider;
+  if (v !== undefined && !EXECUTION_PROVIDER_SETTINGS.includes(v as ExecutionProviderSetting)) throw new Error(`"executionProvider" must be one of ${EXECUTION_PROVIDER_SETTINGS.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as ExecutionProviderSetting | undefined;
 }

@@ -1,15 +1,16 @@
-/** `status`: node and onnxruntime versions, and the execution providers onnxruntime offers here. */
-import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type WorkerStatus } from '../../protocol';
+/** `status`: node and onnxruntime versions, the execution providers onnxruntime offers here, and which one opens. */
+import type { WorkerStatus } from '../../protocol';
+import { emptyGraph, makeModel, DataType } from '../../core/onnx/ir';
+import { encodeModel } from '../../core/onnx/proto';
+import { describeProviderChoice } from '../../core/runtime/providers';
+import { openSession } from '../../core/runtime/sessionProviders';
 import type { JobHandler } from '../jobs';
-import { chooseExecutionProvider, ortBindingDir, usableBackends } from '../ep';
+import { jobProviders, machineBackends } from '../ep';
+import { providerSetting } from './params';
 
 /** Handler for `status`. */
 export const statusHandler: JobHandler<'status'> = {
-  parse(params) {
-    const ep = (params as { executionProvider?: unknown }).executionProvider;
-    if (ep !== undefined && !EXECUTION_PROVIDER_SETTINGS.includes(ep as ExecutionProviderSetting)) throw new Error(`executionProvider must be one of ${EXECUTION_PROVIDER_SETTINGS.join(', ')}`);
-    return { executionProvider: ep as ExecutionProviderSetting | undefined };
-  },
+  parse: (params) => ({ executionProvider: providerSetting(params as Record<string, unknown>) }),
   async run(params) {
     const base = { pid: process.pid, node: process.versions.node, platform: process.platform, arch: process.arch, uptimeSeconds: Math.round(process.uptime()) };
     let ort: typeof import('onnxruntime-node');
@@ -19,13 +20,29 @@ export const statusHandler: JobHandler<'status'> = {
       const msg = `onnxruntime-node failed to load: ${(e as Error).message}`;
       return { ...base, onnxruntime: null, onnxruntimeError: msg, executionProviders: [], missingExecutionProviders: [], chosenExecutionProvider: 'none' } satisfies WorkerStatus;
     }
-    const { usable: eps, missing } = usableBackends(ort.listSupportedBackends(), ortBindingDir());
-    let chosen: string;
+    const backends = await machineBackends();
+    const eps = backends.filter((b) => b.installed).map((b) => b.name);
+    const missing = backends.filter((b) => !b.installed).map((b) => b.name);
+    // A provider may be listed yet fail to start (WebGPU without an adapter): open a one-node model to find out.
+    const jp = jobProviders(params.executionProvider ?? 'auto', backends, () => undefined);
+    let chosen: string, providerChoice: string;
     try {
-      chosen = chooseExecutionProvider(params.executionProvider ?? 'auto', eps);
+      const opened = await openSession(encodeModel(probeModel()), 'probe', jp);
+      await opened.session.release();
+      chosen = opened.ep;
+      providerChoice = describeProviderChoice(jp.plan, opened);
     } catch (e) {
-      chosen = `unavailable: ${(e as Error).message}`;
+      chosen = 'none';
+      providerChoice = `no execution provider opens a model: ${(e as Error).message}`;
     }
-    return { ...base, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, executionProviders: eps, missingExecutionProviders: missing, chosenExecutionProvider: chosen } satisfies WorkerStatus;
+    return { ...base, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, executionProviders: eps, missingExecutionProviders: missing, chosenExecutionProvider: chosen, providerChoice } satisfies WorkerStatus;
   },
 };
+
+function probeModel() {
+  const g = emptyGraph('probe');
+  g.inputs.push({ name: 'x', elemType: DataType.FLOAT, shape: [1] });
+  g.outputs.push({ name: 'y', elemType: DataType.FLOAT, shape: [1] });
+  g.nodes.push({ name: 'id', opType: 'Identity', domain: '', inputs: ['x'], outputs: ['y'], attrs: {} });
+  return makeModel(g);
+}

@@ -11,9 +11,11 @@ import { exportLoraFile } from '../../core/studio/exportLora';
 import { fineTuneExperiment } from '../../core/studio/fineTune';
 import { generatePairsInto } from '../../core/studio/generate';
 import { resolveInside } from '../../core/fsutil';
-import type { JobHandler } from '../jobs';
+import { jobProviders, machineBackends } from '../ep';
+import type { JobContext, JobHandler } from '../jobs';
 import { pipelineFor, releasePipelines } from '../models';
-import { existingDir, experimentDir, int, obj, optStr, str } from './params';
+import { existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';
+import type { ExecutionProviderSetting, WorkerRequestKind } from '../../protocol';
 
 // One AbortController per experiment being fine-tuned, so stopFineTune can reach the running job.
 const runs = new Map<string, AbortController>();
@@ -23,10 +25,10 @@ export const generatePairsHandler: JobHandler<'generatePairs'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), count: int(p, 'count', 1, 200) };
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), count: int(p, 'count', 1, 200), executionProvider: providerSetting(p) };
   },
-  async run({ experimentDir: dir, modelDir, count }, ctx) {
-    const pipe = await pipelineFor(modelDir);
+  async run({ experimentDir: dir, modelDir, count, executionProvider }, ctx) {
+    const pipe = await pipelineFor(modelDir, await providersFor(executionProvider, ctx));
     const pairs = await generatePairsInto(dir, pipe, count, {
       signal: ctx.signal,
       onPair: (pair, done) => ctx.progress({ pair: { pairId: pair.pairId, prompt: pair.prompt, a: pair.a, b: pair.b, seeds: pair.seeds }, fraction: done / count, message: `pair ${done} of ${count}` }),
@@ -34,6 +36,11 @@ export const generatePairsHandler: JobHandler<'generatePairs'> = {
     return { pairs: pairs.map((x) => ({ pairId: x.pairId, prompt: x.prompt, a: x.a, b: x.b, seeds: x.seeds })) };
   },
 };
+
+// The job's provider plan from the user's setting; each model's provider (and why not a GPU) goes to the output channel.
+async function providersFor<K extends WorkerRequestKind>(setting: ExecutionProviderSetting | undefined, ctx: JobContext<K>) {
+  return jobProviders(setting ?? 'auto', await machineBackends(), ctx.log);
+}
 
 // The folder whose ratings.jsonl a request writes: the experiment's, or a comparison's inside it.
 function logDir(dir: string, compareId: string | undefined): string {
@@ -105,9 +112,9 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true };
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true, executionProvider: providerSetting(p) };
   },
-  async run({ experimentDir: dir, modelDir, resume }, ctx) {
+  async run({ experimentDir: dir, modelDir, resume, executionProvider }, ctx) {
     if (runs.has(dir)) throw new Error(`${path.basename(dir)} is already fine-tuning`);
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
@@ -117,7 +124,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     try {
       await releasePipelines();
       const r = await fineTuneExperiment(dir, {
-        modelDir, resume, signal: ctl.signal, onLog: ctx.log,
+        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx),
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;
@@ -151,11 +158,11 @@ export const compareHandler: JobHandler<'compare'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7), seedsPerPrompt: int(p, 'seedsPerPrompt', 1, 50) };
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7), seedsPerPrompt: int(p, 'seedsPerPrompt', 1, 50), executionProvider: providerSetting(p) };
   },
-  async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt }, ctx) {
+  async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt, executionProvider }, ctx) {
     await releasePipelines();
-    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, signal: ctx.signal, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
+    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
     return { compareId: m.id, pairs: m.items.length };
   },
 };
