@@ -62,6 +62,11 @@ export interface DdpoConfig {
   eval_seeds: number[];
   /** Latent side in pixels of the latent grid (image side / 8 for SD); 0 takes the model's default. */
   latent_size: number;
+  /**
+   * Which timesteps train_timestep_fraction keeps: 'random' (TRL: a fresh random subset per sample) or 'earliest'
+   * (the first, noisiest sampling steps, where an image's layout is decided).
+   */
+  train_timestep_selection: 'random' | 'earliest';
 }
 
 /** TRL's defaults, and ours for the added keys. */
@@ -115,6 +120,7 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   eval_prompts: [],
   eval_seeds: [0],
   latent_size: 0,
+  train_timestep_selection: 'random',
 });
 
 // Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
@@ -181,6 +187,7 @@ function validateRanges(c: DdpoConfig, source: string): void {
   if (!(c.train_adam_weight_decay >= 0)) fail('train_adam_weight_decay', 'must be >= 0');
   for (const k of ['train_adam_beta1', 'train_adam_beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) fail(k, 'must be in [0, 1)');
   if (!(c.train_timestep_fraction > 0 && c.train_timestep_fraction <= 1)) fail('train_timestep_fraction', 'must be in (0, 1]');
+  if (c.train_timestep_selection !== 'random' && c.train_timestep_selection !== 'earliest') fail('train_timestep_selection', 'must be "random" or "earliest"');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
   // TRL's checks: training batches must tile each sampling batch and the epoch's samples.
   if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);

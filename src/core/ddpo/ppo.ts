@@ -27,8 +27,9 @@ export interface TrainContext {
 }
 
 /**
- * num_inner_epochs passes: shuffle samples, shuffle each sample's timesteps, cut into batches of
- * train_batch_size and, for the first int(T·timestep_fraction) timesteps, accumulate the PPO loss;
+ * num_inner_epochs passes: shuffle samples, shuffle each sample's timesteps (or, with train_timestep_selection
+ * 'earliest', keep them in sampling order), cut into batches of train_batch_size and, for the first
+ * int(T·timestep_fraction) timesteps, accumulate the PPO loss;
  * one optimizer step per train_gradient_accumulation_steps batches × those timesteps (as TRL).
  */
 export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advantages: number[]): Promise<TrainSummary> {
@@ -45,7 +46,9 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
   for (let inner = 0; inner < c.num_inner_epochs; inner++) {
     const order = randperm(ctx.shuffleRng, N);
-    const timeOrder = order.map(() => randperm(ctx.shuffleRng, T));
+    // Drawn for 'earliest' too, so the shuffle stream (and every later epoch) is the same under either selection.
+    const drawn = order.map(() => randperm(ctx.shuffleRng, T));
+    const timeOrder = c.train_timestep_selection === 'earliest' ? drawn.map(() => Array.from({ length: T }, (_, t) => t)) : drawn;
     for (let start = 0; start < N; start += c.train_batch_size) {
       const pos = Array.from({ length: Math.min(c.train_batch_size, N - start) }, (_, k) => start + k);
       const items = pos.map((p) => order[p]);

@@ -78,7 +78,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
 
     // 3. A reward model learns the rater from the ratings alone.
     clock.start('reward', 'training the reward model');
-    const { card } = await trainExperimentReward(dir, { seed: o.seed, onProgress: (line) => clock.report(0.5, line) });
+    const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, onProgress: (line) => clock.report(0.5, line) });
     log(`reward model: ${card.summary}`);
 
     // 4. DDPO against the learned reward.

@@ -14,11 +14,23 @@ export interface Backbone {
   dispose?(): Promise<void>;
 }
 
-/** The built-in hand-made feature backbone (see statsFeatures for why it exists). */
+/**
+ * The built-in hand-made feature backbone (see statsFeatures for why it exists). v2 measures the foreground as the
+ * largest region differing from the border's median colour: with v1's border mean, 12% of same-prompt demo pairs
+ * ranked their shapes' sizes the wrong way round (4% with the median), and DDPO against a v1-based reward learned to
+ * scatter noise over the picture, which v1 counted as a big, spread-out shape.
+ */
 export const statsBackbone: Backbone = {
+  id: 'builtin:stats-v2',
+  dim: STATS_FEATURE_DIM,
+  embed: async (images) => images.map((img) => statsFeatures(img, 2)),
+};
+
+/** The v1 features (border mean, every differing pixel), kept so reward models trained before v2 still score images as they were trained to. */
+export const statsBackboneV1: Backbone = {
   id: 'builtin:stats-v1',
   dim: STATS_FEATURE_DIM,
-  embed: async (images) => images.map(statsFeatures),
+  embed: async (images) => images.map((img) => statsFeatures(img, 1)),
 };
 
 /** Decode an image file (PNG) to RGB; alpha is dropped, gray is expanded. */

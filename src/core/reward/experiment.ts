@@ -1,6 +1,6 @@
 // Train and evaluate an experiment's reward model from its ratings.jsonl.
 import { createHash } from 'node:crypto';
-import { EmbeddingCache, statsBackbone, type Backbone } from './backbone';
+import { EmbeddingCache, statsBackbone, statsBackboneV1, type Backbone } from './backbone';
 import { raterConsistency } from './consistency';
 import type { PairExample, RewardHead } from './head';
 import { pairMetrics, type PairMetrics } from './metrics';
@@ -16,9 +16,10 @@ import type { Rating } from './types';
 /** A comparison with the rating it came from. */
 export type RatedExample = PairExample & { rating: Rating };
 
-/** Open a backbone by name: 'builtin:stats' (default) or a path to an ONNX image encoder (file or folder). */
+/** Open a backbone by name: 'builtin:stats' (default, the newest built-in), 'builtin:stats-v1', or a path to an ONNX image encoder (file or folder). */
 export async function openBackbone(spec: string | undefined): Promise<Backbone> {
   if (!spec || spec === 'builtin' || spec === 'builtin:stats' || spec === statsBackbone.id) return statsBackbone;
+  if (spec === statsBackboneV1.id) return statsBackboneV1;
   return loadOnnxBackbone(spec);
 }
 

@@ -79,6 +79,11 @@ export interface FitOptions extends AdamWOptions {
   maxEpochs?: number;
   /** Stop after this many epochs without a better validation loss. */
   patience?: number;
+  /**
+   * L1 penalty on a linear head's weights (proximal soft-threshold by lr·l1 after each step; 0 = none). It keeps
+   * the few features that explain the ratings and zeroes the merely correlated ones, which a policy could push instead.
+   */
+  l1?: number;
   batchSize?: number;
   seed?: number;
   /** Swap in another trainer (e.g. the autodiff-backed one); defaults to AnalyticAdamWTrainer. */
@@ -129,6 +134,7 @@ export async function fitHead(train: PairExample[], val: PairExample[], opts: Fi
       const batch = order.slice(i, i + batchSize);
       sum += (await trainer.step(batch)) * batch.length;
       n += batch.length;
+      if (opts.l1 && head.kind === 'linear') softThreshold(head.params().get('w')!.data, adam.lr * opts.l1);
     }
     const valLoss = val.length ? meanLoss(head, val) : sum / n;
     history.push({ epoch, trainLoss: sum / n, valLoss });
@@ -138,4 +144,9 @@ export async function fitHead(train: PairExample[], val: PairExample[], opts: Fi
   }
   for (const [k, p] of head.params()) p.data.set(best.params.get(k)!);
   return { head, bestEpoch: best.epoch, history };
+}
+
+// The proximal step of an L1 penalty: shrink every weight towards 0 by t, and stop at 0.
+function softThreshold(w: Float32Array, t: number): void {
+  for (let i = 0; i < w.length; i++) w[i] = Math.sign(w[i]) * Math.max(0, Math.abs(w[i]) - t);
 }
