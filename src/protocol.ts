@@ -236,7 +236,12 @@ export type HostToWebview =
   | { type: 'rating'; view: RatingView }
   /** A rating the store confirmed (fsynced). */
   | { type: 'saved'; itemId: string; rated: number }
-  | { type: 'dashboard'; view: DashboardView };
+  | { type: 'dashboard'; view: DashboardView }
+  /** An opaque key the webview keeps as its state, so the panel can be reopened after a window reload. */
+  | { type: 'restoreKey'; key: string };
+
+/** Host messages a panel's own code sees (the webview library handles `restoreKey`). */
+export type PanelMessage = Exclude<HostToWebview, { type: 'restoreKey' }>;
 
 // ---- runtime validation ----
 

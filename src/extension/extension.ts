@@ -4,6 +4,8 @@ import { watchStudio, type StudioWatch } from '../core/studio/watch';
 import { registerCommands } from './commands';
 import { openDashboard } from './commands/studio';
 import { refreshDashboard } from './panels/dashboardPanel';
+import { openRatingPanel } from './panels/ratingPanel';
+import { registerPanelRestore } from './panels/restore';
 import { currentStore, type Services } from './services';
 import { RunManager } from './studio/runs';
 import { ExperimentsTreeProvider } from './tree/experimentsProvider';
@@ -19,6 +21,10 @@ export function activate(context: vscode.ExtensionContext): Services {
   const tree = new ExperimentsTreeProvider(output, (dir) => runs!.isRunning(dir));
   Object.assign(services, { context, output, worker, tree, runs });
   context.subscriptions.push(output, tree, runs, vscode.window.registerTreeDataProvider('ddpoStudio.experiments', tree), ...registerCommands(services));
+  context.subscriptions.push(...registerPanelRestore(services, {
+    rating: (panel, src) => openRatingPanel(services, src, panel),
+    dashboard: (panel, dir) => openDashboard(services, dir, panel),
+  }));
   context.subscriptions.push(runs.onDidChange((e) => (e.ended || (e.progress?.finished ?? !e.progress)) && void tree.refresh()));
 
   let watch: StudioWatch | undefined;

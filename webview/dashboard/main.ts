@@ -1,5 +1,5 @@
 /** Training dashboard: run state, reward / KL / clip-fraction charts, the newest evaluation images, the win rate. */
-import type { DashboardView, HostToWebview } from '../../src/protocol';
+import type { DashboardView, PanelMessage } from '../../src/protocol';
 import { fmt, lineChart } from '../lib/chart';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
@@ -62,7 +62,7 @@ function render(v: DashboardView): void {
   );
 }
 
-onHostMessage((msg: HostToWebview) => {
+onHostMessage((msg: PanelMessage) => {
   switch (msg.type) {
     case 'dashboard':
       return render(msg.view);

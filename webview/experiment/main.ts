@@ -1,5 +1,5 @@
 /** Experiment panel: shows the experiment and lets the user add prompts. */
-import type { ExperimentView, HostToWebview } from '../../src/protocol';
+import type { ExperimentView, PanelMessage } from '../../src/protocol';
 import { h } from '../lib/dom';
 import { onHostMessage, post } from '../lib/vscodeApi';
 
@@ -29,7 +29,7 @@ function render(exp: ExperimentView): void {
   );
 }
 
-onHostMessage((msg: HostToWebview) => {
+onHostMessage((msg: PanelMessage) => {
   switch (msg.type) {
     case 'experiment':
       return render(msg.experiment);

@@ -2,7 +2,7 @@
  * Rating panel: two images and the prompt; keys 1/Left, 2/Right, T or =, S, U or Ctrl+Z, Z to zoom.
  * A rating counts as saved only when the host says the store confirmed it.
  */
-import type { HostToWebview, RatingItemView, RatingView } from '../../src/protocol';
+import type { PanelMessage, RatingItemView, RatingView } from '../../src/protocol';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { onHostMessage, post } from '../lib/vscodeApi';
@@ -131,7 +131,7 @@ window.addEventListener('keydown', (e) => {
   }
 });
 
-onHostMessage((msg: HostToWebview) => {
+onHostMessage((msg: PanelMessage) => {
   switch (msg.type) {
     case 'rating':
       if (status.startsWith('Undoing') && view && msg.view.rated < view.rated) status = `Undone ✓ (${msg.view.rated} rated)`;

@@ -86,9 +86,9 @@ export async function stopFineTune(services: Services, arg?: unknown): Promise<v
   if (x && !services.runs.stop(x.dir)) void vscode.window.showInformationMessage(`${x.name} is not fine-tuning in this window.`);
 }
 
-/** "Open Training Dashboard". */
-export function openDashboard(services: Services, dir: string): void {
-  openDashboardPanel(services, dir, () => void startFineTune(services, dir, true));
+/** "Open Training Dashboard" (`restored`: the panel VS Code brought back after a reload). */
+export function openDashboard(services: Services, dir: string, restored?: vscode.WebviewPanel): void {
+  openDashboardPanel(services, dir, () => void startFineTune(services, dir, true), restored);
 }
 
 /** "Compare with Base Model": renders a blind comparison, then opens it for rating. */

@@ -7,14 +7,18 @@ import { readRunState } from '../../core/studio/runState';
 import { parseWebviewMessage, type DashboardView, type HostToWebview, type WebviewToHost } from '../../protocol';
 import type { Services } from '../services';
 import { webviewHtml, webviewOptions } from './webviewHtml';
+import { rememberPanel } from './restore';
 
 const open = new Map<string, DashboardPanel>();
 
-/** Opens (or reveals) the dashboard of an experiment; `resume` is what its Resume button does. */
-export function openDashboardPanel(services: Services, experimentDir: string, resume: () => void): void {
+/** Opens (or reveals) the dashboard of an experiment; `resume` is what its Resume button does; `restored` comes back after a reload. */
+export function openDashboardPanel(services: Services, experimentDir: string, resume: () => void, restored?: vscode.WebviewPanel): void {
   const existing = open.get(experimentDir);
-  if (existing) return existing.panel.reveal();
-  open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir)));
+  if (existing) {
+    restored?.dispose();
+    return existing.panel.reveal();
+  }
+  open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir), restored));
 }
 
 /** Redraws every open dashboard of `experimentDir` (after a file change on disk). */
@@ -25,12 +29,19 @@ export function refreshDashboard(experimentDir: string): void {
 class DashboardPanel {
   readonly panel: vscode.WebviewPanel;
   private pending: NodeJS.Timeout | undefined;
+  private readonly restoreKey: string;
 
-  constructor(private readonly services: Services, private readonly dir: string, private readonly resume: () => void, onDispose: () => void) {
+  constructor(private readonly services: Services, private readonly dir: string, private readonly resume: () => void, onDispose: () => void, restored?: vscode.WebviewPanel) {
     const { extensionUri } = services.context;
     const name = path.basename(dir);
     const opts = webviewOptions(extensionUri);
-    this.panel = vscode.window.createWebviewPanel('ddpoStudio.dashboard', `Training: ${name}`, vscode.ViewColumn.Active, { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(ddpoLayout(dir).evalDir)] });
+    const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(ddpoLayout(dir).evalDir)] };
+    this.panel = restored ?? vscode.window.createWebviewPanel('ddpoStudio.dashboard', `Training: ${name}`, vscode.ViewColumn.Active, options);
+    if (restored) {
+      this.panel.title = `Training: ${name}`;
+      this.panel.webview.options = options;
+    }
+    this.restoreKey = rememberPanel(services, { kind: 'dashboard', experimentDir: dir });
     this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'dashboard', `Training: ${name}`);
     const sub = services.runs.onDidChange((e) => e.experimentDir === dir && this.schedule());
@@ -67,6 +78,7 @@ class DashboardPanel {
     }
     switch (msg.type) {
       case 'ready':
+        void this.panel.webview.postMessage({ type: 'restoreKey', key: this.restoreKey } satisfies HostToWebview);
         return this.update();
       case 'stopRun':
         this.services.runs.stop(this.dir);

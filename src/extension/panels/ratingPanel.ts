@@ -13,6 +13,7 @@ import { CHOICES, parseWebviewMessage, type HostToWebview, type RatingView, type
 import type { Services } from '../services';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { executionProviderSetting } from '../settings';
+import { rememberPanel } from './restore';
 
 /** What a rating panel rates. */
 export interface RatingSource {
@@ -31,15 +32,16 @@ const SHOWN = 5;
 
 const open = new Map<string, RatingPanel>();
 
-/** Opens (or reveals) the rating panel for `src`. */
-export function openRatingPanel(services: Services, src: RatingSource): RatingPanel {
+/** Opens (or reveals) the rating panel for `src`; `restored` is the panel VS Code brought back after a reload. */
+export function openRatingPanel(services: Services, src: RatingSource, restored?: vscode.WebviewPanel): RatingPanel {
   const key = `${src.experimentDir}#${src.compareId ?? ''}`;
   const existing = open.get(key);
   if (existing) {
+    restored?.dispose();
     existing.panel.reveal();
     return existing;
   }
-  const panel = new RatingPanel(services, src, () => open.delete(key));
+  const panel = new RatingPanel(services, src, () => open.delete(key), restored);
   open.set(key, panel);
   return panel;
 }
@@ -55,8 +57,9 @@ export class RatingPanel {
   private generationFailed = false;
   private front: string | undefined;
   private readonly root: string;
+  private readonly restoreKey: string;
 
-  constructor(private readonly services: Services, private readonly src: RatingSource, onDispose: () => void) {
+  constructor(private readonly services: Services, private readonly src: RatingSource, onDispose: () => void, restored?: vscode.WebviewPanel) {
     const { extensionUri } = services.context;
     this.root = src.compareId ? compareDir(src.experimentDir, src.compareId) : src.experimentDir;
     const title = src.mode === 'compare' ? `Blind comparison: ${src.experiment}` : `Rate: ${src.experiment}`;
@@ -64,7 +67,13 @@ export class RatingPanel {
     // Images are read straight from the experiment's image folder, and from nowhere else on disk (in a
     // comparison not even its manifest, which says which image is the fine-tuned one).
     const images = src.compareId ? path.join(this.root, 'images') : path.join(src.experimentDir, SAMPLES_DIR);
-    this.panel = vscode.window.createWebviewPanel('ddpoStudio.rating', title, vscode.ViewColumn.Active, { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(images)], retainContextWhenHidden: true });
+    const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(images)] };
+    this.panel = restored ?? vscode.window.createWebviewPanel('ddpoStudio.rating', title, vscode.ViewColumn.Active, { ...options, retainContextWhenHidden: true });
+    if (restored) {
+      this.panel.title = title;
+      this.panel.webview.options = options;
+    }
+    this.restoreKey = rememberPanel(services, { kind: 'rating', src });
     this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'rating', title);
     this.panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));
@@ -84,6 +93,7 @@ export class RatingPanel {
     }
     switch (msg.type) {
       case 'ready':
+        this.post({ type: 'restoreKey', key: this.restoreKey });
         this.reload();
         this.post({ type: 'rating', view: this.view() });
         return this.prefetch();

@@ -56,15 +56,25 @@ export function studioSteps(page: Page, workspace: string): Step[] {
       },
     },
     {
-      name: 'U undoes the last rating: a retraction is appended and 9 ratings count',
+      name: 'U and Ctrl+Z each undo the last rating: a retraction is appended and 9 ratings count',
       async run() {
         const frame = activeWebview(page);
         await page.keyboard.press('u');
         await frame.getByText('9 / 50 rated').waitFor();
-        const recs = lines(ratings);
+        let recs = lines(ratings);
         assert.equal(recs.length, 11);
         assert.equal(recs[10].kind, 'retract');
         assert.equal(recs[10].id, recs[9].id);
+        // rate the undone pair again, then take that back with the platform's undo key
+        await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
+        await page.keyboard.press('2');
+        await frame.getByText('10 / 50 rated').waitFor({ timeout: 30_000 });
+        await page.keyboard.press('Control+z');
+        await frame.getByText('9 / 50 rated').waitFor();
+        recs = lines(ratings);
+        assert.equal(recs.length, 13);
+        assert.deepEqual([recs[11].kind, recs[12].kind], ['rating', 'retract']);
+        assert.equal(recs[12].id, recs[11].id);
       },
     },
     {
@@ -222,6 +232,19 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await treeRow(page, 'Reward model').getByText(/accuracy \d+%/).waitFor();
         await treeRow(page, 'Fine-tuning').getByText('done, epoch 8/8').waitFor();
         await treeRow(page, 'Blind comparisons').getByText(/latest: \d+%/).waitFor();
+      },
+    },
+    {
+      name: 'the rating panel and the dashboard open before the reload come back with their content',
+      async run() {
+        await closeToasts();
+        const tab = (title: string) => page.locator('.tabs-container .tab', { hasText: title }).first();
+        await tab('Rate: watercolor-cats').click({ timeout: 30_000 });
+        const rating = activeWebview(page);
+        await rating.getByText('9 / 50 rated').waitFor({ timeout: 60_000 });
+        await rating.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
+        await tab('Training: watercolor-cats').click();
+        await activeWebview(page).getByText(/win rate \d+% \(95% CI \d+–\d+%, n=4\)/).waitFor({ timeout: 60_000 });
       },
     },
   ];
