@@ -55,11 +55,14 @@ export async function openModel(model: Model, opts: SessionOptions = {}): Promis
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
   };
   const large = initializerBytes(model) > (opts.externalDataAbove ?? EXTERNAL_DATA_ABOVE);
-  const dir = large ? fs.mkdtempSync(path.join(opts.tempDir ?? os.tmpdir(), 'ddpo-session-')) : undefined;
+  const parent = opts.tempDir ?? os.tmpdir();
+  if (large) sweepStaleSessionDirs(parent);
+  const dir = large ? fs.mkdtempSync(path.join(parent, SESSION_DIR_PREFIX)) : undefined;
   try {
     let source: string | Uint8Array;
     if (dir) {
       liveTempDirs.add(dir);
+      fs.writeFileSync(path.join(dir, OWNER_FILE), String(process.pid));
       source = path.join(dir, 'model.onnx');
       saveModel(model, source, { externalData: 'model.onnx_data' });
     } else source = encodeModel(model);
@@ -78,6 +81,33 @@ export function initializerBytes(model: Model): number {
   let n = 0;
   for (const t of model.graph.initializers.values()) n += t.data.byteLength;
   return n;
+}
+
+const SESSION_DIR_PREFIX = 'ddpo-session-';
+const OWNER_FILE = 'owner.pid';
+
+/**
+ * Removes session temp folders in `parent` whose owning process is gone (a worker killed with SIGKILL cannot clean
+ * up; an SD 1.5 training graph leaves 3.4 GB). Folders of live processes, and ones without an owner file, stay.
+ * Returns the folders removed.
+ */
+export function sweepStaleSessionDirs(parent: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try { names = fs.readdirSync(parent).filter((n) => n.startsWith(SESSION_DIR_PREFIX)); } catch { return removed; }
+  for (const n of names) {
+    const dir = path.join(parent, n);
+    let pid: number;
+    try { pid = Number(fs.readFileSync(path.join(dir, OWNER_FILE), 'utf8')); } catch { continue; }
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 // Temp folders of open large-model sessions; whatever is left is removed when the process exits.
