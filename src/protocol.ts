@@ -60,7 +60,7 @@ export interface WorkerRequests {
   /** Trains the experiment's reward model from its ratings. */
   trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
   /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
-  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting }; result: { firstEpoch: number; lastEpoch: number }; progress: FineTuneProgress };
+  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string }; progress: FineTuneProgress };
   /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
   stopFineTune: { params: { experimentDir: string }; result: { stopped: boolean }; progress: JobProgress };
   /** Generates base vs checkpoint images for held-out prompts and seeds, to be rated blind. */

@@ -67,6 +67,12 @@ export interface DdpoConfig {
    * (the first, noisiest sampling steps, where an image's layout is decided).
    */
   train_timestep_selection: 'random' | 'earliest';
+  /**
+   * Divergence guard: when an epoch's approx_kl exceeds this factor times the median of the earlier epochs' (after at
+   * least 3), the LoRA and optimizer go back to where that epoch started, that state is checkpointed, and the run
+   * stops early. 0 turns it off (TRL has no such guard).
+   */
+  train_kl_guard: number;
 }
 
 /** TRL's defaults, and ours for the added keys. */
@@ -121,6 +127,7 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   eval_seeds: [0],
   latent_size: 0,
   train_timestep_selection: 'random',
+  train_kl_guard: 0,
 });
 
 // Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
@@ -188,6 +195,7 @@ function validateRanges(c: DdpoConfig, source: string): void {
   for (const k of ['train_adam_beta1', 'train_adam_beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) fail(k, 'must be in [0, 1)');
   if (!(c.train_timestep_fraction > 0 && c.train_timestep_fraction <= 1)) fail('train_timestep_fraction', 'must be in (0, 1]');
   if (c.train_timestep_selection !== 'random' && c.train_timestep_selection !== 'earliest') fail('train_timestep_selection', 'must be "random" or "earliest"');
+  if (!(c.train_kl_guard === 0 || c.train_kl_guard > 1)) fail('train_kl_guard', 'must be 0 (off) or a factor above 1, e.g. 100');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
   // TRL's checks: training batches must tile each sampling batch and the epoch's samples.
   if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);

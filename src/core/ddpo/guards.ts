@@ -46,3 +46,15 @@ export function assertFinite(values: ArrayLike<number>, what: string, epoch: num
     if (!Number.isFinite(values[i])) throw new NonFiniteError(epoch, step, phase, values.length > 1 ? `${what}[${i}] (${values[i]})` : `${what} (${values[i]})`);
   }
 }
+
+/**
+ * The divergence test of `train_kl_guard`: `kl` is a spike when it exceeds `factor` times the median of `earlier`
+ * (the previous epochs' approx_kl), given at least 3 of them. Returns that median when it is a spike.
+ */
+export function klSpike(earlier: readonly number[], kl: number, factor: number): number | undefined {
+  if (!(factor > 0) || earlier.length < 3) return undefined;
+  const s = [...earlier].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return kl > factor * median ? median : undefined;
+}

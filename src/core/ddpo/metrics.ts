@@ -31,6 +31,8 @@ export interface EpochMetrics {
   /** Images of the fixed evaluation set rendered at the start of this epoch (absent when log_image_freq skips it). */
   eval?: EvalImage[];
   eval_reward_mean?: number;
+  /** Set on the epoch where train_kl_guard stopped the run: the earlier epochs' median approx_kl and the factor. */
+  kl_guard?: { median: number; factor: number };
   time: string;
 }
 

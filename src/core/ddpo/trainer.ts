@@ -7,7 +7,7 @@ import type { ImageRGB } from '../reward/types';
 import { globalAdvantages, meanStd, PerPromptStatTracker, perPromptStats } from './advantages';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint';
 import type { DdpoConfig } from './config';
-import { assertFinite, NonFiniteError } from './guards';
+import { assertFinite, klSpike, NonFiniteError } from './guards';
 import { DdpoLayout, evalDirOf } from './layout';
 import { EpochMetrics, EvalImage, jsonSafe, readMetrics, truncateMetrics } from './metrics';
 import { trainEpoch } from './ppo';
@@ -37,6 +37,8 @@ export interface DdpoRunResult {
   firstEpoch: number;
   lastEpoch: number;
   metrics: EpochMetrics[];
+  /** Set when train_kl_guard stopped the run: the policy holds the weights of `keptEpoch` (-1: the base model). */
+  stoppedEarly?: { epoch: number; keptEpoch: number; message: string };
 }
 
 /** Runs epochs until num_epochs; a NaN/Inf throws NonFiniteError after recording it in status.json. */
@@ -73,11 +75,15 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   const progress = (epoch: number, phase: DdpoProgress['phase'], done: number, total: number) =>
     opts.onProgress?.({ epoch, numEpochs: c.num_epochs, phase, done, total });
   const metrics: EpochMetrics[] = [];
+  // approx_kl of the epochs before this one (a resumed run's too), for train_kl_guard
+  const klSeen = c.train_kl_guard > 0 ? readMetrics(layout.metricsFile).map((m) => m.approx_kl) : [];
+  let stoppedEarly: DdpoRunResult['stoppedEarly'];
   let epoch = firstEpoch;
   let lastCheckpointSeconds = 0;
   try {
     for (; epoch < c.num_epochs; epoch++) {
       await status('running', { epoch, global_step: globalStep });
+      const start = c.train_kl_guard > 0 ? { policy: await policy.saveState(), rng: rngs.state(), tracker: tracker?.state() ?? null, globalStep } : undefined;
       const t = { eval: 0, sample: 0, reward: 0, train: 0, checkpoint: 0, total: 0 };
       const tEpoch = performance.now();
       let mark = performance.now();
@@ -114,6 +120,26 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
         seconds: t, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
         time: new Date().toISOString(),
       };
+      const median = start ? klSpike(klSeen, train.approx_kl, c.train_kl_guard) : undefined;
+      if (start && median !== undefined) {
+        // the policy diverged this epoch: keep (and checkpoint) the weights it started from, and stop
+        line.kl_guard = { median, factor: c.train_kl_guard };
+        await appendLineDurable(layout.metricsFile, JSON.stringify(jsonSafe(line)));
+        metrics.push(line);
+        opts.onEpoch?.(line);
+        await policy.loadState(start.policy);
+        if (epoch > 0) {
+          const loop: LoopState = { format: 1, epoch: epoch - 1, globalStep: start.globalStep, rng: start.rng, statTracker: start.tracker, config: c, savedAt: new Date().toISOString() };
+          await saveCheckpoint(layout.checkpointsDir, loop, start.policy, await policy.lora(), c.num_checkpoint_limit);
+        }
+        // counted from 1 like the progress display ("epoch 28/30"); metrics.jsonl and checkpoint folders count from 0
+        const message = `stopped early in epoch ${epoch + 1}/${c.num_epochs}: approx KL ${train.approx_kl.toExponential(2)} is ${(train.approx_kl / median).toFixed(0)}x the median ` +
+          `of the earlier epochs (train_kl_guard ${c.train_kl_guard}); the policy diverged, so the LoRA ${epoch > 0 ? `after epoch ${epoch}/${c.num_epochs}` : 'of the base model'} is kept`;
+        log(message);
+        stoppedEarly = { epoch, keptEpoch: epoch - 1, message };
+        break;
+      }
+      klSeen.push(train.approx_kl);
       const saveNow = (epoch + 1) % c.save_freq === 0 || epoch === c.num_epochs - 1;
       t.checkpoint = lastCheckpointSeconds;
       t.total = (performance.now() - tEpoch) / 1000;
@@ -129,8 +155,10 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
       opts.onEpoch?.(line);
       log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
     }
-    await status('done', { epoch: c.num_epochs - 1, global_step: globalStep });
-    progress(c.num_epochs - 1, 'done', 1, 1);
+    await status('done', stoppedEarly
+      ? { epoch: stoppedEarly.keptEpoch, global_step: globalStep, stopped_early: true, message: stoppedEarly.message }
+      : { epoch: c.num_epochs - 1, global_step: globalStep });
+    progress(stoppedEarly?.epoch ?? c.num_epochs - 1, 'done', 1, 1);
   } catch (e) {
     const stopped = opts.signal?.aborted === true;
     await status(stopped ? 'stopped' : 'failed', {
@@ -139,7 +167,7 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
     }).catch(() => undefined);
     throw e;
   }
-  return { firstEpoch, lastEpoch: c.num_epochs - 1, metrics };
+  return { firstEpoch, lastEpoch: stoppedEarly?.keptEpoch ?? c.num_epochs - 1, metrics, ...(stoppedEarly ? { stoppedEarly } : {}) };
 }
 
 // Renders the fixed evaluation set (prompt x seed) with the current weights and scores it.

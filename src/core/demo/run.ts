@@ -83,7 +83,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
 
     // 4. DDPO against the learned reward.
     clock.start('ddpo', `${config.num_epochs} epochs`);
-    const curve = await fineTune(policy, config, dir, o, clock, log, h.signal);
+    const { curve, stoppedEarly } = await fineTune(policy, config, dir, o, clock, log, h.signal);
 
     // 5. Blind evaluation with the rater's true taste and noise.
     clock.start('eval', 'rendering tuned images');
@@ -114,7 +114,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
         backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
         learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
       },
-      ddpo: { curve, settings: ddpoSettings, deviationsFromTrl: deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir) },
+      ddpo: { curve, settings: ddpoSettings, deviationsFromTrl: deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
       eval: {
         prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, winRate: blind.winRate,
         meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
@@ -134,10 +134,10 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
 }
 
 // Phase 4: DDPO epochs on the learned reward, progress per sampling batch and PPO step.
-async function fineTune(policy: Policy, config: DdpoConfig, dir: string, o: DemoOptions, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<DemoCurvePoint[]> {
+async function fineTune(policy: Policy, config: DdpoConfig, dir: string, o: DemoOptions, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
   const curve: DemoCurvePoint[] = [];
   const phaseShare = { eval: 0, sample: 0, reward: 0.5, train: 0.5, checkpoint: 1, done: 1 } as const;
-  await runDdpo({
+  const result = await runDdpo({
     config, layout: ddpoLayout(dir), policy, reward: await makeReward('learned', dir), prompts: [...o.trainPrompts], signal,
     onProgress: (p) => {
       const within = p.total > 0 ? p.done / p.total : 1;
@@ -149,7 +149,8 @@ async function fineTune(policy: Policy, config: DdpoConfig, dir: string, o: Demo
       log(`DDPO epoch ${m.epoch + 1}/${config.num_epochs}: learned reward ${m.reward_mean.toFixed(4)} ± ${m.reward_std.toFixed(4)}, kl ${m.approx_kl.toExponential(2)}, clipfrac ${m.clipfrac.toFixed(3)}, ${m.seconds.total.toFixed(1)} s`);
     },
   });
-  return curve;
+  if (result.stoppedEarly) log(`DDPO ${result.stoppedEarly.message}`);
+  return { curve, stoppedEarly: result.stoppedEarly?.message };
 }
 
 // The settings where the demo departs from TRL's DDPOConfig defaults (printed and recorded).

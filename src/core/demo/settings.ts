@@ -70,6 +70,8 @@ export function quickDemoOptions(workspace: string): DemoOptions {
  *   diverged on seed 1 (kl 4e-2, 6% wins); 3e-3 and 2e-3 won 97.5% and 98.8% there, and 2e-3 keeps approx_kl ~1e-6.
  * - per-prompt advantage normalisation (buffer 32, min count 4): with global normalisation seed 2 diverged
  *   (approx_kl up to 22, 12% wins), likely because the learned reward's per-prompt offsets became advantage noise.
+ * - train_kl_guard 100: longer runs over-optimise; at 30 epochs seeds 1 and 2 collapsed in their last four epochs
+ *   (approx_kl 4e-5 -> 2e-2, wins 30% and 4%). The guard stops such a run and keeps the LoRA from before the spike.
  * Without the L1 head and the v2 features (src/core/reward/backbone.ts) the policy learned what the reward model only
  * correlated with size (yellow backgrounds, colour contrast, scattered noise) and lost the blind test (7-53% wins).
  */
@@ -80,7 +82,7 @@ export function demoDdpoSettings(o: DemoOptions): Record<string, unknown> {
     num_inner_epochs: 2, train_learning_rate: 2e-3, train_clip_range: 5e-2, train_timestep_fraction: 0.34, train_timestep_selection: 'earliest',
     lora_rank: 4, lora_alpha: 4,
     per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 32, per_prompt_stat_tracking_min_count: 4,
-    latent_size: 16, eval_seeds: [], save_freq: 1000, reward: 'learned',
+    latent_size: 16, eval_seeds: [], save_freq: 1000, reward: 'learned', train_kl_guard: 100,
     ...o.ddpo,
   };
 }

@@ -28,7 +28,7 @@ export const PRESETS: readonly ExperimentPreset[] = [
     settings: { steps: 20, guidanceScale: 3, imageSize: 32, seed: 0 },
     ddpo: {
       num_epochs: 2, sample_num_steps: 10, sample_guidance_scale: 3, sample_batch_size: 2, sample_num_batches_per_epoch: 1,
-      train_batch_size: 1, train_gradient_accumulation_steps: 2, train_learning_rate: 3e-4, reward: 'learned', eval_seeds: [0], latent_size: 16,
+      train_batch_size: 1, train_gradient_accumulation_steps: 2, train_learning_rate: 3e-4, reward: 'learned', eval_seeds: [0], latent_size: 16, train_kl_guard: 100,
     },
   },
   {
@@ -38,7 +38,7 @@ export const PRESETS: readonly ExperimentPreset[] = [
     settings: { steps: 50, guidanceScale: 5, imageSize: 512, seed: 0 },
     ddpo: {
       num_epochs: 100, sample_num_steps: 50, sample_guidance_scale: 5, sample_batch_size: 1, sample_num_batches_per_epoch: 2,
-      train_batch_size: 1, train_gradient_accumulation_steps: 1, reward: 'learned', eval_seeds: [0, 1], latent_size: 64,
+      train_batch_size: 1, train_gradient_accumulation_steps: 1, reward: 'learned', eval_seeds: [0, 1], latent_size: 64, train_kl_guard: 100,
     },
   },
 ];

@@ -65,7 +65,7 @@ export class RunManager implements vscode.Disposable {
       token.onCancellationRequested(() => run.abort.abort());
       let reported = 0;
       try {
-        await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting() }, {
+        const r = await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting() }, {
           signal: run.abort.signal,
           onProgress: (p) => {
             run.last = p;
@@ -76,14 +76,16 @@ export class RunManager implements vscode.Disposable {
             this.emitter.fire({ experimentDir, progress: p, finished: p.finished });
           },
         });
-        return undefined;
+        return r;
       } catch (e) {
         return e as WorkerRequestError;
       }
     });
-    if (!outcome) {
+    if (!(outcome instanceof Error)) {
       this.end(experimentDir, 'done');
-      void vscode.window.showInformationMessage(`Fine-tuning of ${name} finished.`, 'Open Dashboard').then((pick) => pick && this.openDashboard(experimentDir));
+      // a run the divergence guard ended is finished too, with the weights from before the spike
+      const text = outcome.stoppedEarly ? `Fine-tuning of ${name} ${outcome.stoppedEarly}.` : `Fine-tuning of ${name} finished.`;
+      void (outcome.stoppedEarly ? vscode.window.showWarningMessage : vscode.window.showInformationMessage)(text, 'Open Dashboard').then((pick) => pick && this.openDashboard(experimentDir));
     } else if (outcome.code === 'cancelled') {
       this.end(experimentDir, 'stopped');
       void vscode.window.showInformationMessage(`Fine-tuning of ${name} stopped; its checkpoints are kept.`, 'Resume').then((pick) => pick && void this.start(experimentDir, modelDir, true));

@@ -135,7 +135,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
           finished: { epoch: m.epoch, rewardMean: m.reward_mean, rewardStd: m.reward_std, approxKl: m.approx_kl, clipfrac: m.clipfrac },
         }),
       });
-      return { firstEpoch: r.firstEpoch, lastEpoch: r.lastEpoch };
+      return { firstEpoch: r.firstEpoch, lastEpoch: r.lastEpoch, ...(r.stoppedEarly ? { stoppedEarly: r.stoppedEarly.message } : {}) };
     } finally {
       runs.delete(dir);
       ctx.signal.removeEventListener('abort', onAbort);

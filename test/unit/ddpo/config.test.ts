@@ -27,6 +27,7 @@ test('bad values are rejected naming the key and the rule', () => {
   assert.throws(() => parseDdpoConfig({ sample_eta: 0 }), /"sample_eta" must be > 0/);
   assert.throws(() => parseDdpoConfig({ num_epochs: '3' }), /"num_epochs" must be a number/);
   assert.throws(() => parseDdpoConfig({ reward: 'clip' }), /"reward" must be/);
+  assert.throws(() => parseDdpoConfig({ train_kl_guard: 0.5 }), /"train_kl_guard" must be 0 \(off\) or a factor above 1/);
   assert.equal(numTrainTimesteps(parseDdpoConfig({ sample_num_steps: 50, train_timestep_fraction: 0.3 }).config), 15);
 });
 
