@@ -52,7 +52,8 @@ function render(v: DashboardView): void {
   app.replaceChildren(
     h('h1', {}, `Training: ${v.experiment}`),
     state,
-    v.message && v.state !== 'running' ? h('p', { class: 'error' }, v.message) : '',
+    // a finished run's message is a note (the divergence guard stopped it early); a failed or stopped run's is an error
+    v.message && v.state !== 'running' ? h('p', { class: v.state === 'done' ? 'note' : 'error' }, v.message) : '',
     actions,
     charts,
     h('h2', {}, v.evalEpoch === undefined ? 'Evaluation images' : `Evaluation images (epoch ${v.evalEpoch + 1})`),
