@@ -17,7 +17,11 @@ export interface DdpoConfig {
   num_epochs: number;
   save_freq: number;
   num_checkpoint_limit: number;
-  /** No meaning here: our engine trains in float32. */
+  /**
+   * 'fp16' (TRL's default): on a GPU provider the UNet's training and sampling graphs compute in float16 (LoRA weights,
+   * their gradients, AdamW and the DDPO loss stay float32; dynamic loss scaling). 'no': float32. The CPU always trains
+   * in float32; 'bf16' is not offered by onnxruntime's providers here and trains in float32 (with a warning).
+   */
   mixed_precision: string;
   /** No meaning here (a CUDA matmul flag of PyTorch). */
   allow_tf32: boolean;
@@ -132,7 +136,6 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
 
 // Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
 const NO_EFFECT: Partial<Record<keyof DdpoConfig, string>> = {
-  mixed_precision: 'training runs in float32 on onnxruntime',
   allow_tf32: 'a PyTorch/CUDA matmul flag',
   train_use_8bit_adam: 'AdamW keeps float32 moments',
   accelerator_kwargs: 'there is no accelerate here',
@@ -168,6 +171,7 @@ export function parseDdpoConfig(raw: unknown, source = 'ddpo.json'): ParsedDdpoC
   }
   const config = out as unknown as DdpoConfig;
   validateRanges(config, source);
+  if (config.mixed_precision === 'bf16') warnings.push(`${source}: "mixed_precision" "bf16" is not offered by onnxruntime's providers here; training runs in float32 (use "fp16" on a GPU)`);
   return { config, warnings };
 }
 
@@ -195,6 +199,7 @@ function validateRanges(c: DdpoConfig, source: string): void {
   for (const k of ['train_adam_beta1', 'train_adam_beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) fail(k, 'must be in [0, 1)');
   if (!(c.train_timestep_fraction > 0 && c.train_timestep_fraction <= 1)) fail('train_timestep_fraction', 'must be in (0, 1]');
   if (c.train_timestep_selection !== 'random' && c.train_timestep_selection !== 'earliest') fail('train_timestep_selection', 'must be "random" or "earliest"');
+  if (!['no', 'fp16', 'bf16'].includes(c.mixed_precision)) fail('mixed_precision', 'must be "no", "fp16" or "bf16"');
   if (!(c.train_kl_guard === 0 || c.train_kl_guard > 1)) fail('train_kl_guard', 'must be 0 (off) or a factor above 1, e.g. 100');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
   // TRL's checks: training batches must tile each sampling batch and the epoch's samples.

@@ -11,12 +11,13 @@ import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
 import { TrainingSession } from '../train/session';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { createSession, runModel } from '../train/ortRun';
-import type { SessionProviders } from '../runtime/sessionProviders';
+import { toFloat16 } from '../runtime/fp16';
+import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
 import { checkMemory, estimateDdpoMemory } from './memory';
 
 /** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
-export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void; providers?: SessionProviders } = {}): Promise<Policy> {
+export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void; providers?: SessionProviders; precision?: 'fp32' | 'fp16' } = {}): Promise<Policy> {
   const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
@@ -28,8 +29,15 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
   const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
   // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
   if (tScalar && B > 1) throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call; set "train_batch_size": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
+  // TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32
+  // (decided by the provider that really opens a model: a listed WebGPU without an adapter falls back to the CPU)
+  // (`opts.precision` overrides, e.g. to run the float16 graphs on the CPU in tests)
+  const ep = c.mixed_precision === 'fp16' && opts.providers && opts.providers.candidates.some((x) => x !== 'cpu') ? (await probeProvider(opts.providers)).ep : 'cpu';
+  const fp16 = opts.precision ? opts.precision === 'fp16' : ep !== 'cpu';
+  if (fp16) opts.onLog?.(`training and sampling graphs compute in float16 on ${ep} (mixed_precision "fp16"); LoRA weights, gradients, AdamW and the DDPO loss stay float32`);
   const session = await TrainingSession.create(forward, {
     lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
+    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: (n) => n.name.includes('ddpo_loss'),
     objective: (m) => ddpoObjective(m, { clipRange: c.train_clip_range, advClipMax: c.train_adv_clip_max }),
     inputShapes: ddpoInputShapes(lat, emb, tScalar),
     beforeBuild: (fwd, shapes) => {
@@ -39,7 +47,8 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
     },
   });
   const sampling = injectLora(forward, lora);
-  const samplingSession = await createSession(sampling.model, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
+  const samplingModel = fp16 ? toFloat16(sampling.model).model : sampling.model;
+  const samplingSession = await createSession(samplingModel, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
   const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
   loraPipe.predict = async (sample, batch, height, width, t, context) => {
@@ -49,7 +58,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
       [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
     ]);
     for (const [k, v] of loraFeeds(sampling.adapters, session.weights)) feeds.set(k, v);
-    const out = await runModel(samplingSession, sampling.model, feeds, [roles.output.name]);
+    const out = await runModel(samplingSession, samplingModel, feeds, [roles.output.name]);
     return out.get(roles.output.name)!.data;
   };
   const optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };

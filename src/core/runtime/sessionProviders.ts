@@ -1,6 +1,8 @@
 /** The providers one job's sessions try, passed down to every place that opens a session, and who hears the outcome. */
 import type * as ort from 'onnxruntime-node';
 import type { ExecutionProvider } from '../models/ortModel';
+import { DataType, emptyGraph, makeModel } from '../onnx/ir';
+import { encodeModel } from '../onnx/proto';
 import { openWithFallback, providerList, type OpenedSession, type ProviderOptions } from './providers';
 
 /** Which providers a session tries, best first (CPU last), with per-provider options. */
@@ -46,4 +48,18 @@ export async function openSession(
 /** A stable key for a provider choice, so sessions opened for one choice are not reused for another. */
 export function providersKey(providers: SessionProviders): string {
   return `${providers.candidates.join('>')}${providers.options ? ` ${JSON.stringify(providers.options)}` : ''}`;
+}
+
+/**
+ * The provider that really opens a model with these providers: a provider may be listed yet fail to start (WebGPU
+ * without an adapter). Opens a one-node model quietly (no `onOpened` report) and releases it.
+ */
+export async function probeProvider(providers: SessionProviders): Promise<Pick<OpenedSession, 'ep' | 'failures'>> {
+  const g = emptyGraph('probe');
+  g.inputs.push({ name: 'x', elemType: DataType.FLOAT, shape: [1] });
+  g.outputs.push({ name: 'y', elemType: DataType.FLOAT, shape: [1] });
+  g.nodes.push({ name: 'id', opType: 'Identity', domain: '', inputs: ['x'], outputs: ['y'], attrs: {} });
+  const opened = await openSession(encodeModel(makeModel(g)), 'probe', { ...providers, onOpened: undefined });
+  await opened.session.release();
+  return { ep: opened.ep, failures: opened.failures };
 }

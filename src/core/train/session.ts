@@ -1,6 +1,6 @@
 /** A training step over a frozen ONNX model with LoRA adapters: forward, loss and LoRA gradients in one ORT session. */
 import type * as ort from 'onnxruntime-node';
-import { Model } from '../onnx/ir';
+import { DataType, Model, Node } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import type { TensorShape } from '../onnx/shapeUtil';
 import { buildGradientGraph } from '../autodiff/gradient';
@@ -8,6 +8,8 @@ import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, lor
 import { LoraWeights } from './loraFile';
 import { FeedValue, createSession, runModel } from './ortRun';
 import type { SessionProviders } from '../runtime/sessionProviders';
+import { toFloat16 } from '../runtime/fp16';
+import { LossScaler } from './lossScale';
 
 /** How to build a {@link TrainingSession}. */
 export interface TrainingSessionOptions {
@@ -26,6 +28,15 @@ export interface TrainingSessionOptions {
   threads?: number;
   /** Providers the training graph tries, best first (default CPU only). */
   providers?: SessionProviders;
+  /**
+   * 'fp16': the graph computes in float16 (normalisations and `keepFp32Nodes` in float32) with dynamic loss scaling;
+   * LoRA weights, their gradients and the optimizer stay float32. Default 'fp32'.
+   */
+  precision?: 'fp32' | 'fp16';
+  /** Nodes kept float32 under fp16, e.g. the loss subgraph. */
+  keepFp32Nodes?: (n: Node) => boolean;
+  /** First loss scale under fp16 (default 1024). */
+  lossScale?: number;
   /** Sees the specialized forward + loss graph and every tensor's static shape before anything heavy is built; may throw (e.g. a memory check). */
   beforeBuild?: (forward: Model, shapes: Map<string, TensorShape>) => void;
 }
@@ -39,6 +50,8 @@ export interface StepResult {
   grads: Map<string, Float32Array>;
   /** Gradients of `extraWrt` inputs. */
   inputGrads: Map<string, Float32Array>;
+  /** fp16 only: the scaled gradients overflowed (they are not finite; skip the update) and the scale was halved. */
+  overflow: boolean;
 }
 
 /** Timings of building the session, in milliseconds. */
@@ -58,7 +71,14 @@ export class TrainingSession {
     readonly weights: LoraWeights,
     private readonly extraWrt: string[],
     readonly timings: BuildTimings,
+    /** The loss-seed input and its scaler when the graph computes in float16. */
+    private readonly scaling?: { seed: string; dims: number[]; scaler: LossScaler },
   ) {}
+
+  /** 'fp16' when the graph computes in float16, and the current loss scale. */
+  get precision(): { precision: 'fp32' | 'fp16'; lossScale: number } {
+    return { precision: this.scaling ? 'fp16' : 'fp32', lossScale: this.scaling?.scaler.scale ?? 1 };
+  }
 
   /** Injects LoRA, appends the objective, specializes shapes, builds the gradient graph and opens one session. */
   static async create(forward: Model, opts: TrainingSessionOptions): Promise<TrainingSession> {
@@ -72,7 +92,17 @@ export class TrainingSession {
     const specializeMs = Date.now() - t;
     opts.beforeBuild?.(spec.model, spec.shapes);
     t = Date.now();
-    const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true });
+    let { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true });
+    let scaling: { seed: string; dims: number[]; scaler: LossScaler } | undefined;
+    if (opts.precision === 'fp16') {
+      // d loss/d loss becomes an input: feeding S scales every gradient by S (loss scaling), divided out after the run
+      const seed = [...model.graph.initializers.values()].find((x) => x.name.startsWith('loss_seed'));
+      if (!seed || seed.dataType !== DataType.FLOAT) throw new Error('the training graph has no float "loss_seed" to scale; cannot train in fp16');
+      model.graph.initializers.delete(seed.name);
+      model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
+      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes }).model;
+      scaling = { seed: seed.name, dims: [...seed.dims], scaler: new LossScaler(opts.lossScale) };
+    }
     const gradientMs = Date.now() - t;
     t = Date.now();
     const session = await createSession(model, { threads: opts.threads, providers: opts.providers, name: 'training graph' });
@@ -80,7 +110,7 @@ export class TrainingSession {
     const weights = opts.weights ?? initLoraWeights(injected.adapters, opts.lora.rank, opts.lora.alpha, opts.seed ?? 0);
     if (weights.rank !== opts.lora.rank) throw new Error(`LoRA weights have rank ${weights.rank}, the session was built for rank ${opts.lora.rank}`);
     loraFeeds(injected.adapters, weights); // validates coverage and shapes now rather than at the first step
-    return new TrainingSession(model, session, injected.adapters, weights, extra, { specializeMs, gradientMs, sessionMs, nodes: model.graph.nodes.length });
+    return new TrainingSession(model, session, injected.adapters, weights, extra, { specializeMs, gradientMs, sessionMs, nodes: model.graph.nodes.length }, scaling);
   }
 
   /** Trainable tensors by PEFT key; they alias `weights`, so optimizer updates apply to the next step. */
@@ -94,6 +124,8 @@ export class TrainingSession {
   async step(feeds: Record<string, FeedValue> | Map<string, FeedValue>): Promise<StepResult> {
     const all = new Map<string, FeedValue>(feeds instanceof Map ? feeds : Object.entries(feeds));
     for (const [k, v] of loraFeeds(this.adapters, this.weights)) all.set(k, v);
+    const scale = this.scaling?.scaler.scale ?? 1;
+    if (this.scaling) all.set(this.scaling.seed, { dims: this.scaling.dims, data: new Float32Array(Math.max(1, this.scaling.dims.reduce((a, b) => a * b, 1))).fill(scale) });
     const out = await runModel(this.session, this.model, all);
     const loss = out.get('loss');
     if (!loss) throw new Error('training graph produced no "loss"');
@@ -107,7 +139,14 @@ export class TrainingSession {
       else if (base !== undefined && this.extraWrt.includes(base)) inputGrads.set(base, v.data);
       else if (k !== 'loss') metrics.set(k, v.data);
     }
-    return { loss: loss.data[0], metrics, grads, inputGrads };
+    let overflow = false;
+    if (this.scaling) {
+      for (const g of [...grads.values(), ...inputGrads.values()]) {
+        for (let i = 0; i < g.length; i++) { g[i] /= scale; if (!Number.isFinite(g[i])) overflow = true; }
+      }
+      this.scaling.scaler.observe(!overflow);
+    }
+    return { loss: loss.data[0], metrics, grads, inputGrads, overflow };
   }
 
   /** Frees the ORT session. */

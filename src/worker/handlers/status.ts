@@ -1,9 +1,7 @@
 /** `status`: node and onnxruntime versions, the execution providers onnxruntime offers here, and which one opens. */
 import type { WorkerStatus } from '../../protocol';
-import { emptyGraph, makeModel, DataType } from '../../core/onnx/ir';
-import { encodeModel } from '../../core/onnx/proto';
 import { describeProviderChoice } from '../../core/runtime/providers';
-import { openSession } from '../../core/runtime/sessionProviders';
+import { probeProvider } from '../../core/runtime/sessionProviders';
 import type { JobHandler } from '../jobs';
 import { jobProviders, machineBackends } from '../ep';
 import { providerSetting } from './params';
@@ -27,8 +25,7 @@ export const statusHandler: JobHandler<'status'> = {
     const jp = jobProviders(params.executionProvider ?? 'auto', backends, () => undefined);
     let chosen: string, providerChoice: string;
     try {
-      const opened = await openSession(encodeModel(probeModel()), 'probe', jp);
-      await opened.session.release();
+      const opened = await probeProvider(jp);
       chosen = opened.ep;
       providerChoice = describeProviderChoice(jp.plan, opened);
     } catch (e) {
@@ -38,11 +35,3 @@ export const statusHandler: JobHandler<'status'> = {
     return { ...base, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, executionProviders: eps, missingExecutionProviders: missing, chosenExecutionProvider: chosen, providerChoice } satisfies WorkerStatus;
   },
 };
-
-function probeModel() {
-  const g = emptyGraph('probe');
-  g.inputs.push({ name: 'x', elemType: DataType.FLOAT, shape: [1] });
-  g.outputs.push({ name: 'y', elemType: DataType.FLOAT, shape: [1] });
-  g.nodes.push({ name: 'id', opType: 'Identity', domain: '', inputs: ['x'], outputs: ['y'], attrs: {} });
-  return makeModel(g);
-}

@@ -15,11 +15,18 @@ test("defaults are TRL's DDPOConfig defaults (LoRA r=4, alpha=4)", () => {
 });
 
 test('knobs without meaning here are kept but warned about; typos are pointed out', () => {
-  const { config, warnings } = parseDdpoConfig({ mixed_precision: 'no', train_use_8bit_adam: true, learning_rate: 1 }, 'x/ddpo.json');
-  assert.equal(config.mixed_precision, 'no');
+  const { config, warnings } = parseDdpoConfig({ allow_tf32: false, train_use_8bit_adam: true, learning_rate: 1 }, 'x/ddpo.json');
+  assert.equal(config.allow_tf32, false);
   assert.equal(warnings.length, 3);
-  assert.match(warnings.join('\n'), /"mixed_precision" has no effect here/);
+  assert.match(warnings.join('\n'), /"allow_tf32" has no effect here/);
   assert.match(warnings.join('\n'), /unknown setting "learning_rate".*did you mean "train_learning_rate"/);
+});
+
+test('mixed_precision is TRL\'s: "fp16" by default, "no" accepted quietly, "bf16" warned about, anything else refused', () => {
+  assert.equal(parseDdpoConfig({}).config.mixed_precision, 'fp16');
+  assert.deepEqual(parseDdpoConfig({ mixed_precision: 'no' }).warnings, []);
+  assert.match(parseDdpoConfig({ mixed_precision: 'bf16' }).warnings.join('\n'), /"bf16" is not offered .* training runs in float32/);
+  assert.throws(() => parseDdpoConfig({ mixed_precision: 'fp8' }), /"mixed_precision" must be "no", "fp16" or "bf16"/);
 });
 
 test('bad values are rejected naming the key and the rule', () => {

@@ -57,3 +57,32 @@ test('PPO updates reach the LoRA, make the rewarded transition likelier and chan
     } finally { await again.release?.(); }
   } finally { await policy.release?.(); }
 });
+
+test('mixed_precision "fp16" computes in float16 only where a GPU provider really opens; elsewhere the policy trains in float32', { skip: SKIP_NO_FIXTURES }, async () => {
+  const { probeProvider } = await import('../../../src/core/runtime/sessionProviders');
+  const providers = { candidates: ['webgpu', 'cpu'] as ('webgpu' | 'cpu')[] };
+  const gpu = (await probeProvider(providers)).ep !== 'cpu';
+  const logs: string[] = [];
+  const policy = await createOnnxPolicy(REFERENCE_SD, { ...config, mixed_precision: 'fp16' }, { providers, onLog: (l) => logs.push(l) });
+  try {
+    assert.equal(logs.some((l) => /compute in float16/.test(l)), gpu, logs.join('\n'));
+    const s0 = await sample(policy);
+    const first = await policy.accumulate(request(s0, 1));
+    // float32 recomputes the sampler's log-probabilities exactly; float16 to about its precision
+    assert.ok(first.approxKl < (gpu ? 1e-3 : 1e-8), JSON.stringify(first));
+  } finally { await policy.release?.(); }
+});
+
+test('the float16 policy (forced onto the CPU here) samples, recomputes its log-probabilities closely and learns', { skip: SKIP_NO_FIXTURES }, async () => {
+  const logs: string[] = [];
+  const policy = await createOnnxPolicy(REFERENCE_SD, config, { precision: 'fp16', onLog: (l) => logs.push(l) });
+  try {
+    assert.ok(logs.some((l) => /compute in float16/.test(l)), logs.join('\n'));
+    const s0 = await sample(policy);
+    assert.ok(s0.logProbs.flat().every(Number.isFinite));
+    const first = await policy.accumulate(request(s0, 1));
+    assert.ok(first.approxKl < 1e-3, JSON.stringify(first));
+    for (let k = 0; k < 4; k++) { await policy.accumulate(request(s0, 1)); assert.ok((await policy.update(1)).applied); }
+    assert.ok(await normB(policy) > 0, 'the LoRA moved');
+  } finally { await policy.release?.(); }
+});
