@@ -8,9 +8,9 @@ export interface HubDownloadOptions {
   revision?: string;
   /** Cache root; the model lands in `<cacheDir>/<owner>--<name>/<revision>/`. */
   cacheDir: string;
-  /** Default https://huggingface.co. */
+  /** Default {@link hubEndpoint}: `$HF_ENDPOINT`, else https://huggingface.co. */
   baseUrl?: string;
-  /** Access token for gated/private repos (sent as `Authorization: Bearer`). */
+  /** Access token for gated/private repos (sent as `Authorization: Bearer`); callers pass `$HF_TOKEN`. */
   token?: string;
   onProgress?: (p: DownloadProgress) => void;
   signal?: AbortSignal;
@@ -52,13 +52,29 @@ export function cachedModelDir(cacheDir: string, repo: string, revision = 'main'
   return join(resolve(cacheDir), repo.replace('/', '--'), revision);
 }
 
+const DEFAULT_ENDPOINT = 'https://huggingface.co';
+
+/** The Hub's base URL: `$HF_ENDPOINT` when set (as huggingface_hub reads it, e.g. a mirror), else https://huggingface.co. */
+export function hubEndpoint(env: Record<string, string | undefined> = process.env): string {
+  const raw = env.HF_ENDPOINT?.trim();
+  if (!raw) return DEFAULT_ENDPOINT;
+  if (!/^https?:\/\/[^/\s]+/i.test(raw)) {
+    throw new Error(`HF_ENDPOINT is "${raw}", which is not an http(s) URL: set it to a Hub endpoint such as https://hf-mirror.com, or unset it to use ${DEFAULT_ENDPOINT}`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function baseOf(opts: HubDownloadOptions): string {
+  return (opts.baseUrl ?? hubEndpoint()).replace(/\/+$/, '');
+}
+
 function authHeaders(token?: string): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
 async function hubError(res: Response, what: string, repo: string): Promise<Error> {
   if (res.status === 401 || res.status === 403) {
-    return new Error(`${what}: HTTP ${res.status}. ${repo} is gated or private: accept its license on the Hub and set an access token in settings`);
+    return new Error(`${what}: HTTP ${res.status}. ${repo} is gated or private: accept its license on the Hub, then set the HF_TOKEN environment variable to an access token (for VS Code, in the environment it starts from) and try again`);
   }
   if (res.status === 404) return new Error(`${what}: not found (HTTP 404); check the repo id and revision`);
   return new Error(`${what}: HTTP ${res.status} ${res.statusText}`);
@@ -66,10 +82,13 @@ async function hubError(res: Response, what: string, repo: string): Promise<Erro
 
 /** Lists the repo's files at a revision via `GET /api/models/{repo}/revision/{rev}` (siblings). */
 export async function listRepoFiles(opts: HubDownloadOptions): Promise<{ sha?: string; files: RepoFile[] }> {
-  const base = (opts.baseUrl ?? 'https://huggingface.co').replace(/\/$/, '');
+  const base = baseOf(opts);
   const url = `${base}/api/models/${opts.repo}/revision/${encodeURIComponent(opts.revision ?? 'main')}?blobs=true`;
-  const res = await fetch(url, { headers: authHeaders(opts.token), signal: opts.signal });
-  if (!res.ok) throw await hubError(res, `Listing ${opts.repo}@${opts.revision ?? 'main'}`, opts.repo);
+  const res = await fetch(url, { headers: authHeaders(opts.token), signal: opts.signal }).catch((e: Error & { cause?: Error }) => {
+    if (opts.signal?.aborted) throw e;
+    throw new Error(`Could not reach the Hub at ${base} (${e.cause?.message ?? e.message}): check the network connection${!opts.baseUrl && process.env.HF_ENDPOINT?.trim() ? ' and the HF_ENDPOINT environment variable, which set this address' : ''}`);
+  });
+  if (!res.ok) throw await hubError(res, `Listing ${opts.repo}@${opts.revision ?? 'main'} on ${base}`, opts.repo);
   const body = (await res.json()) as { sha?: string; siblings?: { rfilename: string; size?: number }[] };
   if (!Array.isArray(body.siblings)) throw new Error(`Hub answer for ${opts.repo} has no file list (siblings)`);
   return { sha: body.sha, files: body.siblings.map((s) => ({ path: s.rfilename, size: s.size })) };
@@ -109,7 +128,7 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   const wanted = selectPipelineFiles(listing.files.map((f) => f.path));
   const missing = ['model_index.json', 'unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'].filter((f) => !wanted.includes(f));
   if (missing.length) throw new Error(`${opts.repo}@${revision} is not a Stable Diffusion ONNX repo: it lacks ${missing.join(', ')}. Pick a repo (or revision, e.g. 'onnx') with the ONNX export`);
-  const base = (opts.baseUrl ?? 'https://huggingface.co').replace(/\/$/, '');
+  const base = baseOf(opts);
   const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
   const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
   const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { BaseModelRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
-import { loadModelFolder } from '../../core/models/modelFolder';
+import { hubEndpoint } from '../../core/models/hubDownload';
+import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
 import { requireStore, type Services } from '../services';
 import { EMBEDDED_MODEL_ID, embeddedModelDir, hasEmbeddedModel } from '../studio/models';
@@ -65,19 +66,20 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
   if (pick.id === 'folder') {
     const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Stable Diffusion ONNX folder', openLabel: 'Use this model' });
     if (!uri?.[0]) return undefined;
-    try {
-      const folder = loadModelFolder(uri[0].fsPath);
-      return { id: folder.modelId || path.basename(uri[0].fsPath), path: uri[0].fsPath };
-    } catch (e) {
-      void vscode.window.showErrorMessage(`${uri[0].fsPath} is not a usable model folder: ${(e as Error).message}`);
+    const { folder, problems } = inspectModelFolder(uri[0].fsPath);
+    if (!folder) {
+      void vscode.window.showErrorMessage(notAModelMessage(uri[0].fsPath, problems));
       return undefined;
     }
+    return { id: folder.modelId || path.basename(uri[0].fsPath), path: uri[0].fsPath };
   }
   const repo = await vscode.window.showInputBox({ title: 'Hugging Face repo with an ONNX Stable Diffusion export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name') });
   if (!repo) return undefined;
   try {
     const cacheDir = path.join(os.homedir(), '.cache', 'ddpo-studio', 'models');
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${repo.trim()}`, cancellable: true }, (progress, token) => {
+    const endpoint = hubEndpoint();
+    const from = endpoint === 'https://huggingface.co' ? '' : ` from ${endpoint}`;
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${repo.trim()}${from}`, cancellable: true }, (progress, token) => {
       const ctl = new AbortController();
       token.onCancellationRequested(() => ctl.abort());
       return services.worker.request('downloadModel', { repo: repo.trim(), cacheDir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
@@ -111,4 +113,12 @@ async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefin
   if (!cpuFirst) items.reverse();
   const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (4/4): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
   return pick?.preset;
+}
+
+// One line for a notification: what is missing or broken, then which folder to pick instead.
+function notAModelMessage(dir: string, problems: ModelFolderProblem[]): string {
+  const missing = problems.filter((p) => p.problem.startsWith('missing')).map((p) => p.file);
+  const broken = problems.filter((p) => !p.problem.startsWith('missing')).map((p) => (p.file === '.' ? p.problem : `${p.file} ${p.problem}`));
+  const what = [missing.length ? `it lacks ${missing.join(', ')}` : '', ...broken].filter(Boolean).join('; ');
+  return `${dir} is not a Stable Diffusion ONNX model folder: ${what}. Pick the folder that holds model_index.json next to unet/, text_encoder/, vae_decoder/, tokenizer/ and scheduler/ (the diffusers/optimum ONNX layout); nothing was created.`;
 }

@@ -18,14 +18,14 @@ export function installVsix(cs: CodeServerInstall, vsix: string, extensionsDir: 
   if (!/successfully installed/.test(out)) throw new Error(`code-server did not install ${vsix}: ${out}`);
 }
 
-/** Starts code-server for `workspace`; resolves once its health endpoint answers. */
-export async function startCodeServer(cs: CodeServerInstall, dirs: { userDataDir: string; extensionsDir: string; workspace: string }, logFile: string): Promise<RunningCodeServer> {
+/** Starts code-server for `workspace` with `env` added to its environment (the extension host and worker inherit it); resolves once its health endpoint answers. */
+export async function startCodeServer(cs: CodeServerInstall, dirs: { userDataDir: string; extensionsDir: string; workspace: string }, logFile: string, env: NodeJS.ProcessEnv = {}): Promise<RunningCodeServer> {
   const settings = path.join(dirs.userDataDir, 'User', 'settings.json');
   fs.mkdirSync(path.dirname(settings), { recursive: true });
   fs.writeFileSync(settings, JSON.stringify({ 'security.workspace.trust.enabled': false, 'workbench.startupEditor': 'none', 'workbench.tips.enabled': false, 'telemetry.telemetryLevel': 'off', 'extensions.autoCheckUpdates': false, 'extensions.autoUpdate': false, 'chat.disableAIFeatures': true, 'workbench.secondarySideBar.defaultVisibility': 'hidden' }, null, 2));
   const port = await freePort();
   const log = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn(cs.node, [cs.entry, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir, dirs.workspace], { env: envFor(cs), stdio: ['ignore', log, log], detached: true });
+  const child: ChildProcess = spawn(cs.node, [cs.entry, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--user-data-dir', dirs.userDataDir, '--extensions-dir', dirs.extensionsDir, dirs.workspace], { env: { ...envFor(cs), ...env }, stdio: ['ignore', log, log], detached: true });
   const stop = () => {
     try {
       // code-server forks its own children; the process group takes them all down.

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
+import { startMockHub } from '../../unit/models/mockHub';
 import { installVsix, startCodeServer } from './codeServer';
 import { scenario } from './scenario';
 import { ensureCodeServer } from './setup';
@@ -42,7 +43,11 @@ async function main(): Promise<number> {
     console.log(`e2e: media/tiny-model is missing; the embedded model is ${fixture} for this run`);
     process.env.DDPO_STUDIO_EMBEDDED_MODEL = fixture;
   }
-  const server = await startCodeServer(cs, dirs, serverLog);
+  // The Hub steps download from a mock Hub (HF_ENDPOINT) into a HOME of this run, so ~/.cache stays untouched.
+  const home = path.join(run, 'home');
+  fs.mkdirSync(home);
+  const hub = await startMockHub({ root: process.env.DDPO_STUDIO_EMBEDDED_MODEL ?? path.join(repo, 'media', 'tiny-model'), stall: { file: 'unet/model.onnx', ms: 6000 } });
+  const server = await startCodeServer(cs, dirs, serverLog, { HOME: home, HF_ENDPOINT: hub.url });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
   let passed = 0;
   let failed = 0;
@@ -51,7 +56,7 @@ async function main(): Promise<number> {
     page.setDefaultTimeout(20_000);
     const consoleLog = path.join(outDir, 'browser-console.log');
     page.on('console', (m) => fs.appendFileSync(consoleLog, `[${m.type()}] ${m.text()}\n`));
-    const steps = scenario(page, dirs.workspace, server.url);
+    const steps = scenario(page, dirs.workspace, server.url, { home, scratch: run, hub });
     for (const [i, step] of steps.entries()) {
       const shot = path.join(outDir, `${String(i + 1).padStart(2, '0')}-${slug(step.name)}.png`);
       const t0 = Date.now();
@@ -73,6 +78,7 @@ async function main(): Promise<number> {
   } finally {
     await browser.close();
     server.stop();
+    await hub.close();
     fs.rmSync(run, { recursive: true, force: true });
   }
   return failed === 0 ? 0 : 1;

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
+import { modelSourceSteps, type ModelSourceEnv } from './modelSourceScenario';
 import { studioSteps } from './studioScenario';
 import { answerStep, pickQuick, runCommand, toast, treeRow } from './workbench';
 
@@ -13,7 +14,7 @@ export interface Step {
 }
 
 /** The steps, in order; each later step relies on the earlier ones. */
-export function scenario(page: Page, workspace: string, url: string): Step[] {
+export function scenario(page: Page, workspace: string, url: string, env: ModelSourceEnv): Step[] {
   const ddpo = path.join(workspace, '.ddpo');
   return [
     {
@@ -108,5 +109,6 @@ export function scenario(page: Page, workspace: string, url: string): Step[] {
       },
     },
     ...studioSteps(page, workspace),
+    ...modelSourceSteps(page, workspace, env),
   ];
 }

@@ -67,3 +67,38 @@ export async function answerStep(page: Page, title: string, text: string): Promi
   await page.locator('.quick-input-widget input[type="text"]').fill(text);
   await page.keyboard.press('Enter');
 }
+
+/**
+ * Types `folder` into the open dialog titled `title`: code-server's own "simple file dialog", a quick input
+ * whose text is a path. With a trailing slash the listing moves there; waits until it shows `expectChild`
+ * (else only the ".." row, an empty folder) with the typed text still in place.
+ */
+export async function typeFolderInDialog(page: Page, title: string, folder: string, expectChild?: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const input = widget.locator('input[type="text"]');
+  const rows = widget.locator('.quick-input-list .monaco-list-row');
+  await widget.locator('.quick-input-title', { hasText: title }).waitFor({ state: 'visible' });
+  const typed = folder + '/';
+  const settled = async () => (await input.inputValue()) === typed && (await input.isEnabled()) &&
+    (expectChild ? (await rows.filter({ hasText: expectChild }).count()) > 0 : (await rows.count()) === 1 && (await rows.first().innerText()).trim() === '..');
+  // The dialog lists folders asynchronously and its own first listing can overwrite early typing, so type
+  // again until the listing has shown the typed folder for three polls in a row.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    if ((await input.inputValue()) !== typed) await input.fill(typed);
+    let stable = 0;
+    for (let i = 0; i < 25 && stable < 3; i++) {
+      await page.waitForTimeout(200);
+      stable = (await settled()) ? stable + 1 : 0;
+    }
+    if (stable >= 3) return;
+  }
+  throw new Error(`the open dialog "${title}" did not list ${folder}; its text is ${await input.inputValue()}`);
+}
+
+/** Accepts the open dialog titled `title` with its OK button (labelled `okLabel`, the dialog's openLabel). */
+export async function acceptDialog(page: Page, title: string, okLabel: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  await widget.locator('.monaco-button', { hasText: okLabel }).first().click();
+  // Not the whole widget: the flow's next question may reuse it at once.
+  await widget.locator('.quick-input-title', { hasText: title }).waitFor({ state: 'hidden' });
+}

@@ -1,19 +1,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, Server } from 'node:http';
-import { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { DownloadProgress, downloadModel, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
+import { DownloadProgress, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
 import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { MockHub, startMockHub } from './mockHub';
 
 const TOKEN = 'hf_test_token';
-const requests: { path: string; range?: string; auth?: string }[] = [];
-let server: Server;
+const tinyModel = join(__dirname, '../../../media/tiny-model');
+let hub: MockHub | undefined;
+let requests: MockHub['requests'] = [];
 let baseUrl = '';
-let dropped = false;
 
 function listFiles(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => statSync(join(dir, f)).isFile()).map((f) => relative(dir, join(dir, f)));
@@ -23,41 +22,11 @@ function listFiles(dir: string): string[] {
 // download of unet/model.onnx is cut off halfway, as a flaky connection would.
 before(async () => {
   if (needsFixtures) return;
-  server = createServer((req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    requests.push({ path: url.pathname, range: req.headers.range, auth: req.headers.authorization });
-    const gated = url.pathname.includes('/gated/');
-    if (gated && req.headers.authorization !== `Bearer ${TOKEN}`) { res.writeHead(401).end('unauthorized'); return; }
-    const api = url.pathname.match(/^\/api\/models\/(\w+)\/(\w+)\/revision\/(\w+)$/);
-    if (api) {
-      const huge = api[1] === 'huge';
-      const siblings = [...listFiles(referenceSd), 'README.md', 'unet/diffusion_pytorch_model.safetensors'].map((f) => ({
-        rfilename: f, size: huge ? 1e15 : existsSync(join(referenceSd, f)) ? statSync(join(referenceSd, f)).size : 10,
-      }));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha: 'abc123', siblings }));
-      return;
-    }
-    const file = url.pathname.match(/^\/\w+\/\w+\/resolve\/\w+\/(.+)$/);
-    if (!file || !existsSync(join(referenceSd, file[1]))) { res.writeHead(404).end(); return; }
-    const data = readFileSync(join(referenceSd, decodeURIComponent(file[1])));
-    const range = req.headers.range?.match(/^bytes=(\d+)-$/);
-    if (range) {
-      const start = Number(range[1]);
-      res.writeHead(206, { 'content-length': data.length - start, 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` }).end(data.subarray(start));
-      return;
-    }
-    res.writeHead(200, { 'content-length': data.length });
-    if (file[1] === 'unet/model.onnx' && !dropped) {
-      dropped = true;
-      res.write(data.subarray(0, data.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
-      return;
-    }
-    res.end(data);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub = await startMockHub({ root: referenceSd, token: TOKEN, dropOnce: 'unet/model.onnx', extraSiblings: ['README.md', 'unet/diffusion_pytorch_model.safetensors'] });
+  requests = hub.requests;
+  baseUrl = hub.url;
 });
-after(() => server?.close());
+after(() => hub?.close());
 
 test('only the files the ONNX pipeline reads are selected', () => {
   const picked = selectPipelineFiles(['README.md', 'model_index.json', 'unet/model.onnx', 'unet/model.onnx_data', 'unet/weights.pb', 'unet/config.json',
@@ -104,4 +73,47 @@ test('the disk-space check fails before downloading anything', { skip: needsFixt
 test('offline without a cached copy says so', async () => {
   await assert.rejects(resolveModel('someone/model', { cacheDir: tmpdir(), offline: true }), /offline/);
   await assert.rejects(resolveModel('not a repo', { cacheDir: tmpdir(), offline: true }), /not a Hugging Face repo id/);
+});
+
+test('the Hub endpoint is HF_ENDPOINT when set (trailing slash dropped), else huggingface.co; a non-URL is refused by name', () => {
+  assert.equal(hubEndpoint({}), 'https://huggingface.co');
+  assert.equal(hubEndpoint({ HF_ENDPOINT: '  ' }), 'https://huggingface.co');
+  assert.equal(hubEndpoint({ HF_ENDPOINT: 'https://hf-mirror.com/' }), 'https://hf-mirror.com');
+  assert.equal(hubEndpoint({ HF_ENDPOINT: 'http://127.0.0.1:8080' }), 'http://127.0.0.1:8080');
+  assert.throws(() => hubEndpoint({ HF_ENDPOINT: 'hf-mirror.com' }), /HF_ENDPOINT is "hf-mirror.com", which is not an http\(s\) URL/);
+});
+
+test('a download without baseUrl goes to HF_ENDPOINT; an explicit baseUrl wins over it', async () => {
+  const tiny = await startMockHub({ root: tinyModel });
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  const saved = process.env.HF_ENDPOINT;
+  try {
+    process.env.HF_ENDPOINT = tiny.url + '/';
+    const dir = await downloadModel({ repo: 'ddpo-test/tiny-shapes', cacheDir: cache });
+    assert.equal(dir, join(cache, 'ddpo-test--tiny-shapes', 'main'));
+    assert.ok(readFileSync(join(dir, 'unet/model.onnx')).equals(readFileSync(join(tinyModel, 'unet/model.onnx'))));
+    assert.equal(loadModelFolder(dir).modelId, 'ddpo-studio/tiny-shapes');
+    assert.ok(tiny.requests.some((r) => r.path === '/api/models/ddpo-test/tiny-shapes/revision/main'));
+    assert.ok(!existsSync(join(dir, 'samples.png')), 'files the pipeline does not read stay on the server');
+    process.env.HF_ENDPOINT = 'http://127.0.0.1:1';
+    const served = tiny.requests.length;
+    await downloadModel({ repo: 'other/tiny', cacheDir: cache, baseUrl: tiny.url });
+    assert.ok(tiny.requests.length > served);
+  } finally {
+    if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
+    rmSync(cache, { recursive: true, force: true });
+    await tiny.close();
+  }
+});
+
+test('an HF_ENDPOINT nobody answers on gives an error naming the address and the variable', async () => {
+  const saved = process.env.HF_ENDPOINT;
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    process.env.HF_ENDPOINT = 'http://127.0.0.1:1';
+    await assert.rejects(downloadModel({ repo: 'someone/model', cacheDir: cache }), /Could not reach the Hub at http:\/\/127\.0\.0\.1:1 .*HF_ENDPOINT/);
+  } finally {
+    if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
+    rmSync(cache, { recursive: true, force: true });
+  }
 });
