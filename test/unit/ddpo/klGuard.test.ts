@@ -70,3 +70,14 @@ test('the spike test compares with the median of at least three earlier epochs',
   assert.ok(Math.abs(klSpike([1e-6, 2e-6, 3e-6, 4e-6], 2.6e-4, 100)! - 2.5e-6) < 1e-18, 'an even count takes the mean of the middle two');
   assert.equal(klSpike([1e-6, 2e-6, 3e-6], 1, 0), undefined, 'factor 0 is off');
 });
+
+test('resuming a run the guard stopped starts again from the kept epoch and replaces the diverged epoch\'s metrics', async () => {
+  const { dir } = await run(100, 3);
+  const config = toyConfig({ ...settings, train_kl_guard: 100 });
+  const resumed = await runDdpo({ config, layout: ddpoLayout(dir), policy: toyPolicyFor(config), reward: bright, prompts: ['a cat', 'a dog'], resume: true });
+  assert.equal(resumed.firstEpoch, 4);
+  assert.equal(resumed.stoppedEarly, undefined);
+  const lines = readMetrics(ddpoLayout(dir).metricsFile);
+  assert.deepEqual(lines.map((l) => l.epoch), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(lines[4].kl_guard, undefined, 'the diverged line was replaced by the resumed epoch');
+});
