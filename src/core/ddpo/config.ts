@@ -73,8 +73,8 @@ export interface DdpoConfig {
   train_timestep_selection: 'random' | 'earliest';
   /**
    * Divergence guard: when an epoch's approx_kl exceeds this factor times the median of the earlier epochs' (after at
-   * least 3), the LoRA and optimizer go back to where that epoch started, that state is checkpointed, and the run
-   * stops early. 0 turns it off (TRL has no such guard).
+   * least 3) and 1e-5, the LoRA and optimizer go back to where that epoch started, that state is checkpointed, and the
+   * run stops early. 0 turns it off (TRL has no such guard).
    */
   train_kl_guard: number;
 }

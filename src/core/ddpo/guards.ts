@@ -47,12 +47,15 @@ export function assertFinite(values: ArrayLike<number>, what: string, epoch: num
   }
 }
 
+/** approx_kl below this is never called a divergence, however small the earlier epochs' were (numerical noise). */
+export const KL_GUARD_FLOOR = 1e-5;
+
 /**
  * The divergence test of `train_kl_guard`: `kl` is a spike when it exceeds `factor` times the median of `earlier`
- * (the previous epochs' approx_kl), given at least 3 of them. Returns that median when it is a spike.
+ * (the previous epochs' approx_kl), given at least 3 of them, and {@link KL_GUARD_FLOOR}. Returns that median when it is a spike.
  */
 export function klSpike(earlier: readonly number[], kl: number, factor: number): number | undefined {
-  if (!(factor > 0) || earlier.length < 3) return undefined;
+  if (!(factor > 0) || earlier.length < 3 || !(kl > KL_GUARD_FLOOR)) return undefined;
   const s = [...earlier].sort((a, b) => a - b);
   const mid = s.length >> 1;
   const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;

@@ -69,6 +69,7 @@ test('the spike test compares with the median of at least three earlier epochs',
   assert.equal(klSpike([1e-6, 2e-6, 9e-3], 5e-3, 100), 2e-6);
   assert.ok(Math.abs(klSpike([1e-6, 2e-6, 3e-6, 4e-6], 2.6e-4, 100)! - 2.5e-6) < 1e-18, 'an even count takes the mean of the middle two');
   assert.equal(klSpike([1e-6, 2e-6, 3e-6], 1, 0), undefined, 'factor 0 is off');
+  assert.equal(klSpike([1e-14, 2e-14, 3e-14], 5e-9, 100), undefined, 'noise-level KL is no divergence, whatever the ratio');
 });
 
 test('resuming a run the guard stopped starts again from the kept epoch and replaces the diverged epoch\'s metrics', async () => {
