@@ -6,6 +6,7 @@ import { sampleDdim } from '../diffusion/sampler';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
+import { releaseWeights } from '../onnx/ir';
 import { injectLora, loraFeeds, type LoraConfig } from '../train/lora';
 import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
 import { TrainingSession } from '../train/session';
@@ -19,6 +20,8 @@ import { checkMemory, estimateDdpoMemory } from './memory';
 /** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
 export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void; providers?: SessionProviders; precision?: 'fp32' | 'fp16' } = {}): Promise<Policy> {
   const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
+  // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
+  await pipe.releaseUnet();
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
@@ -49,6 +52,8 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
   const sampling = injectLora(forward, lora);
   const samplingModel = fp16 ? toFloat16(sampling.model).model : sampling.model;
   const samplingSession = await createSession(samplingModel, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
+  // both sessions hold their own weights now; the graphs stay only as I/O metadata (an SD 1.5 UNet frees 3.4 GB)
+  for (const m of [forward, sampling.model, samplingModel, session.model]) releaseWeights(m);
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
   const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
   loraPipe.predict = async (sample, batch, height, width, t, context) => {

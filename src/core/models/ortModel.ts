@@ -87,6 +87,7 @@ export class OrtModel {
 
   /** Runs the model; `feeds` are already ort tensors. Errors name the model file. */
   async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    if (this.released) throw new Error(`${this.path} was released (its session is closed); load the model again to run it`);
     try {
       return (await this.session.run(feeds)) as Record<string, ort.Tensor>;
     } catch (e) {
@@ -95,8 +96,12 @@ export class OrtModel {
     }
   }
 
-  /** Frees the native session. */
+  private released = false;
+
+  /** Frees the native session (once; later calls do nothing). Its I/O metadata stays readable. */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
     await this.session.release();
   }
 

@@ -235,6 +235,15 @@ export function cloneGraph(g: Graph): Graph {
   };
 }
 
+/**
+ * Drops the weight data of `model`'s initializers (names, types and shapes stay), once a session holds its own copy:
+ * the graph stays usable as I/O metadata. Clones share tensors, so each clone that holds them must be stripped.
+ */
+export function releaseWeights(model: Model): void {
+  const g = model.graph;
+  for (const [k, t] of g.initializers) g.initializers.set(k, { ...t, data: allocData(t.dataType, 0) });
+}
+
 export function cloneModel(m: Model): Model {
   return { ...m, opsetImports: m.opsetImports.map((o) => ({ ...o })), graph: cloneGraph(m.graph), metadata: { ...m.metadata } };
 }
