@@ -9,16 +9,22 @@ import { compareWithAnchor, renderComparison } from '../../../src/core/runtime/b
 import { summarizeProfile } from '../../../src/core/runtime/profile';
 import { needsFixtures } from '../diffusion/fixtures';
 
-test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixtures }, async () => {
+// Runs `ddpo bench <args>` on the fixture UNet on the CPU in a temp folder ($DIR in args), then `check`s the JSON and output.
+async function benchFixture(args: string[], check: (r: any, lines: string[], dir: string) => void): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
   const lines: string[] = [];
   const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), progress: () => {}, signal: new AbortController().signal };
   try {
     const out = path.join(dir, 'r.json');
-    const code = await runCli(['bench', 'all', '--unet', 'fixture', '--ep', 'cpu', '--latent', '8', '--batch', '2,4', '--precision', 'fp32,fp16',
-      '--train-precision', 'fp32,fp16', '--warmup', '0', '--runs', '1', '--cache', dir, '--out', out], io, benchCommands);
+    const code = await runCli(['bench', ...args.map((a) => a.replace('$DIR', dir)), '--unet', 'fixture', '--ep', 'cpu', '--latent', '8', '--warmup', '0', '--runs', '1',
+      '--cache', dir, '--out', out], io, benchCommands);
     assert.equal(code, 0, lines.join('\n'));
-    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+    check(JSON.parse(fs.readFileSync(out, 'utf8')), lines, dir);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+}
+
+test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixtures }, async () => {
+  await benchFixture(['all', '--batch', '2,4', '--precision', 'fp32,fp16', '--train-precision', 'fp32,fp16'], (r, lines) => {
     assert.deepEqual(r.sample.map((s: { precision: string; batch: number }) => `${s.precision}:${s.batch}`), ['fp32:2', 'fp32:4', 'fp16:2', 'fp16:4']);
     for (const s of r.sample) assert.ok(s.ep === 'cpu' && s.msPerEval > 0 && s.evalsPerSec > 0);
     assert.deepEqual(r.train.map((t: { precision: string }) => t.precision), ['fp32', 'fp16']);
@@ -28,7 +34,7 @@ test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step
     const text = lines.join('\n');
     assert.match(text, /UNet forward\s+cpu\s+fp16\s+4/);
     assert.match(text, /DDPO LoRA train step\s+cpu\s+fp32\s+1 \(CFG: 2\)/);
-  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
 });
 
 test('bad flags are refused with what to pass instead', async () => {
@@ -59,15 +65,7 @@ test('the comparison pairs our times with the PyTorch anchor and checks the issu
 });
 
 test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixtures }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-'));
-  const lines: string[] = [];
-  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), progress: () => {}, signal: new AbortController().signal };
-  try {
-    const out = path.join(dir, 'r.json');
-    const code = await runCli(['bench', 'sample', '--unet', 'fixture', '--ep', 'cpu', '--latent', '8', '--batch', '2,4', '--precision', 'fp32',
-      '--attention', 'decomposed,mha-fold', '--warmup', '0', '--runs', '1', '--no-ddim', '--profile', path.join(dir, 'prof'), '--cache', dir, '--out', out], io, benchCommands);
-    assert.equal(code, 0, lines.join('\n'));
-    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+  await benchFixture(['sample', '--batch', '2,4', '--precision', 'fp32', '--attention', 'decomposed,mha-fold', '--no-ddim', '--profile', '$DIR/prof'], (r, lines) => {
     assert.deepEqual(r.sample.map((s: { attention: string; batch: number }) => `${s.attention}:${s.batch}`), ['decomposed:2', 'mha-fold:2', 'decomposed:4', 'mha-fold:4']);
     assert.equal(r.ddimStep, undefined);
     assert.deepEqual(Object.keys(r.profiles).sort(), ['sample-fp32-decomposed-b2', 'sample-fp32-mha-fold-b2']);
@@ -76,7 +74,7 @@ test('--attention and --profile: fused variants are timed beside the decomposed 
     assert.ok(ops('sample-fp32-mha-fold-b2').includes('MultiHeadAttention'));
     assert.ok(fs.existsSync(r.profiles['sample-fp32-mha-fold-b2'].file), 'the raw profile is kept, gzipped');
     assert.match(lines.join('\n'), /UNet forward \(mha-fold\)\s+cpu\s+fp32\s+4/);
-  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
 });
 
 test('a profile is summed per category and op type, per run', () => {
