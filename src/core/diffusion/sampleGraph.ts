@@ -8,9 +8,13 @@ import { StableDiffusionPipeline } from './pipeline';
 import type { SampleRequest, SampleResult } from './sampler';
 import { prepareSampling } from './sampler';
 
-/** True for providers whose outputs can stay in GPU buffers between sessions. */
+/**
+ * True for providers whose outputs can stay in GPU buffers between sessions. Not WebGPU: on an H200 (2026-11-26)
+ * onnxruntime-node 1.30 aborted the whole process ("terminate called after throwing an instance of 'char const*'")
+ * when a WebGPU session asked for gpu-buffer outputs, so WebGPU sessions hand their outputs to the host.
+ */
 export function keepsOutputsOnDevice(ep: string): boolean {
-  return ep === 'webgpu' || ep === 'cuda';
+  return ep === 'cuda';
 }
 
 async function stepSession(pipe: StableDiffusionPipeline, spec: DdimGraphSpec): Promise<ort.InferenceSession> {
