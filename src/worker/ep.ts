@@ -2,6 +2,7 @@
 import type { ExecutionProviderSetting } from '../protocol';
 import { chooseExecutionProviders, describeProviderChoice, listBackends, type BackendInfo, type ProviderPlan } from '../core/runtime/providers';
 import { providersKey, type SessionProviders } from '../core/runtime/sessionProviders';
+import { describePlacement } from '../core/runtime/placement';
 
 /** The providers every session of one job tries, the plan they came from, and a key for caching sessions by choice. */
 export interface JobProviders extends SessionProviders {
@@ -17,10 +18,16 @@ export async function machineBackends(): Promise<BackendInfo[]> {
 
 /**
  * Plans a job's providers from the user's `ddpoStudio.executionProvider` setting and `backends` (GPU first, CPU last);
- * `report` hears one line per opened model, e.g. `unet/model.onnx: execution provider: cpu (webgpu failed: ...)`.
+ * `report` hears one line per opened model, e.g. `unet/model.onnx: execution provider: cpu (webgpu failed: ...)`, and for
+ * a model on a GPU provider, after its first run, where its nodes ran (`unet/model.onnx on webgpu: WebGpu: 1676 nodes,
+ * CPU: 65 nodes — on CPU: Slice (Slice), ...`).
  */
 export function jobProviders(setting: ExecutionProviderSetting, backends: readonly BackendInfo[], report: (line: string) => void, platform: NodeJS.Platform = process.platform): JobProviders {
   const plan = chooseExecutionProviders(setting, platform, backends);
-  const providers: SessionProviders = { candidates: plan.candidates, onOpened: (what, opened) => report(`${what}: ${describeProviderChoice(plan, opened)}`) };
+  const providers: SessionProviders = {
+    candidates: plan.candidates,
+    onOpened: (what, opened) => report(`${what}: ${describeProviderChoice(plan, opened)}`),
+    onPlacement: (what, ep, placement) => report(`${what} on ${ep}: ${describePlacement(placement)}`),
+  };
   return { ...providers, plan, key: providersKey(providers) };
 }

@@ -20,7 +20,8 @@ export async function pipelineFor(modelDir: string, providers: JobProviders): Pr
   let c = pipelines.get(key);
   if (!c) {
     const opened: CachedPipeline['opened'] = new Map();
-    const pipe = StableDiffusionPipeline.load(modelDir, { providers: { candidates: providers.candidates, options: providers.options, onOpened: (what, o) => opened.set(what, o) } });
+    // where each model's nodes ran is told once, after its first run, to the job that loaded it
+    const pipe = StableDiffusionPipeline.load(modelDir, { providers: { candidates: providers.candidates, options: providers.options, onOpened: (what, o) => opened.set(what, o), onPlacement: providers.onPlacement } });
     c = { pipe, opened };
     pipelines.set(key, c);
     pipe.catch(() => pipelines.delete(key));

@@ -68,3 +68,25 @@ export function describePlacement(p: NodePlacement): string {
   const cpu = p.cpuNodes.length ? ` — on CPU: ${p.cpuNodes.slice(0, 8).join(', ')}${p.cpuNodes.length > 8 ? `, … (${p.cpuNodes.length})` : ''}` : '';
   return parts.join(', ') + cpu;
 }
+
+/**
+ * Node placement read from an onnxruntime profile (its `Node` events name the provider that ran each node): what a
+ * session's first run shows without a second, verbose session.
+ */
+export function placementFromProfile(events: readonly { cat?: string; name?: string; args?: Record<string, unknown> }[]): NodePlacement | undefined {
+  const seen = new Map<string, string>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || typeof e.args?.provider !== 'string') continue;
+    const node = (e.name ?? '').replace(/_kernel_time$|_fence_(before|after)$/, '');
+    if (!seen.has(node)) seen.set(node, `${e.args.provider}\u0000${String(e.args.op_name ?? '?')}`);
+  }
+  if (!seen.size) return undefined;
+  const counts: Record<string, number> = {};
+  const cpuNodes: string[] = [];
+  for (const [node, v] of seen) {
+    const [provider, op] = v.split('\u0000');
+    counts[provider] = (counts[provider] ?? 0) + 1;
+    if (provider === 'CPUExecutionProvider') cpuNodes.push(`${op} (${node})`);
+  }
+  return { counts, cpuNodes: Object.keys(counts).length > 1 ? cpuNodes : [] };
+}

@@ -1,6 +1,10 @@
 /** The providers one job's sessions try, passed down to every place that opens a session, and who hears the outcome. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { ExecutionProvider } from '../models/ortModel';
+import { placementFromProfile, type NodePlacement } from './placement';
 import { DataType, emptyGraph, makeModel } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
 import { openWithFallback, providerList, type OpenedSession, type ProviderOptions } from './providers';
@@ -11,6 +15,13 @@ export interface SessionProviders {
   options?: ProviderOptions;
   /** Hears where each session opened (`what` names the model) and which providers failed before it. */
   onOpened?: (what: string, opened: Pick<OpenedSession, 'ep' | 'failures'>) => void;
+  /**
+   * Hears, after a session's first run, which provider ran each node: the nodes a GPU provider left to the CPU.
+   * Recorded with onnxruntime's profiler during that one run, for sessions on the providers `placementFor` picks
+   * (default: every provider but the CPU).
+   */
+  onPlacement?: (what: string, ep: ExecutionProvider, placement: NodePlacement) => void;
+  placementFor?: (ep: ExecutionProvider) => boolean;
 }
 
 /** CPU only: the default for library callers, the demo and tests. */
@@ -34,15 +45,56 @@ export async function openSession(
     }
   };
   let opened: OpenedSession;
+  const record = (ep: ExecutionProvider) => !!providers.onPlacement && (providers.placementFor ?? ((x) => x !== 'cpu'))(ep);
+  const prefix = path.join(os.tmpdir(), `ddpo-placement-${process.pid}-${++profiles}`);
   try {
-    opened = await openWithFallback(model, providers.candidates, (ep) => ({ ...options, executionProviders: providerList(ep, providers.options) }), create);
+    opened = await openWithFallback(model, providers.candidates, (ep) => ({
+      ...options, executionProviders: providerList(ep, providers.options), ...(record(ep) ? { enableProfiling: true, profileFilePrefix: prefix } : {}),
+    }), create);
   } catch (e) {
     if (!last) throw e;
     if (providers.candidates.length === 1) throw last;
     throw new Error(`${(e as Error).message}\n  last error in full: ${last.message}`);
   }
   providers.onOpened?.(what, { ep: opened.ep, failures: opened.failures });
+  if (record(opened.ep)) reportPlacementAfterFirstRun(opened.session, prefix, (p) => providers.onPlacement!(what, opened.ep, p));
   return opened;
+}
+
+let profiles = 0;
+
+// Wraps session.run: the first run ends the profiler, whose Node events name each node's provider; later runs are
+// plain. A session released before any run drops its profile unread.
+function reportPlacementAfterFirstRun(session: ort.InferenceSession, prefix: string, report: (p: NodePlacement) => void): void {
+  const run = session.run.bind(session) as (...a: unknown[]) => Promise<ort.InferenceSession.OnnxValueMapType>;
+  const release = session.release.bind(session);
+  let pending = true;
+  const finish = (read: boolean) => {
+    if (!pending) return;
+    pending = false;
+    (session as { run: unknown }).run = run;
+    try {
+      session.endProfiling();
+      const dir = path.dirname(prefix);
+      for (const f of fs.readdirSync(dir).filter((n) => n.startsWith(path.basename(prefix)) && n.endsWith('.json'))) {
+        const file = path.join(dir, f);
+        const placement = read ? placementFromProfile(JSON.parse(fs.readFileSync(file, 'utf8'))) : undefined;
+        fs.rmSync(file, { force: true });
+        if (placement) report(placement);
+      }
+    } catch {
+      // the placement report is a courtesy; a run that succeeded must not fail over it
+    }
+  };
+  (session as { run: unknown }).run = async (...args: unknown[]) => {
+    const out = await run(...args);
+    finish(true);
+    return out;
+  };
+  session.release = async () => {
+    finish(false);
+    return release();
+  };
 }
 
 /** A stable key for a provider choice, so sessions opened for one choice are not reused for another. */
