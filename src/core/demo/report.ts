@@ -1,17 +1,10 @@
 /** `report.json` of a demo run: every figure, the settings that produced them, and the wall time of each phase. */
-import type { RateWithCI } from '../reward/stats';
-import type { BlindJudgement } from './blindEval';
+import type { CurvePoint } from '../ddpo/rewardCurve';
+import type { BlindResult } from './blindEval';
 import type { DemoPhase } from './progress';
 
 /** One epoch of the DDPO reward curve (mean learned reward of the epoch's samples). */
-export interface DemoCurvePoint {
-  epoch: number;
-  reward_mean: number;
-  reward_std: number;
-  approx_kl: number;
-  clipfrac: number;
-  seconds: number;
-}
+export type DemoCurvePoint = CurvePoint;
 
 /** The whole report. */
 export interface DemoReport {
@@ -27,20 +20,12 @@ export interface DemoReport {
   rewardModel: { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
   /** `stoppedEarly`: why train_kl_guard ended DDPO before num_epochs (the LoRA from before the spike was evaluated). */
   ddpo: { curve: DemoCurvePoint[]; settings: Record<string, unknown>; deviationsFromTrl: Record<string, { trl: unknown; demo: unknown }>; checkpointDir: string; stoppedEarly?: string };
-  eval: {
+  eval: BlindResult & {
     prompts: string[];
     seeds: number[];
-    wins: number;
-    losses: number;
-    ties: number;
-    /** Tuned over base, ties counted half; 95% Wilson interval. */
-    winRate: RateWithCI;
-    meanUtilityBase: number;
-    meanUtilityTuned: number;
     /** The learned reward model's mean score on the same images (what DDPO optimised). */
     learnedRewardBase: number;
     learnedRewardTuned: number;
-    judgements: BlindJudgement[];
   };
   grid: { file: string; layout: string; seeds: number[] };
   timings: { phases: Partial<Record<DemoPhase, number>>; totalSeconds: number };

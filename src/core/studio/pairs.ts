@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { schedulePairs } from '../reward/schedule';
+import { schedulePairs, type PairProposal } from '../reward/schedule';
 import type { Rating } from '../reward/types';
 
 /** Folder of generated pairs inside an experiment. */
@@ -31,15 +31,7 @@ export interface PairPlan {
 }
 
 /** One pair to show, sides chosen; `id` is what the webview refers to. */
-export interface QueueItem {
-  id: string;
-  pairId: string;
-  prompt: string;
-  left: string;
-  right: string;
-  sideOrder: 'ab' | 'ba';
-  repeatOf?: string;
-}
+export type QueueItem = Omit<PairProposal, 'reason'> & { id: string };
 
 /** Complete pairs under `<exp>/samples/`, oldest first; half-written folders are ignored. */
 export function listPairs(experimentDir: string): StoredPair[] {
