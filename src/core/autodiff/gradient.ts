@@ -1,6 +1,6 @@
 /** Reverse-mode autodiff over an ONNX graph: appends gradient nodes built from standard ONNX ops. */
 import { GraphBuilder } from '../onnx/builder';
-import { DataType, Graph, Model, Node, cloneModel, makeTensor, onnxOpset, topoSort } from '../onnx/ir';
+import { DataType, Graph, Model, Node, Tensor, cloneModel, makeTensor, onnxOpset, topoSort } from '../onnx/ir';
 import { GradCtx, ShapeMap, isFloatType } from './context';
 import { ConstFolder } from './fold';
 import { DIFF_INPUTS, NON_DIFFERENTIABLE, RULES } from './rules';
@@ -22,6 +22,16 @@ export interface GradientResult {
   model: Model;
   /** Gradient output name for each `wrt` (`${wrt}_grad`). */
   grads: Record<string, string>;
+}
+
+/**
+ * The float initializer {@link buildGradientGraph} seeds the backward pass with, d loss/d loss (named `<loss>_seed`):
+ * scaling it scales every gradient, which is how float16 training does loss scaling.
+ */
+export function lossSeedOf(model: Model, loss = 'loss'): Tensor {
+  const seed = [...model.graph.initializers.values()].find((x) => x.name.startsWith(`${loss}_seed`));
+  if (!seed || seed.dataType !== DataType.FLOAT) throw new Error(`the training graph has no float "${loss}_seed" (d ${loss}/d ${loss}) to scale; cannot train in fp16`);
+  return seed;
 }
 
 /** Builds a model that computes d(loss)/d(wrt) or the vector-Jacobian product of `cotangents`. */

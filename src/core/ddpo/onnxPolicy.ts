@@ -10,6 +10,7 @@ import { releaseWeights } from '../onnx/ir';
 import { injectLora, loraFeeds, type LoraConfig } from '../train/lora';
 import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
 import { TrainingSession } from '../train/session';
+import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { createSession, runModel } from '../train/ortRun';
 import { toFloat16 } from '../runtime/fp16';
@@ -40,7 +41,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
   if (fp16) opts.onLog?.(`training and sampling graphs compute in float16 on ${ep} (mixed_precision "fp16"); LoRA weights, gradients, AdamW and the DDPO loss stay float32`);
   const session = await TrainingSession.create(forward, {
     lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
-    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: (n) => n.name.includes('ddpo_loss'),
+    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
     objective: (m) => ddpoObjective(m, { clipRange: c.train_clip_range, advClipMax: c.train_adv_clip_max }),
     inputShapes: ddpoInputShapes(lat, emb, tScalar),
     beforeBuild: (fwd, shapes) => {

@@ -1,12 +1,13 @@
 /** One DDPO LoRA train step (batch 1 with CFG, so the UNet runs on 2) as PyTorch's DDPO trainers do it: time and build cost. */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DataType, Model, cloneModel, numel } from '../onnx/ir';
+import { Model, cloneModel, numel } from '../onnx/ir';
 import { saveModel } from '../onnx/proto';
 import { specialize } from '../onnx/specialize';
-import { buildGradientGraph } from '../autodiff/gradient';
+import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
 import { InjectedLora, injectLora, initLoraWeights, loraFeeds } from '../train/lora';
 import { ddpoObjective } from '../train/objective';
+import { isDdpoLossNode } from '../train/losses';
 import { toOrtTensor } from '../train/ortRun';
 import { AdamW } from '../train/adamw';
 import { GaussianRng } from '../diffusion/rng';
@@ -89,7 +90,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   if (lossScale !== 1) model = withLossSeed(model, lossScale);
   // fp16: the UNet and its backward in half precision, the DDPO loss (log-probs of 16K-element means, exp) in float32;
   // LoRA weights stay float32 graph inputs (master weights) and their gradients come back as float32.
-  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: (n) => n.name.includes('ddpo_loss') }).model;
+  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode }).model;
   let t = performance.now();
   const file = path.join(opts.cacheDir, unet.name, `train-${opts.precision}-${latent}`, 'model.onnx');
   saveModel(model, file, { externalData: 'model.onnx_data' });
@@ -138,8 +139,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
 
 // The gradient seed d loss/d loss = 1 is an initializer; scaling it scales every gradient (loss scaling).
 function withLossSeed(model: Model, scale: number): Model {
-  const seed = [...model.graph.initializers.values()].find((x) => x.name.startsWith('loss_seed'));
-  if (!seed || seed.dataType !== DataType.FLOAT) throw new Error('training graph has no float "loss_seed" initializer to scale');
+  const seed = lossSeedOf(model);
   const m = cloneModel(model);
   m.graph.initializers.set(seed.name, { ...seed, data: new Float32Array(seed.data.length).fill(scale) });
   return m;

@@ -8,7 +8,7 @@ export interface Fp16Options {
   keepFp32Ops?: string[];
   /** Float graph inputs whose whole downstream arithmetic stays float32 until a MatMul/Gemm/Conv (e.g. a float timestep). */
   fp32Inputs?: string[];
-  /** Nodes kept float32 by name or content, e.g. a loss subgraph (`(n) => n.name.includes('ddpo_loss')`). */
+  /** Nodes kept float32 by name or content, e.g. a loss subgraph (`isDdpoLossNode` of train/losses). */
   keepFp32Nodes?: (n: Node) => boolean;
   /** Keep float graph inputs/outputs float32 (Casts at the border). Default true. */
   keepIo?: boolean;

@@ -1,5 +1,6 @@
 /** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Bradley–Terry, MSE. */
 import { GraphBuilder } from '../onnx/builder';
+import type { Node } from '../onnx/ir';
 
 const HALF_LOG_2PI = 0.5 * Math.log(2 * Math.PI);
 
@@ -47,6 +48,14 @@ export interface DdpoLossOutputs {
   std: string;
 }
 
+/** Node-name scope of the DDPO objective (its gradient nodes carry it too). */
+export const DDPO_LOSS_SCOPE = 'ddpo_loss';
+
+/** True for the DDPO objective's nodes and their gradients: float16 training keeps them float32 (log-probs of means, exp). */
+export function isDdpoLossNode(n: Node): boolean {
+  return n.name.includes(DDPO_LOSS_SCOPE);
+}
+
 /**
  * Appends DDPO's policy-gradient objective (ddpo-pytorch `train.py` with `ddim_step_with_logprob`):
  * ε = ε_u + g·(ε_c − ε_u); x̂₀ = (x − √(1−ᾱ_t)·ε)/√ᾱ_t; σ = η·√((1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev));
@@ -54,7 +63,7 @@ export interface DdpoLossOutputs {
  * r = exp(log p − log p_old); loss = mean(max(−A·r, −A·clip(r, 1±ε))) with A clipped to ±adv_clip_max.
  */
 export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfig, opset: number, rank = 4): DdpoLossOutputs {
-  return b.within('ddpo_loss', () => {
+  return b.within(DDPO_LOSS_SCOPE, () => {
     const one = b.scalar(1);
     const [epsU, epsC] = b.nodeN('Split', [v.eps], opset >= 18 ? { axis: { type: 'int', value: 0 }, num_outputs: { type: 'int', value: 2 } } : { axis: { type: 'int', value: 0 } }, { outputs: 2 });
     const eps = b.op('Add', [epsU, b.op('Mul', [v.guidanceScale, b.op('Sub', [epsC, epsU])])]);

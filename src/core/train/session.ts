@@ -3,7 +3,7 @@ import type * as ort from 'onnxruntime-node';
 import { DataType, Model, Node } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import type { TensorShape } from '../onnx/shapeUtil';
-import { buildGradientGraph } from '../autodiff/gradient';
+import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
 import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, loraFeeds } from './lora';
 import { LoraWeights } from './loraFile';
 import { FeedValue, createSession, runModel } from './ortRun';
@@ -96,8 +96,7 @@ export class TrainingSession {
     let scaling: { seed: string; dims: number[]; scaler: LossScaler } | undefined;
     if (opts.precision === 'fp16') {
       // d loss/d loss becomes an input: feeding S scales every gradient by S (loss scaling), divided out after the run
-      const seed = [...model.graph.initializers.values()].find((x) => x.name.startsWith('loss_seed'));
-      if (!seed || seed.dataType !== DataType.FLOAT) throw new Error('the training graph has no float "loss_seed" to scale; cannot train in fp16');
+      const seed = lossSeedOf(model);
       model.graph.initializers.delete(seed.name);
       model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
       model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes }).model;
