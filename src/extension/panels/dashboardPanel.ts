@@ -6,7 +6,7 @@ import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
 import { parseWebviewMessage, type DashboardView, type HostToWebview, type WebviewToHost } from '../../protocol';
 import type { Services } from '../services';
-import { webviewHtml, webviewOptions } from './webviewHtml';
+import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
 
 const open = new Map<string, DashboardPanel>();
@@ -34,15 +34,8 @@ class DashboardPanel {
   constructor(private readonly services: Services, private readonly dir: string, private readonly resume: () => void, onDispose: () => void, restored?: vscode.WebviewPanel) {
     const { extensionUri } = services.context;
     const name = path.basename(dir);
-    const opts = webviewOptions(extensionUri);
-    const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(ddpoLayout(dir).evalDir)] };
-    this.panel = restored ?? vscode.window.createWebviewPanel('ddpoStudio.dashboard', `Training: ${name}`, vscode.ViewColumn.Active, options);
-    if (restored) {
-      this.panel.title = `Training: ${name}`;
-      this.panel.webview.options = options;
-    }
+    this.panel = openWebviewPanel(extensionUri, 'ddpoStudio.dashboard', `Training: ${name}`, ddpoLayout(dir).evalDir, restored);
     this.restoreKey = rememberPanel(services, { kind: 'dashboard', experimentDir: dir });
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'dashboard', `Training: ${name}`);
     const sub = services.runs.onDidChange((e) => e.experimentDir === dir && this.schedule());
     this.panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));

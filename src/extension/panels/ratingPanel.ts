@@ -11,7 +11,7 @@ import { compareDir, compareQueue, compareResult, listComparisons } from '../../
 import { buildQueue, listPairs, SAMPLES_DIR, type QueueItem } from '../../core/studio/pairs';
 import { CHOICES, parseWebviewMessage, type HostToWebview, type RatingView, type WebviewToHost } from '../../protocol';
 import type { Services } from '../services';
-import { webviewHtml, webviewOptions } from './webviewHtml';
+import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { executionProviderSetting } from '../settings';
 import { rememberPanel } from './restore';
 
@@ -63,18 +63,11 @@ export class RatingPanel {
     const { extensionUri } = services.context;
     this.root = src.compareId ? compareDir(src.experimentDir, src.compareId) : src.experimentDir;
     const title = src.mode === 'compare' ? `Blind comparison: ${src.experiment}` : `Rate: ${src.experiment}`;
-    const opts = webviewOptions(extensionUri);
     // Images are read straight from the experiment's image folder, and from nowhere else on disk (in a
     // comparison not even its manifest, which says which image is the fine-tuned one).
     const images = src.compareId ? path.join(this.root, 'images') : path.join(src.experimentDir, SAMPLES_DIR);
-    const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(images)] };
-    this.panel = restored ?? vscode.window.createWebviewPanel('ddpoStudio.rating', title, vscode.ViewColumn.Active, { ...options, retainContextWhenHidden: true });
-    if (restored) {
-      this.panel.title = title;
-      this.panel.webview.options = options;
-    }
+    this.panel = openWebviewPanel(extensionUri, 'ddpoStudio.rating', title, images, restored, { retainContextWhenHidden: true });
     this.restoreKey = rememberPanel(services, { kind: 'rating', src });
-    this.panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'rating', title);
     this.panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));
     this.panel.onDidDispose(() => {

@@ -7,6 +7,23 @@ export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions 
   return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')], retainContextWhenHidden: false };
 }
 
+/**
+ * The webview panel of `viewType`: `restored` (the one VS Code brought back after a window reload) retitled and given
+ * its options again, else a new one beside the editor. It may read dist/, media/ and `extraRoot` alone (its images).
+ */
+export function openWebviewPanel(extensionUri: vscode.Uri, viewType: string, title: string, extraRoot: string, restored?: vscode.WebviewPanel,
+  createOptions: vscode.WebviewPanelOptions = {}): vscode.WebviewPanel {
+  const opts = webviewOptions(extensionUri);
+  const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(extraRoot)] };
+  const panel = restored ?? vscode.window.createWebviewPanel(viewType, title, vscode.ViewColumn.Active, { ...options, ...createOptions });
+  if (restored) {
+    panel.title = title;
+    panel.webview.options = options;
+  }
+  panel.iconPath = vscode.Uri.joinPath(extensionUri, 'media', 'ddpo.svg');
+  return panel;
+}
+
 /** The page for webview bundle `dist/webview/<bundle>.js`. */
 export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, bundle: string, title: string): string {
   const nonce = crypto.randomBytes(16).toString('base64');
