@@ -31,6 +31,12 @@ export interface ProfileSummary {
 
 interface TraceEvent { cat?: string; name?: string; ph?: string; dur?: number; args?: Record<string, unknown> }
 
+/** The profile files onnxruntime wrote for `profileFilePrefix` (it appends a timestamp and `.json`), oldest first. */
+export function profileFiles(prefix: string): string[] {
+  const dir = path.dirname(prefix), base = path.basename(prefix);
+  return fs.readdirSync(dir).filter((f) => f.startsWith(base) && f.endsWith('.json')).sort().map((f) => path.join(dir, f));
+}
+
 /** Sums a Chrome-trace profile (onnxruntime's format) per category and op type, per run of `runs`. */
 export function summarizeProfile(events: TraceEvent[], runs: number, top = 25): ProfileSummary {
   const runMs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => (e.dur ?? 0) / 1000);
@@ -73,7 +79,7 @@ export async function profileModel(file: string, ep: ExecutionProvider, options:
     s.endProfiling();
   } finally {
     await s.release();
-    written = fs.readdirSync(outDir).filter((f) => f.startsWith(`profile-${label}`) && f.endsWith('.json')).map((f) => path.join(outDir, f)).at(-1);
+    written = profileFiles(prefix).at(-1);
   }
   if (!written) throw new Error(`onnxruntime wrote no profile under ${prefix}*`);
   const events = JSON.parse(fs.readFileSync(written, 'utf8')) as TraceEvent[];

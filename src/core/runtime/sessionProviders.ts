@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 import type { ExecutionProvider } from '../models/ortModel';
 import { placementFromProfile, type NodePlacement } from './placement';
+import { profileFiles } from './profile';
 import { DataType, emptyGraph, makeModel } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
 import { openWithFallback, providerList, type OpenedSession, type ProviderOptions } from './providers';
@@ -75,9 +76,7 @@ function reportPlacementAfterFirstRun(session: ort.InferenceSession, prefix: str
     (session as { run: unknown }).run = run;
     try {
       session.endProfiling();
-      const dir = path.dirname(prefix);
-      for (const f of fs.readdirSync(dir).filter((n) => n.startsWith(path.basename(prefix)) && n.endsWith('.json'))) {
-        const file = path.join(dir, f);
+      for (const file of profileFiles(prefix)) {
         const placement = read ? placementFromProfile(JSON.parse(fs.readFileSync(file, 'utf8'))) : undefined;
         fs.rmSync(file, { force: true });
         if (placement) report(placement);
