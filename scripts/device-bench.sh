@@ -5,6 +5,8 @@
 # Phases run as separate processes, most important first, each with its own time limit inside one overall deadline,
 # so a slow or failing phase costs only itself. Everything lands in $OUT/results.tgz (JSON per phase, logs, gzipped
 # onnxruntime profiles) plus phases.txt and summary.txt; compare here with scripts/compare-bench.ts.
+# Knobs: PHASES (which of anchor sample-fp16 train-fp16 sample-fp32 train-fp32 run), OPTSETS ("label:key=value,..."
+# WebGPU option sets, each timed for fp16 sampling and training), TRAIN_PROFILE= (empty: no train profile), DEADLINE.
 set -uo pipefail
 OUT=${OUT:-/tmp/ddpo-out}; R=/tmp/ddpo-results; rm -rf "$R"; mkdir -p "$OUT" "$R"
 TRAIN_PROFILE=${TRAIN_PROFILE-1}; DEADLINE=${DEADLINE:-530}; EP=${EP:-webgpu}; UNET=${UNET:-sd15}; LATENT=${LATENT:-64}; BIG=${BIG:-16}  # overridable for a dry run on CPU

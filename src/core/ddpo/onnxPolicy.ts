@@ -54,7 +54,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: { 
   const samplingModel = fp16 ? toFloat16(sampling.model).model : sampling.model;
   const samplingSession = await createSession(samplingModel, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
   // both sessions hold their own weights now; the graphs stay only as I/O metadata (an SD 1.5 UNet frees 3.4 GB)
-  for (const m of [forward, sampling.model, samplingModel, session.model]) releaseWeights(m);
+  for (const m of new Set([forward, sampling.model, samplingModel, session.model])) releaseWeights(m);
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
   const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
   loraPipe.predict = async (sample, batch, height, width, t, context) => {
