@@ -78,6 +78,8 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   // approx_kl of the epochs before this one (a resumed run's too), for train_kl_guard
   const klSeen = c.train_kl_guard > 0 ? readMetrics(layout.metricsFile).map((m) => m.approx_kl) : [];
   let stoppedEarly: DdpoRunResult['stoppedEarly'];
+  const loopState = (e: number, step: number, rng: LoopState['rng'], statTracker: LoopState['statTracker']): LoopState =>
+    ({ format: 1, epoch: e, globalStep: step, rng, statTracker, config: c, savedAt: new Date().toISOString() });
   let epoch = firstEpoch;
   let lastCheckpointSeconds = 0;
   try {
@@ -120,18 +122,28 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
         seconds: t, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
         time: new Date().toISOString(),
       };
+      // train_kl_guard: a spike means the policy diverged this epoch; its line is written, its state is not kept
       const median = start ? klSpike(klSeen, train.approx_kl, c.train_kl_guard) : undefined;
+      if (median !== undefined) line.kl_guard = { median, factor: c.train_kl_guard };
+      klSeen.push(train.approx_kl);
+      const saveNow = median === undefined && ((epoch + 1) % c.save_freq === 0 || epoch === c.num_epochs - 1);
+      t.checkpoint = lastCheckpointSeconds;
+      t.total = (performance.now() - tEpoch) / 1000;
+      // The metrics line goes first: a kill before the checkpoint is complete re-runs this epoch and rewrites it.
+      await appendLineDurable(layout.metricsFile, JSON.stringify(jsonSafe(line)));
+      if (saveNow) {
+        progress(epoch, 'checkpoint', 0, 1);
+        await saveCheckpoint(layout.checkpointsDir, loopState(epoch, globalStep, rngs.state(), tracker?.state() ?? null), await policy.saveState(), await policy.lora(), c.num_checkpoint_limit);
+        lastCheckpointSeconds = lap();
+      } else lastCheckpointSeconds = 0;
+      metrics.push(line);
+      opts.onEpoch?.(line);
+      log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
       if (start && median !== undefined) {
-        // the policy diverged this epoch: keep (and checkpoint) the weights it started from, and stop
-        line.kl_guard = { median, factor: c.train_kl_guard };
-        await appendLineDurable(layout.metricsFile, JSON.stringify(jsonSafe(line)));
-        metrics.push(line);
-        opts.onEpoch?.(line);
+        // keep (and checkpoint) the weights this epoch started from, and stop
         await policy.loadState(start.policy);
-        if (epoch > 0) {
-          const loop: LoopState = { format: 1, epoch: epoch - 1, globalStep: start.globalStep, rng: start.rng, statTracker: start.tracker, config: c, savedAt: new Date().toISOString() };
-          await saveCheckpoint(layout.checkpointsDir, loop, start.policy, await policy.lora(), c.num_checkpoint_limit);
-        }
+        globalStep = start.globalStep;
+        if (epoch > 0) await saveCheckpoint(layout.checkpointsDir, loopState(epoch - 1, start.globalStep, start.rng, start.tracker), start.policy, await policy.lora(), c.num_checkpoint_limit);
         // counted from 1 like the progress display ("epoch 28/30"); metrics.jsonl and checkpoint folders count from 0
         const message = `stopped early in epoch ${epoch + 1}/${c.num_epochs}: approx KL ${train.approx_kl.toExponential(2)} is ${(train.approx_kl / median).toFixed(0)}x the median ` +
           `of the earlier epochs (train_kl_guard ${c.train_kl_guard}); the policy diverged, so the LoRA ${epoch > 0 ? `after epoch ${epoch}/${c.num_epochs}` : 'of the base model'} is kept`;
@@ -139,21 +151,6 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
         stoppedEarly = { epoch, keptEpoch: epoch - 1, message };
         break;
       }
-      klSeen.push(train.approx_kl);
-      const saveNow = (epoch + 1) % c.save_freq === 0 || epoch === c.num_epochs - 1;
-      t.checkpoint = lastCheckpointSeconds;
-      t.total = (performance.now() - tEpoch) / 1000;
-      // The metrics line goes first: a kill before the checkpoint is complete re-runs this epoch and rewrites it.
-      await appendLineDurable(layout.metricsFile, JSON.stringify(jsonSafe(line)));
-      if (saveNow) {
-        progress(epoch, 'checkpoint', 0, 1);
-        const loop: LoopState = { format: 1, epoch, globalStep, rng: rngs.state(), statTracker: tracker?.state() ?? null, config: c, savedAt: new Date().toISOString() };
-        await saveCheckpoint(layout.checkpointsDir, loop, await policy.saveState(), await policy.lora(), c.num_checkpoint_limit);
-        lastCheckpointSeconds = lap();
-      } else lastCheckpointSeconds = 0;
-      metrics.push(line);
-      opts.onEpoch?.(line);
-      log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
     }
     await status('done', stoppedEarly
       ? { epoch: stoppedEarly.keptEpoch, global_step: globalStep, stopped_early: true, message: stoppedEarly.message }
