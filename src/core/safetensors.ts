@@ -115,23 +115,29 @@ export function toFloat32(t: SafeTensor): Float32Array {
   }
 }
 
-/** IEEE half bits -> float32. */
+let halfTable: Float32Array | undefined;
+
+/** IEEE half bits -> float32 (a 65,536-entry table, built on first use: training converts every gradient each step). */
 export function halfBitsToFloat32(h: Uint16Array): Float32Array {
-  const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) {
-    const x = h[i], s = x & 0x8000 ? -1 : 1, e = (x >> 10) & 0x1f, m = x & 0x3ff;
-    out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let x = 0; x < 65536; x++) {
+      const s = x & 0x8000 ? -1 : 1, e = (x >> 10) & 0x1f, m = x & 0x3ff;
+      halfTable[x] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+    }
   }
+  const t = halfTable;
+  const out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) out[i] = t[h[i]];
   return out;
 }
 
 /** float32 -> IEEE half bits (round to nearest even). */
 export function float32ToHalfBits(f: Float32Array): Uint16Array {
   const out = new Uint16Array(f.length);
-  const fb = new Float32Array(1), ib = new Uint32Array(fb.buffer);
+  const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
   for (let i = 0; i < f.length; i++) {
-    fb[0] = f[i];
-    const x = ib[0], sign = (x >>> 16) & 0x8000, e = ((x >>> 23) & 0xff) - 127 + 15, m = x & 0x7fffff;
+    const x = bits[i], sign = (x >>> 16) & 0x8000, e = ((x >>> 23) & 0xff) - 127 + 15, m = x & 0x7fffff;
     if (((x >>> 23) & 0xff) === 0xff) { out[i] = sign | 0x7c00 | (m ? 0x200 : 0); continue; }
     if (e >= 31) { out[i] = sign | 0x7c00; continue; }
     if (e <= 0) {

@@ -102,13 +102,25 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
       if (!dims) throw new Error(`no static shape for "${w}"; pass shapes from inferShapes() after specialize()`);
       gw = ctx.zeros(dims, dtype(w) ?? DataType.FLOAT);
     }
-    const name = b.op('Identity', [gw], {}, { name: `grad/${w}/Identity`, outputs: [`${w}_grad`] });
+    const name = nameGradient(g, gw, `${w}_grad`) ?? b.op('Identity', [gw], {}, { name: `grad/${w}/Identity`, outputs: [`${w}_grad`] });
     grads[w] = name;
     outputs.push({ name, elemType: dtype(w) ?? DataType.FLOAT, shape: shapes.get(w)?.dims ?? null });
   }
   g.outputs = opts.keepForwardOutputs ? [...outputs, ...g.outputs] : outputs;
   eliminateDeadNodes(g);
   return { model: m, grads };
+}
+
+/**
+ * Renames the gradient node output `v` to the output name `to` when nothing else reads it, so the gradient needs no
+ * Identity node (one kernel per trained tensor); undefined when `v` is a forward tensor, an input or shared.
+ */
+function nameGradient(g: Graph, v: string, to: string): string | undefined {
+  const producer = g.nodes.find((n) => n.outputs.includes(v));
+  if (!producer || !producer.name.startsWith('grad/') || g.outputs.some((o) => o.name === v)) return undefined;
+  if (g.nodes.some((n) => n.inputs.includes(v))) return undefined;
+  producer.outputs = producer.outputs.map((o) => (o === v ? to : o));
+  return to;
 }
 
 // 1.0 as raw bits for the 16-bit float types (kept as Uint16 in the IR)

@@ -12,6 +12,11 @@ export interface Fp16Options {
   keepFp32Nodes?: (n: Node) => boolean;
   /** Keep float graph inputs/outputs float32 (Casts at the border). Default true. */
   keepIo?: boolean;
+  /**
+   * Float graph inputs/outputs that become float16 themselves whatever `keepIo` says: the caller converts on the host
+   * (e.g. LoRA weights and their gradients, which would otherwise cost two Cast kernels per tensor and run).
+   */
+  halfIo?: (name: string) => boolean;
 }
 
 /** What the conversion did. */
@@ -67,16 +72,21 @@ export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model;
   // float32 regions: seeded by int→float Casts and fp32Inputs, closed by heavy ops
   const region = new Set<string>(opts.fp32Inputs ?? []);
   const fp32Node = new Set<Node>();
+  const keptNames = new Set<string>();
   for (const n of order) {
     const seeded = n.opType === 'Cast' && outputType(n, types) === DataType.FLOAT && types.get(n.inputs[0]) !== DataType.FLOAT;
     const inRegion = !HEAVY.has(n.opType) && n.inputs.some((i) => region.has(i));
-    const kept = keep.has(n.opType) || !!opts.keepFp32Nodes?.(n);
+    // the backward of a float32 node (autodiff names it `grad/<node>/<op>`) is float32 too, as under autocast:
+    // a normalisation's recomputed variance overflows float16 just like its forward one
+    const kept = keep.has(n.opType) || !!opts.keepFp32Nodes?.(n) || keptNames.has(gradientOf(n.name));
+    if (kept && n.name) keptNames.add(n.name);
     if (kept || seeded || inRegion) fp32Node.add(n);
     if (seeded || (inRegion && !kept)) n.outputs.forEach((o) => o && region.add(o));
   }
 
   const stored = new Map<string, DataType>(); // element type each float value now has
-  g.inputs.forEach((v) => stored.set(v.name, v.elemType === DataType.FLOAT && !keepIo ? DataType.FLOAT16 : v.elemType));
+  const halfIo = (v: ValueInfo) => v.elemType === DataType.FLOAT && (!keepIo || !!opts.halfIo?.(v.name));
+  g.inputs.forEach((v) => stored.set(v.name, halfIo(v) ? DataType.FLOAT16 : v.elemType));
   const initUses = new Map<string, Set<DataType>>();
   const castCache = new Map<string, string>();
   const out: Node[] = [];
@@ -130,18 +140,27 @@ export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model;
   }
   for (const n of out) n.inputs = n.inputs.map((v) => rename.get(v) ?? v);
 
+  // outputs get the type the border asks for, through a Cast when the value has the other one
   for (const o of g.outputs) {
-    if (stored.get(o.name) !== DataType.FLOAT16 || o.elemType !== DataType.FLOAT || !keepIo) continue;
-    const inner = `${o.name}_fp16`;
+    const have = stored.get(o.name);
+    if (o.elemType !== DataType.FLOAT || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) continue;
+    const want = halfIo(o) ? DataType.FLOAT16 : DataType.FLOAT;
+    if (have === want) continue;
+    const inner = `${o.name}_fp${have === DataType.FLOAT16 ? 16 : 32}`;
     for (const n of out) { n.inputs = n.inputs.map((v) => (v === o.name ? inner : v)); n.outputs = n.outputs.map((v) => (v === o.name ? inner : v)); }
-    out.push({ name: `${o.name}_Cast`, opType: 'Cast', domain: '', inputs: [inner], outputs: [o.name], attrs: { to: { type: 'int', value: DataType.FLOAT } } });
+    out.push({ name: `${o.name}_Cast`, opType: 'Cast', domain: '', inputs: [inner], outputs: [o.name], attrs: { to: { type: 'int', value: want } } });
     report.castsInserted++;
   }
-  if (!keepIo) for (const v of [...g.inputs, ...g.outputs]) if (v.elemType === DataType.FLOAT) v.elemType = DataType.FLOAT16;
+  for (const v of [...g.inputs, ...g.outputs]) if (halfIo(v)) v.elemType = DataType.FLOAT16;
   g.nodes = out;
   g.valueInfo = g.valueInfo.map((v): ValueInfo => ({ ...v, elemType: stored.get(v.name) ?? v.elemType }));
   m.metadata = { ...m.metadata, precision: 'float16' };
   return { model: m, report };
+}
+
+/** The forward node an autodiff node `grad/<node>/<op>[_k]` belongs to ('' for other nodes). */
+function gradientOf(name: string): string {
+  return name.startsWith('grad/') ? name.slice(5, name.lastIndexOf('/')) : '';
 }
 
 /** Float constants carried in attributes become float16 (Cast targets, Constant and ConstantOfShape values). */

@@ -1,6 +1,6 @@
 /** LoRA on an ONNX graph: adapters as graph inputs (for training), merging into weights (for sampling), PEFT init. */
 import { DataType, Model, Node, cloneModel } from '../onnx/ir';
-import { GraphBuilder } from '../onnx/builder';
+import { A, GraphBuilder } from '../onnx/builder';
 import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
 import { LoraModule, LoraWeights, loraScale, peftKey } from './loraFile';
 import { mulberry32 } from '../random';
@@ -44,7 +44,7 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
   const b = new GraphBuilder(g);
   const inserted = new Map<number, Node[]>();
   const adapters: LoraAdapter[] = [];
-  const scale = b.scalar(loraScale(cfg));
+  const scale = loraScale(cfg);
   for (const t of targets) {
     const k = original.indexOf(t.node);
     const node = g.nodes[k];
@@ -55,11 +55,16 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
     const inputA = b.input(peftKey(t.module, 'A'), DataType.FLOAT, [cfg.rank, t.inFeatures]);
     const inputB = b.input(peftKey(t.module, 'B'), DataType.FLOAT, [t.outFeatures, cfg.rank]);
     b.within(`lora/${t.module}`, () => {
-      const at = b.op('Transpose', [inputA], { perm: { type: 'ints', value: [1, 0] } });
-      const bt = b.op('Transpose', [inputB], { perm: { type: 'ints', value: [1, 0] } });
-      const down = b.op('MatMul', [node.inputs[0], at]);
-      const up = b.op('MatMul', [down, bt]);
-      const delta = b.op('Mul', [up, scale]);
+      // Two Gemms with transB read A and B in their PEFT layout and carry the scale in alpha: no Transpose or Mul
+      // nodes, and their gradients are Gemms too (5 forward and 6 backward nodes per adapter instead of 6 and 15).
+      // A MatMul's activations ([batch, tokens, in]) are flattened to rows and the result takes the layer's shape;
+      // a Gemm's are rows already.
+      const x = node.inputs[0];
+      const flat = node.opType !== 'Gemm';
+      const rows = flat ? b.op('Reshape', [x, b.constI64([-1, t.inFeatures])]) : x;
+      const down = b.op('Gemm', [rows, inputA], { transB: A.i(1) });
+      const up = b.op('Gemm', [down, inputB], { transB: A.i(1), alpha: A.f(scale) });
+      const delta = flat ? b.op('Reshape', [up, b.op('Shape', [base])]) : up;
       b.op('Add', [base, delta], {}, { outputs: [y] });
     });
     inserted.set(k, g.nodes.splice(before));

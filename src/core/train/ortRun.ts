@@ -5,10 +5,11 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, Model, ValueInfo } from '../onnx/ir';
 import { encodeModel, saveModel } from '../onnx/proto';
+import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
 import type { OpenedSession } from '../runtime/providers';
 import { CPU_ONLY, openSession, type SessionProviders } from '../runtime/sessionProviders';
 
-/** A value to feed: dims plus numbers in any numeric array (cast to the input's type on feeding). */
+/** A value to feed: dims plus numbers in any numeric array (cast to the input's type on feeding; a Uint16Array for a float16 input is half bits). */
 export interface FeedValue {
   dims: number[];
   data: ArrayLike<number> | Float32Array;
@@ -136,6 +137,8 @@ export function toOrtTensor(info: ValueInfo, v: FeedValue): ort.Tensor {
   if (v.data.length !== n) throw new Error(`feed ${info.name}: ${v.data.length} values do not fill dims [${v.dims.join(', ')}]`);
   switch (info.elemType) {
     case DataType.FLOAT: return new ort.Tensor('float32', v.data instanceof Float32Array ? v.data : Float32Array.from(v.data), v.dims);
+    // a Uint16Array fed to a float16 input is taken as IEEE half bits already (converted once, fed many times)
+    case DataType.FLOAT16: return new ort.Tensor('float16', v.data instanceof Uint16Array ? v.data : float32ToHalfBits(v.data instanceof Float32Array ? v.data : Float32Array.from(v.data)), v.dims);
     case DataType.DOUBLE: return new ort.Tensor('float64', Float64Array.from(v.data), v.dims);
     case DataType.INT64: return new ort.Tensor('int64', BigInt64Array.from(Array.from(v.data, (x) => BigInt(Math.round(x)))), v.dims);
     case DataType.INT32: return new ort.Tensor('int32', Int32Array.from(v.data, Math.round), v.dims);
@@ -156,7 +159,8 @@ export async function runModel(session: ort.InferenceSession, model: Model, feed
   const res = await session.run(ortFeeds, outputs ?? session.outputNames);
   const out = new Map<string, { dims: number[]; data: Float32Array }>();
   for (const [k, t] of Object.entries(res)) {
-    const data = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data as ArrayLike<number>, Number);
+    const data = t.data instanceof Float32Array ? t.data : t.type === 'float16' && t.data instanceof Uint16Array
+      ? halfBitsToFloat32(t.data) : Float32Array.from(t.data as ArrayLike<number>, Number);
     out.set(k, { dims: [...t.dims], data });
   }
   return out;

@@ -99,7 +99,10 @@ export class TrainingSession {
       const seed = lossSeedOf(model);
       model.graph.initializers.delete(seed.name);
       model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
-      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes }).model;
+      // LoRA weights go in, and their gradients come out, as float16 converted on the host: the same rounding the
+      // graph's Casts would do, without two Cast kernels per adapter matrix and run (512 on SD 1.5)
+      const half = new Set([...lora, ...lora.map((k) => `${k}_grad`)]);
+      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes, halfIo: (v) => half.has(v) }).model;
       scaling = { seed: seed.name, dims: [...seed.dims], scaler: new LossScaler(opts.lossScale) };
     }
     const gradientMs = Date.now() - t;

@@ -52,6 +52,9 @@ test('an fp16 training graph gives the float32 LoRA gradients to float16 accurac
     const err = relErr(got.grads, want.grads);
     assert.ok(err < 3e-2, `gradients differ by ${err} (max-normalised)`);
     for (const g of got.grads.values()) assert.ok(g instanceof Float32Array);
+    // the weights and gradients crossed the border as float16 converted on the host, not through Casts in the graph
+    const lora = half.model.graph.inputs.filter((v) => v.name.includes('lora_'));
+    assert.ok(lora.length === got.grads.size && lora.every((v) => v.elemType === DataType.FLOAT16));
   } finally { await ref.release(); await half.release(); }
 });
 

@@ -32,13 +32,22 @@ const matMul: GradRule = (c, [g]) => {
   const y2d = [...batch, M, N];
   const g2 = same(y2d, c.dims(c.out())) ? g! : c.reshape(g!, y2d);
   const back = (v: string, d2: number[], d: number[]) => (same(d2, d) ? v : c.reshape(v, d));
+  const rows = a2d.slice(0, -1).reduce((x, y) => x * y, 1);
   return [
-    c.grad(0, () => back(c.unbroadcast(c.op('MatMul', [g2, swapLast(c, b2, b2d.length)]), [...batch, M, K], a2d), a2d, ad)),
+    c.grad(0, () => {
+      if (b2d.length === 2 && same(a2d, [...batch, M, K])) {
+        // a 2-D weight: one Gemm with transB on [rows, N], no transposed copy of the weight (onnxruntime would
+        // constant-fold Transpose(W) into a second copy of every frozen linear weight: 0.4 GiB in float16 on SD 1.5)
+        const g2d = y2d.length === 2 ? g2 : c.reshape(g2, [rows, N]);
+        const ga = c.op('Gemm', [g2d, b2], { transB: A.i(1) });
+        return back(a2d.length === 2 ? ga : c.reshape(ga, a2d), a2d, ad);
+      }
+      return back(c.unbroadcast(c.op('MatMul', [g2, swapLast(c, b2, b2d.length)]), [...batch, M, K], a2d), a2d, ad);
+    }),
     c.grad(1, () => {
       if (b2d.length === 2 && y2d.length > 2 && same(a2d, [...batch, M, K])) {
         // a 2-D weight under batched activations: one [K, P] x [P, N] product instead of a batched one plus a sum
-        const p = a2d.slice(0, -1).reduce((x, y) => x * y, 1);
-        return back(c.op('Gemm', [c.reshape(a2, [p, K]), c.reshape(g2, [p, N])], { transA: A.i(1) }), b2d, bd);
+        return back(c.op('Gemm', [c.reshape(a2, [rows, K]), c.reshape(g2, [rows, N])], { transA: A.i(1) }), b2d, bd);
       }
       return back(c.unbroadcast(c.op('MatMul', [swapLast(c, a2, a2d.length), g2]), [...batch, K, N], b2d), b2d, bd);
     }),

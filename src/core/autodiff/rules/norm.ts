@@ -1,4 +1,6 @@
 /** Gradient rules of Softmax/LogSoftmax and the normalizations, with statistics recomputed from the input. */
+import { A } from '../../onnx/builder';
+import { DataType, makeTensor } from '../../onnx/ir';
 import type { GradCtx, GradRule } from '../context';
 
 const mul = (c: GradCtx, a: string, b: string) => c.op('Mul', [a, b]);
@@ -12,12 +14,34 @@ function softmaxAxes(c: GradCtx): number[] {
   return c.opset >= 13 ? [axis] : range(axis, r);
 }
 
-/** xhat = (x - mean) / sqrt(var + eps) over `axes` (keepdims), and 1/sqrt(var + eps). */
-function standardize(c: GradCtx, x: string, axes: number[], eps: number): { xhat: string; invstd: string } {
+/**
+ * xhat = (x - mean) / sqrt(var + eps) over trailing `axes` (keepdims), and 1/sqrt(var + eps). From opset 17 one
+ * LayerNormalization with unit scale returns both (its InvStdDev output); before, seven elementwise/reduce nodes.
+ */
+function standardize(c: GradCtx, x: string, axes: number[], eps: number, dims = c.dims(x), dt = c.dtype(x)): { xhat: string; invstd: string } {
+  if (c.opset >= 17 && (dt === DataType.FLOAT || dt === DataType.DOUBLE) && axes.every((a, i) => a === dims.length - axes.length + i)) {
+    const [xhat, , invstd] = c.opN('LayerNormalization', [x, unitScale(c, dims.slice(axes[0]), dt)], { axis: A.i(axes[0]), epsilon: A.f(eps) }, 3);
+    return { xhat, invstd };
+  }
   const d = c.op('Sub', [x, c.reduceMean(x, axes, true)]);
   const variance = c.reduceMean(mul(c, d, d), axes, true);
   const invstd = c.op('Reciprocal', [c.op('Sqrt', [c.op('Add', [variance, c.scalar(eps, x)])])]);
   return { xhat: mul(c, d, invstd), invstd };
+}
+
+/** A tensor of ones of `dims`, one per shape and type in the graph. */
+function unitScale(c: GradCtx, dims: number[], dt: DataType): string {
+  const name = `grad/ones_${dt}_${dims.join('x')}`;
+  if (!c.b.graph.initializers.has(name)) c.b.initializer(makeTensor(name, dt, dims, new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(1)), true);
+  return name;
+}
+
+/** True when `name` is an initializer holding only ones (the unit scale exporters give GroupNorm's InstanceNormalization). */
+function allOnes(c: GradCtx, name: string): boolean {
+  const t = c.b.graph.initializers.get(name);
+  if (!t || (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE)) return false;
+  for (let i = 0; i < t.data.length; i++) if (t.data[i] !== 1) return false;
+  return true;
 }
 
 /** dx = invstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), the backward of standardize. */
@@ -45,7 +69,7 @@ export const NORM_RULES: Record<string, GradRule> = {
     const spatial = range(2, r), notC = [0, ...spatial];
     const { xhat, invstd } = standardize(c, x, spatial, c.attrF('epsilon', 1e-5));
     return [
-      c.grad(0, () => standardizeBackward(c, mul(c, g!, channelVec(c, s, r)), xhat, invstd, spatial)),
+      c.grad(0, () => standardizeBackward(c, allOnes(c, s) ? g! : mul(c, g!, channelVec(c, s, r)), xhat, invstd, spatial)),
       c.grad(1, () => c.reduceSum(mul(c, g!, xhat), notC, false)),
       c.grad(2, () => c.reduceSum(g!, notC, false)),
     ];
@@ -71,7 +95,8 @@ export const NORM_RULES: Record<string, GradRule> = {
     const xd = c.dims(x);
     const groups = c.attrI('num_groups', 1);
     const grouped = [xd[0], groups, -1];
-    const { xhat, invstd } = standardize(c, c.reshape(x, grouped), [2], c.attrF('epsilon', 1e-5));
+    const groupedDims = [xd[0], groups, xd.reduce((a, b) => a * b, 1) / (xd[0] * groups)];
+    const { xhat, invstd } = standardize(c, c.reshape(x, grouped), [2], c.attrF('epsilon', 1e-5), groupedDims, c.dtype(x));
     let gxhat: string, gs: () => string, gb: () => string;
     if (c.dims(s)[0] === xd[1]) {
       const xhatFull = c.reshape(xhat, xd);
