@@ -5,18 +5,18 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CliCommand, CliIO, parseFlags } from './command';
 import type { ExecutionProvider } from '../core/models/ortModel';
-import { ProviderOptions, ProviderSetting, chooseExecutionProviders, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
+import { ProviderOptions, chooseExecutionProviders, parseProviderSetting, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
 import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
 import { ATTENTION_VARIANTS, AttentionVariant, resolveBenchUnet, unetDimOverrides } from '../core/runtime/benchUnet';
 import { UnetTiming, benchDdimStep, benchUnetEval, unetFeeds } from '../core/runtime/benchSample';
 import { ProfileSummary, profileModel, renderProfile } from '../core/runtime/profile';
-import { DdpoTrainGraph, TrainTiming, benchTrainStep, buildDdpoTrainGraph } from '../core/runtime/benchTrain';
+import { TrainTiming, benchTrainStep, buildDdpoTrainGraph, trainLabel } from '../core/runtime/benchTrain';
 import { compareWithAnchor, renderComparison } from '../core/runtime/benchCompare';
 import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../core/runtime/memory';
 
 type Precision = 'fp32' | 'fp16';
 const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
-    [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16]
+    [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16] [--train-timesteps 1,2,4]
     [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10] [--placement] [--profile DIR] [--no-ddim]
     [--webgpu key=value,...] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
   sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
@@ -25,6 +25,8 @@ const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|c
   --unet sd15 builds an SD 1.5-architecture UNet with random weights (~7 GB RAM; files cached under --cache).
   --attention  sampling graphs' attention core: decomposed standard ops (default; what training uses),
                mha = com.microsoft.MultiHeadAttention, mha-fold = the same with the batch folded into the heads (batch 1).
+  --train-timesteps  train steps with K of the sample's timesteps in one graph run (ddpo.json train_timesteps_per_run;
+               UNet batch 2K), each K timed; ms per timestep is the number to set against a one-timestep step (default 1).
   --webgpu     WebGPU provider options, e.g. validationMode=disabled,preferredLayout=NHWC,storageBufferCacheMode=simple.
   --placement  also reports which nodes onnxruntime placed on the CPU (opens each model once more, verbose).
   --profile    also profiles the first --batch of each sampling variant and each train step (one more session each):
@@ -51,8 +53,7 @@ function precisions(v: string[], flag: string): Precision[] {
 
 async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
   const { flags } = parseFlags(argv, ['fp16', 'placement', 'no-ddim']);
-  const setting = (typeof flags.ep === 'string' ? flags.ep : 'auto') as ProviderSetting;
-  if (!['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'].includes(setting)) throw new Error(`--ep ${setting}: use auto, cpu, webgpu, cuda, dml or coreml`);
+  const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'auto');
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
   // a benchmark on an explicitly chosen provider must not quietly measure the CPU instead
   if (setting !== 'auto' && setting !== 'cpu') plan.candidates = plan.candidates.filter((ep) => ep !== 'cpu');
@@ -62,6 +63,8 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
   const timing = { warmup: intFlag(flags, 'warmup', 2), runs: intFlag(flags, 'runs', intFlag(flags, 'steps', 10)), signal: io.signal };
   const samplePrec = flags.fp16 ? ['fp16' as const] : precisions(list(flags.precision, 'fp32'), 'precision');
   const trainPrec = precisions(list(flags['train-precision'], flags.fp16 ? 'fp16' : 'fp32'), 'train-precision');
+  const trainTimesteps = list(flags['train-timesteps'], '1').map(Number);
+  for (const k of trainTimesteps) if (!Number.isInteger(k) || k < 1) throw new Error(`--train-timesteps: '${k}' is not a positive integer (timesteps per graph run, e.g. 1,2,4)`);
   const attentions = list(flags.attention, 'decomposed') as AttentionVariant[];
   for (const a of attentions) if (!ATTENTION_VARIANTS.includes(a)) throw new Error(`--attention: '${a}' is not one of ${ATTENTION_VARIANTS.join(', ')}`);
   const profileDir = typeof flags.profile === 'string' ? flags.profile : undefined;
@@ -142,21 +145,24 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
       }
     }
     if (mode !== 'sample') {
-      let graph: DdpoTrainGraph | undefined;
-      for (const precision of trainPrec) {
-        resetPeakRss();
-        gpuMem?.resetPeak();
-        io.progress(`DDPO train step ${precision}…`);
-        graph ??= buildDdpoTrainGraph(unet, latent);
-        const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress, profileDir, epOptions });
-        if (r.profile) { profiles[`train-${precision}`] = r.profile; io.out(`profile train-${precision}: ${renderProfile(r.profile)}`); }
-        for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
-        train.push(r);
-        memory[`train_${precision}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
-        memory[`train_${precision}_PeakGpuMiB`] = gpuMem?.peek()?.peakMiB;
-        save();
-        io.out(`DDPO LoRA train step ${precision} (batch 1, CFG) on ${r.ep}: ${r.stepMs.toFixed(1)} ms (run ${r.runMs.toFixed(1)} + AdamW ${r.adamwMs.toFixed(2)}); ` +
-          `graph build ${(r.buildMs / 1000).toFixed(1)} s (${r.nodes} nodes), session ${(r.sessionMs / 1000).toFixed(1)} s`);
+      // one graph per K (the graph's batch), shared by both precisions
+      for (const K of trainTimesteps) {
+        const graph = buildDdpoTrainGraph(unet, latent, K);
+        for (const precision of trainPrec) {
+          const label = trainLabel(precision, K), key = label.replace(/-/g, '_');
+          resetPeakRss();
+          gpuMem?.resetPeak();
+          io.progress(`DDPO train step ${precision}${K > 1 ? `, ${K} timesteps per run` : ''}…`);
+          const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress, profileDir, epOptions });
+          if (r.profile) { profiles[label] = r.profile; io.out(`profile ${label}: ${renderProfile(r.profile)}`); }
+          for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+          train.push(r);
+          memory[`${key}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
+          memory[`${key}_PeakGpuMiB`] = gpuMem?.peek()?.peakMiB;
+          save();
+          io.out(`DDPO LoRA train step ${precision} (batch 1${K > 1 ? ` x ${K} timesteps per run` : ''}, CFG) on ${r.ep}: ${r.stepMs.toFixed(1)} ms (run ${r.runMs.toFixed(1)} + AdamW ${r.adamwMs.toFixed(2)})` +
+            `${K > 1 ? `, ${r.msPerTimestep.toFixed(1)} ms per timestep` : ''}; graph build ${(r.buildMs / 1000).toFixed(1)} s (${r.nodes} nodes), session ${(r.sessionMs / 1000).toFixed(1)} s`);
+        }
       }
     }
   } finally {
@@ -180,10 +186,14 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
 
 /** The summary table printed after a run. */
 export function renderTable(sample: UnetTiming[], train: TrainTiming[], memory: Record<string, number | undefined>): string {
-  const rows: string[][] = [['what', 'ep', 'precision', 'batch', 'ms', 'per second']];
-  for (const s of sample) rows.push([`UNet forward${s.attention && s.attention !== 'decomposed' ? ` (${s.attention})` : ''}`, s.ep, s.precision, String(s.batch), s.msPerEval.toFixed(1), `${s.evalsPerSec.toFixed(2)} evals`]);
-  for (const t of train) rows.push(['DDPO LoRA train step', t.ep, t.precision, '1 (CFG: 2)', t.stepMs.toFixed(1), `${(1000 / t.stepMs).toFixed(2)} steps`]);
-  for (const t of train) rows.push(['training graph build', 'host', t.precision, '', t.buildMs.toFixed(0), '']);
+  const rows: string[][] = [['what', 'ep', 'precision', 'batch', 'ms', 'per second', 'ms per timestep']];
+  for (const s of sample) rows.push([`UNet forward${s.attention && s.attention !== 'decomposed' ? ` (${s.attention})` : ''}`, s.ep, s.precision, String(s.batch), s.msPerEval.toFixed(1), `${s.evalsPerSec.toFixed(2)} evals`, '']);
+  // a train step of K timesteps per run: batch "1 x K t", the UNet on 2K; per second counts sample-timesteps
+  for (const t of train) {
+    const k = t.timestepsPerRun;
+    rows.push(['DDPO LoRA train step', t.ep, t.precision, k > 1 ? `1 x ${k} t (CFG: ${2 * k})` : '1 (CFG: 2)', t.stepMs.toFixed(1), `${(1000 / t.msPerTimestep).toFixed(2)} timesteps`, t.msPerTimestep.toFixed(1)]);
+  }
+  for (const t of train) rows.push(['training graph build', 'host', t.precision, t.timestepsPerRun > 1 ? `1 x ${t.timestepsPerRun} t` : '', t.buildMs.toFixed(0), '', '']);
   const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd());
   lines.splice(1, 0, w.map((n) => '-'.repeat(n)).join('  '));

@@ -72,9 +72,18 @@ export interface DdpoConfig {
    */
   train_timestep_selection: 'random' | 'earliest';
   /**
-   * Divergence guard: when an epoch's approx_kl exceeds this factor times the median of the earlier epochs' (after at
-   * least 3) and 1e-5, the LoRA and optimizer go back to where that epoch started, that state is checkpointed, and the
-   * run stops early. 0 turns it off (TRL has no such guard).
+   * Speed only: how many of a sample's trained timesteps one training-graph run takes (the graph's batch is
+   * train_batch_size x this). The gradient equals that of running them one by one (up to float summation order), as
+   * the LoRA weights do not change between them; fewer, larger runs pay where the host's kernel dispatch dominates (a GPU).
+   * Must divide the trained timesteps per sample (sample_num_steps x train_timestep_fraction); otherwise its largest
+   * divisor below it is used, with a warning. Costs memory like train_batch_size does.
+   */
+  train_timesteps_per_run: number;
+  /**
+   * Divergence guard: an epoch's approx_kl spikes when it exceeds this factor times the median of the earlier epochs'
+   * (after at least 3) and 1e-5. When two epochs in a row spike, the LoRA and optimizer go back to where the first of
+   * them started, that state is checkpointed, and the run stops early; a single spike, which is how a policy that has
+   * barely moved starts to learn, is kept. 0 turns it off (TRL has no such guard).
    */
   train_kl_guard: number;
 }
@@ -131,6 +140,7 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   eval_seeds: [0],
   latent_size: 0,
   train_timestep_selection: 'random',
+  train_timesteps_per_run: 1,
   train_kl_guard: 0,
 });
 
@@ -171,6 +181,11 @@ export function parseDdpoConfig(raw: unknown, source = 'ddpo.json'): ParsedDdpoC
   }
   const config = out as unknown as DdpoConfig;
   validateRanges(config, source);
+  const k = timestepsPerRun(config);
+  if (k !== config.train_timesteps_per_run) {
+    warnings.push(`${source}: "train_timesteps_per_run" ${config.train_timesteps_per_run} does not divide the ${numTrainTimesteps(config)} timesteps trained per sample ` +
+      `(sample_num_steps x train_timestep_fraction); each graph run takes ${k}`);
+  }
   if (config.mixed_precision === 'bf16') warnings.push(`${source}: "mixed_precision" "bf16" is not offered by onnxruntime's providers here; training runs in float32 (use "fp16" on a GPU)`);
   return { config, warnings };
 }
@@ -180,13 +195,25 @@ export function numTrainTimesteps(c: DdpoConfig): number {
   return Math.floor(c.sample_num_steps * c.train_timestep_fraction);
 }
 
+/**
+ * Timesteps per training-graph run: the largest divisor of the trained timesteps per sample that is at most
+ * train_timesteps_per_run, so a run never spans two samples' batches or two optimizer updates.
+ */
+export function timestepsPerRun(c: DdpoConfig): number {
+  const t = numTrainTimesteps(c);
+  // (a config object built without parseDdpoConfig, e.g. from before this setting, may lack it: 1)
+  let k = Number.isInteger(c.train_timesteps_per_run) ? Math.max(1, Math.min(c.train_timesteps_per_run, t)) : 1;
+  while (k > 1 && t % k !== 0) k--;
+  return k;
+}
+
 function validateRanges(c: DdpoConfig, source: string): void {
   const fail = (key: keyof DdpoConfig, rule: string): never => {
     throw new Error(`${source}: "${key}" ${rule}, got ${JSON.stringify(c[key])}`);
   };
   const posInt: (keyof DdpoConfig)[] = ['num_epochs', 'save_freq', 'num_checkpoint_limit', 'sample_num_steps', 'sample_batch_size',
     'sample_num_batches_per_epoch', 'train_batch_size', 'train_gradient_accumulation_steps', 'num_inner_epochs',
-    'per_prompt_stat_tracking_buffer_size', 'max_workers', 'log_image_freq', 'lora_rank'];
+    'per_prompt_stat_tracking_buffer_size', 'max_workers', 'log_image_freq', 'lora_rank', 'train_timesteps_per_run'];
   for (const k of posInt) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) fail(k, 'must be a positive integer');
   if (!Number.isInteger(c.per_prompt_stat_tracking_min_count) || c.per_prompt_stat_tracking_min_count < 0) fail('per_prompt_stat_tracking_min_count', 'must be a non-negative integer');
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) fail('seed', 'must be a non-negative integer');

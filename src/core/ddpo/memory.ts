@@ -2,14 +2,14 @@
 import * as os from 'node:os';
 import { elemBytes, numel, type Model } from '../onnx/ir';
 import type { TensorShape } from '../onnx/shapeUtil';
-import type { DdpoConfig } from './config';
+import { timestepsPerRun, type DdpoConfig } from './config';
 import { OutOfMemoryError } from './guards';
 
 /** Bytes a run is expected to need, and what they come from. */
 export interface MemoryEstimate {
   /** UNet weights, in all the copies a run holds at its peak (see WEIGHT_COPIES). */
   weightBytes: number;
-  /** Every intermediate tensor of the forward + loss graph at train_batch_size (all kept for the backward pass). */
+  /** Every intermediate tensor of the forward + loss graph at train_batch_size x train_timesteps_per_run items (all kept for the backward pass). */
   activationBytes: number;
   /** Training session: weights + activations x TRAIN_FACTOR. */
   trainingBytes: number;
@@ -28,7 +28,7 @@ const SAMPLE_FACTOR = 0.6;
 // a `ddpo train` epoch on an SD 1.5-sized model (3.44 GB of weights, 8x8 latents, CPU) peaked at 14.2 GB RSS.
 const WEIGHT_COPIES = 4;
 
-/** Sums the training graph's tensors; `forward` is the specialized forward + loss graph for train_batch_size items. */
+/** Sums the training graph's tensors; `forward` is the specialized forward + loss graph for train_batch_size x train_timesteps_per_run items. */
 export function estimateDdpoMemory(forward: Model, shapes: Map<string, TensorShape>, c: DdpoConfig): MemoryEstimate {
   let weights = 0, activations = 0;
   for (const t of forward.graph.initializers.values()) weights += numel(t.dims) * elemBytes(t.dataType);
@@ -41,7 +41,7 @@ export function estimateDdpoMemory(forward: Model, shapes: Map<string, TensorSha
   }
   const weightBytes = WEIGHT_COPIES * weights;
   const trainingBytes = weightBytes + TRAIN_FACTOR * activations;
-  const samplingBytes = weightBytes + SAMPLE_FACTOR * activations * (c.sample_batch_size / c.train_batch_size);
+  const samplingBytes = weightBytes + SAMPLE_FACTOR * activations * (c.sample_batch_size / (c.train_batch_size * timestepsPerRun(c)));
   return { weightBytes, activationBytes: activations, trainingBytes, samplingBytes, totalBytes: weightBytes + TRAIN_FACTOR * activations + (samplingBytes - weightBytes) };
 }
 
@@ -50,14 +50,15 @@ export function availableMemory(): number {
   return os.freemem() + process.memoryUsage().rss;
 }
 
-/** Throws an OutOfMemoryError naming train_batch_size, sample_batch_size and latent_size when the estimate exceeds `available`. */
+/** Throws an OutOfMemoryError naming train_timesteps_per_run, train_batch_size, sample_batch_size and latent_size when the estimate exceeds `available`. */
 export function checkMemory(est: MemoryEstimate, c: DdpoConfig, latentSize: number, available = availableMemory()): void {
   if (est.totalBytes <= available) return;
   const gb = (b: number) => `${(b / 2 ** 30).toFixed(2)} GB`;
-  const err = new OutOfMemoryError('train_batch_size', c.train_batch_size, 'train', '');
+  const k = timestepsPerRun(c);
+  const err = k > 1 ? new OutOfMemoryError('train_timesteps_per_run', k, 'train', '') : new OutOfMemoryError('train_batch_size', c.train_batch_size, 'train', '');
   err.message = `Not enough memory for this DDPO run: it needs about ${gb(est.totalBytes)} (training graph ${gb(est.trainingBytes)} at ` +
-    `train_batch_size ${c.train_batch_size}, sampling ${gb(est.samplingBytes)} at sample_batch_size ${c.sample_batch_size}, latent_size ${latentSize}) ` +
-    `but only ${gb(available)} is available. Lower train_batch_size (raise train_gradient_accumulation_steps to keep the effective batch), ` +
+    `train_batch_size ${c.train_batch_size}${k > 1 ? ` x train_timesteps_per_run ${k}` : ''}, sampling ${gb(est.samplingBytes)} at sample_batch_size ${c.sample_batch_size}, latent_size ${latentSize}) ` +
+    `but only ${gb(available)} is available. Lower ${k > 1 ? 'train_timesteps_per_run (it changes only speed), ' : ''}train_batch_size (raise train_gradient_accumulation_steps to keep the effective batch), ` +
     'sample_batch_size (raise sample_num_batches_per_epoch to keep the samples per epoch) or latent_size in ddpo.json, or close other programs.';
   throw err;
 }

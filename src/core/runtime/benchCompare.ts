@@ -13,7 +13,7 @@ export interface AnchorResult {
 }
 
 interface OursSample { precision: string; batch: number; msPerEval: number; deviceMsPerEval?: number; ep: string; attention?: string }
-interface OursTrain { precision: string; stepMs: number; ep: string }
+interface OursTrain { precision: string; stepMs: number; ep: string; timestepsPerRun?: number; msPerTimestep?: number }
 /** The parts of `ddpo bench --out` JSON the comparison reads. */
 export interface OursResult {
   device?: { gpu?: string };
@@ -39,14 +39,21 @@ export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): Compa
     .map((x) => ({ ms: x.deviceMsPerEval ?? x.msPerEval, attention: x.attention ?? 'decomposed' })).sort((x, y) => x.ms - y.ms)[0];
   const fwd = (p: string, b: number) => best(p, b)?.ms;
   const tag = (p: string, b: number) => { const a = best(p, b)?.attention; return a && a !== 'decomposed' ? ` [${a}]` : ''; };
-  const train = (p: string) => ours.train?.find((t) => t.precision === p)?.stepMs;
+  const train = (p: string) => ours.train?.find((t) => t.precision === p && (t.timestepsPerRun ?? 1) === 1)?.stepMs;
   const mem = ours.memory ?? {};
+  // `p`: fp16, or fp16_k2 for 2 timesteps per run (bench's memory keys)
   const gpuPeak = (p: string) => {
     const peak = mem[`train_${p}_PeakGpuMiB`], base = mem.gpuBaselineMiB;
     return peak === undefined ? undefined : (peak - (base ?? 0)) / 1024;
   };
   const row = (what: string, o: number | undefined, t: number | undefined, target = false): CompareRow =>
     ({ what, ours: o, torch: t, ratio: o !== undefined && t ? o / t : undefined, target });
+  // K timesteps per graph run: the time per sample-timestep is what stands against PyTorch's one-timestep step
+  const packed = (ours.train ?? []).filter((t) => (t.timestepsPerRun ?? 1) > 1);
+  const packedTime = packed.map((t) => row(`DDPO LoRA train b1 CFG, ${t.precision}, ${t.timestepsPerRun} timesteps per run: ms per timestep vs torch fp16 step (ms)`,
+    t.msPerTimestep ?? t.stepMs / t.timestepsPerRun!, anchor.train_lora_fp16_b1_ms));
+  const packedMemory = packed.map((t) => row(`train step peak GPU memory, ${t.precision}, ${t.timestepsPerRun} timesteps per run (GiB)`,
+    gpuPeak(`${t.precision}_k${t.timestepsPerRun}`), anchor.train_b1_peak_gib));
   return [
     row(`UNet fwd batch 2, fp32${tag('fp32', 2)} vs torch fp32 (ms)`, fwd('fp32', 2), anchor.fwd_fp32_b2_ms),
     row(`UNet fwd batch 2, fp32${tag('fp32', 2)} vs torch TF32 (ms)`, fwd('fp32', 2), anchor.fwd_tf32_b2_ms),
@@ -54,8 +61,10 @@ export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): Compa
     row(`UNet fwd batch 16, fp16${tag('fp16', 16)} vs torch fp16 autocast (ms)`, fwd('fp16', 16), anchor.fwd_fp16_b16_ms, true),
     row('DDPO LoRA train step b1 CFG, fp16 vs torch fp16 (ms)', train('fp16'), anchor.train_lora_fp16_b1_ms, true),
     row('DDPO LoRA train step b1 CFG, fp32 vs torch fp16 (ms)', train('fp32'), anchor.train_lora_fp16_b1_ms),
+    ...packedTime,
     row('train step peak GPU memory, fp16 (GiB)', gpuPeak('fp16'), anchor.train_b1_peak_gib, true),
     row('train step peak GPU memory, fp32 (GiB)', gpuPeak('fp32'), anchor.train_b1_peak_gib),
+    ...packedMemory,
   ];
 }
 

@@ -1,4 +1,7 @@
-/** One DDPO LoRA train step (batch 1 with CFG, so the UNet runs on 2) as PyTorch's DDPO trainers do it: time and build cost. */
+/**
+ * One DDPO LoRA train step (batch 1 with CFG, so the UNet runs on 2) as PyTorch's DDPO trainers do it: time and build cost;
+ * optionally K of the sample's timesteps in one graph run (train_timesteps_per_run; the UNet runs on 2K).
+ */
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Model, cloneModel, numel } from '../onnx/ir';
@@ -16,6 +19,7 @@ import { BenchUnet, unetDimOverrides } from './benchUnet';
 import { TimingOptions, median, timeRuns } from './benchSample';
 import { ProviderOptions, openWithFallback, providerList } from './providers';
 import { toFloat16 } from './fp16';
+import { halfBitsToFloat32 } from '../safetensors';
 import { ProfileSummary, profileModel } from './profile';
 
 /** What one train step costs. */
@@ -23,8 +27,12 @@ export interface TrainTiming {
   precision: 'fp32' | 'fp16';
   ep: ExecutionProvider;
   latent: number;
-  /** Samples per step; the UNet runs on twice as many (CFG). */
+  /** Samples per step; the UNet runs on twice as many (CFG) per timestep. */
   batch: number;
+  /** Timesteps of each sample per graph run (train_timesteps_per_run): the graph's batch is batch x this. */
+  timestepsPerRun: number;
+  /** stepMs / timestepsPerRun: the cost of one sample-timestep, what a one-timestep step (and PyTorch's) costs. */
+  msPerTimestep: number;
   /** Graph build: shape specialisation plus the gradient graph (the "under 10 s" target). */
   specializeMs: number;
   gradientMs: number;
@@ -36,7 +44,7 @@ export interface TrainTiming {
   runMs: number;
   /** Host AdamW update of the LoRA weights. */
   adamwMs: number;
-  /** runMs + adamwMs + feeding: the step PyTorch's 183 ms compares to. */
+  /** runMs + adamwMs + feeding: one graph run; at one timestep per run, the step PyTorch's 183 ms compares to. */
   stepMs: number;
   loraParameters: number;
   lossScale: number;
@@ -61,38 +69,49 @@ export interface DdpoTrainGraph {
   model: Model;
   injected: InjectedLora;
   latent: number;
+  /** Items per run: samples x timesteps per run (the UNet runs on twice as many). */
+  batch: number;
   specializeMs: number;
   gradientMs: number;
 }
 
-/** Injects LoRA, appends the DDPO objective, specializes to batch 1 at `latent` and builds the gradient graph. */
-export function buildDdpoTrainGraph(unet: BenchUnet, latent: number): DdpoTrainGraph {
+/** Injects LoRA, appends the DDPO objective, specializes to `batch` items (1 sample x K timesteps: K) at `latent` and builds the gradient graph. */
+export function buildDdpoTrainGraph(unet: BenchUnet, latent: number, batch = 1): DdpoTrainGraph {
   const forward = unet.model();
   const injected = injectLora(forward, LORA);
   const withLoss = ddpoObjective(injected.model, { clipRange: 1e-4, advClipMax: 5 });
   const wrt = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
   let t = performance.now();
-  const spec = specialize(withLoss, { dims: unetDimOverrides(forward, 1, latent), preserve: new Set(wrt) });
+  const spec = specialize(withLoss, { dims: unetDimOverrides(forward, batch, latent), preserve: new Set(wrt) });
   const specializeMs = performance.now() - t;
   t = performance.now();
   const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt, loss: 'loss', keepForwardOutputs: true });
-  return { model, injected, latent, specializeMs, gradientMs: performance.now() - t };
+  return { model, injected, latent, batch, specializeMs, gradientMs: performance.now() - t };
 }
 
 const LORA = { rank: 4, alpha: 4 };
 
+/** `train-fp16`, or `train-fp16-k4` for 4 timesteps per run: names a measurement's profile and memory keys. */
+export function trainLabel(precision: 'fp32' | 'fp16', timestepsPerRun: number): string {
+  return `train-${precision}${timestepsPerRun > 1 ? `-k${timestepsPerRun}` : ''}`;
+}
+
 /** Opens the training graph in `opts.precision` on the first provider that works and times steps (session run + AdamW). */
 export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, candidates: ExecutionProvider[], opts: TrainBenchOptions): Promise<TrainTiming> {
   const { injected, latent, specializeMs, gradientMs } = graph;
+  const K = graph.batch;
   const lora = LORA;
   let model = graph.model;
   const lossScale = opts.lossScale ?? (opts.precision === 'fp16' ? 1024 : 1);
   if (lossScale !== 1) model = withLossSeed(model, lossScale);
   // fp16: the UNet and its backward in half precision, the DDPO loss (log-probs of 16K-element means, exp) in float32;
-  // LoRA weights stay float32 graph inputs (master weights) and their gradients come back as float32.
-  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode }).model;
+  // LoRA weights stay float32 on the host (master weights), cross into the graph as float16 and their gradients come
+  // back as float16, converted on the host each step, as the training session does.
+  const loraNames = new Set(injected.adapters.flatMap((a) => [a.inputA, a.inputB]));
+  const halfIo = (v: string) => loraNames.has(v) || (v.endsWith('_grad') && loraNames.has(v.slice(0, -5)));
+  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode, halfIo }).model;
   let t = performance.now();
-  const file = path.join(opts.cacheDir, unet.name, `train-${opts.precision}-${latent}`, 'model.onnx');
+  const file = path.join(opts.cacheDir, unet.name, `${trainLabel(opts.precision, K)}-${latent}`, 'model.onnx');
   saveModel(model, file, { externalData: 'model.onnx_data' });
   const saveMs = performance.now() - t;
   opts.log?.(`training graph: ${model.graph.nodes.length} nodes, built in ${((specializeMs + gradientMs) / 1000).toFixed(1)} s, saved in ${(saveMs / 1000).toFixed(1)} s`);
@@ -107,12 +126,16 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   try {
     const adam = new AdamW({ lr: 3e-4 });
     let adamwTotal = 0;
+    const loraInfo = model.graph.inputs.filter((v) => loraNames.has(v.name));
     const step = async () => {
+      // the current weights, converted as the training session converts them (float16 inputs: on the host)
+      for (const info of loraInfo) feeds[info.name] = toOrtTensor(info, { dims: feeds[info.name].dims as number[], data: params.get(info.name)! });
       const out = await opened.session.run(feeds);
       const a = performance.now();
       const grads = new Map<string, Float32Array>();
       for (const k of params.keys()) {
-        const g = out[`${k}_grad`].data as Float32Array;
+        const o = out[`${k}_grad`];
+        const g = o.type === 'float16' ? halfBitsToFloat32(o.data as Uint16Array) : o.data as Float32Array;
         if (lossScale !== 1) for (let i = 0; i < g.length; i++) g[i] /= lossScale;
         grads.set(k, g);
       }
@@ -123,7 +146,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
     const adamwMs = adamwTotal / (opts.warmup + opts.runs);
     const stepMs = median(times);
     timing = {
-      precision: opts.precision, ep: opened.ep, latent, batch: 1, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
+      precision: opts.precision, ep: opened.ep, latent, batch: 1, timestepsPerRun: K, msPerTimestep: stepMs / K, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
       nodes: model.graph.nodes.length, saveMs, sessionMs, runMs: stepMs - adamwMs, adamwMs, stepMs,
       loraParameters: [...params.values()].reduce((n, p) => n + p.length, 0), lossScale, failures: opened.failures,
     };
@@ -132,7 +155,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   }
   // a second session, opened after the timed one is gone: profiling adds timestamp work to every kernel
   const profile = opts.profileDir
-    ? await profileModel(file, timing.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(timing.ep, opts.epOptions) }, feeds, 1, opts.profileDir, `train-${opts.precision}`)
+    ? await profileModel(file, timing.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(timing.ep, opts.epOptions) }, feeds, 1, opts.profileDir, trainLabel(opts.precision, K))
     : undefined;
   return { ...timing, profile };
 }

@@ -46,3 +46,17 @@ test('a real UNet over a tiny budget fails before any session is built, naming t
   }
   assert.ok(sizes[1] > 3 * sizes[0], `estimates ${sizes.join(', ')} GB`);
 });
+
+test('train_timesteps_per_run multiplies the training graph\'s batch: its estimate grows, sampling\'s does not, and the error names it first', { skip: SKIP_NO_FIXTURES }, async () => {
+  const est: Record<number, { training: number; sampling: number }> = {};
+  for (const k of [1, 2]) {
+    const err = await createOnnxPolicy(REFERENCE_SD, config({ train_timesteps_per_run: k }), { memoryBudgetBytes: 1, onLog: (l) => {
+      const m = /training ([\d.]+) GB, sampling ([\d.]+) GB/.exec(l);
+      if (m) est[k] = { training: Number(m[1]), sampling: Number(m[2]) };
+    } }).then(() => undefined, (e: unknown) => e as Error);
+    assert.ok(err instanceof OutOfMemoryError, String(err));
+    if (k === 2) assert.match(err.message, /train_batch_size 2 x train_timesteps_per_run 2, .* Lower train_timesteps_per_run \(it changes only speed\), train_batch_size/);
+  }
+  assert.ok(est[2].training > 1.7 * est[1].training, JSON.stringify(est));
+  assert.equal(est[2].sampling, est[1].sampling);
+});

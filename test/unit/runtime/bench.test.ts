@@ -37,6 +37,18 @@ test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step
   });
 });
 
+test('--train-timesteps times K timesteps per graph run (UNet batch 2K) and reports the time per timestep', { skip: needsFixtures }, async () => {
+  await benchFixture(['train', '--train-precision', 'fp32', '--train-timesteps', '1,2'], (r, lines) => {
+    assert.deepEqual(r.train.map((t: { timestepsPerRun: number }) => t.timestepsPerRun), [1, 2]);
+    for (const t of r.train) assert.ok(Math.abs(t.msPerTimestep - t.stepMs / t.timestepsPerRun) < 1e-9, JSON.stringify(t));
+    assert.ok(r.memory.train_fp32_PeakRssGiB > 0 && r.memory.train_fp32_k2_PeakRssGiB > 0, JSON.stringify(r.memory));
+    const text = lines.join('\n');
+    assert.match(text, /DDPO LoRA train step\s+cpu\s+fp32\s+1 \(CFG: 2\)/);
+    assert.match(text, new RegExp(`DDPO LoRA train step\\s+cpu\\s+fp32\\s+1 x 2 t \\(CFG: 4\\)\\s+${r.train[1].stepMs.toFixed(1)}\\s+[\\d.]+ timesteps\\s+${r.train[1].msPerTimestep.toFixed(1)}`));
+    assert.match(text, /1 x 2 timesteps per run, CFG\) on cpu: [\d.]+ ms .* [\d.]+ ms per timestep/);
+  });
+});
+
 test('bad flags are refused with what to pass instead', async () => {
   const errs: string[] = [];
   const io = { out: () => {}, err: (l: string) => errs.push(l), progress: () => {}, signal: new AbortController().signal };
@@ -44,6 +56,8 @@ test('bad flags are refused with what to pass instead', async () => {
   assert.match(errs[0], /--ep tpu: use auto, cpu, webgpu, cuda, dml or coreml/);
   assert.equal(await runCli(['bench', 'sample', '--precision', 'int8'], io, benchCommands), 1);
   assert.match(errs[1], /--precision: 'int8' is not fp32 or fp16/);
+  assert.equal(await runCli(['bench', 'train', '--train-timesteps', '1,0'], io, benchCommands), 1);
+  assert.match(errs[2], /--train-timesteps: '0' is not a positive integer/);
 });
 
 test('the comparison pairs our times with the PyTorch anchor and checks the issue targets', () => {
@@ -62,6 +76,13 @@ test('the comparison pairs our times with the PyTorch anchor and checks the issu
   assert.match(text, /UNet fwd batch 16, fp16 vs torch fp16 autocast \(ms\)\s+60\.0\s+66\.0\s+0\.91\s+≤ 1 met/);
   assert.match(text, /DDPO LoRA train step b1 CFG, fp16 vs torch fp16 \(ms\)\s+200\.0\s+183\.0\s+1\.09\s+≤ 1 MISSED/);
   assert.match(text, /GPU: NVIDIA H100; ours on webgpu/);
+  // K timesteps per run: the step time per timestep against PyTorch's step, and its memory; the K = 1 rows stay K = 1's
+  ours.train.push({ precision: 'fp16', stepMs: 300, ep: 'webgpu', timestepsPerRun: 4, msPerTimestep: 75 } as (typeof ours.train)[0]);
+  Object.assign(ours.memory, { train_fp16_k4_PeakGpuMiB: 1024 + 9 * 1024 });
+  const packed = compareWithAnchor(ours, anchor);
+  assert.equal(packed.find((r) => r.what.startsWith('DDPO LoRA train step b1 CFG, fp16'))!.ours, 200);
+  assert.ok(Math.abs(packed.find((r) => r.what.includes('4 timesteps per run: ms per timestep'))!.ratio! - 75 / 183) < 1e-12);
+  assert.equal(packed.find((r) => r.what.startsWith('train step peak GPU memory, fp16, 4 timesteps per run'))!.ours, 9);
 });
 
 test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixtures }, async () => {
