@@ -1,26 +1,32 @@
 import { parseFlags, type CliCommand } from './command';
 import { trainExperiment } from '../core/ddpo/experimentRun';
 import { NonFiniteError, OutOfMemoryError } from '../core/ddpo/guards';
+import { parseProviderSetting } from '../core/runtime/providers';
+import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
 
-/** `ddpo train --experiment DIR [--resume]` */
+/** `ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]` */
 export const trainCommand: CliCommand = {
   path: ['train'],
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
-  usage: 'ddpo train --experiment DIR [--resume]\n' +
+  usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
     '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys, e.g.\n' +
     '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; missing keys take TRL\'s defaults).\n' +
     '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
     '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +
-    '  Before building the sessions it estimates the memory needed and stops (exit 3) naming train_batch_size,\n' +
-    '  sample_batch_size and latent_size when the run would not fit.\n' +
-    '  --resume  continue from the newest checkpoint (also after a kill); the metrics match an uninterrupted run',
+    '  Before building the sessions it estimates the memory needed and stops (exit 3) naming train_timesteps_per_run,\n' +
+    '  train_batch_size, sample_batch_size and latent_size when the run would not fit.\n' +
+    '  --resume  continue from the newest checkpoint (also after a kill); the metrics match an uninterrupted run\n' +
+    '  --ep      execution provider (default cpu); auto tries CUDA, then WebGPU, then the CPU (Linux), model by model,\n' +
+    '            and says which one opened each model; on a GPU provider mixed_precision "fp16" computes in float16',
   async run(argv, io) {
     const { flags } = parseFlags(argv, ['resume']);
     const dir = flags.experiment;
     if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     try {
+      const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'cpu');
+      const providers = setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.out);
       const r = await trainExperiment(dir, {
-        resume: flags.resume === true, signal: io.signal, onLog: io.out,
+        resume: flags.resume === true, signal: io.signal, onLog: io.out, providers,
         onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
       });
       io.out(`done: epochs ${r.firstEpoch}..${r.lastEpoch}; metrics in ${dir}/ddpo/metrics.jsonl`);

@@ -1,7 +1,7 @@
 /** Keeps one loaded pipeline per model folder and provider choice, so pair generation does not reload models for every batch. */
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import type { OpenedSession } from '../core/runtime/providers';
-import type { JobProviders } from './ep';
+import type { JobProviders } from '../core/runtime/jobProviders';
 
 interface CachedPipeline {
   pipe: Promise<StableDiffusionPipeline>;

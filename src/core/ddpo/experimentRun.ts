@@ -8,6 +8,7 @@ import { makeReward } from './rewards';
 import { createOnnxPolicy } from './onnxPolicy';
 import { runDdpo, type DdpoRunResult } from './trainer';
 import type { DdpoProgress, Policy } from './types';
+import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Reads `ddpo.json` (absent: all defaults) and reports warnings through `warn`. */
 export function readDdpoConfig(experimentDir: string, warn: (w: string) => void = () => undefined): DdpoConfig {
@@ -41,6 +42,8 @@ export interface TrainExperimentOptions {
   signal?: AbortSignal;
   onProgress?: (p: DdpoProgress) => void;
   onLog?: (line: string) => void;
+  /** Providers the policy's sessions try, best first (default CPU only). */
+  providers?: SessionProviders;
   /** Replaces the ONNX policy (tests). */
   policy?: Policy;
 }
@@ -52,7 +55,7 @@ export async function trainExperiment(experimentDir: string, o: TrainExperimentO
   const { modelDir, prompts } = readExperimentInputs(experimentDir);
   const reward = await makeReward(config.reward, experimentDir);
   const t0 = Date.now();
-  const policy = o.policy ?? (await createOnnxPolicy(modelDir, config, { onLog: log }));
+  const policy = o.policy ?? (await createOnnxPolicy(modelDir, config, { onLog: log, providers: o.providers }));
   if (!o.policy) log(`built sampling and LoRA training sessions for ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   try {
     return await runDdpo({ config, layout: ddpoLayout(experimentDir), policy, reward, prompts, resume: o.resume, signal: o.signal, onProgress: o.onProgress, onLog: log });

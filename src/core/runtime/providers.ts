@@ -7,6 +7,13 @@ import type { ExecutionProvider } from '../models/ortModel';
 /** What the user may ask for; `auto` picks the best provider this platform and onnxruntime build offer. */
 export type ProviderSetting = 'auto' | ExecutionProvider;
 
+/** A `--ep` value checked: auto or one provider. */
+export function parseProviderSetting(text: string, flag = '--ep'): ProviderSetting {
+  const all = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
+  if (!all.includes(text)) throw new Error(`${flag} ${text}: use ${all.slice(0, -1).join(', ')} or ${all[all.length - 1]}`);
+  return text as ProviderSetting;
+}
+
 /** A backend as onnxruntime-node's `listSupportedBackends()` reports it, plus whether its library is present. */
 export interface BackendInfo {
   name: string;

@@ -3,7 +3,7 @@ import type { WorkerStatus } from '../../protocol';
 import { describeProviderChoice } from '../../core/runtime/providers';
 import { probeProvider } from '../../core/runtime/sessionProviders';
 import type { JobHandler } from '../jobs';
-import { jobProviders, machineBackends } from '../ep';
+import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import { providerSetting } from './params';
 
 /** Handler for `status`. */

@@ -11,7 +11,7 @@ import { exportLoraFile } from '../../core/studio/exportLora';
 import { fineTuneExperiment } from '../../core/studio/fineTune';
 import { generatePairsInto } from '../../core/studio/generate';
 import { resolveInside } from '../../core/fsutil';
-import { jobProviders, machineBackends } from '../ep';
+import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
 import { pipelineFor, releasePipelines } from '../models';
 import { existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { jobProviders } from '../../../src/worker/ep';
+import { jobProviders } from '../../../src/core/runtime/jobProviders';
 import { providerSetting } from '../../../src/worker/handlers/params';
 import { listBackends, type BackendInfo } from '../../../src/core/runtime/providers';
 

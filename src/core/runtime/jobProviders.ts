@@ -1,8 +1,7 @@
-/** The worker's side of the execution-provider choice (src/core/runtime/providers.ts): one plan per job, one report line per model. */
-import type { ExecutionProviderSetting } from '../protocol';
-import { chooseExecutionProviders, describeProviderChoice, listBackends, type BackendInfo, type ProviderPlan } from '../core/runtime/providers';
-import { providersKey, type SessionProviders } from '../core/runtime/sessionProviders';
-import { describePlacement } from '../core/runtime/placement';
+/** A job's execution providers (the studio worker's and `ddpo train --ep`): one plan per job, one report line per model. */
+import { chooseExecutionProviders, describeProviderChoice, listBackends, type BackendInfo, type ProviderPlan, type ProviderSetting } from './providers';
+import { providersKey, type SessionProviders } from './sessionProviders';
+import { describePlacement } from './placement';
 
 /** The providers every session of one job tries, the plan they came from, and a key for caching sessions by choice. */
 export interface JobProviders extends SessionProviders {
@@ -22,7 +21,7 @@ export async function machineBackends(): Promise<BackendInfo[]> {
  * a model on a GPU provider, after its first run, where its nodes ran (`unet/model.onnx on webgpu: WebGpu: 1676 nodes,
  * CPU: 65 nodes — on CPU: Slice (Slice), ...`).
  */
-export function jobProviders(setting: ExecutionProviderSetting, backends: readonly BackendInfo[], report: (line: string) => void, platform: NodeJS.Platform = process.platform): JobProviders {
+export function jobProviders(setting: ProviderSetting, backends: readonly BackendInfo[], report: (line: string) => void, platform: NodeJS.Platform = process.platform): JobProviders {
   const plan = chooseExecutionProviders(setting, platform, backends);
   const providers: SessionProviders = {
     candidates: plan.candidates,
