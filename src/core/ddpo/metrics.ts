@@ -31,7 +31,7 @@ export interface EpochMetrics {
   /** Images of the fixed evaluation set rendered at the start of this epoch (absent when log_image_freq skips it). */
   eval?: EvalImage[];
   eval_reward_mean?: number;
-  /** Set on the epoch where train_kl_guard stopped the run: the earlier epochs' median approx_kl and the factor. */
+  /** Set on an epoch whose approx_kl spiked (train_kl_guard): the earlier epochs' median and the factor. The second such epoch in a row stopped the run. */
   kl_guard?: { median: number; factor: number };
   time: string;
 }

@@ -7,13 +7,13 @@ import type { ImageRGB } from '../reward/types';
 import { globalAdvantages, meanStd, PerPromptStatTracker, perPromptStats } from './advantages';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint';
 import type { DdpoConfig } from './config';
-import { assertFinite, klSpike, NonFiniteError } from './guards';
+import { assertFinite, KlGuard, NonFiniteError } from './guards';
 import { DdpoLayout, evalDirOf } from './layout';
 import { EpochMetrics, EvalImage, jsonSafe, readMetrics, truncateMetrics } from './metrics';
 import { trainEpoch } from './ppo';
 import { RunRngs } from './random';
 import { PromptSource, sampleEpoch, uniformPrompts } from './sampling';
-import type { DdpoProgress, Policy, RewardFn } from './types';
+import type { DdpoProgress, Policy, PolicyState, RewardFn } from './types';
 
 /** Inputs of {@link runDdpo}. */
 export interface DdpoRunOptions {
@@ -40,6 +40,9 @@ export interface DdpoRunResult {
   /** Set when train_kl_guard stopped the run: the policy holds the weights of `keptEpoch` (-1: the base model). */
   stoppedEarly?: { epoch: number; keptEpoch: number; message: string };
 }
+
+// What an epoch started from: where train_kl_guard goes back to.
+interface EpochStart { policy: PolicyState; rng: LoopState['rng']; tracker: LoopState['statTracker']; globalStep: number }
 
 /** Runs epochs until num_epochs; a NaN/Inf throws NonFiniteError after recording it in status.json. */
 export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
@@ -75,8 +78,10 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   const progress = (epoch: number, phase: DdpoProgress['phase'], done: number, total: number) =>
     opts.onProgress?.({ epoch, numEpochs: c.num_epochs, phase, done, total });
   const metrics: EpochMetrics[] = [];
-  // approx_kl of the epochs before this one (a resumed run's too), for train_kl_guard
-  const klSeen = c.train_kl_guard > 0 ? readMetrics(layout.metricsFile).map((m) => m.approx_kl) : [];
+  // train_kl_guard, knowing the approx_kl of the epochs before this one (a resumed run's too)
+  const klGuard = c.train_kl_guard > 0 ? new KlGuard(c.train_kl_guard, readMetrics(layout.metricsFile).map((m) => m.approx_kl)) : undefined;
+  // the state a 'suspect' epoch (a first KL spike) started from: where a second spike in a row goes back to
+  let suspect: { epoch: number; approxKl: number; ratio: number; start: EpochStart } | undefined;
   let stoppedEarly: DdpoRunResult['stoppedEarly'];
   const loopState = (e: number, step: number, rng: LoopState['rng'], statTracker: LoopState['statTracker']): LoopState =>
     ({ format: 1, epoch: e, globalStep: step, rng, statTracker, config: c, savedAt: new Date().toISOString() });
@@ -85,7 +90,7 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   try {
     for (; epoch < c.num_epochs; epoch++) {
       await status('running', { epoch, global_step: globalStep });
-      const start = c.train_kl_guard > 0 ? { policy: await policy.saveState(), rng: rngs.state(), tracker: tracker?.state() ?? null, globalStep } : undefined;
+      const start: EpochStart | undefined = klGuard ? { policy: await policy.saveState(), rng: rngs.state(), tracker: tracker?.state() ?? null, globalStep } : undefined;
       const t = { eval: 0, sample: 0, reward: 0, train: 0, checkpoint: 0, total: 0 };
       const tEpoch = performance.now();
       let mark = performance.now();
@@ -122,11 +127,14 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
         seconds: t, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
         time: new Date().toISOString(),
       };
-      // train_kl_guard: a spike means the policy diverged this epoch; its line is written, its state is not kept
-      const median = start ? klSpike(klSeen, train.approx_kl, c.train_kl_guard) : undefined;
-      if (median !== undefined) line.kl_guard = { median, factor: c.train_kl_guard };
-      klSeen.push(train.approx_kl);
-      const saveNow = median === undefined && ((epoch + 1) % c.save_freq === 0 || epoch === c.num_epochs - 1);
+      // train_kl_guard: a second spike in a row means the policy diverged; both lines are written, and the state from
+      // before the first spike is kept. A suspect epoch is checkpointed only as the last (no epoch follows to confirm it).
+      const verdict = klGuard?.judge(train.approx_kl) ?? { kind: 'calm' };
+      if (verdict.kind !== 'calm') line.kl_guard = { median: verdict.median, factor: c.train_kl_guard };
+      const diverged = verdict.kind === 'diverged' ? suspect : undefined;
+      suspect = verdict.kind === 'suspect' && start ? { epoch, approxKl: train.approx_kl, ratio: train.approx_kl / verdict.median, start } : undefined;
+      const last = epoch === c.num_epochs - 1;
+      const saveNow = !diverged && (!suspect || last) && ((epoch + 1) % c.save_freq === 0 || last);
       t.checkpoint = lastCheckpointSeconds;
       t.total = (performance.now() - tEpoch) / 1000;
       // The metrics line goes first: a kill before the checkpoint is complete re-runs this epoch and rewrites it.
@@ -139,16 +147,18 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
       metrics.push(line);
       opts.onEpoch?.(line);
       log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
-      if (start && median !== undefined) {
-        // keep (and checkpoint) the weights this epoch started from, and stop
-        await policy.loadState(start.policy);
-        globalStep = start.globalStep;
-        if (epoch > 0) await saveCheckpoint(layout.checkpointsDir, loopState(epoch - 1, start.globalStep, start.rng, start.tracker), start.policy, await policy.lora(), c.num_checkpoint_limit);
+      if (diverged && verdict.kind === 'diverged') {
+        // keep (and checkpoint) the weights the first spiking epoch started from, and stop
+        const { start: kept, epoch: first } = diverged;
+        await policy.loadState(kept.policy);
+        globalStep = kept.globalStep;
+        if (first > 0) await saveCheckpoint(layout.checkpointsDir, loopState(first - 1, kept.globalStep, kept.rng, kept.tracker), kept.policy, await policy.lora(), c.num_checkpoint_limit);
         // counted from 1 like the progress display ("epoch 28/30"); metrics.jsonl and checkpoint folders count from 0
-        const message = `stopped early in epoch ${epoch + 1}/${c.num_epochs}: approx KL ${train.approx_kl.toExponential(2)} is ${(train.approx_kl / median).toFixed(0)}x the median ` +
-          `of the earlier epochs (train_kl_guard ${c.train_kl_guard}); the policy diverged, so the LoRA ${epoch > 0 ? `after epoch ${epoch}/${c.num_epochs}` : 'of the base model'} is kept`;
+        const message = `stopped early in epoch ${epoch + 1}/${c.num_epochs}: approx KL spiked two epochs in a row, to ${diverged.approxKl.toExponential(2)} in epoch ${first + 1} ` +
+          `and ${train.approx_kl.toExponential(2)} in epoch ${epoch + 1} (${times(diverged.ratio)} and ${times(train.approx_kl / verdict.median)} the median of the epochs before, ` +
+          `train_kl_guard ${c.train_kl_guard}); the policy diverged, so the LoRA ${first > 0 ? `after epoch ${first}/${c.num_epochs}` : 'of the base model'} is kept`;
         log(message);
-        stoppedEarly = { epoch, keptEpoch: epoch - 1, message };
+        stoppedEarly = { epoch, keptEpoch: first - 1, message };
         break;
       }
     }
@@ -193,9 +203,14 @@ async function evaluate(opts: DdpoRunOptions, prompts: string[], epoch: number, 
   return out;
 }
 
-// Settings whose change breaks "resume reproduces the uninterrupted run".
+// "186x"; "2.7e+42x" once a policy has blown up.
+const times = (ratio: number) => `${ratio < 1e6 ? ratio.toFixed(0) : ratio.toExponential(1)}x`;
+
+// Settings whose change breaks "resume reproduces the uninterrupted run" (train_timesteps_per_run changes only the
+// order of float sums; checkpoints from before it existed lack it).
 function configChanges(before: DdpoConfig, now: DdpoConfig): string[] {
-  const ignore = new Set(['num_epochs', 'resume_from', 'save_freq', 'num_checkpoint_limit', 'log_image_freq', 'eval_prompts', 'eval_seeds', 'run_name', 'max_workers', 'async_reward_computation']);
+  const ignore = new Set(['num_epochs', 'resume_from', 'save_freq', 'num_checkpoint_limit', 'log_image_freq', 'eval_prompts', 'eval_seeds', 'run_name', 'max_workers', 'async_reward_computation',
+    'train_timesteps_per_run']);
   return Object.keys(now)
     .filter((k) => !ignore.has(k) && JSON.stringify((before as unknown as Record<string, unknown>)[k]) !== JSON.stringify((now as unknown as Record<string, unknown>)[k]))
     .map((k) => `"${k}" changed from ${JSON.stringify((before as unknown as Record<string, unknown>)[k])} to ${JSON.stringify((now as unknown as Record<string, unknown>)[k])}`);

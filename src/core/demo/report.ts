@@ -18,7 +18,7 @@ export interface DemoReport {
   baseModel: { samples: number; utilityMean: number; utilityQuartiles: [number, number, number] };
   ratings: { ratings: number; left: number; right: number; ties: number; repeats: number; raterConsistency: number; raterTieRate: number };
   rewardModel: { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
-  /** `stoppedEarly`: why train_kl_guard ended DDPO before num_epochs (the LoRA from before the spike was evaluated). */
+  /** `stoppedEarly`: why train_kl_guard ended DDPO before num_epochs (the LoRA from before the spikes was evaluated). */
   ddpo: { curve: DemoCurvePoint[]; settings: Record<string, unknown>; deviationsFromTrl: Record<string, { trl: unknown; demo: unknown }>; checkpointDir: string; stoppedEarly?: string };
   eval: BlindResult & {
     prompts: string[];
