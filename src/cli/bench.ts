@@ -17,7 +17,7 @@ import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../
 type Precision = 'fp32' | 'fp16';
 const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
     [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16] [--train-timesteps 1,2,4]
-    [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10] [--placement] [--profile DIR] [--no-ddim]
+    [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10] [--placement] [--profile DIR] [--no-ddim] [--no-recompute]
     [--webgpu key=value,...] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
   sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
   train   one DDPO LoRA train step (r=4 on to_q/k/v/out, batch 1 with CFG = UNet batch 2): build time, step time
@@ -31,6 +31,7 @@ const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|c
   --placement  also reports which nodes onnxruntime placed on the CPU (opens each model once more, verbose).
   --profile    also profiles the first --batch of each sampling variant and each train step (one more session each):
                milliseconds per op type (host dispatch and, on GPU providers, GPU kernel time); raw profiles gzipped in DIR.
+  --no-recompute  the training graph keeps large attention probabilities for the backward instead of recomputing them.
   --anchor     print ratios against anchor_torch.py's JSON from the same GPU.
   --out        is rewritten after every measurement, so an interrupted run keeps what it measured.`;
 
@@ -52,7 +53,7 @@ function precisions(v: string[], flag: string): Precision[] {
 }
 
 async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
-  const { flags } = parseFlags(argv, ['fp16', 'placement', 'no-ddim']);
+  const { flags } = parseFlags(argv, ['fp16', 'placement', 'no-ddim', 'no-recompute']);
   const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'auto');
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
   // a benchmark on an explicitly chosen provider must not quietly measure the CPU instead
@@ -147,9 +148,11 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
     if (mode !== 'sample') {
       // one graph per K (the graph's batch), shared by both precisions
       for (const K of trainTimesteps) {
-        const graph = buildDdpoTrainGraph(unet, latent, K);
+        const graph = buildDdpoTrainGraph(unet, latent, K, flags['no-recompute'] ? Infinity : undefined);
+        const rc = graph.recomputed;
+        io.out(rc.tensors ? `training graph recomputes ${rc.tensors} attention probabilities in the backward (${(rc.elements / 2 ** 30).toFixed(2)} G values not kept, ${rc.nodes} nodes)` : 'training graph keeps every attention probability for the backward');
         for (const precision of trainPrec) {
-          const label = trainLabel(precision, K), key = label.replace(/-/g, '_');
+          const label = trainLabel(precision, K, graph.attention), key = label.replace(/-/g, '_');
           resetPeakRss();
           gpuMem?.resetPeak();
           io.progress(`DDPO train step ${precision}${K > 1 ? `, ${K} timesteps per run` : ''}…`);

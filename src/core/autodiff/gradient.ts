@@ -4,6 +4,7 @@ import { DataType, Graph, Model, Node, Tensor, cloneModel, makeTensor, onnxOpset
 import { GradCtx, ShapeMap, isFloatType } from './context';
 import { ConstFolder } from './fold';
 import { DIFF_INPUTS, NON_DIFFERENTIABLE, RULES } from './rules';
+import { RecomputeReport, recomputeAttention } from './recompute';
 
 export interface GradientOptions {
   /** Static element types and dims of every tensor (from inferShapes after specialize). */
@@ -16,12 +17,16 @@ export interface GradientOptions {
   cotangents?: string[];
   /** Keep the forward graph outputs after the gradients (default false). */
   keepForwardOutputs?: boolean;
+  /** Softmax outputs of at least this many values are recomputed in the backward instead of kept (default: none). */
+  recomputeAttention?: number;
 }
 
 export interface GradientResult {
   model: Model;
   /** Gradient output name for each `wrt` (`${wrt}_grad`). */
   grads: Record<string, string>;
+  /** What `recomputeAttention` rewrote. */
+  recomputed?: RecomputeReport;
 }
 
 /**
@@ -107,8 +112,9 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
     outputs.push({ name, elemType: dtype(w) ?? DataType.FLOAT, shape: shapes.get(w)?.dims ?? null });
   }
   g.outputs = opts.keepForwardOutputs ? [...outputs, ...g.outputs] : outputs;
+  const recomputed = opts.recomputeAttention !== undefined ? recomputeAttention(m, shapes, opts.recomputeAttention) : undefined;
   eliminateDeadNodes(g);
-  return { model: m, grads };
+  return { model: m, grads, recomputed };
 }
 
 /**

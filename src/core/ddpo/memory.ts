@@ -4,12 +4,13 @@ import { elemBytes, numel, type Model } from '../onnx/ir';
 import type { TensorShape } from '../onnx/shapeUtil';
 import { timestepsPerRun, type DdpoConfig } from './config';
 import { OutOfMemoryError } from './guards';
+import { RECOMPUTE_ATTENTION_DEFAULT } from '../autodiff/recompute';
 
 /** Bytes a run is expected to need, and what they come from. */
 export interface MemoryEstimate {
   /** UNet weights, in all the copies a run holds at its peak (see WEIGHT_COPIES). */
   weightBytes: number;
-  /** Every intermediate tensor of the forward + loss graph at train_batch_size x train_timesteps_per_run items (all kept for the backward pass). */
+  /** Every intermediate tensor of the forward + loss graph at train_batch_size x train_timesteps_per_run items (kept for the backward pass; of the large attention probabilities, recomputed there, only one). */
   activationBytes: number;
   /** Training session: weights + activations x TRAIN_FACTOR. */
   trainingBytes: number;
@@ -33,12 +34,19 @@ export function estimateDdpoMemory(forward: Model, shapes: Map<string, TensorSha
   let weights = 0, activations = 0;
   for (const t of forward.graph.initializers.values()) weights += numel(t.dims) * elemBytes(t.dataType);
   const inits = forward.graph.initializers;
+  const bytes = (v: string) => { const s = v && !inits.has(v) ? shapes.get(v) : undefined; return s ? numel(s.dims) * elemBytes(s.elemType) : 0; };
+  // large attention scores and probabilities are recomputed in the backward pass (autodiff/recompute.ts), so only
+  // one such pair is alive at a time instead of all of them
+  const recomputed = new Set<string>();
+  let largestPair = 0;
   for (const n of forward.graph.nodes) {
-    for (const o of n.outputs) {
-      const s = o && !inits.has(o) ? shapes.get(o) : undefined;
-      if (s) activations += numel(s.dims) * elemBytes(s.elemType);
-    }
+    const p = n.outputs[0];
+    if (n.opType !== 'Softmax' || numel(shapes.get(p)?.dims ?? []) < RECOMPUTE_ATTENTION_DEFAULT) continue;
+    recomputed.add(p).add(n.inputs[0]);
+    largestPair = Math.max(largestPair, bytes(p) + bytes(n.inputs[0]));
   }
+  for (const n of forward.graph.nodes) for (const o of n.outputs) if (!recomputed.has(o)) activations += bytes(o);
+  activations += largestPair;
   const weightBytes = WEIGHT_COPIES * weights;
   const trainingBytes = weightBytes + TRAIN_FACTOR * activations;
   const samplingBytes = weightBytes + SAMPLE_FACTOR * activations * (c.sample_batch_size / (c.train_batch_size * timestepsPerRun(c)));

@@ -13,7 +13,7 @@ export interface AnchorResult {
 }
 
 interface OursSample { precision: string; batch: number; msPerEval: number; deviceMsPerEval?: number; ep: string; attention?: string }
-interface OursTrain { precision: string; stepMs: number; ep: string; timestepsPerRun?: number; msPerTimestep?: number }
+interface OursTrain { precision: string; stepMs: number; ep: string; timestepsPerRun?: number; msPerTimestep?: number; attention?: 'recompute' | 'keep' }
 /** The parts of `ddpo bench --out` JSON the comparison reads. */
 export interface OursResult {
   device?: { gpu?: string };
@@ -39,7 +39,8 @@ export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): Compa
     .map((x) => ({ ms: x.deviceMsPerEval ?? x.msPerEval, attention: x.attention ?? 'decomposed' })).sort((x, y) => x.ms - y.ms)[0];
   const fwd = (p: string, b: number) => best(p, b)?.ms;
   const tag = (p: string, b: number) => { const a = best(p, b)?.attention; return a && a !== 'decomposed' ? ` [${a}]` : ''; };
-  const train = (p: string) => ours.train?.find((t) => t.precision === p && (t.timestepsPerRun ?? 1) === 1)?.stepMs;
+  const recomputing = (t: OursTrain) => t.attention !== 'keep';
+  const train = (p: string) => ours.train?.find((t) => t.precision === p && (t.timestepsPerRun ?? 1) === 1 && recomputing(t))?.stepMs;
   const mem = ours.memory ?? {};
   // `p`: fp16, or fp16_k2 for 2 timesteps per run (bench's memory keys)
   const gpuPeak = (p: string) => {
@@ -49,7 +50,12 @@ export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): Compa
   const row = (what: string, o: number | undefined, t: number | undefined, target = false): CompareRow =>
     ({ what, ours: o, torch: t, ratio: o !== undefined && t ? o / t : undefined, target });
   // K timesteps per graph run: the time per sample-timestep is what stands against PyTorch's one-timestep step
-  const packed = (ours.train ?? []).filter((t) => (t.timestepsPerRun ?? 1) > 1);
+  const packed = (ours.train ?? []).filter((t) => (t.timestepsPerRun ?? 1) > 1 && recomputing(t));
+  // the same step keeping every attention probability: what recomputing them saves
+  const kept = (ours.train ?? []).filter((t) => !recomputing(t)).flatMap((t) => [
+    row(`DDPO LoRA train step b1 CFG, ${t.precision}, attention probabilities kept vs torch fp16 (ms)`, t.stepMs, anchor.train_lora_fp16_b1_ms),
+    row(`train step peak GPU memory, ${t.precision}, attention probabilities kept (GiB)`, gpuPeak(`${t.precision}_keep`), anchor.train_b1_peak_gib),
+  ]);
   const packedTime = packed.map((t) => row(`DDPO LoRA train b1 CFG, ${t.precision}, ${t.timestepsPerRun} timesteps per run: ms per timestep vs torch fp16 step (ms)`,
     t.msPerTimestep ?? t.stepMs / t.timestepsPerRun!, anchor.train_lora_fp16_b1_ms));
   const packedMemory = packed.map((t) => row(`train step peak GPU memory, ${t.precision}, ${t.timestepsPerRun} timesteps per run (GiB)`,
@@ -65,6 +71,7 @@ export function compareWithAnchor(ours: OursResult, anchor: AnchorResult): Compa
     row('train step peak GPU memory, fp16 (GiB)', gpuPeak('fp16'), anchor.train_b1_peak_gib, true),
     row('train step peak GPU memory, fp32 (GiB)', gpuPeak('fp32'), anchor.train_b1_peak_gib),
     ...packedMemory,
+    ...kept,
   ];
 }
 

@@ -8,6 +8,7 @@ import { Model, cloneModel, numel } from '../onnx/ir';
 import { saveModel } from '../onnx/proto';
 import { specialize } from '../onnx/specialize';
 import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
+import { RECOMPUTE_ATTENTION_DEFAULT, type RecomputeReport } from '../autodiff/recompute';
 import { InjectedLora, injectLora, initLoraWeights, loraFeeds } from '../train/lora';
 import { ddpoObjective } from '../train/objective';
 import { isDdpoLossNode } from '../train/losses';
@@ -29,6 +30,9 @@ export interface TrainTiming {
   latent: number;
   /** Samples per step; the UNet runs on twice as many (CFG) per timestep. */
   batch: number;
+  /** Whether the backward recomputes large attention probabilities (default) or keeps them (--no-recompute), and how many it recomputes. */
+  attention: 'recompute' | 'keep';
+  recomputedAttention: number;
   /** Timesteps of each sample per graph run (train_timesteps_per_run): the graph's batch is batch x this. */
   timestepsPerRun: number;
   /** stepMs / timestepsPerRun: the cost of one sample-timestep, what a one-timestep step (and PyTorch's) costs. */
@@ -73,10 +77,14 @@ export interface DdpoTrainGraph {
   batch: number;
   specializeMs: number;
   gradientMs: number;
+  /** Attention probabilities the backward recomputes instead of keeping (none when recomputation is off). */
+  recomputed: RecomputeReport;
+  /** 'keep' when recomputation was switched off (bench --no-recompute), whatever the size. */
+  attention: 'recompute' | 'keep';
 }
 
 /** Injects LoRA, appends the DDPO objective, specializes to `batch` items (1 sample x K timesteps: K) at `latent` and builds the gradient graph. */
-export function buildDdpoTrainGraph(unet: BenchUnet, latent: number, batch = 1): DdpoTrainGraph {
+export function buildDdpoTrainGraph(unet: BenchUnet, latent: number, batch = 1, recomputeAttention: number = RECOMPUTE_ATTENTION_DEFAULT): DdpoTrainGraph {
   const forward = unet.model();
   const injected = injectLora(forward, LORA);
   const withLoss = ddpoObjective(injected.model, { clipRange: 1e-4, advClipMax: 5 });
@@ -85,15 +93,18 @@ export function buildDdpoTrainGraph(unet: BenchUnet, latent: number, batch = 1):
   const spec = specialize(withLoss, { dims: unetDimOverrides(forward, batch, latent), preserve: new Set(wrt) });
   const specializeMs = performance.now() - t;
   t = performance.now();
-  const { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt, loss: 'loss', keepForwardOutputs: true });
-  return { model, injected, latent, batch, specializeMs, gradientMs: performance.now() - t };
+  const { model, recomputed } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt, loss: 'loss', keepForwardOutputs: true, recomputeAttention });
+  return {
+    model, injected, latent, batch, specializeMs, gradientMs: performance.now() - t,
+    recomputed: recomputed ?? { tensors: 0, elements: 0, nodes: 0 }, attention: Number.isFinite(recomputeAttention) ? 'recompute' : 'keep',
+  };
 }
 
 const LORA = { rank: 4, alpha: 4 };
 
 /** `train-fp16`, or `train-fp16-k4` for 4 timesteps per run: names a measurement's profile and memory keys. */
-export function trainLabel(precision: 'fp32' | 'fp16', timestepsPerRun: number): string {
-  return `train-${precision}${timestepsPerRun > 1 ? `-k${timestepsPerRun}` : ''}`;
+export function trainLabel(precision: 'fp32' | 'fp16', timestepsPerRun: number, attention: 'recompute' | 'keep' = 'recompute'): string {
+  return `train-${precision}${timestepsPerRun > 1 ? `-k${timestepsPerRun}` : ''}${attention === 'keep' ? '-keep' : ''}`;
 }
 
 /** Opens the training graph in `opts.precision` on the first provider that works and times steps (session run + AdamW). */
@@ -111,7 +122,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   const halfIo = (v: string) => loraNames.has(v) || (v.endsWith('_grad') && loraNames.has(v.slice(0, -5)));
   if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode, halfIo }).model;
   let t = performance.now();
-  const file = path.join(opts.cacheDir, unet.name, `${trainLabel(opts.precision, K)}-${latent}`, 'model.onnx');
+  const file = path.join(opts.cacheDir, unet.name, `${trainLabel(opts.precision, K, graph.attention)}-${latent}`, 'model.onnx');
   saveModel(model, file, { externalData: 'model.onnx_data' });
   const saveMs = performance.now() - t;
   opts.log?.(`training graph: ${model.graph.nodes.length} nodes, built in ${((specializeMs + gradientMs) / 1000).toFixed(1)} s, saved in ${(saveMs / 1000).toFixed(1)} s`);
@@ -146,7 +157,8 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
     const adamwMs = adamwTotal / (opts.warmup + opts.runs);
     const stepMs = median(times);
     timing = {
-      precision: opts.precision, ep: opened.ep, latent, batch: 1, timestepsPerRun: K, msPerTimestep: stepMs / K, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
+      precision: opts.precision, ep: opened.ep, latent, batch: 1, timestepsPerRun: K, msPerTimestep: stepMs / K,
+      attention: graph.attention, recomputedAttention: graph.recomputed.tensors, specializeMs, gradientMs, buildMs: specializeMs + gradientMs,
       nodes: model.graph.nodes.length, saveMs, sessionMs, runMs: stepMs - adamwMs, adamwMs, stepMs,
       loraParameters: [...params.values()].reduce((n, p) => n + p.length, 0), lossScale, failures: opened.failures,
     };
@@ -155,7 +167,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   }
   // a second session, opened after the timed one is gone: profiling adds timestamp work to every kernel
   const profile = opts.profileDir
-    ? await profileModel(file, timing.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(timing.ep, opts.epOptions) }, feeds, 1, opts.profileDir, trainLabel(opts.precision, K))
+    ? await profileModel(file, timing.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(timing.ep, opts.epOptions) }, feeds, 1, opts.profileDir, trainLabel(opts.precision, K, graph.attention))
     : undefined;
   return { ...timing, profile };
 }

@@ -4,6 +4,7 @@ import { DataType, Model, Node } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import type { TensorShape } from '../onnx/shapeUtil';
 import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
+import { RECOMPUTE_ATTENTION_DEFAULT } from '../autodiff/recompute';
 import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, loraFeeds } from './lora';
 import { LoraWeights } from './loraFile';
 import { FeedValue, createSession, runModel } from './ortRun';
@@ -37,6 +38,8 @@ export interface TrainingSessionOptions {
   keepFp32Nodes?: (n: Node) => boolean;
   /** First loss scale under fp16 (default 1024). */
   lossScale?: number;
+  /** Attention probabilities of at least this many values are recomputed in the backward, not kept (default 2^25; Infinity: never). */
+  recomputeAttention?: number;
   /** Sees the specialized forward + loss graph and every tensor's static shape before anything heavy is built; may throw (e.g. a memory check). */
   beforeBuild?: (forward: Model, shapes: Map<string, TensorShape>) => void;
 }
@@ -92,7 +95,9 @@ export class TrainingSession {
     const specializeMs = Date.now() - t;
     opts.beforeBuild?.(spec.model, spec.shapes);
     t = Date.now();
-    let { model } = buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true });
+    let { model } = buildGradientGraph(spec.model, {
+      shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true, recomputeAttention: opts.recomputeAttention ?? RECOMPUTE_ATTENTION_DEFAULT,
+    });
     let scaling: { seed: string; dims: number[]; scaler: LossScaler } | undefined;
     if (opts.precision === 'fp16') {
       // d loss/d loss becomes an input: feeding S scales every gradient by S (loss scaling), divided out after the run

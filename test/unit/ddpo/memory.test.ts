@@ -60,3 +60,18 @@ test('train_timesteps_per_run multiplies the training graph\'s batch: its estima
   assert.ok(est[2].training > 1.7 * est[1].training, JSON.stringify(est));
   assert.equal(est[2].sampling, est[1].sampling);
 });
+
+test('at 64x64 latents the estimate holds one pair of large attention probabilities, as the recomputing backward does', { skip: SKIP_NO_FIXTURES }, async () => {
+  const { loadModel } = await import('../../../src/core/onnx/proto');
+  const { ddpoInputShapes, ddpoObjective } = await import('../../../src/core/train/objective');
+  const { numel } = await import('../../../src/core/onnx/ir');
+  const forward = ddpoObjective(loadModel(`${REFERENCE_SD}/unet/model.onnx`), { clipRange: 1e-4, advClipMax: 5 });
+  const spec = specialize(forward, { inputShapes: ddpoInputShapes([1, 4, 64, 64], [1, 77, 32], false) });
+  const est = estimateDdpoMemory(spec.model, spec.shapes, config({ train_batch_size: 1, latent_size: 64 }));
+  let all = 0, pairs = 0;
+  for (const n of spec.model.graph.nodes) for (const o of n.outputs) all += numel(spec.shapes.get(o)?.dims ?? [0]) * 4;
+  for (const n of spec.model.graph.nodes.filter((x) => x.opType === 'Softmax')) if (numel(spec.shapes.get(n.outputs[0])!.dims) >= 2 ** 25) pairs++;
+  const pair = 2 * 2 * 8 * 4096 * 4096 * 4; // scores and probabilities of one 4096-token self-attention, UNet batch 2, 8 heads
+  assert.equal(pairs, 3);
+  assert.ok(Math.abs(all - est.activationBytes - (pairs - 1) * pair) < 1e6, `${all} - ${est.activationBytes} is not ${pairs - 1} pairs of ${pair}`);
+});

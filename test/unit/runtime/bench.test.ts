@@ -83,6 +83,13 @@ test('the comparison pairs our times with the PyTorch anchor and checks the issu
   assert.equal(packed.find((r) => r.what.startsWith('DDPO LoRA train step b1 CFG, fp16'))!.ours, 200);
   assert.ok(Math.abs(packed.find((r) => r.what.includes('4 timesteps per run: ms per timestep'))!.ratio! - 75 / 183) < 1e-12);
   assert.equal(packed.find((r) => r.what.startsWith('train step peak GPU memory, fp16, 4 timesteps per run'))!.ours, 9);
+  // --no-recompute: its own rows; the target rows stay those of the default, recomputing step
+  ours.train.push({ precision: 'fp16', stepMs: 190, ep: 'webgpu', attention: 'keep' } as (typeof ours.train)[0]);
+  Object.assign(ours.memory, { train_fp16_keep_PeakGpuMiB: 1024 + 8.5 * 1024 });
+  const kept = compareWithAnchor(ours, anchor);
+  assert.equal(kept.find((r) => r.what === 'DDPO LoRA train step b1 CFG, fp16 vs torch fp16 (ms)')!.ours, 200);
+  assert.equal(kept.find((r) => r.what.startsWith('DDPO LoRA train step b1 CFG, fp16, attention probabilities kept'))!.ours, 190);
+  assert.equal(kept.find((r) => r.what.startsWith('train step peak GPU memory, fp16, attention probabilities kept'))!.ours, 8.5);
 });
 
 test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixtures }, async () => {
