@@ -22,6 +22,8 @@ export interface EpochMetrics {
   /** Means over this epoch's micro-steps. */
   approx_kl: number;
   clipfrac: number;
+  /** Clip fraction before the epoch's first optimizer step (LoRA unchanged since sampling): > 0 means numerical mismatch (see ppo.ts). Absent in older files. */
+  clipfrac_before_update?: number;
   loss: number;
   grad_norm: number;
   advantage_mean: number;

@@ -12,6 +12,12 @@ export interface TrainSummary {
   approx_kl: number;
   clipfrac: number;
   grad_norm: number;
+  /**
+   * Clip fraction of the micro-steps before the epoch's first optimizer step, where the LoRA is still the sampler's:
+   * above 0 only when the training graph recomputes the sampler's log-probabilities differently by more than
+   * train_clip_range (float16 rounding in different graphs), so PPO clips items that have not moved.
+   */
+  clipfrac_before_update: number;
   globalStep: number;
 }
 
@@ -43,7 +49,7 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const microPerUpdate = c.train_gradient_accumulation_steps * tTrain;
   const K = timestepsPerRun(c);
   const clipped = advantages.map((a) => Math.min(c.train_adv_clip_max, Math.max(-c.train_adv_clip_max, a)));
-  const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0 };
+  const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
   let globalStep = ctx.globalStep;
   const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
   for (let inner = 0; inner < c.num_inner_epochs; inner++) {
@@ -84,6 +90,8 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
         sums.approx_kl += stats.approxKl * K;
         sums.clipfrac += stats.clipfrac * K;
         sums.micro += K;
+        // before the first update the LoRA is the sampler's: every ratio is 1 up to float rounding
+        if (sums.updates === 0) { sums.clipBefore += stats.clipfrac * K; sums.microBefore += K; }
         if (sums.micro % microPerUpdate === 0) {
           const { gradNorm, applied } = await ctx.policy.update(c.train_max_grad_norm);
           if (!applied || !Number.isFinite(gradNorm)) throw new NonFiniteError(ctx.epoch, globalStep, 'train', `gradient norm (${gradNorm})`);
@@ -100,6 +108,7 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
     approx_kl: sums.approx_kl / sums.micro,
     clipfrac: sums.clipfrac / sums.micro,
     grad_norm: sums.updates ? sums.grad_norm / sums.updates : 0,
+    clipfrac_before_update: sums.microBefore ? sums.clipBefore / sums.microBefore : 0,
     globalStep,
   };
 }

@@ -86,6 +86,7 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   const loopState = (e: number, step: number, rng: LoopState['rng'], statTracker: LoopState['statTracker']): LoopState =>
     ({ format: 1, epoch: e, globalStep: step, rng, statTracker, config: c, savedAt: new Date().toISOString() });
   let epoch = firstEpoch;
+  let warnedClipBefore = false;
   let lastCheckpointSeconds = 0;
   try {
     for (; epoch < c.num_epochs; epoch++) {
@@ -122,7 +123,7 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
       const line: EpochMetrics = {
         epoch, global_step: globalStep, reward_mean: rewardStats.mean, reward_std: rewardStats.std,
         reward_per_prompt: perPromptStats(samples.prompts, samples.rewards),
-        approx_kl: train.approx_kl, clipfrac: train.clipfrac, loss: train.loss, grad_norm: train.grad_norm,
+        approx_kl: train.approx_kl, clipfrac: train.clipfrac, clipfrac_before_update: train.clipfrac_before_update, loss: train.loss, grad_norm: train.grad_norm,
         advantage_mean: advStats.mean, advantage_std: advStats.std,
         seconds: t, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
         time: new Date().toISOString(),
@@ -146,6 +147,13 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
       } else lastCheckpointSeconds = 0;
       metrics.push(line);
       opts.onEpoch?.(line);
+      if (train.clipfrac_before_update > 0 && !warnedClipBefore) {
+        warnedClipBefore = true;
+        log(`warning: epoch ${epoch}: ${(100 * train.clipfrac_before_update).toFixed(0)}% of the items PPO trained before the first optimizer step were ` +
+          `already clipped, though the LoRA had not changed since sampling: the training graph recomputes the sampler's log-probabilities ` +
+          `differently by more than train_clip_range ${c.train_clip_range} (float16 rounding differs between the two graphs), so clipping ` +
+          'also removes gradient that was never off-policy. A larger train_clip_range, or mixed_precision "no" (float32), avoids it.');
+      }
       log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
       if (diverged && verdict.kind === 'diverged') {
         // keep (and checkpoint) the weights the first spiking epoch started from, and stop
