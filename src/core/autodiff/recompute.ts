@@ -4,7 +4,7 @@
  * pass. Attention probabilities are the case that matters: softmax(q·kᵀ) is tokens² per head, 0.5 GiB per SD 1.5
  * self-attention at 64×64 latents in float16, and its backward needs it twice (dV = Pᵀ·dO and the Softmax rule).
  */
-import { DataType, Graph, Model, Node, makeTensor, topoSort } from '../onnx/ir';
+import { DataType, Model, Node, makeTensor, topoSort } from '../onnx/ir';
 import { A } from '../onnx/builder';
 import type { ShapeMap } from './context';
 
@@ -13,7 +13,7 @@ const RECOMPUTABLE = new Set(['Softmax', 'MatMul', 'Mul', 'Div', 'Add', 'Transpo
 
 /**
  * The default size from which training graphs recompute attention probabilities: 2^25 values, which on SD 1.5 takes
- * the five 4096-token self-attentions at 64×64 latents (0.5 GiB each in float16) for two extra kernels each.
+ * the five 4096-token self-attentions at 64×64 latents (0.5 GiB each in float16) for five extra kernels each.
  */
 export const RECOMPUTE_ATTENTION_DEFAULT = 2 ** 25;
 
@@ -77,21 +77,15 @@ export function recomputeAttention(model: Model, shapes: ShapeMap, minElements: 
     root.inputs = [gate.outputs[0], ...root.inputs.slice(1)];
     clones.unshift(max, ready, gate);
     for (const r of readers) r.inputs = r.inputs.map((i) => (i === p ? again : i));
-    insertBefore(g, readers, clones);
+    g.nodes.push(...clones);
     report.tensors++;
     report.elements += size;
     report.nodes += clones.length;
   }
-  // the copies read a gradient that may be computed after their first reader's place in the list
+  // the stable topological order moves each copy to just before its first reader (onnxruntime picks its own order;
+  // the gradient the copy reads is what keeps it out of the forward pass)
   if (report.tensors) g.nodes = topoSort(g);
   return report;
 }
 
 const isGradient = (n: Node) => n.name.startsWith('grad/');
-
-// onnxruntime runs nodes in graph order where it can, so the copies go right before their first reader: earlier and
-// the recomputed tensor would live as long as the forward one did
-function insertBefore(g: Graph, readers: Node[], clones: Node[]): void {
-  const first = Math.min(...readers.map((r) => g.nodes.indexOf(r)));
-  g.nodes.splice(first, 0, ...clones);
-}

@@ -77,7 +77,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
     if (sampling.staticBatch && batch !== sampling.staticBatch) throw new Error(`the sampling graph was specialised to UNet batch ${sampling.staticBatch} (sample_batch_size ${c.sample_batch_size} with CFG) but was called with ${batch}`);
     const feeds = new Map<string, { dims: number[]; data: ArrayLike<number> }>([
       [roles.sample.name, { dims: [batch, C, height, width], data: sample }],
-      [roles.timestep.name, (roles.timestep.shape?.length ?? 1) === 0 ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
+      [roles.timestep.name, tScalar ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
       [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
     ]);
     for (const [k, v] of samplingLora) feeds.set(k, v);

@@ -11,6 +11,8 @@ import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
 import { RECOMPUTE_ATTENTION_DEFAULT, type RecomputeReport } from '../autodiff/recompute';
 import { InjectedLora, injectLora, initLoraWeights, loraFeeds } from '../train/lora';
 import { ddpoObjective } from '../train/objective';
+import { loraHalfIo } from '../train/session';
+import { tensorToFloat32 } from '../models/ortModel';
 import { isDdpoLossNode } from '../train/losses';
 import { toOrtTensor } from '../train/ortRun';
 import { AdamW } from '../train/adamw';
@@ -20,7 +22,6 @@ import { BenchUnet, unetDimOverrides } from './benchUnet';
 import { TimingOptions, median, timeRuns } from './benchSample';
 import { ProviderOptions, openWithFallback, providerList } from './providers';
 import { toFloat16 } from './fp16';
-import { halfBitsToFloat32 } from '../safetensors';
 import { ProfileSummary, profileModel } from './profile';
 
 /** What one train step costs. */
@@ -119,8 +120,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
   // LoRA weights stay float32 on the host (master weights), cross into the graph as float16 and their gradients come
   // back as float16, converted on the host each step, as the training session does.
   const loraNames = new Set(injected.adapters.flatMap((a) => [a.inputA, a.inputB]));
-  const halfIo = (v: string) => loraNames.has(v) || (v.endsWith('_grad') && loraNames.has(v.slice(0, -5)));
-  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode, halfIo }).model;
+  if (opts.precision === 'fp16') model = toFloat16(model, { keepFp32Nodes: isDdpoLossNode, halfIo: loraHalfIo([...loraNames]) }).model;
   let t = performance.now();
   const file = path.join(opts.cacheDir, unet.name, `${trainLabel(opts.precision, K, graph.attention)}-${latent}`, 'model.onnx');
   saveModel(model, file, { externalData: 'model.onnx_data' });
@@ -145,8 +145,7 @@ export async function benchTrainStep(unet: BenchUnet, graph: DdpoTrainGraph, can
       const a = performance.now();
       const grads = new Map<string, Float32Array>();
       for (const k of params.keys()) {
-        const o = out[`${k}_grad`];
-        const g = o.type === 'float16' ? halfBitsToFloat32(o.data as Uint16Array) : o.data as Float32Array;
+        const g = tensorToFloat32(out[`${k}_grad`]);
         if (lossScale !== 1) for (let i = 0; i < g.length; i++) g[i] /= lossScale;
         grads.set(k, g);
       }

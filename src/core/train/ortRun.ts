@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, Model, ValueInfo } from '../onnx/ir';
 import { encodeModel, saveModel } from '../onnx/proto';
-import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
+import { float32ToHalfBits } from '../safetensors';
+import { tensorToFloat32 } from '../models/ortModel';
 import type { OpenedSession } from '../runtime/providers';
 import { CPU_ONLY, openSession, type SessionProviders } from '../runtime/sessionProviders';
 
@@ -159,9 +160,7 @@ export async function runModel(session: ort.InferenceSession, model: Model, feed
   const res = await session.run(ortFeeds, outputs ?? session.outputNames);
   const out = new Map<string, { dims: number[]; data: Float32Array }>();
   for (const [k, t] of Object.entries(res)) {
-    const data = t.data instanceof Float32Array ? t.data : t.type === 'float16' && t.data instanceof Uint16Array
-      ? halfBitsToFloat32(t.data) : Float32Array.from(t.data as ArrayLike<number>, Number);
-    out.set(k, { dims: [...t.dims], data });
+    out.set(k, { dims: [...t.dims], data: tensorToFloat32(t) });
   }
   return out;
 }

@@ -44,6 +44,16 @@ export interface TrainingSessionOptions {
   beforeBuild?: (forward: Model, shapes: Map<string, TensorShape>) => void;
 }
 
+/**
+ * The float16 training graph's border: LoRA weights go in, and their gradients (`<name>_grad`) come out, as float16
+ * converted on the host, the same rounding the graph's Casts would do without two Cast kernels per adapter matrix and
+ * run (512 on SD 1.5).
+ */
+export function loraHalfIo(loraInputs: readonly string[]): (name: string) => boolean {
+  const half = new Set([...loraInputs, ...loraInputs.map((k) => `${k}_grad`)]);
+  return (name) => half.has(name);
+}
+
 /** What one step returns. */
 export interface StepResult {
   loss: number;
@@ -104,10 +114,7 @@ export class TrainingSession {
       const seed = lossSeedOf(model);
       model.graph.initializers.delete(seed.name);
       model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
-      // LoRA weights go in, and their gradients come out, as float16 converted on the host: the same rounding the
-      // graph's Casts would do, without two Cast kernels per adapter matrix and run (512 on SD 1.5)
-      const half = new Set([...lora, ...lora.map((k) => `${k}_grad`)]);
-      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes, halfIo: (v) => half.has(v) }).model;
+      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes, halfIo: loraHalfIo(lora) }).model;
       scaling = { seed: seed.name, dims: [...seed.dims], scaler: new LossScaler(opts.lossScale) };
     }
     const gradientMs = Date.now() - t;
