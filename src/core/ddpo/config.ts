@@ -86,6 +86,15 @@ export interface DdpoConfig {
    * barely moved starts to learn, is kept. 0 turns it off (TRL has no such guard).
    */
   train_kl_guard: number;
+  /**
+   * Where PPO's old log-probabilities come from. 'sampler' (TRL): the values recorded while sampling, clipped like
+   * any other. 'training_graph': the micro-steps before an epoch's first optimizer step (LoRA still the sampler's)
+   * train unclipped and record the training graph's own values; every other transition the epoch trains is scored by
+   * the training graph before that update (one more graph run per run after it). 'auto' (default): as
+   * 'training_graph', but scoring only once the recorded values differ from the sampler's by more than
+   * train_clip_range (float16 sampling and training graphs round differently); in float32 they agree and nothing is scored.
+   */
+  train_old_log_probs: 'auto' | 'sampler' | 'training_graph';
 }
 
 /** TRL's defaults, and ours for the added keys. */
@@ -142,6 +151,7 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   train_timestep_selection: 'random',
   train_timesteps_per_run: 1,
   train_kl_guard: 0,
+  train_old_log_probs: 'auto',
 });
 
 // Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
@@ -226,6 +236,7 @@ function validateRanges(c: DdpoConfig, source: string): void {
   for (const k of ['train_adam_beta1', 'train_adam_beta2'] as const) if (!(c[k] >= 0 && c[k] < 1)) fail(k, 'must be in [0, 1)');
   if (!(c.train_timestep_fraction > 0 && c.train_timestep_fraction <= 1)) fail('train_timestep_fraction', 'must be in (0, 1]');
   if (c.train_timestep_selection !== 'random' && c.train_timestep_selection !== 'earliest') fail('train_timestep_selection', 'must be "random" or "earliest"');
+  if (!['auto', 'sampler', 'training_graph'].includes(c.train_old_log_probs)) fail('train_old_log_probs', 'must be "auto", "sampler" or "training_graph"');
   if (!['no', 'fp16', 'bf16'].includes(c.mixed_precision)) fail('mixed_precision', 'must be "no", "fp16" or "bf16"');
   if (!(c.train_kl_guard === 0 || c.train_kl_guard > 1)) fail('train_kl_guard', 'must be 0 (off) or a factor above 1, e.g. 100');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);

@@ -22,8 +22,12 @@ export interface EpochMetrics {
   /** Means over this epoch's micro-steps. */
   approx_kl: number;
   clipfrac: number;
-  /** Clip fraction before the epoch's first optimizer step (LoRA unchanged since sampling): > 0 means numerical mismatch (see ppo.ts). Absent in older files. */
+  /** Clip fraction before the epoch's first optimizer step (LoRA unchanged since sampling): > 0 means numerical mismatch, clipped under train_old_log_probs "sampler" (see ppo.ts). Absent in older files. */
   clipfrac_before_update?: number;
+  /** Where PPO's old log-probabilities came from (train_old_log_probs); absent in older files (the sampler). */
+  old_log_probs?: 'sampler' | 'training_graph';
+  /** The largest |training graph − sampler| log-probability difference before the first optimizer step (float16: about 1e-4 to 1e-3). */
+  logprob_mismatch?: number;
   loss: number;
   grad_norm: number;
   advantage_mean: number;

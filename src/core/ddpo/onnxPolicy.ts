@@ -1,6 +1,6 @@
 /** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
 import { timestepsPerRun, type DdpoConfig } from './config';
-import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
+import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
 import { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { ddimCoefficients } from '../diffusion/ddim';
@@ -52,7 +52,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
   const session = await TrainingSession.create(forward, {
     lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
     precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { clipRange: c.train_clip_range, advClipMax: c.train_adv_clip_max }),
+    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
     inputShapes: ddpoInputShapes(lat, emb, tScalar),
     beforeBuild: (fwd, shapes) => {
       const est = estimateDdpoMemory(fwd, shapes, c);
@@ -93,6 +93,23 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
     if (!e) { e = (await pipe.encodePrompts([p])).data; embCache.set(p, e); }
     return e;
   };
+  // the training graph's inputs for a batch of transitions
+  const trainFeeds = async (req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<Record<string, FeedValue>> => {
+    if (req.prompts.length !== B) throw new Error(`the training graph was built for ${B} items per run (train_batch_size x train_timesteps_per_run) but was given ${req.prompts.length}`);
+    const co = req.timesteps.map((t) => ddimCoefficients(pipe.schedule, t, req.numSteps, req.eta));
+    return {
+      latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
+      timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
+      uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => embed(req.negativePrompt)))) },
+      cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(embed))) },
+      old_log_prob: { dims: vec, data: oldLogProbs }, advantages: { dims: vec, data: advantages },
+      alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
+      eta: { dims: [], data: [req.eta] },
+      // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.
+      guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
+      clip_range: { dims: [], data: [clipRange] },
+    };
+  };
   const cat = (parts: ArrayLike<number>[]) => { const o = new Float32Array(parts.reduce((n, p) => n + p.length, 0)); let k = 0; for (const p of parts) { o.set(p, k); k += p.length; } return o; };
 
   return {
@@ -110,21 +127,14 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
       };
     },
     async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-      if (req.prompts.length !== B) throw new Error(`the training graph was built for ${B} items per run (train_batch_size x train_timesteps_per_run) but was given ${req.prompts.length}`);
-      const co = req.timesteps.map((t) => ddimCoefficients(pipe.schedule, t, req.numSteps, req.eta));
-      const r = await session.step({
-        latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
-        timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
-        uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => embed(req.negativePrompt)))) },
-        cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(embed))) },
-        old_log_prob: { dims: vec, data: req.oldLogProbs }, advantages: { dims: vec, data: req.advantages },
-        alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
-        eta: { dims: [], data: [req.eta] },
-        // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.
-        guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
-      });
+      const r = await session.step(await trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
       for (const [k, g] of r.grads) { const acc = grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-      return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0] };
+      return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
+    },
+    async score(req: PolicyScoreRequest): Promise<number[]> {
+      // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
+      const zeros = new Array(req.prompts.length).fill(0);
+      return Array.from((await session.evaluate(await trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
     },
     async update(maxGradNorm: number) {
       const gradNorm = clipGradNorm(grads.values(), maxGradNorm);

@@ -4,7 +4,10 @@ import { DdpoConfig, numTrainTimesteps, timestepsPerRun } from './config';
 import { assertFinite, namingMemorySetting, NonFiniteError } from './guards';
 import { randperm } from './random';
 import type { EpochSamples } from './sampling';
-import type { Policy, PolicyTrainStats } from './types';
+import type { Policy, PolicyScoreRequest, PolicyTrainStats } from './types';
+
+/** Where an epoch's PPO old log-probabilities came from (see train_old_log_probs). */
+export type OldLogProbSource = 'sampler' | 'training_graph';
 
 /** Means over the epoch's micro-steps (loss, KL, clip fraction) and optimizer steps (grad norm). */
 export interface TrainSummary {
@@ -13,11 +16,16 @@ export interface TrainSummary {
   clipfrac: number;
   grad_norm: number;
   /**
-   * Clip fraction of the micro-steps before the epoch's first optimizer step, where the LoRA is still the sampler's:
-   * above 0 only when the training graph recomputes the sampler's log-probabilities differently by more than
-   * train_clip_range (float16 rounding in different graphs), so PPO clips items that have not moved.
+   * Clip fraction of the micro-steps before the epoch's first optimizer step, where the LoRA is still the sampler's.
+   * Only train_old_log_probs "sampler" clips there (TRL): above 0 when the training graph recomputes the sampler's
+   * log-probabilities differently by more than train_clip_range (float16 rounding in different graphs), so PPO clips
+   * items that have not moved. The other modes train those micro-steps unclipped: 0.
    */
   clipfrac_before_update: number;
+  /** Where the old log-probabilities of the micro-steps after the first optimizer step came from. */
+  old_log_probs: OldLogProbSource;
+  /** The largest |training graph − sampler| log-probability difference seen before the first optimizer step (when the policy reports it). */
+  logprob_mismatch?: number;
   globalStep: number;
 }
 
@@ -28,6 +36,8 @@ export interface TrainContext {
   shuffleRng: GaussianRng;
   epoch: number;
   globalStep: number;
+  /** Under train_old_log_probs 'auto': 'training_graph' once an earlier epoch found the mismatch. */
+  oldLogProbs?: OldLogProbSource;
   signal?: AbortSignal;
   onStep?: (done: number, total: number) => void;
 }
@@ -38,6 +48,12 @@ export interface TrainContext {
  * int(T·timestep_fraction) timesteps, accumulate the PPO loss;
  * one optimizer step per train_gradient_accumulation_steps batches × those timesteps (as TRL).
  * With train_timesteps_per_run K, K consecutive micro-steps (the batch at its next K timesteps) are one policy call.
+ *
+ * Old log-probabilities (train_old_log_probs): before the first optimizer step the LoRA is the sampler's, so the PPO
+ * ratio is 1 but for rounding. Except under 'sampler' (TRL), those micro-steps train unclipped and record the
+ * training graph's own log-probabilities; then, still before the update, every other transition the epoch trains is
+ * scored by the training graph ('training_graph', or 'auto' once the sampler's values turn out off by more than the
+ * clip range), and later micro-steps compare against the training graph's values.
  */
 export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advantages: number[]): Promise<TrainSummary> {
   const c = ctx.config;
@@ -45,61 +61,88 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const T = samples.timesteps.length;
   const tTrain = numTrainTimesteps(c);
   if (tTrain > T) throw new Error(`train_timestep_fraction asks for ${tTrain} timesteps but samples have ${T}`);
-  const D = samples.latents[0].length / (T + 1);
   const microPerUpdate = c.train_gradient_accumulation_steps * tTrain;
   const K = timestepsPerRun(c);
-  const clipped = advantages.map((a) => Math.min(c.train_adv_clip_max, Math.max(-c.train_adv_clip_max, a)));
-  const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
-  let globalStep = ctx.globalStep;
-  const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
-  for (let inner = 0; inner < c.num_inner_epochs; inner++) {
+  const p = ctx.policy;
+  const mode = c.train_old_log_probs ?? 'auto';
+  const canScore = !!p.score;
+  if (mode === 'training_graph' && !canScore) throw new Error('train_old_log_probs "training_graph": this policy cannot score transitions with its training computation');
+  const ownFirst = mode !== 'sampler' && canScore;
+  // every pass's shuffles, drawn up front: nothing else reads the shuffle stream, so it is consumed as pass by pass
+  const passes = Array.from({ length: c.num_inner_epochs }, () => {
     const order = randperm(ctx.shuffleRng, N);
     // Drawn for 'earliest' too, so the shuffle stream (and every later epoch) is the same under either selection.
     const drawn = order.map(() => randperm(ctx.shuffleRng, T));
-    const timeOrder = c.train_timestep_selection === 'earliest' ? drawn.map(() => Array.from({ length: T }, (_, t) => t)) : drawn;
+    return { order, timeOrder: c.train_timestep_selection === 'earliest' ? drawn.map(() => Array.from({ length: T }, (_, t) => t)) : drawn };
+  });
+  const clipped = advantages.map((a) => Math.min(c.train_adv_clip_max, Math.max(-c.train_adv_clip_max, a)));
+  const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
+  let globalStep = ctx.globalStep;
+  let total = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
+  let extra = 0; // progress units spent scoring
+  let oldLogProbs = samples.logProbs;
+  // the training graph's log-probabilities of the transitions trained before the first update, by sample
+  const own = Array.from({ length: N }, () => new Map<number, number>());
+  let mismatch: number | undefined;
+  let source: OldLogProbSource = 'sampler';
+  for (const { order, timeOrder } of passes) {
     for (let start = 0; start < N; start += c.train_batch_size) {
       const pos = Array.from({ length: Math.min(c.train_batch_size, N - start) }, (_, k) => start + k);
       for (let j = 0; j < tTrain; j += K) {
         ctx.signal?.throwIfAborted();
         // micro-step k of this run: the batch's items at their (j+k)-th timestep; a run never crosses an update, as K | tTrain
         const runPos = Array.from({ length: K }, () => pos).flat();
-        const steps = runPos.map((p, i) => timeOrder[p][j + Math.floor(i / pos.length)]);
-        const runItems = runPos.map((p) => order[p]);
-        // out of memory with K > 1: fewer timesteps per run is the cheaper cure (it changes only speed)
-        const [setting, value] = K > 1 ? ['train_timesteps_per_run', K] : ['train_batch_size', c.train_batch_size];
-        const stats: PolicyTrainStats = await namingMemorySetting('train', setting, value, () => ctx.policy.accumulate({
-          prompts: runItems.map((n) => samples.prompts[n]),
-          negativePrompt: c.negative_prompts,
-          timesteps: steps.map((s) => samples.timesteps[s]),
-          latents: runItems.map((n, k) => samples.latents[n].subarray(steps[k] * D, (steps[k] + 1) * D)),
-          nextLatents: runItems.map((n, k) => samples.latents[n].subarray((steps[k] + 1) * D, (steps[k] + 2) * D)),
-          oldLogProbs: runItems.map((n, k) => samples.logProbs[n][steps[k]]),
+        const steps = runPos.map((q, i) => timeOrder[q][j + Math.floor(i / pos.length)]);
+        const runItems = runPos.map((q) => order[q]);
+        const first = sums.updates === 0;
+        const stats: PolicyTrainStats = await namingMemorySetting('train', ...runSetting(c), () => p.accumulate({
+          ...transitions(c, samples, runItems, steps),
+          oldLogProbs: runItems.map((n, k) => oldLogProbs[n][steps[k]]),
           advantages: runItems.map((n) => clipped[n]),
-          numSteps: c.sample_num_steps,
-          eta: c.sample_eta,
-          guidanceScale: c.sample_guidance_scale,
-          cfg: c.train_cfg,
-          clipRange: c.train_clip_range,
+          clipRange: first && ownFirst ? Infinity : c.train_clip_range,
           // the policy's loss is the mean over its K·B items; K micro-steps of 1/microPerUpdate each sum to this
           lossScale: K / microPerUpdate,
         }));
         assertFinite([stats.loss], 'loss', ctx.epoch, globalStep, 'train');
         assertFinite([stats.approxKl], 'approx_kl', ctx.epoch, globalStep, 'train');
+        if (first && stats.logProbs) {
+          stats.logProbs.forEach((lp, k) => {
+            own[runItems[k]].set(steps[k], lp);
+            mismatch = Math.max(mismatch ?? 0, Math.abs(lp - samples.logProbs[runItems[k]][steps[k]]));
+          });
+        }
         // the run's means are the means of its K equal-sized micro-steps: weigh them K times
         sums.loss += stats.loss * K;
         sums.approx_kl += stats.approxKl * K;
         sums.clipfrac += stats.clipfrac * K;
         sums.micro += K;
-        // before the first update the LoRA is the sampler's: every ratio is 1 up to float rounding
-        if (sums.updates === 0) { sums.clipBefore += stats.clipfrac * K; sums.microBefore += K; }
+        if (first) { sums.clipBefore += stats.clipfrac * K; sums.microBefore += K; }
+        ctx.onStep?.(extra + sums.micro, total);
         if (sums.micro % microPerUpdate === 0) {
-          const { gradNorm, applied } = await ctx.policy.update(c.train_max_grad_norm);
+          if (first && ownFirst) {
+            // the sampler's values are off by more than the clip range: PPO would clip transitions that never moved
+            const off = mismatch !== undefined && Math.expm1(mismatch) > c.train_clip_range;
+            if (mode === 'training_graph' || ctx.oldLogProbs === 'training_graph' || off) {
+              // each transition some pass trains, once, unless already known
+              const seen = new Set<number>();
+              const todo: [number, number][] = [];
+              for (const { order: o, timeOrder: to } of passes) {
+                o.forEach((n, q) => to[q].slice(0, tTrain).forEach((t) => { if (!own[n].has(t) && !seen.has(n * T + t)) { seen.add(n * T + t); todo.push([n, t]); } }));
+              }
+              // progress counts a scoring run like a training run of K micro-steps
+              const runs = Math.ceil(todo.length / (c.train_batch_size * K));
+              total += runs * K;
+              oldLogProbs = await rescore(ctx, samples, own, todo, c.train_batch_size * K, (k) => ctx.onStep?.(extra + sums.micro + k, total));
+              extra += runs * K;
+              source = 'training_graph';
+            }
+          }
+          const { gradNorm, applied } = await p.update(c.train_max_grad_norm);
           if (!applied || !Number.isFinite(gradNorm)) throw new NonFiniteError(ctx.epoch, globalStep, 'train', `gradient norm (${gradNorm})`);
           sums.grad_norm += gradNorm;
           sums.updates++;
           globalStep++;
         }
-        ctx.onStep?.(sums.micro, totalMicro);
       }
     }
   }
@@ -109,6 +152,50 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
     clipfrac: sums.clipfrac / sums.micro,
     grad_norm: sums.updates ? sums.grad_norm / sums.updates : 0,
     clipfrac_before_update: sums.microBefore ? sums.clipBefore / sums.microBefore : 0,
+    old_log_probs: source,
+    ...(mismatch !== undefined ? { logprob_mismatch: mismatch } : {}),
     globalStep,
   };
+}
+
+// The setting an out-of-memory error in a training-graph run names: with K > 1 timesteps per run, fewer is the
+// cheaper cure (it changes only speed).
+function runSetting(c: DdpoConfig): [string, number] {
+  const K = timestepsPerRun(c);
+  return K > 1 ? ['train_timesteps_per_run', K] : ['train_batch_size', c.train_batch_size];
+}
+
+// What a training or scoring request says about items `runItems` at timestep indices `steps`.
+function transitions(c: DdpoConfig, samples: EpochSamples, runItems: number[], steps: number[]): PolicyScoreRequest {
+  const D = samples.latents[0].length / (samples.timesteps.length + 1);
+  return {
+    prompts: runItems.map((n) => samples.prompts[n]),
+    negativePrompt: c.negative_prompts,
+    timesteps: steps.map((s) => samples.timesteps[s]),
+    latents: runItems.map((n, k) => samples.latents[n].subarray(steps[k] * D, (steps[k] + 1) * D)),
+    nextLatents: runItems.map((n, k) => samples.latents[n].subarray((steps[k] + 1) * D, (steps[k] + 2) * D)),
+    numSteps: c.sample_num_steps,
+    eta: c.sample_eta,
+    guidanceScale: c.sample_guidance_scale,
+    cfg: c.train_cfg,
+  };
+}
+
+// The sampler's log-probabilities with the training graph's in their place: those recorded in `own` and those of the
+// transitions `todo`, scored in runs of B items (the last padded with repeats of its first, whose scores are dropped).
+async function rescore(ctx: TrainContext, samples: EpochSamples, own: Map<number, number>[], todo: [number, number][], B: number, onScored: (micro: number) => void): Promise<number[][]> {
+  const out = samples.logProbs.map((lp, n) => lp.map((v, t) => own[n].get(t) ?? v));
+  const c = ctx.config;
+  const K = timestepsPerRun(c);
+  for (let i = 0; i < todo.length; i += B) {
+    ctx.signal?.throwIfAborted();
+    const run = todo.slice(i, i + B);
+    while (run.length < B) run.push(run[0]);
+    const items = run.map(([n]) => n), steps = run.map(([, t]) => t);
+    const lp = await namingMemorySetting('train', ...runSetting(c), () => ctx.policy.score!(transitions(c, samples, items, steps)));
+    assertFinite(lp, 'log-probability', ctx.epoch, ctx.globalStep, 'train');
+    for (let k = 0; k < Math.min(B, todo.length - i); k++) out[items[k]][steps[k]] = lp[k];
+    onScored((i / B + 1) * K);
+  }
+  return out;
 }

@@ -10,7 +10,7 @@ import type { DdpoConfig } from './config';
 import { assertFinite, KlGuard, NonFiniteError } from './guards';
 import { DdpoLayout, evalDirOf } from './layout';
 import { EpochMetrics, EvalImage, jsonSafe, readMetrics, truncateMetrics } from './metrics';
-import { trainEpoch } from './ppo';
+import { trainEpoch, type OldLogProbSource } from './ppo';
 import { RunRngs } from './random';
 import { PromptSource, sampleEpoch, uniformPrompts } from './sampling';
 import type { DdpoProgress, Policy, PolicyState, RewardFn } from './types';
@@ -87,6 +87,9 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
     ({ format: 1, epoch: e, globalStep: step, rng, statTracker, config: c, savedAt: new Date().toISOString() });
   let epoch = firstEpoch;
   let warnedClipBefore = false;
+  // train_old_log_probs 'auto': once an epoch found the sampler's log-probabilities off, later ones rescore from the
+  // start (a resumed run remembers it from metrics.jsonl)
+  let oldLogProbs: OldLogProbSource | undefined = readMetrics(layout.metricsFile).some((m) => m.old_log_probs === 'training_graph') ? 'training_graph' : undefined;
   let lastCheckpointSeconds = 0;
   try {
     for (; epoch < c.num_epochs; epoch++) {
@@ -114,7 +117,14 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
 
       const advantages = tracker ? tracker.update(samples.prompts, samples.rewards) : globalAdvantages(samples.rewards);
       assertFinite(advantages, 'advantage', epoch, globalStep, 'reward');
-      const train = await trainEpoch({ config: c, policy, shuffleRng: rngs.shuffle, epoch, globalStep, signal: opts.signal, onStep: (d, n) => progress(epoch, 'train', d, n) }, samples, advantages);
+      const train = await trainEpoch({ config: c, policy, shuffleRng: rngs.shuffle, epoch, globalStep, oldLogProbs, signal: opts.signal, onStep: (d, n) => progress(epoch, 'train', d, n) }, samples, advantages);
+      if (train.old_log_probs === 'training_graph' && !oldLogProbs && c.train_old_log_probs === 'auto') {
+        log(`epoch ${epoch}: the sampler's log-probabilities differ from the training graph's by up to ${train.logprob_mismatch?.toExponential(1)} though the ` +
+          `LoRA had not changed, more than train_clip_range ${c.train_clip_range} (float16 rounds differently in the two graphs), so PPO would clip ` +
+          'transitions that never moved. From here on PPO compares against the training graph\'s own log-probabilities, scored before each ' +
+          'epoch\'s first optimizer step (one more graph run for each transition trained after it; train_old_log_probs "sampler" keeps TRL\'s behaviour).');
+      }
+      if (train.old_log_probs === 'training_graph') oldLogProbs = 'training_graph';
       globalStep = train.globalStep;
       t.train = lap();
 
@@ -123,7 +133,8 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
       const line: EpochMetrics = {
         epoch, global_step: globalStep, reward_mean: rewardStats.mean, reward_std: rewardStats.std,
         reward_per_prompt: perPromptStats(samples.prompts, samples.rewards),
-        approx_kl: train.approx_kl, clipfrac: train.clipfrac, clipfrac_before_update: train.clipfrac_before_update, loss: train.loss, grad_norm: train.grad_norm,
+        approx_kl: train.approx_kl, clipfrac: train.clipfrac, clipfrac_before_update: train.clipfrac_before_update, old_log_probs: train.old_log_probs,
+        ...(train.logprob_mismatch !== undefined ? { logprob_mismatch: train.logprob_mismatch } : {}), loss: train.loss, grad_norm: train.grad_norm,
         advantage_mean: advStats.mean, advantage_std: advStats.std,
         seconds: t, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
         time: new Date().toISOString(),
@@ -151,8 +162,9 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
         warnedClipBefore = true;
         log(`warning: epoch ${epoch}: ${(100 * train.clipfrac_before_update).toFixed(0)}% of the items PPO trained before the first optimizer step were ` +
           `already clipped, though the LoRA had not changed since sampling: the training graph recomputes the sampler's log-probabilities ` +
-          `differently by more than train_clip_range ${c.train_clip_range} (float16 rounding differs between the two graphs), so clipping ` +
-          'also removes gradient that was never off-policy. A larger train_clip_range, or mixed_precision "no" (float32), avoids it.');
+          `differently (by up to ${train.logprob_mismatch?.toExponential(1)}), more than train_clip_range ${c.train_clip_range} (float16 rounding differs between the two graphs), so clipping ` +
+          'also removes gradient that was never off-policy. train_old_log_probs "auto" or "training_graph" (old log-probabilities from the ' +
+          'training graph), a larger train_clip_range, or mixed_precision "no" (float32) avoids it.');
       }
       log(`epoch ${epoch}: reward ${rewardStats.mean.toFixed(4)} ± ${rewardStats.std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${t.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${lastCheckpointSeconds.toFixed(1)} s` : ''));
       if (diverged && verdict.kind === 'diverged') {

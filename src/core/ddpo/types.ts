@@ -48,6 +48,9 @@ export interface PolicyTrainRequest {
   lossScale: number;
 }
 
+/** Items to score with the training graph: a training request without the PPO terms. */
+export type PolicyScoreRequest = Omit<PolicyTrainRequest, 'oldLogProbs' | 'advantages' | 'clipRange' | 'lossScale'>;
+
 /** Batch means of the PPO quantities of one micro-step (unscaled). */
 export interface PolicyTrainStats {
   loss: number;
@@ -55,6 +58,8 @@ export interface PolicyTrainStats {
   approxKl: number;
   /** Fraction of items with |ratio - 1| > clip range. */
   clipfrac: number;
+  /** Per item: the log-probability the training computation found (offered by policies that offer `score`). */
+  logProbs?: number[];
 }
 
 /** LoRA weights under PEFT names without prefix (`down_blocks.0...attn1.to_q.lora_A.weight`). */
@@ -80,6 +85,13 @@ export interface Policy {
    * A non-finite gradient norm leaves the weights untouched (`applied` false).
    */
   update(maxGradNorm: number): Promise<{ gradNorm: number; applied: boolean }>;
+  /**
+   * The log-probabilities of the items' transitions as `accumulate` computes them (the same graph, batch and
+   * precision), without touching the gradient accumulator. Policies whose sampler and training computation differ in
+   * rounding (float16 graphs) offer it, so PPO's old log-probabilities can come from the training computation
+   * (train_old_log_probs); their `accumulate` returns these values too.
+   */
+  score?(req: PolicyScoreRequest): Promise<number[]>;
   saveState(): Promise<PolicyState>;
   loadState(state: PolicyState): Promise<void>;
   lora(): Promise<LoraWeights>;

@@ -88,7 +88,7 @@ export interface DdpoTrainGraph {
 export function buildDdpoTrainGraph(unet: BenchUnet, latent: number, batch = 1, recomputeAttention: number = RECOMPUTE_ATTENTION_DEFAULT): DdpoTrainGraph {
   const forward = unet.model();
   const injected = injectLora(forward, LORA);
-  const withLoss = ddpoObjective(injected.model, { clipRange: 1e-4, advClipMax: 5 });
+  const withLoss = ddpoObjective(injected.model, { advClipMax: 5 });
   const wrt = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
   let t = performance.now();
   const spec = specialize(withLoss, { dims: unetDimOverrides(forward, batch, latent), preserve: new Set(wrt) });
@@ -181,7 +181,7 @@ function withLossSeed(model: Model, scale: number): Model {
 
 // Plausible DDPO inputs: a mid-trajectory step (ᾱ 0.3 → 0.35, eta 1, guidance 5); cost does not depend on the values.
 function trainFeeds(model: Model, lora: Map<string, { dims: number[]; data: Float32Array }>): Record<string, ort.Tensor> {
-  const values: Record<string, number> = { old_log_prob: 0, advantages: 1, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500 };
+  const values: Record<string, number> = { old_log_prob: 0, advantages: 1, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500, clip_range: 1e-4 };
   const feeds: Record<string, ort.Tensor> = {};
   let seed = 10;
   for (const info of model.graph.inputs) {

@@ -112,6 +112,14 @@ export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model;
   };
 
   for (const n of order) {
+    // an Identity of a computed value passes on whatever precision it has: the objective's outputs (Identities of
+    // float32 loss values) would otherwise round through float16, and an approx KL of 1e-7 is a float16 subnormal
+    const src = n.opType === 'Identity' ? n.inputs[0] : '';
+    if (src && !g.initializers.has(src) && types.get(src) === DataType.FLOAT) {
+      stored.set(n.outputs[0], stored.get(src) ?? DataType.FLOAT);
+      out.push(n);
+      continue;
+    }
     const prec = fp32Node.has(n) ? DataType.FLOAT : DataType.FLOAT16;
     n.inputs = n.inputs.map((v, i) => {
       if (!v || types.get(v) !== DataType.FLOAT) return v;

@@ -163,7 +163,7 @@ export async function checkUnetDdpo(dir: string, model = loadModel(join(dir, 'un
   const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
   const session = await TrainingSession.create(model, {
     lora: { rank: weights.rank, alpha: weights.alpha, targets },
-    objective: (m) => ddpoObjective(m, { clipRange: cfg.clip_range ?? 1e-4, advClipMax: cfg.adv_clip_max ?? 5 }),
+    objective: (m) => ddpoObjective(m, { advClipMax: cfg.adv_clip_max ?? 5 }),
     // Every input's full shape: the UNet inside runs on 2B, so its own `batch` symbol must not size these.
     inputShapes: ddpoInputShapes(latents.dims, need(o, 'ddpo.cond_embeds').dims, tScalar),
     weights,
@@ -176,6 +176,7 @@ export async function checkUnetDdpo(dir: string, model = loadModel(join(dir, 'un
       uncond_embeds: need(o, 'ddpo.uncond_embeds'), cond_embeds: need(o, 'ddpo.cond_embeds'),
       old_log_prob: need(o, 'ddpo.old_log_prob'), advantages: need(o, 'ddpo.advantages'),
       ...ddpoScheduleFeeds(schedule, new Array(B).fill(t), steps, eta), guidance_scale: { dims: [], data: [scalar('guidance_scale', 'ddpo.guidance_scale')] },
+      clip_range: { dims: [], data: [cfg.clip_range ?? 1e-4] },
     });
     const res = [
       check('unet.ddpo.std', [c.stdDevT], need(o, 'ddpo.std').data, TOLERANCE.forward),

@@ -29,11 +29,12 @@ export interface DdpoLossInputs {
   /** Sampling-time log-probs [B] and advantages [B]. */
   oldLogProb: string;
   advantages: string;
+  /** PPO's clip range ε [] (an input, so a run can train unclipped where the ratio can only be off 1 by rounding). */
+  clipRange: string;
 }
 
-/** Constants of the PPO objective (DDPO's train.clip_range and train.adv_clip_max). */
+/** Constants of the PPO objective (DDPO's train.adv_clip_max; the clip range is an input). */
 export interface PpoConfig {
-  clipRange: number;
   advClipMax: number;
 }
 
@@ -88,10 +89,10 @@ export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfi
     const adv = b.op('Clip', [v.advantages, b.scalar(-cfg.advClipMax), b.scalar(cfg.advClipMax)]);
     const negAdv = b.op('Neg', [adv]);
     const unclipped = b.op('Mul', [negAdv, ratio]);
-    const clipped = b.op('Mul', [negAdv, b.op('Clip', [ratio, b.scalar(1 - cfg.clipRange), b.scalar(1 + cfg.clipRange)])]);
+    const clipped = b.op('Mul', [negAdv, b.op('Clip', [ratio, b.op('Sub', [one, v.clipRange]), b.op('Add', [one, v.clipRange])])]);
     const loss = reduce(b, 'ReduceMean', b.op('Max', [unclipped, clipped]), null, false, opset);
     const approxKl = b.op('Mul', [b.scalar(0.5), reduce(b, 'ReduceMean', b.op('Mul', [delta, delta]), null, false, opset)]);
-    const outside = b.op('Greater', [b.op('Abs', [b.op('Sub', [ratio, one])]), b.scalar(cfg.clipRange)]);
+    const outside = b.op('Greater', [b.op('Abs', [b.op('Sub', [ratio, one])]), v.clipRange]);
     const clipFrac = reduce(b, 'ReduceMean', b.op('Cast', [outside], { to: { type: 'int', value: 1 } }), null, false, opset);
     return { loss, logProb, ratio, approxKl, clipFrac, prevMean: mean, std };
   });

@@ -51,7 +51,7 @@ function internalize(model: Model, roles: UnetRoles): { sample: string; timestep
 }
 
 /** Graph input names of the DDPO training graph (besides the LoRA inputs). */
-export const DDPO_INPUTS = ['latents', 'next_latents', 'timestep', 'uncond_embeds', 'cond_embeds', 'old_log_prob', 'advantages', 'alpha_prod_t', 'alpha_prod_t_prev', 'eta', 'guidance_scale'] as const;
+export const DDPO_INPUTS = ['latents', 'next_latents', 'timestep', 'uncond_embeds', 'cond_embeds', 'old_log_prob', 'advantages', 'alpha_prod_t', 'alpha_prod_t_prev', 'eta', 'guidance_scale', 'clip_range'] as const;
 /** Graph output names of the DDPO training graph. */
 export const DDPO_OUTPUTS = ['loss', 'log_prob', 'ratio', 'approx_kl', 'clipfrac'] as const;
 
@@ -84,12 +84,13 @@ export function ddpoObjective(unet: Model, cfg: PpoConfig): Model {
   const alphaProdTPrev = b.input('alpha_prod_t_prev', DataType.FLOAT, [B]);
   const eta = b.input('eta', DataType.FLOAT, []);
   const guidanceScale = b.input('guidance_scale', DataType.FLOAT, []);
+  const clipRange = b.input('clip_range', DataType.FLOAT, []);
   const axis0 = { axis: { type: 'int' as const, value: 0 } };
   b.op('Concat', [latents, latents], axis0, { outputs: [io.sample] });
   b.op('Concat', [uncond, cond], axis0, { outputs: [io.ehs] });
   if (tRank === 0) b.op('Identity', [timestep], {}, { outputs: [io.timestep] });
   else b.op('Concat', [timestep, timestep], axis0, { outputs: [io.timestep] });
-  const r = appendDdpoLoss(b, { eps: io.out, latents, nextLatents, alphaProdT, alphaProdTPrev, eta, guidanceScale, oldLogProb, advantages }, cfg, opset, 4);
+  const r = appendDdpoLoss(b, { eps: io.out, latents, nextLatents, alphaProdT, alphaProdTPrev, eta, guidanceScale, oldLogProb, advantages, clipRange }, cfg, opset, 4);
   b.output(r.loss, 'loss', DataType.FLOAT, []);
   b.output(r.logProb, 'log_prob', DataType.FLOAT, [B]);
   b.output(r.ratio, 'ratio', DataType.FLOAT, [B]);

@@ -136,11 +136,8 @@ export class TrainingSession {
 
   /** Runs forward + backward on `feeds` (the objective's inputs; LoRA weights are added here). */
   async step(feeds: Record<string, FeedValue> | Map<string, FeedValue>): Promise<StepResult> {
-    const all = new Map<string, FeedValue>(feeds instanceof Map ? feeds : Object.entries(feeds));
-    for (const [k, v] of loraFeeds(this.adapters, this.weights)) all.set(k, v);
     const scale = this.scaling?.scaler.scale ?? 1;
-    if (this.scaling) all.set(this.scaling.seed, { dims: this.scaling.dims, data: new Float32Array(Math.max(1, this.scaling.dims.reduce((a, b) => a * b, 1))).fill(scale) });
-    const out = await runModel(this.session, this.model, all);
+    const out = await runModel(this.session, this.model, this.allFeeds(feeds, scale));
     const loss = out.get('loss');
     if (!loss) throw new Error('training graph produced no "loss"');
     const grads = new Map<string, Float32Array>();
@@ -161,6 +158,26 @@ export class TrainingSession {
       this.scaling.scaler.observe(!overflow);
     }
     return { loss: loss.data[0], metrics, grads, inputGrads, overflow };
+  }
+
+  /**
+   * The objective's outputs other than gradients (log_prob, loss, ...) for `feeds`, computed by the very graph `step`
+   * runs, so to the same rounding; the loss scale and the gradients are left alone. onnxruntime runs the whole graph
+   * whatever is fetched, so this costs a step.
+   */
+  async evaluate(feeds: Record<string, FeedValue> | Map<string, FeedValue>): Promise<Map<string, Float32Array>> {
+    const params = new Set(this.adapters.flatMap((a) => [a.inputA, a.inputB]).map((k) => `${k}_grad`));
+    const wanted = this.model.graph.outputs.map((o) => o.name).filter((k) => !params.has(k) && !this.extraWrt.some((x) => k === `${x}_grad`));
+    const out = await runModel(this.session, this.model, this.allFeeds(feeds, 0), wanted);
+    return new Map([...out].map(([k, v]) => [k, v.data]));
+  }
+
+  // the caller's feeds, the LoRA weights and, in float16, the loss seed (the gradient scale)
+  private allFeeds(feeds: Record<string, FeedValue> | Map<string, FeedValue>, seed: number): Map<string, FeedValue> {
+    const all = new Map<string, FeedValue>(feeds instanceof Map ? feeds : Object.entries(feeds));
+    for (const [k, v] of loraFeeds(this.adapters, this.weights)) all.set(k, v);
+    if (this.scaling) all.set(this.scaling.seed, { dims: this.scaling.dims, data: new Float32Array(Math.max(1, this.scaling.dims.reduce((a, b) => a * b, 1))).fill(seed) });
+    return all;
   }
 
   /** Frees the ORT session. */

@@ -103,18 +103,29 @@ test('with fused attention in its sampling graph (what GPU providers get) the po
   } finally { await policy.release?.(); }
 });
 
-test('clipping before the first update shows a float16 recomputation mismatch that float32 does not have', { skip: SKIP_NO_FIXTURES }, async () => {
+test('float16 graphs recompute the sampler\'s log-probabilities only to rounding; auto rescores them, so nothing is clipped before the first update', { skip: SKIP_NO_FIXTURES }, async () => {
   const { trainEpoch } = await import('../../../src/core/ddpo/ppo');
   const { GaussianRng } = await import('../../../src/core/diffusion/rng');
   // TRL's clip range 1e-4; one update after both samples' 4 timesteps, so every micro-step sees the sampler's LoRA
-  const c = parseDdpoConfig({ sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_clip_range: 1e-4, num_inner_epochs: 1 }).config;
-  const before = async (precision: 'fp32' | 'fp16') => {
+  const settings = { sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_clip_range: 1e-4, num_inner_epochs: 1 };
+  const epoch = async (precision: 'fp32' | 'fp16', mode: string) => {
+    const c = parseDdpoConfig({ ...settings, train_old_log_probs: mode }).config;
     const policy = await createOnnxPolicy(REFERENCE_SD, c, { precision });
     try {
       const s = { ...(await sample(policy)), prompts: PROMPTS, metadata: [{}, {}], rewards: [0, 0] };
-      return (await trainEpoch({ config: c, policy, shuffleRng: new GaussianRng(1), epoch: 0, globalStep: 0 }, s, [1, -1])).clipfrac_before_update;
+      return await trainEpoch({ config: c, policy, shuffleRng: new GaussianRng(1), epoch: 0, globalStep: 0 }, s, [1, -1]);
     } finally { await policy.release?.(); }
   };
-  assert.equal(await before('fp32'), 0);
-  assert.ok(await before('fp16') > 0, 'float16 recomputes the log-probabilities within the clip range: nothing to warn about');
+  const fp32 = await epoch('fp32', 'auto');
+  assert.deepEqual([fp32.clipfrac_before_update, fp32.old_log_probs], [0, 'sampler']);
+  assert.ok(fp32.logprob_mismatch! < 1e-5, `float32 recomputes them to ${fp32.logprob_mismatch}`);
+  const trl = await epoch('fp16', 'sampler');
+  assert.ok(trl.clipfrac_before_update > 0, 'float16 recomputes the log-probabilities within the clip range: nothing to rescore');
+  // the approx KL is reported in float32: as a float16 output it would be a subnormal multiple of 6e-8
+  assert.ok(trl.approx_kl > 0 && Math.abs(trl.approx_kl / 5.960464477539063e-8 - Math.round(trl.approx_kl / 5.960464477539063e-8)) > 1e-3, `approx_kl ${trl.approx_kl}`);
+  const auto = await epoch('fp16', 'auto');
+  assert.deepEqual([auto.clipfrac_before_update, auto.old_log_probs], [0, 'training_graph']);
+  assert.ok(auto.logprob_mismatch! > 1e-4 && auto.logprob_mismatch! < 1e-2, `mismatch ${auto.logprob_mismatch}`);
+  // unclipped before the update, the gradient is whole: larger than TRL's, of which clipping removed a part
+  assert.ok(auto.grad_norm > 1.1 * trl.grad_norm, `grad norm ${auto.grad_norm} vs ${trl.grad_norm}`);
 });

@@ -53,7 +53,7 @@ test('K timesteps per run give the same gradients, weights and epoch summary as 
     assert.equal(packed.grads.length, one.grads.length, `K=${K}: one optimizer step per accumulation window`);
     packed.grads.forEach((g, u) => g.forEach((v, i) => close(v, one.grads[u][i], `K=${K} update ${u} grad[${i}]`)));
     packed.params.forEach((v, i) => close(v, one.params[i], `K=${K} param ${i}`));
-    for (const k of ['loss', 'approx_kl', 'clipfrac', 'grad_norm', 'globalStep'] as (keyof TrainSummary)[]) close(packed.summary[k], one.summary[k], `K=${K} ${k}`);
+    for (const k of ['loss', 'approx_kl', 'clipfrac', 'grad_norm', 'globalStep'] as (keyof TrainSummary)[]) close(packed.summary[k] as number, one.summary[k] as number, `K=${K} ${k}`);
   }
   assert.ok(one.summary.clipfrac > 0 && one.summary.clipfrac < 1, `some but not all items clipped (${one.summary.clipfrac}), so the weighting of run means is tested`);
 });

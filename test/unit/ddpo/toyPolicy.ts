@@ -6,7 +6,7 @@
 import { ddimCoefficients, ddimStepWithLogProb, ddimTimesteps, makeDdimSchedule, parseDdimConfig } from '../../../src/core/diffusion/ddim';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import type { ImageRGB } from '../../../src/core/reward/types';
-import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyState, PolicyTrainRequest, PolicyTrainStats } from '../../../src/core/ddpo/types';
+import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from '../../../src/core/ddpo/types';
 
 const SCHEDULE = makeDdimSchedule(parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000, set_alpha_to_one: false, steps_offset: 1, clip_sample: false }));
 
@@ -61,11 +61,13 @@ export class ToyPolicy implements Policy {
     const { D } = this;
     const B = req.prompts.length;
     let loss = 0, kl = 0, clipped = 0;
+    const logProbs: number[] = [];
     for (let k = 0; k < B; k++) {
       const x = req.latents[k];
       const c = ddimCoefficients(SCHEDULE, req.timesteps[k], req.numSteps, req.eta);
       const step = ddimStepWithLogProb({ sample: x, modelOutput: this.eps(x, req.prompts[k], req.negativePrompt, req.guidanceScale, req.cfg), batch: 1, coefficients: c, prevSample: req.nextLatents[k] });
       const lp = step.logProb[0];
+      logProbs.push(lp);
       const ratio = Math.exp(lp - req.oldLogProbs[k]);
       const A = req.advantages[k];
       const unc = -A * ratio;
@@ -86,7 +88,16 @@ export class ToyPolicy implements Policy {
         this.g[3 + ch] += dl * K * gmu;
       }
     }
-    return { loss, approxKl: kl, clipfrac: clipped };
+    return { loss, approxKl: kl, clipfrac: clipped, logProbs };
+  }
+
+  /** The log-probabilities `accumulate` computes, exactly. */
+  async score(req: PolicyScoreRequest): Promise<number[]> {
+    return req.prompts.map((prompt, k) => {
+      const x = req.latents[k];
+      const c = ddimCoefficients(SCHEDULE, req.timesteps[k], req.numSteps, req.eta);
+      return ddimStepWithLogProb({ sample: x, modelOutput: this.eps(x, prompt, req.negativePrompt, req.guidanceScale, req.cfg), batch: 1, coefficients: c, prevSample: req.nextLatents[k] }).logProb[0];
+    });
   }
 
   async update(maxGradNorm: number): Promise<{ gradNorm: number; applied: boolean }> {

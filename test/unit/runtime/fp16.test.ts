@@ -89,7 +89,7 @@ test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the 
   const lora = loraFeeds(g.injected.adapters, initLoraWeights(g.injected.adapters, 4, 4, 0));
   // B starts at zero (PEFT); small random B gives A gradients too
   for (const [k, v] of lora) if (k.includes('lora_B')) new GaussianRng(3).fill(v.data).forEach((_, i, a) => { a[i] *= 0.01; });
-  const values: Record<string, number> = { advantages: 1.3, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500, old_log_prob: -7.65 };
+  const values: Record<string, number> = { advantages: 1.3, alpha_prod_t: 0.3, alpha_prod_t_prev: 0.35, eta: 1, guidance_scale: 5, timestep: 500, old_log_prob: -7.65, clip_range: 1e-4 };
   const feeds: Record<string, ort.Tensor> = {};
   let seed = 1;
   for (const info of g.model.graph.inputs) {

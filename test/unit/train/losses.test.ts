@@ -19,7 +19,7 @@ function ddpoGraph(withGrad: boolean) {
   const v = {
     eps: f('eps', [2 * B, ...CHW]), latents: f('latents', [B, ...CHW]), nextLatents: f('next_latents', [B, ...CHW]),
     alphaProdT: f('alpha_prod_t', [B]), alphaProdTPrev: f('alpha_prod_t_prev', [B]), eta: f('eta', []), guidanceScale: f('guidance_scale', []),
-    oldLogProb: f('old_log_prob', [B]), advantages: f('advantages', [B]),
+    oldLogProb: f('old_log_prob', [B]), advantages: f('advantages', [B]), clipRange: f('clip_range', []),
   };
   const r = appendDdpoLoss(b, v, PPO, 17);
   b.output(r.loss, 'loss', DataType.FLOAT, []);
@@ -43,6 +43,7 @@ const feeds = {
   eps: { dims: [2 * B, ...CHW], data: eps }, latents: { dims: [B, ...CHW], data: latents }, next_latents: { dims: [B, ...CHW], data: next },
   alpha_prod_t: { dims: [B], data: [coef.alphaProdT, coef.alphaProdT] }, alpha_prod_t_prev: { dims: [B], data: [coef.alphaProdTPrev, coef.alphaProdTPrev] },
   eta: { dims: [], data: [1] }, guidance_scale: { dims: [], data: [g] }, old_log_prob: { dims: [B], data: oldLogProb }, advantages: { dims: [B], data: advantages },
+  clip_range: { dims: [], data: [PPO.clipRange] },
 };
 
 test('DDPO subgraph: log-prob matches the TypeScript DDIM step; PPO loss, approx-KL and clip fraction as in ddpo-pytorch', async () => {
