@@ -44,6 +44,8 @@ P=/tmp/ddpo-product; rm -rf "$P"; mkdir -p "$P"
 printf '{"schemaVersion":1,"name":"gpu-check","createdAt":"2026-11-26T00:00:00.000Z","baseModel":{"id":"tiny-shapes","path":"%s"},"prompts":["a red circle on a blue background","a green triangle on a white background"]}' "$PWD/media/tiny-model" > "$P/experiment.json"
 echo '{"num_epochs":2,"sample_num_steps":6,"sample_batch_size":4,"sample_num_batches_per_epoch":1,"train_batch_size":2,"latent_size":16,"reward":"jpeg_incompressibility","mixed_precision":"fp16","save_freq":1000}' > "$P/ddpo.json"
 phase product 60 node dist/cli.js train --experiment "$P" --ep "$EP"
+# its metrics: logprob_mismatch is how far the GPU's float16 sampling and training graphs disagree (train_old_log_probs)
+find "$P" -name metrics.jsonl -exec cp {} "$R/product-metrics.jsonl" \; 2>/dev/null
 phase sample-fp32 70 "${B[@]}" sample "${C[@]}" --batch 2 --precision fp32 --attention decomposed,mha-fold,mha --warmup 2 --runs 5 --no-ddim \
   --placement --out "$R/sample-fp32.json"
 phase train-fp32 100 "${B[@]}" train "${C[@]}" --train-precision fp32 --warmup 1 --runs 3 --out "$R/train-fp32.json"
