@@ -5,14 +5,14 @@
 # Phases run as separate processes, most important first, each with its own time limit inside one overall deadline,
 # so a slow or failing phase costs only itself. Everything lands in $OUT/results.tgz (JSON per phase, logs, gzipped
 # onnxruntime profiles) plus phases.txt and summary.txt; compare here with scripts/compare-bench.ts.
-# Knobs: PHASES (which of anchor sample-fp16 train-fp16 train-fp16-k train-fp16-keep product sample-fp32 train-fp32 run; the
+# Knobs: PHASES (which of anchor sample-gen sample-fp16 train-fp16 train-fp16-k train-fp16-keep product sample-fp32 train-fp32 run; the
 # default leaves out the sampling phases, unchanged since docs/bench/h200-2026-11-26), OPTSETS ("label:key=value,..."
 # WebGPU option sets, each timed for fp16 sampling and training), TRAIN_PROFILE= (empty: no train profile), DEADLINE,
 # TRAIN_TIMESTEPS (the timesteps per graph run that train-fp16-k times besides train-fp16's one; default 2,4).
 set -uo pipefail
 OUT=${OUT:-/tmp/ddpo-out}; R=/tmp/ddpo-results; rm -rf "$R"; mkdir -p "$OUT" "$R"
 TRAIN_PROFILE=${TRAIN_PROFILE-1}; DEADLINE=${DEADLINE:-530}; EP=${EP:-webgpu}; UNET=${UNET:-sd15}; LATENT=${LATENT:-64}; BIG=${BIG:-16}  # overridable for a dry run on CPU
-CACHE=${CACHE:-/tmp/ddpo-bench}; PHASES=${PHASES:-anchor train-fp16 train-fp16-k train-fp16-keep product train-fp32}; TRAIN_TIMESTEPS=${TRAIN_TIMESTEPS:-2,4}
+CACHE=${CACHE:-/tmp/ddpo-bench}; PHASES=${PHASES:-anchor sample-gen train-fp16 train-fp16-k train-fp16-keep product train-fp32}; TRAIN_TIMESTEPS=${TRAIN_TIMESTEPS:-2,4}
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$R/phases.txt"; }
 # phase NAME MAX_S CMD...: runs CMD with at most MAX_S seconds, never past the deadline
@@ -33,6 +33,10 @@ phase anchor 110 bash -c "python3 .device/anchor_torch.py > $R/anchor.json"
 # sampling targets are fp16: batch 2 (CFG at batch 1) and 16, standard-op attention against fused attention, profiled
 phase sample-fp16 170 "${B[@]}" sample "${C[@]}" --batch 2,$BIG --precision fp16 --attention decomposed,mha-fold --warmup 2 --runs 5 \
   --profile "$R/profiles" --out "$R/sample-fp16.json"
+# generation before and after the rebuilt UNet (ddpo generate, rating pairs): fp32 as exported against fp16 with
+# unfolded fused attention, at UNet batch 2 (one image with CFG) and 4 (a pair)
+phase sample-gen 90 "${B[@]}" sample "${C[@]}" --batch 2,4 --precision fp32,fp16 --attention decomposed,mha --warmup 2 --runs 5 --no-ddim \
+  --out "$R/sample-gen.json"
 phase train-fp16 150 "${B[@]}" train "${C[@]}" --train-precision fp16 --warmup 1 --runs 3 ${TRAIN_PROFILE:+--profile "$R/profiles"} --out "$R/train-fp16.json"
 # issue 9: K timesteps per graph run (UNet batch 2K), one graph per K; its JSON is kept after each K, should the limit cut it short
 phase train-fp16-k 150 "${B[@]}" train "${C[@]}" --train-precision fp16 --train-timesteps "$TRAIN_TIMESTEPS" --warmup 1 --runs 3 --out "$R/train-fp16-k.json"
@@ -58,7 +62,7 @@ for set in ${OPTSETS:-}; do
   phase "train-$label" 70 "${B[@]}" train "${C[@]}" --train-precision fp16 --webgpu "$o" --warmup 1 --runs 3 --out "$R/train-$label.json"
 done
 
-{ for f in sample-fp16 train-fp16 train-fp16-k train-fp16-keep product sample-fp32 train-fp32 $(for set in ${OPTSETS:-}; do echo "sample-${set%%:*} train-${set%%:*}"; done); do echo "== $f"; grep -v '^\s*$' "$R/$f.log" 2>/dev/null | tail -n 30; done
+{ for f in sample-gen sample-fp16 train-fp16 train-fp16-k train-fp16-keep product sample-fp32 train-fp32 $(for set in ${OPTSETS:-}; do echo "sample-${set%%:*} train-${set%%:*}"; done); do echo "== $f"; grep -v '^\s*$' "$R/$f.log" 2>/dev/null | tail -n 30; done
   echo "== anchor"; cat "$R/anchor.json" 2>/dev/null; } > "$R/summary.txt"
 cp "$R/phases.txt" "$R/summary.txt" "$OUT/"
 tar czf "$OUT/results.tgz" -C "$R" .

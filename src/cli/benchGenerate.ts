@@ -7,7 +7,7 @@ import { numberFlag, openPipeline, pixelFlag, toLatent } from './generate';
 export const benchGenerateCommand: CliCommand = {
   path: ['bench', 'generate'],
   summary: 'Measure image generation speed (UNet evals/s, images/s)',
-  usage: 'ddpo bench generate --model DIR [--ep cpu|webgpu|cuda] [--steps 20] [--guidance 7.5] [--images 4] [--width PX --height PX] [--json] [--revision REV] [--cache DIR] [--offline]',
+  usage: 'ddpo bench generate --model DIR [--ep cpu|webgpu|cuda] [--steps 20] [--guidance 7.5] [--images 4] [--width PX --height PX] [--json] [--revision REV] [--cache DIR] [--offline] [--fast-unet auto|on|off]',
   async run(argv: string[], io: CliIO): Promise<number> {
     const { flags } = parseFlags(argv, ['json', 'offline']);
     if (typeof flags.model !== 'string') {

@@ -1,6 +1,7 @@
 import { CliCommand, CliIO, parseFlags } from './command';
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import { generateImages, saveGeneratedPng } from '../core/diffusion/generate';
+import { useFastUnet } from '../core/diffusion/fastUnet';
 import { parseExecutionProvider } from '../core/models/ortModel';
 import { resolveModel } from '../core/models/hubDownload';
 import { homedir } from 'node:os';
@@ -8,13 +9,18 @@ import { join } from 'node:path';
 
 /** Opens --model: a local folder, or a Hub repo id (downloaded into --cache, token from $HF_TOKEN). */
 export async function openPipeline(flags: Record<string, string | true>, io: CliIO): Promise<StableDiffusionPipeline> {
+  // auto: on a GPU provider the UNet is rebuilt in float16 with fused attention (about twice as fast there)
+  const fast = flags['fast-unet'] ?? 'auto';
+  if (fast !== 'auto' && fast !== 'on' && fast !== 'off') throw new Error(`--fast-unet must be auto, on or off, got '${fast}'`);
   const dir = await resolveModel(String(flags.model), {
     cacheDir: typeof flags.cache === 'string' ? flags.cache : join(homedir(), '.cache', 'ddpo-studio', 'models'),
     revision: typeof flags.revision === 'string' ? flags.revision : undefined,
     token: process.env.HF_TOKEN, offline: flags.offline === true, signal: io.signal,
     onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
   });
-  return StableDiffusionPipeline.load(dir, { ep: parseExecutionProvider(typeof flags.ep === 'string' ? flags.ep : 'cpu') });
+  const pipe = await StableDiffusionPipeline.load(dir, { ep: parseExecutionProvider(typeof flags.ep === 'string' ? flags.ep : 'cpu') });
+  if (fast === 'on' || (fast === 'auto' && pipe.ep !== 'cpu')) useFastUnet(pipe, { providers: { candidates: [...new Set([pipe.ep, 'cpu' as const])] }, onLog: (l) => io.err(l) });
+  return pipe;
 }
 
 /** Parses a numeric flag, with a default; errors name the flag. */
@@ -52,10 +58,11 @@ export const generateCommand: CliCommand = {
   usage: [
     'ddpo generate --model DIR --prompt "..." [--negative "..."] [--seed N] [--steps N] [--guidance G] [--eta E]',
     '              [--count K] [--batch B] [--width PX --height PX] --out DIR [--ep cpu|cuda|webgpu]',
-    '              [--revision REV] [--cache DIR] [--offline]',
+    '              [--revision REV] [--cache DIR] [--offline] [--fast-unet auto|on|off]',
     '--model is a local ONNX folder or a Hugging Face repo id (downloaded once into --cache; $HF_TOKEN for gated repos).',
     'Image k gets seed N+k; each PNG records prompt, seed and settings in its metadata.',
     'Defaults: seed 0, steps 20, guidance 7.5, eta 1, count 1, batch 1, size from the model.',
+    '--fast-unet: run the UNet rebuilt in float16 with fused attention; auto (default) does so on a GPU provider.',
   ].join('\n'),
   async run(argv: string[], io: CliIO): Promise<number> {
     const { flags } = parseFlags(argv, ['offline']);

@@ -114,7 +114,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
 
   return {
     async sample(req: PolicySampleRequest): Promise<PolicySamples> {
-      samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
+      samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
       const K = req.prompts.length, D = C * h * w;
       const r = await sampleDdim(loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
       const last = r.trajectory[r.trajectory.length - 1];

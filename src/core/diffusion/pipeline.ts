@@ -25,6 +25,13 @@ export interface Embeddings {
   dim: number;
 }
 
+/** Runs UNet evaluations in place of the exported UNet's session (e.g. a rebuilt float16 graph with fused attention). */
+export interface UnetRunner {
+  /** As {@link StableDiffusionPipeline.predict}; `fallback` runs the exported UNet while its session is still open. */
+  predict(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings, fallback: () => Promise<Float32Array>): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
 /** Stable Diffusion ONNX models loaded once: tokenizer, text encoder, UNet, VAE decoder and the DDIM schedule. */
 export class StableDiffusionPipeline {
   readonly unetSample: IoSpec;
@@ -37,6 +44,7 @@ export class StableDiffusionPipeline {
   private readonly vaeOut: IoSpec;
   private measuredScale?: number;
   private readonly aux = new Map<string, Promise<ort.InferenceSession>>();
+  private runner?: UnetRunner;
   /** The execution provider the sessions were opened on. */
   ep: ExecutionProvider = 'cpu';
 
@@ -136,6 +144,17 @@ export class StableDiffusionPipeline {
 
   /** One UNet evaluation of `batch` latents at timestep `t` with context `[batch, seq, dim]`; returns the raw prediction. */
   async predict(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings): Promise<Float32Array> {
+    if (this.runner) return this.runner.predict(sample, batch, height, width, t, context, () => this.predictExported(sample, batch, height, width, t, context));
+    return this.predictExported(sample, batch, height, width, t, context);
+  }
+
+  /** From now on `predict` goes through `runner` (which may release the exported UNet's session with {@link releaseUnet}). */
+  useUnetRunner(runner: UnetRunner): void {
+    this.runner = runner;
+  }
+
+  // the exported UNet's session, in chunks of its fixed batch if it has one
+  private async predictExported(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings): Promise<Float32Array> {
     const c = this.latentChannels;
     const step = this.unet.fixedBatch(this.unetSample) ?? batch;
     const per = c * height * width;
@@ -184,7 +203,7 @@ export class StableDiffusionPipeline {
   /** Frees all sessions. */
   async release(): Promise<void> {
     const aux = await Promise.allSettled(this.aux.values());
-    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(),
+    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
       ...aux.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined))]);
   }
 }

@@ -37,13 +37,14 @@ export interface BenchUnet {
 }
 
 /** Symbolic dims of the UNet's inputs mapped to values, for `freeDimensionOverrides` (static-shape sessions). */
-export function unetDimOverrides(model: Model, batch: number, latent: number, sequence = 77): Record<string, number> {
+export function unetDimOverrides(model: Model, batch: number, latent: number | readonly [number, number], sequence = 77): Record<string, number> {
   const r = unetRoles(model);
   const out: Record<string, number> = {};
   const set = (d: unknown, v: number) => { if (typeof d === 'string') out[d] = v; };
+  const [h, w] = typeof latent === 'number' ? [latent, latent] : latent;
   set(r.sample.shape?.[0], batch);
-  set(r.sample.shape?.[2], latent);
-  set(r.sample.shape?.[3], latent);
+  set(r.sample.shape?.[2], h);
+  set(r.sample.shape?.[3], w);
   set(r.timestep.shape?.[0], batch);
   set(r.encoderHiddenStates.shape?.[0], batch);
   set(r.encoderHiddenStates.shape?.[1], sequence);

@@ -7,6 +7,8 @@ import { describePlacement } from './placement';
 export interface JobProviders extends SessionProviders {
   plan: ProviderPlan;
   key: string;
+  /** The job's log (the `report` it was planned with), for other lines about its models. */
+  log?: (line: string) => void;
 }
 
 /** This machine's onnxruntime backends, with whether each provider library is installed. */
@@ -28,5 +30,5 @@ export function jobProviders(setting: ProviderSetting, backends: readonly Backen
     onOpened: (what, opened) => report(`${what}: ${describeProviderChoice(plan, opened)}`),
     onPlacement: (what, ep, placement) => report(`${what} on ${ep}: ${describePlacement(placement)}`),
   };
-  return { ...providers, plan, key: providersKey(providers) };
+  return { ...providers, plan, key: providersKey(providers), log: report };
 }

@@ -47,7 +47,8 @@ test('with "auto", pair generation runs where the models open and logs the provi
   assert.equal(pairs.length, 1);
   assert.ok(fs.existsSync(path.join(dir, pairs[0].a)));
   const lines = log.filter((l) => /execution provider:/.test(l));
-  assert.deepEqual(lines.map((l) => l.split(':')[0]), ['text_encoder/model.onnx', 'unet/model.onnx', 'vae_decoder/model.onnx']);
+  // on a GPU the UNet is rebuilt (float16, fused attention) at its first call
+  assert.deepEqual(lines.map((l) => l.split(':')[0]), ['text_encoder/model.onnx', 'unet/model.onnx', 'vae_decoder/model.onnx', ...(gpu ? ['unet (rebuilt)'] : [])]);
   for (const l of lines) {
     if (gpu) assert.match(l, /execution provider: webgpu/);
     else if (ort.listSupportedBackends().some((b) => b.name === 'webgpu')) assert.match(l, /execution provider: cpu \(.*webgpu failed: \S/);
@@ -59,9 +60,28 @@ test('with "auto", pair generation runs where the models open and logs the provi
   assert.deepEqual(cpuLog, ['text_encoder/model.onnx: execution provider: cpu', 'unet/model.onnx: execution provider: cpu', 'vae_decoder/model.onnx: execution provider: cpu']);
   const again: string[] = [];
   await call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 1, executionProvider: 'auto' }, again);
-  assert.deepEqual(again, lines);
+  assert.deepEqual(again, [...lines].sort((x, y) => x.split(':')[0].localeCompare(y.split(':')[0])));
   await releasePipelines();
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a cached pipeline with the rebuilt UNet tells the job running at its first call, and later jobs, where it opened', { skip }, async () => {
+  const { pipelineFor } = await import('../../../src/worker/models');
+  const { jobProviders } = await import('../../../src/core/runtime/jobProviders');
+  const { generateImages } = await import('../../../src/core/diffusion/generate');
+  const backends = [{ name: 'cpu', bundled: true, installed: true }] as Parameters<typeof jobProviders>[1];
+  const first: string[] = [], second: string[] = [];
+  const pipe = await pipelineFor(MODEL, jobProviders('cpu', backends, (l) => first.push(l)), { fastUnet: 'on' });
+  assert.equal(await pipelineFor(MODEL, jobProviders('cpu', backends, (l) => second.push(l)), { fastUnet: 'on' }), pipe);
+  // the second job is the one generating when the UNet is rebuilt
+  await generateImages(pipe, { prompt: 'a red circle', seed: 1, steps: 2, guidance: 3, eta: 1, count: 2, batchSize: 2, latentHeight: 8, latentWidth: 8 });
+  assert.ok(!first.some((l) => /rebuilt/.test(l)), first.join('\n'));
+  assert.deepEqual(second.filter((l) => /rebuilt/.test(l)).map((l) => l.replace(/\d+ attention/, 'N attention')),
+    ['unet (rebuilt): execution provider: cpu', 'generation UNet rebuilt: float16, N attention cores fused']);
+  const third: string[] = [];
+  await pipelineFor(MODEL, jobProviders('cpu', backends, (l) => third.push(l)), { fastUnet: 'on' });
+  assert.deepEqual(third, ['text_encoder/model.onnx: execution provider: cpu', 'unet (rebuilt): execution provider: cpu', 'unet/model.onnx: execution provider: cpu', 'vae_decoder/model.onnx: execution provider: cpu']);
+  await releasePipelines();
 });
 
 test('a fine-tuning job opens its pipeline, training graph and sampling graph through the plan and still runs when WebGPU does not', { skip }, async () => {

@@ -1,0 +1,54 @@
+/** A UNet rewritten for inference on a GPU provider: fused attention and float16 compute. */
+import { DataType, type Model } from '../onnx/ir';
+import { specialize } from '../onnx/specialize';
+import { fuseAttention } from './fuseAttention';
+import { toFloat16 } from './fp16';
+import { unetDimOverrides } from './benchUnet';
+
+/** The rewritten graph and what was done to it. */
+export interface InferenceGraph {
+  model: Model;
+  /** Attention cores fused into one kernel each. */
+  fusedAttention: number;
+  /** The batch the graph was specialised to (exports compute their head reshapes at run time), if it was. */
+  staticBatch?: number;
+  /** Whether it was converted to float16 compute (not when asked for float32, or when it already was float16). */
+  fp16: boolean;
+}
+
+/** How {@link inferenceGraph} rewrites a UNet. */
+export interface InferenceGraphOptions {
+  /** UNet batch, latent side (or [height, width]) and text length of the calls (used only where fusing needs static shapes). */
+  batch: number;
+  latent: number | readonly [number, number];
+  sequence: number;
+  fp16: boolean;
+  /** Replace each attention core by one com.microsoft.MultiHeadAttention (default true). */
+  fuse?: boolean;
+  /** Float inputs kept as they are by specialisation and, under fp16, fed as float16 by the caller (LoRA weights). */
+  keep?: ReadonlySet<string>;
+}
+
+/**
+ * A UNet rewritten for inference on a GPU provider: attention cores fused as the graph stands when its head reshapes
+ * are constants (our builder's graphs), else after specialising to the call shapes (PyTorch exports compute them
+ * from Shape), then float16 compute with float32 I/O. `shapesOf` is the graph whose input dims name the symbols.
+ */
+export function inferenceGraph(model: Model, opts: InferenceGraphOptions, shapesOf: Model = model): InferenceGraph {
+  const keep = opts.keep ?? new Set<string>();
+  let fusedAttention = 0;
+  let staticBatch: number | undefined;
+  if (opts.fuse ?? true) {
+    let r = fuseAttention(model);
+    if (!r.fused) {
+      const dims = unetDimOverrides(shapesOf, opts.batch, opts.latent, opts.sequence);
+      r = fuseAttention(specialize(model, { dims, preserve: new Set(keep) }).model);
+      if (r.fused) staticBatch = opts.batch;
+    }
+    if (r.fused) { model = r.model; fusedAttention = r.fused; }
+  }
+  // an export that already computes in float16 stays as it is
+  const half = opts.fp16 && ![...model.graph.initializers.values()].some((t) => t.dataType === DataType.FLOAT16);
+  if (half) model = toFloat16(model, { halfIo: (v) => keep.has(v) }).model;
+  return { model, fusedAttention, staticBatch, fp16: half };
+}
