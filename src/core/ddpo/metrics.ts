@@ -26,7 +26,7 @@ export interface EpochMetrics {
   clipfrac_before_update?: number;
   /** Where PPO's old log-probabilities came from (train_old_log_probs); absent in older files (the sampler). */
   old_log_probs?: 'sampler' | 'training_graph';
-  /** The largest |training graph − sampler| log-probability difference before the first optimizer step (float16: about 1e-4 to 1e-3). */
+  /** The largest |training graph − sampler| log-probability difference over the transitions trained before the first optimizer step or scored (float16: about 1e-4 to 1e-3). */
   logprob_mismatch?: number;
   loss: number;
   grad_norm: number;

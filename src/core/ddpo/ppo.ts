@@ -24,7 +24,7 @@ export interface TrainSummary {
   clipfrac_before_update: number;
   /** Where the old log-probabilities of the micro-steps after the first optimizer step came from. */
   old_log_probs: OldLogProbSource;
-  /** The largest |training graph − sampler| log-probability difference seen before the first optimizer step (when the policy reports it). */
+  /** The largest |training graph − sampler| log-probability difference seen: trained before the first optimizer step, or scored (when the policy reports them). */
   logprob_mismatch?: number;
   globalStep: number;
 }
@@ -134,6 +134,7 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
               total += runs * K;
               oldLogProbs = await rescore(ctx, samples, own, todo, c.train_batch_size * K, (k) => ctx.onStep?.(extra + sums.micro + k, total));
               extra += runs * K;
+              for (const [n, t] of todo) mismatch = Math.max(mismatch ?? 0, Math.abs(oldLogProbs[n][t] - samples.logProbs[n][t]));
               source = 'training_graph';
             }
           }
