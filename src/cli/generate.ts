@@ -19,7 +19,7 @@ export async function openPipeline(flags: Record<string, string | true>, io: Cli
     onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
   });
   const pipe = await StableDiffusionPipeline.load(dir, { ep: parseExecutionProvider(typeof flags.ep === 'string' ? flags.ep : 'cpu') });
-  if (fast === 'on' || (fast === 'auto' && pipe.ep !== 'cpu')) useFastUnet(pipe, { providers: { candidates: [...new Set([pipe.ep, 'cpu' as const])] }, onLog: (l) => io.err(l) });
+  if (fast === 'on' || (fast === 'auto' && pipe.ep !== 'cpu')) useFastUnet(pipe, { providers: { candidates: [pipe.ep] }, onLog: (l) => io.err(l) });
   return pipe;
 }
 

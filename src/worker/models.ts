@@ -37,7 +37,8 @@ export async function pipelineFor(modelDir: string, providers: JobProviders, opt
       if (fast === 'off' || (fast === 'auto' && p.ep === 'cpu')) return;
       useFastUnet(p, {
         providers: {
-          candidates: providers.candidates, options: providers.options,
+          // only where the exported UNet runs: should that provider refuse it, generation stays there on the export
+          candidates: [p.ep], options: providers.options,
           onOpened: (what, o) => { opened.set(what, o); cached.current.onOpened?.(what, o); },
           onPlacement: (...a) => cached.current.onPlacement?.(...a),
         },

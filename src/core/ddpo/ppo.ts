@@ -78,7 +78,14 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const clipped = advantages.map((a) => Math.min(c.train_adv_clip_max, Math.max(-c.train_adv_clip_max, a)));
   const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
   let globalStep = ctx.globalStep;
-  let total = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
+  const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
+  // progress counts a scoring run like a training run of K micro-steps; scoring known to come is counted from the start
+  const B = c.train_batch_size * K;
+  const scoringUnits = () => {
+    const trained = new Set(passes.flatMap(({ order, timeOrder }) => order.flatMap((n, q) => timeOrder[q].slice(0, tTrain).map((t) => n * T + t))));
+    return Math.ceil((trained.size - c.train_gradient_accumulation_steps * c.train_batch_size * tTrain) / B) * K;
+  };
+  let total = totalMicro + (ownFirst && (mode === 'training_graph' || ctx.oldLogProbs === 'training_graph') ? scoringUnits() : 0);
   let extra = 0; // progress units spent scoring
   let oldLogProbs = samples.logProbs;
   // the training graph's log-probabilities of the transitions trained before the first update, by sample
@@ -129,10 +136,9 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
               for (const { order: o, timeOrder: to } of passes) {
                 o.forEach((n, q) => to[q].slice(0, tTrain).forEach((t) => { if (!own[n].has(t) && !seen.has(n * T + t)) { seen.add(n * T + t); todo.push([n, t]); } }));
               }
-              // progress counts a scoring run like a training run of K micro-steps
-              const runs = Math.ceil(todo.length / (c.train_batch_size * K));
-              total += runs * K;
-              oldLogProbs = await rescore(ctx, samples, own, todo, c.train_batch_size * K, (k) => ctx.onStep?.(extra + sums.micro + k, total));
+              const runs = Math.ceil(todo.length / B);
+              total = totalMicro + runs * K;
+              oldLogProbs = await rescore(ctx, samples, own, todo, B, (k) => ctx.onStep?.(extra + sums.micro + k, total));
               extra += runs * K;
               for (const [n, t] of todo) mismatch = Math.max(mismatch ?? 0, Math.abs(oldLogProbs[n][t] - samples.logProbs[n][t]));
               source = 'training_graph';

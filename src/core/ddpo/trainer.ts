@@ -6,7 +6,7 @@ import { encodePng } from '../image/png';
 import type { ImageRGB } from '../reward/types';
 import { globalAdvantages, meanStd, PerPromptStatTracker, perPromptStats } from './advantages';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint';
-import type { DdpoConfig } from './config';
+import { DEFAULT_DDPO_CONFIG, type DdpoConfig } from './config';
 import { assertFinite, KlGuard, NonFiniteError } from './guards';
 import { DdpoLayout, evalDirOf } from './layout';
 import { EpochMetrics, EvalImage, jsonSafe, readMetrics, truncateMetrics } from './metrics';
@@ -231,7 +231,10 @@ const times = (ratio: number) => `${ratio < 1e6 ? ratio.toFixed(0) : ratio.toExp
 function configChanges(before: DdpoConfig, now: DdpoConfig): string[] {
   const ignore = new Set(['num_epochs', 'resume_from', 'save_freq', 'num_checkpoint_limit', 'log_image_freq', 'eval_prompts', 'eval_seeds', 'run_name', 'max_workers', 'async_reward_computation',
     'train_timesteps_per_run']);
+  // a checkpoint from before a setting existed ran with its default
+  const was = (k: string) => (before as unknown as Record<string, unknown>)[k] ?? (DEFAULT_DDPO_CONFIG as unknown as Record<string, unknown>)[k];
+  const is = (k: string) => (now as unknown as Record<string, unknown>)[k];
   return Object.keys(now)
-    .filter((k) => !ignore.has(k) && JSON.stringify((before as unknown as Record<string, unknown>)[k]) !== JSON.stringify((now as unknown as Record<string, unknown>)[k]))
-    .map((k) => `"${k}" changed from ${JSON.stringify((before as unknown as Record<string, unknown>)[k])} to ${JSON.stringify((now as unknown as Record<string, unknown>)[k])}`);
+    .filter((k) => !ignore.has(k) && JSON.stringify(was(k)) !== JSON.stringify(is(k)))
+    .map((k) => `"${k}" changed from ${JSON.stringify(was(k))} to ${JSON.stringify(is(k))}`);
 }

@@ -18,7 +18,7 @@ export interface FastUnetOptions {
   fp16?: boolean;
   /** Fused attention (default true). */
   fuse?: boolean;
-  /** Providers of the rebuilt session (the pipeline's). */
+  /** Providers of the rebuilt session: the one the exported UNet runs on, without a CPU fallback (else generation stays exported). */
   providers?: SessionProviders;
   threads?: number;
   /** One line when the UNet is rebuilt, and why generation stays on the exported UNet if it cannot be. */
@@ -59,32 +59,34 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
     async predict(sample, batch, h, w, t, context, fallback) {
       if (failed) return fallback();
       const key = `${h}x${w}/${context.sequence}`;
-      let b = await built?.catch(() => undefined);
-      if (!b || (b.fixed && b.fixed.key !== key)) {
-        const first = !built;
-        await release();
-        built = build(batch, h, w, context.sequence, key);
-        try {
-          b = await built;
-        } catch (e) {
-          if (!first) throw new Error(`rebuilding the generation UNet for ${key} latents/text failed: ${(e as Error).message}`);
-          failed = true;
-          opts.onLog?.(`generation stays on the exported UNet: rebuilding it failed: ${(e as Error).message}`);
-          return fallback();
-        }
+      const b = await built?.catch(() => undefined);
+      if (b && !(b.fixed && b.fixed.key !== key)) return runChunks(b, sample, batch, h, w, t, context);
+      const first = !built;
+      await release();
+      built = build(batch, h, w, context.sequence, key);
+      try {
+        // the exported UNet goes only once the rebuilt one has run: a provider may refuse a kernel only at run time
+        const out = await runChunks(await built, sample, batch, h, w, t, context);
         if (first) await pipe.releaseUnet();
+        return out;
+      } catch (e) {
+        if (!first) throw new Error(`rebuilding the generation UNet for ${key} latents/text failed: ${(e as Error).message}`);
+        failed = true;
+        await release();
+        opts.onLog?.(`generation stays on the exported UNet: rebuilding it failed: ${(e as Error).message}`);
+        return fallback();
       }
-      return runChunks(b, sample, batch, h, w, t, context);
     },
     release,
   };
   pipe.useUnetRunner(runner);
 }
 
-// One evaluation of `batch` rows, in chunks of a specialised graph's batch with the last chunk padded by zero rows.
+// One evaluation of `batch` rows, in chunks of a specialised (or exported-static) batch, the last chunk padded by zero rows.
 async function runChunks(b: Built, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings): Promise<Float32Array> {
   const roles = b.roles;
-  const S = b.fixed?.batch ?? batch;
+  const exported = roles.sample.shape?.[0];
+  const S = b.fixed?.batch ?? (typeof exported === 'number' ? exported : batch);
   const per = sample.length / batch, ctxPer = context.sequence * context.dim;
   const out = new Float32Array(sample.length);
   const C = per / (h * w);

@@ -1,5 +1,5 @@
 /** A UNet rewritten for inference on a GPU provider: fused attention and float16 compute. */
-import { DataType, type Model } from '../onnx/ir';
+import type { Model } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import { fuseAttention } from './fuseAttention';
 import { toFloat16 } from './fp16';
@@ -12,7 +12,7 @@ export interface InferenceGraph {
   fusedAttention: number;
   /** The batch the graph was specialised to (exports compute their head reshapes at run time), if it was. */
   staticBatch?: number;
-  /** Whether it was converted to float16 compute (not when asked for float32, or when it already was float16). */
+  /** Whether it computes in float16 (its `keep` inputs are then float16 too). */
   fp16: boolean;
 }
 
@@ -47,8 +47,6 @@ export function inferenceGraph(model: Model, opts: InferenceGraphOptions, shapes
     }
     if (r.fused) { model = r.model; fusedAttention = r.fused; }
   }
-  // an export that already computes in float16 stays as it is
-  const half = opts.fp16 && ![...model.graph.initializers.values()].some((t) => t.dataType === DataType.FLOAT16);
-  if (half) model = toFloat16(model, { halfIo: (v) => keep.has(v) }).model;
-  return { model, fusedAttention, staticBatch, fp16: half };
+  if (opts.fp16) model = toFloat16(model, { halfIo: (v) => keep.has(v) }).model;
+  return { model, fusedAttention, staticBatch, fp16: opts.fp16 };
 }

@@ -36,8 +36,9 @@ async function train(c: DdpoConfig, samples: EpochSamples, oldLogProbs?: OldLogP
     accumulate: (r: PolicyTrainRequest) => { calls.push('train'); return toy.accumulate(r); },
     score: opts.noScore ? undefined : (r: PolicyScoreRequest) => { calls.push(`score ${r.prompts.length}`); return toy.score(r); },
   });
-  const summary = await trainEpoch({ config: c, policy, shuffleRng: new GaussianRng(2), epoch: 0, globalStep: 0, oldLogProbs }, samples, ADVANTAGES);
-  return { summary, params: [...toy.params], calls };
+  const progress: [number, number][] = [];
+  const summary = await trainEpoch({ config: c, policy, shuffleRng: new GaussianRng(2), epoch: 0, globalStep: 0, oldLogProbs, onStep: (d, t) => progress.push([d, t]) }, samples, ADVANTAGES);
+  return { summary, params: [...toy.params], calls, progress };
 }
 
 /** Largest parameter difference. */
@@ -78,6 +79,10 @@ test('training_graph scores even an exact sampler; an epoch after auto found a m
     assert.equal(r.calls.findIndex((k) => k.startsWith('score')), 4, `${mode}: ${r.calls.join(', ')}`);
     assert.equal(r.summary.old_log_probs, 'training_graph');
     assert.ok(dist(r.params, exact.params) < 1e-6, `${mode}: ${dist(r.params, exact.params)}`);
+    // scoring known to come is in the progress total from the start; done climbs to it
+    const totals = new Set(r.progress.map(([, t]) => t));
+    assert.equal(totals.size, 1, `${mode}: totals ${[...totals].join(', ')}`);
+    assert.ok(r.progress.every(([d], i) => i === 0 || d > r.progress[i - 1][0]) && r.progress.at(-1)![0] === [...totals][0], JSON.stringify(r.progress));
   }
   // below the clip range, auto keeps the sampler's values; 'sampler' ignores what auto found
   assert.equal((await train(config('auto'), offBy(await epochSamples(), 2e-5))).summary.old_log_probs, 'sampler');
@@ -113,10 +118,21 @@ test('the run log says once why it rescores, metrics.jsonl records the source, a
   assert.equal(said.length, 1, logs.join('\n'));
   assert.match(said[0], /^epoch 0: the sampler's log-probabilities differ from the training graph's by up to 5\.0e-4 though the LoRA had not changed, more than train_clip_range 0\.0001/);
 
-  // resumed for 2 more epochs: it knows from metrics.jsonl, so it says nothing again
+  // resumed for 2 more epochs: it knows from metrics.jsonl, so it says nothing again. The checkpoint is made to look
+  // older than this setting: a missing key ran with its default, which is no change to warn about.
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const ckDir = ddpoLayout(dir).checkpointsDir;
+  for (const ck of fs.readdirSync(ckDir)) {
+    const f = path.join(ckDir, ck, 'state.json');
+    const state = JSON.parse(fs.readFileSync(f, 'utf8'));
+    delete state.config.train_old_log_probs;
+    fs.writeFileSync(f, JSON.stringify(state));
+  }
   const more = { ...c, num_epochs: 4 };
   const logs2: string[] = [];
   await runDdpo({ config: more, layout: ddpoLayout(dir), policy: skewed(toyPolicyFor(more)), reward: bright, prompts: ['a cat', 'a dog'], resume: true, onLog: (l) => logs2.push(l) });
   assert.deepEqual(readMetrics(ddpoLayout(dir).metricsFile).map((l) => l.old_log_probs), ['training_graph', 'training_graph', 'training_graph', 'training_graph']);
-  assert.ok(!logs2.some((l) => /PPO compares against/.test(l)), logs2.join('\n'));
+  assert.ok(!logs2.some((l) => /PPO compares against|changed from/.test(l)), logs2.join('\n'));
+  assert.ok(logs2.some((l) => /^resuming from /.test(l)), logs2.join('\n'));
 });

@@ -53,6 +53,23 @@ test('a PyTorch export is specialised to its first batch; other batches run in p
   assert.match(half.logs[0], /^generation UNet rebuilt: float16, \d+ attention cores fused \(specialised/);
 });
 
+test('an export with a fixed batch of 1 runs rebuilt one row at a time', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const { loadModel, saveModel } = await import('../../../src/core/onnx/proto');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fast-fixed-'));
+  try {
+    fs.cpSync(TINY, dir, { recursive: true });
+    const file = path.join(dir, 'unet/model.onnx');
+    const m = loadModel(file);
+    for (const v of [...m.graph.inputs, ...m.graph.outputs]) if (v.shape && v.shape.length > 0) v.shape[0] = 1;
+    saveModel(m, file);
+    const { out, logs } = await predictions(dir, [[1, 8], [4, 8]], { fp16: true });
+    for (const [k, { want, got }] of out.entries()) assert.ok(relMax(got, want) < 2e-2, `call ${k}: ${relMax(got, want)}`);
+    assert.equal(logs.length, 1, logs.join('\n'));
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
+
 test('when the rebuild cannot help, generation stays on the exported UNet and says why', async () => {
   const logs: string[] = [];
   const base = await StableDiffusionPipeline.load(TINY);
