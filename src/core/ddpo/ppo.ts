@@ -79,13 +79,15 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
   let globalStep = ctx.globalStep;
   const totalMicro = c.num_inner_epochs * (N / c.train_batch_size) * tTrain;
+  // every transition some pass trains, once: [sample, timestep index]
+  const trained = new Map<number, [number, number]>();
+  for (const { order, timeOrder } of passes) order.forEach((n, q) => timeOrder[q].slice(0, tTrain).forEach((t) => trained.set(n * T + t, [n, t])));
+  // scoring decided before any run: 'training_graph', or 'auto' after an earlier epoch found the mismatch
+  const scoreKnown = mode === 'training_graph' || ctx.oldLogProbs === 'training_graph';
   // progress counts a scoring run like a training run of K micro-steps; scoring known to come is counted from the start
   const B = c.train_batch_size * K;
-  const scoringUnits = () => {
-    const trained = new Set(passes.flatMap(({ order, timeOrder }) => order.flatMap((n, q) => timeOrder[q].slice(0, tTrain).map((t) => n * T + t))));
-    return Math.ceil((trained.size - c.train_gradient_accumulation_steps * c.train_batch_size * tTrain) / B) * K;
-  };
-  let total = totalMicro + (ownFirst && (mode === 'training_graph' || ctx.oldLogProbs === 'training_graph') ? scoringUnits() : 0);
+  const scoringUnits = (transitions: number) => Math.ceil(transitions / B) * K;
+  let total = totalMicro + (ownFirst && scoreKnown ? scoringUnits(trained.size - c.train_gradient_accumulation_steps * c.train_batch_size * tTrain) : 0);
   let extra = 0; // progress units spent scoring
   let oldLogProbs = samples.logProbs;
   // the training graph's log-probabilities of the transitions trained before the first update, by sample
@@ -129,17 +131,12 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
           if (first && ownFirst) {
             // the sampler's values are off by more than the clip range: PPO would clip transitions that never moved
             const off = mismatch !== undefined && Math.expm1(mismatch) > c.train_clip_range;
-            if (mode === 'training_graph' || ctx.oldLogProbs === 'training_graph' || off) {
-              // each transition some pass trains, once, unless already known
-              const seen = new Set<number>();
-              const todo: [number, number][] = [];
-              for (const { order: o, timeOrder: to } of passes) {
-                o.forEach((n, q) => to[q].slice(0, tTrain).forEach((t) => { if (!own[n].has(t) && !seen.has(n * T + t)) { seen.add(n * T + t); todo.push([n, t]); } }));
-              }
-              const runs = Math.ceil(todo.length / B);
-              total = totalMicro + runs * K;
+            if (scoreKnown || off) {
+              // the trained transitions whose training-graph values are not known yet
+              const todo = [...trained.values()].filter(([n, t]) => !own[n].has(t));
+              total = totalMicro + scoringUnits(todo.length);
               oldLogProbs = await rescore(ctx, samples, own, todo, B, (k) => ctx.onStep?.(extra + sums.micro + k, total));
-              extra += runs * K;
+              extra += scoringUnits(todo.length);
               for (const [n, t] of todo) mismatch = Math.max(mismatch ?? 0, Math.abs(oldLogProbs[n][t] - samples.logProbs[n][t]));
               source = 'training_graph';
             }

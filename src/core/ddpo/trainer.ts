@@ -78,8 +78,10 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   const progress = (epoch: number, phase: DdpoProgress['phase'], done: number, total: number) =>
     opts.onProgress?.({ epoch, numEpochs: c.num_epochs, phase, done, total });
   const metrics: EpochMetrics[] = [];
+  // the epochs a resumed run already has (none for a new one)
+  const earlier = readMetrics(layout.metricsFile);
   // train_kl_guard, knowing the approx_kl of the epochs before this one (a resumed run's too)
-  const klGuard = c.train_kl_guard > 0 ? new KlGuard(c.train_kl_guard, readMetrics(layout.metricsFile).map((m) => m.approx_kl)) : undefined;
+  const klGuard = c.train_kl_guard > 0 ? new KlGuard(c.train_kl_guard, earlier.map((m) => m.approx_kl)) : undefined;
   // the state a 'suspect' epoch (a first KL spike) started from: where a second spike in a row goes back to
   let suspect: { epoch: number; approxKl: number; ratio: number; start: EpochStart } | undefined;
   let stoppedEarly: DdpoRunResult['stoppedEarly'];
@@ -89,7 +91,7 @@ export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
   let warnedClipBefore = false;
   // train_old_log_probs 'auto': once an epoch found the sampler's log-probabilities off, later ones rescore from the
   // start (a resumed run remembers it from metrics.jsonl)
-  let oldLogProbs: OldLogProbSource | undefined = readMetrics(layout.metricsFile).some((m) => m.old_log_probs === 'training_graph') ? 'training_graph' : undefined;
+  let oldLogProbs: OldLogProbSource | undefined = earlier.some((m) => m.old_log_probs === 'training_graph') ? 'training_graph' : undefined;
   let lastCheckpointSeconds = 0;
   try {
     for (; epoch < c.num_epochs; epoch++) {

@@ -143,11 +143,10 @@ export class TrainingSession {
     const grads = new Map<string, Float32Array>();
     const inputGrads = new Map<string, Float32Array>();
     const metrics = new Map<string, Float32Array>();
-    const params = new Set(this.adapters.flatMap((a) => [a.inputA, a.inputB]));
     for (const [k, v] of out) {
-      const base = k.endsWith('_grad') ? k.slice(0, -5) : undefined;
-      if (base !== undefined && params.has(base)) grads.set(base, v.data);
-      else if (base !== undefined && this.extraWrt.includes(base)) inputGrads.set(base, v.data);
+      const kind = this.outputKind(k);
+      if (kind === 'param') grads.set(k.slice(0, -5), v.data);
+      else if (kind === 'input') inputGrads.set(k.slice(0, -5), v.data);
       else if (k !== 'loss') metrics.set(k, v.data);
     }
     let overflow = false;
@@ -166,10 +165,20 @@ export class TrainingSession {
    * whatever is fetched, so this costs a step.
    */
   async evaluate(feeds: Record<string, FeedValue> | Map<string, FeedValue>): Promise<Map<string, Float32Array>> {
-    const params = new Set(this.adapters.flatMap((a) => [a.inputA, a.inputB]).map((k) => `${k}_grad`));
-    const wanted = this.model.graph.outputs.map((o) => o.name).filter((k) => !params.has(k) && !this.extraWrt.some((x) => k === `${x}_grad`));
+    const wanted = this.model.graph.outputs.map((o) => o.name).filter((k) => this.outputKind(k) === 'objective');
     const out = await runModel(this.session, this.model, this.allFeeds(feeds, 0), wanted);
     return new Map([...out].map(([k, v]) => [k, v.data]));
+  }
+
+  private paramNames?: Set<string>;
+
+  // an output `<p>_grad` of a LoRA parameter or an extraWrt input, or one of the objective's own outputs
+  private outputKind(name: string): 'param' | 'input' | 'objective' {
+    if (!name.endsWith('_grad')) return 'objective';
+    const base = name.slice(0, -5);
+    this.paramNames ??= new Set(this.adapters.flatMap((a) => [a.inputA, a.inputB]));
+    if (this.paramNames.has(base)) return 'param';
+    return this.extraWrt.includes(base) ? 'input' : 'objective';
   }
 
   // the caller's feeds, the LoRA weights and, in float16, the loss seed (the gradient scale)
