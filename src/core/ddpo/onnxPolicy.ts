@@ -2,7 +2,8 @@
 import { timestepsPerRun, type DdpoConfig } from './config';
 import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
 import { StableDiffusionPipeline } from '../diffusion/pipeline';
-import { sampleDdim } from '../diffusion/sampler';
+import { sampleDdim, unetRows } from '../diffusion/sampler';
+import { unetFeeds } from '../diffusion/fastUnet';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
@@ -62,7 +63,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
   });
   // Fused attention pays on GPU providers (1.4-1.8x per UNet call on WebGPU); on the CPU it is even, so the CPU
   // keeps the standard-op graph the training graph also uses.
-  const sampleBatch = c.sample_batch_size * (c.sample_guidance_scale > 1 ? 2 : 1);
+  const sampleBatch = unetRows(c.sample_batch_size, c.sample_guidance_scale);
   const sampling = buildSamplingGraph(forward, { lora, batch: sampleBatch, latent: h, sequence: probe.sequence, fp16, fuse: opts.fuseAttention ?? ep !== 'cpu' });
   if (sampling.fusedAttention) opts.onLog?.(`sampling graph: ${sampling.fusedAttention} attention cores fused${sampling.staticBatch ? ` (specialised to UNet batch ${sampling.staticBatch})` : ''}`);
   const samplingModel = sampling.model;
@@ -75,11 +76,7 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
   const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
   loraPipe.predict = async (sample, batch, height, width, t, context) => {
     if (sampling.staticBatch && batch !== sampling.staticBatch) throw new Error(`the sampling graph was specialised to UNet batch ${sampling.staticBatch} (sample_batch_size ${c.sample_batch_size} with CFG) but was called with ${batch}`);
-    const feeds = new Map<string, { dims: number[]; data: ArrayLike<number> }>([
-      [roles.sample.name, { dims: [batch, C, height, width], data: sample }],
-      [roles.timestep.name, tScalar ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
-      [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
-    ]);
+    const feeds = unetFeeds(roles, sample, batch, height, width, t, context);
     for (const [k, v] of samplingLora) feeds.set(k, v);
     const out = await runModel(samplingSession, samplingModel, feeds, [roles.output.name]);
     return out.get(roles.output.name)!.data;

@@ -1,5 +1,6 @@
 import { StableDiffusionPipeline } from './pipeline';
 import { generateImages } from './generate';
+import { unetRows } from './sampler';
 
 /** Settings of a generation benchmark. */
 export interface BenchOptions {
@@ -29,7 +30,7 @@ export async function benchGenerate(pipe: StableDiffusionPipeline, opts: BenchOp
   const t0 = process.hrtime.bigint();
   await generateImages(pipe, { ...base, steps: opts.steps, count: opts.images });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const rows = opts.images * opts.steps * (opts.guidance > 1 ? 2 : 1);
+  const rows = unetRows(opts.images, opts.guidance) * opts.steps;
   const h = opts.latentHeight ?? pipe.defaultLatentSize;
   const w = opts.latentWidth ?? pipe.defaultLatentSize;
   return {

@@ -8,8 +8,8 @@ import { loadModel } from '../onnx/proto';
 import { releaseWeights, type Model } from '../onnx/ir';
 import { inferenceGraph } from '../runtime/inferenceGraph';
 import type { SessionProviders } from '../runtime/sessionProviders';
-import { createSession, runModel } from '../train/ortRun';
-import { unetRoles } from '../train/objective';
+import { createSession, runModel, type FeedValue } from '../train/ortRun';
+import { unetRoles, type UnetRoles } from '../train/objective';
 import type { Embeddings, StableDiffusionPipeline, UnetRunner } from './pipeline';
 
 /** How the rebuilt UNet computes. */
@@ -28,7 +28,7 @@ export interface FastUnetOptions {
 interface Built {
   session: ort.InferenceSession;
   model: Model;
-  roles: ReturnType<typeof unetRoles>;
+  roles: UnetRoles;
   /** Set for a graph specialised to its first call's shapes (a PyTorch export): batch, and the key of the rest. */
   fixed?: { batch: number; key: string };
 }
@@ -82,6 +82,16 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
   pipe.useUnetRunner(runner);
 }
 
+/** The feeds of one UNet evaluation of `batch` latents `[batch, C, h, w]` at timestep `t` (scalar or per row, as the graph takes it). */
+export function unetFeeds(roles: UnetRoles, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings): Map<string, FeedValue> {
+  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
+  return new Map<string, FeedValue>([
+    [roles.sample.name, { dims: [batch, sample.length / (batch * h * w), h, w], data: sample }],
+    [roles.timestep.name, tScalar ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
+    [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
+  ]);
+}
+
 // One evaluation of `batch` rows, in chunks of a specialised (or exported-static) batch, the last chunk padded by zero rows.
 async function runChunks(b: Built, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings): Promise<Float32Array> {
   const roles = b.roles;
@@ -89,8 +99,6 @@ async function runChunks(b: Built, sample: Float32Array, batch: number, h: numbe
   const S = b.fixed?.batch ?? (typeof exported === 'number' ? exported : batch);
   const per = sample.length / batch, ctxPer = context.sequence * context.dim;
   const out = new Float32Array(sample.length);
-  const C = per / (h * w);
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
   for (let r = 0; r < batch; r += S) {
     const n = Math.min(S, batch - r);
     const rows = (src: Float32Array, size: number) => {
@@ -99,11 +107,7 @@ async function runChunks(b: Built, sample: Float32Array, batch: number, h: numbe
       padded.set(src.subarray(r * size, (r + n) * size));
       return padded;
     };
-    const res = await runModel(b.session, b.model, new Map([
-      [roles.sample.name, { dims: [S, C, h, w], data: rows(sample, per) }],
-      [roles.timestep.name, tScalar ? { dims: [], data: [t] } : { dims: [S], data: new Array(S).fill(t) }],
-      [roles.encoderHiddenStates.name, { dims: [S, context.sequence, context.dim], data: rows(context.data, ctxPer) }],
-    ]), [roles.output.name]);
+    const res = await runModel(b.session, b.model, unetFeeds(roles, rows(sample, per), S, h, w, t, { ...context, data: rows(context.data, ctxPer) }), [roles.output.name]);
     out.set(res.get(roles.output.name)!.data.subarray(0, n * per), r * per);
   }
   return out;

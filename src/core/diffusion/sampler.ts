@@ -114,8 +114,7 @@ export async function prepareSampling(pipe: StableDiffusionPipeline, req: Sample
   req.signal?.throwIfAborted();
   const cond = repeatTo(req.promptEmbeds ?? (await pipe.encodePrompts(perImage(req.prompt, K, 'prompt'))), K, 'promptEmbeds');
   const uncond = repeatTo(req.negativeEmbeds ?? (await pipe.encodePrompts(perImage(req.negativePrompt, K, 'negativePrompt'))), K, 'negativeEmbeds');
-  // diffusers' rule: guidance <= 1 means no classifier-free guidance, so the unconditional half is skipped.
-  const useCfg = req.guidance > 1;
+  const useCfg = usesCfg(req.guidance);
   const context: Embeddings = useCfg ? { ...cond, data: concat2(uncond.data, cond.data), batch: 2 * K } : cond;
 
   const draw = (given: Float32Array | undefined, what: string): Float32Array => {
@@ -128,6 +127,16 @@ export async function prepareSampling(pipe: StableDiffusionPipeline, req: Sample
     return out;
   };
   return { K, C, h, w, per, timesteps, seeds, rngs, cond, uncond, useCfg, context, draw };
+}
+
+/** diffusers' rule: guidance <= 1 means no classifier-free guidance, so the UNet skips the unconditional half. */
+export function usesCfg(guidance: number): boolean {
+  return guidance > 1;
+}
+
+/** UNet rows per evaluation for `images` latents: twice as many with classifier-free guidance. */
+export function unetRows(images: number, guidance: number): number {
+  return usesCfg(guidance) ? 2 * images : images;
 }
 
 /** Samples with DDIM + classifier-free guidance, recording latents and log-probs of every transition. */
