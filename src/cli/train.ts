@@ -9,8 +9,8 @@ export const trainCommand: CliCommand = {
   path: ['train'],
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
   usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
-    '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys, e.g.\n' +
-    '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; missing keys take TRL\'s defaults).\n' +
+    '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys and this project\'s, e.g.\n' +
+    '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; a missing key takes its default).\n' +
     '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
     '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +
     '  Before building the sessions it estimates the memory needed and stops (exit 3) naming train_timesteps_per_run,\n' +
