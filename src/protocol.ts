@@ -5,7 +5,8 @@
  *
  * To add a worker job: add an entry to `WorkerRequests` (params, result, progress), then a handler in
  * src/worker/handlers/ and register it in src/worker/handlers/index.ts. The type checker lists what is missing.
- * To add a webview message: add it to the union and its field shape to `WEBVIEW_TO_HOST_SHAPES`.
+ * To add a webview message: add it to its panel's union and its field shape to that panel's table in
+ * `PANEL_TO_HOST_SHAPES`; a panel's `switch` then lists what is missing.
  */
 
 /** Values of the `ddpoStudio.executionProvider` setting. */
@@ -53,10 +54,10 @@ export interface WorkerRequests {
   selfTest: { params: { steps: number; delayMs: number }; result: { completed: number }; progress: JobProgress & { step: number; total: number } };
   /** Generates the next `count` pairs into `<exp>/samples/<pairId>/`; progress carries each finished pair. */
   generatePairs: { params: { experimentDir: string; modelDir: string; count: number; executionProvider?: ExecutionProviderSetting }; result: { pairs: PairInfo[] }; progress: JobProgress & { pair?: PairInfo } };
-  /** Appends one rating durably (replies only after fsync); `compareId` targets a blind comparison's log. */
-  rate: { params: RateParams; result: { ratingId: string; rated: number }; progress: JobProgress };
-  /** Retracts a rating (appends a retraction). */
-  undo: { params: { experimentDir: string; compareId?: string; ratingId: string }; result: { rated: number }; progress: JobProgress };
+  /** Appends one rating durably (replies only after fsync) with the log as it now reads; `compareId` targets a blind comparison's log. */
+  rate: { params: RateParams; result: RatingLogView & { ratingId: string }; progress: JobProgress };
+  /** Retracts a rating (appends a retraction); replies with the log as it now reads. */
+  undo: { params: { experimentDir: string; compareId?: string; ratingId: string }; result: RatingLogView; progress: JobProgress };
   /** Trains the experiment's reward model from its ratings. */
   trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
   /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
@@ -92,6 +93,38 @@ export interface RateParams {
   sideOrder: 'ab' | 'ba';
   repeatOf?: string;
   elapsedMs?: number;
+}
+
+/** A pair in the rating queue, sides chosen (image paths relative to the log's folder); never sent to a webview. */
+export interface QueuedPair {
+  /** What the webview calls it: the pair id, or `<pairId>~<repeated rating id>` for a repeat. */
+  id: string;
+  pairId: string;
+  prompt: string;
+  left: string;
+  right: string;
+  sideOrder: 'ab' | 'ba';
+  repeatOf?: string;
+}
+
+/**
+ * What the rating panel needs from a ratings log, worked out by whoever last read it (the worker, after each rating
+ * and undo), so the host redraws from the reply instead of reading the log again.
+ */
+export interface RatingLogView {
+  /** Ratings that count (retractions applied). */
+  rated: number;
+  /** Per-answer consistency from side-swapped repeats (0..1), null before any repeat. */
+  consistency: number | null;
+  repeats: number;
+  /** The newest rating, which Undo takes back; null when nothing is rated. */
+  last: { id: string; pairId: string; repeatOf?: string } | null;
+  /** Pairs that have a rating: the queue leaves them out. */
+  ratedPairs: string[];
+  /** Side-swapped repeats of earlier ratings that are due now: the queue shows them first. */
+  dueRepeats: QueuedPair[];
+  /** Blind comparisons only: the checkpoint's win rate over the base model. */
+  winRate?: WinRateView;
 }
 
 /** What a trained reward model reports. */
@@ -219,29 +252,63 @@ export interface DashboardView {
   winRate?: WinRateView & { epoch: number };
 }
 
-/** Webview -> extension host. Validate with `parseWebviewMessage` before use. */
-export type WebviewToHost =
-  | { type: 'ready' }
-  | { type: 'openExperimentFile' }
-  | { type: 'addPrompt'; prompt: string }
-  | { type: 'rate'; itemId: string; choice: string; elapsedMs: number }
-  | { type: 'undo' }
-  | { type: 'stopRun' }
-  | { type: 'resumeRun' };
+/** Sent to a restorable panel (rating, dashboard): an opaque key the webview keeps as its state, so VS Code can reopen it after a window reload. */
+export interface RestoreKeyMessage {
+  type: 'restoreKey';
+  key: string;
+}
 
-/** Extension host -> webview. */
-export type HostToWebview =
-  | { type: 'experiment'; experiment: ExperimentView }
-  | { type: 'error'; message: string }
+/** Rating panel -> extension host. */
+export type RatingToHost =
+  | { type: 'ready' }
+  | { type: 'rate'; itemId: string; choice: string; elapsedMs: number }
+  | { type: 'undo' };
+
+/** Extension host -> rating panel. */
+export type HostToRating =
   | { type: 'rating'; view: RatingView }
   /** A rating the store confirmed (fsynced). */
   | { type: 'saved'; itemId: string; rated: number }
-  | { type: 'dashboard'; view: DashboardView }
-  /** An opaque key the webview keeps as its state, so the panel can be reopened after a window reload. */
-  | { type: 'restoreKey'; key: string };
+  | { type: 'error'; message: string }
+  | RestoreKeyMessage;
 
-/** Host messages a panel's own code sees (the webview library handles `restoreKey`). */
-export type PanelMessage = Exclude<HostToWebview, { type: 'restoreKey' }>;
+/** Training dashboard -> extension host. */
+export type DashboardToHost =
+  | { type: 'ready' }
+  | { type: 'stopRun' }
+  | { type: 'resumeRun' };
+
+/** Extension host -> training dashboard. */
+export type HostToDashboard =
+  | { type: 'dashboard'; view: DashboardView }
+  | { type: 'error'; message: string }
+  | RestoreKeyMessage;
+
+/** Experiment panel -> extension host. */
+export type ExperimentToHost =
+  | { type: 'ready' }
+  | { type: 'openExperimentFile' }
+  | { type: 'addPrompt'; prompt: string };
+
+/** Extension host -> experiment panel. */
+export type HostToExperiment =
+  | { type: 'experiment'; experiment: ExperimentView }
+  | { type: 'error'; message: string };
+
+/** Each webview panel's two message unions; the key is also the name of its script bundle. */
+export interface PanelMessages {
+  rating: { toHost: RatingToHost; toWebview: HostToRating };
+  dashboard: { toHost: DashboardToHost; toWebview: HostToDashboard };
+  experiment: { toHost: ExperimentToHost; toWebview: HostToExperiment };
+}
+/** Name of one webview panel. */
+export type PanelKind = keyof PanelMessages;
+/** Messages panel P's webview sends; validate with `parsePanelMessage(P, raw)` before use. */
+export type PanelToHost<P extends PanelKind> = PanelMessages[P]['toHost'];
+/** Messages the host sends to panel P's webview. */
+export type HostToPanel<P extends PanelKind> = PanelMessages[P]['toWebview'];
+/** Host messages panel P's own code handles (the webview library keeps `restoreKey`). */
+export type PanelMessage<P extends PanelKind> = Exclude<HostToPanel<P>, RestoreKeyMessage>;
 
 // ---- runtime validation ----
 
@@ -251,15 +318,23 @@ export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' 
 type FieldsOf<U, T> = Exclude<keyof Extract<U, { type: T }>, 'type'>;
 type ShapeTable<U extends { type: string }> = { [T in U['type']]: { [F in FieldsOf<U, T>]-?: FieldShape } };
 
-/** Field shapes of every webview -> host message; the compiler insists each type is listed. */
-export const WEBVIEW_TO_HOST_SHAPES: ShapeTable<WebviewToHost> = {
-  ready: {},
-  openExperimentFile: {},
-  addPrompt: { prompt: 'string' },
-  rate: { itemId: 'string', choice: 'string', elapsedMs: 'number' },
-  undo: {},
-  stopRun: {},
-  resumeRun: {},
+/** Field shapes of each panel's webview -> host messages; the compiler insists each panel and type is listed. */
+export const PANEL_TO_HOST_SHAPES: { [P in PanelKind]: ShapeTable<PanelToHost<P>> } = {
+  rating: {
+    ready: {},
+    rate: { itemId: 'string', choice: 'string', elapsedMs: 'number' },
+    undo: {},
+  },
+  dashboard: {
+    ready: {},
+    stopRun: {},
+    resumeRun: {},
+  },
+  experiment: {
+    ready: {},
+    openExperimentFile: {},
+    addPrompt: { prompt: 'string' },
+  },
 };
 
 const HOST_TO_WORKER_SHAPES: ShapeTable<HostToWorker> = {
@@ -283,9 +358,22 @@ export class ProtocolError extends Error {
   }
 }
 
-/** Checks a message from a webview; throws ProtocolError naming the bad field. */
-export function parseWebviewMessage(raw: unknown): WebviewToHost {
-  return check(raw, WEBVIEW_TO_HOST_SHAPES, 'webview message') as WebviewToHost;
+/** Checks a message from panel P's webview; throws ProtocolError naming the bad field, or the type another panel sends. */
+export function parsePanelMessage<P extends PanelKind>(panel: P, raw: unknown): PanelToHost<P> {
+  return check(raw, PANEL_TO_HOST_SHAPES[panel], `${panel} panel message`) as PanelToHost<P>;
+}
+
+/** A receiver for panel P's webview: valid messages go to `handle`; anything else goes to `reject` with why, and nothing happens. */
+export function panelReceiver<P extends PanelKind>(panel: P, handle: (msg: PanelToHost<P>) => void, reject: (why: string) => void): (raw: unknown) => void {
+  return (raw) => {
+    let msg: PanelToHost<P>;
+    try {
+      msg = parsePanelMessage(panel, raw);
+    } catch (e) {
+      return reject((e as Error).message);
+    }
+    handle(msg);
+  };
 }
 
 /** Checks a message the worker received from the host. */

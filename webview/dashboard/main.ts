@@ -3,9 +3,10 @@ import type { DashboardView, PanelMessage } from '../../src/protocol';
 import { fmt, lineChart } from '../lib/chart';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
-import { onHostMessage, post } from '../lib/vscodeApi';
+import { hostBridge } from '../lib/vscodeApi';
 
 registerToolkit();
+const host = hostBridge<'dashboard'>();
 const app = document.getElementById('app')!;
 
 const STATE_TEXT: Record<DashboardView['state'], string> = {
@@ -28,11 +29,11 @@ function render(v: DashboardView): void {
   const actions = h('div', { class: 'row' });
   if (v.state === 'running') {
     const stop = h('vscode-button', { appearance: 'secondary', 'aria-label': 'Stop fine-tuning (keeps checkpoints)' }, 'Stop');
-    stop.addEventListener('click', () => post({ type: 'stopRun' }));
+    stop.addEventListener('click', () => host.post({ type: 'stopRun' }));
     actions.append(stop);
   } else if (v.state !== 'done' && v.state !== 'idle') {
     const resume = h('vscode-button', { appearance: 'primary', 'aria-label': 'Resume fine-tuning from the newest checkpoint' }, 'Resume');
-    resume.addEventListener('click', () => post({ type: 'resumeRun' }));
+    resume.addEventListener('click', () => host.post({ type: 'resumeRun' }));
     actions.append(resume);
   }
   const charts = h('section', { class: 'charts', 'aria-label': 'Training charts' });
@@ -63,16 +64,12 @@ function render(v: DashboardView): void {
   );
 }
 
-onHostMessage((msg: PanelMessage) => {
+host.onMessage((msg: PanelMessage<'dashboard'>) => {
   switch (msg.type) {
     case 'dashboard':
       return render(msg.view);
     case 'error':
       return app.replaceChildren(h('p', { class: 'error' }, msg.message));
-    case 'experiment':
-    case 'rating':
-    case 'saved':
-      return;
     default: {
       const never: never = msg;
       return never;
@@ -81,4 +78,4 @@ onHostMessage((msg: PanelMessage) => {
 });
 
 app.replaceChildren(h('vscode-progress-ring', { 'aria-label': 'Loading' }));
-post({ type: 'ready' });
+host.post({ type: 'ready' });

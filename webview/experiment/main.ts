@@ -1,8 +1,9 @@
 /** Experiment panel: shows the experiment and lets the user add prompts. */
 import type { ExperimentView, PanelMessage } from '../../src/protocol';
 import { h } from '../lib/dom';
-import { onHostMessage, post } from '../lib/vscodeApi';
+import { hostBridge } from '../lib/vscodeApi';
 
+const host = hostBridge<'experiment'>();
 const app = document.getElementById('app')!;
 
 function render(exp: ExperimentView): void {
@@ -10,11 +11,11 @@ function render(exp: ExperimentView): void {
   const form = h('form', { class: 'row' }, input, h('button', { type: 'submit' }, 'Add prompt'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    if (input.value.trim()) post({ type: 'addPrompt', prompt: input.value });
+    if (input.value.trim()) host.post({ type: 'addPrompt', prompt: input.value });
     input.value = '';
   });
   const open = h('button', { class: 'secondary' }, 'Open experiment.json');
-  open.addEventListener('click', () => post({ type: 'openExperimentFile' }));
+  open.addEventListener('click', () => host.post({ type: 'openExperimentFile' }));
   const settings = h('dl', {}, ...Object.entries(exp.settings).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
   const prompts = exp.prompts.length ? h('ol', {}, ...exp.prompts.map((p) => h('li', {}, p))) : h('p', { class: 'muted' }, 'No prompts yet.');
   app.replaceChildren(
@@ -29,16 +30,12 @@ function render(exp: ExperimentView): void {
   );
 }
 
-onHostMessage((msg: PanelMessage) => {
+host.onMessage((msg: PanelMessage<'experiment'>) => {
   switch (msg.type) {
     case 'experiment':
       return render(msg.experiment);
     case 'error':
       return app.replaceChildren(h('p', { class: 'error' }, msg.message));
-    case 'rating':
-    case 'saved':
-    case 'dashboard':
-      return;
     default: {
       const never: never = msg;
       return never;
@@ -46,4 +43,4 @@ onHostMessage((msg: PanelMessage) => {
   }
 });
 
-post({ type: 'ready' });
+host.post({ type: 'ready' });

@@ -5,9 +5,10 @@
 import type { PanelMessage, RatingItemView, RatingView } from '../../src/protocol';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
-import { onHostMessage, post } from '../lib/vscodeApi';
+import { hostBridge } from '../lib/vscodeApi';
 
 registerToolkit();
+const host = hostBridge<'rating'>();
 const app = document.getElementById('app')!;
 let view: RatingView | undefined;
 // Ids sent to the host and not yet confirmed: they are skipped so the next pair shows at once.
@@ -26,14 +27,14 @@ function choose(choice: 'left' | 'right' | 'tie' | 'skip'): void {
   const item = current();
   if (!item) return;
   pending.add(item.id);
-  post({ type: 'rate', itemId: item.id, choice, elapsedMs: Math.round(performance.now() - shownAt) });
+  host.post({ type: 'rate', itemId: item.id, choice, elapsedMs: Math.round(performance.now() - shownAt) });
   status = `Saving your answer (${choice})…`;
   render();
 }
 
 function undo(): void {
   if (!view?.canUndo && pending.size === 0) return;
-  post({ type: 'undo' });
+  host.post({ type: 'undo' });
   status = 'Undoing the last rating…';
   render();
 }
@@ -71,6 +72,8 @@ function header(v: RatingView): HTMLElement {
       v.mode === 'compare' ? '' : h('span', { class: 'pill', title: 'How often you pick the same image when a pair comes back with its sides swapped' }, consistency),
       v.winRate && v.winRate.n > 0 ? h('span', { class: 'pill winrate' }, `win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`) : '',
     ),
+    // a skip is no judgement, so it leaves the win rate alone; a tie is half a win
+    v.mode === 'compare' ? h('p', { class: 'muted scoring', 'data-testid': 'scoring-rule' }, 'Skipped pairs are not counted in the win rate; a tie counts as half a win.') : '',
   );
 }
 
@@ -131,7 +134,7 @@ window.addEventListener('keydown', (e) => {
   }
 });
 
-onHostMessage((msg: PanelMessage) => {
+host.onMessage((msg: PanelMessage<'rating'>) => {
   switch (msg.type) {
     case 'rating':
       if (status.startsWith('Undoing') && view && msg.view.rated < view.rated) status = `Undone ✓ (${msg.view.rated} rated)`;
@@ -147,9 +150,6 @@ onHostMessage((msg: PanelMessage) => {
     case 'error':
       status = msg.message;
       return render();
-    case 'experiment':
-    case 'dashboard':
-      return;
     default: {
       const never: never = msg;
       return never;
@@ -158,4 +158,4 @@ onHostMessage((msg: PanelMessage) => {
 });
 
 render();
-post({ type: 'ready' });
+host.post({ type: 'ready' });

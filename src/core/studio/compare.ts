@@ -76,9 +76,9 @@ export function listComparisons(experimentDir: string): CompareManifest[] {
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
-/** Unrated items of a comparison as queue items, sides shuffled by a hash of the pair id. */
-export function compareQueue(experimentDir: string, m: CompareManifest): QueueItem[] {
-  const rated = new Set(readRatings(compareDir(experimentDir, m.id)).ratings.map((r) => r.pairId));
+/** Unrated items of a comparison as queue items, sides shuffled by a hash of the pair id; `ratedPairs` defaults to those in its log. */
+export function compareQueue(experimentDir: string, m: CompareManifest, ratedPairs?: Iterable<string>): QueueItem[] {
+  const rated = new Set(ratedPairs ?? readRatings(compareDir(experimentDir, m.id)).ratings.map((r) => r.pairId));
   return m.items.filter((it) => !rated.has(it.pairId)).map((it) => {
     const tunedLeft = (createHash('sha256').update(`${m.id}/${it.pairId}`).digest()[0] & 1) === 1;
     return { id: it.pairId, pairId: it.pairId, prompt: it.prompt, left: tunedLeft ? it.tuned : it.base, right: tunedLeft ? it.base : it.tuned, sideOrder: 'ab' as const };
@@ -97,10 +97,9 @@ export interface CompareResult {
   winRate: RateWithCI;
 }
 
-/** Scores a comparison from its ratings (skips do not count). */
-export function compareResult(experimentDir: string, m: CompareManifest): CompareResult {
+/** Scores a comparison from its ratings (skips do not count); `ratings` defaults to those in its log. */
+export function compareResult(experimentDir: string, m: CompareManifest, ratings = readRatings(compareDir(experimentDir, m.id)).ratings): CompareResult {
   const tuned = new Set(m.items.map((it) => it.tuned));
-  const ratings = readRatings(compareDir(experimentDir, m.id)).ratings;
   let wins = 0, losses = 0, ties = 0;
   for (const r of ratings) {
     if (r.choice === 'tie') ties++;

@@ -84,18 +84,26 @@ export function freshItem(p: Pick<StoredPair, 'pairId' | 'prompt' | 'a' | 'b'>):
 }
 
 /**
- * The rating queue: side-swapped repeats of earlier decisive ratings (chosen by the pair scheduler) as they come
- * due, one per `repeatEvery` ratings given, to measure the rater's consistency; then every pair nobody has rated
- * yet, in generation order.
+ * The rating queue: side-swapped repeats of earlier decisive ratings as they come due (see `dueRepeats`), to measure
+ * the rater's consistency; then every pair nobody has rated yet, in generation order.
  */
 export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Rating[], repeatEvery = 5): QueueItem[] {
-  const rated = new Set(ratings.map((r) => r.pairId));
-  const fresh = pairs.filter((p) => !rated.has(p.pairId)).map(freshItem);
-  if (repeatEvery <= 0) return fresh;
+  return queueOf(pairs, ratings.map((r) => r.pairId), dueRepeats(ratings, repeatEvery));
+}
+
+/** The queue from its parts: `repeats` first, then the pairs not in `ratedPairs`, in generation order. */
+export function queueOf(pairs: readonly StoredPair[], ratedPairs: Iterable<string>, repeats: readonly QueueItem[]): QueueItem[] {
+  const rated = new Set(ratedPairs);
+  return [...repeats, ...pairs.filter((p) => !rated.has(p.pairId)).map(freshItem)];
+}
+
+/** Side-swapped repeats of earlier decisive ratings (chosen by the pair scheduler) due now: one per `repeatEvery` ratings given. */
+export function dueRepeats(ratings: readonly Rating[], repeatEvery = 5): QueueItem[] {
+  if (repeatEvery <= 0) return [];
   const done = ratings.filter((r) => r.repeatOf).length;
   const due = Math.floor(ratings.filter((r) => !r.repeatOf).length / repeatEvery) - done;
   const repeats = due > 0 ? schedulePairs([], [...ratings], { count: due, repeatShare: 1, seed: ratings.length }) : [];
-  return [...repeats.slice(0, due).map(toItem), ...fresh];
+  return repeats.slice(0, due).map(toItem);
 }
 
 function toItem(p: { pairId: string; prompt: string; left: string; right: string; sideOrder: 'ab' | 'ba'; repeatOf?: string }): QueueItem {

@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
-import { parseWebviewMessage, type DashboardView, type HostToWebview, type WebviewToHost } from '../../protocol';
+import { panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
@@ -38,7 +38,7 @@ class DashboardPanel {
     this.restoreKey = rememberPanel(services, { kind: 'dashboard', experimentDir: dir });
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'dashboard', `Training: ${name}`);
     const sub = services.runs.onDidChange((e) => e.experimentDir === dir && this.schedule());
-    this.panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));
+    this.panel.webview.onDidReceiveMessage(panelReceiver('dashboard', (msg) => this.receive(msg), (why) => services.output.appendLine(`[host] rejected a dashboard message: ${why}`)));
     this.panel.onDidDispose(() => {
       sub.dispose();
       clearTimeout(this.pending);
@@ -48,8 +48,7 @@ class DashboardPanel {
 
   /** Sends the current state now. */
   update(): void {
-    const msg: HostToWebview = { type: 'dashboard', view: this.view() };
-    void this.panel.webview.postMessage(msg);
+    this.post({ type: 'dashboard', view: this.view() });
   }
 
   // Progress events come many per second; the charts need at most a few redraws per second.
@@ -61,29 +60,20 @@ class DashboardPanel {
     }, 200);
   }
 
-  private receive(raw: unknown): void {
-    let msg: WebviewToHost;
-    try {
-      msg = parseWebviewMessage(raw);
-    } catch (e) {
-      this.services.output.appendLine(`[host] rejected a dashboard message: ${(e as Error).message}`);
-      return;
-    }
+  private post(msg: HostToDashboard): void {
+    void this.panel.webview.postMessage(msg);
+  }
+
+  private receive(msg: DashboardToHost): void {
     switch (msg.type) {
       case 'ready':
-        void this.panel.webview.postMessage({ type: 'restoreKey', key: this.restoreKey } satisfies HostToWebview);
+        this.post({ type: 'restoreKey', key: this.restoreKey });
         return this.update();
       case 'stopRun':
         this.services.runs.stop(this.dir);
         return;
       case 'resumeRun':
         return this.resume();
-      case 'rate':
-      case 'undo':
-      case 'openExperimentFile':
-      case 'addPrompt':
-        this.services.output.appendLine(`[host] the dashboard does not handle "${msg.type}"; ignored`);
-        return;
       default:
         assertNever(msg);
     }

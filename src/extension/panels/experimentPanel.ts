@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import { EXPERIMENT_FILE } from '../../core/experiment/schema';
-import { parseWebviewMessage, type ExperimentView, type HostToWebview, type WebviewToHost } from '../../protocol';
+import { panelReceiver, type ExperimentToHost, type ExperimentView, type HostToExperiment } from '../../protocol';
 import { requireStore, type Services } from '../services';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -26,7 +26,7 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
   const panel = vscode.window.createWebviewPanel('ddpoStudio.experiment', `Experiment: ${expName}`, vscode.ViewColumn.Active, webviewOptions(extensionUri));
   panels.set(expName, panel);
   panel.webview.html = webviewHtml(panel.webview, extensionUri, 'experiment', expName);
-  const post = (msg: HostToWebview) => void panel.webview.postMessage(msg);
+  const post = (msg: HostToExperiment) => void panel.webview.postMessage(msg);
   const sendState = async () => {
     try {
       post({ type: 'experiment', experiment: toView(await store.read(expName), store.dirOf(expName)) });
@@ -34,7 +34,7 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
       post({ type: 'error', message: (e as Error).message });
     }
   };
-  const handle = async (msg: WebviewToHost) => {
+  const handle = async (msg: ExperimentToHost) => {
     switch (msg.type) {
       case 'ready':
         return sendState();
@@ -49,26 +49,13 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
         await services.tree.refresh();
         return sendState();
       }
-      case 'rate':
-      case 'undo':
-      case 'stopRun':
-      case 'resumeRun':
-        services.output.appendLine(`[host] the experiment panel does not handle "${msg.type}"; ignored`);
-        return;
       default:
         assertNever(msg);
     }
   };
-  panel.webview.onDidReceiveMessage((raw: unknown) => {
-    let msg: WebviewToHost;
-    try {
-      msg = parseWebviewMessage(raw);
-    } catch (e) {
-      services.output.appendLine(`[host] rejected a webview message: ${(e as Error).message}`);
-      return;
-    }
-    handle(msg).catch((e: Error) => post({ type: 'error', message: e.message }));
-  });
+  panel.webview.onDidReceiveMessage(panelReceiver('experiment',
+    (msg) => void handle(msg).catch((e: Error) => post({ type: 'error', message: e.message })),
+    (why) => services.output.appendLine(`[host] rejected an experiment panel message: ${why}`)));
   panel.onDidDispose(() => panels.delete(expName));
 }
 

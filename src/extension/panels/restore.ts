@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Services } from '../services';
-import type { RatingSource } from './ratingPanel';
+import type { RatingSource } from './ratingSession';
 
 /** What a restorable panel shows. */
 export type SavedPanel = { kind: 'rating'; src: RatingSource } | { kind: 'dashboard'; experimentDir: string };

@@ -1,6 +1,7 @@
 /** HTML shell for DDPO Studio webviews: strict CSP with a nonce, one script bundle, shared CSS. */
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
+import type { PanelKind } from '../../protocol';
 
 /** Webview options that allow only our dist/ and media/ folders. */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions & vscode.WebviewPanelOptions {
@@ -24,8 +25,8 @@ export function openWebviewPanel(extensionUri: vscode.Uri, viewType: string, tit
   return panel;
 }
 
-/** The page for webview bundle `dist/webview/<bundle>.js`. */
-export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, bundle: string, title: string): string {
+/** The page for panel `bundle`'s script, `dist/webview/<bundle>.js`. */
+export function webviewHtml(webview: vscode.Webview, extensionUri: vscode.Uri, bundle: PanelKind, title: string): string {
   const nonce = crypto.randomBytes(16).toString('base64');
   const script = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', `${bundle}.js`));
   const css = webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', 'webview.css'));

@@ -5,11 +5,11 @@ import { CHOICES, type RateParams } from '../../protocol';
 import { resolveModel } from '../../core/models/hubDownload';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings } from '../../core/reward/store';
-import { compareDir } from '../../core/studio/compare';
 import { runComparison } from '../../core/studio/compareRun';
 import { exportLoraFile } from '../../core/studio/exportLora';
 import { fineTuneExperiment } from '../../core/studio/fineTune';
 import { generatePairsInto } from '../../core/studio/generate';
+import { ratingsDir, readRatingLog, summarizeRatings } from '../../core/studio/ratingLog';
 import { resolveInside } from '../../core/fsutil';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
@@ -42,18 +42,13 @@ async function providersFor<K extends WorkerRequestKind>(setting: ExecutionProvi
   return jobProviders(setting ?? 'auto', await machineBackends(), ctx.log);
 }
 
-// The folder whose ratings.jsonl a request writes: the experiment's, or a comparison's inside it.
-function logDir(dir: string, compareId: string | undefined): string {
-  return compareId === undefined ? dir : compareDir(dir, compareId);
-}
-
-/** Handler for `rate`: replies only after the rating is fsynced. */
+/** Handler for `rate`: replies only after the rating is fsynced, with the log as it now reads. */
 export const rateHandler: JobHandler<'rate'> = {
   parse: (raw) => {
     const p = obj(raw);
     const dir = experimentDir(p);
     const compareId = optStr(p, 'compareId');
-    const root = logDir(dir, compareId);
+    const root = ratingsDir(dir, compareId);
     const choice = str(p, 'choice') as RateParams['choice'];
     if (!CHOICES.includes(choice)) throw new Error(`"choice" must be one of ${CHOICES.join(', ')}`);
     const sideOrder = str(p, 'sideOrder');
@@ -65,35 +60,37 @@ export const rateHandler: JobHandler<'rate'> = {
     return { experimentDir: dir, compareId, pairId: str(p, 'pairId'), prompt: typeof p.prompt === 'string' ? p.prompt : '', left, right, choice, sideOrder, repeatOf: optStr(p, 'repeatOf'), elapsedMs };
   },
   async run(r) {
-    const store = PreferenceStore.open(logDir(r.experimentDir, r.compareId));
+    const store = PreferenceStore.open(ratingsDir(r.experimentDir, r.compareId));
     try {
       const rating = store.append({ pairId: r.pairId, prompt: r.prompt, left: r.left, right: r.right, choice: r.choice, sideOrder: r.sideOrder, repeatOf: r.repeatOf, elapsedMs: r.elapsedMs, rater: os.userInfo().username || 'me' });
-      return { ratingId: rating.id, rated: readRatings(logDir(r.experimentDir, r.compareId)).ratings.length };
+      // read back rather than added up here, so the reply also counts what other writers (another window, the CLI) appended
+      return { ratingId: rating.id, ...readRatingLog(r.experimentDir, r.compareId) };
     } finally {
       store.close();
     }
   },
 };
 
-/** Handler for `undo`. */
+/** Handler for `undo`: replies with the log as it reads after the retraction. */
 export const undoHandler: JobHandler<'undo'> = {
   parse: (raw) => {
     const p = obj(raw);
     const dir = experimentDir(p);
     const compareId = optStr(p, 'compareId');
-    logDir(dir, compareId);
+    ratingsDir(dir, compareId);
     return { experimentDir: dir, compareId, ratingId: str(p, 'ratingId') };
   },
   async run(r) {
-    const dir = logDir(r.experimentDir, r.compareId);
-    if (!readRatings(dir).ratings.some((x) => x.id === r.ratingId)) throw new Error(`no rating ${r.ratingId} to undo in ${dir}/ratings.jsonl`);
+    const dir = ratingsDir(r.experimentDir, r.compareId);
+    const ratings = readRatings(dir).ratings;
+    if (!ratings.some((x) => x.id === r.ratingId)) throw new Error(`no rating ${r.ratingId} to undo in ${dir}/ratings.jsonl`);
     const store = PreferenceStore.open(dir);
     try {
       store.retract(r.ratingId);
     } finally {
       store.close();
     }
-    return { rated: readRatings(dir).ratings.length };
+    return summarizeRatings(r.experimentDir, r.compareId, ratings.filter((x) => x.id !== r.ratingId));
   },
 };
 

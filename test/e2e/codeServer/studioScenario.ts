@@ -143,6 +143,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await contextMenu(page, treeRow(page, EXP), 'Compare with Base Model (Blind)');
         const frame = activeWebview(page);
         await frame.getByText('0 / 4 rated').waitFor({ timeout: 90_000 });
+        await frame.getByText('Skipped pairs are not counted in the win rate').waitFor();
         await frame.locator('.prompt').click();
         for (const [i, key] of ['1', '2', '1', 'ArrowLeft'].entries()) {
           await frame.getByRole('img', { name: /Left image for/ }).waitFor();

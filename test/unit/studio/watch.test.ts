@@ -45,3 +45,29 @@ test('only the workspace root, .ddpo and experiment folders are watched, not the
     await w.close();
   }
 });
+
+// The Experiments tree redraws from this watch alone after a rating (the rating panel does not refresh it too).
+test('a rating appended to an experiment\'s or a comparison\'s ratings.jsonl is reported once, for its experiment', { timeout: 15_000 }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
+  const exp = path.join(ws, '.ddpo', 'exp');
+  const cmp = path.join(exp, 'compare', 'epoch-000001-20260101T000000');
+  fs.mkdirSync(cmp, { recursive: true });
+  const rating = (n: number) => JSON.stringify({ kind: 'rating', id: `r${n}`, pairId: `p${n}`, prompt: '', left: 'a.png', right: 'b.png', choice: 'left', time: '', rater: 't', sideOrder: 'ab' }) + '\n';
+  for (const dir of [exp, cmp]) fs.writeFileSync(path.join(dir, 'ratings.jsonl'), rating(0));
+  const seen: (string | undefined)[] = [];
+  const waiters: (() => void)[] = [];
+  const w = watchStudio(ws, (name) => (seen.push(name), waiters.splice(0).forEach((r) => r())));
+  try {
+    await w.ready;
+    for (const dir of [exp, cmp]) {
+      seen.length = 0;
+      const change = nextChange(waiters);
+      fs.appendFileSync(path.join(dir, 'ratings.jsonl'), rating(1));
+      await change;
+      await new Promise((r) => setTimeout(r, 400));
+      assert.deepEqual(seen, ['exp'], `one change for ${path.relative(ws, dir)}/ratings.jsonl`);
+    }
+  } finally {
+    await w.close();
+  }
+});

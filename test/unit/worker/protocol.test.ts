@@ -1,15 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProtocolError, parseHostToWorker, parseWebviewMessage, parseWorkerToHost } from '../../../src/protocol';
+import { ProtocolError, parseHostToWorker, parsePanelMessage, parseWorkerToHost } from '../../../src/protocol';
 
 test('webview messages with the right shape pass, anything else is rejected with the field named', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'addPrompt', prompt: 'a cat' }), { type: 'addPrompt', prompt: 'a cat' });
-  assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
-  assert.throws(() => parseWebviewMessage({ type: 'addPrompt', prompt: 42 }), /field "prompt" should be string/);
-  assert.throws(() => parseWebviewMessage({ type: 'rm -rf' }), /unknown type "rm -rf"/);
-  assert.throws(() => parseWebviewMessage('ready'), ProtocolError);
-  assert.throws(() => parseWebviewMessage(null), ProtocolError);
-  assert.throws(() => parseWebviewMessage({ type: 'toString' }), /unknown type/);
+  assert.deepEqual(parsePanelMessage('experiment', { type: 'addPrompt', prompt: 'a cat' }), { type: 'addPrompt', prompt: 'a cat' });
+  assert.deepEqual(parsePanelMessage('experiment', { type: 'ready' }), { type: 'ready' });
+  assert.throws(() => parsePanelMessage('experiment', { type: 'addPrompt', prompt: 42 }), /field "prompt" should be string/);
+  assert.throws(() => parsePanelMessage('experiment', { type: 'rm -rf' }), /unknown type "rm -rf"/);
+  assert.throws(() => parsePanelMessage('experiment', 'ready'), ProtocolError);
+  assert.throws(() => parsePanelMessage('experiment', null), ProtocolError);
+  assert.throws(() => parsePanelMessage('experiment', { type: 'toString' }), /unknown type/);
 });
 
 test('worker-side validation rejects requests without a numeric id or object params', () => {

@@ -1,0 +1,40 @@
+/**
+ * A ratings log as the rating panel sees it: how many count, how consistent the rater is, what Undo takes back, what
+ * the queue leaves out or brings back, and in a blind comparison the win rate. Worked out wherever the log was just
+ * read (the worker after each rating), so nobody reads it again to redraw.
+ */
+import { raterConsistency } from '../reward/consistency';
+import { readRatings } from '../reward/store';
+import type { Rating } from '../reward/types';
+import { compareDir, compareResult, listComparisons } from './compare';
+import { dueRepeats } from './pairs';
+
+/** The folder whose `ratings.jsonl` holds an experiment's ratings, or those of its comparison `compareId`. */
+export function ratingsDir(experimentDir: string, compareId: string | undefined): string {
+  return compareId === undefined ? experimentDir : compareDir(experimentDir, compareId);
+}
+
+/** Reads and summarizes the ratings of an experiment, or of its comparison `compareId`. */
+export function readRatingLog(experimentDir: string, compareId?: string) {
+  return summarizeRatings(experimentDir, compareId, readRatings(ratingsDir(experimentDir, compareId)).ratings);
+}
+
+/**
+ * Summarizes `ratings`, the effective ratings of an experiment's log or of its comparison `compareId`'s log (the
+ * fields are those of `RatingLogView` in src/protocol.ts: the worker sends this as its reply).
+ */
+export function summarizeRatings(experimentDir: string, compareId: string | undefined, ratings: Rating[]) {
+  const c = raterConsistency(ratings);
+  const last = ratings.at(-1);
+  const manifest = compareId === undefined ? undefined : listComparisons(experimentDir).find((m) => m.id === compareId);
+  return {
+    rated: ratings.length,
+    consistency: c.repeats > 0 && Number.isFinite(c.estimatedConsistency) ? c.estimatedConsistency : null,
+    repeats: c.repeats,
+    last: last ? { id: last.id, pairId: last.pairId, ...(last.repeatOf ? { repeatOf: last.repeatOf } : {}) } : null,
+    ratedPairs: [...new Set(ratings.map((r) => r.pairId))],
+    // a blind comparison shows each pair once: no repeats
+    dueRepeats: compareId === undefined ? dueRepeats(ratings) : [],
+    ...(manifest ? { winRate: compareResult(experimentDir, manifest, ratings).winRate } : {}),
+  };
+}
