@@ -13,18 +13,7 @@ import { CHOICES, parseWebviewMessage, type HostToWebview, type RatingView, type
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { executionProviderSetting } from '../settings';
-import { rememberPanel } from './restore';
-
-/** What a rating panel rates. */
-export interface RatingSource {
-  mode: 'rate' | 'compare';
-  experiment: string;
-  experimentDir: string;
-  /** Needed to generate pairs (mode 'rate'). */
-  modelDir?: string;
-  compareId?: string;
-  target: number;
-}
+import { rememberPanel, type RatingSource } from './restore';
 
 /** Pairs kept ready ahead of the one on screen, and how many are generated per worker job. */
 const PREFETCH = 4;

@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { Services } from '../services';
-import type { RatingSource } from './ratingPanel';
+
+/** What a rating panel rates. */
+export interface RatingSource {
+  mode: 'rate' | 'compare';
+  experiment: string;
+  experimentDir: string;
+  /** Needed to generate pairs (mode 'rate'). */
+  modelDir?: string;
+  compareId?: string;
+  target: number;
+}
 
 /** What a restorable panel shows. */
 export type SavedPanel = { kind: 'rating'; src: RatingSource } | { kind: 'dashboard'; experimentDir: string };
