@@ -4,7 +4,7 @@
  *   OURS*.json from `ddpo bench ... --out` (several runs are merged), ANCHOR.json from `python3 .device/anchor_torch.py > anchor.json`.
  */
 import { readFileSync } from 'node:fs';
-import { AnchorResult, OursResult, compareWithAnchor, renderComparison } from '../src/core/runtime/benchCompare';
+import { AnchorResult, OursResult, compareWithAnchor, renderComparison } from '../src/core/bench/compare';
 
 const [anchorFile, ...oursFiles] = process.argv.slice(2);
 if (!anchorFile || !oursFiles.length) {

@@ -1,6 +1,6 @@
 import { CliCommand, CliIO, parseFlags } from './command';
-import { benchGenerate } from '../core/diffusion/bench';
-import { parseExecutionProvider } from '../core/models/ortModel';
+import { benchGenerate } from '../core/bench/generate';
+import { parseExecutionProvider } from '../core/runtime/providers';
 import { numberFlag, openPipeline, pixelFlag, toLatent } from './generate';
 
 /** `ddpo bench generate`: UNet evaluations per second and images per second on one execution provider. */

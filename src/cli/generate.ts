@@ -2,7 +2,7 @@ import { CliCommand, CliIO, parseFlags } from './command';
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import { generateImages, saveGeneratedPng } from '../core/diffusion/generate';
 import { useFastUnet } from '../core/diffusion/fastUnet';
-import { parseExecutionProvider } from '../core/models/ortModel';
+import { parseExecutionProvider } from '../core/runtime/providers';
 import { resolveModel } from '../core/models/hubDownload';
 import { homedir } from 'node:os';
 import { join } from 'node:path';

@@ -1,26 +1,11 @@
 /** What a gradient rule sees: the forward node, static shapes, and helpers that emit standard ONNX nodes. */
 import { A, GraphBuilder } from '../onnx/builder';
-import { AttrValue, DataType, Node, Tensor, makeTensor } from '../onnx/ir';
+import { AttrValue, DataType, Node, makeTensor } from '../onnx/ir';
 import { ConstFolder } from './fold';
-
-/** Static element type and dims of a tensor (what `inferShapes` returns); `value` when it is a known constant. */
-export interface ShapeInfo {
-  elemType: DataType;
-  dims: number[];
-  value?: Tensor;
-}
-
-export type ShapeMap = Map<string, ShapeInfo>;
+import type { ShapeMap } from './types';
 
 /** Gradient of each input (null: none or not wanted), given the gradients of the node's outputs. */
 export type GradRule = (c: GradCtx, gy: Array<string | null>) => Array<string | null | undefined>;
-
-const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, 16 /* BFLOAT16 */]);
-
-/** True for element types that carry gradients. */
-export function isFloatType(t: DataType | undefined): boolean {
-  return t === undefined || FLOAT_TYPES.has(t);
-}
 
 /** Per-node view for rules; `begin` retargets it to the next forward node. */
 export class GradCtx {

@@ -1,6 +1,6 @@
 /** Reads small integer constants (Slice starts, Split sizes, Pad pads) through Shape/Gather/Concat chains. */
 import { DataType, Graph, Node, Tensor, toNumbers } from '../onnx/ir';
-import { isFloatType, type ShapeMap } from './context';
+import { isFloatType, type ShapeMap } from './types';
 
 const MAX_FOLD_ELEMS = 64;
 

@@ -1,7 +1,8 @@
 /** Reverse-mode autodiff over an ONNX graph: appends gradient nodes built from standard ONNX ops. */
 import { GraphBuilder } from '../onnx/builder';
 import { DataType, Graph, Model, Node, Tensor, cloneModel, makeTensor, onnxOpset, topoSort } from '../onnx/ir';
-import { GradCtx, ShapeMap, isFloatType } from './context';
+import { GradCtx } from './context';
+import { ShapeMap, isFloatType } from './types';
 import { ConstFolder } from './fold';
 import { DIFF_INPUTS, NON_DIFFERENTIABLE, RULES } from './rules';
 import { RecomputeReport, recomputeAttention } from './recompute';

@@ -6,7 +6,7 @@
  */
 import { DataType, Model, Node, makeTensor, topoSort } from '../onnx/ir';
 import { A } from '../onnx/builder';
-import type { ShapeMap } from './context';
+import type { ShapeMap } from './types';
 
 /** Ops cheap enough to run again: the attention-score chain (MatMul, scale, mask) and the Softmax itself. */
 const RECOMPUTABLE = new Set(['Softmax', 'MatMul', 'Mul', 'Div', 'Add', 'Transpose', 'Reshape']);

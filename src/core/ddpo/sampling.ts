@@ -1,6 +1,6 @@
 /** The sampling half of a DDPO epoch: prompts, images with trajectories and log-probs, and their rewards. */
 import type { GaussianRng } from '../diffusion/rng';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 import type { DdpoConfig } from './config';
 import type { Policy, RewardFn } from './types';
 import { assertFinite, namingMemorySetting } from './guards';

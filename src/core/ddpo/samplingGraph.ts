@@ -1,7 +1,7 @@
 /** The DDPO policy's sampling graph: the UNet with LoRA inputs, attention fused where it matches, in the provider's precision. */
 import type { Model } from '../onnx/ir';
 import { injectLora, type LoraAdapter, type LoraConfig } from '../train/lora';
-import { inferenceGraph, type InferenceGraph, type InferenceGraphOptions } from '../runtime/inferenceGraph';
+import { inferenceGraph, type InferenceGraph, type InferenceGraphOptions } from '../diffusion/inferenceGraph';
 
 /** How the sampling graph is built: {@link InferenceGraphOptions} with the LoRA to inject. */
 export interface SamplingGraphOptions extends Omit<InferenceGraphOptions, 'keep'> {

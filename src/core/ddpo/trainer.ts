@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { appendLineDurable, atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 import { globalAdvantages, meanStd, PerPromptStatTracker, perPromptStats } from './advantages';
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint';
 import { DEFAULT_DDPO_CONFIG, type DdpoConfig } from './config';

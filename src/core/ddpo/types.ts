@@ -1,6 +1,6 @@
 /** What the DDPO loop needs from a diffusion policy and a reward, kept small so fakes can stand in for tests. */
 import type { SafeTensor } from '../safetensors';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 
 /** Scores images; one number per image, same order. `metadata[k]` is whatever the prompt source attached to prompt k. */
 export type RewardFn = (images: ImageRGB[], prompts: string[], metadata: Record<string, unknown>[]) => Promise<number[]>;

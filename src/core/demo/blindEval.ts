@@ -3,7 +3,7 @@ import type { Policy } from '../ddpo/types';
 import { mulberry32 } from '../random';
 import type { SimulatedRater } from '../reward/sim';
 import { winRateWithCI, type RateWithCI } from '../reward/stats';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 import type { SampleSettings } from './pairs';
 
 /** Images of every held-out prompt (rows) and seed (columns), rendered by one model state. */

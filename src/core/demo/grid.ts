@@ -1,6 +1,6 @@
 /** The before/after picture: one row per held-out prompt, base images on the left, tuned images on the right. */
 import type { RasterImage } from '../image/png';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 
 /** One row of the grid: images of one prompt, base and tuned, in the same seed order. */
 export interface GridRow {

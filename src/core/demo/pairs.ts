@@ -6,7 +6,7 @@ import { encodePng } from '../image/png';
 import { schedulePairs, type SampleRef } from '../reward/schedule';
 import type { SimulatedRater } from '../reward/sim';
 import { PreferenceStore, readRatings } from '../reward/store';
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 
 /** How images are sampled everywhere in the demo (the same settings DDPO trains with). */
 export interface SampleSettings {

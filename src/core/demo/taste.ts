@@ -1,5 +1,5 @@
 /** The demo's simulated rater: a person who likes big shapes, which the base model draws only as often as small ones. */
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from '../image/rgb';
 import { SimulatedRater } from '../reward/sim';
 import { measureImage } from '../tiny/measure';
 

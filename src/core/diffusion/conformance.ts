@@ -4,7 +4,7 @@ import { readSafetensors, toFloat32 } from '../safetensors';
 import { loadClipTokenizer } from './tokenizer';
 import { StableDiffusionPipeline } from './pipeline';
 import { sampleDdim } from './sampler';
-import { OrtModel, tensorFor, tensorToFloat32 } from '../models/ortModel';
+import { OrtModel, tensorFor, tensorToFloat32 } from '../runtime/ortModel';
 
 /** One conformance check: worst error relative to the reference's largest magnitude. */
 export interface ConformanceResult {

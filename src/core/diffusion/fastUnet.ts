@@ -6,10 +6,10 @@
 import type * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/proto';
 import { releaseWeights, type Model } from '../onnx/ir';
-import { inferenceGraph } from '../runtime/inferenceGraph';
+import { inferenceGraph } from './inferenceGraph';
 import type { SessionProviders } from '../runtime/sessionProviders';
-import { createSession, runModel, type FeedValue } from '../train/ortRun';
-import { unetRoles, type UnetRoles } from '../train/objective';
+import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
+import { unetRoles, type UnetRoles } from './unetRoles';
 import type { Embeddings, StableDiffusionPipeline, UnetRunner } from './pipeline';
 
 /** How the rebuilt UNet computes. */

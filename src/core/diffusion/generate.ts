@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StableDiffusionPipeline } from './pipeline';
-import { SampleResult, sampleDdim } from './sampler';
+import { sampleDdim } from './sampler';
+import type { SampleResult } from './sampleRequest';
 import { RasterImage, encodePng } from '../image/png';
 
 /** Settings of one generation job; image k uses seed + k. */

@@ -2,7 +2,8 @@ import type * as ort from 'onnxruntime-node';
 import { ClipTokenizer, loadClipTokenizer } from './tokenizer';
 import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
 import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
-import { ExecutionProvider, IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../models/ortModel';
+import { IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../runtime/ortModel';
+import type { ExecutionProvider } from '../runtime/providers';
 import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Options for {@link StableDiffusionPipeline.load}. */

@@ -1,12 +1,12 @@
 /** DDIM sampling with the step as an ONNX graph: UNet output -> step graph -> next UNet input, tensors chained. */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/proto';
-import { readFloat32, tensorFor } from '../models/ortModel';
+import { readFloat32, tensorFor } from '../runtime/ortModel';
 import { ddimCoefficients } from './ddim';
 import { buildDdimStepGraph, ddimGraphCoefficients, DdimGraphSpec } from './ddimGraph';
 import { StableDiffusionPipeline } from './pipeline';
-import type { SampleRequest, SampleResult } from './sampler';
-import { prepareSampling } from './sampler';
+import type { SampleRequest, SampleResult } from './sampleRequest';
+import { prepareSampling } from './sampleRequest';
 
 /**
  * True for providers whose outputs can stay in GPU buffers between sessions. Not WebGPU: on an H200 (2026-11-26)

@@ -1,4 +1,4 @@
-import type { ImageRGB } from '../reward/types';
+import type { ImageRGB } from './rgb';
 import { AC_CHROMA, AC_LUMA, CHROMA_QUANT, DC_CHROMA, DC_LUMA, LUMA_QUANT, ZIGZAG, type HuffmanSpec } from './jpegTables';
 
 /** Options for encodeJpeg. */

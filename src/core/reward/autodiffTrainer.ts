@@ -7,7 +7,7 @@ import { GraphBuilder } from '../onnx/builder';
 import { DataType, emptyGraph, makeModel, type Model } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import { appendBradleyTerryLoss } from '../train/losses';
-import { createSession, runModel, type FeedValue } from '../train/ortRun';
+import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
 import type { HeadParams, PairExample, RewardHead } from './head';
 import { HeadAdamW, type AdamWOptions, type HeadTrainer } from './trainer';
 

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { decodePng } from '../image/png';
 import { statsFeatures, STATS_FEATURE_DIM } from './features';
-import type { ImageRGB } from './types';
+import type { ImageRGB } from '../image/rgb';
 
 /** Turns images into fixed-length feature vectors for a reward head. */
 export interface Backbone {

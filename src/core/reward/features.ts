@@ -1,4 +1,4 @@
-import type { ImageRGB } from './types';
+import type { ImageRGB } from '../image/rgb';
 
 /** Foreground measurements of an image whose subject differs from its border colour. */
 export interface ForegroundStats {

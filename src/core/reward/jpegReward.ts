@@ -1,5 +1,5 @@
 import { encodeJpeg } from '../image/jpeg';
-import type { ImageRGB } from './types';
+import type { ImageRGB } from '../image/rgb';
 
 /** Size in kB (bytes/1000) of the image as a quality-95 4:2:0 JPEG, as in the DDPO paper. */
 export function jpegSizeKB(img: ImageRGB): number {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Backbone } from './backbone';
-import type { ImageRGB } from './types';
+import type { ImageRGB } from '../image/rgb';
 
 /** CLIP's published preprocessing constants (used when the model folder does not say otherwise). */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];

@@ -1,10 +1,4 @@
-/** An 8-bit RGB image, row-major, 3 bytes per pixel (HWC). */
-export interface ImageRGB {
-  width: number;
-  height: number;
-  /** RGB HWC, length width*height*3. */
-  data: Uint8Array;
-}
+import type { ImageRGB } from '../image/rgb';
 
 /** What the rater answered for one shown pair. */
 export type Choice = 'left' | 'right' | 'tie' | 'skip';

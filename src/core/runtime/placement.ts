@@ -1,6 +1,6 @@
 /** Which execution provider each node ran on, read from onnxruntime's verbose session log. */
 import { spawn } from 'node:child_process';
-import type { ExecutionProvider } from '../models/ortModel';
+import type { ExecutionProvider } from './providers';
 
 /** Nodes per provider, e.g. `{ WebGpuExecutionProvider: 1650, CPUExecutionProvider: 4 }`, and the CPU ones by name. */
 export interface NodePlacement {

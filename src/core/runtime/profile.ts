@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as ort from 'onnxruntime-node';
-import type { ExecutionProvider } from '../models/ortModel';
+import type { ExecutionProvider } from './providers';
 
 /** One op type's share of a profiled run. */
 export interface OpTime {

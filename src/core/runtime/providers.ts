@@ -2,7 +2,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import type { ExecutionProvider } from '../models/ortModel';
+
+/** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+
+/** Parses a user-given EP name, failing with the list of valid ones. */
+export function parseExecutionProvider(s: string): ExecutionProvider {
+  const all: ExecutionProvider[] = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
+  if ((all as string[]).includes(s)) return s as ExecutionProvider;
+  throw new Error(`Unknown execution provider '${s}'; use one of ${all.join(', ')}`);
+}
 
 /** What the user may ask for; `auto` picks the best provider this platform and onnxruntime build offer. */
 export type ProviderSetting = 'auto' | ExecutionProvider;

@@ -3,12 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
-import type { ExecutionProvider } from '../models/ortModel';
 import { placementFromProfile, type NodePlacement } from './placement';
 import { profileFiles } from './profile';
 import { DataType, emptyGraph, makeModel } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
-import { openWithFallback, providerList, type OpenedSession, type ProviderOptions } from './providers';
+import { openWithFallback, providerList, type ExecutionProvider, type OpenedSession, type ProviderOptions } from './providers';
 
 /** Which providers a session tries, best first (CPU last), with per-provider options. */
 export interface SessionProviders {

@@ -11,7 +11,7 @@ import { ClipTokenizer } from '../diffusion/tokenizer';
 import { makeDdimSchedule, parseDdimConfig } from '../diffusion/ddim';
 import { GaussianRng } from '../diffusion/rng';
 import { AdamW, clipGradNorm } from '../train/adamw';
-import { createSession, runModel } from '../train/ortRun';
+import { createSession, runModel } from '../runtime/ortRun';
 import { mulberry32 } from '../random';
 import { caption, captionWords, randomScene, renderScene } from './scenes';
 import { buildVocab, writeTokenizerFolder } from './vocab';

@@ -4,7 +4,7 @@ import { GraphBuilder, A } from '../onnx/builder';
 import { cloneModel, DataType, Model } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import { buildGradientGraph } from '../autodiff/gradient';
-import { createSession, FeedValue, runModel } from '../train/ortRun';
+import { createSession, FeedValue, runModel } from '../runtime/ortRun';
 
 /** Names of a built UNet's trainable weights (the state-dict-named float initializers, not the constants). */
 export function trainableWeights(unet: Model): string[] {

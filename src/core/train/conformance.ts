@@ -8,9 +8,10 @@ import { ConformanceResult, checkSampler, checkTextEncoder, checkTokenizer, chec
 import { ddimCoefficients, makeDdimSchedule, parseDdimConfig } from '../diffusion/ddim';
 import { DEFAULT_LORA_TARGETS } from './loraTargets';
 import { LoraWeights, readLora } from './loraFile';
-import { ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective, unetRoles } from './objective';
+import { ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective } from './objective';
+import { unetRoles } from '../diffusion/unetRoles';
 import { TrainingSession } from './session';
-import { FeedValue, createSession, runModel } from './ortRun';
+import { FeedValue, createSession, runModel } from '../runtime/ortRun';
 
 export type { ConformanceResult } from '../diffusion/conformance';
 

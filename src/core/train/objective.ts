@@ -1,31 +1,10 @@
 /** Wraps a UNet graph with a training objective: the DDPO policy-gradient step, or a dot-product (VJP) loss. */
 import { GraphBuilder } from '../onnx/builder';
-import { DataType, Dim, Model, ValueInfo, cloneModel, onnxOpset } from '../onnx/ir';
+import { DataType, Dim, Model, cloneModel, onnxOpset } from '../onnx/ir';
 import { DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
+import { unetRoles, type UnetRoles } from '../diffusion/unetRoles';
 import { PpoConfig, appendDdpoLoss, appendDotLoss } from './losses';
-import { FeedValue } from './ortRun';
-
-/** The UNet's input/output roles, found by rank and name. */
-export interface UnetRoles {
-  sample: ValueInfo;
-  timestep: ValueInfo;
-  encoderHiddenStates: ValueInfo;
-  output: ValueInfo;
-}
-
-/** Finds sample (rank 4), timestep (name or rank ≤ 1) and encoder_hidden_states (rank 3) among a UNet's inputs. */
-export function unetRoles(model: Model): UnetRoles {
-  const ins = model.graph.inputs.filter((v) => !model.graph.initializers.has(v.name));
-  const sample = ins.find((v) => v.shape?.length === 4);
-  const encoderHiddenStates = ins.find((v) => v.shape?.length === 3);
-  const timestep = ins.find((v) => /time/i.test(v.name)) ?? ins.find((v) => v !== sample && (v.shape?.length ?? 0) <= 1);
-  const output = model.graph.outputs[0];
-  if (!sample || !timestep || !encoderHiddenStates || !output) {
-    throw new Error(`cannot tell the UNet's inputs apart (${ins.map((v) => `${v.name}${JSON.stringify(v.shape)}`).join(', ')}); ` +
-      'expected sample [batch,4,h,w], timestep [batch] or [] and encoder_hidden_states [batch,seq,dim]');
-  }
-  return { sample, timestep, encoderHiddenStates, output };
-}
+import { FeedValue } from '../runtime/ortRun';
 
 /** Renames a value everywhere it is produced or read. */
 function renameValue(model: Model, from: string, to: string): void {

@@ -7,9 +7,9 @@ import { buildGradientGraph, lossSeedOf } from '../autodiff/gradient';
 import { RECOMPUTE_ATTENTION_DEFAULT } from '../autodiff/recompute';
 import { InjectedLora, LoraAdapter, LoraConfig, initLoraWeights, injectLora, loraFeeds } from './lora';
 import { LoraWeights } from './loraFile';
-import { FeedValue, createSession, runModel } from './ortRun';
+import { FeedValue, createSession, runModel } from '../runtime/ortRun';
 import type { SessionProviders } from '../runtime/sessionProviders';
-import { toFloat16 } from '../runtime/fp16';
+import { toFloat16 } from '../onnx/fp16';
 import { LossScaler } from './lossScale';
 
 /** How to build a {@link TrainingSession}. */

@@ -11,7 +11,8 @@ import { experimentNameProblem } from '../../core/experiment/store';
 import { hubEndpoint } from '../../core/models/hubDownload';
 import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
-import { requireStore, type Services } from '../services';
+import type { Services } from '../services';
+import { requireStore } from '../workspaceStore';
 import { EMBEDDED_MODEL_ID, embeddedModelDir, hasEmbeddedModel } from '../studio/models';
 
 /** Prompts offered for the embedded model, which knows only shapes, colours, sizes and positions. */

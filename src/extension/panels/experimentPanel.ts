@@ -4,7 +4,8 @@ import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import { EXPERIMENT_FILE } from '../../core/experiment/schema';
 import { panelReceiver, type ExperimentToHost, type ExperimentView, type HostToExperiment } from '../../protocol';
-import { requireStore, type Services } from '../services';
+import type { Services } from '../services';
+import { requireStore } from '../workspaceStore';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 const panels = new Map<string, vscode.WebviewPanel>();

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import type { StudioNode } from '../../core/studio/treeModel';
-import { requireStore } from '../services';
+import { requireStore } from '../workspaceStore';
 
 /** An experiment a command acts on. */
 export interface PickedExperiment {

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { readSummary } from '../../core/studio/summary';
 import { buildStudioTree, type StudioNode } from '../../core/studio/treeModel';
-import { currentStore } from '../services';
+import { currentStore } from '../workspaceStore';
 
 /** Command run when an experiment row is clicked. */
 export const OPEN_EXPERIMENT_COMMAND = 'ddpoStudio.openExperiment';

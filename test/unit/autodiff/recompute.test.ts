@@ -7,7 +7,7 @@ import { loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { Model } from '../../../src/core/onnx/ir';
 import { dotObjective } from '../../../src/core/train/objective';
-import { createSession, runModel, type FeedValue } from '../../../src/core/train/ortRun';
+import { createSession, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
 import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
 

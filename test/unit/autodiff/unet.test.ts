@@ -8,7 +8,7 @@ import { buildGradientGraph } from '../../../src/core/autodiff/gradient';
 import { Model, makeTensor } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
-import type { ShapeMap } from '../../../src/core/autodiff/context';
+import type { ShapeMap } from '../../../src/core/autodiff/types';
 import { SafeTensor, readSafetensors } from '../../../src/core/safetensors';
 import { ortShapes, session } from './ortRun';
 

@@ -6,7 +6,7 @@ import { parseDdpoConfig, type DdpoConfig } from '../../../src/core/ddpo/config'
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { runDdpo, type DdpoRunResult } from '../../../src/core/ddpo/trainer';
 import type { RewardFn } from '../../../src/core/ddpo/types';
-import type { ImageRGB } from '../../../src/core/reward/types';
+import type { ImageRGB } from '../../../src/core/image/rgb';
 import { ToyPolicy } from './toyPolicy';
 
 /** Mean pixel value in [0, 1]: a reward the toy can learn within a few epochs. */

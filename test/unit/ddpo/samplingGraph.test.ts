@@ -8,7 +8,7 @@ import { loadModel } from '../../../src/core/onnx/proto';
 import { buildSamplingGraph } from '../../../src/core/ddpo/samplingGraph';
 import { injectLora, loraFeeds } from '../../../src/core/train/lora';
 import { readLora } from '../../../src/core/train/loraFile';
-import { createSession, runModel, type FeedValue } from '../../../src/core/train/ortRun';
+import { createSession, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
 import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
 

@@ -5,7 +5,7 @@
  */
 import { ddimCoefficients, ddimStepWithLogProb, ddimTimesteps, makeDdimSchedule, parseDdimConfig } from '../../../src/core/diffusion/ddim';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
-import type { ImageRGB } from '../../../src/core/reward/types';
+import type { ImageRGB } from '../../../src/core/image/rgb';
 import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from '../../../src/core/ddpo/types';
 
 const SCHEDULE = makeDdimSchedule(parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000, set_alpha_to_one: false, steps_offset: 1, clip_sample: false }));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { cloneModel, releaseWeights } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
-import { OrtModel } from '../../../src/core/models/ortModel';
+import { OrtModel } from '../../../src/core/runtime/ortModel';
 
 const UNET = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');
 

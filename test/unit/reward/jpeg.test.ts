@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { encodeJpeg, scaledQuantTable } from '../../../src/core/image/jpeg';
 import { AC_CHROMA, AC_LUMA, LUMA_QUANT } from '../../../src/core/image/jpegTables';
 import { jpegCompressibility, jpegIncompressibility } from '../../../src/core/reward/jpegReward';
-import type { ImageRGB } from '../../../src/core/reward/types';
+import type { ImageRGB } from '../../../src/core/image/rgb';
 
 function testImage(w: number, h: number, noise: number, seed = 1): ImageRGB {
   let s = seed;

@@ -5,7 +5,7 @@ import type { PairExample } from '../../../src/core/reward/head';
 import { renderShape } from '../../../src/core/reward/sim';
 import { fitHead } from '../../../src/core/reward/trainer';
 import { mulberry32 } from '../../../src/core/random';
-import type { ImageRGB } from '../../../src/core/reward/types';
+import type { ImageRGB } from '../../../src/core/image/rgb';
 
 const square = (cx: number, cy: number, radius: number) => renderShape({ shape: 'square', cx, cy, radius, color: [250, 250, 250], background: [20, 20, 120] });
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClipTokenizer } from '../../../src/core/diffusion/tokenizer';
-import { createSession, runModel } from '../../../src/core/train/ortRun';
+import { createSession, runModel } from '../../../src/core/runtime/ortRun';
 import { buildTinyTextEncoder, TINY_TEXT_DIM } from '../../../src/core/tiny/textEncoder';
 import { buildVocab } from '../../../src/core/tiny/vocab';
 import { captionWords } from '../../../src/core/tiny/scenes';

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
-import { createSession, initializerBytes, openModel, runModel, type FeedValue } from '../../../src/core/train/ortRun';
+import { createSession, initializerBytes, openModel, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { TrainingSession } from '../../../src/core/train/session';
 import { mulberry32 } from '../../../src/core/random';
 

@@ -6,7 +6,7 @@ import { readSafetensors } from '../../../src/core/safetensors';
 import { findLoraTargets } from '../../../src/core/train/loraTargets';
 import { initLoraWeights, injectLora, loraFeeds, mergeLora } from '../../../src/core/train/lora';
 import { LoraWeights, readLora } from '../../../src/core/train/loraFile';
-import { createSession, runModel } from '../../../src/core/train/ortRun';
+import { createSession, runModel } from '../../../src/core/runtime/ortRun';
 import { maxRelError } from '../../../src/core/diffusion/conformance';
 import { REFERENCE_SD, SKIP_NO_FIXTURES, stripNodeNames } from './fixture';
 import { randomValues, tinyLinearModel } from './tinyModels';

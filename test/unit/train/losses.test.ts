@@ -6,7 +6,7 @@ import { specialize } from '../../../src/core/onnx/specialize';
 import { buildGradientGraph } from '../../../src/core/autodiff/gradient';
 import { ddimStepWithLogProb } from '../../../src/core/diffusion/ddim';
 import { appendBradleyTerryLoss, appendDdpoLoss, appendMseLoss } from '../../../src/core/train/losses';
-import { createSession, runModel } from '../../../src/core/train/ortRun';
+import { createSession, runModel } from '../../../src/core/runtime/ortRun';
 import { randomValues } from './tinyModels';
 
 const B = 2, CHW = [2, 2, 3], N = 12;

@@ -7,7 +7,7 @@ import { DataType, Model } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { TrainingSession } from '../../../src/core/train/session';
 import { LossScaler } from '../../../src/core/train/lossScale';
-import type { FeedValue } from '../../../src/core/train/ortRun';
+import type { FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
 
 const UNET = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');

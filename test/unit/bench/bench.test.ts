@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { runCli } from '../../../src/cli/dispatch';
 import { benchCommands } from '../../../src/cli/bench';
-import { compareWithAnchor, renderComparison } from '../../../src/core/runtime/benchCompare';
+import { compareWithAnchor, renderComparison } from '../../../src/core/bench/compare';
 import { summarizeProfile } from '../../../src/core/runtime/profile';
 import { needsFixtures } from '../diffusion/fixtures';
 

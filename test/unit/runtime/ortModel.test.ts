@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { parseExecutionProvider, tensorFor, tensorToFloat32 } from '../../../src/core/models/ortModel';
+import { tensorFor, tensorToFloat32 } from '../../../src/core/runtime/ortModel';
+import { parseExecutionProvider } from '../../../src/core/runtime/providers';
 
 test('host values are fed as the element type the model declares', () => {
   const spec = (type: ort.Tensor.Type) => ({ name: 'x', type, shape: ['batch'] });

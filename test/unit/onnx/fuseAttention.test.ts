@@ -6,8 +6,8 @@ import { Model } from '../../../src/core/onnx/ir';
 import { encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
-import { unetDimOverrides } from '../../../src/core/runtime/benchUnet';
-import { fuseAttention } from '../../../src/core/runtime/fuseAttention';
+import { unetDimOverrides } from '../../../src/core/diffusion/unetRoles';
+import { fuseAttention } from '../../../src/core/onnx/fuseAttention';
 import { needsFixtures, referenceSd } from '../diffusion/fixtures';
 
 const TINY_UNET = join(__dirname, '../../../media/tiny-model/unet/model.onnx');

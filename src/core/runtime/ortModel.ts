@@ -1,17 +1,8 @@
 import * as ort from 'onnxruntime-node';
 import * as nodePath from 'node:path';
 import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
-import { openSession, type SessionProviders } from '../runtime/sessionProviders';
-
-/** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
-
-/** Parses a user-given EP name, failing with the list of valid ones. */
-export function parseExecutionProvider(s: string): ExecutionProvider {
-  const all: ExecutionProvider[] = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
-  if ((all as string[]).includes(s)) return s as ExecutionProvider;
-  throw new Error(`Unknown execution provider '${s}'; use one of ${all.join(', ')}`);
-}
+import type { ExecutionProvider } from './providers';
+import { openSession, type SessionProviders } from './sessionProviders';
 
 /** Declared type and shape of one model input or output (from the session's metadata). */
 export interface IoSpec {

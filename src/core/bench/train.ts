@@ -12,17 +12,17 @@ import { RECOMPUTE_ATTENTION_DEFAULT, type RecomputeReport } from '../autodiff/r
 import { InjectedLora, injectLora, initLoraWeights, loraFeeds } from '../train/lora';
 import { ddpoObjective } from '../train/objective';
 import { loraHalfIo } from '../train/session';
-import { tensorToFloat32 } from '../models/ortModel';
+import { tensorToFloat32 } from '../runtime/ortModel';
 import { isDdpoLossNode } from '../train/losses';
-import { toOrtTensor } from '../train/ortRun';
+import { toOrtTensor } from '../runtime/ortRun';
 import { AdamW } from '../train/adamw';
 import { GaussianRng } from '../diffusion/rng';
-import type { ExecutionProvider } from '../models/ortModel';
-import { BenchUnet, unetDimOverrides } from './benchUnet';
-import { TimingOptions, median, timeRuns } from './benchSample';
-import { ProviderOptions, openWithFallback, providerList } from './providers';
-import { toFloat16 } from './fp16';
-import { ProfileSummary, profileModel } from './profile';
+import { BenchUnet } from './unet';
+import { unetDimOverrides } from '../diffusion/unetRoles';
+import { TimingOptions, median, timeRuns } from './sample';
+import { ProviderOptions, openWithFallback, providerList, type ExecutionProvider } from '../runtime/providers';
+import { toFloat16 } from '../onnx/fp16';
+import { ProfileSummary, profileModel } from '../runtime/profile';
 
 /** What one train step costs. */
 export interface TrainTiming {

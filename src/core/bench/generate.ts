@@ -1,6 +1,7 @@
-import { StableDiffusionPipeline } from './pipeline';
-import { generateImages } from './generate';
-import { unetRows } from './sampler';
+/** Whole-image generation speed: text encoding, denoising and VAE decode timed together through the pipeline. */
+import { StableDiffusionPipeline } from '../diffusion/pipeline';
+import { generateImages } from '../diffusion/generate';
+import { unetRows } from '../diffusion/sampleRequest';
 
 /** Settings of a generation benchmark. */
 export interface BenchOptions {

@@ -1,9 +1,9 @@
 /** A UNet rewritten for inference on a GPU provider: fused attention and float16 compute. */
 import type { Model } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
-import { fuseAttention } from './fuseAttention';
-import { toFloat16 } from './fp16';
-import { unetDimOverrides } from './benchUnet';
+import { fuseAttention } from '../onnx/fuseAttention';
+import { toFloat16 } from '../onnx/fp16';
+import { unetDimOverrides } from './unetRoles';
 
 /** The rewritten graph and what was done to it. */
 export interface InferenceGraph {

@@ -6,9 +6,9 @@ import { loadModel, saveModel } from '../onnx/proto';
 import { buildUNet } from '../graphs/unet';
 import { SD15_UNET_CONFIG } from '../graphs/presets';
 import { specialize } from '../onnx/specialize';
-import { unetRoles } from '../train/objective';
-import { toFloat16 } from './fp16';
-import { fuseAttention } from './fuseAttention';
+import { unetDimOverrides, unetRoles } from '../diffusion/unetRoles';
+import { toFloat16 } from '../onnx/fp16';
+import { fuseAttention } from '../onnx/fuseAttention';
 
 /**
  * How the attention core runs: `decomposed` (standard ops, what training graphs use), `mha` (one
@@ -34,21 +34,6 @@ export interface BenchUnet {
   /** Milliseconds spent building or loading the graph. */
   buildMs?: number;
   parameters?: number;
-}
-
-/** Symbolic dims of the UNet's inputs mapped to values, for `freeDimensionOverrides` (static-shape sessions). */
-export function unetDimOverrides(model: Model, batch: number, latent: number | readonly [number, number], sequence = 77): Record<string, number> {
-  const r = unetRoles(model);
-  const out: Record<string, number> = {};
-  const set = (d: unknown, v: number) => { if (typeof d === 'string') out[d] = v; };
-  const [h, w] = typeof latent === 'number' ? [latent, latent] : latent;
-  set(r.sample.shape?.[0], batch);
-  set(r.sample.shape?.[2], h);
-  set(r.sample.shape?.[3], w);
-  set(r.timestep.shape?.[0], batch);
-  set(r.encoderHiddenStates.shape?.[0], batch);
-  set(r.encoderHiddenStates.shape?.[1], sequence);
-  return out;
 }
 
 /** The reference fixture folder (`<repo>/../shared/fixtures/reference-sd`), from the working directory. */

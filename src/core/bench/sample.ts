@@ -2,12 +2,11 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, Model } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
-import { unetRoles } from '../train/objective';
+import { unetDimOverrides, unetRoles } from '../diffusion/unetRoles';
 import { buildDdimStepGraph } from '../diffusion/ddimGraph';
 import { GaussianRng } from '../diffusion/rng';
-import type { ExecutionProvider } from '../models/ortModel';
-import { AttentionVariant, BenchUnet, unetDimOverrides } from './benchUnet';
-import { ProviderOptions, openWithFallback, providerList } from './providers';
+import { AttentionVariant, BenchUnet } from './unet';
+import { ProviderOptions, openWithFallback, providerList, type ExecutionProvider } from '../runtime/providers';
 
 /** Timing settings shared by the benchmarks. */
 export interface TimingOptions {

@@ -8,7 +8,7 @@ import { DataType, emptyGraph, makeModel, makeTensor, Model } from '../../../src
 import { encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
-import { toFloat16 } from '../../../src/core/runtime/fp16';
+import { toFloat16 } from '../../../src/core/onnx/fp16';
 import { needsFixtures, referenceSd } from '../diffusion/fixtures';
 
 async function run(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
@@ -79,10 +79,10 @@ test('normalisations run in float32 and a shared weight gets a float32 copy next
 });
 
 test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the float32 LoRA gradients to about 1%', { skip: needsFixtures }, async () => {
-  const { resolveBenchUnet } = await import('../../../src/core/runtime/benchUnet');
-  const { buildDdpoTrainGraph } = await import('../../../src/core/runtime/benchTrain');
+  const { resolveBenchUnet } = await import('../../../src/core/bench/unet');
+  const { buildDdpoTrainGraph } = await import('../../../src/core/bench/train');
   const { initLoraWeights, loraFeeds } = await import('../../../src/core/train/lora');
-  const { toOrtTensor } = await import('../../../src/core/train/ortRun');
+  const { toOrtTensor } = await import('../../../src/core/runtime/ortRun');
   const { GaussianRng } = await import('../../../src/core/diffusion/rng');
   const { cloneModel, numel } = await import('../../../src/core/onnx/ir');
   const g = buildDdpoTrainGraph(resolveBenchUnet('fixture', os.tmpdir()), 16);

@@ -6,9 +6,9 @@ import * as ort from 'onnxruntime-node';
 import { DataType, Model, ValueInfo } from '../onnx/ir';
 import { encodeModel, saveModel } from '../onnx/proto';
 import { float32ToHalfBits } from '../safetensors';
-import { tensorToFloat32 } from '../models/ortModel';
-import type { OpenedSession } from '../runtime/providers';
-import { CPU_ONLY, openSession, type SessionProviders } from '../runtime/sessionProviders';
+import { tensorToFloat32 } from './ortModel';
+import type { OpenedSession } from './providers';
+import { CPU_ONLY, openSession, type SessionProviders } from './sessionProviders';
 
 /** A value to feed: dims plus numbers in any numeric array (cast to the input's type on feeding; a Uint16Array for a float16 input is half bits). */
 export interface FeedValue {

@@ -3,9 +3,9 @@
  * `com.microsoft.MultiHeadAttention` node, which onnxruntime's CPU, CUDA and WebGPU providers run as one kernel
  * (WebGPU: a flash-attention shader when the batch is 1). Training graphs keep the standard ops.
  */
-import { AttrValue, Model, Node, Tensor, cloneModel, topoSort, toNumbers } from '../onnx/ir';
-import { A, GraphBuilder } from '../onnx/builder';
-import { eliminateDeadNodes } from '../onnx/dce';
+import { AttrValue, Model, Node, Tensor, cloneModel, topoSort, toNumbers } from './ir';
+import { A, GraphBuilder } from './builder';
+import { eliminateDeadNodes } from './dce';
 
 /** Options of {@link fuseAttention}. */
 export interface FuseAttentionOptions {

@@ -1,5 +1,5 @@
 /** Converts a float32 ONNX model to float16 compute with float32 inputs/outputs, keeping precision-critical ops in float32. */
-import { AttrValue, DataType, Model, Node, Tensor, ValueInfo, cloneModel, topoSort } from '../onnx/ir';
+import { AttrValue, DataType, Model, Node, Tensor, ValueInfo, cloneModel, topoSort } from './ir';
 import { float32ToHalfBits } from '../safetensors';
 
 /** Options of {@link toFloat16}. */
