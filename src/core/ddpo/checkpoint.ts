@@ -8,8 +8,8 @@ import { encodeSafetensors, readSafetensorsWithMetadata } from '../safetensors';
 import type { StatTrackerState } from './advantages';
 import type { RunRngState } from './random';
 import type { DdpoConfig } from './config';
-import type { LoraWeights, PolicyState } from './types';
-import { toKohya, toPeftDiffusers } from './loraFormats';
+import type { PolicyState } from './types';
+import { encodeLora, type LoraWeights } from '../train/loraFile';
 import { checkpointName } from './layout';
 import { fsyncDir, writeFileDurable } from '../fsutil';
 
@@ -42,11 +42,9 @@ export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, po
   const tmp = path.join(checkpointsDir, `.tmp-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   await fs.promises.mkdir(tmp);
   try {
-    const peft = toPeftDiffusers(lora);
-    const kohya = toKohya(lora);
     await writeFileDurable(path.join(tmp, CKPT_FILES.training), encodeSafetensors(policy.tensors, { meta: JSON.stringify(policy.meta) }));
-    await writeFileDurable(path.join(tmp, CKPT_FILES.peft), encodeSafetensors(peft.tensors, peft.metadata));
-    await writeFileDurable(path.join(tmp, CKPT_FILES.kohya), encodeSafetensors(kohya.tensors, kohya.metadata));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.peft), encodeLora(lora, 'peft'));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.kohya), encodeLora(lora, 'kohya'));
     // state.json last: its presence marks a complete checkpoint even if a rename is ever not atomic.
     await writeFileDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
     await fsyncDir(tmp);
