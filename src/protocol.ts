@@ -283,6 +283,14 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * Ends a `switch (msg.type)` over a message union: a compile error when a case is missing, and an error naming the
+ * message should one arrive anyway.
+ */
+export function assertNever(msg: never, what = 'message'): never {
+  throw new Error(`unhandled ${what} ${JSON.stringify(msg)}`);
+}
+
 /** Checks a message from a webview; throws ProtocolError naming the bad field. */
 export function parseWebviewMessage(raw: unknown): WebviewToHost {
   return check(raw, WEBVIEW_TO_HOST_SHAPES, 'webview message') as WebviewToHost;

@@ -1,6 +1,6 @@
 /** The worker's job loop: runs requests through their handlers, streams progress, honours cancellation. */
 import type { ErrorInfo, HostToWorker, ParamsOf, ProgressOf, ResultOf, WorkerRequestKind, WorkerToHost } from '../protocol';
-import { parseHostToWorker } from '../protocol';
+import { assertNever, parseHostToWorker } from '../protocol';
 
 /** What a running job can use. */
 export interface JobContext<K extends WorkerRequestKind> {
@@ -142,8 +142,4 @@ export class JobRunner {
       this.running.delete(id);
     }
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled message ${JSON.stringify(x)}`);
 }

@@ -5,6 +5,7 @@ import { ddpoLayout } from '../../core/ddpo/layout';
 import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
 import { parseWebviewMessage, type DashboardView, type HostToWebview, type WebviewToHost } from '../../protocol';
+import { assertNever } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
@@ -109,8 +110,4 @@ class DashboardPanel {
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, epoch: win.epoch } : undefined,
     };
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }

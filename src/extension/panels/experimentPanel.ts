@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import { EXPERIMENT_FILE } from '../../core/experiment/schema';
 import { parseWebviewMessage, type ExperimentView, type HostToWebview, type WebviewToHost } from '../../protocol';
+import { assertNever } from '../../protocol';
 import { requireStore, type Services } from '../services';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -74,8 +75,4 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
 
 function toView(exp: Experiment, dir: string): ExperimentView {
   return { name: exp.name, dir, baseModel: exp.baseModel.path ?? exp.baseModel.id, prompts: exp.prompts, createdAt: exp.createdAt, settings: exp.settings };
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }

@@ -10,6 +10,7 @@ import { readRatings } from '../../core/reward/store';
 import { compareDir, compareQueue, compareResult, listComparisons } from '../../core/studio/compare';
 import { buildQueue, listPairs, SAMPLES_DIR, type QueueItem } from '../../core/studio/pairs';
 import { CHOICES, parseWebviewMessage, type HostToWebview, type RatingView, type WebviewToHost } from '../../protocol';
+import { assertNever } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { executionProviderSetting } from '../settings';
@@ -222,8 +223,4 @@ export class RatingPanel {
   private post(msg: HostToWebview): void {
     void this.panel.webview.postMessage(msg);
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }
