@@ -88,7 +88,7 @@ export interface RateParams {
   prompt: string;
   left: string;
   right: string;
-  choice: 'left' | 'right' | 'tie' | 'skip';
+  choice: Choice;
   sideOrder: 'ab' | 'ba';
   repeatOf?: string;
   elapsedMs?: number;
@@ -160,8 +160,11 @@ export interface ExperimentView {
   settings: Record<string, unknown>;
 }
 
-/** A rater's answer as the webview sends it. */
+/** A rater's answer to a shown pair: the left image, the right one, both equally good, or no opinion. */
 export const CHOICES = ['left', 'right', 'tie', 'skip'] as const;
+
+/** One of {@link CHOICES}. */
+export type Choice = (typeof CHOICES)[number];
 
 /** One pair in the rating panel; the webview sees only its id, prompt and image URIs. */
 export interface RatingItemView {

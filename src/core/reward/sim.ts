@@ -1,6 +1,7 @@
 import { foregroundStats } from './features';
 import { mulberry32 } from '../random';
-import type { Choice, ImageRGB } from './types';
+import type { ImageRGB } from './types';
+import type { Choice } from '../../protocol';
 
 /** Parameters of a procedural test image: one shape on a flat background. */
 export interface ShapeParams {

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Choice, Rating, RatingsRecord, Retraction } from './types';
+import type { Rating, RatingsRecord, Retraction } from './types';
+import { CHOICES } from '../../protocol';
 import { resolveInside } from './paths';
 import { appendLineDurableSync, fsyncDirSync } from '../fsutil';
 
@@ -10,8 +11,6 @@ export const RATINGS_FILE = 'ratings.jsonl';
 
 /** What the caller supplies for a new rating; id and time are filled in when absent. */
 export type NewRating = Omit<Rating, 'kind' | 'id' | 'time'> & { id?: string; time?: string };
-
-const CHOICES: readonly Choice[] = ['left', 'right', 'tie', 'skip'];
 
 /**
  * Append-only preference log. Every append is written with one write() and fsynced before it returns,
@@ -135,7 +134,7 @@ export function validateRating(r: Rating, experimentDir: string): void {
     if (typeof r[k] !== 'string' || r[k].length === 0) throw new Error(`rating ${r.id ?? '?'} has no ${k}`);
   }
   if (typeof r.prompt !== 'string') throw new Error(`rating ${r.id} has no prompt`);
-  if (!CHOICES.includes(r.choice)) throw new Error(`rating ${r.id} has choice "${r.choice}" (expected left, right, tie or skip)`);
+  if (!CHOICES.includes(r.choice)) throw new Error(`rating ${r.id} has choice "${r.choice}" (expected one of ${CHOICES.join(', ')})`);
   if (r.sideOrder !== 'ab' && r.sideOrder !== 'ba') throw new Error(`rating ${r.id} has sideOrder "${r.sideOrder}" (expected ab or ba)`);
   resolveInside(experimentDir, r.left);
   resolveInside(experimentDir, r.right);

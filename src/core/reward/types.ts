@@ -1,3 +1,5 @@
+import type { Choice } from '../../protocol';
+
 /** An 8-bit RGB image, row-major, 3 bytes per pixel (HWC). */
 export interface ImageRGB {
   width: number;
@@ -5,9 +7,6 @@ export interface ImageRGB {
   /** RGB HWC, length width*height*3. */
   data: Uint8Array;
 }
-
-/** What the rater answered for one shown pair. */
-export type Choice = 'left' | 'right' | 'tie' | 'skip';
 
 /** One rating as appended to `ratings.jsonl`; image paths are relative to the experiment folder. */
 export interface Rating {
