@@ -31,11 +31,6 @@ export class CancelledError extends Error {
   }
 }
 
-/** Throws CancelledError if the job was cancelled; call it between steps of a long loop. */
-export function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new CancelledError();
-}
-
 /** Resolves after `ms`, or rejects with CancelledError as soon as `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

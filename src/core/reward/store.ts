@@ -3,8 +3,7 @@ import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Rating, RatingsRecord, Retraction } from './types';
 import { CHOICES } from '../../protocol';
-import { resolveInside } from './paths';
-import { appendLineDurableSync, fsyncDirSync } from '../fsutil';
+import { appendLineDurableSync, fsyncDirSync, resolveInside } from '../fsutil';
 
 /** File name of the preference log inside an experiment folder. */
 export const RATINGS_FILE = 'ratings.jsonl';
