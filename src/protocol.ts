@@ -89,7 +89,7 @@ export interface RateParams {
   prompt: string;
   left: string;
   right: string;
-  choice: 'left' | 'right' | 'tie' | 'skip';
+  choice: Choice;
   sideOrder: 'ab' | 'ba';
   repeatOf?: string;
   elapsedMs?: number;
@@ -193,8 +193,16 @@ export interface ExperimentView {
   settings: Record<string, unknown>;
 }
 
-/** A rater's answer as the webview sends it. */
+/** A rater's answer to a shown pair: the left image, the right one, both equally good, or no opinion. */
 export const CHOICES = ['left', 'right', 'tie', 'skip'] as const;
+
+/** One of {@link CHOICES}. */
+export type Choice = (typeof CHOICES)[number];
+
+/** True when `x` is one of {@link CHOICES} (for answers that arrive from a webview, a request or a file). */
+export function isChoice(x: unknown): x is Choice {
+  return (CHOICES as readonly unknown[]).includes(x);
+}
 
 /** One pair in the rating panel; the webview sees only its id, prompt and image URIs. */
 export interface RatingItemView {
@@ -356,6 +364,14 @@ export class ProtocolError extends Error {
     super(message);
     this.name = 'ProtocolError';
   }
+}
+
+/**
+ * Ends a `switch (msg.type)` over a message union: a compile error when a case is missing, and an error naming the
+ * message should one arrive anyway.
+ */
+export function assertNever(msg: never, what = 'message'): never {
+  throw new Error(`unhandled ${what} ${JSON.stringify(msg)}`);
 }
 
 /** Checks a message from panel P's webview; throws ProtocolError naming the bad field, or the type another panel sends. */

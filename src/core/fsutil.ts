@@ -1,4 +1,4 @@
-/** Durable file writes and path containment, shared by every store under `.ddpo/`. */
+/** Durable file writes (atomic replace, durable append, folder fsync) and path containment, for every file the product writes. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -15,50 +15,109 @@ export class PathEscapeError extends Error {
  * temp file in the same folder, fsync, rename over the target, fsync the folder.
  */
 export async function atomicWriteFile(file: string, data: string | Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-  const handle = await fs.promises.open(tmp, 'w');
+  const tmp = tempPathFor(file);
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (e) {
-    await handle.close().catch(() => undefined);
-    await fs.promises.rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  try {
+    await writeFileDurable(tmp, data);
     await fs.promises.rename(tmp, file);
   } catch (e) {
     await fs.promises.rm(tmp, { force: true });
     throw e;
   }
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(file));
 }
 
-/** Appends one line (a newline is added) and fsyncs, so a crash loses at most the line being written. */
-export async function appendLineDurable(file: string, line: string): Promise<void> {
-  if (line.includes('\n')) throw new Error(`appendLineDurable(${file}): the line contains a newline; serialize it first (e.g. JSON.stringify).`);
-  const handle = await fs.promises.open(file, 'a');
+/** {@link atomicWriteFile} for callers that cannot await. */
+export function atomicWriteFileSync(file: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(file);
   try {
-    await handle.write(line + '\n');
+    writeFileDurableSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDirSync(path.dirname(file));
+}
+
+/**
+ * Writes `file` in place and fsyncs it. Only for files in a folder that is itself renamed into place afterwards
+ * (a checkpoint's temp folder); anything else goes through {@link atomicWriteFile}.
+ */
+export async function writeFileDurable(file: string, data: string | Uint8Array): Promise<void> {
+  const handle = await fs.promises.open(file, 'w');
+  try {
+    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
   }
 }
 
-// Directory fsync makes the rename itself durable; Windows cannot open folders, so it is best-effort.
-async function fsyncDir(dir: string): Promise<void> {
+/** Appends one line (a newline is added) and fsyncs, so a crash loses at most the line being written. */
+export async function appendLineDurable(file: string, line: string): Promise<void> {
+  const bytes = lineBytes(file, line);
+  const handle = await fs.promises.open(file, 'a');
+  try {
+    await handle.write(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * {@link appendLineDurable} on a file kept open for appending (`fs.openSync(file, 'a')`), for a log that takes many
+ * lines; `file` only names it in errors. An empty line ends a line a crash left without its newline.
+ */
+export function appendLineDurableSync(fd: number, line: string, file: string): void {
+  fs.writeFileSync(fd, lineBytes(file, line));
+  fs.fsyncSync(fd);
+}
+
+/** Fsyncs a folder, so the entries created or renamed in it survive a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
   let handle: fs.promises.FileHandle | undefined;
   try {
     handle = await fs.promises.open(dir, 'r');
     await handle.sync();
   } catch {
-    // not supported on this platform; the rename is still atomic
+    // Windows cannot open folders: best-effort there, the rename is still atomic
   } finally {
     await handle?.close().catch(() => undefined);
   }
+}
+
+/** {@link fsyncDir} for callers that cannot await. */
+export function fsyncDirSync(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Windows cannot open folders: best-effort there, the rename is still atomic
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+function writeFileDurableSync(file: string, data: string | Uint8Array): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// A unique name beside the target, so the rename stays within one file system and concurrent writers never share it.
+function tempPathFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+}
+
+function lineBytes(file: string, line: string): Buffer {
+  if (line.includes('\n')) throw new Error(`cannot append to ${file}: the line contains a newline; serialize it first (e.g. JSON.stringify).`);
+  return Buffer.from(line + '\n', 'utf8');
 }
 
 /**

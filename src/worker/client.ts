@@ -1,6 +1,6 @@
 /** Host-side worker client: starts the worker lazily, correlates replies, forwards progress, survives crashes. */
 import type { ErrorInfo, HostToWorker, ParamsOf, ProgressOf, ResultOf, WorkerRequestKind } from '../protocol';
-import { parseWorkerToHost } from '../protocol';
+import { assertNever, parseWorkerToHost } from '../protocol';
 
 /** How the worker process ended. */
 export interface ExitInfo {
@@ -147,7 +147,7 @@ export class WorkerClient {
         return;
       }
       default:
-        assertNever(msg);
+        assertNever(msg, 'worker message');
     }
   }
 
@@ -173,8 +173,4 @@ export class WorkerClient {
 function lastLine(text: string | undefined): string | undefined {
   const lines = (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
   return lines.length ? lines[lines.length - 1] : undefined;
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled worker message ${JSON.stringify(x)}`);
 }

@@ -1,6 +1,6 @@
 /** The worker's job loop: runs requests through their handlers, streams progress, honours cancellation. */
 import type { ErrorInfo, HostToWorker, ParamsOf, ProgressOf, ResultOf, WorkerRequestKind, WorkerToHost } from '../protocol';
-import { parseHostToWorker } from '../protocol';
+import { assertNever, parseHostToWorker } from '../protocol';
 
 /** What a running job can use. */
 export interface JobContext<K extends WorkerRequestKind> {
@@ -29,11 +29,6 @@ export class CancelledError extends Error {
     super(message);
     this.name = 'CancelledError';
   }
-}
-
-/** Throws CancelledError if the job was cancelled; call it between steps of a long loop. */
-export function throwIfCancelled(signal: AbortSignal): void {
-  if (signal.aborted) throw new CancelledError();
 }
 
 /** Resolves after `ms`, or rejects with CancelledError as soon as `signal` aborts. */
@@ -142,8 +137,4 @@ export class JobRunner {
       this.running.delete(id);
     }
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled message ${JSON.stringify(x)}`);
 }

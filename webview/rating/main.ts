@@ -3,6 +3,7 @@
  * A rating counts as saved only when the host says the store confirmed it.
  */
 import type { PanelMessage, RatingItemView, RatingView } from '../../src/protocol';
+import type { Choice } from '../../src/protocol';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
@@ -23,7 +24,7 @@ function current(): RatingItemView | undefined {
   return view?.items.find((i) => !pending.has(i.id));
 }
 
-function choose(choice: 'left' | 'right' | 'tie' | 'skip'): void {
+function choose(choice: Choice): void {
   const item = current();
   if (!item) return;
   pending.add(item.id);
@@ -123,7 +124,7 @@ window.addEventListener('keydown', (e) => {
   const k = e.key;
   if ((e.ctrlKey && k.toLowerCase() === 'z') || (!e.ctrlKey && (k === 'u' || k === 'U'))) return e.preventDefault(), undo();
   if (e.ctrlKey) return;
-  const map: Record<string, 'left' | 'right' | 'tie' | 'skip'> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right', t: 'tie', T: 'tie', '=': 'tie', s: 'skip', S: 'skip' };
+  const map: Record<string, Choice> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right', t: 'tie', T: 'tie', '=': 'tie', s: 'skip', S: 'skip' };
   if (map[k]) {
     e.preventDefault();
     return choose(map[k]);

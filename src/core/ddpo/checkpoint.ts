@@ -8,9 +8,10 @@ import { encodeSafetensors, readSafetensorsWithMetadata } from '../safetensors';
 import type { StatTrackerState } from './advantages';
 import type { RunRngState } from './random';
 import type { DdpoConfig } from './config';
-import type { LoraWeights, PolicyState } from './types';
-import { toKohya, toPeftDiffusers } from './loraFormats';
+import type { PolicyState } from './types';
+import { encodeLora, type LoraWeights } from '../train/loraFile';
 import { checkpointName } from './layout';
+import { fsyncDir, writeFileDurable } from '../fsutil';
 
 /** Checkpoint file names. */
 export const CKPT_FILES = { state: 'state.json', training: 'training_state.safetensors', peft: 'lora_peft.safetensors', kohya: 'lora_kohya.safetensors' } as const;
@@ -41,13 +42,11 @@ export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, po
   const tmp = path.join(checkpointsDir, `.tmp-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
   await fs.promises.mkdir(tmp);
   try {
-    const peft = toPeftDiffusers(lora);
-    const kohya = toKohya(lora);
-    await writeDurable(path.join(tmp, CKPT_FILES.training), encodeSafetensors(policy.tensors, { meta: JSON.stringify(policy.meta) }));
-    await writeDurable(path.join(tmp, CKPT_FILES.peft), encodeSafetensors(peft.tensors, peft.metadata));
-    await writeDurable(path.join(tmp, CKPT_FILES.kohya), encodeSafetensors(kohya.tensors, kohya.metadata));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.training), encodeSafetensors(policy.tensors, { meta: JSON.stringify(policy.meta) }));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.peft), encodeLora(lora, 'peft'));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.kohya), encodeLora(lora, 'kohya'));
     // state.json last: its presence marks a complete checkpoint even if a rename is ever not atomic.
-    await writeDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
+    await writeFileDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
     await fsyncDir(tmp);
     await fs.promises.rm(final, { recursive: true, force: true });
     await fs.promises.rename(tmp, final);
@@ -107,24 +106,5 @@ export async function pruneCheckpoints(checkpointsDir: string, keep: number): Pr
   }
   for (const n of await fs.promises.readdir(checkpointsDir)) {
     if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.promises.rm(path.join(checkpointsDir, n), { recursive: true, force: true });
-  }
-}
-
-async function writeDurable(file: string, data: string | Uint8Array): Promise<void> {
-  const h = await fs.promises.open(file, 'w');
-  try {
-    await h.writeFile(data);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const h = await fs.promises.open(dir, 'r');
-    try { await h.sync(); } finally { await h.close(); }
-  } catch {
-    // Windows cannot fsync folders; the rename is still atomic there.
   }
 }

@@ -1,6 +1,6 @@
 /** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
 import { timestepsPerRun, type DdpoConfig } from './config';
-import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
+import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
 import { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { unetRows } from '../diffusion/sampleRequest';
@@ -15,6 +15,7 @@ import { unetRoles } from '../diffusion/unetRoles';
 import { TrainingSession } from '../train/session';
 import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
+import type { LoraWeights } from '../train/loraFile';
 import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
 import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
@@ -161,12 +162,9 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
     },
     async lora(): Promise<LoraWeights> {
       const w = session.weights;
-      const tensors = new Map<string, SafeTensor>();
-      for (const [m, mod] of w.modules) {
-        tensors.set(`${m}.lora_A.weight`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
-        tensors.set(`${m}.lora_B.weight`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
-      }
-      return { rank: w.rank, alpha: w.alpha, tensors };
+      // a copy: training goes on updating the session's arrays in place
+      const modules = new Map([...w.modules].map(([m, mod]) => [m, { ...mod, A: Float32Array.from(mod.A), B: Float32Array.from(mod.B) }]));
+      return { rank: w.rank, alpha: w.alpha, modules };
     },
     async release() {
       await Promise.all([session.release(), samplingSession.release(), pipe.release()]);

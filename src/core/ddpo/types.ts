@@ -1,6 +1,7 @@
 /** What the DDPO loop needs from a diffusion policy and a reward, kept small so fakes can stand in for tests. */
 import type { SafeTensor } from '../safetensors';
 import type { ImageRGB } from '../image/rgb';
+import type { LoraWeights } from '../train/loraFile';
 
 /** Scores images; one number per image, same order. `metadata[k]` is whatever the prompt source attached to prompt k. */
 export type RewardFn = (images: ImageRGB[], prompts: string[], metadata: Record<string, unknown>[]) => Promise<number[]>;
@@ -60,13 +61,6 @@ export interface PolicyTrainStats {
   clipfrac: number;
   /** Per item: the log-probability the training computation found (offered by policies that offer `score`). */
   logProbs?: number[];
-}
-
-/** LoRA weights under PEFT names without prefix (`down_blocks.0...attn1.to_q.lora_A.weight`). */
-export interface LoraWeights {
-  rank: number;
-  alpha: number;
-  tensors: Map<string, SafeTensor>;
 }
 
 /** Everything a policy needs to continue exactly where it stopped: LoRA weights, optimizer moments, step count. */

@@ -4,6 +4,7 @@ import { mulberry32 } from '../random';
 import type { SimulatedRater } from '../reward/sim';
 import { winRateWithCI, type RateWithCI } from '../reward/stats';
 import type { ImageRGB } from '../image/rgb';
+import type { Choice } from '../../protocol';
 import type { SampleSettings } from './pairs';
 
 /** Images of every held-out prompt (rows) and seed (columns), rendered by one model state. */
@@ -26,7 +27,7 @@ export interface BlindJudgement {
   prompt: string;
   seed: number;
   tunedSide: 'left' | 'right';
-  choice: 'left' | 'right' | 'tie' | 'skip';
+  choice: Choice;
   outcome: 'tuned' | 'base' | 'tie';
   utilityBase: number;
   utilityTuned: number;

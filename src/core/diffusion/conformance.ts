@@ -129,11 +129,6 @@ export async function checkSampler(modelDir: string): Promise<ConformanceResult[
   } finally { await pipe.release(); }
 }
 
-/** All diffusion checks on a fixture-layout model folder. */
-export async function runDiffusionConformance(modelDir: string): Promise<ConformanceResult[]> {
-  return [...checkTokenizer(modelDir), ...(await checkTextEncoder(modelDir)), ...(await checkVaeDecoder(modelDir)), ...(await checkSampler(modelDir))];
-}
-
 function flat(parts: ArrayLike<number>[]): Float64Array {
   const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;

@@ -9,7 +9,8 @@ import { specialize } from '../onnx/specialize';
 import { appendBradleyTerryLoss } from '../train/losses';
 import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
 import type { HeadParams, PairExample, RewardHead } from './head';
-import { HeadAdamW, type AdamWOptions, type HeadTrainer } from './trainer';
+import { headAdamW, stepHead, type HeadTrainer } from './trainer';
+import type { AdamW, AdamWConfig } from '../train/adamw';
 
 const OPSET = 17;
 
@@ -43,9 +44,9 @@ export function headLossModel(head: RewardHead, batch: number): Model {
 /** Trains a head with gradients from the autodiff graph (one onnxruntime session per batch size) and AdamW. */
 export class AutodiffHeadTrainer implements HeadTrainer {
   private sessions = new Map<number, Promise<{ model: Model; session: ort.InferenceSession; grads: Record<string, string> }>>();
-  private adam: HeadAdamW;
-  constructor(readonly head: RewardHead, opts: AdamWOptions = {}) {
-    this.adam = new HeadAdamW(opts);
+  private adam: AdamW;
+  constructor(readonly head: RewardHead, opts: AdamWConfig) {
+    this.adam = headAdamW(opts);
   }
 
   private session(batch: number) {
@@ -80,7 +81,7 @@ export class AutodiffHeadTrainer implements HeadTrainer {
 
   async step(batch: PairExample[]): Promise<number> {
     const { loss, grads } = await this.lossAndGrad(batch);
-    this.adam.update(this.head.params(), grads);
+    stepHead(this.adam, this.head, grads);
     return loss;
   }
 }

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { decodePng } from '../image/png';
 import { statsFeatures, STATS_FEATURE_DIM } from './features';
 import type { ImageRGB } from '../image/rgb';
+import { atomicWriteFileSync } from '../fsutil';
 
 /** Turns images into fixed-length feature vectors for a reward head. */
 export interface Backbone {
@@ -81,9 +82,7 @@ export class EmbeddingCache {
   save(): void {
     if (!this.file || !this.dirty) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
-    const tmp = this.file + '.tmp';
-    fs.writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.map)));
-    fs.renameSync(tmp, this.file);
+    atomicWriteFileSync(this.file, JSON.stringify(Object.fromEntries(this.map)));
     this.dirty = false;
   }
 }

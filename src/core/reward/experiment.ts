@@ -6,7 +6,7 @@ import type { PairExample, RewardHead } from './head';
 import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardHead, rewardPaths, saveRewardModel, type RewardCard } from './model';
 import { loadOnnxBackbone } from './onnxBackbone';
-import { resolveInside } from './paths';
+import { resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog } from './store';
 import { AutodiffHeadTrainer } from './autodiffTrainer';

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodeJpeg } from '../image/jpeg';
 import { loadImageRGB } from './backbone';
-import { resolveInside } from './paths';
+import { resolveInside } from '../fsutil';
 import { readRatings } from './store';
 
 /** One row of a Pick-a-Pic-style preference dataset (image columns hold paths relative to the dataset folder). */

@@ -1,7 +1,7 @@
 import { foregroundStats } from './features';
 import { mulberry32 } from '../random';
-import type { Choice } from './types';
 import type { ImageRGB } from '../image/rgb';
+import type { Choice } from '../../protocol';
 
 /** Parameters of a procedural test image: one shape on a flat background. */
 export interface ShapeParams {

@@ -1,16 +1,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Choice, Rating, RatingsRecord, Retraction } from './types';
-import { resolveInside } from './paths';
+import type { Rating, RatingsRecord, Retraction } from './types';
+import { CHOICES, isChoice } from '../../protocol';
+import { appendLineDurableSync, fsyncDirSync, resolveInside } from '../fsutil';
 
 /** File name of the preference log inside an experiment folder. */
 export const RATINGS_FILE = 'ratings.jsonl';
 
 /** What the caller supplies for a new rating; id and time are filled in when absent. */
 export type NewRating = Omit<Rating, 'kind' | 'id' | 'time'> & { id?: string; time?: string };
-
-const CHOICES: readonly Choice[] = ['left', 'right', 'tie', 'skip'];
 
 /**
  * Append-only preference log. Every append is written with one write() and fsynced before it returns,
@@ -26,7 +25,7 @@ export class PreferenceStore {
     const existed = fs.existsSync(this.file);
     this.fd = fs.openSync(this.file, 'a');
     if (existed) this.terminateTornTail();
-    else fsyncDir(experimentDir); // the new directory entry must survive a crash too
+    else fsyncDirSync(experimentDir); // the new directory entry must survive a crash too
   }
 
   /** Open (creating if needed) `<experimentDir>/ratings.jsonl` for appending. */
@@ -57,10 +56,7 @@ export class PreferenceStore {
 
   private writeRecord(rec: RatingsRecord): void {
     if (this.fd < 0) throw new Error(`preference store for ${this.file} is closed`);
-    const buf = Buffer.from(JSON.stringify(rec) + '\n', 'utf8');
-    let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
-    fs.fsyncSync(this.fd);
+    appendLineDurableSync(this.fd, JSON.stringify(rec), this.file);
   }
 
   // A crash mid-append can leave a line without its newline; end it so the next record starts on its own line.
@@ -71,10 +67,7 @@ export class PreferenceStore {
     const last = Buffer.alloc(1);
     fs.readSync(rfd, last, 0, 1, size - 1);
     fs.closeSync(rfd);
-    if (last[0] !== 0x0a) {
-      fs.writeSync(this.fd, '\n');
-      fs.fsyncSync(this.fd);
-    }
+    if (last[0] !== 0x0a) appendLineDurableSync(this.fd, '', this.file);
   }
 }
 
@@ -140,19 +133,10 @@ export function validateRating(r: Rating, experimentDir: string): void {
     if (typeof r[k] !== 'string' || r[k].length === 0) throw new Error(`rating ${r.id ?? '?'} has no ${k}`);
   }
   if (typeof r.prompt !== 'string') throw new Error(`rating ${r.id} has no prompt`);
-  if (!CHOICES.includes(r.choice)) throw new Error(`rating ${r.id} has choice "${r.choice}" (expected left, right, tie or skip)`);
+  if (!isChoice(r.choice)) throw new Error(`rating ${r.id} has choice "${r.choice}" (expected one of ${CHOICES.join(', ')})`);
   if (r.sideOrder !== 'ab' && r.sideOrder !== 'ba') throw new Error(`rating ${r.id} has sideOrder "${r.sideOrder}" (expected ab or ba)`);
   resolveInside(experimentDir, r.left);
   resolveInside(experimentDir, r.right);
-}
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-  } catch {
-    // Some platforms (Windows) cannot fsync a directory; the file's own fsync is the best available there.
-  }
 }
 
 function stripUndefined<T extends object>(o: T): T {

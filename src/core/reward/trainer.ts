@@ -1,19 +1,11 @@
 import { btLoss, featureStats, LinearHead, MlpHead, sigmoid, type HeadParams, type PairExample, type RewardHead } from './head';
 import { mulberry32, shuffled } from '../random';
+import { AdamW, type AdamWConfig } from '../train/adamw';
 
 /** One optimisation step on a batch of comparisons; returns the batch's mean loss before the update. */
 export interface HeadTrainer {
   readonly head: RewardHead;
   step(batch: PairExample[]): number | Promise<number>;
-}
-
-/** AdamW hyper-parameters. */
-export interface AdamWOptions {
-  lr?: number;
-  weightDecay?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
 }
 
 /** Mean Bradley–Terry loss over a batch and its gradient with respect to the head's parameters. */
@@ -30,50 +22,36 @@ export function btLossAndGrad(head: RewardHead, batch: PairExample[]): { loss: n
   return { loss: loss / batch.length, grads };
 }
 
-/** AdamW over a head's parameters (decoupled weight decay on weights, not biases). */
-export class HeadAdamW {
-  private m = new Map<string, Float32Array>();
-  private v = new Map<string, Float32Array>();
-  private t = 0;
-  private o: Required<AdamWOptions>;
-  constructor(opts: AdamWOptions = {}) {
-    this.o = { lr: 0.01, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, ...opts };
-  }
-  /** Updates `params` in place from `grads` (same keys). */
-  update(params: HeadParams, grads: HeadParams): void {
-    const { lr, weightDecay, beta1, beta2, eps } = this.o;
-    this.t++;
-    const bc1 = 1 - beta1 ** this.t, bc2 = 1 - beta2 ** this.t;
-    for (const [k, p] of params) {
-      const g = grads.get(k)!.data;
-      const m = this.m.get(k) ?? new Float32Array(g.length);
-      const v = this.v.get(k) ?? new Float32Array(g.length);
-      this.m.set(k, m); this.v.set(k, v);
-      const decay = k.startsWith('b') ? 0 : weightDecay;
-      for (let i = 0; i < g.length; i++) {
-        m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-        p.data[i] -= lr * (decay * p.data[i] + (m[i] / bc1) / (Math.sqrt(v[i] / bc2) + eps));
-      }
-    }
-  }
+/** AdamW for a reward head: decoupled weight decay on its weights, none on its biases (`b1`, …). */
+export function headAdamW(cfg: AdamWConfig): AdamW {
+  return new AdamW({ ...cfg, noDecay: (name) => name.startsWith('b') });
+}
+
+/** One AdamW step of the head's parameters from their gradients (same keys). */
+export function stepHead(adam: AdamW, head: RewardHead, grads: HeadParams): void {
+  const data = (ps: HeadParams) => new Map([...ps].map(([k, p]) => [k, p.data]));
+  adam.update(data(head.params()), data(grads));
 }
 
 /** Plain-TypeScript trainer: analytic gradients + AdamW (used where thousands of small fits run, e.g. simulations). */
 export class AnalyticAdamWTrainer implements HeadTrainer {
-  private adam: HeadAdamW;
-  constructor(readonly head: RewardHead, opts: AdamWOptions = {}) {
-    this.adam = new HeadAdamW(opts);
+  private adam: AdamW;
+  constructor(readonly head: RewardHead, opts: AdamWConfig) {
+    this.adam = headAdamW(opts);
   }
   step(batch: PairExample[]): number {
     const { loss, grads } = btLossAndGrad(this.head, batch);
-    this.adam.update(this.head.params(), grads);
+    stepHead(this.adam, this.head, grads);
     return loss;
   }
 }
 
 /** Options for fitHead. */
-export interface FitOptions extends AdamWOptions {
+export interface FitOptions {
+  /** AdamW learning rate (default 0.02 for a linear head, 0.003 for an MLP). */
+  lr?: number;
+  /** AdamW weight decay on the head's weights (default 0.05). */
+  weightDecay?: number;
   kind?: 'linear' | 'mlp';
   hidden?: number;
   maxEpochs?: number;
@@ -87,7 +65,7 @@ export interface FitOptions extends AdamWOptions {
   batchSize?: number;
   seed?: number;
   /** Swap in another trainer (e.g. the autodiff-backed one); defaults to AnalyticAdamWTrainer. */
-  makeTrainer?: (head: RewardHead, opts: AdamWOptions) => HeadTrainer;
+  makeTrainer?: (head: RewardHead, opts: AdamWConfig) => HeadTrainer;
 }
 
 /** What fitHead returns: the head at its best validation epoch and the loss history. */
@@ -122,7 +100,7 @@ export async function fitHead(train: PairExample[], val: PairExample[], opts: Fi
   const rng = mulberry32(seed);
   const { mean, std } = featureStats(train.flatMap((e) => [e.left, e.right]));
   const head: RewardHead = kind === 'mlp' ? MlpHead.init(mean, std, hidden, rng) : new LinearHead(mean, std);
-  const adam = { lr: opts.lr ?? (kind === 'mlp' ? 0.003 : 0.02), weightDecay: opts.weightDecay ?? 0.05 };
+  const adam: AdamWConfig = { lr: opts.lr ?? (kind === 'mlp' ? 0.003 : 0.02), weightDecay: opts.weightDecay ?? 0.05 };
   const trainer = (opts.makeTrainer ?? ((h, o) => new AnalyticAdamWTrainer(h, o)))(head, adam);
   const snapshot = () => new Map([...head.params()].map(([k, p]) => [k, p.data.slice()]));
   let best = { loss: Infinity, epoch: 0, params: snapshot() };

@@ -1,7 +1,5 @@
+import type { Choice } from '../../protocol';
 import type { ImageRGB } from '../image/rgb';
-
-/** What the rater answered for one shown pair. */
-export type Choice = 'left' | 'right' | 'tie' | 'skip';
 
 /** One rating as appended to `ratings.jsonl`; image paths are relative to the experiment folder. */
 export interface Rating {
@@ -35,17 +33,3 @@ export interface Retraction {
 
 /** Any line of `ratings.jsonl`. */
 export type RatingsRecord = Rating | Retraction;
-
-/** Convert a Float32 CHW image in [-1,1] (VAE output) to uint8 RGB HWC, as DDPO does: round((x+1)/2*255), clamped. */
-export function chwToImageRGB(chw: Float32Array, width: number, height: number): ImageRGB {
-  const plane = width * height;
-  if (chw.length !== 3 * plane) throw new Error(`chwToImageRGB: expected 3x${height}x${width}=${3 * plane} floats, got ${chw.length}`);
-  const data = new Uint8Array(plane * 3);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) {
-      const v = Math.round(((chw[c * plane + i] + 1) / 2) * 255);
-      data[i * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
-    }
-  }
-  return { width, height, data };
-}

@@ -37,16 +37,6 @@ export function toFloatImage(img: Rgb8Image | RgbImage): RgbImage {
   return { width: img.width, height: img.height, data };
 }
 
-/** CHW image data in about [-1, 1] (VAE output) -> HWC in [0, 1], clamped. */
-export function fromChw(data: Float32Array, height: number, width: number, offset = 0): RgbImage {
-  const plane = height * width;
-  const out = new Float32Array(plane * 3);
-  for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < plane; i++) out[i * 3 + c] = Math.min(1, Math.max(0, data[offset + c * plane + i] / 2 + 0.5));
-  }
-  return { width, height, data: out };
-}
-
 const dist2 = (a: ArrayLike<number>, b: ArrayLike<number>) => (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2 + (a[2] - b[2]) ** 2;
 
 /** The palette colour nearest to `rgb` (Euclidean in sRGB). */

@@ -70,12 +70,6 @@ export function randomScene(rand: () => number): Scene {
   return { shape, colour, size, position, background, cx: px + jitter(), cy: py + jitter(), radius, captionHasSize, captionHasPosition };
 }
 
-/** A scene with the given attributes at its nominal place and size; the caption names every attribute. */
-export function makeScene(shape: ShapeName, colour: ColourName, background: ColourName, size: SizeName = 'big', position: PositionName = 'centre'): Scene {
-  const [cx, cy] = POSITIONS[position];
-  return { shape, colour, size, position, background, cx, cy, radius: SIZES[size], captionHasSize: true, captionHasPosition: true };
-}
-
 const POSITION_PHRASE: Record<PositionName, string> = {
   left: 'on the left', right: 'on the right', top: 'at the top', bottom: 'at the bottom', centre: 'in the centre',
 };
@@ -126,14 +120,4 @@ export function renderScene(s: Scene, size = 32): RgbImage {
     }
   }
   return { width: size, height: size, data };
-}
-
-/** Fraction of the image the scene's shape covers (analytic, for checking measurements). */
-export function shapeArea(s: Scene): number {
-  const r = s.radius;
-  switch (s.shape) {
-    case 'circle': return Math.PI * r * r;
-    case 'square': return (2 * 0.886 * r) ** 2;
-    case 'triangle': { const R = 1.2 * r; return (3 * Math.sqrt(3) / 4) * R * R; }
-  }
 }

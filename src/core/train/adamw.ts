@@ -1,7 +1,5 @@
-/** AdamW with PyTorch semantics over named Float32Array parameters, global-norm gradient clipping, and saved state. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { SafeTensor, readSafetensors, writeSafetensors } from '../safetensors';
+/** AdamW with PyTorch semantics over named Float32Array parameters, global-norm gradient clipping, and its state for checkpoints. */
+import type { SafeTensor } from '../safetensors';
 
 /** torch.optim.AdamW hyper-parameters (same defaults, except lr which has none). */
 export interface AdamWConfig {
@@ -10,6 +8,8 @@ export interface AdamWConfig {
   beta2?: number;
   eps?: number;
   weightDecay?: number;
+  /** Parameters that take no weight decay (biases, say), like a PyTorch param group with weight_decay 0. */
+  noDecay?: (name: string) => boolean;
 }
 
 /**
@@ -39,6 +39,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  private readonly noDecay: (name: string) => boolean;
   /** Number of completed steps (PyTorch's `state['step']`). */
   step = 0;
   private m = new Map<string, Float32Array>();
@@ -50,6 +51,7 @@ export class AdamW {
     this.beta2 = cfg.beta2 ?? 0.999;
     this.eps = cfg.eps ?? 1e-8;
     this.weightDecay = cfg.weightDecay ?? 1e-2;
+    this.noDecay = cfg.noDecay ?? (() => false);
   }
 
   /** Updates every parameter in place from its gradient (parameters without a gradient are left alone). */
@@ -59,7 +61,7 @@ export class AdamW {
     const bc2 = 1 - this.beta2 ** this.step;
     const stepSize = this.lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
-    const decay = 1 - this.lr * this.weightDecay;
+    const decayed = 1 - this.lr * this.weightDecay;
     for (const [name, p] of params) {
       const g = grads.get(name);
       if (!g) continue;
@@ -67,6 +69,7 @@ export class AdamW {
       let m = this.m.get(name), v = this.v.get(name);
       if (!m || !v) { m = new Float32Array(p.length); v = new Float32Array(p.length); this.m.set(name, m); this.v.set(name, v); }
       const { beta1: b1, beta2: b2, eps } = this;
+      const decay = this.noDecay(name) ? 1 : decayed;
       for (let i = 0; i < p.length; i++) {
         const gi = g[i];
         m[i] = b1 * m[i] + (1 - b1) * gi;
@@ -98,27 +101,4 @@ export class AdamW {
     }
     return opt;
   }
-
-  /** Saves moments to `<dir>/optimizer.safetensors` and the step count and config to `<dir>/optimizer.json`. */
-  save(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true });
-    const { tensors } = this.state();
-    writeAtomic(path.join(dir, 'optimizer.safetensors'), (tmp) => writeSafetensors(tmp, tensors, { format: 'adamw' }));
-    const json = { step: this.step, lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay };
-    writeAtomic(path.join(dir, 'optimizer.json'), (tmp) => fs.writeFileSync(tmp, JSON.stringify(json, null, 1) + '\n'));
-  }
-
-  /** Restores moments and step count written by {@link save}; hyper-parameters come from `cfg` (they may change on resume). */
-  static load(dir: string, cfg: AdamWConfig): AdamW {
-    const jsonFile = path.join(dir, 'optimizer.json');
-    let meta: { step?: unknown };
-    try { meta = JSON.parse(fs.readFileSync(jsonFile, 'utf8')); } catch (e) { throw new Error(`cannot read optimizer state ${jsonFile}: ${(e as Error).message}`); }
-    return AdamW.fromState({ step: meta.step as number, tensors: readSafetensors(path.join(dir, 'optimizer.safetensors')) }, cfg, `${dir}/optimizer.*`);
-  }
-}
-
-function writeAtomic(file: string, write: (tmp: string) => void): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  write(tmp);
-  fs.renameSync(tmp, file);
 }

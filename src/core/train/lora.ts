@@ -2,7 +2,7 @@
 import { DataType, Model, Node, cloneModel } from '../onnx/ir';
 import { A, GraphBuilder } from '../onnx/builder';
 import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
-import { LoraModule, LoraWeights, loraScale, peftKey } from './loraFile';
+import { LoraModule, LoraWeights, loraScale, peftKey, targetSuffix } from './loraFile';
 import { mulberry32 } from '../random';
 
 /** Rank, alpha and which layers to adapt. */
@@ -79,7 +79,7 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
 
 /** Returns a copy of `model` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB). */
 export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
-  const targets = findLoraTargets(model, { ...opts, targets: opts.targets ?? targetSuffixes(weights) });
+  const targets = findLoraTargets(model, { ...opts, targets: opts.targets ?? [...new Set([...weights.modules.keys()].map(targetSuffix))] });
   const out = cloneModel(model);
   const byModule = new Map<string, LoraTarget>(targets.map((t) => [t.module, t]));
   const s = loraScale(weights);
@@ -107,16 +107,6 @@ export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsO
     if (!out.graph.nodes.some((n) => n.inputs.includes(old))) out.graph.initializers.delete(old);
   }
   return out;
-}
-
-/** The target suffixes a set of weights covers (the last one or two path segments of each module). */
-function targetSuffixes(weights: LoraWeights): string[] {
-  const s = new Set<string>();
-  for (const m of weights.modules.keys()) {
-    const parts = m.split('.');
-    s.add(/^\d+$/.test(parts[parts.length - 1]) ? parts.slice(-2).join('.') : parts[parts.length - 1]);
-  }
-  return [...s];
 }
 
 function checkShapes(module: string, mod: LoraModule, t: LoraTarget, rank: number): void {

@@ -1,5 +1,8 @@
-/** LoRA weights in memory and in safetensors, with PEFT/diffusers and kohya key names. */
-import * as fs from 'node:fs';
+/**
+ * LoRA files: one adapter in memory, and the two namings other tools load. diffusers/PEFT naming
+ * (`unet.<module>.lora_A.weight`, what `pipe.load_lora_weights` reads) and kohya naming
+ * (`lora_unet_<module_with_underscores>.lora_down.weight` plus `.alpha`, what Automatic1111 and ComfyUI read).
+ */
 import { SafeTensor, encodeSafetensors, readSafetensorsWithMetadata, toFloat32 } from '../safetensors';
 
 /** One adapted module: y += (alpha/rank)·x·Aᵀ·Bᵀ, A [rank, in], B [out, rank] (PEFT layout). */
@@ -10,13 +13,14 @@ export interface LoraModule {
   B: Float32Array;
 }
 
-/** A whole adapter; modules keyed by diffusers module path (`down_blocks.0....attn1.to_q`). */
+/** A whole adapter; modules keyed by diffusers module path without a `unet.` prefix (`down_blocks.0....attn1.to_q`). */
 export interface LoraWeights {
   rank: number;
   alpha: number;
   modules: Map<string, LoraModule>;
 }
 
+/** The two namings of a LoRA file. */
 export type LoraFormat = 'peft' | 'kohya';
 
 /** PEFT key of a module's A or B matrix. */
@@ -24,8 +28,8 @@ export function peftKey(module: string, which: 'A' | 'B'): string {
   return `${module}.lora_${which}.weight`;
 }
 
-/** kohya base name of a module (`lora_unet_down_blocks_0_..._to_q`). */
-export function kohyaBase(module: string): string {
+/** kohya name of a module: `lora_unet_` + its path with dots turned into underscores (`lora_unet_down_blocks_0_..._to_q`). */
+export function kohyaModuleName(module: string): string {
   return `lora_unet_${module.replace(/\./g, '_')}`;
 }
 
@@ -34,29 +38,45 @@ export function loraScale(w: Pick<LoraWeights, 'rank' | 'alpha'>): number {
   return w.alpha / w.rank;
 }
 
-/** Serializes weights in PEFT (`lora_A/lora_B`) or kohya (`lora_down/lora_up/alpha`) naming. */
-export function encodeLora(w: LoraWeights, format: LoraFormat = 'peft'): Uint8Array {
-  const t = new Map<string, SafeTensor>();
-  for (const [m, mod] of w.modules) {
-    if (format === 'peft') {
-      t.set(peftKey(m, 'A'), { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
-      t.set(peftKey(m, 'B'), { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
-    } else {
-      const base = kohyaBase(m);
-      t.set(`${base}.lora_down.weight`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
-      t.set(`${base}.lora_up.weight`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
-      t.set(`${base}.alpha`, { dtype: 'F32', shape: [], data: Float32Array.of(w.alpha) });
-    }
-  }
-  const meta: Record<string, string> = format === 'peft'
-    ? { format: 'peft', r: String(w.rank), lora_alpha: String(w.alpha) }
-    : { ss_network_module: 'networks.lora', ss_network_dim: String(w.rank), ss_network_alpha: String(w.alpha) };
-  return encodeSafetensors(t, meta);
+/**
+ * A .safetensors file in `format` naming. PEFT: loaders that ignore alpha assume alpha = rank, so the scale alpha/rank
+ * is folded into lora_B and the file means the same thing everywhere. kohya: lora_down = A, lora_up = B, and a scalar
+ * alpha per module.
+ */
+export function encodeLora(w: LoraWeights, format: LoraFormat): Uint8Array {
+  const { tensors, metadata } = format === 'kohya' ? kohyaTensors(w) : peftTensors(w);
+  return encodeSafetensors(tensors, metadata);
 }
 
-/** Writes weights to a .safetensors file. */
-export function writeLora(file: string, w: LoraWeights, format: LoraFormat = 'peft'): void {
-  fs.writeFileSync(file, encodeLora(w, format));
+function peftTensors(w: LoraWeights): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
+  const scale = loraScale(w);
+  const tensors = new Map<string, SafeTensor>();
+  for (const [m, mod] of w.modules) {
+    const B = scale === 1 ? mod.B : mod.B.map((v) => v * scale);
+    tensors.set(`unet.${peftKey(m, 'A')}`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
+    tensors.set(`unet.${peftKey(m, 'B')}`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: B });
+  }
+  const targets = [...new Set([...w.modules.keys()].map(targetSuffix))].sort();
+  const adapter = { r: w.rank, lora_alpha: w.rank, target_modules: targets, init_lora_weights: 'gaussian' };
+  return { tensors, metadata: { format: 'pt', lora_adapter_metadata: JSON.stringify({ unet: adapter }) } };
+}
+
+function kohyaTensors(w: LoraWeights): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
+  const tensors = new Map<string, SafeTensor>();
+  for (const [m, mod] of w.modules) {
+    const k = kohyaModuleName(m);
+    tensors.set(`${k}.lora_down.weight`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
+    tensors.set(`${k}.lora_up.weight`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
+    tensors.set(`${k}.alpha`, { dtype: 'F32', shape: [], data: Float32Array.of(w.alpha) });
+  }
+  const metadata = { ss_network_module: 'networks.lora', ss_network_dim: String(w.rank), ss_network_alpha: String(w.alpha), ss_training_comment: 'DDPO Studio' };
+  return { tensors, metadata };
+}
+
+/** The layer name PEFT's target_modules matches a module by: its last path segment, or the last two for `to_out.0`. */
+export function targetSuffix(module: string): string {
+  const parts = module.split('.');
+  return /^\d+$/.test(parts[parts.length - 1]) ? parts.slice(-2).join('.') : parts[parts.length - 1];
 }
 
 /** Options for {@link readLora}. */
@@ -75,7 +95,7 @@ export function readLora(src: string | Uint8Array, opts: ReadLoraOptions = {}): 
   const kohya = keys.some((k) => k.endsWith('.lora_down.weight'));
   const parts = new Map<string, { A?: SafeTensor; B?: SafeTensor; alpha?: number }>();
   const entry = (m: string) => { let e = parts.get(m); if (!e) parts.set(m, (e = {})); return e; };
-  const byKohya = new Map((opts.modules ?? []).map((m) => [kohyaBase(m), m]));
+  const byKohya = new Map((opts.modules ?? []).map((m) => [kohyaModuleName(m), m]));
   for (const [key, t] of tensors) {
     if (kohya) {
       const m = /^(.*)\.(lora_down\.weight|lora_up\.weight|alpha)$/.exec(key);

@@ -1,4 +1,4 @@
-/** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Bradley–Terry, MSE. */
+/** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Bradley–Terry, and a dot product for vector-Jacobian checks. */
 import { GraphBuilder } from '../onnx/builder';
 import type { Node } from '../onnx/ir';
 
@@ -111,14 +111,6 @@ export function appendBradleyTerryLoss(b: GraphBuilder, rewardLeft: string, rewa
     const agree = b.op('Cast', [b.op('Greater', [d, b.scalar(0)])], { to: { type: 'int', value: 1 } });
     const hit = b.op('Sub', [b.scalar(1), b.op('Abs', [b.op('Sub', [agree, leftWins])])]);
     return { loss, accuracy: reduce(b, 'ReduceMean', hit, null, false, opset) };
-  });
-}
-
-/** Mean squared error over every element. */
-export function appendMseLoss(b: GraphBuilder, prediction: string, target: string, opset: number): string {
-  return b.within('mse_loss', () => {
-    const d = b.op('Sub', [prediction, target]);
-    return reduce(b, 'ReduceMean', b.op('Mul', [d, d]), null, false, opset);
   });
 }
 

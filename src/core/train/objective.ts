@@ -29,11 +29,6 @@ function internalize(model: Model, roles: UnetRoles): { sample: string; timestep
   return names;
 }
 
-/** Graph input names of the DDPO training graph (besides the LoRA inputs). */
-export const DDPO_INPUTS = ['latents', 'next_latents', 'timestep', 'uncond_embeds', 'cond_embeds', 'old_log_prob', 'advantages', 'alpha_prod_t', 'alpha_prod_t_prev', 'eta', 'guidance_scale', 'clip_range'] as const;
-/** Graph output names of the DDPO training graph. */
-export const DDPO_OUTPUTS = ['loss', 'log_prob', 'ratio', 'approx_kl', 'clipfrac'] as const;
-
 /**
  * Builds the DDPO step graph around a UNet: it runs the UNet on [latents; latents] with [uncond; cond]
  * embeddings at `timestep`, guides, scores `next_latents` under the DDIM eta step, and returns the PPO loss.

@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
-import { panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
+import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
@@ -99,8 +99,4 @@ class DashboardPanel {
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, epoch: win.epoch } : undefined,
     };
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }

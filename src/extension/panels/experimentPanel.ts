@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import { EXPERIMENT_FILE } from '../../core/experiment/schema';
-import { panelReceiver, type ExperimentToHost, type ExperimentView, type HostToExperiment } from '../../protocol';
+import { assertNever, panelReceiver, type ExperimentToHost, type ExperimentView, type HostToExperiment } from '../../protocol';
 import type { Services } from '../services';
 import { requireStore } from '../workspaceStore';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -62,8 +62,4 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
 
 function toView(exp: Experiment, dir: string): ExperimentView {
   return { name: exp.name, dir, baseModel: exp.baseModel.path ?? exp.baseModel.id, prompts: exp.prompts, createdAt: exp.createdAt, settings: exp.settings };
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }

@@ -6,7 +6,7 @@
 import { compareQueue, listComparisons, type CompareManifest } from '../../core/studio/compare';
 import { listPairs, queueOf, type QueueItem } from '../../core/studio/pairs';
 import { readRatingLog } from '../../core/studio/ratingLog';
-import { CHOICES, panelReceiver, type ExecutionProviderSetting, type HostToRating, type RatingLogView, type RatingToHost, type RatingView } from '../../protocol';
+import { assertNever, isChoice, panelReceiver, type ExecutionProviderSetting, type HostToRating, type RatingLogView, type RatingToHost, type RatingView } from '../../protocol';
 import type { WorkerClient } from '../../worker/client';
 
 /** What a rating panel rates. */
@@ -88,7 +88,7 @@ export class RatingSession {
 
   private rate(itemId: string, choice: string, elapsedMs: number): void {
     const item = this.items.find((i) => i.id === itemId);
-    if (!item || this.inFlight.has(itemId) || !(CHOICES as readonly string[]).includes(choice)) {
+    if (!item || this.inFlight.has(itemId) || !isChoice(choice)) {
       this.host.log(`[host] ignored a rating for unknown or already rated pair ${itemId} (${choice})`);
       return;
     }
@@ -98,7 +98,7 @@ export class RatingSession {
       try {
         this.logView = await this.host.worker.request('rate', {
           experimentDir: this.src.experimentDir, compareId: this.src.compareId, pairId: item.pairId, prompt: item.prompt, left: item.left, right: item.right,
-          choice: choice as (typeof CHOICES)[number], sideOrder: item.sideOrder, repeatOf: item.repeatOf, elapsedMs,
+          choice, sideOrder: item.sideOrder, repeatOf: item.repeatOf, elapsedMs,
         });
         this.host.post({ type: 'saved', itemId, rated: this.logView.rated });
       } finally {
@@ -196,8 +196,4 @@ export class RatingSession {
         if (!ctl.signal.aborted) this.prefetch();
       });
   }
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled webview message ${JSON.stringify(x)}`);
 }

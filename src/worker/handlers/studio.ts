@@ -1,7 +1,7 @@
 /** Studio jobs: pair generation, ratings, reward training, fine-tuning, comparisons, LoRA export. */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CHOICES, type RateParams } from '../../protocol';
+import { CHOICES, isChoice } from '../../protocol';
 import { resolveModel } from '../../core/models/hubDownload';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings } from '../../core/reward/store';
@@ -49,8 +49,8 @@ export const rateHandler: JobHandler<'rate'> = {
     const dir = experimentDir(p);
     const compareId = optStr(p, 'compareId');
     const root = ratingsDir(dir, compareId);
-    const choice = str(p, 'choice') as RateParams['choice'];
-    if (!CHOICES.includes(choice)) throw new Error(`"choice" must be one of ${CHOICES.join(', ')}`);
+    const choice = str(p, 'choice');
+    if (!isChoice(choice)) throw new Error(`"choice" must be one of ${CHOICES.join(', ')}`);
     const sideOrder = str(p, 'sideOrder');
     if (sideOrder !== 'ab' && sideOrder !== 'ba') throw new Error('"sideOrder" must be "ab" or "ba"');
     const left = str(p, 'left'), right = str(p, 'right');

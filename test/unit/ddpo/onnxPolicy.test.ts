@@ -22,7 +22,7 @@ function request(s: PolicySamples, j: number): PolicyTrainRequest {
 
 const normB = async (p: Policy) => {
   let sq = 0;
-  for (const [k, t] of (await p.lora()).tensors) if (k.includes('lora_B')) for (const v of t.data as Float32Array) sq += v * v;
+  for (const m of (await p.lora()).modules.values()) for (const v of m.B) sq += v * v;
   return Math.sqrt(sq);
 };
 
@@ -53,7 +53,8 @@ test('PPO updates reach the LoRA, make the rewarded transition likelier and chan
       const [a, b] = [await policy.accumulate(request(s0, 2)), await again.accumulate(request(s0, 2))];
       assert.equal(a.loss, b.loss);
       await Promise.all([policy.update(1), again.update(1)]);
-      assert.deepEqual([...(await again.lora()).tensors.values()].map((t) => Array.from(t.data as Float32Array)), [...(await policy.lora()).tensors.values()].map((t) => Array.from(t.data as Float32Array)));
+      const values = async (p: Policy) => [...(await p.lora()).modules.values()].map((m) => [Array.from(m.A), Array.from(m.B)]);
+      assert.deepEqual(await values(again), await values(policy));
     } finally { await again.release?.(); }
   } finally { await policy.release?.(); }
 });

@@ -6,7 +6,8 @@
 import { ddimCoefficients, ddimStepWithLogProb, ddimTimesteps, makeDdimSchedule, parseDdimConfig } from '../../../src/core/diffusion/ddim';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import type { ImageRGB } from '../../../src/core/image/rgb';
-import type { LoraWeights, Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from '../../../src/core/ddpo/types';
+import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from '../../../src/core/ddpo/types';
+import type { LoraWeights } from '../../../src/core/train/loraFile';
 
 const SCHEDULE = makeDdimSchedule(parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, num_train_timesteps: 1000, set_alpha_to_one: false, steps_offset: 1, clip_sample: false }));
 
@@ -136,12 +137,7 @@ export class ToyPolicy implements Policy {
 
   async lora(): Promise<LoraWeights> {
     const mod = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q';
-    return {
-      rank: 1, alpha: 1, tensors: new Map([
-        [`${mod}.lora_A.weight`, { dtype: 'F32', shape: [1, 3], data: Float32Array.from(this.p.subarray(0, 3)) }],
-        [`${mod}.lora_B.weight`, { dtype: 'F32', shape: [3, 1], data: Float32Array.from(this.p.subarray(3)) }],
-      ]),
-    };
+    return { rank: 1, alpha: 1, modules: new Map([[mod, { inFeatures: 3, outFeatures: 3, A: Float32Array.from(this.p.subarray(0, 3)), B: Float32Array.from(this.p.subarray(3)) }]]) };
   }
 
   /** Parameters [s_0..s_2, b_0..b_2] and the accumulated gradient (for gradient checks). */

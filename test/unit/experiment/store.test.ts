@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExperimentStore, experimentNameProblem } from '../../../src/core/experiment/store';
 import { EXPERIMENT_SCHEMA_VERSION, parseExperiment } from '../../../src/core/experiment/schema';
-import { buildExperimentTree } from '../../../src/core/experiment/treeModel';
+import { buildStudioTree } from '../../../src/core/studio/treeModel';
+import { readSummary } from '../../../src/core/studio/summary';
 
 function workspace(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-ws-'));
@@ -63,7 +64,7 @@ test('malformed experiment.json files become error entries with the reason, othe
   assert.match(reason('future'), /newer than this DDPO Studio/);
   assert.match(reason('bad-prompts'), /"prompts" must be an array of strings/);
   assert.match(reason('empty-folder'), /no experiment.json/);
-  const tree = buildExperimentTree(entries);
+  const tree = buildStudioTree(entries, (e) => readSummary(e.dir, false));
   assert.deepEqual(tree.map((n) => [n.label, n.kind]), [['bad-prompts', 'error'], ['broken-json', 'error'], ['empty-folder', 'error'], ['future', 'error'], ['good', 'experiment']]);
   assert.match(tree[1].description ?? '', /not valid JSON/);
 });
@@ -80,16 +81,4 @@ test('parseExperiment fills default settings for an older file without them', ()
   const exp = parseExperiment(JSON.stringify({ schemaVersion: 1, name: 'n', createdAt: 't', baseModel: { id: 'sd' }, prompts: [] }), 'f');
   assert.equal(exp.settings.steps, 20);
   assert.throws(() => parseExperiment('[]', 'f.json'), /f.json: expected a JSON object/);
-});
-
-test('the tree shows base model, prompts and settings under each experiment', async () => {
-  const store = new ExperimentStore(workspace());
-  await store.create('cats', { prompts: ['a cat', 'a kitten'], baseModel: { id: 'sd15', path: '/models/sd15' } });
-  const [node] = buildExperimentTree(await store.list());
-  assert.equal(node.label, 'cats');
-  assert.equal(node.description, 'sd15');
-  assert.deepEqual(node.children.map((c) => c.label), ['Base model', 'Prompts', 'Settings']);
-  assert.equal(node.children[0].description, '/models/sd15');
-  assert.deepEqual(node.children[1].children.map((c) => c.label), ['a cat', 'a kitten']);
-  assert.ok(new Set([node.id, ...node.children.map((c) => c.id)]).size === 4, 'ids are unique');
 });

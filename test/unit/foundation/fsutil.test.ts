@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PathEscapeError, appendLineDurable, atomicWriteFile, resolveInside } from '../../../src/core/fsutil';
+import { PathEscapeError, appendLineDurable, appendLineDurableSync, atomicWriteFile, atomicWriteFileSync, resolveInside } from '../../../src/core/fsutil';
 
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-fsutil-'));
@@ -38,6 +38,29 @@ test('appendLineDurable appends whole lines and refuses embedded newlines', asyn
   await appendLineDurable(file, '{"a":2}');
   assert.equal(fs.readFileSync(file, 'utf8'), '{"a":1}\n{"a":2}\n');
   await assert.rejects(appendLineDurable(file, 'two\nlines'), /newline/);
+});
+
+test('atomicWriteFileSync replaces the content and leaves no temp files behind', () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'cache.json');
+  atomicWriteFileSync(file, 'old');
+  atomicWriteFileSync(file, new TextEncoder().encode('new content'));
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new content');
+  assert.deepEqual(fs.readdirSync(dir), ['cache.json']);
+  assert.throws(() => atomicWriteFileSync(path.join(dir, 'nope', 'x.json'), 'x'), /nope/);
+  assert.deepEqual(fs.readdirSync(dir), ['cache.json']);
+});
+
+test('appendLineDurableSync appends whole lines to an open log and refuses embedded newlines', () => {
+  const file = path.join(tmpdir(), 'ratings.jsonl');
+  fs.writeFileSync(file, '{"torn"');
+  const fd = fs.openSync(file, 'a');
+  try {
+    appendLineDurableSync(fd, '', file);
+    appendLineDurableSync(fd, '{"a":1}', file);
+    assert.throws(() => appendLineDurableSync(fd, 'two\nlines', file), /ratings.jsonl.*newline/);
+  } finally { fs.closeSync(fd); }
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"torn"\n{"a":1}\n');
 });
 
 test('resolveInside accepts nested relative paths, including ones not yet created', () => {

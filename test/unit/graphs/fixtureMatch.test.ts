@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
-import { extractStateDict } from '../../../src/core/graphs/stateDict';
+import { extractStateDict } from './stateDict';
 import { buildUNet, timestepFrequencies } from '../../../src/core/graphs/unet';
 import { buildClipTextEncoder } from '../../../src/core/graphs/clipText';
 import { buildVaeDecoder } from '../../../src/core/graphs/vaeDecoder';
-import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG } from '../../../src/core/graphs/presets';
-import { needsFixtures, ort, referenceSd, relError, runModel } from './helpers';
+import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG, needsFixtures, ort, referenceSd, relError, runModel } from './helpers';
 
 // The strongest check: the fixture's own weights, moved into our graphs, reproduce PyTorch's outputs.
 

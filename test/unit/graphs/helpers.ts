@@ -1,9 +1,12 @@
-/** Shared bits of the graph-builder tests: fixture location and a one-call ORT runner. */
+/** Shared bits of the graph-builder tests: fixture location, the fixture's configs and a one-call ORT runner. */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Model } from '../../../src/core/onnx/ir';
 import { encodeModel } from '../../../src/core/onnx/proto';
+import type { ClipTextConfig } from '../../../src/core/graphs/clipText';
+import type { UNetConfig } from '../../../src/core/graphs/unet';
+import type { VaeDecoderConfig } from '../../../src/core/graphs/vaeDecoder';
 
 /** `<repo>/../shared/fixtures/reference-sd`. */
 export const referenceSd = resolve(__dirname, '../../../../shared/fixtures/reference-sd');
@@ -34,3 +37,21 @@ export function noise(n: number, seed: number): Float32Array {
 }
 
 export { ort };
+
+/** The reference fixture's tiny UNet (blocks 32/64, 8 heads, cross-attention dim 32). */
+export const TINY_UNET_CONFIG: UNetConfig = {
+  sample_size: 16, in_channels: 4, out_channels: 4, layers_per_block: 1, block_out_channels: [32, 64],
+  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'], up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+  cross_attention_dim: 32, attention_head_dim: 8, norm_num_groups: 32,
+};
+
+/** The reference fixture's tiny CLIP text encoder (vocab 1000, width 32, 2 layers; bos 998, eos 999). */
+export const TINY_CLIP_TEXT_CONFIG: ClipTextConfig = {
+  vocab_size: 1000, hidden_size: 32, intermediate_size: 37, num_hidden_layers: 2, num_attention_heads: 4,
+  max_position_embeddings: 77, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, eos_token_id: 999,
+};
+
+/** The reference fixture's tiny VAE decoder (x2 upsampling). */
+export const TINY_VAE_CONFIG: VaeDecoderConfig = {
+  block_out_channels: [32, 64], layers_per_block: 1, latent_channels: 4, out_channels: 3, norm_num_groups: 32, scaling_factor: 0.18215,
+};

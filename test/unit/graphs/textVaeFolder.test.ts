@@ -7,10 +7,9 @@ import { buildClipTextEncoder } from '../../../src/core/graphs/clipText';
 import { buildUNet } from '../../../src/core/graphs/unet';
 import { buildVaeDecoder } from '../../../src/core/graphs/vaeDecoder';
 import { writeModelFolder } from '../../../src/core/graphs/modelFolder';
-import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG } from '../../../src/core/graphs/presets';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
 import { loadModel } from '../../../src/core/onnx/proto';
-import { noise, ort, relError, runModel } from './helpers';
+import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG, noise, ort, relError, runModel } from './helpers';
 
 const ids = (rows: number[][]): Int32Array => Int32Array.from(rows.flat());
 

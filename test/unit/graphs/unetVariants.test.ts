@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildUNet, UNetConfig } from '../../../src/core/graphs/unet';
-import { extractStateDict } from '../../../src/core/graphs/stateDict';
-import { TINY_UNET_CONFIG } from '../../../src/core/graphs/presets';
+import { extractStateDict } from './stateDict';
 import { DataType } from '../../../src/core/onnx/ir';
-import { noise, ort, relError, runModel } from './helpers';
+import { TINY_UNET_CONFIG, noise, ort, relError, runModel } from './helpers';
 
 // SD 2.x style in miniature: per-block head counts, linear projections, 3 blocks, 2 layers each, 8 groups.
 const SD2_STYLE: UNetConfig = {

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { A, GraphBuilder } from '../../../src/core/onnx/builder';
-import { assertSupportedOps, checkSupportedOps } from '../../../src/core/onnx/check';
 import { eliminateDeadNodes } from '../../../src/core/onnx/dce';
 import { DataType, emptyGraph, makeModel, makeTensor, toNumbers } from '../../../src/core/onnx/ir';
 import { foldConstants } from '../../../src/core/onnx/fold';
@@ -124,15 +123,4 @@ test('eliminateDeadNodes keeps exactly what the kept outputs need', () => {
   assert.equal(g.initializers.size, 0, 'the constant only the dead nodes read is gone');
   assert.equal(eliminateDeadNodes(g, [used]), 1);
   assert.ok(!g.nodes.some((n) => n.outputs.includes(unused)));
-});
-
-test('checkSupportedOps lists each unsupported node by name', () => {
-  const g = emptyGraph();
-  const b = new GraphBuilder(g);
-  const x = b.input('x', F, [2]);
-  b.op('Foo', [b.op('Relu', [x])], {}, { name: '/u/down/Foo_3' });
-  b.op('Bar', [x], {}, { name: 'b', domain: 'com.microsoft' });
-  assert.deepEqual(checkSupportedOps(g, new Set(['Relu'])), ['unsupported op "Foo" at node "/u/down/Foo_3"', 'unsupported op "com.microsoft.Bar" at node "b"']);
-  assert.deepEqual(checkSupportedOps(g, new Set(['Relu', 'Foo', 'com.microsoft.Bar'])), []);
-  assert.throws(() => assertSupportedOps(g, new Set(['Relu']), 'unet.onnx'), /unet.onnx uses 2 node\(s\) with ops we cannot handle \(Foo, com.microsoft.Bar\)/);
 });

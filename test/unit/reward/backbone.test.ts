@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readSafetensors, toFloat32, writeSafetensors, f32 } from '../../../src/core/safetensors';
+import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
 import { loadOnnxBackbone, readPreprocess } from '../../../src/core/reward/onnxBackbone';
 import { EmbeddingCache, type Backbone } from '../../../src/core/reward/backbone';
-import { loadLinearStackHead } from '../../../src/core/reward/model';
 import { encodePng } from '../../../src/core/image/png';
 import { renderShape } from '../../../src/core/reward/sim';
 
@@ -38,17 +37,4 @@ test('embeddings are cached by file content, so re-training does not re-run the 
   const c2 = EmbeddingCache.forExperiment(dir, counting.id);
   await c2.embedFiles(counting, [f]);
   assert.equal(calls, 1);
-});
-
-test('an aesthetic-predictor-style head loads from safetensors and scores normalised embeddings', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-aes-'));
-  const file = path.join(dir, 'aesthetic.safetensors');
-  writeSafetensors(file, {
-    'layers.0.weight': f32([2, 3], Float32Array.of(1, 0, 0, 0, 1, 0)), 'layers.0.bias': f32([2], Float32Array.of(0, 1)),
-    'layers.2.weight': f32([1, 2], Float32Array.of(2, 3)), 'layers.2.bias': f32([1], Float32Array.of(0.5)),
-  });
-  const head = loadLinearStackHead(file);
-  // x = (3,4,0)/5 -> layer0 = (0.6, 0.8+1) -> 2*0.6 + 3*1.8 + 0.5
-  assert.ok(Math.abs(head.score(Float32Array.of(3, 4, 0)) - (1.2 + 5.4 + 0.5)) < 1e-5);
-  assert.throws(() => head.score(Float32Array.of(1, 2)), /expects 3-dim/);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeSimulatedExperiment } from '../../../src/core/reward/demo';
+import { makeSimulatedExperiment } from './helpers/simulatedExperiment';
 import { rewardEvalCommand, rewardTrainCommand } from '../../../src/cli/reward';
 import { exportPreferencesCommand } from '../../../src/cli/exportPreferences';
 import { readRatings } from '../../../src/core/reward/store';

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { blindImageName, compareDir, compareQueue, compareResult, listComparisons, saveManifest, type CompareManifest } from '../../../src/core/studio/compare';
 import { PreferenceStore } from '../../../src/core/reward/store';
+import type { Choice } from '../../../src/protocol';
 
 function setup(): { dir: string; m: CompareManifest } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-compare-'));
@@ -50,7 +51,7 @@ test('the win rate counts the tuned image winning, ties as half, skips not at al
     const tunedIsLeft = q[i].left === it.tuned;
     return tunedWins === tunedIsLeft ? 'left' : 'right';
   };
-  const add = (i: number, choice: 'left' | 'right' | 'tie' | 'skip') => store.append({ pairId: q[i].pairId, prompt: q[i].prompt, left: q[i].left, right: q[i].right, choice, sideOrder: 'ab', rater: 't' });
+  const add = (i: number, choice: Choice) => store.append({ pairId: q[i].pairId, prompt: q[i].prompt, left: q[i].left, right: q[i].right, choice, sideOrder: 'ab', rater: 't' });
   add(0, pick(0, true));
   add(1, pick(1, true));
   add(2, pick(2, false));

@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { encodeLatent, TINY_SCALING_FACTOR } from '../../../src/core/tiny/model';
-import { makeScene, renderScene } from '../../../src/core/tiny/scenes';
-import { fromChw, measureImage } from '../../../src/core/tiny/measure';
+import { renderScene } from '../../../src/core/tiny/scenes';
+import { measureImage } from '../../../src/core/tiny/measure';
+import { toRgbImages } from '../../../src/core/diffusion/generate';
+import { makeScene } from './sceneHelpers';
 import { sampleImages } from '../../../src/core/tiny/preview';
 
 const DIR = join(__dirname, '../../../media/tiny-model');
@@ -46,7 +48,7 @@ test('the decoder turns encoded latents back into the scene', { skip }, async ()
   const lat = encodeLatent(renderScene(scene, 32)).map((v) => v * TINY_SCALING_FACTOR);
   const dec = await pipe.decode(lat, 1, 16, 16);
   assert.deepEqual([dec.height, dec.width], [32, 32]);
-  const m = measureImage(fromChw(dec.data, 32, 32));
+  const m = measureImage(toRgbImages(dec.data, 1, 32, 32)[0]);
   assert.equal(m.shapeName, 'green');
   assert.equal(m.backgroundName, 'purple');
   assert.ok(m.cx > 0.6);

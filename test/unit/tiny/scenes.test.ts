@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '../../../src/core/random';
-import { COLOURS, PALETTE, POSITIONS, SHAPES, caption, makeScene, randomScene, renderScene, shapeArea } from '../../../src/core/tiny/scenes';
+import { COLOURS, PALETTE, POSITIONS, SHAPES, caption, randomScene, renderScene } from '../../../src/core/tiny/scenes';
+import { makeScene, shapeArea } from './sceneHelpers';
 import { measureImage, nearestColour, warmth } from '../../../src/core/tiny/measure';
 
 test('the same seed draws the same scenes and pixels, another seed different ones', () => {

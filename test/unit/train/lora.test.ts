@@ -11,7 +11,7 @@ import { maxRelError } from '../../../src/core/diffusion/conformance';
 import { REFERENCE_SD, SKIP_NO_FIXTURES, stripNodeNames } from './fixture';
 import { randomValues, tinyLinearModel } from './tinyModels';
 import { buildUNet } from '../../../src/core/graphs/unet';
-import { TINY_UNET_CONFIG } from '../../../src/core/graphs/presets';
+import { TINY_UNET_CONFIG } from '../graphs/helpers';
 
 const x = { dims: [2, 3], data: randomValues(6, 9) };
 

@@ -5,9 +5,9 @@ import { DataType, emptyGraph, makeModel } from '../../../src/core/onnx/ir';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { buildGradientGraph } from '../../../src/core/autodiff/gradient';
 import { ddimStepWithLogProb } from '../../../src/core/diffusion/ddim';
-import { appendBradleyTerryLoss, appendDdpoLoss, appendMseLoss } from '../../../src/core/train/losses';
+import { appendBradleyTerryLoss, appendDdpoLoss } from '../../../src/core/train/losses';
 import { createSession, runModel } from '../../../src/core/runtime/ortRun';
-import { randomValues } from './tinyModels';
+import { appendMseLoss, randomValues } from './tinyModels';
 
 const B = 2, CHW = [2, 2, 3], N = 12;
 const PPO = { clipRange: 0.05, advClipMax: 1 };

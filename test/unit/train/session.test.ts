@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../../src/core/onnx/builder';
 import { DataType, Model, cloneModel } from '../../../src/core/onnx/ir';
-import { appendMseLoss } from '../../../src/core/train/losses';
 import { TrainingSession } from '../../../src/core/train/session';
 import { AdamW, clipGradNorm } from '../../../src/core/train/adamw';
-import { randomValues, tinyLinearModel } from './tinyModels';
+import { appendMseLoss, randomValues, tinyLinearModel } from './tinyModels';
 
 /** Regress the q output onto a target input. */
 function mseOnQ(m: Model): Model {

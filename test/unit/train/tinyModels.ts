@@ -1,7 +1,8 @@
-/** Small hand-built graphs with named linear layers, for LoRA tests that need no fixtures. */
+/** Small hand-built graphs with named linear layers and an MSE loss, for LoRA and training tests that need no fixtures. */
 import { GraphBuilder } from '../../../src/core/onnx/builder';
 import { DataType, Model, emptyGraph, makeModel, makeTensor } from '../../../src/core/onnx/ir';
 import { mulberry32 } from '../../../src/core/random';
+import { reduce } from '../../../src/core/train/losses';
 
 /** Deterministic uniform values in [-1, 1). */
 export function randomValues(n: number, seed: number): Float32Array {
@@ -22,4 +23,12 @@ export function tinyLinearModel(): Model {
   b.output('q', 'q', DataType.FLOAT, [2, 4]);
   b.output('k', 'k', DataType.FLOAT, [2, 5]);
   return makeModel(g, 17);
+}
+
+/** Mean squared error over every element. */
+export function appendMseLoss(b: GraphBuilder, prediction: string, target: string, opset: number): string {
+  return b.within('mse_loss', () => {
+    const d = b.op('Sub', [prediction, target]);
+    return reduce(b, 'ReduceMean', b.op('Mul', [d, d]), null, false, opset);
+  });
 }

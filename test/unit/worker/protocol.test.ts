@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProtocolError, parseHostToWorker, parsePanelMessage, parseWorkerToHost } from '../../../src/protocol';
+import { ProtocolError, assertNever, parseHostToWorker, parsePanelMessage, parseWorkerToHost } from '../../../src/protocol';
 
 test('webview messages with the right shape pass, anything else is rejected with the field named', () => {
   assert.deepEqual(parsePanelMessage('experiment', { type: 'addPrompt', prompt: 'a cat' }), { type: 'addPrompt', prompt: 'a cat' });
@@ -23,4 +23,9 @@ test('host-side validation requires an error on failed replies', () => {
   assert.equal(parseWorkerToHost({ type: 'reply', id: 3, ok: true, result: 1 }).type, 'reply');
   assert.throws(() => parseWorkerToHost({ type: 'reply', id: 3, ok: false }), /without a valid "error"/);
   assert.equal(parseWorkerToHost({ type: 'reply', id: 3, ok: false, error: { code: 'failed', message: 'x' } }).type, 'reply');
+});
+
+test('a message no case handles fails loudly, naming it', () => {
+  assert.throws(() => assertNever({ type: 'later' } as never, 'worker message'), /^Error: unhandled worker message {"type":"later"}$/);
+  assert.throws(() => assertNever({ type: 'later' } as never), /^Error: unhandled message/);
 });

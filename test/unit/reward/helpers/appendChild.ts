@@ -1,5 +1,6 @@
 // Child process for the crash test: appends ratings forever, printing "ack <id>" after each durable append.
 import { PreferenceStore } from '../../../../src/core/reward/store';
+import { CHOICES } from '../../../../src/protocol';
 
 const dir = process.argv[2];
 const tag = process.argv[3] ?? 'c';
@@ -8,7 +9,7 @@ let i = 0;
 for (;;) {
   const r = store.append({
     id: `${tag}-${i}`, pairId: `p${i % 17}`, prompt: 'a red circle ' + 'x'.repeat(i % 300), left: `samples/p${i}/a.png`, right: `samples/p${i}/b.png`,
-    choice: (['left', 'right', 'tie', 'skip'] as const)[i % 4], rater: 'sim', sideOrder: i % 2 ? 'ab' : 'ba',
+    choice: CHOICES[i % 4], rater: 'sim', sideOrder: i % 2 ? 'ab' : 'ba',
   });
   process.stdout.write(`ack ${r.id}\n`);
   i++;

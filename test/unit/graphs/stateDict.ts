@@ -1,6 +1,6 @@
 /** Recovers a PyTorch-layout state dict from a TorchScript ONNX export, using the module scopes kept in node names. */
-import { DataType, Graph, Model, Tensor } from '../onnx/ir';
-import { StateDict } from './weights';
+import { DataType, Graph, Model, Tensor } from '../../../src/core/onnx/ir';
+import { StateDict } from '../../../src/core/graphs/weights';
 
 /** Options of {@link extractStateDict}. */
 export interface ExtractOptions {

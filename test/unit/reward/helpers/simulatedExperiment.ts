@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { encodePng } from '../image/png';
-import { mulberry32 } from '../random';
-import { schedulePairs, type SampleRef } from './schedule';
-import { randomShape, renderShape, shapeTasteUtility, SimulatedRater, type SimulatedRaterOptions } from './sim';
-import { PreferenceStore, readRatings } from './store';
+import { encodePng } from '../../../../src/core/image/png';
+import { mulberry32 } from '../../../../src/core/random';
+import { schedulePairs, type SampleRef } from '../../../../src/core/reward/schedule';
+import { randomShape, renderShape, shapeTasteUtility, SimulatedRater, type SimulatedRaterOptions } from '../../../../src/core/reward/sim';
+import { PreferenceStore, readRatings } from '../../../../src/core/reward/store';
 
 /**
  * Fill an experiment folder with procedural shape samples (`samples/<prompt-index>/seed-<n>.png`) and have a
