@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import * as nodePath from 'node:path';
 import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
 import { openSession, type SessionProviders } from '../runtime/sessionProviders';
+import { explainLoadFailure } from './ortLoadError';
 
 /** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
@@ -50,7 +51,7 @@ export class OrtModel {
       const msg = (e as Error).message;
       const hint = ep !== 'cpu' && /provider|backend|not (found|supported|available)/i.test(msg)
         ? `execution provider '${ep}' is not available in this onnxruntime-node build; use --ep cpu`
-        : 'check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete';
+        : explainLoadFailure(msg, path);
       throw new Error(`Could not load ONNX model ${path}: ${msg}\n  ${hint}`);
     }
   }
@@ -64,7 +65,7 @@ export class OrtModel {
       m.ep = opened.ep;
       return m;
     } catch (e) {
-      throw new Error(`Could not load ONNX model ${path}: ${(e as Error).message}\n  check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete`);
+      throw new Error(`Could not load ONNX model ${path}: ${(e as Error).message}\n  ${explainLoadFailure((e as Error).message, path)}`);
     }
   }
 
