@@ -1,4 +1,4 @@
-import { CliCommand, CliIO, parseFlags } from './command';
+import { CliCommand, CliIO, FlagTable, parseFlags } from './command';
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import { generateImages, saveGeneratedPng } from '../core/diffusion/generate';
 import { useFastUnet } from '../core/diffusion/fastUnet';
@@ -6,6 +6,14 @@ import { parseExecutionProvider } from '../core/models/ortModel';
 import { resolveModel } from '../core/models/hubDownload';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+
+/** The flags {@link openPipeline} reads, for every command that opens a model. */
+export const PIPELINE_FLAGS: FlagTable = { model: 'text', ep: 'text', revision: 'text', cache: 'text', offline: 'boolean', 'fast-unet': ['auto', 'on', 'off'] };
+
+const FLAGS: FlagTable = {
+  ...PIPELINE_FLAGS, prompt: 'text', negative: 'text', seed: 'integer', steps: 'integer', guidance: 'number', eta: 'number',
+  count: 'integer', batch: 'integer', width: 'integer', height: 'integer', out: 'text',
+};
 
 /** Opens --model: a local folder, or a Hub repo id (downloaded into --cache, token from $HF_TOKEN). */
 export async function openPipeline(flags: Record<string, string | true>, io: CliIO): Promise<StableDiffusionPipeline> {
@@ -55,6 +63,7 @@ export async function toLatent(pipe: StableDiffusionPipeline, px: number | undef
 export const generateCommand: CliCommand = {
   path: ['generate'],
   summary: 'Generate images from a prompt with a Stable Diffusion ONNX model',
+  flags: FLAGS,
   usage: [
     'ddpo generate --model DIR --prompt "..." [--negative "..."] [--seed N] [--steps N] [--guidance G] [--eta E]',
     '              [--count K] [--batch B] [--width PX --height PX] --out DIR [--ep cpu|cuda|webgpu]',
@@ -65,16 +74,15 @@ export const generateCommand: CliCommand = {
     '--fast-unet: run the UNet rebuilt in float16 with fused attention; auto (default) does so on a GPU provider.',
   ].join('\n'),
   async run(argv: string[], io: CliIO): Promise<number> {
-    const { flags } = parseFlags(argv, ['offline']);
-    const model = flags.model, prompt = flags.prompt, out = flags.out;
-    if (typeof model !== 'string' || typeof prompt !== 'string' || typeof out !== 'string') {
-      io.err('ddpo generate needs --model DIR, --prompt "..." and --out DIR\n' + generateCommand.usage);
-      return 2;
-    }
-    let opts, width, height;
+    let flags, opts, width, height;
     try {
+      ({ flags } = parseFlags(argv, FLAGS));
+      if (typeof flags.model !== 'string' || typeof flags.prompt !== 'string' || typeof flags.out !== 'string') {
+        io.err('ddpo generate needs --model DIR, --prompt "..." and --out DIR\n' + generateCommand.usage);
+        return 2;
+      }
       opts = {
-        prompt, negativePrompt: typeof flags.negative === 'string' ? flags.negative : '',
+        prompt: flags.prompt, negativePrompt: typeof flags.negative === 'string' ? flags.negative : '',
         seed: numberFlag(flags, 'seed', 0, true), steps: numberFlag(flags, 'steps', 20, true),
         guidance: numberFlag(flags, 'guidance', 7.5), eta: numberFlag(flags, 'eta', 1),
         count: numberFlag(flags, 'count', 1, true), batchSize: numberFlag(flags, 'batch', 1, true),
@@ -85,6 +93,7 @@ export const generateCommand: CliCommand = {
       io.err((e as Error).message);
       return 2;
     }
+    const out = flags.out;
     const pipe = await openPipeline(flags, io);
     try {
       const latentWidth = await toLatent(pipe, width, 'width');
