@@ -1,6 +1,7 @@
 import { parseFlags, type CliCommand, type FlagTable } from './command';
 import { evalExperimentReward, openBackbone, trainExperimentReward } from '../core/reward/experiment';
 import { learningCurve, simulateSession } from '../core/reward/simulate';
+import { summarizeRatingsProblems } from '../core/reward/store';
 
 const TRAIN_FLAGS: FlagTable = { experiment: 'text', backbone: 'text', head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer' };
 const EVAL_FLAGS: FlagTable = { experiment: 'text', backbone: 'text' };
@@ -23,7 +24,7 @@ export const rewardTrainCommand: CliCommand = {
     const head = flags.head === 'mlp' ? 'mlp' : 'linear';
     const backbone = await openBackbone(typeof flags.backbone === 'string' ? flags.backbone : undefined);
     const { card, log } = await trainExperimentReward(dir, { backbone, kind: head, hidden: Number(flags.hidden ?? 32), seed: Number(flags.seed ?? 0), onProgress: io.progress });
-    for (const p of log.problems) io.err(`ratings.jsonl line ${p.line}: ${p.reason}`);
+    for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
     io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backbone}`);
     io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);
     for (const p of card.learningCurve) io.out(`  ${p.comparisons} comparisons: accuracy ${pct(p.accuracy)}`);
