@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { CliCommand, CliIO, parseFlags } from './command';
+import { CliCommand, CliIO, FlagTable, parseFlags } from './command';
 import type { ExecutionProvider } from '../core/runtime/providers';
 import { ProviderOptions, chooseExecutionProviders, parseProviderSetting, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
 import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
@@ -18,7 +18,7 @@ import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../
 type Precision = 'fp32' | 'fp16';
 const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
     [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16] [--train-timesteps 1,2,4]
-    [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10] [--placement] [--profile DIR] [--no-ddim] [--no-recompute]
+    [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10 | --steps 10] [--placement] [--profile DIR] [--no-ddim] [--no-recompute]
     [--webgpu key=value,...] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
   sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
   train   one DDPO LoRA train step (r=4 on to_q/k/v/out, batch 1 with CFG = UNet batch 2): build time, step time
@@ -35,6 +35,12 @@ const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|c
   --no-recompute  the training graph keeps large attention probabilities for the backward instead of recomputing them.
   --anchor     print ratios against anchor_torch.py's JSON from the same GPU.
   --out        is rewritten after every measurement, so an interrupted run keeps what it measured.`;
+
+const FLAGS: FlagTable = {
+  unet: 'text', ep: 'text', batch: 'text', latent: 'integer', precision: 'text', fp16: 'boolean', 'train-precision': 'text', 'train-timesteps': 'text',
+  attention: 'text', warmup: 'integer', runs: 'integer', steps: 'integer', placement: 'boolean', profile: 'text', 'no-ddim': 'boolean',
+  'no-recompute': 'boolean', webgpu: 'text', cache: 'text', out: 'text', anchor: 'text',
+};
 
 function list(v: string | true | undefined, dflt: string): string[] {
   return (typeof v === 'string' ? v : dflt).split(',').map((s) => s.trim()).filter(Boolean);
@@ -54,7 +60,7 @@ function precisions(v: string[], flag: string): Precision[] {
 }
 
 async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
-  const { flags } = parseFlags(argv, ['fp16', 'placement', 'no-ddim', 'no-recompute']);
+  const { flags } = parseFlags(argv, FLAGS);
   const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'auto');
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
   // a benchmark on an explicitly chosen provider must not quietly measure the CPU instead
@@ -206,7 +212,7 @@ export function renderTable(sample: UnetTiming[], train: TrainTiming[], memory: 
 }
 
 const make = (mode: 'sample' | 'train' | 'all', summary: string): CliCommand => ({
-  path: ['bench', mode], summary, usage: `ddpo bench ${mode} ${OPTIONS}`, run: (argv, io) => runBench(mode, argv, io),
+  path: ['bench', mode], summary, flags: FLAGS, usage: `ddpo bench ${mode} ${OPTIONS}`, run: (argv, io) => runBench(mode, argv, io),
 });
 
 /** `ddpo bench sample`, `ddpo bench train` and `ddpo bench all`. */

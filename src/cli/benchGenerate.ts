@@ -1,15 +1,18 @@
-import { CliCommand, CliIO, parseFlags } from './command';
+import { CliCommand, CliIO, FlagTable, parseFlags } from './command';
 import { benchGenerate } from '../core/bench/generate';
 import { parseExecutionProvider } from '../core/runtime/providers';
-import { numberFlag, openPipeline, pixelFlag, toLatent } from './generate';
+import { PIPELINE_FLAGS, numberFlag, openPipeline, pixelFlag, toLatent } from './generate';
+
+const FLAGS: FlagTable = { ...PIPELINE_FLAGS, steps: 'integer', guidance: 'number', images: 'integer', width: 'integer', height: 'integer', json: 'boolean' };
 
 /** `ddpo bench generate`: UNet evaluations per second and images per second on one execution provider. */
 export const benchGenerateCommand: CliCommand = {
   path: ['bench', 'generate'],
   summary: 'Measure image generation speed (UNet evals/s, images/s)',
+  flags: FLAGS,
   usage: 'ddpo bench generate --model DIR [--ep cpu|webgpu|cuda] [--steps 20] [--guidance 7.5] [--images 4] [--width PX --height PX] [--json] [--revision REV] [--cache DIR] [--offline] [--fast-unet auto|on|off]',
   async run(argv: string[], io: CliIO): Promise<number> {
-    const { flags } = parseFlags(argv, ['json', 'offline']);
+    const { flags } = parseFlags(argv, FLAGS);
     if (typeof flags.model !== 'string') {
       io.err('ddpo bench generate needs --model DIR\n' + benchGenerateCommand.usage);
       return 2;

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { parseFlags, type CliCommand } from './command';
+import { parseFlags, type CliCommand, type FlagTable } from './command';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
 import { summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
@@ -10,10 +10,16 @@ function setFlags(argv: string[]): string[] {
   return argv.flatMap((a, i) => (a === '--set' && i + 1 < argv.length ? [argv[i + 1]] : a.startsWith('--set=') ? [a.slice(6)] : []));
 }
 
+const FLAGS: FlagTable = {
+  workspace: 'text', out: 'text', name: 'text', seed: 'integer', pairs: 'integer', epochs: 'integer', threads: 'integer',
+  taste: ['big', 'warm'], set: 'text', quick: 'boolean',
+};
+
 /** `ddpo demo [--workspace DIR] [--out DIR] [--seed N] [--pairs N] [--epochs N] [--quick]` */
 export const demoCommand: CliCommand = {
   path: ['demo'],
   summary: 'Watch a model learn a simulated rater\'s taste on the embedded model, in minutes, no GPU or download',
+  flags: FLAGS,
   usage: 'ddpo demo [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--quick]\n' +
     '  Creates <workspace>/.ddpo/demo-<time>/ on the embedded tiny model and runs, with progress:\n' +
     '   1 generate  base images of 6 training prompts, and of 8 held-out prompts x 10 held-out seeds\n' +
@@ -30,7 +36,7 @@ export const demoCommand: CliCommand = {
     '  --set KEY=VALUE  override a ddpo.json setting of the demo (repeatable), e.g. --set train_learning_rate=0.005\n' +
     '  --quick          a reduced run (about a minute): fewer pairs, 1 short epoch, a small evaluation',
   async run(argv, io) {
-    const { flags } = parseFlags(argv, ['quick']);
+    const { flags } = parseFlags(argv, FLAGS);
     const workspace = path.resolve(typeof flags.workspace === 'string' ? flags.workspace : '.');
     const o = flags.quick === true ? quickDemoOptions(workspace) : fullDemoOptions(workspace);
     for (const [flag, key] of [['seed', 'seed'], ['pairs', 'pairs'], ['epochs', 'epochs'], ['threads', 'threads']] as const) {

@@ -1,5 +1,5 @@
 /** Finds the command for an argv and prints help; kept apart from main.ts so tests can run it in-process. */
-import type { CliCommand, CliIO } from './command';
+import { type CliCommand, type CliIO, UsageError, checkArgs } from './command';
 
 /** Text of `ddpo --help`. */
 export function helpText(commands: readonly CliCommand[]): string {
@@ -32,14 +32,20 @@ export async function runCli(argv: readonly string[], io: CliIO, commands: reado
     io.out(match.usage);
     return 0;
   }
+  const name = `ddpo ${match.path.join(' ')}`;
   try {
+    checkArgs(rest, match);
     return await match.run(rest, io);
   } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`${name}: ${e.message}`);
+      return 2;
+    }
     if (io.signal.aborted) {
       io.err('Interrupted.');
       return 130;
     }
-    io.err(`ddpo ${match.path.join(' ')}: ${(e as Error).message}`);
+    io.err(`${name}: ${(e as Error).message}`);
     return 1;
   }
 }

@@ -1,6 +1,9 @@
 /** `ddpo experiments list|new`: the experiments of a workspace folder. */
 import { ExperimentStore } from '../core/experiment/store';
-import { parseFlags, type CliCommand } from './command';
+import { parseFlags, type CliCommand, type FlagTable } from './command';
+
+const LIST_FLAGS: FlagTable = { workspace: 'text', json: 'boolean' };
+const NEW_FLAGS: FlagTable = { workspace: 'text', 'base-model': 'text', prompt: 'text' };
 
 function storeFrom(flags: Record<string, string | true>): ExperimentStore {
   const ws = flags.workspace;
@@ -12,9 +15,10 @@ function storeFrom(flags: Record<string, string | true>): ExperimentStore {
 export const experimentsListCommand: CliCommand = {
   path: ['experiments', 'list'],
   summary: 'List the experiments in <workspace>/.ddpo',
+  flags: LIST_FLAGS,
   usage: 'ddpo experiments list [--workspace DIR] [--json]\n\nLists experiment folders under DIR/.ddpo (default: the current folder). Unreadable ones are shown with the reason.',
   async run(argv, io) {
-    const { flags } = parseFlags(argv, ['json']);
+    const { flags } = parseFlags(argv, LIST_FLAGS);
     const store = storeFrom(flags);
     const entries = await store.list();
     if (flags.json) {
@@ -38,9 +42,11 @@ export const experimentsListCommand: CliCommand = {
 export const experimentsNewCommand: CliCommand = {
   path: ['experiments', 'new'],
   summary: 'Create a new experiment folder',
+  flags: NEW_FLAGS,
+  args: 1,
   usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT]\n\nCreates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder).',
   async run(argv, io) {
-    const { flags, positionals } = parseFlags(argv);
+    const { flags, positionals } = parseFlags(argv, NEW_FLAGS);
     if (positionals.length !== 1) {
       io.err('Give exactly one experiment name: ddpo experiments new NAME');
       return 2;

@@ -1,7 +1,7 @@
 /** `ddpo install-cuda`: installs onnxruntime-node's CUDA 12 provider libraries after checking the machine can use them. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, parseFlags } from './command';
+import { CliCommand, FlagTable, parseFlags } from './command';
 import { checkCuda, installCudaProvider } from '../core/runtime/cudaInstall';
 import { ortBinDir } from '../core/runtime/providers';
 
@@ -9,10 +9,13 @@ function ortVersion(): string {
   return (JSON.parse(fs.readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
 }
 
+const FLAGS: FlagTable = { force: 'boolean', tensorrt: 'boolean', feed: 'text', 'bin-dir': 'text' };
+
 /** `ddpo install-cuda [--force] [--tensorrt] [--feed URL] [--bin-dir DIR]` */
 export const installCudaCommand: CliCommand = {
   path: ['install-cuda'],
   summary: "Install onnxruntime's CUDA 12 provider (NVIDIA GPUs on Linux)",
+  flags: FLAGS,
   usage: 'ddpo install-cuda [--force] [--tensorrt] [--feed URL] [--bin-dir DIR]\n' +
     '  Checks the NVIDIA driver and the CUDA 12 / cuDNN 9 runtime libraries, then downloads the provider libraries\n' +
     "  matching the installed onnxruntime-node from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux) into onnxruntime-node's folder.\n" +
@@ -22,7 +25,7 @@ export const installCudaCommand: CliCommand = {
     '  Without network access: on a machine that has it, download the .nupkg from\n' +
     '  https://www.nuget.org/packages/Microsoft.ML.OnnxRuntime.Gpu.Linux, serve or copy it, and pass --feed.',
   async run(argv, io) {
-    const { flags } = parseFlags(argv, ['force', 'tensorrt']);
+    const { flags } = parseFlags(argv, FLAGS);
     const check = checkCuda();
     io.out(check.driver ? `NVIDIA driver: CUDA ${check.driverCuda ?? '?'}${check.gpu ? `, ${check.gpu}` : ''}` : 'NVIDIA driver: not found');
     for (const p of check.problems) io.err(`cannot use CUDA: ${p}`);

@@ -1,6 +1,11 @@
-import { parseFlags, type CliCommand } from './command';
+import { parseFlags, type CliCommand, type FlagTable } from './command';
 import { evalExperimentReward, openBackbone, trainExperimentReward } from '../core/reward/experiment';
 import { learningCurve, simulateSession } from '../core/reward/simulate';
+import { summarizeRatingsProblems } from '../core/reward/store';
+
+const TRAIN_FLAGS: FlagTable = { experiment: 'text', backbone: 'text', head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer' };
+const EVAL_FLAGS: FlagTable = { experiment: 'text', backbone: 'text' };
+const SIMULATE_FLAGS: FlagTable = { consistency: 'number', ties: 'number', noise: ['bradley-terry', 'uniform'], seeds: 'integer', budget: 'integer' };
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
 
@@ -8,17 +13,18 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n
 export const rewardTrainCommand: CliCommand = {
   path: ['reward', 'train'],
   summary: 'Train the reward model of an experiment from its ratings',
+  flags: TRAIN_FLAGS,
   usage: 'ddpo reward train --experiment DIR [--backbone builtin|PATH] [--head linear|mlp] [--hidden N] [--seed N]\n' +
     '  --backbone  builtin (hand-made colour/shape features, default) or an ONNX image encoder (pixel_values -> embeddings), file or folder\n' +
     '  Writes DIR/reward/head.safetensors and DIR/reward/card.json.',
   async run(argv, io) {
-    const { flags } = parseFlags(argv);
+    const { flags } = parseFlags(argv, TRAIN_FLAGS);
     const dir = flags.experiment;
     if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     const head = flags.head === 'mlp' ? 'mlp' : 'linear';
     const backbone = await openBackbone(typeof flags.backbone === 'string' ? flags.backbone : undefined);
     const { card, log } = await trainExperimentReward(dir, { backbone, kind: head, hidden: Number(flags.hidden ?? 32), seed: Number(flags.seed ?? 0), onProgress: io.progress });
-    for (const p of log.problems) io.err(`ratings.jsonl line ${p.line}: ${p.reason}`);
+    for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
     io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backbone}`);
     io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);
     for (const p of card.learningCurve) io.out(`  ${p.comparisons} comparisons: accuracy ${pct(p.accuracy)}`);
@@ -31,9 +37,10 @@ export const rewardTrainCommand: CliCommand = {
 export const rewardEvalCommand: CliCommand = {
   path: ['reward', 'eval'],
   summary: 'Score the saved reward model on the experiment\'s ratings',
+  flags: EVAL_FLAGS,
   usage: 'ddpo reward eval --experiment DIR [--backbone PATH]   (the backbone must be the one the model was trained on)',
   async run(argv, io) {
-    const { flags } = parseFlags(argv);
+    const { flags } = parseFlags(argv, EVAL_FLAGS);
     const dir = flags.experiment;
     if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     const bb = typeof flags.backbone === 'string' ? await openBackbone(flags.backbone) : undefined;
@@ -52,9 +59,10 @@ export const rewardEvalCommand: CliCommand = {
 export const rewardSimulateCommand: CliCommand = {
   path: ['reward', 'simulate'],
   summary: 'Measure the reward model with a simulated rater (learning curve, active vs random)',
+  flags: SIMULATE_FLAGS,
   usage: 'ddpo reward simulate [--consistency 0.9] [--ties 0.1] [--noise bradley-terry|uniform] [--seeds 3] [--budget 300]',
   async run(argv, io) {
-    const { flags } = parseFlags(argv);
+    const { flags } = parseFlags(argv, SIMULATE_FLAGS);
     const rater = { consistency: Number(flags.consistency ?? 0.9), tieRate: Number(flags.ties ?? 0.1), noise: flags.noise === 'uniform' ? 'uniform' as const : 'bradley-terry' as const };
     const seeds = Number(flags.seeds ?? 3), budget = Number(flags.budget ?? 300);
     const counts = [25, 50, 100, 200, 300].filter((c) => c <= budget);

@@ -1,13 +1,16 @@
-import { parseFlags, type CliCommand } from './command';
+import { parseFlags, type CliCommand, type FlagTable } from './command';
 import { trainExperiment } from '../core/ddpo/experimentRun';
 import { NonFiniteError, OutOfMemoryError } from '../core/ddpo/guards';
 import { parseProviderSetting } from '../core/runtime/providers';
 import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
 
+const FLAGS: FlagTable = { experiment: 'text', resume: 'boolean', ep: 'text' };
+
 /** `ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]` */
 export const trainCommand: CliCommand = {
   path: ['train'],
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
+  flags: FLAGS,
   usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
     '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys and this project\'s, e.g.\n' +
     '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; a missing key takes its default).\n' +
@@ -19,7 +22,7 @@ export const trainCommand: CliCommand = {
     '  --ep      execution provider (default cpu); auto tries CUDA, then WebGPU, then the CPU (Linux), model by model,\n' +
     '            and says which one opened each model; on a GPU provider mixed_precision "fp16" computes in float16',
   async run(argv, io) {
-    const { flags } = parseFlags(argv, ['resume']);
+    const { flags } = parseFlags(argv, FLAGS);
     const dir = flags.experiment;
     if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     try {

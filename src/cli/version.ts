@@ -6,6 +6,7 @@ import type { CliCommand } from './command';
 export const versionCommand: CliCommand = {
   path: ['version'],
   summary: 'Print the versions of DDPO Studio, node and onnxruntime',
+  flags: {},
   usage: 'ddpo version\n\nPrints the DDPO Studio, node and onnxruntime-node versions and the execution providers onnxruntime lists here.',
   async run(_argv, io) {
     io.out(`ddpo-studio ${version}`);

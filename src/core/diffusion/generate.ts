@@ -1,9 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { StableDiffusionPipeline } from './pipeline';
 import { sampleDdim } from './sampler';
 import type { SampleResult } from './sampleRequest';
-import { RasterImage, encodePng } from '../image/png';
+import type { RasterImage } from '../image/png';
+import { DefectReport, imageDefect } from './outputChecks';
 
 /** Settings of one generation job; image k uses seed + k. */
 export interface GenerateOptions {
@@ -19,6 +18,8 @@ export interface GenerateOptions {
   latentHeight?: number;
   latentWidth?: number;
   onProgress?: (p: GenerateProgress) => void;
+  /** Hears a problem a person can act on (an image with no picture in it, naming the likely setting). */
+  onWarning?: (message: string) => void;
   signal?: AbortSignal;
 }
 
@@ -57,14 +58,24 @@ export function toRgbImages(data: Float32Array, batch: number, height: number, w
 
 /** Generates `count` images in batches; progress after each step, cancellable between steps. */
 export async function generateImages(pipe: StableDiffusionPipeline, opts: GenerateOptions, onBatch?: (r: SampleResult) => void): Promise<GeneratedImage[]> {
-  const batchSize = Math.max(1, Math.min(opts.batchSize ?? 1, opts.count));
   const results: GeneratedImage[] = [];
-  const common = {
-    prompt: opts.prompt, negative_prompt: opts.negativePrompt ?? '', steps: String(opts.steps), guidance: String(opts.guidance),
-    eta: String(opts.eta), scheduler: 'DDIM', model_id: pipe.folder.modelId, model_hash: pipe.modelHash, software: 'DDPO Studio',
-  };
+  for await (const batch of generateBatches(pipe, opts, onBatch)) results.push(...batch);
+  return results;
+}
+
+/**
+ * Generates `count` images one batch at a time, yielding each batch as soon as it is decoded; batches whose seeds
+ * `skip` says are done are not sampled. Warns (opts.onWarning) about images with no picture in them.
+ */
+export async function* generateBatches(
+  pipe: StableDiffusionPipeline, opts: GenerateOptions, onBatch?: (r: SampleResult) => void, skip?: (seeds: number[]) => boolean,
+): AsyncGenerator<GeneratedImage[]> {
+  const batchSize = Math.max(1, Math.min(opts.batchSize ?? 1, opts.count));
+  const common = generationMetadata(pipe, opts);
+  const defects = new DefectReport(opts, (m) => opts.onWarning?.(m));
   for (let start = 0; start < opts.count; start += batchSize) {
     const n = Math.min(batchSize, opts.count - start);
+    if (skip?.(Array.from({ length: n }, (_, k) => opts.seed + start + k))) continue;
     const r = await sampleDdim(pipe, {
       prompt: opts.prompt, negativePrompt: opts.negativePrompt, count: n, seed: opts.seed + start,
       steps: opts.steps, guidance: opts.guidance, eta: opts.eta, latentHeight: opts.latentHeight, latentWidth: opts.latentWidth,
@@ -74,18 +85,20 @@ export async function generateImages(pipe: StableDiffusionPipeline, opts: Genera
     onBatch?.(r);
     opts.signal?.throwIfAborted();
     const dec = await pipe.decode(r.trajectory[r.trajectory.length - 1], n, r.latentHeight, r.latentWidth);
-    toRgbImages(dec.data, n, dec.height, dec.width).forEach((image, k) => {
+    const perImage = r.channels * r.latentHeight * r.latentWidth;
+    yield toRgbImages(dec.data, n, dec.height, dec.width).map((image, k) => {
       const seed = r.seeds[k];
-      results.push({ image, seed, metadata: { ...common, seed: String(seed), size: `${image.width}x${image.height}` } });
+      defects.add(seed, imageDefect(r.trajectory, k, perImage, image));
+      return { image, seed, metadata: { ...common, seed: String(seed), size: `${image.width}x${image.height}` } };
     });
   }
-  return results;
+  defects.finish();
 }
 
-/** Writes a generated image as `<outDir>/<seed>.png` with its metadata; returns the path. */
-export function saveGeneratedPng(outDir: string, gen: GeneratedImage, prefix = ''): string {
-  mkdirSync(outDir, { recursive: true });
-  const path = join(outDir, `${prefix}${gen.seed}.png`);
-  writeFileSync(path, encodePng(gen.image, gen.metadata));
-  return path;
+/** The PNG text every image of a job shares (prompt and settings); each image adds its seed and size. */
+export function generationMetadata(pipe: StableDiffusionPipeline, opts: GenerateOptions): Record<string, string> {
+  return {
+    prompt: opts.prompt, negative_prompt: opts.negativePrompt ?? '', steps: String(opts.steps), guidance: String(opts.guidance),
+    eta: String(opts.eta), scheduler: 'DDIM', model_id: pipe.folder.modelId, model_hash: pipe.modelHash, software: 'DDPO Studio',
+  };
 }

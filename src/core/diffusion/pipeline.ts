@@ -16,6 +16,8 @@ export interface PipelineOptions {
   unetOptions?: ort.InferenceSession.SessionOptions;
   /** Providers every session tries, best first, falling back per model (overrides `ep`). */
   providers?: SessionProviders;
+  /** Hears problems a person can act on, e.g. a prompt longer than the text encoder reads (once per prompt). */
+  onWarning?: (message: string) => void;
 }
 
 /** Text embeddings of a batch: `[batch, sequence, dim]` flattened. */
@@ -48,6 +50,9 @@ export class StableDiffusionPipeline {
   private runner?: UnetRunner;
   /** The execution provider the sessions were opened on. */
   ep: ExecutionProvider = 'cpu';
+  /** See {@link PipelineOptions.onWarning}. */
+  onWarning?: (message: string) => void;
+  private readonly warnedPrompts = new Set<string>();
 
   private constructor(
     readonly folder: ModelFolder,
@@ -85,6 +90,7 @@ export class StableDiffusionPipeline {
     const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
     // The DDIM step graph follows the UNet, whose output it takes.
     pipe.ep = unet.ep;
+    pipe.onWarning = opts.onWarning;
     return pipe;
   }
 
@@ -138,9 +144,18 @@ export class StableDiffusionPipeline {
     return { data: concat(parts), batch: rows.length, sequence: seq, dim };
   }
 
-  /** Tokenizes and encodes prompts. */
+  /** Tokenizes and encodes prompts; a prompt longer than the tokenizer's length is cut, with one warning per prompt. */
   async encodePrompts(prompts: string[]): Promise<Embeddings> {
-    return this.encodeIds(prompts.map((p) => this.tokenizer.encode(p)));
+    return this.encodeIds(prompts.map((p) => {
+      const { ids, dropped, droppedFrom } = this.tokenizer.encodeCounted(p);
+      if (dropped && !this.warnedPrompts.has(p)) {
+        this.warnedPrompts.add(p);
+        const room = this.tokenizer.maxLength - 2;
+        this.onWarning?.(`the prompt "${p.length > 40 ? `${p.slice(0, 40)}…` : p}" is ${room + dropped} tokens, but the text encoder reads ${room} ` +
+          `(${this.tokenizer.maxLength} with its start and end marks): the last ${dropped}, from "${droppedFrom}", are ignored; shorten the prompt`);
+      }
+      return ids;
+    }));
   }
 
   /** One UNet evaluation of `batch` latents at timestep `t` with context `[batch, seq, dim]`; returns the raw prediction. */

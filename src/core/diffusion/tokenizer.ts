@@ -13,6 +13,12 @@ function bytesToUnicode(): string[] {
   return table;
 }
 const BYTE_CHARS = bytesToUnicode();
+const CHAR_BYTES = new Map(BYTE_CHARS.map((c, b) => [c, b]));
+
+// BPE tokens back to text (the inverse of the byte-to-unicode table), words separated by spaces.
+function detokenize(tokens: string[]): string {
+  return tokens.map((t) => Buffer.from(Array.from(t.replace('</w>', ' '), (c) => (c === ' ' ? 0x20 : CHAR_BYTES.get(c) ?? 0x3f))).toString('utf8')).join('').trim();
+}
 
 const HTML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
 function htmlUnescape(s: string): string {
@@ -78,15 +84,22 @@ export class ClipTokenizer {
 
   /** Token ids, `[bos] + ids[:maxLength-2] + [eos]` padded with pad to maxLength. */
   encode(text: string): number[] {
-    const ids = this.tokenize(text).map((t) => {
+    return this.encodeCounted(text).ids;
+  }
+
+  /** As {@link encode}, also saying how many tokens did not fit and the text they start at (empty when all fit). */
+  encodeCounted(text: string): { ids: number[]; dropped: number; droppedFrom: string } {
+    const tokens = this.tokenize(text);
+    const ids = tokens.map((t) => {
       const id = this.vocab.get(t);
       if (id === undefined) throw new Error(`Token '${t}' is not in the tokenizer vocabulary; vocab.json and merges.txt do not belong together`);
       return id;
     });
-    const body = ids.slice(0, this.maxLength - 2);
-    const out = [this.bosId, ...body, this.eosId];
+    const room = this.maxLength - 2;
+    const out = [this.bosId, ...ids.slice(0, room), this.eosId];
     while (out.length < this.maxLength) out.push(this.padId);
-    return out;
+    const rest = tokens.slice(room);
+    return { ids: out, dropped: rest.length, droppedFrom: detokenize(rest.slice(0, 8)) };
   }
 
   // Greedy BPE: repeatedly merge the adjacent pair with the lowest merge rank (CLIP's algorithm).

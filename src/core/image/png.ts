@@ -99,17 +99,8 @@ export function decodePng(bytes: Uint8Array): DecodedPng {
       width = body.readUInt32BE(0); height = body.readUInt32BE(4); colorType = body[9];
       if (body[8] !== 8 || body[12] !== 0 || !(colorType in CHANNELS)) throw new Error(`Unsupported PNG: bit depth ${body[8]}, color type ${body[9]}, interlace ${body[12]} (need 8-bit, non-interlaced gray/RGB/RGBA)`);
     } else if (type === 'IDAT') idat.push(body);
-    else if (type === 'tEXt') { const z = body.indexOf(0); text[body.toString('latin1', 0, z)] = body.toString('latin1', z + 1); }
-    else if (type === 'zTXt') { const z = body.indexOf(0); text[body.toString('latin1', 0, z)] = inflateSync(body.subarray(z + 2)).toString('latin1'); }
-    else if (type === 'iTXt') {
-      const z = body.indexOf(0);
-      const key = body.toString('latin1', 0, z);
-      const compressed = body[z + 1] === 1;
-      let p = body.indexOf(0, z + 3); // language tag
-      p = body.indexOf(0, p + 1); // translated keyword
-      const payload = body.subarray(p + 1);
-      text[key] = (compressed ? inflateSync(payload) : payload).toString('utf8');
-    } else if (type === 'IEND') break;
+    else if (type === 'IEND') break;
+    else readTextChunk(type, body, text);
   }
   if (colorType < 0) throw new Error('PNG has no IHDR chunk');
   const channels = CHANNELS[colorType];
@@ -131,4 +122,40 @@ export function decodePng(bytes: Uint8Array): DecodedPng {
     }
   }
   return { width, height, channels, data, text };
+}
+
+// Adds a tEXt, zTXt or iTXt chunk's keyword and value to `text`; other chunk types are ignored.
+function readTextChunk(type: string, body: Buffer, text: Record<string, string>): void {
+  const z = body.indexOf(0);
+  const key = body.toString('latin1', 0, z);
+  if (type === 'tEXt') text[key] = body.toString('latin1', z + 1);
+  else if (type === 'zTXt') text[key] = inflateSync(body.subarray(z + 2)).toString('latin1');
+  else if (type === 'iTXt') {
+    const compressed = body[z + 1] === 1;
+    let p = body.indexOf(0, z + 3); // language tag
+    p = body.indexOf(0, p + 1); // translated keyword
+    const payload = body.subarray(p + 1);
+    text[key] = (compressed ? inflateSync(payload) : payload).toString('utf8');
+  }
+}
+
+const IEND_CHUNK = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/**
+ * The text metadata of a PNG file written by {@link encodePng} (text chunks come before the image data), read without
+ * decoding pixels; undefined when the file is not a complete PNG (bad signature or CRC, or no IEND at its end).
+ */
+export function readPngText(bytes: Uint8Array): Record<string, string> | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 8 + IEND_CHUNK.length || !SIGNATURE.every((b, i) => buf[i] === b) || !buf.subarray(buf.length - IEND_CHUNK.length).equals(IEND_CHUNK)) return undefined;
+  const text: Record<string, string> = {};
+  for (let pos = 8; pos + 12 <= buf.length;) {
+    const len = buf.readUInt32BE(pos);
+    const type = buf.toString('latin1', pos + 4, pos + 8);
+    if (type === 'IDAT' || type === 'IEND') return text;
+    if (pos + 12 + len > buf.length || crc32(buf.subarray(pos + 4, pos + 8 + len)) !== buf.readUInt32BE(pos + 8 + len)) return undefined;
+    readTextChunk(type, buf.subarray(pos + 8, pos + 8 + len), text);
+    pos += 12 + len;
+  }
+  return undefined;
 }

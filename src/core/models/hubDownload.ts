@@ -45,9 +45,14 @@ export function selectPipelineFiles(paths: string[]): string[] {
   });
 }
 
+/** True for a Hugging Face repo id `owner/name`: letters, digits, `-`, `_` and `.`, each part starting and ending with a letter or digit, no `--` or `..`. */
+export function isHubRepoId(spec: string): boolean {
+  return /^\w(?:[\w.-]{0,94}\w)?\/\w(?:[\w.-]{0,94}\w)?$/.test(spec) && !/--|\.\./.test(spec);
+}
+
 /** Local folder a repo/revision is cached in. */
 export function cachedModelDir(cacheDir: string, repo: string, revision = 'main'): string {
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new Error(`'${repo}' is not a Hugging Face repo id (owner/name)`);
+  if (!isHubRepoId(repo)) throw new Error(`'${repo}' is not a Hugging Face repo id (owner/name)`);
   if (!/^[\w.-]+$/.test(revision)) throw new Error(`'${revision}' is not a usable revision name`);
   return join(resolve(cacheDir), repo.replace('/', '--'), revision);
 }
@@ -166,15 +171,36 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   return dir;
 }
 
-/** A model folder to use: a local folder as is; a repo id from the cache when complete, else downloaded (unless offline). */
-export async function resolveModel(spec: string, opts: Omit<HubDownloadOptions, 'repo'> & { offline?: boolean }): Promise<string> {
-  if (existsSync(spec) && statSync(spec).isDirectory()) return resolve(spec);
+/** Options of {@link resolveModel}. */
+export type ResolveModelOptions = Omit<HubDownloadOptions, 'repo'> & {
+  offline?: boolean;
+  /** Hears that `spec` is not a local path and is looked up on the Hub instead. */
+  onLog?: (line: string) => void;
+};
+
+/**
+ * A model folder to use: a local folder as is (a local path is never looked up on the Hub); otherwise a repo id from
+ * the cache when complete, else downloaded (unless offline). Errors for a missing path say both readings of it.
+ */
+export async function resolveModel(spec: string, opts: ResolveModelOptions): Promise<string> {
+  if (existsSync(spec)) {
+    if (statSync(spec).isDirectory()) return resolve(spec);
+    throw new Error(`${spec} is a file, not a model folder: give the folder that holds model_index.json, unet/, text_encoder/ and vae_decoder/`);
+  }
+  const local = `${spec} is not a local folder (no ${resolve(spec)})`;
+  if (!isHubRepoId(spec)) throw new Error(`${local}, and '${spec}' is not a Hugging Face repo id (owner/name) either: check the path`);
+  opts.onLog?.(`${spec} is not a local folder; trying the Hugging Face Hub repo ${spec}`);
   const dir = cachedModelDir(opts.cacheDir, spec, opts.revision);
   const marker = join(dir, '.ddpo-complete.json');
   if (existsSync(marker)) {
     const files = (JSON.parse(readFileSync(marker, 'utf8')) as { files: string[] }).files;
     if (files.every((f) => existsSync(join(dir, f)))) return dir;
   }
-  if (opts.offline) throw new Error(`${spec} is neither a local folder nor completely downloaded in ${dir}, and downloads are off (offline)`);
-  return downloadModel({ ...opts, repo: spec });
+  if (opts.offline) throw new Error(`${local}, and the Hub repo ${spec} is not completely downloaded in ${dir}, and downloads are off (offline)`);
+  try {
+    return await downloadModel({ ...opts, repo: spec });
+  } catch (e) {
+    if (opts.signal?.aborted) throw e;
+    throw new Error(`${local}, and as a Hugging Face Hub repo: ${(e as Error).message}`);
+  }
 }

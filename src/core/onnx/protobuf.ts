@@ -65,7 +65,8 @@ export class PbReader {
     switch (wire) {
       case Wire.Varint: this.varint(); break;
       case Wire.Fixed64: this.pos += 8; break;
-      case Wire.Bytes: this.pos += this.varint(); break;
+      // length first: `this.pos += this.varint()` would add it to the position from before the length varint
+      case Wire.Bytes: { const n = this.varint(); this.pos += n; break; }
       case Wire.Fixed32: this.pos += 4; break;
       default: throw new Error(`unsupported protobuf wire type ${wire}`);
     }

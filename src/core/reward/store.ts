@@ -78,6 +78,15 @@ export interface RatingsProblem {
   text: string;
 }
 
+/** The first `shown` problems of a ratings log, one line each, then one line counting the rest. */
+export function summarizeRatingsProblems(problems: readonly RatingsProblem[], shown = 5): string[] {
+  const lines = problems.slice(0, shown).map((p) => `${RATINGS_FILE} line ${p.line}: ${p.reason}`);
+  if (problems.length > shown) {
+    lines.push(`... and ${problems.length - shown} more unusable lines of ${RATINGS_FILE} skipped (${problems.length} in all, the last at line ${problems[problems.length - 1].line})`);
+  }
+  return lines;
+}
+
 /** The log as read back: effective ratings (retractions applied, file order) and anything skipped. */
 export interface RatingsLog {
   ratings: Rating[];

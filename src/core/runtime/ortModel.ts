@@ -3,6 +3,7 @@ import * as nodePath from 'node:path';
 import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
 import type { ExecutionProvider } from './providers';
 import { openSession, type SessionProviders } from './sessionProviders';
+import { explainLoadFailure } from './ortLoadError';
 
 /** Declared type and shape of one model input or output (from the session's metadata). */
 export interface IoSpec {
@@ -41,7 +42,7 @@ export class OrtModel {
       const msg = (e as Error).message;
       const hint = ep !== 'cpu' && /provider|backend|not (found|supported|available)/i.test(msg)
         ? `execution provider '${ep}' is not available in this onnxruntime-node build; use --ep cpu`
-        : 'check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete';
+        : explainLoadFailure(msg, path);
       throw new Error(`Could not load ONNX model ${path}: ${msg}\n  ${hint}`);
     }
   }
@@ -55,7 +56,7 @@ export class OrtModel {
       m.ep = opened.ep;
       return m;
     } catch (e) {
-      throw new Error(`Could not load ONNX model ${path}: ${(e as Error).message}\n  check that the file (and any external data file next to it, e.g. model.onnx_data or weights.pb) is complete`);
+      throw new Error(`Could not load ONNX model ${path}: ${(e as Error).message}\n  ${explainLoadFailure((e as Error).message, path)}`);
     }
   }
 

@@ -31,8 +31,8 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
   if (detection !== 'structure') found = targetsByScope(index, targets);
   if (!found.length && detection !== 'scope') found = targetsByStructure(index, targets);
   if (!found.length) {
-    throw new Error(`no LoRA target layers (${targets.join(', ')}) found in the ONNX graph ${model.graph.name || ''} ` +
-      `(detection: ${detection}); check the target names or export the model with node names kept`);
+    throw new Error(`no LoRA target layers (${targets.join(', ')}) found in the ONNX graph ${model.graph.name || ''} (detection: ${detection}): ` +
+      `${whatIsThereInstead(index, targets)}. LoRA needs MatMul or Gemm linear layers with a constant 2-D weight: ${REEXPORT_LINEAR}`);
   }
   const seen = new Set<string>();
   for (const t of found) {
@@ -40,6 +40,42 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
     seen.add(t.module);
   }
   return found.sort((a, b) => index.position.get(a.node)! - index.position.get(b.node)!);
+}
+
+const REEXPORT_LINEAR = 're-export the UNet from diffusers with optimum-cli export onnx (or torch.onnx.export), which keeps nn.Linear as MatMul/Gemm and the module names in the node names';
+
+/** Ops that apply a weight to the hidden state; the ones that are not MatMul/Gemm are why no linear layer is found. */
+const WEIGHT_OPS = new Set(['MatMul', 'Gemm', 'Einsum', 'MatMulInteger', 'QLinearMatMul', 'FusedMatMul', 'MatMulNBits', 'DynamicQuantizeMatMul', 'Conv']);
+
+// The real cause when no target is found: what the layers named like the targets are, or what the graph has at all.
+function whatIsThereInstead(index: GraphIndex, targets: string[]): string {
+  const strip = wrapperPrefix(index.graph.nodes);
+  const named = index.graph.nodes.filter((n) => {
+    const module = scopeSegments(n.name)?.slice(strip).join('.');
+    return module !== undefined && targets.some((t) => module === t || module.endsWith(`.${t}`)) && WEIGHT_OPS.has(n.opType);
+  });
+  if (named.length) return `the layers named ${targets.join('/')} are ${describeWeightOps(index, named)}`;
+  // MatMuls that are not linear layers (attention scores) say nothing about why the projections were missed
+  const all = index.graph.nodes.filter((n) => WEIGHT_OPS.has(n.opType) && n.opType !== 'Conv' && (!['MatMul', 'Gemm'].includes(n.opType) || linearLayerOf(index, n)));
+  const softmax = index.graph.nodes.filter((n) => n.opType === 'Softmax').length;
+  return `no node is named for these layers and no attention block (q/k/v projections -> Softmax -> out projection) was recognised; ` +
+    `the graph has ${all.length ? describeWeightOps(index, all) : 'no MatMul, Gemm or Einsum layers'} and ${softmax} Softmax node(s)`;
+}
+
+// "Einsum nodes (48 of them, e.g. "/.../to_q/Einsum")", MatMuls whose weight is not a constant named by its producer.
+function describeWeightOps(index: GraphIndex, nodes: Node[]): string {
+  const groups = new Map<string, Node[]>();
+  for (const n of nodes) {
+    const linear = linearLayerOf(index, n);
+    const source = index.producer.get(n.inputs[1] ?? '')?.opType;
+    const key = linear ? `${n.opType} linear layers` : n.opType === 'MatMul' || n.opType === 'Gemm'
+      ? `${n.opType} nodes whose weight is ${source ? `computed by ${source}` : 'a graph input or not 2-D'}, not a constant 2-D initializer`
+      : `${n.opType} nodes`;
+    const group = groups.get(key);
+    if (group) group.push(n); else groups.set(key, [n]);
+  }
+  return [...groups].sort((a, b) => b[1].length - a[1].length)
+    .map(([what, ns]) => `${what} (${ns.length} of them, e.g. "${ns[0].name || ns[0].outputs[0]}")`).join(', ');
 }
 
 /** Module path segments of a scoped node name (`/u/down_blocks.0/attn1/to_q/MatMul` -> [u, down_blocks.0, attn1, to_q]). */

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CliIO } from '../../../src/cli/command';
+import { closestName, parseFlags } from '../../../src/cli/command';
 import { commands } from '../../../src/cli/commands';
 import { runCli } from '../../../src/cli/dispatch';
 
@@ -68,4 +69,69 @@ test('version prints the extension and onnxruntime versions', async () => {
   assert.equal(r.code, 0);
   assert.match(r.out, /^ddpo-studio \d+\.\d+\.\d+/);
   assert.match(r.out, /onnxruntime-node 1\.\d+/);
+});
+
+test('a mistyped flag is refused with exit 2, naming the closest known flag, before anything runs', async () => {
+  const r = await ddpo('generate', '--model', '/nonexistent-model', '--prompt', 'x', '--out', '/nonexistent-out', '--stpes', '3');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /^ddpo generate: unknown flag --stpes; did you mean --steps\?$/);
+  const t = await ddpo('train', '--experiment', '/nonexistent', '--resmue');
+  assert.equal(t.code, 2);
+  assert.match(t.err, /unknown flag --resmue; did you mean --resume\?/);
+  // a single dash is a mistake too
+  assert.match((await ddpo('demo', '-quick')).err, /unknown flag -quick; did you mean --quick\?/);
+});
+
+test('every command refuses a flag it does not declare, listing the ones it takes', async () => {
+  for (const c of commands) {
+    const r = await ddpo(...c.path, '--zzzzqqq');
+    assert.equal(r.code, 2, `ddpo ${c.path.join(' ')} accepted --zzzzqqq`);
+    const known = Object.keys(c.flags);
+    assert.match(r.err, known.length ? new RegExp(`unknown flag --zzzzqqq; this command takes --${known[0]}`) : /takes no flags/, c.path.join(' '));
+  }
+});
+
+test('a value outside a flag\'s allowed words, a missing value or a non-number is refused with what is allowed', async () => {
+  const head = await ddpo('reward', 'train', '--experiment', '/nonexistent', '--head', 'bogus');
+  assert.equal(head.code, 2);
+  assert.match(head.err, /--head must be linear or mlp, got 'bogus'/);
+  const noise = await ddpo('reward', 'simulate', '--noise', 'gaussian');
+  assert.equal(noise.code, 2);
+  assert.match(noise.err, /--noise must be bradley-terry or uniform/);
+  const missing = await ddpo('train', '--experiment');
+  assert.equal(missing.code, 2);
+  assert.match(missing.err, /--experiment needs a value/);
+  const swallowed = await ddpo('train', '--experiment', '--resume');
+  assert.match(swallowed.err, /--experiment needs a value/);
+  const nan = await ddpo('reward', 'train', '--experiment', '/nonexistent', '--hidden', 'big');
+  assert.equal(nan.code, 2);
+  assert.match(nan.err, /--hidden must be an integer, got 'big'/);
+  const boolWithValue = await ddpo('experiments', 'list', '--json=yes');
+  assert.equal(boolWithValue.code, 2);
+  assert.match(boolWithValue.err, /--json takes no value/);
+});
+
+test('a stray word (an unquoted prompt) is refused instead of ignored', async () => {
+  const r = await ddpo('generate', '--model', '/nonexistent', '--prompt', 'a', 'red', 'cat', '--out', '/nonexistent-out');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /unexpected argument "red".*quotes/);
+  assert.equal((await ddpo('experiments', 'new', 'a', 'b')).code, 2);
+});
+
+test('negative numbers are values, abbreviations and swaps are suggested, = works', () => {
+  const table = { seed: 'integer', negative: 'text', guidance: 'number', offline: 'boolean' } as const;
+  assert.deepEqual(parseFlags(['--seed', '-3', '--guidance=-0.5', '--offline'], table).flags, { seed: '-3', guidance: '-0.5', offline: true });
+  assert.equal(closestName('neg', Object.keys(table)), 'negative');
+  assert.equal(closestName('guidence', Object.keys(table)), 'guidance');
+  assert.equal(closestName('model', Object.keys(table)), undefined);
+});
+
+test('each command\'s usage names exactly the flags it declares', () => {
+  for (const c of commands) {
+    const inUsage = new Set([...c.usage.matchAll(/--([a-z][\w-]*)/g)].map((m) => m[1]).filter((f) => f !== 'help'));
+    const declared = new Set(Object.keys(c.flags));
+    const name = c.path.join(' ');
+    assert.deepEqual([...declared].filter((f) => !inUsage.has(f)), [], `${name}: declared but not in its usage`);
+    assert.deepEqual([...inUsage].filter((f) => !declared.has(f)), [], `${name}: in its usage but refused`);
+  }
 });

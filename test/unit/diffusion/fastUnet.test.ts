@@ -105,6 +105,8 @@ test('ddpo generate --fast-unet on rebuilds the UNet and writes nearly the same 
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
     assert.ok(worst <= 8, `float16 moved a pixel by ${worst}/255`);
-    await assert.rejects(run('fast'), /--fast-unet must be auto, on or off, got 'fast'/);
+    const bad = await run('fast');
+    assert.equal(bad.code, 2, 'a bad value is a usage error');
+    assert.match(bad.lines.join('\n'), /--fast-unet must be auto, on or off, got 'fast'/);
   } finally { fs.rmSync(out, { recursive: true, force: true }); }
 });

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DownloadProgress, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
@@ -73,6 +73,40 @@ test('the disk-space check fails before downloading anything', { skip: needsFixt
 test('offline without a cached copy says so', async () => {
   await assert.rejects(resolveModel('someone/model', { cacheDir: tmpdir(), offline: true }), /offline/);
   await assert.rejects(resolveModel('not a repo', { cacheDir: tmpdir(), offline: true }), /not a Hugging Face repo id/);
+});
+
+test('a local path is never looked up on the Hub, whatever it looks like', { skip: needsFixtures }, async () => {
+  const cwd = process.cwd();
+  const root = mkdtempSync(join(tmpdir(), 'local-model-'));
+  try {
+    mkdirSync(join(root, 'someone', 'sd'), { recursive: true });
+    writeFileSync(join(root, 'model.onnx'), 'not a folder');
+    process.chdir(root);
+    const before = requests.length;
+    const logs: string[] = [];
+    assert.equal(await resolveModel('someone/sd', { cacheDir: root, baseUrl, onLog: (l) => logs.push(l) }), join(realpathSync(root), 'someone', 'sd'));
+    await assert.rejects(resolveModel('model.onnx', { cacheDir: root, baseUrl }), /model\.onnx is a file, not a model folder: give the folder that holds model_index\.json/);
+    assert.equal(requests.length, before, 'no Hub request for a local path');
+    assert.deepEqual(logs, []);
+  } finally {
+    process.chdir(cwd);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a missing path says both readings: not a local folder, and not a repo id or not on the Hub', { skip: needsFixtures }, async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    const before = requests.length;
+    await assert.rejects(resolveModel('./typo-model', { cacheDir: cache, baseUrl }),
+      /^Error: \.\/typo-model is not a local folder \(no .*typo-model\), and '\.\/typo-model' is not a Hugging Face repo id \(owner\/name\) either: check the path$/);
+    await assert.rejects(resolveModel('../models/sd', { cacheDir: cache, baseUrl }), /not a local folder.*not a Hugging Face repo id/);
+    assert.equal(requests.length, before, 'a path that cannot be a repo id is not sent to the Hub');
+    const logs: string[] = [];
+    await assert.rejects(resolveModel('missing/model', { cacheDir: cache, baseUrl, onLog: (l) => logs.push(l) }),
+      /^Error: missing\/model is not a local folder \(no .*missing\/model\), and as a Hugging Face Hub repo: Listing missing\/model@main .*not found \(HTTP 404\); check the repo id/);
+    assert.deepEqual(logs, ['missing/model is not a local folder; trying the Hugging Face Hub repo missing/model']);
+  } finally { rmSync(cache, { recursive: true, force: true }); }
 });
 
 test('the Hub endpoint is HF_ENDPOINT when set (trailing slash dropped), else huggingface.co; a non-URL is refused by name', () => {

@@ -29,7 +29,7 @@ function listFiles(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => statSync(join(dir, f)).isFile()).map((f) => relative(dir, join(dir, f)));
 }
 
-/** Starts the mock Hub; repos of the owner `huge` list every file as 1 PB (for disk-space checks). */
+/** Starts the mock Hub; repos of the owner `huge` list every file as 1 PB (for disk-space checks), of `missing` do not exist. */
 export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
   const requests: MockHub['requests'] = [];
   let dropped = false;
@@ -39,6 +39,7 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
     if (url.pathname.startsWith('/api/models/gated/') || /^\/gated\//.test(url.pathname)) {
       if (req.headers.authorization !== `Bearer ${opts.token}`) { res.writeHead(401).end('unauthorized'); return; }
     }
+    if (url.pathname.startsWith('/api/models/missing/')) { res.writeHead(404).end('Repository not found'); return; }
     const api = url.pathname.match(/^\/api\/models\/([\w.-]+)\/([\w.-]+)\/revision\/([\w.-]+)$/);
     if (api) {
       const huge = api[1] === 'huge';

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { bytesOfData } from '../../../src/core/onnx/ir';
 import { decodeModel, encodeModel, loadModel, saveModel } from '../../../src/core/onnx/proto';
+import { PbReader, PbWriter } from '../../../src/core/onnx/protobuf';
 import { fixture, needsFixtures, randomFloats } from './fixtures';
 import { runModel } from './ortShapes';
 
@@ -72,4 +73,14 @@ test('encode/decode keeps node names, order and attributes', { skip: needsFixtur
   assert.deepEqual(back.graph.nodes.map((n) => n.name), model.graph.nodes.map((n) => n.name));
   assert.deepEqual(back.graph.nodes.map((n) => n.attrs), model.graph.nodes.map((n) => n.attrs));
   assert.deepEqual(back.graph.inputs, model.graph.inputs);
+});
+
+test('fields the decoder does not know (e.g. a doc_string) are skipped whole', () => {
+  const skipped = new PbWriter().stringField(6, 'a doc string the decoder skips').varintField(1, 8);
+  const r = new PbReader(Buffer.concat(skipped.finishChunks()));
+  const [f, w] = r.tag();
+  assert.equal(f, 6);
+  r.skip(w);
+  assert.deepEqual(r.tag(), [1, 0]);
+  assert.equal(r.int(), 8);
 });

@@ -56,3 +56,18 @@ test('reward train explains what to do when there are too few ratings', async ()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-exp-'));
   await assert.rejects(rewardTrainCommand.run(['--experiment', dir], io()), /rate at least 10 pairs/);
 });
+
+test('reward train with many unusable lines shows the first few and counts the rest', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-exp-'));
+  makeSimulatedExperiment(dir, { pairs: 40, seed: 5 });
+  const good = fs.readFileSync(path.join(dir, 'ratings.jsonl'), 'utf8');
+  fs.writeFileSync(path.join(dir, 'ratings.jsonl'), good + 'not json\n'.repeat(300));
+  const t = io();
+  assert.equal(await rewardTrainCommand.run(['--experiment', dir], t), 0, t.lines.join('\n'));
+  const warnings = t.lines.filter((l) => l.startsWith('ERR '));
+  const first = good.split('\n').length;
+  assert.deepEqual(warnings, [
+    ...[0, 1, 2, 3, 4].map((k) => `ERR ratings.jsonl line ${first + k}: not valid JSON; skipped`),
+    `ERR ... and 295 more unusable lines of ratings.jsonl skipped (300 in all, the last at line ${first + 299})`,
+  ]);
+});

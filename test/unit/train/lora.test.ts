@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { readSafetensors } from '../../../src/core/safetensors';
 import { findLoraTargets } from '../../../src/core/train/loraTargets';
+import { GraphIndex, linearLayerOf } from '../../../src/core/train/graphIndex';
+import { A } from '../../../src/core/onnx/builder';
 import { initLoraWeights, injectLora, loraFeeds, mergeLora } from '../../../src/core/train/lora';
 import { LoraWeights, readLora } from '../../../src/core/train/loraFile';
 import { createSession, runModel } from '../../../src/core/runtime/ortRun';
@@ -86,4 +88,21 @@ test('SD 2.x-style UNet (linear projections, 2 transformer layers, scalar float 
   assert.ok(byScope.includes('up_blocks.2.attentions.2.transformer_blocks.1.attn2.to_out.0'));
   assert.ok(byScope.includes('mid_block.attentions.0.transformer_blocks.1.attn1.to_q'));
   assert.deepEqual(findLoraTargets(stripNodeNames(unet), { detection: 'structure' }).map((t) => t.module), byScope);
+});
+
+test('a UNet whose attention projections are Einsum nodes fails naming them, their count and what LoRA needs', () => {
+  const unet = buildUNet(TINY_UNET_CONFIG);
+  const index = new GraphIndex(unet.graph);
+  let converted = 0;
+  for (const n of unet.graph.nodes) {
+    if (!/\/to_(q|k|v|out\.0)\//.test(n.name) || !linearLayerOf(index, n)) continue;
+    n.opType = 'Einsum';
+    n.attrs = { equation: A.s('...i,io->...o') };
+    converted++;
+  }
+  assert.ok(converted >= 8);
+  assert.throws(() => findLoraTargets(unet), new RegExp(`the layers named to_q/to_k/to_v/to_out\\.0 are Einsum nodes \\(${converted} of them, e\\.g\\. "[^"]*to_q[^"]*"\\)\\. ` +
+    'LoRA needs MatMul or Gemm linear layers with a constant 2-D weight: re-export the UNet from diffusers with optimum-cli export onnx'));
+  assert.throws(() => findLoraTargets(stripNodeNames(unet)), new RegExp('no node is named for these layers and no attention block .* was recognised; ' +
+    `the graph has Einsum nodes \\(${converted} of them, e\\.g\\. "node_\\d+"\\).* and \\d+ Softmax node`));
 });
