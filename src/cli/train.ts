@@ -9,7 +9,8 @@ export const trainCommand: CliCommand = {
   path: ['train'],
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
   usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
-    '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys, e.g.\n' +
+    '  Reads DIR/experiment.json (prompts; baseModel.path, or baseModel.id "embedded:tiny-shapes" for the embedded\n' +
+    '  model) and DIR/ddpo.json (TRL DDPOConfig keys, e.g.\n' +
     '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; missing keys take TRL\'s defaults).\n' +
     '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
     '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +

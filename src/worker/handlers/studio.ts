@@ -2,13 +2,13 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHOICES, type RateParams } from '../../protocol';
+import { trainExperiment } from '../../core/ddpo/experimentRun';
 import { resolveModel } from '../../core/models/hubDownload';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings } from '../../core/reward/store';
 import { compareDir } from '../../core/studio/compare';
 import { runComparison } from '../../core/studio/compareRun';
 import { exportLoraFile } from '../../core/studio/exportLora';
-import { fineTuneExperiment } from '../../core/studio/fineTune';
 import { generatePairsInto } from '../../core/studio/generate';
 import { resolveInside } from '../../core/fsutil';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
@@ -123,7 +123,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     let numEpochs = 0;
     try {
       await releasePipelines();
-      const r = await fineTuneExperiment(dir, {
+      const r = await trainExperiment(dir, {
         modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx),
         onProgress: (p) => {
           numEpochs = p.numEpochs;

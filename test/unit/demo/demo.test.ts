@@ -7,7 +7,7 @@ import type { CliIO } from '../../../src/cli/command';
 import { commands } from '../../../src/cli/commands';
 import { runCli } from '../../../src/cli/dispatch';
 import { composeGrid } from '../../../src/core/demo/grid';
-import { embeddedModelDir } from '../../../src/core/demo/modelDir';
+import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
 import type { DemoReport } from '../../../src/core/demo/report';
 import { decodePng } from '../../../src/core/image/png';
 
@@ -15,7 +15,7 @@ const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
 const noModel = fs.existsSync(path.join(modelDir, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${modelDir}/unet/model.onnx missing)`;
 
 test('the embedded model is found from the sources and from a bundle folder one level below the root', () => {
-  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/demo')), modelDir);
+  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/experiment')), modelDir);
   assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../dist')), modelDir);
 });
 

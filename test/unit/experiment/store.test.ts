@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExperimentStore, experimentNameProblem } from '../../../src/core/experiment/store';
-import { EXPERIMENT_SCHEMA_VERSION, parseExperiment } from '../../../src/core/experiment/schema';
+import { ExperimentStore, experimentNameProblem, readExperiment } from '../../../src/core/experiment/store';
+import { EXPERIMENT_SCHEMA_VERSION, ExperimentFormatError, parseExperiment } from '../../../src/core/experiment/schema';
 import { buildExperimentTree } from '../../../src/core/experiment/treeModel';
 
 function workspace(): string {
@@ -92,4 +92,14 @@ test('the tree shows base model, prompts and settings under each experiment', as
   assert.equal(node.children[0].description, '/models/sd15');
   assert.deepEqual(node.children[1].children.map((c) => c.label), ['a cat', 'a kitten']);
   assert.ok(new Set([node.id, ...node.children.map((c) => c.id)]).size === 4, 'ids are unique');
+});
+
+test('readExperiment reads any experiment folder; a folder without experiment.json says how to create one', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('cats', { prompts: ['a cat'] });
+  assert.deepEqual(await readExperiment(store.dirOf('cats')), await store.read('cats'));
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-noexp-'));
+  await assert.rejects(readExperiment(empty), (e: Error) => e instanceof ExperimentFormatError && e.message.startsWith(path.join(empty, 'experiment.json')) && /New Experiment.*ddpo experiments new/.test(e.message));
+  fs.writeFileSync(path.join(empty, 'experiment.json'), '{ "schemaVersion": 1, ');
+  await assert.rejects(readExperiment(empty), (e: Error) => e instanceof ExperimentFormatError && /not valid JSON/.test(e.message));
 });

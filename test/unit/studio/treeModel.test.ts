@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { newExperiment } from '../../../src/core/experiment/schema';
 import type { ExperimentEntry } from '../../../src/core/experiment/store';
 import { buildStudioTree, type StudioNode } from '../../../src/core/studio/treeModel';
-import { EMBEDDED_MODEL_ID } from '../../../src/core/studio/presets';
+import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import type { ExperimentSummary } from '../../../src/core/studio/summary';
 
 const entry: ExperimentEntry = { status: 'ok', name: 'cats', dir: '/w/.ddpo/cats', experiment: newExperiment('cats', { baseModel: { id: EMBEDDED_MODEL_ID, path: '/ext/media/tiny-model' }, prompts: ['a cat', 'a dog'] }) };
