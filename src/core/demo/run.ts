@@ -116,7 +116,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
       },
       ddpo: { curve, settings: ddpoSettings, deviationsFromTrl: deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
       eval: {
-        prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, winRate: blind.winRate,
+        prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate,
         meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
         learnedRewardBase: await meanOf(base), learnedRewardTuned: await meanOf(tuned), judgements: blind.judgements,
       },
