@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { parseFlags, type CliCommand, type FlagTable } from './command';
 import { ddpoLayout, checkpointName } from '../core/ddpo/layout';
 import { CKPT_FILES, listCheckpoints } from '../core/ddpo/checkpoint';
-import { readExperimentInputs } from '../core/ddpo/experimentRun';
+import { embeddedModelDir, experimentModelDir } from '../core/experiment/modelDir';
+import { readExperiment } from '../core/experiment/store';
 import { loadModel, saveModel } from '../core/onnx/proto';
 import { mergeLora } from '../core/train/lora';
 import { readLora } from '../core/train/loraFile';
@@ -36,7 +37,7 @@ export const exportLoraCommand: CliCommand = {
     const ck = path.join(ckDir, checkpointName(epoch));
     try {
       if (format === 'onnx') {
-        const { modelDir } = readExperimentInputs(dir);
+        const modelDir = experimentModelDir(await readExperiment(dir), dir, embeddedModelDir);
         const merged = mergeLora(loadModel(path.join(modelDir, 'unet', 'model.onnx')), readLora(path.join(ck, CKPT_FILES.peft)));
         saveModel(merged, out, { externalData: path.basename(out) + '.data' });
       } else {

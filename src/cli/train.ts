@@ -12,7 +12,8 @@ export const trainCommand: CliCommand = {
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
   flags: FLAGS,
   usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
-    '  Reads DIR/experiment.json (baseModel.path, prompts) and DIR/ddpo.json (TRL DDPOConfig keys and this project\'s, e.g.\n' +
+    '  Reads DIR/experiment.json (prompts; baseModel.path, or baseModel.id "embedded:tiny-shapes" for the embedded\n' +
+    '  model) and DIR/ddpo.json (TRL DDPOConfig keys and this project\'s, e.g.\n' +
     '  {"num_epochs": 10, "sample_num_steps": 20, "reward": "jpeg_incompressibility"}; a missing key takes its default).\n' +
     '  Writes DIR/ddpo/metrics.jsonl, DIR/ddpo/checkpoints/epoch-NNNNNN/ (LoRA in PEFT and kohya naming,\n' +
     '  optimizer, RNG and stat-tracker state) and DIR/ddpo/eval/ images.\n' +

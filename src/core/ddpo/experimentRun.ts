@@ -1,9 +1,12 @@
 /** Runs DDPO on an experiment folder: experiment.json (model, prompts) + ddpo.json (settings). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXPERIMENT_FILE, parseExperiment } from '../experiment/schema';
+import { embeddedModelDir, experimentModelDir } from '../experiment/modelDir';
+import { EXPERIMENT_FILE } from '../experiment/schema';
+import { readExperiment } from '../experiment/store';
 import { parseDdpoConfig, type DdpoConfig } from './config';
 import { ddpoLayout } from './layout';
+import type { EpochMetrics } from './metrics';
 import { makeReward } from './rewards';
 import { createOnnxPolicy } from './onnxPolicy';
 import { runDdpo, type DdpoRunResult } from './trainer';
@@ -26,40 +29,46 @@ export function readDdpoConfig(experimentDir: string, warn: (w: string) => void 
   return config;
 }
 
-/** The experiment's model folder and prompts, with errors that say what to add. */
-export function readExperimentInputs(experimentDir: string): { modelDir: string; prompts: string[] } {
-  const file = path.join(experimentDir, EXPERIMENT_FILE);
-  if (!fs.existsSync(file)) throw new Error(`${experimentDir} has no ${EXPERIMENT_FILE}; create the experiment with \`ddpo experiments new\``);
-  const exp = parseExperiment(fs.readFileSync(file, 'utf8'), file);
-  if (!exp.baseModel.path) throw new Error(`${file}: "baseModel.path" is not set; point it at a Stable Diffusion ONNX folder (unet/, text_encoder/, vae_decoder/, tokenizer/, scheduler/)`);
-  if (exp.prompts.length === 0) throw new Error(`${file}: "prompts" is empty; add the prompts to train on`);
-  return { modelDir: path.resolve(experimentDir, exp.baseModel.path), prompts: exp.prompts };
-}
-
 /** Options of {@link trainExperiment}. */
 export interface TrainExperimentOptions {
   resume?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: DdpoProgress) => void;
+  /** Called with each epoch's metrics line once it is written. */
+  onEpoch?: (m: EpochMetrics) => void;
   onLog?: (line: string) => void;
   /** Providers the policy's sessions try, best first (default CPU only). */
   providers?: SessionProviders;
-  /** Replaces the ONNX policy (tests). */
+  /** A policy to train instead of building one from the model folder; the caller keeps it and releases it. */
   policy?: Policy;
+  /** The model folder, when the caller has resolved it (the studio's embedded model); else from experiment.json. */
+  modelDir?: string;
 }
 
-/** Loads settings, reward and policy, then runs the loop; releases the policy afterwards. */
+/**
+ * The one way from an experiment folder to a DDPO run: reads ddpo.json and experiment.json, builds the reward and
+ * the policy (unless one is given), runs the loop and releases what it built.
+ */
 export async function trainExperiment(experimentDir: string, o: TrainExperimentOptions = {}): Promise<DdpoRunResult> {
   const log = o.onLog ?? (() => undefined);
   const config = readDdpoConfig(experimentDir, (w) => log(`warning: ${w}`));
-  const { modelDir, prompts } = readExperimentInputs(experimentDir);
+  const exp = await readExperiment(experimentDir);
+  if (exp.prompts.length === 0) throw new Error(`${path.join(experimentDir, EXPERIMENT_FILE)}: "prompts" is empty; add the prompts to train on`);
   const reward = await makeReward(config.reward, experimentDir);
-  const t0 = Date.now();
-  const policy = o.policy ?? (await createOnnxPolicy(modelDir, config, { onLog: log, providers: o.providers }));
-  if (!o.policy) log(`built sampling and LoRA training sessions for ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const policy = o.policy ?? (await buildPolicy(o.modelDir ?? experimentModelDir(exp, experimentDir, embeddedModelDir), config, log, o.providers));
   try {
-    return await runDdpo({ config, layout: ddpoLayout(experimentDir), policy, reward, prompts, resume: o.resume, signal: o.signal, onProgress: o.onProgress, onLog: log });
+    return await runDdpo({
+      config, layout: ddpoLayout(experimentDir), policy, reward, prompts: exp.prompts,
+      resume: o.resume, signal: o.signal, onProgress: o.onProgress, onEpoch: o.onEpoch, onLog: log,
+    });
   } finally {
-    await policy.release?.();
+    if (!o.policy) await policy.release?.();
   }
+}
+
+async function buildPolicy(modelDir: string, config: DdpoConfig, log: (line: string) => void, providers: SessionProviders | undefined): Promise<Policy> {
+  const t0 = Date.now();
+  const policy = await createOnnxPolicy(modelDir, config, { onLog: log, providers });
+  log(`built sampling and LoRA training sessions for ${modelDir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return policy;
 }

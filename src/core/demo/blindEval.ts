@@ -2,7 +2,7 @@
 import type { Policy } from '../ddpo/types';
 import { mulberry32 } from '../random';
 import type { SimulatedRater } from '../reward/sim';
-import { winRateWithCI, type RateWithCI } from '../reward/stats';
+import { blindOutcome, scoreBlind, type BlindOutcome, type BlindScore } from '../reward/blindScore';
 import type { ImageRGB } from '../image/rgb';
 import type { Choice } from '../../protocol';
 import type { SampleSettings } from './pairs';
@@ -28,24 +28,19 @@ export interface BlindJudgement {
   seed: number;
   tunedSide: 'left' | 'right';
   choice: Choice;
-  outcome: 'tuned' | 'base' | 'tie';
+  outcome: BlindOutcome;
   utilityBase: number;
   utilityTuned: number;
 }
 
-/** The blind evaluation's result. */
-export interface BlindResult {
-  wins: number;
-  losses: number;
-  ties: number;
-  /** Tuned over base, ties counted half, with a 95% Wilson interval. */
-  winRate: RateWithCI;
+/** The blind evaluation's result: the score (skips not counted) and the rater's true utilities. */
+export interface BlindResult extends BlindScore {
   meanUtilityBase: number;
   meanUtilityTuned: number;
   judgements: BlindJudgement[];
 }
 
-/** Shows each (prompt, seed) pair to the rater with a coin-flip side and tallies tuned-vs-base outcomes. */
+/** Shows each (prompt, seed) pair to the rater with a coin-flip side and scores tuned-vs-base outcomes. */
 export function judgeBlind(rater: SimulatedRater, prompts: readonly string[], firstSeed: number, base: EvalImages, tuned: EvalImages, seed: number): BlindResult {
   const coin = mulberry32(seed);
   const judgements: BlindJudgement[] = [];
@@ -53,11 +48,8 @@ export function judgeBlind(rater: SimulatedRater, prompts: readonly string[], fi
     const t = tuned[p][k];
     const tunedSide = coin() < 0.5 ? 'left' : 'right';
     const choice = tunedSide === 'left' ? rater.rate(t, b) : rater.rate(b, t);
-    const outcome = choice === tunedSide ? 'tuned' : choice === 'tie' || choice === 'skip' ? 'tie' : 'base';
-    judgements.push({ prompt, seed: firstSeed + k, tunedSide, choice, outcome, utilityBase: rater.utility(b), utilityTuned: rater.utility(t) });
+    judgements.push({ prompt, seed: firstSeed + k, tunedSide, choice, outcome: blindOutcome(choice, tunedSide), utilityBase: rater.utility(b), utilityTuned: rater.utility(t) });
   }));
-  const count = (o: BlindJudgement['outcome']) => judgements.filter((j) => j.outcome === o).length;
-  const wins = count('tuned'), losses = count('base'), ties = count('tie');
   const mean = (f: (j: BlindJudgement) => number) => judgements.reduce((s, j) => s + f(j), 0) / Math.max(1, judgements.length);
-  return { wins, losses, ties, winRate: winRateWithCI(wins, losses, ties), meanUtilityBase: mean((j) => j.utilityBase), meanUtilityTuned: mean((j) => j.utilityTuned), judgements };
+  return { ...scoreBlind(judgements.map((j) => j.outcome)), meanUtilityBase: mean((j) => j.utilityBase), meanUtilityTuned: mean((j) => j.utilityTuned), judgements };
 }

@@ -1,12 +1,10 @@
 /** Phases 1 and 2 of the demo: base-model samples per prompt, then simulated ratings of same-prompt pairs. */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Policy } from '../ddpo/types';
-import { encodePng } from '../image/png';
 import { schedulePairs, type SampleRef } from '../reward/schedule';
 import type { SimulatedRater } from '../reward/sim';
 import { PreferenceStore, readRatings } from '../reward/store';
 import type { ImageRGB } from '../image/rgb';
+import { planPair, writePair, type PairImage } from '../studio/pairs';
 
 /** How images are sampled everywhere in the demo (the same settings DDPO trains with). */
 export interface SampleSettings {
@@ -21,21 +19,24 @@ export interface GeneratedSamples {
   images: ImageRGB[];
 }
 
-/** Samples `perPrompt` images of each prompt (seeds seed + 1000·p + k) and writes `samples/p<p>/seed-<n>.png`. */
+/**
+ * Samples `perPrompt` images of each prompt in one batch (seeds seed + 1000·p + k) and stores seeds k and k+1 as one
+ * rating pair folder (`samples/<pairId>/{a,b}.png`, the studio's layout), so the studio lists the demo's pairs.
+ */
 export async function generateSamples(policy: Policy, dir: string, prompts: readonly string[], perPrompt: number, s: SampleSettings & { seed: number; signal?: AbortSignal; onImages?: (done: number, total: number) => void }): Promise<GeneratedSamples> {
+  if (perPrompt % 2 !== 0) throw new Error(`images per prompt must be even (they are stored as pairs), got ${perPrompt}`);
   const out: GeneratedSamples = { refs: [], images: [] };
   const total = prompts.length * perPrompt;
   for (const [p, prompt] of prompts.entries()) {
     s.signal?.throwIfAborted();
     const seed0 = s.seed + 1000 * p;
     const r = await policy.sample({ prompts: new Array(perPrompt).fill(prompt), negativePrompt: '', seed: seed0, numSteps: s.steps, eta: s.eta, guidanceScale: s.guidance, signal: s.signal });
-    fs.mkdirSync(path.join(dir, 'samples', `p${p}`), { recursive: true });
-    r.images.forEach((img, k) => {
-      const rel = `samples/p${p}/seed-${seed0 + k}.png`;
-      fs.writeFileSync(path.join(dir, rel), encodePng({ ...img, channels: 3 }, { prompt, seed: String(seed0 + k), steps: String(s.steps), guidance: String(s.guidance), eta: String(s.eta), software: 'DDPO Studio demo' }));
-      out.refs.push({ path: rel, prompt, seed: seed0 + k });
-      out.images.push(img);
-    });
+    const stored = (k: number): PairImage => ({ image: { ...r.images[k], channels: 3 }, metadata: { prompt, seed: String(seed0 + k), steps: String(s.steps), guidance: String(s.guidance), eta: String(s.eta), software: 'DDPO Studio demo' } });
+    for (let k = 0; k < perPrompt; k += 2) {
+      const pair = await writePair(dir, planPair(prompt, seed0 + k), [stored(k), stored(k + 1)]);
+      out.refs.push({ path: pair.a, prompt, seed: seed0 + k }, { path: pair.b, prompt, seed: seed0 + k + 1 });
+      out.images.push(r.images[k], r.images[k + 1]);
+    }
     s.onImages?.(out.images.length, total);
   }
   return out;

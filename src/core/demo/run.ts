@@ -2,18 +2,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_DDPO_CONFIG, parseDdpoConfig, type DdpoConfig } from '../ddpo/config';
+import { trainExperiment } from '../ddpo/experimentRun';
 import { ddpoLayout } from '../ddpo/layout';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import { makeReward } from '../ddpo/rewards';
-import { runDdpo } from '../ddpo/trainer';
 import type { Policy } from '../ddpo/types';
+import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
 import { ExperimentStore } from '../experiment/store';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
 import { trainExperimentReward } from '../reward/experiment';
 import { judgeBlind, renderEvalSet } from './blindEval';
 import { composeGrid, GRID_LAYOUT } from './grid';
-import { assertModelPresent, embeddedModelDir } from './modelDir';
 import { generateSamples, rateSamples } from './pairs';
 import { PhaseClock, type DemoProgress } from './progress';
 import { DEMO_TARGETS, type DemoCurvePoint, type DemoReport } from './report';
@@ -83,7 +83,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
 
     // 4. DDPO against the learned reward.
     clock.start('ddpo', `${config.num_epochs} epochs`);
-    const { curve, stoppedEarly } = await fineTune(policy, config, dir, o, clock, log, h.signal);
+    const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, h.signal);
 
     // 5. Blind evaluation with the rater's true taste and noise.
     clock.start('eval', 'rendering tuned images');
@@ -116,7 +116,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
       },
       ddpo: { curve, settings: ddpoSettings, deviationsFromTrl: deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
       eval: {
-        prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, winRate: blind.winRate,
+        prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate,
         meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
         learnedRewardBase: await meanOf(base), learnedRewardTuned: await meanOf(tuned), judgements: blind.judgements,
       },
@@ -134,11 +134,12 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
 }
 
 // Phase 4: DDPO epochs on the learned reward, progress per sampling batch and PPO step.
-async function fineTune(policy: Policy, config: DdpoConfig, dir: string, o: DemoOptions, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
+async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
   const curve: DemoCurvePoint[] = [];
   const phaseShare = { eval: 0, sample: 0, reward: 0.5, train: 0.5, checkpoint: 1, done: 1 } as const;
-  const result = await runDdpo({
-    config, layout: ddpoLayout(dir), policy, reward: await makeReward('learned', dir), prompts: [...o.trainPrompts], signal,
+  // The demo's policy is passed in: it renders the tuned images of the blind evaluation afterwards.
+  const result = await trainExperiment(dir, {
+    policy, signal,
     onProgress: (p) => {
       const within = p.total > 0 ? p.done / p.total : 1;
       const frac = p.phase === 'sample' ? within * 0.5 : p.phase === 'train' ? 0.5 + within * 0.5 : phaseShare[p.phase];

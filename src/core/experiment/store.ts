@@ -61,18 +61,9 @@ export class ExperimentStore {
     }
   }
 
-  /** Reads and validates `<name>/experiment.json`; throws ExperimentFormatError for a bad or missing file. */
+  /** Reads and validates `<name>/experiment.json` through {@link readExperiment}. */
   async read(name: string): Promise<Experiment> {
-    const file = path.join(this.dirOf(name), EXPERIMENT_FILE);
-    let text: string;
-    try {
-      text = await fs.promises.readFile(file, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new ExperimentFormatError(file, `no ${EXPERIMENT_FILE} in this folder; create one with "DDPO Studio: New Experiment" or delete the folder`);
-      throw new ExperimentFormatError(file, `cannot read (${code ?? (e as Error).message})`);
-    }
-    return parseExperiment(text, file);
+    return readExperiment(this.dirOf(name));
   }
 
   /** Creates a new experiment folder; throws if one with that name already exists. */
@@ -94,4 +85,18 @@ export class ExperimentStore {
   async save(exp: Experiment): Promise<void> {
     await atomicWriteFile(path.join(this.dirOf(exp.name), EXPERIMENT_FILE), serializeExperiment(exp));
   }
+}
+
+/** Reads and validates `<dir>/experiment.json`; throws ExperimentFormatError for a bad or missing file. */
+export async function readExperiment(dir: string): Promise<Experiment> {
+  const file = path.join(dir, EXPERIMENT_FILE);
+  let text: string;
+  try {
+    text = await fs.promises.readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ExperimentFormatError(file, `no ${EXPERIMENT_FILE} in this folder; create one with "DDPO Studio: New Experiment" or \`ddpo experiments new\`, or delete the folder`);
+    throw new ExperimentFormatError(file, `cannot read (${code ?? (e as Error).message})`);
+  }
+  return parseExperiment(text, file);
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../fsutil';
 import { readRatings } from '../reward/store';
-import { winRateWithCI, type RateWithCI } from '../reward/stats';
+import { blindOutcome, scoreBlind, type BlindScore } from '../reward/blindScore';
 import type { QueueItem } from './pairs';
 
 /** Folder of all comparisons inside an experiment. */
@@ -85,28 +85,18 @@ export function compareQueue(experimentDir: string, m: CompareManifest, ratedPai
   });
 }
 
-/** Result of a comparison so far: the checkpoint's win rate over the base (ties count half). */
-export interface CompareResult {
+/** Result of a comparison so far: the checkpoint's score over the base (ties count half, skips not at all). */
+export interface CompareResult extends BlindScore {
   id: string;
   epoch: number;
   total: number;
+  /** Ratings given, skips included. */
   rated: number;
-  wins: number;
-  losses: number;
-  ties: number;
-  winRate: RateWithCI;
 }
 
-/** Scores a comparison from its ratings (skips do not count); `ratings` defaults to those in its log. */
+/** Scores a comparison from its ratings; `ratings` defaults to those in its log. */
 export function compareResult(experimentDir: string, m: CompareManifest, ratings = readRatings(compareDir(experimentDir, m.id)).ratings): CompareResult {
   const tuned = new Set(m.items.map((it) => it.tuned));
-  let wins = 0, losses = 0, ties = 0;
-  for (const r of ratings) {
-    if (r.choice === 'tie') ties++;
-    else if (r.choice === 'left' || r.choice === 'right') {
-      if (tuned.has(r.choice === 'left' ? r.left : r.right)) wins++;
-      else losses++;
-    }
-  }
-  return { id: m.id, epoch: m.epoch, total: m.items.length, rated: ratings.length, wins, losses, ties, winRate: winRateWithCI(wins, losses, ties) };
+  const score = scoreBlind(ratings.map((r) => blindOutcome(r.choice, tuned.has(r.left) ? 'left' : 'right')));
+  return { id: m.id, epoch: m.epoch, total: m.items.length, rated: ratings.length, ...score };
 }

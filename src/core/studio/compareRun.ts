@@ -6,11 +6,11 @@ import { readDdpoConfig } from '../ddpo/experimentRun';
 import { checkpointName, ddpoLayout } from '../ddpo/layout';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import type { Policy } from '../ddpo/types';
+import { readExperiment } from '../experiment/store';
 import { atomicWriteFile } from '../fsutil';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import { encodePng } from '../image/png';
 import { blindImageName, compareDir, newCompareId, saveManifest, type CompareItem, type CompareManifest } from './compare';
-import { readExperimentFile } from './generate';
 
 /** Seeds of comparisons start here, far from the seeds training and evaluation draw. */
 export const COMPARE_SEED_BASE = 900_000;
@@ -35,7 +35,7 @@ export async function runComparison(experimentDir: string, o: ComparisonOptions)
   const epoch = o.epoch ?? epochs[epochs.length - 1];
   if (epoch === undefined || !epochs.includes(epoch)) throw new Error(epochs.length ? `no checkpoint for epoch ${o.epoch} (have ${epochs.join(', ')})` : `no checkpoint in ${layout.checkpointsDir}; fine-tune for at least one epoch first`);
   const config = readDdpoConfig(experimentDir);
-  const prompts = readExperimentFile(experimentDir).prompts;
+  const { prompts } = await readExperiment(experimentDir);
   const id = newCompareId(epoch);
   const dir = compareDir(experimentDir, id);
   await fs.promises.mkdir(path.join(dir, 'images'), { recursive: true });

@@ -2,6 +2,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { atomicWriteFile, resolveInside } from '../fsutil';
+import { encodePng, type RasterImage } from '../image/png';
 import { schedulePairs, type PairProposal } from '../reward/schedule';
 import type { Rating } from '../reward/types';
 
@@ -64,12 +66,33 @@ export function planPairs(prompts: readonly string[], existing: readonly StoredP
   for (let k = 0; k < count; k++) {
     const prompt = [...used.entries()].sort((x, y) => x[1] - y[1] || prompts.indexOf(x[0]) - prompts.indexOf(y[0]))[0][0];
     used.set(prompt, used.get(prompt)! + 1);
-    const seeds: [number, number] = [seed, seed + 1];
+    out.push(planPair(prompt, seed));
     seed += 2;
-    const pairId = `pair-${seeds[0]}-${createHash('sha256').update(prompt).digest('hex').slice(0, 8)}`;
-    out.push({ pairId, prompt, seeds, a: `${SAMPLES_DIR}/${pairId}/a.png`, b: `${SAMPLES_DIR}/${pairId}/b.png` });
   }
   return out;
+}
+
+/** The pair of `prompt` with seeds `firstSeed` and `firstSeed + 1`: its id and where its images go. */
+export function planPair(prompt: string, firstSeed: number): PairPlan {
+  const pairId = `pair-${firstSeed}-${createHash('sha256').update(prompt).digest('hex').slice(0, 8)}`;
+  return { pairId, prompt, seeds: [firstSeed, firstSeed + 1], a: `${SAMPLES_DIR}/${pairId}/a.png`, b: `${SAMPLES_DIR}/${pairId}/b.png` };
+}
+
+/** An image to store with the PNG text chunks that say how it was made. */
+export interface PairImage {
+  image: RasterImage;
+  metadata: Record<string, string>;
+}
+
+/** Writes a pair folder: a.png and b.png, then `pair.json` last (each atomically), so a listed pair is complete. */
+export async function writePair(experimentDir: string, plan: PairPlan, images: readonly [PairImage, PairImage]): Promise<StoredPair> {
+  const dir = resolveInside(experimentDir, path.dirname(plan.a));
+  await fs.promises.mkdir(dir, { recursive: true });
+  await atomicWriteFile(resolveInside(experimentDir, plan.a), encodePng(images[0].image, images[0].metadata));
+  await atomicWriteFile(resolveInside(experimentDir, plan.b), encodePng(images[1].image, images[1].metadata));
+  const pair: StoredPair = { ...plan, createdAt: new Date().toISOString() };
+  await atomicWriteFile(path.join(dir, PAIR_FILE), JSON.stringify(pair, null, 1) + '\n');
+  return pair;
 }
 
 /** Left/right order of a pair, fixed by its id so a reload shows the same sides. */

@@ -1,8 +1,6 @@
 /** The New Experiment presets: sampling settings for experiment.json and DDPO settings for ddpo.json. */
+import { EMBEDDED_MODEL_ID } from '../experiment/modelDir';
 import type { ExperimentSettings } from '../experiment/schema';
-
-/** `baseModel.id` of experiments made with the embedded model; its path is re-resolved at run time. */
-export const EMBEDDED_MODEL_ID = 'embedded:tiny-shapes';
 
 /** How a base model is named in the UI. */
 export function modelLabel(ref: { id: string }): string {

@@ -39,7 +39,7 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
   const comparisons: StudioNode[] = s.comparisons.map((c) => ({
     ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: `epoch ${c.epoch + 1} vs base`, compareId: c.id, epoch: c.epoch,
     description: `win rate ${formatWinRate(c.winRate)}${c.rated < c.total ? ` · ${c.rated}/${c.total} rated` : ''}`,
-    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of the fine-tuned model against the base model`, children: [],
+    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of the fine-tuned model against the base model (a tie counts half; ${c.skips} skips not counted)`, children: [],
   }));
   const latest = s.comparisons[s.comparisons.length - 1];
   const prompts: StudioNode[] = x.prompts.map((p, i) => ({ ...base, id: id(`prompts/${i}`), kind: 'prompt', label: p, children: [] }));

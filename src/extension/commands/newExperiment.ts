@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { EMBEDDED_MODEL_ID } from '../../core/experiment/modelDir';
 import type { BaseModelRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
 import { hubEndpoint } from '../../core/models/hubDownload';
@@ -13,7 +14,7 @@ import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/m
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
 import type { Services } from '../services';
 import { requireStore } from '../workspaceStore';
-import { EMBEDDED_MODEL_ID, embeddedModelDir, hasEmbeddedModel } from '../studio/models';
+import { embeddedModelDir, hasEmbeddedModel } from '../studio/models';
 
 /** Prompts offered for the embedded model, which knows only shapes, colours, sizes and positions. */
 const TINY_PROMPTS = 'a big red circle on a blue background; a small yellow square on the left on a black background';

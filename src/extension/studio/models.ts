@@ -1,12 +1,9 @@
-/** Where an experiment's model folder is: the embedded tiny model (shipped in media/), or a folder on disk. */
+/** The embedded tiny model as shipped in the extension's media/, and an experiment's model folder from it. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as vscode from 'vscode';
+import { experimentModelDir } from '../../core/experiment/modelDir';
 import type { Experiment } from '../../core/experiment/schema';
-
-import { EMBEDDED_MODEL_ID } from '../../core/studio/presets';
-
-export { EMBEDDED_MODEL_ID };
 
 /** The embedded model folder (DDPO_STUDIO_EMBEDDED_MODEL overrides it, for development against other models). */
 export function embeddedModelDir(context: vscode.ExtensionContext): string {
@@ -20,10 +17,5 @@ export function hasEmbeddedModel(context: vscode.ExtensionContext): boolean {
 
 /** The model folder to run an experiment with; throws saying what to set when there is none. */
 export function modelDirOf(context: vscode.ExtensionContext, exp: Experiment, experimentDir: string): string {
-  // The extension folder moves on every update, so embedded experiments always take today's path.
-  if (exp.baseModel.id === EMBEDDED_MODEL_ID) return embeddedModelDir(context);
-  if (!exp.baseModel.path) throw new Error(`Experiment "${exp.name}" has no model folder: set "baseModel.path" in its experiment.json to a Stable Diffusion ONNX folder.`);
-  const dir = path.resolve(experimentDir, exp.baseModel.path);
-  if (!fs.existsSync(dir)) throw new Error(`The model folder of "${exp.name}" (${dir}) does not exist; fix "baseModel.path" in its experiment.json.`);
-  return dir;
+  return experimentModelDir(exp, experimentDir, () => embeddedModelDir(context));
 }

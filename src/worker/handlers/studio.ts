@@ -2,12 +2,12 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHOICES, isChoice } from '../../protocol';
+import { trainExperiment } from '../../core/ddpo/experimentRun';
 import { resolveModel } from '../../core/models/hubDownload';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings } from '../../core/reward/store';
 import { runComparison } from '../../core/studio/compareRun';
 import { exportLoraFile } from '../../core/studio/exportLora';
-import { fineTuneExperiment } from '../../core/studio/fineTune';
 import { generatePairsInto } from '../../core/studio/generate';
 import { ratingsDir, readRatingLog, summarizeRatings } from '../../core/studio/ratingLog';
 import { resolveInside } from '../../core/fsutil';
@@ -120,7 +120,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     let numEpochs = 0;
     try {
       await releasePipelines();
-      const r = await fineTuneExperiment(dir, {
+      const r = await trainExperiment(dir, {
         modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx),
         onProgress: (p) => {
           numEpochs = p.numEpochs;

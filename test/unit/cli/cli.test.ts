@@ -7,6 +7,12 @@ import type { CliIO } from '../../../src/cli/command';
 import { closestName, parseFlags } from '../../../src/cli/command';
 import { commands } from '../../../src/cli/commands';
 import { runCli } from '../../../src/cli/dispatch';
+import { readMetrics } from '../../../src/core/ddpo/metrics';
+import { ddpoLayout } from '../../../src/core/ddpo/layout';
+import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
+
+const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
+const noModel = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${MODEL}/unet/model.onnx missing)`;
 
 async function ddpo(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -134,4 +140,32 @@ test('each command\'s usage names exactly the flags it declares', () => {
     assert.deepEqual([...declared].filter((f) => !inUsage.has(f)), [], `${name}: declared but not in its usage`);
     assert.deepEqual([...inUsage].filter((f) => !declared.has(f)), [], `${name}: in its usage but refused`);
   }
+});
+
+// A new experiment in a fresh workspace, with a tiny one-epoch ddpo.json.
+async function newTrainableExperiment(...flags: string[]): Promise<string> {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-train-'));
+  assert.equal((await ddpo('experiments', 'new', 'e', '--workspace', ws, '--prompt', 'a big red circle on a blue background', ...flags)).code, 0);
+  const dir = path.join(ws, '.ddpo', 'e');
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({
+    num_epochs: 1, sample_num_steps: 2, sample_batch_size: 2, sample_num_batches_per_epoch: 1, train_batch_size: 1, train_gradient_accumulation_steps: 2,
+    eval_seeds: [], latent_size: 16, reward: 'jpeg_incompressibility',
+  }));
+  return dir;
+}
+
+test('ddpo train runs an experiment on the embedded model, named by its id with no path as the studio names it', { skip: noModel }, async () => {
+  const dir = await newTrainableExperiment('--base-model', EMBEDDED_MODEL_ID);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'experiment.json'), 'utf8')).baseModel.path, undefined);
+  const r = await ddpo('train', '--experiment', dir);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(r.out.includes(`sessions for ${MODEL}`), r.out);
+  assert.deepEqual(readMetrics(ddpoLayout(dir).metricsFile).map((m) => m.epoch), [0]);
+});
+
+test('ddpo train on a model with no folder names experiment.json and the field to set', async () => {
+  const dir = await newTrainableExperiment('--base-model', 'stable-diffusion-v1-5');
+  const r = await ddpo('train', '--experiment', dir);
+  assert.equal(r.code, 1);
+  assert.ok(r.err.startsWith(`${path.join(dir, 'experiment.json')}: "baseModel.path" is not set`), r.err);
 });

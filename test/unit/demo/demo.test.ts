@@ -7,15 +7,17 @@ import type { CliIO } from '../../../src/cli/command';
 import { commands } from '../../../src/cli/commands';
 import { runCli } from '../../../src/cli/dispatch';
 import { composeGrid } from '../../../src/core/demo/grid';
-import { embeddedModelDir } from '../../../src/core/demo/modelDir';
+import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
 import type { DemoReport } from '../../../src/core/demo/report';
 import { decodePng } from '../../../src/core/image/png';
+import { readRatings } from '../../../src/core/reward/store';
+import { listPairs } from '../../../src/core/studio/pairs';
 
 const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
 const noModel = fs.existsSync(path.join(modelDir, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${modelDir}/unet/model.onnx missing)`;
 
 test('the embedded model is found from the sources and from a bundle folder one level below the root', () => {
-  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/demo')), modelDir);
+  assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/experiment')), modelDir);
   assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../dist')), modelDir);
 });
 
@@ -50,6 +52,12 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   assert.ok(r.eval.prompts.every((p) => !trained.has(p)));
   assert.equal(r.ddpo.curve.length, (r.settings as { epochs: number }).epochs);
   assert.ok(r.ratings.ratings > 0 && Number.isFinite(r.rewardModel.heldOutAccuracy));
+  // the rating images are the studio's pair folders, so the studio lists (and can show) the demo's pairs
+  const settings = r.settings as { trainPrompts: string[]; imagesPerPrompt: number };
+  const pairs = listPairs(dir);
+  assert.equal(pairs.length, settings.trainPrompts.length * settings.imagesPerPrompt / 2);
+  const images = new Set(pairs.flatMap((p) => [p.a, p.b]));
+  assert.ok(readRatings(dir).ratings.every((x) => images.has(x.left) && images.has(x.right)));
   assert.ok(r.ddpo.deviationsFromTrl.train_clip_range, 'settings that differ from TRL are recorded');
   assert.ok(r.timings.totalSeconds > 0 && Object.keys(r.timings.phases).length === 6);
   const grid = decodePng(fs.readFileSync(path.join(dir, 'grid.png')));

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ExperimentStore, experimentNameProblem } from '../../../src/core/experiment/store';
-import { EXPERIMENT_SCHEMA_VERSION, parseExperiment } from '../../../src/core/experiment/schema';
+import { ExperimentStore, experimentNameProblem, readExperiment } from '../../../src/core/experiment/store';
+import { EXPERIMENT_SCHEMA_VERSION, ExperimentFormatError, parseExperiment } from '../../../src/core/experiment/schema';
 import { buildStudioTree } from '../../../src/core/studio/treeModel';
 import { readSummary } from '../../../src/core/studio/summary';
 
@@ -81,4 +81,15 @@ test('parseExperiment fills default settings for an older file without them', ()
   const exp = parseExperiment(JSON.stringify({ schemaVersion: 1, name: 'n', createdAt: 't', baseModel: { id: 'sd' }, prompts: [] }), 'f');
   assert.equal(exp.settings.steps, 20);
   assert.throws(() => parseExperiment('[]', 'f.json'), /f.json: expected a JSON object/);
+});
+
+
+test('readExperiment reads any experiment folder; a folder without experiment.json says how to create one', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('cats', { prompts: ['a cat'] });
+  assert.deepEqual(await readExperiment(store.dirOf('cats')), await store.read('cats'));
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-noexp-'));
+  await assert.rejects(readExperiment(empty), (e: Error) => e instanceof ExperimentFormatError && e.message.startsWith(path.join(empty, 'experiment.json')) && /New Experiment.*ddpo experiments new/.test(e.message));
+  fs.writeFileSync(path.join(empty, 'experiment.json'), '{ "schemaVersion": 1, ');
+  await assert.rejects(readExperiment(empty), (e: Error) => e instanceof ExperimentFormatError && /not valid JSON/.test(e.message));
 });

@@ -5,7 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { effectiveState, readRunState } from '../../../src/core/studio/runState';
 import { isStudioPath } from '../../../src/core/studio/watch';
-import { parsePrompts, presetById, PRESETS, modelLabel, EMBEDDED_MODEL_ID } from '../../../src/core/studio/presets';
+import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
+import { parsePrompts, presetById, PRESETS, modelLabel } from '../../../src/core/studio/presets';
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
 
 test('a run that status.json calls running but no worker runs is shown as interrupted', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { newExperiment } from '../../../src/core/experiment/schema';
 import type { ExperimentEntry } from '../../../src/core/experiment/store';
 import { buildStudioTree, type StudioNode } from '../../../src/core/studio/treeModel';
-import { EMBEDDED_MODEL_ID } from '../../../src/core/studio/presets';
+import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import type { ExperimentSummary } from '../../../src/core/studio/summary';
 
 const entry: ExperimentEntry = { status: 'ok', name: 'cats', dir: '/w/.ddpo/cats', experiment: newExperiment('cats', { baseModel: { id: EMBEDDED_MODEL_ID, path: '/ext/media/tiny-model' }, prompts: ['a cat', 'a dog'] }) };
@@ -13,7 +13,7 @@ const summary: ExperimentSummary = {
   consistency: 0.83,
   reward: { accuracy: 0.714, heldOut: 7, comparisons: 12, trainedAt: '' },
   run: { state: 'interrupted', lastEpoch: 2, numEpochs: 8, points: [{ epoch: 2, rewardMean: 0.4567, rewardStd: 0.1, approxKl: 0, clipfrac: 0 }], checkpoints: [1, 2], evalImages: [] },
-  comparisons: [{ id: 'c1', epoch: 2, total: 4, rated: 4, wins: 3, losses: 1, ties: 0, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
+  comparisons: [{ id: 'c1', epoch: 2, total: 4, rated: 4, wins: 3, losses: 1, ties: 0, skips: 1, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
 };
 
 const find = (nodes: StudioNode[], kind: string): StudioNode => nodes.find((n) => n.kind === kind)!;
@@ -31,6 +31,7 @@ test('an experiment row carries its run state, and its children say what the per
   const cmp = find(exp.children, 'comparisons');
   assert.match(cmp.description!, /^latest: 75% \(95% CI 30%–95%, n=4\)$/);
   assert.equal(cmp.children[0].compareId, 'c1');
+  assert.match(cmp.children[0].tooltip!, /1 skips not counted/);
   const all = [exp, ...exp.children, ...run.children, ...run.children[0].children, ...cmp.children];
   assert.equal(new Set(all.map((n) => n.id)).size, all.length, 'ids are unique, so expansion survives refreshes');
 });
