@@ -9,12 +9,12 @@ import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
 import { releaseWeights } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
-import { ddpoInputShapes, ddpoObjective, unetRoles, type UnetRoles } from '../train/objective';
+import { ddpoInputShapes, ddpoObjective, unetRoles } from '../train/objective';
 import { TrainingSession } from '../train/session';
 import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { createSession, runModel, type FeedValue } from '../train/ortRun';
-import { buildSamplingGraph, type SamplingGraph } from './samplingGraph';
+import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
 import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
@@ -38,10 +38,10 @@ interface RunShapes { B: number; C: number; h: number; w: number; sequence: numb
 // What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
 interface PolicyGraphs {
   pipe: StableDiffusionPipeline;
-  roles: UnetRoles;
+  roles: ReturnType<typeof unetRoles>;
   shapes: RunShapes;
   session: TrainingSession;
-  sampling: SamplingGraph;
+  sampling: ReturnType<typeof buildSamplingGraph>;
   samplingSession: Awaited<ReturnType<typeof createSession>>;
 }
 
@@ -77,7 +77,7 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
 }
 
 // One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each.
-async function runShapes(pipe: StableDiffusionPipeline, roles: UnetRoles, c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
+async function runShapes(pipe: StableDiffusionPipeline, roles: PolicyGraphs['roles'], c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
   const K = timestepsPerRun(c), B = c.train_batch_size * K;
   const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
   const probe = await pipe.encodePrompts(['']);
