@@ -13,7 +13,7 @@ import { EpochMetrics, EvalImage, jsonSafe, readMetrics } from './metrics';
 import { trainEpoch, type OldLogProbSource, type TrainSummary } from './ppo';
 import { startOrResume, type RunStart } from './resume';
 import { EpochSamples, PromptSource, sampleEpoch, uniformPrompts } from './sampling';
-import type { DdpoProgress, Policy, PolicyState, RewardFn } from './types';
+import type { DdpoProgress, Policy, RewardFn } from './types';
 
 /** Inputs of {@link runDdpo}. */
 export interface DdpoRunOptions {
