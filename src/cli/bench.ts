@@ -60,6 +60,49 @@ function precisions(v: string[], flag: string): Precision[] {
 }
 
 async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
+  const s = benchSettings(argv, io);
+  const unet = resolveBenchUnet(typeof s.flags.unet === 'string' ? s.flags.unet : 'sd15', s.cacheDir, io.progress);
+  for (const sk of s.plan.skipped) io.out(`note: ${sk.ep} skipped: ${sk.reason}`);
+  const gpuName = nvidiaGpuName();
+  const gpuMem = gpuName ? new GpuMemorySampler().start() : undefined;
+  const rec = benchRecord(mode, s, gpuName, gpuMem);
+  try {
+    unet.model();
+    rec.result.unet = { name: unet.name, parameters: unet.parameters, nodes: unet.model().graph.nodes.length, buildMs: unet.buildMs };
+    io.out(`UNet ${unet.name}: ${((unet.parameters ?? 0) / 1e6).toFixed(1)}M parameters, ${unet.model().graph.nodes.length} nodes (built/loaded in ${((unet.buildMs ?? 0) / 1000).toFixed(1)} s)`);
+    if (mode !== 'train') await benchSampling(s, unet, rec, gpuMem, io);
+    if (mode !== 'sample') await benchTraining(s, unet, rec, gpuMem, io);
+  } finally {
+    gpuMem?.stop();
+  }
+  rec.save();
+  rec.memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
+  io.out(renderTable(rec.sample, rec.train, rec.memory));
+  if (typeof s.flags.out === 'string') io.out(`wrote ${s.flags.out}`);
+  if (typeof s.flags.anchor === 'string') compareAnchor(s.flags.anchor, rec, io);
+  return 0;
+}
+
+type BenchUnet = ReturnType<typeof resolveBenchUnet>;
+
+// What a bench run measures, from its flags.
+interface BenchSettings {
+  flags: Record<string, string | true>;
+  setting: ReturnType<typeof parseProviderSetting>;
+  plan: ReturnType<typeof chooseExecutionProviders>;
+  batches: number[];
+  latent: number;
+  timing: { warmup: number; runs: number; signal: AbortSignal };
+  samplePrec: Precision[];
+  trainPrec: Precision[];
+  trainTimesteps: number[];
+  attentions: AttentionVariant[];
+  profileDir?: string;
+  epOptions: ProviderOptions;
+  cacheDir: string;
+}
+
+function benchSettings(argv: string[], io: CliIO): BenchSettings {
   const { flags } = parseFlags(argv, FLAGS);
   const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'auto');
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
@@ -78,120 +121,125 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
   const profileDir = typeof flags.profile === 'string' ? flags.profile : undefined;
   const epOptions: ProviderOptions = typeof flags.webgpu === 'string' ? { webgpu: parseProviderOptions(flags.webgpu, '--webgpu') } : {};
   const cacheDir = typeof flags.cache === 'string' ? flags.cache : path.join(os.tmpdir(), 'ddpo-bench');
-  const unet = resolveBenchUnet(typeof flags.unet === 'string' ? flags.unet : 'sd15', cacheDir, io.progress);
-  for (const s of plan.skipped) io.out(`note: ${s.ep} skipped: ${s.reason}`);
+  return { flags, setting, plan, batches, latent, timing, samplePrec, trainPrec, trainTimesteps, attentions, profileDir, epOptions, cacheDir };
+}
 
-  const gpuName = nvidiaGpuName();
-  const gpuMem = gpuName ? new GpuMemorySampler().start() : undefined;
+// What a bench run measured so far; save() rewrites --out, so an interrupted run keeps it.
+interface BenchRecord {
+  result: Record<string, unknown>;
+  sample: UnetTiming[];
+  train: TrainTiming[];
+  profiles: Record<string, ProfileSummary>;
+  errors: string[];
+  memory: Record<string, number | undefined>;
+  save(): void;
+}
+
+function benchRecord(mode: string, s: BenchSettings, gpuName: string | undefined, gpuMem: GpuMemorySampler | undefined): BenchRecord {
   const result: Record<string, unknown> = {
     tool: 'ddpo bench', mode, date: new Date().toISOString(),
     device: { platform: `${process.platform}-${process.arch}`, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, gpu: gpuName, ort: (ort.env as { versions?: Record<string, string> }).versions?.common },
-    setting, candidates: plan.candidates, skipped: plan.skipped, latent, epOptions,
+    setting: s.setting, candidates: s.plan.candidates, skipped: s.plan.skipped, latent: s.latent, epOptions: s.epOptions,
   };
-  const sample: UnetTiming[] = [];
-  const train: TrainTiming[] = [];
-  const profiles: Record<string, ProfileSummary> = {};
-  const errors: string[] = [];
-  result.errors = errors;
-  const memory: Record<string, number | undefined> = {};
-  const save = () => {
-    if (typeof flags.out !== 'string') return;
-    memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
-    fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
-    fs.writeFileSync(flags.out, JSON.stringify({ ...result, sample, train, memory, profiles }, null, 2) + '\n');
+  const rec: BenchRecord = {
+    result, sample: [], train: [], profiles: {}, errors: [], memory: {},
+    save: () => {
+      const out = s.flags.out;
+      if (typeof out !== 'string') return;
+      rec.memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
+      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      fs.writeFileSync(out, JSON.stringify({ ...result, sample: rec.sample, train: rec.train, memory: rec.memory, profiles: rec.profiles }, null, 2) + '\n');
+    },
   };
+  result.errors = rec.errors;
+  return rec;
+}
+
+// UNet evaluations per second for each precision, batch and attention variant; the DDIM step graph; node placement.
+async function benchSampling(s: BenchSettings, unet: BenchUnet, rec: BenchRecord, gpuMem: GpuMemorySampler | undefined, io: CliIO): Promise<void> {
+  resetPeakRss();
+  // batch before attention variant: the small batch's variants come first, should a big batch exhaust the GPU
+  for (const precision of s.samplePrec) {
+    for (const batch of s.batches) {
+      for (const attention of s.attentions) await benchSampleVariant(s, unet, rec, io, precision, batch, attention);
+    }
+  }
+  const ep = rec.sample[0]?.ep ?? s.plan.candidates[0];
+  if (!s.flags['no-ddim']) {
+    const kb = Math.max(...s.batches.map((b) => Math.max(1, Math.floor(b / 2))));
+    const stepMs = await benchDdimStep(kb, s.latent, ep, { ...s.timing, epOptions: s.epOptions });
+    rec.result.ddimStep = { batch: kb, ep, ms: stepMs };
+    io.out(`DDIM step graph (CFG, ${kb} images) on ${ep}: ${stepMs.toFixed(2)} ms`);
+  }
+  rec.memory.samplePeakRssGiB = peakRssBytes() / 2 ** 30;
+  rec.memory.samplePeakGpuMiB = gpuMem?.peek()?.peakMiB;
+  if (s.flags.placement) {
+    const p = await probeNodePlacement(unet.file(s.samplePrec[0]), ep, { freeDimensionOverrides: unetDimOverrides(unet.model(), s.batches[0], s.latent) });
+    rec.result.placement = p;
+    io.out(`node placement (${s.samplePrec[0]}): ${describePlacement(p)}`);
+  }
+}
+
+// One sampling variant timed (and, for the first batch under --profile, profiled per op).
+async function benchSampleVariant(s: BenchSettings, unet: BenchUnet, rec: BenchRecord, io: CliIO, precision: Precision, batch: number, attention: AttentionVariant): Promise<void> {
+  const label = `${precision} ${attention === 'decomposed' ? '' : `${attention} `}batch ${batch}`;
+  io.progress(`UNet ${label}…`);
+  let r: UnetTiming;
   try {
-    unet.model();
-    result.unet = { name: unet.name, parameters: unet.parameters, nodes: unet.model().graph.nodes.length, buildMs: unet.buildMs };
-    io.out(`UNet ${unet.name}: ${((unet.parameters ?? 0) / 1e6).toFixed(1)}M parameters, ${unet.model().graph.nodes.length} nodes (built/loaded in ${((unet.buildMs ?? 0) / 1000).toFixed(1)} s)`);
-    if (mode !== 'train') {
+    r = await benchUnetEval(unet, precision, batch, s.latent, s.plan.candidates, { ...s.timing, attention, epOptions: s.epOptions });
+  } catch (e) {
+    // one variant failing (an op the provider lacks) must not lose the others' numbers
+    io.out(`UNet forward ${label}: FAILED: ${(e as Error).message.split('\n')[0]}`);
+    rec.errors.push(`${label}: ${(e as Error).message}`);
+    rec.save();
+    return;
+  }
+  for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+  rec.sample.push(r);
+  rec.save();
+  io.out(`UNet forward ${label} on ${r.ep}: ${r.msPerEval.toFixed(1)} ms/eval, ${r.evalsPerSec.toFixed(2)} evals/s, session ${(r.sessionMs / 1000).toFixed(1)} s`);
+  if (s.profileDir && batch === s.batches[0]) {
+    const key = `sample-${precision}-${attention}-b${batch}`;
+    const file = unet.file(precision, { attention, batch, latent: s.latent });
+    rec.profiles[key] = await profileModel(file, r.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(r.ep, s.epOptions) },
+      unetFeeds(unet.model(), batch, s.latent), 2, s.profileDir, key);
+    rec.save();
+    io.out(`profile ${key}: ${renderProfile(rec.profiles[key])}`);
+  }
+}
+
+// One DDPO LoRA train step per --train-timesteps K and --train-precision, with peak memory.
+async function benchTraining(s: BenchSettings, unet: BenchUnet, rec: BenchRecord, gpuMem: GpuMemorySampler | undefined, io: CliIO): Promise<void> {
+  // one graph per K (the graph's batch), shared by both precisions
+  for (const K of s.trainTimesteps) {
+    const graph = buildDdpoTrainGraph(unet, s.latent, K, s.flags['no-recompute'] ? Infinity : undefined);
+    const rc = graph.recomputed;
+    io.out(rc.tensors ? `training graph recomputes ${rc.tensors} attention probabilities in the backward (${(rc.elements / 2 ** 30).toFixed(2)} G values not kept, ${rc.nodes} nodes)` : 'training graph keeps every attention probability for the backward');
+    for (const precision of s.trainPrec) {
+      const label = trainLabel(precision, K, graph.attention), key = label.replace(/-/g, '_');
       resetPeakRss();
-      // batch before attention variant: the small batch's variants come first, should a big batch exhaust the GPU
-      for (const precision of samplePrec) {
-        for (const batch of batches) {
-          for (const attention of attentions) {
-            const label = `${precision} ${attention === 'decomposed' ? '' : `${attention} `}batch ${batch}`;
-            io.progress(`UNet ${label}…`);
-            let r: UnetTiming;
-            try {
-              r = await benchUnetEval(unet, precision, batch, latent, plan.candidates, { ...timing, attention, epOptions });
-            } catch (e) {
-              // one variant failing (an op the provider lacks) must not lose the others' numbers
-              io.out(`UNet forward ${label}: FAILED: ${(e as Error).message.split('\n')[0]}`);
-              errors.push(`${label}: ${(e as Error).message}`);
-              save();
-              continue;
-            }
-            for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
-            sample.push(r);
-            save();
-            io.out(`UNet forward ${label} on ${r.ep}: ${r.msPerEval.toFixed(1)} ms/eval, ${r.evalsPerSec.toFixed(2)} evals/s, session ${(r.sessionMs / 1000).toFixed(1)} s`);
-            if (profileDir && batch === batches[0]) {
-              const key = `sample-${precision}-${attention}-b${batch}`;
-              const file = unet.file(precision, { attention, batch, latent });
-              profiles[key] = await profileModel(file, r.ep, { graphOptimizationLevel: 'all', logSeverityLevel: 3, executionProviders: providerList(r.ep, epOptions) },
-                unetFeeds(unet.model(), batch, latent), 2, profileDir, key);
-              save();
-              io.out(`profile ${key}: ${renderProfile(profiles[key])}`);
-            }
-          }
-        }
-      }
-      const ep = sample[0]?.ep ?? plan.candidates[0];
-      if (!flags['no-ddim']) {
-        const kb = Math.max(...batches.map((b) => Math.max(1, Math.floor(b / 2))));
-        const stepMs = await benchDdimStep(kb, latent, ep, { ...timing, epOptions });
-        result.ddimStep = { batch: kb, ep, ms: stepMs };
-        io.out(`DDIM step graph (CFG, ${kb} images) on ${ep}: ${stepMs.toFixed(2)} ms`);
-      }
-      memory.samplePeakRssGiB = peakRssBytes() / 2 ** 30;
-      memory.samplePeakGpuMiB = gpuMem?.peek()?.peakMiB;
-      if (flags.placement) {
-        const p = await probeNodePlacement(unet.file(samplePrec[0]), ep, { freeDimensionOverrides: unetDimOverrides(unet.model(), batches[0], latent) });
-        result.placement = p;
-        io.out(`node placement (${samplePrec[0]}): ${describePlacement(p)}`);
-      }
-    }
-    if (mode !== 'sample') {
-      // one graph per K (the graph's batch), shared by both precisions
-      for (const K of trainTimesteps) {
-        const graph = buildDdpoTrainGraph(unet, latent, K, flags['no-recompute'] ? Infinity : undefined);
-        const rc = graph.recomputed;
-        io.out(rc.tensors ? `training graph recomputes ${rc.tensors} attention probabilities in the backward (${(rc.elements / 2 ** 30).toFixed(2)} G values not kept, ${rc.nodes} nodes)` : 'training graph keeps every attention probability for the backward');
-        for (const precision of trainPrec) {
-          const label = trainLabel(precision, K, graph.attention), key = label.replace(/-/g, '_');
-          resetPeakRss();
-          gpuMem?.resetPeak();
-          io.progress(`DDPO train step ${precision}${K > 1 ? `, ${K} timesteps per run` : ''}…`);
-          const r = await benchTrainStep(unet, graph, plan.candidates, { ...timing, precision, cacheDir, log: io.progress, profileDir, epOptions });
-          if (r.profile) { profiles[label] = r.profile; io.out(`profile ${label}: ${renderProfile(r.profile)}`); }
-          for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
-          train.push(r);
-          memory[`${key}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
-          memory[`${key}_PeakGpuMiB`] = gpuMem?.peek()?.peakMiB;
-          save();
-          io.out(`DDPO LoRA train step ${precision} (batch 1${K > 1 ? ` x ${K} timesteps per run` : ''}, CFG) on ${r.ep}: ${r.stepMs.toFixed(1)} ms (run ${r.runMs.toFixed(1)} + AdamW ${r.adamwMs.toFixed(2)})` +
-            `${K > 1 ? `, ${r.msPerTimestep.toFixed(1)} ms per timestep` : ''}; graph build ${(r.buildMs / 1000).toFixed(1)} s (${r.nodes} nodes), session ${(r.sessionMs / 1000).toFixed(1)} s`);
-        }
-      }
-    }
-  } finally {
-    gpuMem?.stop();
-  }
-  save();
-  memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
-  io.out(renderTable(sample, train, memory));
-  if (typeof flags.out === 'string') io.out(`wrote ${flags.out}`);
-  if (typeof flags.anchor === 'string') {
-    const line = fs.readFileSync(flags.anchor, 'utf8').trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-    if (!line) io.err(`${flags.anchor} holds no JSON line from anchor_torch.py; no comparison`);
-    else {
-      const anchor = JSON.parse(line);
-      const ours = { ...result, sample, train, memory };
-      io.out(renderComparison(compareWithAnchor(ours, anchor), ours, anchor));
+      gpuMem?.resetPeak();
+      io.progress(`DDPO train step ${precision}${K > 1 ? `, ${K} timesteps per run` : ''}…`);
+      const r = await benchTrainStep(unet, graph, s.plan.candidates, { ...s.timing, precision, cacheDir: s.cacheDir, log: io.progress, profileDir: s.profileDir, epOptions: s.epOptions });
+      if (r.profile) { rec.profiles[label] = r.profile; io.out(`profile ${label}: ${renderProfile(r.profile)}`); }
+      for (const f of r.failures) io.out(`note: ${f.ep} failed: ${f.error}`);
+      rec.train.push(r);
+      rec.memory[`${key}_PeakRssGiB`] = peakRssBytes() / 2 ** 30;
+      rec.memory[`${key}_PeakGpuMiB`] = gpuMem?.peek()?.peakMiB;
+      rec.save();
+      io.out(`DDPO LoRA train step ${precision} (batch 1${K > 1 ? ` x ${K} timesteps per run` : ''}, CFG) on ${r.ep}: ${r.stepMs.toFixed(1)} ms (run ${r.runMs.toFixed(1)} + AdamW ${r.adamwMs.toFixed(2)})` +
+        `${K > 1 ? `, ${r.msPerTimestep.toFixed(1)} ms per timestep` : ''}; graph build ${(r.buildMs / 1000).toFixed(1)} s (${r.nodes} nodes), session ${(r.sessionMs / 1000).toFixed(1)} s`);
     }
   }
-  return 0;
+}
+
+// Ratios of our times against anchor_torch.py's last JSON line (same GPU).
+function compareAnchor(file: string, rec: BenchRecord, io: CliIO): void {
+  const line = fs.readFileSync(file, 'utf8').trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+  if (!line) { io.err(`${file} holds no JSON line from anchor_torch.py; no comparison`); return; }
+  const anchor = JSON.parse(line);
+  const ours = { ...rec.result, sample: rec.sample, train: rec.train, memory: rec.memory };
+  io.out(renderComparison(compareWithAnchor(ours, anchor), ours, anchor));
 }
 
 /** The summary table printed after a run. */

@@ -59,49 +59,76 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
   const b = new GraphBuilder(g);
   const folder = new ConstFolder(g, shapes);
   const ctx = new GradCtx(b, onnxOpset(m), shapes, folder);
-  const contrib = new Map<string, string[]>();
-  const summed = new Map<string, string | null>();
-  const add = (v: string, gv: string) => { const l = contrib.get(v); if (l) l.push(gv); else contrib.set(v, [gv]); };
-  // d/dv sums the contributions of every consumer (and the seed when v is an output)
-  const total = (v: string): string | null => {
-    if (summed.has(v)) return summed.get(v)!;
-    const l = contrib.get(v) ?? [];
+  const sums = new GradientSums(b);
+  seed(b, sums, opts.loss, cotangents, shapes, dtype);
+  for (const n of active) backwardStep(ctx, sums, n, need);
+  const { grads, outputs } = gradientOutputs(g, ctx, sums, wrt, shapes, dtype);
+  g.outputs = opts.keepForwardOutputs ? [...outputs, ...g.outputs] : outputs;
+  const recomputed = opts.recomputeAttention !== undefined ? recomputeAttention(m, shapes, opts.recomputeAttention) : undefined;
+  eliminateDeadNodes(g);
+  return { model: m, grads, recomputed };
+}
+
+// Each tensor's gradient contributions; d/dv sums the contributions of every consumer (and the seed when v is an output).
+class GradientSums {
+  private readonly contrib = new Map<string, string[]>();
+  private readonly summed = new Map<string, string | null>();
+
+  constructor(private readonly b: GraphBuilder) {}
+
+  add(v: string, gv: string): void {
+    const l = this.contrib.get(v);
+    if (l) l.push(gv); else this.contrib.set(v, [gv]);
+  }
+
+  // The summed gradient of `v` (null: none reached it), built once.
+  total(v: string): string | null {
+    if (this.summed.has(v)) return this.summed.get(v)!;
+    const l = this.contrib.get(v) ?? [];
     // pairwise Adds, not a variadic Sum: Add has a kernel on every execution provider, Sum not on all of them
     let s: string | null = l.length ? l[0] : null;
-    for (let i = 1; i < l.length; i++) s = b.op('Add', [s!, l[i]], {}, { name: `grad/sum/${v}${i > 1 ? `/${i}` : ''}` });
-    summed.set(v, s);
+    for (let i = 1; i < l.length; i++) s = this.b.op('Add', [s!, l[i]], {}, { name: `grad/sum/${v}${i > 1 ? `/${i}` : ''}` });
+    this.summed.set(v, s);
     return s;
-  };
+  }
+}
 
-  if (opts.loss) {
-    const dims = shapes.get(opts.loss)?.dims ?? [];
-    const dt = dtype(opts.loss) ?? DataType.FLOAT;
-    const one = b.initializer(makeTensor(`${opts.loss}_seed`, dt, dims, [ONE_BITS[dt] ?? 1]));
-    add(opts.loss, one);
+// The backward pass starts from d loss/d loss = 1 (a `<loss>_seed` initializer) and from a `<out>_grad` input per cotangent.
+function seed(b: GraphBuilder, sums: GradientSums, loss: string | undefined, cotangents: string[], shapes: ShapeMap, dtype: (v: string) => DataType | undefined): void {
+  if (loss) {
+    const dims = shapes.get(loss)?.dims ?? [];
+    const dt = dtype(loss) ?? DataType.FLOAT;
+    const one = b.initializer(makeTensor(`${loss}_seed`, dt, dims, [ONE_BITS[dt] ?? 1]));
+    sums.add(loss, one);
   }
   for (const o of cotangents) {
     const s = shapes.get(o);
     if (!s) throw new Error(`no static shape for cotangent output "${o}"; pass shapes from inferShapes() after specialize()`);
-    add(o, b.input(`${o}_grad`, s.elemType, s.dims));
+    sums.add(o, b.input(`${o}_grad`, s.elemType, s.dims));
   }
+}
 
-  for (const n of active) {
-    const gy = n.outputs.map((o) => (o && need.has(o) ? total(o) : null));
-    if (gy.every((x) => x === null)) continue;
-    const rule = RULES[n.opType];
-    if (!rule || (n.domain && n.domain !== 'ai.onnx')) {
-      throw new Error(`no gradient rule for op "${n.domain ? n.domain + '.' : ''}${n.opType}" (node "${n.name}"); add one in src/core/autodiff/rules or keep the op off the path to the loss`);
-    }
-    const wanted = n.inputs.map((x, i) => need.has(x) && diffInput(n, i));
-    ctx.begin(n, wanted);
-    const gx = rule(ctx, gy);
-    gx.forEach((gi, i) => { if (gi && wanted[i]) add(n.inputs[i], gi); });
+// Node `n`'s rule turns its outputs' gradients into contributions to its wanted inputs'.
+function backwardStep(ctx: GradCtx, sums: GradientSums, n: Node, need: Set<string>): void {
+  const gy = n.outputs.map((o) => (o && need.has(o) ? sums.total(o) : null));
+  if (gy.every((x) => x === null)) return;
+  const rule = RULES[n.opType];
+  if (!rule || (n.domain && n.domain !== 'ai.onnx')) {
+    throw new Error(`no gradient rule for op "${n.domain ? n.domain + '.' : ''}${n.opType}" (node "${n.name}"); add one in src/core/autodiff/rules or keep the op off the path to the loss`);
   }
+  const wanted = n.inputs.map((x, i) => need.has(x) && diffInput(n, i));
+  ctx.begin(n, wanted);
+  const gx = rule(ctx, gy);
+  gx.forEach((gi, i) => { if (gi && wanted[i]) sums.add(n.inputs[i], gi); });
+}
 
+// One `<wrt>_grad` output per differentiated tensor (zeros when the loss does not depend on it).
+function gradientOutputs(g: Graph, ctx: GradCtx, sums: GradientSums, wrt: string[], shapes: ShapeMap, dtype: (v: string) => DataType | undefined): { grads: Record<string, string>; outputs: Graph['outputs'] } {
+  const b = ctx.b;
   const grads: Record<string, string> = {};
-  const outputs = [];
+  const outputs: Graph['outputs'] = [];
   for (const w of wrt) {
-    let gw = total(w);
+    let gw = sums.total(w);
     if (!gw) {
       ctx.begin({ name: w, opType: 'Zeros', domain: '', inputs: [], outputs: [], attrs: {} }, []);
       const dims = shapes.get(w)?.dims;
@@ -112,10 +139,7 @@ export function buildGradientGraph(model: Model, opts: GradientOptions): Gradien
     grads[w] = name;
     outputs.push({ name, elemType: dtype(w) ?? DataType.FLOAT, shape: shapes.get(w)?.dims ?? null });
   }
-  g.outputs = opts.keepForwardOutputs ? [...outputs, ...g.outputs] : outputs;
-  const recomputed = opts.recomputeAttention !== undefined ? recomputeAttention(m, shapes, opts.recomputeAttention) : undefined;
-  eliminateDeadNodes(g);
-  return { model: m, grads, recomputed };
+  return { grads, outputs };
 }
 
 /**

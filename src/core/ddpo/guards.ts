@@ -1,4 +1,8 @@
 /** Failures a DDPO run reports precisely: a non-finite number, running out of memory, or a diverging policy (train_kl_guard). */
+import type { StatTrackerState } from './advantages';
+import type { DdpoConfig } from './config';
+import type { RunRngState } from './random';
+import type { PolicyState } from './types';
 
 /** Which part of an epoch was running. */
 export type DdpoPhase = 'eval' | 'sample' | 'reward' | 'train' | 'checkpoint';
@@ -91,3 +95,50 @@ export class KlGuard {
     return verdict;
   }
 }
+
+/** What an epoch started from: the state train_kl_guard goes back to. */
+export interface EpochStart { policy: PolicyState; rng: RunRngState; tracker: StatTrackerState | null; globalStep: number }
+
+/** A first spike: its epoch, approx_kl and ratio to the median, and the state the epoch started from. */
+export interface KlSpike { epoch: number; approxKl: number; ratio: number; start: EpochStart }
+
+/** An epoch's verdict in the loop: the median it spiked above, whether it is suspect and, once diverged, the first spike and this epoch's ratio. */
+export interface EpochVerdict { median?: number; suspect: boolean; diverged?: { first: KlSpike; ratio: number } }
+
+/**
+ * `train_kl_guard` in the loop: {@link KlGuard}'s verdicts, and the state a suspect epoch (a first spike) started
+ * from, which a second spike in a row goes back to. Off (never a spike) when `factor` is 0.
+ */
+export class DivergenceWatch {
+  private readonly guard?: KlGuard;
+  private suspect?: KlSpike;
+
+  constructor(factor: number, earlier: readonly number[]) {
+    this.guard = factor > 0 ? new KlGuard(factor, earlier) : undefined;
+  }
+
+  /** Whether the guard is on (epochs then save the state they start from). */
+  get active(): boolean {
+    return this.guard !== undefined;
+  }
+
+  /** Judges the next epoch's approx_kl; `start` is the state the epoch started from. */
+  judge(epoch: number, approxKl: number, start: EpochStart | undefined): EpochVerdict {
+    const verdict: KlVerdict = this.guard?.judge(approxKl) ?? { kind: 'calm' };
+    const first = verdict.kind === 'diverged' ? this.suspect : undefined;
+    this.suspect = verdict.kind === 'suspect' && start ? { epoch, approxKl, ratio: approxKl / verdict.median, start } : undefined;
+    if (verdict.kind === 'calm') return { suspect: false };
+    return { median: verdict.median, suspect: this.suspect !== undefined, ...(first ? { diverged: { first, ratio: approxKl / verdict.median } } : {}) };
+  }
+}
+
+/** Why a run stopped early in `epoch`: both spikes, their ratios to the median, and which LoRA is kept. */
+export function divergenceMessage(c: Pick<DdpoConfig, 'num_epochs' | 'train_kl_guard'>, epoch: number, first: KlSpike, approxKl: number, ratio: number): string {
+  // counted from 1 like the progress display ("epoch 28/30"); metrics.jsonl and checkpoint folders count from 0
+  return `stopped early in epoch ${epoch + 1}/${c.num_epochs}: approx KL spiked two epochs in a row, to ${first.approxKl.toExponential(2)} in epoch ${first.epoch + 1} ` +
+    `and ${approxKl.toExponential(2)} in epoch ${epoch + 1} (${times(first.ratio)} and ${times(ratio)} the median of the epochs before, ` +
+    `train_kl_guard ${c.train_kl_guard}); the policy diverged, so the LoRA ${first.epoch > 0 ? `after epoch ${first.epoch}/${c.num_epochs}` : 'of the base model'} is kept`;
+}
+
+// "186x"; "2.7e+42x" once a policy has blown up.
+const times = (ratio: number) => `${ratio < 1e6 ? ratio.toFixed(0) : ratio.toExponential(1)}x`;

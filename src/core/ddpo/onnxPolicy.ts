@@ -23,85 +23,198 @@ import { probeProvider, type SessionProviders } from '../runtime/sessionProvider
 import type { SafeTensor } from '../safetensors';
 import { checkMemory, estimateDdpoMemory } from './memory';
 
-/** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
-export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
+/** How {@link createOnnxPolicy} builds its sessions. */
+export interface OnnxPolicyOptions {
   threads?: number; memoryBudgetBytes?: number; onLog?: (line: string) => void; providers?: SessionProviders;
   /** Overrides: the float precision of both graphs, and fused attention in the sampling graph (default: on GPU providers). */
   precision?: 'fp32' | 'fp16'; fuseAttention?: boolean;
-} = {}): Promise<Policy> {
+}
+
+/** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
+export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions = {}): Promise<Policy> {
+  return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
+}
+
+// The shapes of one training-graph run: B items, train_batch_size samples at train_timesteps_per_run of their timesteps each.
+interface RunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; vec: number[]; emb: number[]; tScalar: boolean }
+
+// What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
+interface PolicyGraphs {
+  pipe: StableDiffusionPipeline;
+  roles: ReturnType<typeof unetRoles>;
+  shapes: RunShapes;
+  session: TrainingSession;
+  sampling: ReturnType<typeof buildSamplingGraph>;
+  samplingSession: Awaited<ReturnType<typeof createSession>>;
+}
+
+async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions): Promise<PolicyGraphs> {
   const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
   // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
   await pipe.releaseUnet();
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  // one graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each
+  const shapes = await runShapes(pipe, roles, c, opts.onLog);
+  const { ep, fp16 } = await computePrecision(c, opts);
+  const session = await TrainingSession.create(forward, {
+    lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
+    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
+    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
+    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.tScalar),
+    beforeBuild: (fwd, inputShapes) => {
+      const est = estimateDdpoMemory(fwd, inputShapes, c);
+      opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
+      checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
+    },
+  });
+  // Fused attention pays on GPU providers (1.4-1.8x per UNet call on WebGPU); on the CPU it is even, so the CPU
+  // keeps the standard-op graph the training graph also uses.
+  const sampleBatch = unetRows(c.sample_batch_size, c.sample_guidance_scale);
+  const sampling = buildSamplingGraph(forward, { lora, batch: sampleBatch, latent: shapes.h, sequence: shapes.sequence, fp16, fuse: opts.fuseAttention ?? ep !== 'cpu' });
+  if (sampling.fusedAttention) opts.onLog?.(`sampling graph: ${sampling.fusedAttention} attention cores fused${sampling.staticBatch ? ` (specialised to UNet batch ${sampling.staticBatch})` : ''}`);
+  const samplingSession = await createSession(sampling.model, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
+  // both sessions hold their own weights now; the graphs stay only as I/O metadata (an SD 1.5 UNet frees 3.4 GB)
+  for (const m of new Set([forward, sampling.model, session.model])) releaseWeights(m);
+  return { pipe, roles, shapes, session, sampling, samplingSession };
+}
+
+// One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each.
+async function runShapes(pipe: StableDiffusionPipeline, roles: PolicyGraphs['roles'], c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
   const K = timestepsPerRun(c), B = c.train_batch_size * K;
   const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
   const probe = await pipe.encodePrompts(['']);
-  const lat = [B, C, h, w], vec = [B], emb = [B, probe.sequence, probe.dim];
   const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
   // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
   if (tScalar && B > 1) {
     throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call, so it trains one item per run, but train_batch_size ${c.train_batch_size} x ` +
       `train_timesteps_per_run ${K} asks for ${B}; set "train_batch_size": 1 and "train_timesteps_per_run": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
   }
-  if (K > 1) opts.onLog?.(`training graph takes ${B} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
-  // TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32
-  // (decided by the provider that really opens a model: a listed WebGPU without an adapter falls back to the CPU)
-  // (`opts.precision` overrides, e.g. to run the float16 graphs on the CPU in tests)
+  if (K > 1) onLog?.(`training graph takes ${B} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
+  return { B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], vec: [B], emb: [B, probe.sequence, probe.dim], tScalar };
+}
+
+// TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32
+// (decided by the provider that really opens a model: a listed WebGPU without an adapter falls back to the CPU)
+// (`opts.precision` overrides, e.g. to run the float16 graphs on the CPU in tests)
+async function computePrecision(c: DdpoConfig, opts: OnnxPolicyOptions) {
   const ep = opts.providers && opts.providers.candidates.some((x) => x !== 'cpu') ? (await probeProvider(opts.providers)).ep : 'cpu';
   const fp16 = opts.precision ? opts.precision === 'fp16' : c.mixed_precision === 'fp16' && ep !== 'cpu';
   if (fp16) opts.onLog?.(`training and sampling graphs compute in float16 on ${ep} (mixed_precision "fp16"); LoRA weights, gradients, AdamW and the DDPO loss stay float32`);
-  const session = await TrainingSession.create(forward, {
-    lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
-    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
-    inputShapes: ddpoInputShapes(lat, emb, tScalar),
-    beforeBuild: (fwd, shapes) => {
-      const est = estimateDdpoMemory(fwd, shapes, c);
-      opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
-      checkMemory(est, c, h, opts.memoryBudgetBytes);
-    },
-  });
-  // Fused attention pays on GPU providers (1.4-1.8x per UNet call on WebGPU); on the CPU it is even, so the CPU
-  // keeps the standard-op graph the training graph also uses.
-  const sampleBatch = unetRows(c.sample_batch_size, c.sample_guidance_scale);
-  const sampling = buildSamplingGraph(forward, { lora, batch: sampleBatch, latent: h, sequence: probe.sequence, fp16, fuse: opts.fuseAttention ?? ep !== 'cpu' });
-  if (sampling.fusedAttention) opts.onLog?.(`sampling graph: ${sampling.fusedAttention} attention cores fused${sampling.staticBatch ? ` (specialised to UNet batch ${sampling.staticBatch})` : ''}`);
-  const samplingModel = sampling.model;
-  const samplingSession = await createSession(samplingModel, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
-  // both sessions hold their own weights now; the graphs stay only as I/O metadata (an SD 1.5 UNet frees 3.4 GB)
-  for (const m of new Set([forward, samplingModel, session.model])) releaseWeights(m);
+  return { ep, fp16 };
+}
+
+// The policy over its built graphs: samples with the current LoRA, accumulates the PPO gradient, steps AdamW, saves
+// and restores its state.
+class OnnxPolicy implements Policy {
   // the LoRA weights as the sampling graph takes them, converted once per sampling batch (they change only in update)
-  let samplingLora = new Map<string, FeedValue>();
+  private samplingLora = new Map<string, FeedValue>();
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
-  const loraPipe = Object.create(pipe) as StableDiffusionPipeline;
-  loraPipe.predict = async (sample, batch, height, width, t, context) => {
-    if (sampling.staticBatch && batch !== sampling.staticBatch) throw new Error(`the sampling graph was specialised to UNet batch ${sampling.staticBatch} (sample_batch_size ${c.sample_batch_size} with CFG) but was called with ${batch}`);
+  private readonly loraPipe: StableDiffusionPipeline;
+  private readonly optConfig: ConstructorParameters<typeof AdamW>[0];
+  private opt: AdamW;
+  private readonly grads: Map<string, Float32Array>;
+  private readonly embCache = new Map<string, Float32Array>();
+
+  constructor(private readonly g: PolicyGraphs, private readonly c: DdpoConfig) {
+    this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
+    this.loraPipe.predict = (sample, batch, height, width, t, context) => this.predict(sample, batch, height, width, t, context);
+    this.optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
+    this.opt = new AdamW(this.optConfig);
+    this.grads = new Map<string, Float32Array>([...g.session.params()].map(([k, p]) => [k, new Float32Array(p.length)]));
+  }
+
+  async sample(req: PolicySampleRequest): Promise<PolicySamples> {
+    const { pipe, sampling, session, shapes: { C, h, w } } = this.g;
+    this.samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
+    const K = req.prompts.length, D = C * h * w;
+    const r = await sampleDdim(this.loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
+    const last = r.trajectory[r.trajectory.length - 1];
+    const img = await pipe.decode(last, K, h, w);
+    return {
+      images: toRgbImages(img.data, K, img.height, img.width),
+      timesteps: r.timesteps,
+      latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
+      logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
+    };
+  }
+
+  async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
+    const r = await this.g.session.step(await this.trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
+    for (const [k, g] of r.grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
+    return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
+  }
+
+  async score(req: PolicyScoreRequest): Promise<number[]> {
+    // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
+    const zeros = new Array(req.prompts.length).fill(0);
+    return Array.from((await this.g.session.evaluate(await this.trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
+  }
+
+  async update(maxGradNorm: number) {
+    const gradNorm = clipGradNorm(this.grads.values(), maxGradNorm);
+    const applied = Number.isFinite(gradNorm);
+    if (applied) this.opt.update(this.g.session.params(), this.grads);
+    for (const g of this.grads.values()) g.fill(0);
+    return { gradNorm, applied };
+  }
+
+  async saveState(): Promise<PolicyState> {
+    const tensors = new Map<string, SafeTensor>();
+    for (const [k, p] of this.g.session.params()) tensors.set(`lora.${k}`, { dtype: 'F32', shape: [p.length], data: Float32Array.from(p) });
+    const o = this.opt.state();
+    for (const [k, t] of o.tensors) tensors.set(`opt.${k}`, t);
+    return { tensors, meta: { optimizer: { step: o.step } } };
+  }
+
+  async loadState(state: PolicyState) {
+    for (const [k, p] of this.g.session.params()) {
+      const t = state.tensors.get(`lora.${k}`);
+      if (!t || t.data.length !== p.length) throw new Error(`checkpoint lacks LoRA tensor ${k} of ${p.length} values; it was saved for a different model or lora_rank`);
+      p.set(t.data as Float32Array);
+    }
+    const optT = new Map([...state.tensors].filter(([k]) => k.startsWith('opt.')).map(([k, t]) => [k.slice(4), t]));
+    const step = (state.meta.optimizer as { step?: number } | undefined)?.step as number;
+    this.opt = AdamW.fromState({ step, tensors: optT }, this.optConfig, 'checkpoint optimizer state');
+  }
+
+  async lora(): Promise<LoraWeights> {
+    const w = this.g.session.weights;
+    // a copy: training goes on updating the session's arrays in place
+    const modules = new Map([...w.modules].map(([m, mod]) => [m, { ...mod, A: Float32Array.from(mod.A), B: Float32Array.from(mod.B) }]));
+    return { rank: w.rank, alpha: w.alpha, modules };
+  }
+
+  async release() {
+    await Promise.all([this.g.session.release(), this.g.samplingSession.release(), this.g.pipe.release()]);
+  }
+
+  // One UNet evaluation of the sampling graph with the current LoRA weights.
+  private async predict(...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
+    const { sampling, roles, samplingSession } = this.g;
+    if (sampling.staticBatch && batch !== sampling.staticBatch) throw new Error(`the sampling graph was specialised to UNet batch ${sampling.staticBatch} (sample_batch_size ${this.c.sample_batch_size} with CFG) but was called with ${batch}`);
     const feeds = unetFeeds(roles, sample, batch, height, width, t, context);
-    for (const [k, v] of samplingLora) feeds.set(k, v);
-    const out = await runModel(samplingSession, samplingModel, feeds, [roles.output.name]);
+    for (const [k, v] of this.samplingLora) feeds.set(k, v);
+    const out = await runModel(samplingSession, sampling.model, feeds, [roles.output.name]);
     return out.get(roles.output.name)!.data;
-  };
-  const optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
-  let opt = new AdamW(optConfig);
-  const grads = new Map<string, Float32Array>([...session.params()].map(([k, p]) => [k, new Float32Array(p.length)]));
-  const embCache = new Map<string, Float32Array>();
-  const embed = async (p: string) => {
-    let e = embCache.get(p);
-    if (!e) { e = (await pipe.encodePrompts([p])).data; embCache.set(p, e); }
+  }
+
+  private async embed(p: string): Promise<Float32Array> {
+    let e = this.embCache.get(p);
+    if (!e) { e = (await this.g.pipe.encodePrompts([p])).data; this.embCache.set(p, e); }
     return e;
-  };
+  }
+
   // the training graph's inputs for a batch of transitions
-  const trainFeeds = async (req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<Record<string, FeedValue>> => {
+  private async trainFeeds(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<Record<string, FeedValue>> {
+    const { B, lat, vec, emb, tScalar } = this.g.shapes;
     if (req.prompts.length !== B) throw new Error(`the training graph was built for ${B} items per run (train_batch_size x train_timesteps_per_run) but was given ${req.prompts.length}`);
-    const co = req.timesteps.map((t) => ddimCoefficients(pipe.schedule, t, req.numSteps, req.eta));
+    const co = req.timesteps.map((t) => ddimCoefficients(this.g.pipe.schedule, t, req.numSteps, req.eta));
     return {
       latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
       timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
-      uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => embed(req.negativePrompt)))) },
-      cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(embed))) },
+      uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt)))) },
+      cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map((p) => this.embed(p)))) },
       old_log_prob: { dims: vec, data: oldLogProbs }, advantages: { dims: vec, data: advantages },
       alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
       eta: { dims: [], data: [req.eta] },
@@ -109,65 +222,12 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: {
       guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
       clip_range: { dims: [], data: [clipRange] },
     };
-  };
-  const cat = (parts: ArrayLike<number>[]) => { const o = new Float32Array(parts.reduce((n, p) => n + p.length, 0)); let k = 0; for (const p of parts) { o.set(p, k); k += p.length; } return o; };
+  }
+}
 
-  return {
-    async sample(req: PolicySampleRequest): Promise<PolicySamples> {
-      samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
-      const K = req.prompts.length, D = C * h * w;
-      const r = await sampleDdim(loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
-      const last = r.trajectory[r.trajectory.length - 1];
-      const img = await pipe.decode(last, K, h, w);
-      return {
-        images: toRgbImages(img.data, K, img.height, img.width),
-        timesteps: r.timesteps,
-        latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
-        logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
-      };
-    },
-    async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-      const r = await session.step(await trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
-      for (const [k, g] of r.grads) { const acc = grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-      return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
-    },
-    async score(req: PolicyScoreRequest): Promise<number[]> {
-      // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
-      const zeros = new Array(req.prompts.length).fill(0);
-      return Array.from((await session.evaluate(await trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
-    },
-    async update(maxGradNorm: number) {
-      const gradNorm = clipGradNorm(grads.values(), maxGradNorm);
-      const applied = Number.isFinite(gradNorm);
-      if (applied) opt.update(session.params(), grads);
-      for (const g of grads.values()) g.fill(0);
-      return { gradNorm, applied };
-    },
-    async saveState(): Promise<PolicyState> {
-      const tensors = new Map<string, SafeTensor>();
-      for (const [k, p] of session.params()) tensors.set(`lora.${k}`, { dtype: 'F32', shape: [p.length], data: Float32Array.from(p) });
-      const o = opt.state();
-      for (const [k, t] of o.tensors) tensors.set(`opt.${k}`, t);
-      return { tensors, meta: { optimizer: { step: o.step } } };
-    },
-    async loadState(state: PolicyState) {
-      for (const [k, p] of session.params()) {
-        const t = state.tensors.get(`lora.${k}`);
-        if (!t || t.data.length !== p.length) throw new Error(`checkpoint lacks LoRA tensor ${k} of ${p.length} values; it was saved for a different model or lora_rank`);
-        p.set(t.data as Float32Array);
-      }
-      const optT = new Map([...state.tensors].filter(([k]) => k.startsWith('opt.')).map(([k, t]) => [k.slice(4), t]));
-      const step = (state.meta.optimizer as { step?: number } | undefined)?.step as number;
-      opt = AdamW.fromState({ step, tensors: optT }, optConfig, 'checkpoint optimizer state');
-    },
-    async lora(): Promise<LoraWeights> {
-      const w = session.weights;
-      // a copy: training goes on updating the session's arrays in place
-      const modules = new Map([...w.modules].map(([m, mod]) => [m, { ...mod, A: Float32Array.from(mod.A), B: Float32Array.from(mod.B) }]));
-      return { rank: w.rank, alpha: w.alpha, modules };
-    },
-    async release() {
-      await Promise.all([session.release(), samplingSession.release(), pipe.release()]);
-    },
-  };
+function cat(parts: ArrayLike<number>[]): Float32Array {
+  const o = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let k = 0;
+  for (const p of parts) { o.set(p, k); k += p.length; }
+  return o;
 }

@@ -64,13 +64,6 @@ export function buildUNet(config: UNetConfig, opts: BuildOptions = {}): Model {
   checkConfig(config);
   const opset = opts.opset ?? 17;
   if (opset < 14) throw new Error(`buildUNet: opset ${opset} is too old; use 14 or newer`);
-  const groups = config.norm_num_groups ?? 32;
-  const eps = config.norm_eps ?? 1e-5;
-  const linearProj = config.use_linear_projection ?? false;
-  const tLayers = config.transformer_layers_per_block ?? 1;
-  const ch = config.block_out_channels;
-  const nb = ch.length;
-  const heads = Array.isArray(config.attention_head_dim) ? config.attention_head_dim : new Array(nb).fill(config.attention_head_dim);
   const graph = emptyGraph('unet');
   const b = new GraphBuilder(graph);
   const w = new WeightSource(opts.weights && opts.weights !== 'random' ? opts.weights : null, opts.seed ?? 0, 'buildUNet');
@@ -80,8 +73,49 @@ export function buildUNet(config: UNetConfig, opts: BuildOptions = {}): Model {
   const sample = b.input('sample', DataType.FLOAT, ['batch', config.in_channels, 'height', 'width']);
   const timestep = b.input('timestep', tsKind === 'int64-batch' ? DataType.INT64 : DataType.FLOAT, tsKind === 'float-scalar' ? [] : ['batch']);
   const context = b.input('encoder_hidden_states', DataType.FLOAT, ['batch', 'sequence', config.cross_attention_dim]);
+  const u = blockParts(net, config, context, timeEmbedding(net, config, sample, timestep));
 
-  // timesteps.expand(sample.shape[0]) then the sinusoidal projection
+  const down = downBlocks(u, conv2d(net, sample, 'conv_in', config.in_channels, config.block_out_channels[0], 3));
+  const up = upBlocks(u, midBlock(u, down.h, down.hc), down.hc, down.skips);
+  const h = silu(net, groupNorm(net, up.h, 'conv_norm_out', up.hc, u.groups, u.eps), 'conv_act');
+  conv2d(net, h, 'conv_out', up.hc, config.out_channels, 3, 1, 'out_sample');
+  graph.outputs.push({ name: 'out_sample', elemType: DataType.FLOAT, shape: ['batch', config.out_channels, 'height', 'width'] });
+  const model = makeModel(graph, opset);
+  model.metadata = { source: 'ddpo-studio buildUNet', config: JSON.stringify(config), parameters: String(w.params) };
+  return model;
+}
+
+// What every block of one build shares: the layers, the text context, the activated time embedding and the config's settings.
+interface BlockParts {
+  net: Net;
+  config: UNetConfig;
+  context: string;
+  tembAct: string;
+  tembDim: number;
+  groups: number;
+  eps: number;
+  linearProj: boolean;
+  tLayers: number;
+  /** Heads of each down block. */
+  heads: number[];
+}
+
+function blockParts(net: Net, config: UNetConfig, context: string, temb: { tembAct: string; tembDim: number }): BlockParts {
+  const nb = config.block_out_channels.length;
+  return {
+    net, config, context, ...temb,
+    groups: config.norm_num_groups ?? 32,
+    eps: config.norm_eps ?? 1e-5,
+    linearProj: config.use_linear_projection ?? false,
+    tLayers: config.transformer_layers_per_block ?? 1,
+    heads: Array.isArray(config.attention_head_dim) ? config.attention_head_dim : new Array(nb).fill(config.attention_head_dim),
+  };
+}
+
+// timesteps.expand(sample.shape[0]), the sinusoidal projection and the time embedding MLP; its SiLU shared by every resnet.
+function timeEmbedding(net: Net, config: UNetConfig, sample: string, timestep: string): { tembAct: string; tembDim: number } {
+  const b = net.b;
+  const ch = config.block_out_channels;
   const batch = b.op('Slice', [b.op('Shape', [sample]), b.constI64([0]), b.constI64([1])]);
   const t = b.op('Expand', [timestep, batch]);
   const half = ch[0] / 2;
@@ -96,31 +130,48 @@ export function buildUNet(config: UNetConfig, opts: BuildOptions = {}): Model {
   const temb = net.sub('time_embedding', () => gemm(net, silu(net, gemm(net, proj, 'linear_1', ch[0], tembDim), 'act'), 'linear_2', tembDim, tembDim));
   // every resnet applies SiLU to the same embedding; the exporter keeps one copy, in the first resnet's scope
   const tembAct = b.within('down_blocks.0', () => b.within('resnets.0', () => silu(net, temb, 'nonlinearity_1')));
+  return { tembAct, tembDim };
+}
 
-  let h = conv2d(net, sample, 'conv_in', config.in_channels, ch[0], 3);
+// The down path from conv_in's output `h`: resnets (and cross-attention) per block, downsampling between blocks;
+// returns the skip connections the up path concatenates.
+function downBlocks(u: BlockParts, h: string): { h: string; hc: number; skips: Array<{ v: string; c: number }> } {
+  const { net, config } = u;
+  const ch = config.block_out_channels;
+  const nb = ch.length;
   const skips: Array<{ v: string; c: number }> = [{ v: h, c: ch[0] }];
   let hc = ch[0];
   for (let i = 0; i < nb; i++) {
     const cross = config.down_block_types[i] === 'CrossAttnDownBlock2D';
     net.sub(`down_blocks.${i}`, () => {
       for (let j = 0; j < config.layers_per_block; j++) {
-        h = resnet(net, h, tembAct, tembDim, `resnets.${j}`, hc, ch[i], groups, eps);
+        h = resnet(net, h, u.tembAct, u.tembDim, `resnets.${j}`, hc, ch[i], u.groups, u.eps);
         hc = ch[i];
-        if (cross) h = attn(net, h, context, `attentions.${j}`, hc, heads[i], config.cross_attention_dim, tLayers, groups, linearProj);
+        if (cross) h = attn(net, h, u.context, `attentions.${j}`, hc, u.heads[i], config.cross_attention_dim, u.tLayers, u.groups, u.linearProj);
         skips.push({ v: h, c: hc });
       }
       if (i < nb - 1) { h = downsample(net, h, hc); skips.push({ v: h, c: hc }); }
     });
   }
+  return { h, hc, skips };
+}
 
-  net.sub('mid_block', () => {
-    h = resnet(net, h, tembAct, tembDim, 'resnets.0', hc, hc, groups, eps);
-    h = attn(net, h, context, 'attentions.0', hc, heads[nb - 1], config.cross_attention_dim, tLayers, groups, linearProj);
-    h = resnet(net, h, tembAct, tembDim, 'resnets.1', hc, hc, groups, eps);
+function midBlock(u: BlockParts, h: string, hc: number): string {
+  const { net, config } = u;
+  return net.sub('mid_block', () => {
+    h = resnet(net, h, u.tembAct, u.tembDim, 'resnets.0', hc, hc, u.groups, u.eps);
+    h = attn(net, h, u.context, 'attentions.0', hc, u.heads[config.block_out_channels.length - 1], config.cross_attention_dim, u.tLayers, u.groups, u.linearProj);
+    return resnet(net, h, u.tembAct, u.tembDim, 'resnets.1', hc, hc, u.groups, u.eps);
   });
+}
 
-  const rch = [...ch].reverse();
-  const rheads = [...heads].reverse();
+// The up path: each block concatenates a skip connection before each resnet, upsampling between blocks.
+function upBlocks(u: BlockParts, h: string, hc: number, skips: Array<{ v: string; c: number }>): { h: string; hc: number } {
+  const { net, config } = u;
+  const b = net.b;
+  const nb = config.block_out_channels.length;
+  const rch = [...config.block_out_channels].reverse();
+  const rheads = [...u.heads].reverse();
   for (let i = 0; i < nb; i++) {
     const cross = config.up_block_types[i] === 'CrossAttnUpBlock2D';
     net.sub(`up_blocks.${i}`, () => {
@@ -128,20 +179,14 @@ export function buildUNet(config: UNetConfig, opts: BuildOptions = {}): Model {
         const skip = skips.pop();
         if (!skip) throw new Error('buildUNet: ran out of skip connections; the block lists are inconsistent');
         const cat = b.op('Concat', [h, skip.v], { axis: A.i(1) });
-        h = resnet(net, cat, tembAct, tembDim, `resnets.${j}`, hc + skip.c, rch[i], groups, eps);
+        h = resnet(net, cat, u.tembAct, u.tembDim, `resnets.${j}`, hc + skip.c, rch[i], u.groups, u.eps);
         hc = rch[i];
-        if (cross) h = attn(net, h, context, `attentions.${j}`, hc, rheads[i], config.cross_attention_dim, tLayers, groups, linearProj);
+        if (cross) h = attn(net, h, u.context, `attentions.${j}`, hc, rheads[i], config.cross_attention_dim, u.tLayers, u.groups, u.linearProj);
       }
       if (i < nb - 1) h = upsample(net, h, hc);
     });
   }
-
-  h = silu(net, groupNorm(net, h, 'conv_norm_out', hc, groups, eps), 'conv_act');
-  conv2d(net, h, 'conv_out', hc, config.out_channels, 3, 1, 'out_sample');
-  graph.outputs.push({ name: 'out_sample', elemType: DataType.FLOAT, shape: ['batch', config.out_channels, 'height', 'width'] });
-  const model = makeModel(graph, opset);
-  model.metadata = { source: 'ddpo-studio buildUNet', config: JSON.stringify(config), parameters: String(w.params) };
-  return model;
+  return { h, hc };
 }
 
 function attn(net: Net, h: string, context: string, name: string, c: number, heads: number, crossDim: number, layers: number, groups: number, lin: boolean): string {

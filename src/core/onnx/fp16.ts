@@ -61,15 +61,36 @@ function halfTensor(t: Tensor, name = t.name): Tensor {
 export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model; report: Fp16Report } {
   const m = cloneModel(model);
   const g = m.graph;
-  const keep = new Set(opts.keepFp32Ops ?? DEFAULT_KEEP_FP32);
+  const order = topoSort(g);
+  const types = elementTypes(g, order);
+  const fp32Node = float32Nodes(order, types, opts);
   const keepIo = opts.keepIo ?? true;
+  const halfIo = (v: ValueInfo) => v.elemType === DataType.FLOAT && (!keepIo || !!opts.halfIo?.(v.name));
+  const rw = new HalfRewrite(g, types, { initializersConverted: 0, fp32Nodes: fp32Node.size, castsInserted: 0 });
+  g.inputs.forEach((v) => rw.stored.set(v.name, halfIo(v) ? DataType.FLOAT16 : v.elemType));
+  for (const n of order) rw.node(n, fp32Node.has(n) ? DataType.FLOAT : DataType.FLOAT16);
+  rw.initializers();
+  rw.outputs(halfIo);
+  for (const v of [...g.inputs, ...g.outputs]) if (halfIo(v)) v.elemType = DataType.FLOAT16;
+  g.nodes = rw.out;
+  g.valueInfo = g.valueInfo.map((v): ValueInfo => ({ ...v, elemType: rw.stored.get(v.name) ?? v.elemType }));
+  m.metadata = { ...m.metadata, precision: 'float16' };
+  return { model: m, report: rw.report };
+}
+
+// The element type of every value of the float32 graph.
+function elementTypes(g: Model['graph'], order: Node[]): Map<string, DataType> {
   const types = new Map<string, DataType>();
   g.inputs.forEach((v) => types.set(v.name, v.elemType));
   for (const [k, t] of g.initializers) types.set(k, t.dataType);
-  const order = topoSort(g);
   for (const n of order) { const t = outputType(n, types); n.outputs.forEach((o) => o && types.set(o, t)); }
+  return types;
+}
 
-  // float32 regions: seeded by int→float Casts and fp32Inputs, closed by heavy ops
+// The nodes that stay float32: `keepFp32Ops` and `keepFp32Nodes`, and the regions seeded by int→float Casts and
+// fp32Inputs, closed by heavy ops.
+function float32Nodes(order: Node[], types: Map<string, DataType>, opts: Fp16Options): Set<Node> {
+  const keep = new Set(opts.keepFp32Ops ?? DEFAULT_KEEP_FP32);
   const region = new Set<string>(opts.fp32Inputs ?? []);
   const fp32Node = new Set<Node>();
   const keptNames = new Set<string>();
@@ -83,48 +104,36 @@ export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model;
     if (kept || seeded || inRegion) fp32Node.add(n);
     if (seeded || (inRegion && !kept)) n.outputs.forEach((o) => o && region.add(o));
   }
+  return fp32Node;
+}
 
-  const stored = new Map<string, DataType>(); // element type each float value now has
-  const halfIo = (v: ValueInfo) => v.elemType === DataType.FLOAT && (!keepIo || !!opts.halfIo?.(v.name));
-  g.inputs.forEach((v) => stored.set(v.name, halfIo(v) ? DataType.FLOAT16 : v.elemType));
-  const initUses = new Map<string, Set<DataType>>();
-  const castCache = new Map<string, string>();
-  const out: Node[] = [];
-  const report: Fp16Report = { initializersConverted: 0, fp32Nodes: fp32Node.size, castsInserted: 0 };
-  const tag = (v: string, t: DataType) => `${v}@@${t === DataType.FLOAT16 ? 16 : 32}`;
-  const asType = (v: string, want: DataType): string => {
-    if (g.initializers.has(v) && g.initializers.get(v)!.dataType === DataType.FLOAT) {
-      (initUses.get(v) ?? initUses.set(v, new Set()).get(v)!).add(want);
-      return tag(v, want);
-    }
-    const have = stored.get(v) ?? types.get(v);
-    if (have === want || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) return v;
-    const key = `${v}->${want}`;
-    let c = castCache.get(key);
-    if (!c) {
-      c = `${v}_as_fp${want === DataType.FLOAT16 ? 16 : 32}`;
-      out.push({ name: `${c}_Cast`, opType: 'Cast', domain: '', inputs: [v], outputs: [c], attrs: { to: { type: 'int', value: want } } });
-      stored.set(c, want);
-      castCache.set(key, c);
-      report.castsInserted++;
-    }
-    return c;
-  };
+// The rewrite of the graph's nodes into float16 compute: the Casts it inserts, and the precision each float
+// initializer is used in.
+class HalfRewrite {
+  /** The element type each float value now has. */
+  readonly stored = new Map<string, DataType>();
+  /** The rewritten nodes, Casts included, in order. */
+  readonly out: Node[] = [];
+  private readonly initUses = new Map<string, Set<DataType>>();
+  private readonly castCache = new Map<string, string>();
 
-  for (const n of order) {
+  constructor(private readonly g: Model['graph'], private readonly types: Map<string, DataType>, readonly report: Fp16Report) {}
+
+  /** Rewrites node `n` to compute in `prec`, casting its float inputs as it needs them. */
+  node(n: Node, prec: DataType): void {
+    const { g, types, stored } = this;
     // an Identity of a computed value passes on whatever precision it has: the objective's outputs (Identities of
     // float32 loss values) would otherwise round through float16, and an approx KL of 1e-7 is a float16 subnormal
     const src = n.opType === 'Identity' ? n.inputs[0] : '';
     if (src && !g.initializers.has(src) && types.get(src) === DataType.FLOAT) {
       stored.set(n.outputs[0], stored.get(src) ?? DataType.FLOAT);
-      out.push(n);
-      continue;
+      this.out.push(n);
+      return;
     }
-    const prec = fp32Node.has(n) ? DataType.FLOAT : DataType.FLOAT16;
     n.inputs = n.inputs.map((v, i) => {
       if (!v || types.get(v) !== DataType.FLOAT) return v;
-      if (ANY_INPUT.has(n.opType)) return g.initializers.has(v) ? asType(v, DataType.FLOAT) : v;
-      return asType(v, FP32_SLOTS[n.opType]?.includes(i) ? DataType.FLOAT : prec);
+      if (ANY_INPUT.has(n.opType)) return g.initializers.has(v) ? this.asType(v, DataType.FLOAT) : v;
+      return this.asType(v, FP32_SLOTS[n.opType]?.includes(i) ? DataType.FLOAT : prec);
     });
     if (prec === DataType.FLOAT16) halveAttrs(n);
     for (const o of n.outputs) {
@@ -132,39 +141,64 @@ export function toFloat16(model: Model, opts: Fp16Options = {}): { model: Model;
       if (n.opType === 'Cast') stored.set(o, (n.attrs.to as { value: number }).value as DataType);
       else stored.set(o, types.get(o) === DataType.FLOAT && prec === DataType.FLOAT16 ? DataType.FLOAT16 : types.get(o)!);
     }
-    out.push(n);
+    this.out.push(n);
   }
 
-  // initializers: converted in place when every use is float16, else a float32 copy is kept next to it
-  const rename = new Map<string, string>();
-  for (const [v, uses] of initUses) {
-    const t = g.initializers.get(v)!;
-    if (uses.has(DataType.FLOAT16)) { g.initializers.set(v, halfTensor(t)); rename.set(tag(v, DataType.FLOAT16), v); report.initializersConverted++; }
-    if (uses.has(DataType.FLOAT)) {
-      const name = uses.has(DataType.FLOAT16) ? `${v}_fp32` : v;
-      g.initializers.set(name, { ...t, name });
-      rename.set(tag(v, DataType.FLOAT), name);
+  /** Initializers: converted in place when every use is float16, else a float32 copy is kept next to it. */
+  initializers(): void {
+    const { g, report } = this;
+    const rename = new Map<string, string>();
+    for (const [v, uses] of this.initUses) {
+      const t = g.initializers.get(v)!;
+      if (uses.has(DataType.FLOAT16)) { g.initializers.set(v, halfTensor(t)); rename.set(tag(v, DataType.FLOAT16), v); report.initializersConverted++; }
+      if (uses.has(DataType.FLOAT)) {
+        const name = uses.has(DataType.FLOAT16) ? `${v}_fp32` : v;
+        g.initializers.set(name, { ...t, name });
+        rename.set(tag(v, DataType.FLOAT), name);
+      }
+    }
+    for (const n of this.out) n.inputs = n.inputs.map((v) => rename.get(v) ?? v);
+  }
+
+  /** Outputs get the type the border asks for, through a Cast when the value has the other one. */
+  outputs(halfIo: (v: ValueInfo) => boolean): void {
+    for (const o of this.g.outputs) {
+      const have = this.stored.get(o.name);
+      if (o.elemType !== DataType.FLOAT || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) continue;
+      const want = halfIo(o) ? DataType.FLOAT16 : DataType.FLOAT;
+      if (have === want) continue;
+      const inner = `${o.name}_fp${have === DataType.FLOAT16 ? 16 : 32}`;
+      for (const n of this.out) { n.inputs = n.inputs.map((v) => (v === o.name ? inner : v)); n.outputs = n.outputs.map((v) => (v === o.name ? inner : v)); }
+      this.out.push({ name: `${o.name}_Cast`, opType: 'Cast', domain: '', inputs: [inner], outputs: [o.name], attrs: { to: { type: 'int', value: want } } });
+      this.report.castsInserted++;
     }
   }
-  for (const n of out) n.inputs = n.inputs.map((v) => rename.get(v) ?? v);
 
-  // outputs get the type the border asks for, through a Cast when the value has the other one
-  for (const o of g.outputs) {
-    const have = stored.get(o.name);
-    if (o.elemType !== DataType.FLOAT || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) continue;
-    const want = halfIo(o) ? DataType.FLOAT16 : DataType.FLOAT;
-    if (have === want) continue;
-    const inner = `${o.name}_fp${have === DataType.FLOAT16 ? 16 : 32}`;
-    for (const n of out) { n.inputs = n.inputs.map((v) => (v === o.name ? inner : v)); n.outputs = n.outputs.map((v) => (v === o.name ? inner : v)); }
-    out.push({ name: `${o.name}_Cast`, opType: 'Cast', domain: '', inputs: [inner], outputs: [o.name], attrs: { to: { type: 'int', value: want } } });
-    report.castsInserted++;
+  // Value `v` as element type `want`: a float initializer is tagged with the precision it is used in (resolved by
+  // initializers()), a computed value goes through one shared Cast.
+  private asType(v: string, want: DataType): string {
+    const { g } = this;
+    if (g.initializers.has(v) && g.initializers.get(v)!.dataType === DataType.FLOAT) {
+      (this.initUses.get(v) ?? this.initUses.set(v, new Set()).get(v)!).add(want);
+      return tag(v, want);
+    }
+    const have = this.stored.get(v) ?? this.types.get(v);
+    if (have === want || (have !== DataType.FLOAT && have !== DataType.FLOAT16)) return v;
+    const key = `${v}->${want}`;
+    let c = this.castCache.get(key);
+    if (!c) {
+      c = `${v}_as_fp${want === DataType.FLOAT16 ? 16 : 32}`;
+      this.out.push({ name: `${c}_Cast`, opType: 'Cast', domain: '', inputs: [v], outputs: [c], attrs: { to: { type: 'int', value: want } } });
+      this.stored.set(c, want);
+      this.castCache.set(key, c);
+      this.report.castsInserted++;
+    }
+    return c;
   }
-  for (const v of [...g.inputs, ...g.outputs]) if (halfIo(v)) v.elemType = DataType.FLOAT16;
-  g.nodes = out;
-  g.valueInfo = g.valueInfo.map((v): ValueInfo => ({ ...v, elemType: stored.get(v.name) ?? v.elemType }));
-  m.metadata = { ...m.metadata, precision: 'float16' };
-  return { model: m, report };
 }
+
+// The placeholder name of initializer `v` used in precision `t`.
+const tag = (v: string, t: DataType) => `${v}@@${t === DataType.FLOAT16 ? 16 : 32}`;
 
 /** The forward node an autodiff node `grad/<node>/<op>[_k]` belongs to ('' for other nodes). */
 function gradientOf(name: string): string {

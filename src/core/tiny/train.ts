@@ -47,15 +47,8 @@ const SEQ = TINY_SEQUENCE;
 /** Builds the fixed parts, trains the UNet, and writes `out` as a Stable Diffusion ONNX folder (EMA weights). */
 export async function trainTinyModel(o: TinyTrainOptions): Promise<{ losses: Array<[number, number]> }> {
   const log = o.log ?? ((l: string) => console.log(l));
-  const vocab = buildVocab(captionWords());
-  const tokDir = mkdtempSync(join(tmpdir(), 'tiny-tokenizer-'));
-  writeTokenizerFolder(tokDir, vocab, SEQ);
-  const tokenizer = new ClipTokenizer({ vocab: vocab.vocab, merges: vocab.merges, maxLength: SEQ });
-  const textEncoder = buildTinyTextEncoder(Object.keys(vocab.vocab).length, tokenizer.eosId, o.seed);
-  const unet = buildUNet(TINY_MODEL_UNET, { seed: o.seed, timestep: 'int64-batch' });
-  const vae = buildTinyVaeDecoder();
-  const textSession = await createSession(textEncoder, { threads: o.threads });
-  const embed = embeddingCache(textSession, textEncoder, tokenizer);
+  const parts = await buildParts(o.seed, o.threads);
+  const { unet, embed } = parts;
   const schedule = makeDdimSchedule(parseDdimConfig(TINY_SCHEDULER_CONFIG));
 
   const B = o.batch, n = TINY_LATENT_SIZE;
@@ -68,18 +61,8 @@ export async function trainTinyModel(o: TinyTrainOptions): Promise<{ losses: Arr
   const x0 = new Float32Array(B * 4 * n * n), xt = new Float32Array(B * 4 * n * n), eps = new Float32Array(B * 4 * n * n);
   const ts = new Array<number>(B);
   const warmup = o.warmup ?? 200;
-  const losses: Array<[number, number]> = [];
-  let window = 0, windowN = 0, t0 = Date.now();
-
-  const save = (step: number) => {
-    writeModelFolder(o.out, {
-      unet: withWeights(unet, ema), textEncoder, vaeDecoder: vae, tokenizerDir: tokDir, scheduler: TINY_SCHEDULER_CONFIG,
-      name: 'ddpo-studio/tiny-shapes', scalingFactor: TINY_SCALING_FACTOR,
-    });
-    writeFileSync(join(o.out, 'training.json'), JSON.stringify({
-      steps: step, seed: o.seed, batch: B, lr: o.lr, ...(o.init ? { init: o.init } : {}), image_size: TINY_IMAGE_SIZE, loss_every_50_steps: losses,
-    }) + '\n');
-  };
+  const lossLog = new LossLog(o.steps, log);
+  const save = (step: number) => writeTinyFolder(o, parts, ema, step, lossLog.losses);
 
   for (let step = 1; step <= o.steps; step++) {
     const prompts = drawNoisyBatch(rand, gauss, schedule.alphasCumprod, o.dropPrompt ?? 0.1, { x0, xt, eps, ts });
@@ -94,23 +77,77 @@ export async function trainTinyModel(o: TinyTrainOptions): Promise<{ losses: Arr
     (opt as { lr: number }).lr = lr;
     opt.update(trainer.params, grads);
     const decay = Math.min(o.emaDecay ?? 0.999, (1 + step) / (10 + step));
-    for (const [k, p] of trainer.params) {
-      const e = ema.get(k)!;
-      for (let i = 0; i < p.length; i++) e[i] = decay * e[i] + (1 - decay) * p[i];
-    }
-    window += loss; windowN++;
-    if (step % 50 === 0 || step === o.steps) {
-      losses.push([step, +(window / windowN).toFixed(5)]);
-      log(`step ${step}/${o.steps} loss ${(window / windowN).toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - t0) / windowN).toFixed(0)} ms/step`);
-      window = 0; windowN = 0; t0 = Date.now();
-    }
+    updateEma(ema, trainer.params, decay);
+    lossLog.add(step, loss, lr);
     if (o.checkpointEvery && step % o.checkpointEvery === 0 && step < o.steps) save(step);
   }
   save(o.steps);
   await trainer.release();
-  await textSession.release();
-  rmSync(tokDir, { recursive: true, force: true });
-  return { losses };
+  await parts.textSession.release();
+  rmSync(parts.tokDir, { recursive: true, force: true });
+  return { losses: lossLog.losses };
+}
+
+// What a run builds before training: the tokenizer (and its folder), the text encoder and its session, the VAE
+// decoder, and the seeded UNet to train.
+interface TinyParts {
+  tokDir: string;
+  textEncoder: Model;
+  vae: Model;
+  unet: Model;
+  textSession: ort.InferenceSession;
+  embed: (prompts: string[]) => Promise<Float32Array>;
+}
+
+async function buildParts(seed: number, threads: number | undefined): Promise<TinyParts> {
+  const vocab = buildVocab(captionWords());
+  const tokDir = mkdtempSync(join(tmpdir(), 'tiny-tokenizer-'));
+  writeTokenizerFolder(tokDir, vocab, SEQ);
+  const tokenizer = new ClipTokenizer({ vocab: vocab.vocab, merges: vocab.merges, maxLength: SEQ });
+  const textEncoder = buildTinyTextEncoder(Object.keys(vocab.vocab).length, tokenizer.eosId, seed);
+  const unet = buildUNet(TINY_MODEL_UNET, { seed, timestep: 'int64-batch' });
+  const vae = buildTinyVaeDecoder();
+  const textSession = await createSession(textEncoder, { threads });
+  const embed = embeddingCache(textSession, textEncoder, tokenizer);
+  return { tokDir, textEncoder, vae, unet, textSession, embed };
+}
+
+// Writes `o.out` as a Stable Diffusion ONNX folder with the EMA weights, and training.json.
+function writeTinyFolder(o: TinyTrainOptions, parts: TinyParts, ema: Map<string, Float32Array>, step: number, losses: Array<[number, number]>): void {
+  writeModelFolder(o.out, {
+    unet: withWeights(parts.unet, ema), textEncoder: parts.textEncoder, vaeDecoder: parts.vae, tokenizerDir: parts.tokDir, scheduler: TINY_SCHEDULER_CONFIG,
+    name: 'ddpo-studio/tiny-shapes', scalingFactor: TINY_SCALING_FACTOR,
+  });
+  writeFileSync(join(o.out, 'training.json'), JSON.stringify({
+    steps: step, seed: o.seed, batch: o.batch, lr: o.lr, ...(o.init ? { init: o.init } : {}), image_size: TINY_IMAGE_SIZE, loss_every_50_steps: losses,
+  }) + '\n');
+}
+
+// ema ← decay·ema + (1 − decay)·params
+function updateEma(ema: Map<string, Float32Array>, params: Map<string, Float32Array>, decay: number): void {
+  for (const [k, p] of params) {
+    const e = ema.get(k)!;
+    for (let i = 0; i < p.length; i++) e[i] = decay * e[i] + (1 - decay) * p[i];
+  }
+}
+
+// The mean loss of every 50 steps (and of the last), logged with the learning rate and the time per step.
+class LossLog {
+  readonly losses: Array<[number, number]> = [];
+  private sum = 0;
+  private n = 0;
+  private t0 = Date.now();
+
+  constructor(private readonly steps: number, private readonly log: (line: string) => void) {}
+
+  add(step: number, loss: number, lr: number): void {
+    this.sum += loss; this.n++;
+    if (step % 50 === 0 || step === this.steps) {
+      this.losses.push([step, +(this.sum / this.n).toFixed(5)]);
+      this.log(`step ${step}/${this.steps} loss ${(this.sum / this.n).toFixed(4)} lr ${lr.toExponential(2)} ${((Date.now() - this.t0) / this.n).toFixed(0)} ms/step`);
+      this.sum = 0; this.n = 0; this.t0 = Date.now();
+    }
+  }
 }
 
 /** Copies the UNet weights of an ONNX file into `params` (same names and sizes). */
