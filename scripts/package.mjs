@@ -17,8 +17,9 @@ if (!fs.existsSync(path.join(root, 'node_modules/onnxruntime-node/bin/napi-v6/li
   process.exit(1);
 }
 // vsce lists production dependencies with `npm ls`; .vscodeignore keeps only the runtime files of onnxruntime.
+// package.json names no repository, so vsce cannot turn the README's links into docs/ into absolute URLs: keep them relative.
 run(process.execPath, [
   path.join(root, 'node_modules/@vscode/vsce/vsce'),
-  'package', '--target', target, '--out', out, '--allow-missing-repository', '--skip-license', '--allow-star-activation',
+  'package', '--target', target, '--out', out, '--allow-missing-repository', '--skip-license', '--allow-star-activation', '--no-rewrite-relative-links',
 ]);
 console.log(`package: wrote ${path.relative(root, out)} (${(fs.statSync(out).size / 1e6).toFixed(1)} MB)`);
