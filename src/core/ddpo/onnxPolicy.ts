@@ -49,7 +49,8 @@ interface PolicyGraphs {
 }
 
 async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions): Promise<PolicyGraphs> {
-  const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
+  // a prompt cut to the text encoder's length is told to the run's log, once per prompt
+  const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers, onWarning: (m) => opts.onLog?.(`warning: ${m}`) });
   // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
   await pipe.releaseUnet();
   const forward = loadModel(pipe.folder.unet);

@@ -30,7 +30,7 @@ export const generatePairsHandler: JobHandler<'generatePairs'> = {
   async run({ experimentDir: dir, modelDir, count, executionProvider }, ctx) {
     const pipe = await pipelineFor(modelDir, await providersFor(executionProvider, ctx));
     const pairs = await generatePairsInto(dir, pipe, count, {
-      signal: ctx.signal,
+      signal: ctx.signal, onWarning: (m) => ctx.log(`warning: ${m}`),
       onPair: (pair, done) => ctx.progress({ pair: { pairId: pair.pairId, prompt: pair.prompt, a: pair.a, b: pair.b, seeds: pair.seeds }, fraction: done / count, message: `pair ${done} of ${count}` }),
     });
     return { pairs: pairs.map((x) => ({ pairId: x.pairId, prompt: x.prompt, a: x.a, b: x.b, seeds: x.seeds })) };
@@ -159,7 +159,7 @@ export const compareHandler: JobHandler<'compare'> = {
   },
   async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt, executionProvider }, ctx) {
     await releasePipelines();
-    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
+    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
     return { compareId: m.id, pairs: m.items.length };
   },
 };
