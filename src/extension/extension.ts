@@ -26,10 +26,13 @@ export function activate(context: vscode.ExtensionContext): Services {
     rating: (panel, src) => openRatingPanel(services, src, panel),
     dashboard: (panel, dir) => openDashboard(services, dir, panel),
   }));
-  context.subscriptions.push(runs.onDidChange((e) => (e.ended || (e.progress?.finished ?? !e.progress)) && void tree.refresh()));
+  // The tree redraws from the watch on .ddpo/ (watchStudio below) for every change on disk. Explicit refreshes are
+  // for what the watch cannot see: the first load and another workspace folder, a run starting or ending in this
+  // window (the tree tells a running run from an interrupted one by this window's runs), and the Refresh command.
+  context.subscriptions.push(runs.onDidChange((e) => e.progress === undefined && void tree.refresh()));
 
   let watch: StudioWatch | undefined;
-  const rewatch = () => {
+  const rewatch = (): Promise<void> => {
     void watch?.close();
     const store = currentStore();
     void vscode.commands.executeCommand('setContext', 'ddpoStudio.hasWorkspace', !!store);
@@ -39,10 +42,9 @@ export function activate(context: vscode.ExtensionContext): Services {
           if (name) refreshDashboard(store.dirOf(name));
         })
       : undefined;
-    void tree.refresh();
+    return tree.refresh();
   };
-  rewatch();
-  void tree.refresh().then(() => offerResume(services));
+  void rewatch().then(() => offerResume(services));
   context.subscriptions.push(vscode.workspace.onDidChangeWorkspaceFolders(rewatch), { dispose: () => void watch?.close() });
   return services;
 }

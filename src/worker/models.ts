@@ -26,7 +26,11 @@ export async function pipelineFor(modelDir: string, providers: JobProviders, opt
   if (!c) {
     const opened: CachedPipeline['opened'] = new Map();
     // where each model's nodes ran is told once, after its first run, to the job that loaded it
-    const pipe = StableDiffusionPipeline.load(modelDir, { providers: { candidates: providers.candidates, options: providers.options, onOpened: (what, o) => opened.set(what, o), onPlacement: providers.onPlacement } });
+    const pipe = StableDiffusionPipeline.load(modelDir, {
+      providers: { candidates: providers.candidates, options: providers.options, onOpened: (what, o) => opened.set(what, o), onPlacement: providers.onPlacement },
+      // a prompt cut to the text encoder's length, told once per prompt to the job that encodes it first
+      onWarning: (m) => cached.current.log?.(`warning: ${m}`),
+    });
     const cached: CachedPipeline = { pipe, opened, current: providers };
     c = cached;
     pipelines.set(key, c);

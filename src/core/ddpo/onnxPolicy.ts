@@ -4,7 +4,7 @@ import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, Po
 import { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { unetRows } from '../diffusion/sampleRequest';
-import { unetFeeds } from '../diffusion/fastUnet';
+import { predictInChunks } from '../diffusion/fastUnet';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
@@ -16,7 +16,7 @@ import { TrainingSession } from '../train/session';
 import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
-import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
+import { createSession, type FeedValue } from '../runtime/ortRun';
 import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
 import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
@@ -49,7 +49,8 @@ interface PolicyGraphs {
 }
 
 async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions): Promise<PolicyGraphs> {
-  const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers });
+  // a prompt cut to the text encoder's length is told to the run's log, once per prompt
+  const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers, onWarning: (m) => opts.onLog?.(`warning: ${m}`) });
   // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
   await pipe.releaseUnet();
   const forward = loadModel(pipe.folder.unet);
@@ -116,7 +117,7 @@ class OnnxPolicy implements Policy {
   private readonly grads: Map<string, Float32Array>;
   private readonly embCache = new Map<string, Float32Array>();
 
-  constructor(private readonly g: PolicyGraphs, private readonly c: DdpoConfig) {
+  constructor(private readonly g: PolicyGraphs, c: DdpoConfig) {
     this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
     this.loraPipe.predict = (sample, batch, height, width, t, context) => this.predict(sample, batch, height, width, t, context);
     this.optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
@@ -189,14 +190,11 @@ class OnnxPolicy implements Policy {
     await Promise.all([this.g.session.release(), this.g.samplingSession.release(), this.g.pipe.release()]);
   }
 
-  // One UNet evaluation of the sampling graph with the current LoRA weights.
-  private async predict(...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
+  // One UNet evaluation of the sampling graph with the current LoRA weights. A graph specialised to sample_batch_size
+  // prompts runs other batches (the evaluation pass samples one prompt at a time) in chunks of its batch.
+  private predict(...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
     const { sampling, roles, samplingSession } = this.g;
-    if (sampling.staticBatch && batch !== sampling.staticBatch) throw new Error(`the sampling graph was specialised to UNet batch ${sampling.staticBatch} (sample_batch_size ${this.c.sample_batch_size} with CFG) but was called with ${batch}`);
-    const feeds = unetFeeds(roles, sample, batch, height, width, t, context);
-    for (const [k, v] of this.samplingLora) feeds.set(k, v);
-    const out = await runModel(samplingSession, sampling.model, feeds, [roles.output.name]);
-    return out.get(roles.output.name)!.data;
+    return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, this.samplingLora);
   }
 
   private async embed(p: string): Promise<Float32Array> {

@@ -124,8 +124,9 @@ async function sampleAndTrain(run: Run, epoch: number, clock: EpochClock): Promi
   const c = opts.config;
   const seconds = { eval: 0, sample: 0, reward: 0, train: 0, checkpoint: 0, total: 0 };
   let evalImages: EvalImage[] | undefined;
-  if (epoch % c.log_image_freq === 0 && run.evalPrompts.length > 0) {
-    progress(run, epoch, 'eval', 0, run.evalPrompts.length * c.eval_seeds.length);
+  const evalCount = run.evalPrompts.length * c.eval_seeds.length;
+  if (epoch % c.log_image_freq === 0 && evalCount > 0) {
+    progress(run, epoch, 'eval', 0, evalCount);
     evalImages = await evaluate(opts, run.evalPrompts, epoch, run.globalStep);
   }
   seconds.eval = clock.lap();

@@ -25,13 +25,17 @@ export interface FastUnetOptions {
   onLog?: (line: string) => void;
 }
 
-interface Built {
+/** A UNet session and the graph it runs, which may be specialised to one batch (a PyTorch export rebuilt for fusing). */
+export interface UnetSession {
   session: ort.InferenceSession;
   model: Model;
   roles: UnetRoles;
-  /** Set for a graph specialised to its first call's shapes (a PyTorch export): batch, and the key of the rest. */
-  fixed?: { batch: number; key: string };
+  /** The UNet batch the graph was specialised to, if it was. */
+  staticBatch?: number;
 }
+
+// The key (latent size and text length) a specialised graph was built for.
+interface Built extends UnetSession { key: string }
 
 /**
  * Makes `pipe` predict with a rebuilt UNet. It is built at the first call, for that call's shapes where fusing needs
@@ -52,7 +56,7 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
     const session = await createSession(g.model, { providers: opts.providers, threads: opts.threads, name: 'unet (rebuilt)' });
     releaseWeights(g.model);
     opts.onLog?.(`generation UNet rebuilt: ${what}${g.staticBatch ? ` (specialised to UNet batch ${batch}, ${h}x${w} latents)` : ''}`);
-    return { session, model: g.model, roles: unetRoles(g.model), fixed: g.staticBatch ? { batch, key } : undefined };
+    return { session, model: g.model, roles: unetRoles(g.model), staticBatch: g.staticBatch, key };
   };
   const release = async () => { const b = await built?.catch(() => undefined); await b?.session.release(); };
   const runner: UnetRunner = {
@@ -60,13 +64,13 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
       if (failed) return fallback();
       const key = `${h}x${w}/${context.sequence}`;
       const b = await built?.catch(() => undefined);
-      if (b && !(b.fixed && b.fixed.key !== key)) return runChunks(b, sample, batch, h, w, t, context);
+      if (b && !(b.staticBatch && b.key !== key)) return predictInChunks(b, sample, batch, h, w, t, context);
       const first = !built;
       await release();
       built = build(batch, h, w, context.sequence, key);
       try {
         // the exported UNet goes only once the rebuilt one has run: a provider may refuse a kernel only at run time
-        const out = await runChunks(await built, sample, batch, h, w, t, context);
+        const out = await predictInChunks(await built, sample, batch, h, w, t, context);
         if (first) await pipe.releaseUnet();
         return out;
       } catch (e) {
@@ -92,11 +96,14 @@ export function unetFeeds(roles: UnetRoles, sample: Float32Array, batch: number,
   ]);
 }
 
-// One evaluation of `batch` rows, in chunks of a specialised (or exported-static) batch, the last chunk padded by zero rows.
-async function runChunks(b: Built, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings): Promise<Float32Array> {
-  const roles = b.roles;
+/**
+ * One UNet evaluation of `batch` rows on `u`, in chunks of its specialised (or exported-static) batch, the last chunk
+ * padded by zero rows (UNet rows do not mix, so padding changes no real row); `extra` feeds (LoRA weights) go with each chunk.
+ */
+export async function predictInChunks(u: UnetSession, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings, extra?: ReadonlyMap<string, FeedValue>): Promise<Float32Array> {
+  const roles = u.roles;
   const exported = roles.sample.shape?.[0];
-  const S = b.fixed?.batch ?? (typeof exported === 'number' ? exported : batch);
+  const S = u.staticBatch ?? (typeof exported === 'number' ? exported : batch);
   const per = sample.length / batch, ctxPer = context.sequence * context.dim;
   const out = new Float32Array(sample.length);
   for (let r = 0; r < batch; r += S) {
@@ -107,7 +114,9 @@ async function runChunks(b: Built, sample: Float32Array, batch: number, h: numbe
       padded.set(src.subarray(r * size, (r + n) * size));
       return padded;
     };
-    const res = await runModel(b.session, b.model, unetFeeds(roles, rows(sample, per), S, h, w, t, { ...context, data: rows(context.data, ctxPer) }), [roles.output.name]);
+    const feeds = unetFeeds(roles, rows(sample, per), S, h, w, t, { ...context, data: rows(context.data, ctxPer) });
+    for (const [k, v] of extra ?? []) feeds.set(k, v);
+    const res = await runModel(u.session, u.model, feeds, [roles.output.name]);
     out.set(res.get(roles.output.name)!.data.subarray(0, n * per), r * per);
   }
   return out;

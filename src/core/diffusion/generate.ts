@@ -20,6 +20,8 @@ export interface GenerateOptions {
   onProgress?: (p: GenerateProgress) => void;
   /** Hears a problem a person can act on (an image with no picture in it, naming the likely setting). */
   onWarning?: (message: string) => void;
+  /** Collects the defects of a job made of several calls, which finishes it; else each call reports to onWarning. */
+  defects?: DefectReport;
   signal?: AbortSignal;
 }
 
@@ -72,7 +74,7 @@ export async function* generateBatches(
 ): AsyncGenerator<GeneratedImage[]> {
   const batchSize = Math.max(1, Math.min(opts.batchSize ?? 1, opts.count));
   const common = generationMetadata(pipe, opts);
-  const defects = new DefectReport(opts, (m) => opts.onWarning?.(m));
+  const defects = opts.defects ?? new DefectReport(opts, (m) => opts.onWarning?.(m));
   for (let start = 0; start < opts.count; start += batchSize) {
     const n = Math.min(batchSize, opts.count - start);
     if (skip?.(Array.from({ length: n }, (_, k) => opts.seed + start + k))) continue;
@@ -92,7 +94,7 @@ export async function* generateBatches(
       return { image, seed, metadata: { ...common, seed: String(seed), size: `${image.width}x${image.height}` } };
     });
   }
-  defects.finish();
+  if (!opts.defects) defects.finish();
 }
 
 /** The PNG text every image of a job shares (prompt and settings); each image adds its seed and size. */

@@ -25,6 +25,8 @@ export interface ComparisonOptions {
   onProgress?: (done: number, total: number) => void;
   /** Providers the policy's sessions try, best first (default CPU only). */
   providers?: SessionProviders;
+  /** Hears how the policy was built and what a person can act on (a prompt cut to the text encoder's length). */
+  onLog?: (line: string) => void;
   policy?: Policy;
 }
 
@@ -39,7 +41,7 @@ export async function runComparison(experimentDir: string, o: ComparisonOptions)
   const id = newCompareId(epoch);
   const dir = compareDir(experimentDir, id);
   await fs.promises.mkdir(path.join(dir, 'images'), { recursive: true });
-  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config, { providers: o.providers }));
+  const policy = o.policy ?? (await createOnnxPolicy(o.modelDir, config, { providers: o.providers, onLog: o.onLog }));
   const jobs = prompts.flatMap((prompt, pi) => Array.from({ length: o.seedsPerPrompt }, (_, k) => ({ prompt, seed: COMPARE_SEED_BASE + pi * 1000 + k })));
   const total = jobs.length * 2;
   let done = 0;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWriteFile, resolveInside } from '../fsutil';
 import { encodePng, type RasterImage } from '../image/png';
-import { schedulePairs, type PairProposal } from '../reward/schedule';
+import { pairIdFor, schedulePairs, type PairProposal } from '../reward/schedule';
 import type { Rating } from '../reward/types';
 
 /** Folder of generated pairs inside an experiment. */
@@ -114,10 +114,14 @@ export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Ratin
   return queueOf(pairs, ratings.map((r) => r.pairId), dueRepeats(ratings, repeatEvery));
 }
 
-/** The queue from its parts: `repeats` first, then the pairs not in `ratedPairs`, in generation order. */
+/**
+ * The queue from its parts: `repeats` first, then the pairs not in `ratedPairs`, in generation order. A pair is rated
+ * under its folder's id, or under the scheduler's id of its two images (`pairIdFor`), which ratings of scheduled pairs
+ * carry (the demo's simulated rater rates pairs the scheduler draws across a prompt's images).
+ */
 export function queueOf(pairs: readonly StoredPair[], ratedPairs: Iterable<string>, repeats: readonly QueueItem[]): QueueItem[] {
   const rated = new Set(ratedPairs);
-  return [...repeats, ...pairs.filter((p) => !rated.has(p.pairId)).map(freshItem)];
+  return [...repeats, ...pairs.filter((p) => !rated.has(p.pairId) && !rated.has(pairIdFor(p.a, p.b))).map(freshItem)];
 }
 
 /** Side-swapped repeats of earlier decisive ratings (chosen by the pair scheduler) due now: one per `repeatEvery` ratings given. */

@@ -3,11 +3,17 @@
  * the queue leaves out or brings back, and in a blind comparison the win rate. Worked out wherever the log was just
  * read (the worker after each rating), so nobody reads it again to redraw.
  */
+import * as os from 'node:os';
 import { raterConsistency } from '../reward/consistency';
 import { readRatings } from '../reward/store';
 import type { Rating } from '../reward/types';
 import { compareDir, compareResult, listComparisons } from './compare';
 import { dueRepeats } from './pairs';
+
+/** Who rates at this machine's rating panel, as each of their ratings records it: the account's user name. */
+export function studioRater(): string {
+  return os.userInfo().username || 'me';
+}
 
 /** The folder whose `ratings.jsonl` holds an experiment's ratings, or those of its comparison `compareId`. */
 export function ratingsDir(experimentDir: string, compareId: string | undefined): string {
@@ -33,8 +39,9 @@ export function summarizeRatings(experimentDir: string, compareId: string | unde
     repeats: c.repeats,
     last: last ? { id: last.id, pairId: last.pairId, ...(last.repeatOf ? { repeatOf: last.repeatOf } : {}) } : null,
     ratedPairs: [...new Set(ratings.map((r) => r.pairId))],
-    // a blind comparison shows each pair once: no repeats
-    dueRepeats: compareId === undefined ? dueRepeats(ratings) : [],
+    // a blind comparison shows each pair once: no repeats; a repeat measures one rater's consistency, so only the
+    // ratings of the person at the panel come back (not those of another rater, e.g. the demo's simulated one)
+    dueRepeats: compareId === undefined ? dueRepeats(ratings.filter((r) => r.rater === studioRater())) : [],
     ...(manifest ? { winRate: compareResult(experimentDir, manifest, ratings).winRate } : {}),
   };
 }

@@ -11,8 +11,12 @@ export interface StudioWatch {
   close(): Promise<void>;
 }
 
-// Paths below `.ddpo/<experiment>/` that matter; folders on the way to them must be descended into.
-const FILES = [/^experiment\.json$/, /^ddpo\.json$/, /^ratings\.jsonl$/, /^reward(\/card\.json)?$/, /^ddpo(\/(status\.json|metrics\.jsonl|checkpoints(\/[^/]+)?))?$/, /^compare(\/[^/]+(\/(manifest\.json|ratings\.jsonl))?)?$/];
+// Paths below `.ddpo/<experiment>/` that matter; folders on the way to them must be descended into. A checkpoint is
+// written into a hidden temporary folder and renamed in whole, so only the renamed folder shows.
+const FILES = [/^experiment\.json$/, /^ddpo\.json$/, /^ratings\.jsonl$/, /^reward(\/card\.json)?$/, /^ddpo(\/(status\.json|metrics\.jsonl|checkpoints(\/[^/.][^/]*)?))?$/, /^compare(\/[^/]+(\/(manifest\.json|ratings\.jsonl))?)?$/];
+// Folders whose appearing shows in the tree: an experiment (also one made by hand) and a complete checkpoint. The
+// others (reward/, compare/<id>/) show once the file written last in them appears, which is reported then.
+const FOLDERS_SHOWN = /^(|ddpo\/checkpoints\/[^/]+)$/;
 
 /** True for a path (relative to the experiment folder, "/"-separated) the studio reacts to. */
 export function isStudioPath(rel: string): boolean {
@@ -26,16 +30,22 @@ export function isStudioPath(rel: string): boolean {
 export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150): StudioWatch {
   const root = path.resolve(workspace);
   const ddpo = path.join(root, DDPO_DIR);
+  // the path below its experiment folder ("/"-separated), or undefined for the root, `.ddpo` and paths outside it
+  const inExperiment = (p: string): string | undefined => {
+    const abs = path.resolve(p);
+    return abs.startsWith(ddpo + path.sep) ? path.relative(ddpo, abs).split(path.sep).slice(1).join('/') : undefined;
+  };
   const relevant = (p: string): boolean => {
     const abs = path.resolve(p);
     if (abs === root || abs === ddpo) return true;
-    if (!abs.startsWith(ddpo + path.sep)) return false;
-    const parts = path.relative(ddpo, abs).split(path.sep);
-    return isStudioPath(parts.slice(1).join('/'));
+    const rel = inExperiment(abs);
+    return rel !== undefined && isStudioPath(rel);
   };
   const watcher = watch(root, { ignoreInitial: true, depth: 5, ignored: (p: string) => !relevant(p) });
   const timers = new Map<string, NodeJS.Timeout>();
-  watcher.on('all', (_event, p) => {
+  watcher.on('all', (event, p) => {
+    const inside = inExperiment(p);
+    if (event === 'addDir' && inside !== undefined && !FOLDERS_SHOWN.test(inside)) return;
     const rel = path.relative(ddpo, path.resolve(p));
     const name = rel.startsWith('..') || rel === '' ? undefined : rel.split(path.sep)[0];
     const key = name ?? '';

@@ -51,7 +51,6 @@ export async function newExperiment(services: Services, name?: string): Promise<
     return undefined;
   }
   services.output.appendLine(`[host] created experiment ${chosen.trim()} in ${store.root}`);
-  await services.tree.refresh();
   return chosen.trim();
 }
 

@@ -47,7 +47,6 @@ export async function trainReward(services: Services, arg?: unknown): Promise<vo
       token.onCancellationRequested(() => ctl.abort());
       return services.worker.request('trainReward', { experimentDir: x.dir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
-    void services.tree.refresh();
     const acc = Number.isFinite(r.accuracy) ? `${Math.round(r.accuracy * 100)}% held-out accuracy` : 'no held-out pairs yet';
     void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons: ${acc}. ${r.summary}`);
   } catch (e) {
@@ -77,7 +76,6 @@ export async function startFineTune(services: Services, arg: unknown, resume: bo
   }
   openDashboard(services, x.dir);
   await services.runs.start(x.dir, dir, resume);
-  void services.tree.refresh();
 }
 
 /** "Stop Fine-Tuning". */
@@ -106,7 +104,6 @@ export async function compareWithBase(services: Services, arg?: unknown): Promis
       token.onCancellationRequested(() => ctl.abort());
       return services.worker.request('compare', { experimentDir: x.dir, modelDir: dir, epoch, seedsPerPrompt: 2, executionProvider: executionProviderSetting() }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
-    void services.tree.refresh();
     openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: r.compareId, target: r.pairs });
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not render the comparison for ${x.name}: ${(e as Error).message}`);
@@ -158,5 +155,4 @@ export async function deleteExperiment(services: Services, arg?: unknown): Promi
   const pick = await vscode.window.showWarningMessage(`Delete the experiment "${x.name}"? Its folder ${x.dir} with all ratings, reward model and checkpoints is removed.`, { modal: true }, 'Delete');
   if (pick !== 'Delete') return;
   await fs.promises.rm(x.dir, { recursive: true, force: true });
-  await services.tree.refresh();
 }

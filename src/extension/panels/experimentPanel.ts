@@ -46,8 +46,8 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
         if (!prompt) return;
         const exp = await store.read(expName);
         exp.prompts.push(prompt);
+        // the Experiments tree redraws from the watch on experiment.json
         await store.save(exp);
-        await services.tree.refresh();
         return sendState();
       }
       default:

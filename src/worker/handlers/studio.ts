@@ -1,5 +1,4 @@
 /** Studio jobs: pair generation, ratings, reward training, fine-tuning, comparisons, LoRA export. */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHOICES, isChoice } from '../../protocol';
 import { trainExperiment } from '../../core/ddpo/experimentRun';
@@ -9,7 +8,7 @@ import { PreferenceStore, readRatings } from '../../core/reward/store';
 import { runComparison } from '../../core/studio/compareRun';
 import { exportLoraFile } from '../../core/studio/exportLora';
 import { generatePairsInto } from '../../core/studio/generate';
-import { ratingsDir, readRatingLog, summarizeRatings } from '../../core/studio/ratingLog';
+import { ratingsDir, readRatingLog, studioRater, summarizeRatings } from '../../core/studio/ratingLog';
 import { resolveInside } from '../../core/fsutil';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
@@ -30,7 +29,7 @@ export const generatePairsHandler: JobHandler<'generatePairs'> = {
   async run({ experimentDir: dir, modelDir, count, executionProvider }, ctx) {
     const pipe = await pipelineFor(modelDir, await providersFor(executionProvider, ctx));
     const pairs = await generatePairsInto(dir, pipe, count, {
-      signal: ctx.signal,
+      signal: ctx.signal, onWarning: (m) => ctx.log(`warning: ${m}`),
       onPair: (pair, done) => ctx.progress({ pair: { pairId: pair.pairId, prompt: pair.prompt, a: pair.a, b: pair.b, seeds: pair.seeds }, fraction: done / count, message: `pair ${done} of ${count}` }),
     });
     return { pairs: pairs.map((x) => ({ pairId: x.pairId, prompt: x.prompt, a: x.a, b: x.b, seeds: x.seeds })) };
@@ -62,7 +61,7 @@ export const rateHandler: JobHandler<'rate'> = {
   async run(r) {
     const store = PreferenceStore.open(ratingsDir(r.experimentDir, r.compareId));
     try {
-      const rating = store.append({ pairId: r.pairId, prompt: r.prompt, left: r.left, right: r.right, choice: r.choice, sideOrder: r.sideOrder, repeatOf: r.repeatOf, elapsedMs: r.elapsedMs, rater: os.userInfo().username || 'me' });
+      const rating = store.append({ pairId: r.pairId, prompt: r.prompt, left: r.left, right: r.right, choice: r.choice, sideOrder: r.sideOrder, repeatOf: r.repeatOf, elapsedMs: r.elapsedMs, rater: studioRater() });
       // read back rather than added up here, so the reply also counts what other writers (another window, the CLI) appended
       return { ratingId: rating.id, ...readRatingLog(r.experimentDir, r.compareId) };
     } finally {
@@ -159,7 +158,7 @@ export const compareHandler: JobHandler<'compare'> = {
   },
   async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt, executionProvider }, ctx) {
     await releasePipelines();
-    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
+    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
     return { compareId: m.id, pairs: m.items.length };
   },
 };

@@ -7,6 +7,7 @@ import { trainExperiment } from '../../../src/core/ddpo/experimentRun';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { ExperimentStore } from '../../../src/core/experiment/store';
+import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
 import { toyConfig, toyPolicyFor } from './helpers';
 
 // An experiment whose model has no folder: only an injected policy can train it.
@@ -32,4 +33,18 @@ test('an injected policy is trained on the experiment\'s prompts and settings, r
 test('an experiment without prompts is refused naming experiment.json and the field', async () => {
   const dir = await experiment([]);
   await assert.rejects(trainExperiment(dir, { policy: toyPolicyFor(toyConfig()) }), (e: Error) => e.message === `${path.join(dir, 'experiment.json')}: "prompts" is empty; add the prompts to train on`);
+});
+
+test('a prompt longer than the text encoder reads is told to the run\'s log once, however often it is sampled and trained', { skip: fs.existsSync(path.join(embeddedModelDir(), 'unet', 'model.onnx')) ? false : 'the embedded model is not built' }, async () => {
+  // the embedded model's text encoder reads 14 tokens
+  const long = 'a big red circle on a blue background next to a small yellow square in the top left corner';
+  const store = new ExperimentStore(fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-run-')));
+  await store.create('e', { baseModel: { id: 'tiny-shapes', path: embeddedModelDir() }, prompts: [long, 'a small green triangle'] });
+  const dir = store.dirOf('e');
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ num_epochs: 2, sample_num_steps: 2, sample_batch_size: 4, sample_num_batches_per_epoch: 2, train_batch_size: 2, latent_size: 8, eval_prompts: [long], reward: 'jpeg_incompressibility' }));
+  const log: string[] = [];
+  await trainExperiment(dir, { onLog: (l) => log.push(l) });
+  const warnings = log.filter((l) => l.startsWith('warning: the prompt'));
+  assert.equal(warnings.length, 1, log.join('\n'));
+  assert.match(warnings[0], /^warning: the prompt "a big red circle on a blue background ne…" is 27 tokens, but the text encoder reads 14 .*; shorten the prompt$/);
 });

@@ -42,6 +42,15 @@ test('metrics.jsonl has one line per epoch with rewards per prompt, PPO stats, t
   assert.notEqual(lines[0].eval![0].image, l.eval![0].image);
 });
 
+test('with no evaluation seeds (eval_seeds: []) a run renders and scores nothing and creates no ddpo/eval folders', async () => {
+  const dir = tempExperiment();
+  const sizes: number[] = [];
+  await runToy(dir, toyConfig({ num_epochs: 2, eval_seeds: [] }), async (imgs) => (sizes.push(imgs.length), bright(imgs)));
+  assert.ok(!fs.existsSync(ddpoLayout(dir).evalDir), 'no ddpo/eval folder');
+  assert.ok(readMetrics(ddpoLayout(dir).metricsFile).every((l) => l.eval === undefined && l.eval_reward_mean === undefined));
+  assert.ok(sizes.every((n) => n > 0), `the reward was asked to score ${sizes.join(', ')} images`);
+});
+
 test('resume after a crash mid-epoch reproduces the uninterrupted run exactly', async () => {
   const config = toyConfig({ num_epochs: 5, per_prompt_stat_tracking: true, per_prompt_stat_tracking_min_count: 4, num_inner_epochs: 2, train_gradient_accumulation_steps: 2, train_timestep_fraction: 0.5 });
   const straight = tempExperiment();

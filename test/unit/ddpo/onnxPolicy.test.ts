@@ -104,6 +104,34 @@ test('with fused attention in its sampling graph (what GPU providers get) the po
   } finally { await policy.release?.(); }
 });
 
+// The loop's evaluation pass samples one prompt per call (UNet batch 2) with a graph specialised to sample_batch_size
+// prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with zero rows.
+test('a sampling graph specialised to sample_batch_size prompts also samples one prompt, as the unfused sampler does', { skip: SKIP_NO_FIXTURES }, async () => {
+  const one = (p: Policy) => p.sample({ prompts: ['a cat'], negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
+  const maxRelDiff = (a: Float32Array, b: Float32Array) => {
+    let e = 0, s = 0;
+    for (let i = 0; i < a.length; i++) { e = Math.max(e, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
+    return e / s;
+  };
+  for (const precision of ['fp32', 'fp16'] as const) {
+    const logs: string[] = [];
+    const [fused, plain] = [
+      await createOnnxPolicy(REFERENCE_SD, config, { precision, fuseAttention: true, onLog: (l) => logs.push(l) }),
+      await createOnnxPolicy(REFERENCE_SD, config, { precision, fuseAttention: false }),
+    ];
+    try {
+      assert.ok(logs.some((l) => /specialised to UNet batch 4/.test(l)), logs.join('\n'));
+      const [f, u] = [await one(fused), await one(plain)];
+      assert.equal(f.latents.length, 1);
+      // the fused graph's tolerances: float32 rounding (1e-4), float16 against the standard-op float16 graph (2e-2)
+      const err = maxRelDiff(f.latents[0], u.latents[0]);
+      assert.ok(err < (precision === 'fp32' ? 1e-4 : 2e-2), `${precision}: the fused sampler's latents differ by ${err}`);
+      // the padding rows change nothing: the prompt sampled alone is the first image of the full batch
+      assert.deepEqual(Array.from(f.latents[0]), Array.from((await sample(fused)).latents[0]));
+    } finally { await Promise.all([fused.release?.(), plain.release?.()]); }
+  }
+});
+
 test('float16 graphs recompute the sampler\'s log-probabilities only to rounding; auto rescores them, so nothing is clipped before the first update', { skip: SKIP_NO_FIXTURES }, async () => {
   const { trainEpoch } = await import('../../../src/core/ddpo/ppo');
   const { GaussianRng } = await import('../../../src/core/diffusion/rng');

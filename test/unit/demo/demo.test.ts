@@ -40,6 +40,7 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   for (const f of ['experiment.json', 'ddpo.json', 'ratings.jsonl', 'reward/head.safetensors', 'reward/card.json', 'ddpo/metrics.jsonl', 'report.json', 'grid.png']) {
     assert.ok(fs.existsSync(path.join(dir, f)), `missing ${f}`);
   }
+  assert.ok(!fs.existsSync(path.join(dir, 'ddpo', 'eval')), 'the demo evaluates no fixed images during DDPO (eval_seeds []), so it writes no eval folders');
   const r = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as DemoReport;
   const n = r.eval.prompts.length * r.eval.seeds.length;
   assert.equal(r.eval.wins + r.eval.losses + r.eval.ties, n);

@@ -3,9 +3,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSamples } from '../../../src/core/demo/pairs';
+import { generateSamples, rateSamples } from '../../../src/core/demo/pairs';
+import { makeDemoRater, tasteUtility } from '../../../src/core/demo/taste';
+import { readRatings } from '../../../src/core/reward/store';
+import { readRatingLog } from '../../../src/core/studio/ratingLog';
 import { decodePng } from '../../../src/core/image/png';
-import { listPairs, planPair } from '../../../src/core/studio/pairs';
+import { listPairs, planPair, queueOf } from '../../../src/core/studio/pairs';
 import { ToyPolicy } from '../ddpo/toyPolicy';
 
 const toy = () => new ToyPolicy(8, { lr: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 });
@@ -31,4 +34,21 @@ test('the demo\'s samples are stored as the studio\'s pair folders, seeds k and 
   const batch = await toy().sample({ prompts: new Array(4).fill(prompts[1]), negativePrompt: '', seed: 1005, numSteps: 3, eta: 1, guidanceScale: 2 });
   assert.deepEqual(s.images.slice(4).map((i) => i.data), batch.images.map((i) => i.data));
   await assert.rejects(generateSamples(toy(), dir, prompts, 3, settings), /must be even/);
+});
+
+// The simulated rater rates pairs the scheduler draws across a prompt's images; some are stored pair folders.
+test('a demo experiment opened in the studio counts the stored pairs the simulated rater compared as rated and offers only the others', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-pairs-'));
+  const s = await generateSamples(toy(), dir, ['a big red circle', 'a small blue square'], 8, { steps: 3, guidance: 2, eta: 1, seed: 5 });
+  const utils = s.images.map(tasteUtility('big'));
+  rateSamples(dir, s, makeDemoRater({ taste: 'big', typicalUtilities: utils, seed: 1 }), 30, 2);
+  const compared = new Set(readRatings(dir).ratings.map((r) => [r.left, r.right].sort().join('|')));
+  const pairs = listPairs(dir);
+  const rated = pairs.filter((p) => compared.has([p.a, p.b].sort().join('|')));
+  assert.ok(rated.length > 0 && rated.length < pairs.length, `${rated.length} of ${pairs.length} stored pairs rated: the test needs both kinds`);
+  // what the rating panel shows: the queue from the log's view, as RatingSession builds it
+  const view = readRatingLog(dir);
+  const queue = queueOf(pairs, view.ratedPairs, view.dueRepeats);
+  assert.deepEqual(queue.map((q) => q.pairId), pairs.filter((p) => !rated.includes(p)).map((p) => p.pairId));
+  assert.ok(queue.every((q) => q.repeatOf === undefined), 'the person at the panel is not asked to repeat the simulated rater\'s decisions');
 });

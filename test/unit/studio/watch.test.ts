@@ -4,6 +4,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { watchStudio } from '../../../src/core/studio/watch';
+import { ExperimentStore } from '../../../src/core/experiment/store';
+import { atomicWriteFile } from '../../../src/core/fsutil';
+import { compareDir, newCompareId, saveManifest } from '../../../src/core/studio/compare';
+import { checkpointName, ddpoLayout } from '../../../src/core/ddpo/layout';
 
 // Resolves when the watcher has reported a change; the test fails by timeout if it never does.
 function nextChange(waiters: (() => void)[]): Promise<void> {
@@ -70,4 +74,84 @@ test('a rating appended to an experiment\'s or a comparison\'s ratings.jsonl is 
   } finally {
     await w.close();
   }
+});
+
+// The Experiments tree redraws from this watch alone after every change the studio makes on disk (the commands and
+// the experiment panel do not refresh it too): each is reported once, also when its writer takes a while between the
+// folder it makes first and the file that shows (reward training, a comparison's renders, a checkpoint's tensors).
+test('each change the studio makes to an experiment is reported once, for its experiment', { timeout: 30_000 }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
+  const store = new ExperimentStore(ws);
+  await store.create('exp', { prompts: ['a cat'] });
+  const dir = store.dirOf('exp');
+  const seen: (string | undefined)[] = [];
+  const waiters: (() => void)[] = [];
+  const w = watchStudio(ws, (name) => (seen.push(name), waiters.splice(0).forEach((r) => r())));
+  const slow = () => new Promise((r) => setTimeout(r, 400));
+  const changes: [string, () => Promise<unknown>][] = [
+    ['a prompt added in the experiment panel', async () => {
+      const exp = await store.read('exp');
+      exp.prompts.push('a dog');
+      await store.save(exp);
+    }],
+    ['a new experiment with its ddpo.json', async () => {
+      await store.create('exp2');
+      fs.writeFileSync(path.join(store.dirOf('exp2'), 'ddpo.json'), '{}\n');
+    }],
+    ['a reward model trained', async () => {
+      fs.mkdirSync(path.join(dir, 'reward', 'embeddings'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'reward', 'embeddings', 'cache.bin'), 'x');
+      await slow();
+      await atomicWriteFile(path.join(dir, 'reward', 'head.safetensors'), 'x');
+      await atomicWriteFile(path.join(dir, 'reward', 'card.json'), '{}');
+    }],
+    ['a blind comparison rendered', async () => {
+      const id = newCompareId(0);
+      fs.mkdirSync(path.join(compareDir(dir, id), 'images'), { recursive: true });
+      fs.writeFileSync(path.join(compareDir(dir, id), 'images', 'x.png'), 'x');
+      await slow();
+      await saveManifest(dir, { id, epoch: 0, createdAt: '', items: [] });
+    }],
+    ['a checkpoint saved', async () => {
+      // as saveCheckpoint does: the tensors into a temporary folder, renamed in whole
+      const tmp = path.join(ddpoLayout(dir).checkpointsDir, '.tmp-epoch-000000-1-abc');
+      fs.mkdirSync(tmp, { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'state.json'), '{}');
+      await slow();
+      fs.renameSync(tmp, path.join(ddpoLayout(dir).checkpointsDir, checkpointName(0)));
+    }],
+    ['an experiment deleted', () => fs.promises.rm(store.dirOf('exp2'), { recursive: true, force: true })],
+  ];
+  try {
+    await w.ready;
+    for (const [what, change] of changes) {
+      seen.length = 0;
+      const reported = nextChange(waiters);
+      await change();
+      await reported;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(seen.length, 1, `${what}: reported ${seen.length} times (${seen.join(', ')})`);
+      assert.ok(seen[0] === 'exp' || (seen[0] === 'exp2' && /experiment/.test(what)), `${what}: reported for ${seen[0]}`);
+    }
+  } finally {
+    await w.close();
+  }
+});
+
+// The other half of "refreshed once": the host adds no explicit refresh where the watch above sees the change.
+test('the host refreshes the Experiments tree explicitly only where the watch cannot see the change', () => {
+  const root = path.resolve(__dirname, '../../../src/extension');
+  const calls: Record<string, number> = {};
+  for (const f of fs.readdirSync(root, { recursive: true }) as string[]) {
+    if (!f.endsWith('.ts')) continue;
+    const n = (fs.readFileSync(path.join(root, f), 'utf8').match(/\btree\.refresh\(\)/g) ?? []).length;
+    if (n) calls[f.split(path.sep).join('/')] = n;
+  }
+  assert.deepEqual(calls, {
+    // the Refresh command (also the way back should the watch fail)
+    'commands/index.ts': 1,
+    // the watch's own callback; the first load and another workspace folder (the watch reports no initial files);
+    // a run starting or ending in this window (the tree tells running from interrupted by this window's runs)
+    'extension.ts': 3,
+  });
 });

@@ -23,9 +23,9 @@ function experiment(ddpo: Record<string, unknown>): string {
   return dir;
 }
 
-async function call<K extends WorkerRequestKind>(kind: K, params: ParamsOf<K> | Record<string, unknown>, opts: { signal?: AbortSignal; progress?: (p: unknown) => void } = {}): Promise<ResultOf<K>> {
+async function call<K extends WorkerRequestKind>(kind: K, params: ParamsOf<K> | Record<string, unknown>, opts: { signal?: AbortSignal; progress?: (p: unknown) => void; log?: (line: string) => void } = {}): Promise<ResultOf<K>> {
   const h = handlers[kind];
-  const ctx = { signal: opts.signal ?? new AbortController().signal, progress: opts.progress ?? (() => undefined), log: () => undefined } as unknown as JobContext<K>;
+  const ctx = { signal: opts.signal ?? new AbortController().signal, progress: opts.progress ?? (() => undefined), log: opts.log ?? (() => undefined) } as unknown as JobContext<K>;
   return h.run(h.parse(params), ctx);
 }
 
@@ -81,4 +81,22 @@ test('stopFineTune stops a running fine-tuning, which keeps its checkpoints and 
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'ddpo', 'status.json'), 'utf8')).state, 'stopped');
   assert.ok(fs.readdirSync(path.join(dir, 'ddpo', 'checkpoints')).includes('epoch-000000'));
   assert.deepEqual(await call('stopFineTune', { experimentDir: dir }), { stopped: false });
+});
+
+test('pair generation tells the worker log of a cut prompt once and of images with no picture once, then how many', { skip }, async () => {
+  const dir = experiment({});
+  // the embedded model's text encoder reads 14 tokens; guidance 10000 clips every image to pure colours
+  const long = 'a big red circle on a blue background next to a small yellow square in the top left corner, for the worker';
+  const exp = JSON.parse(fs.readFileSync(path.join(dir, 'experiment.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'experiment.json'), JSON.stringify({ ...exp, prompts: [long], settings: { ...exp.settings, guidanceScale: 10000 } }));
+  const log: string[] = [];
+  await call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 3 }, { log: (l) => log.push(l) });
+  const warnings = log.filter((l) => l.startsWith('warning: '));
+  assert.equal(warnings.length, 3, log.join('\n'));
+  assert.match(warnings[0], /^warning: the prompt "a big red circle on a blue background ne…" is \d+ tokens, but the text encoder reads 14 .*; shorten the prompt$/);
+  assert.match(warnings[1], /^warning: the image of seed \d+ is clipped: 100% of its pixel values are pure 0 or 255; guidance 10000 is far outside the usual 1 to 20: lower it$/);
+  assert.equal(warnings[2], 'warning: 6 of 6 images are clipped to pure colours');
+  const again: string[] = [];
+  await call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 1 }, { log: (l) => again.push(l) });
+  assert.ok(!again.some((l) => /the prompt/.test(l)), `the cut prompt is told once: ${again.join('\n')}`);
 });
