@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { defineCommand, UsageError } from './command';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
-import { summaryLines } from '../core/demo/report';
+import { settingsLines, summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
 import { fullDemoOptions, quickDemoOptions } from '../core/demo/settings';
 
@@ -58,9 +58,7 @@ export const demoCommand = defineCommand({
         io.progress(formatProgress(p));
       };
       const r = await runDemo(o, { signal: io.signal, onLog: io.out, onProgress });
-      const dev = Object.entries(r.report.ddpo.deviationsFromTrl).map(([k, v]) => `${k}=${JSON.stringify(v.demo)} (TRL ${JSON.stringify(v.trl)})`).join(', ');
-      io.out(`DDPO settings that differ from TRL's defaults: ${dev}`);
-      for (const line of summaryLines(r.report)) io.out(line);
+      for (const line of [...settingsLines(r.report), ...summaryLines(r.report)]) io.out(line);
       io.out(`report: ${r.reportFile}`);
       io.out(`grid:   ${r.gridFile}  (BASE left, TUNED right; one row per held-out prompt, same seed per column)`);
       return 0;

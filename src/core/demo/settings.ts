@@ -84,7 +84,7 @@ export function demoDdpoSettings(o: DemoOptions): Record<string, unknown> {
   return {
     exp_name: 'ddpo-demo', seed: o.seed, num_epochs: o.epochs, sample_num_steps: o.steps, sample_eta: 1, sample_guidance_scale: o.guidance,
     sample_batch_size: o.sampleBatch, sample_num_batches_per_epoch: o.batchesPerEpoch, train_batch_size: 2, train_gradient_accumulation_steps: 4,
-    num_inner_epochs: 2, train_learning_rate: 2e-3, train_clip_range: 5e-2, train_timestep_fraction: 0.34, train_timestep_selection: 'earliest',
+    train_num_inner_epochs: 2, train_learning_rate: 2e-3, train_clip_range: 5e-2, train_timestep_fraction: 0.34, train_timestep_selection: 'earliest',
     train_timesteps_per_run: 2,
     lora_rank: 4, lora_alpha: 4,
     per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 32, per_prompt_stat_tracking_min_count: 4,
