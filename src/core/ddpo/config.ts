@@ -255,7 +255,7 @@ export function numTrainTimesteps(c: DdpoConfig): number {
  */
 export function timestepsPerRun(c: DdpoConfig): number {
   const t = numTrainTimesteps(c);
-  // (a config object built without parseDdpoConfig, e.g. from before this setting, may lack it: 1)
+  // (a config object not made by parseDdpoConfig, e.g. a checkpoint's written without this setting, may lack it: 1)
   let k = Number.isInteger(c.train_timesteps_per_run) ? Math.max(1, Math.min(c.train_timesteps_per_run, t)) : 1;
   while (k > 1 && t % k !== 0) k--;
   return k;
