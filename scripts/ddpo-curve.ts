@@ -3,9 +3,7 @@
  *   node --import tsx scripts/ddpo-curve.ts [--model DIR] [--set key=value ...] [--out DIR] [--threads N]
  * The model defaults to the embedded tiny model (media/tiny-model) when it is built, else the reference fixture.
  * `--set` overrides any ddpo.json key of CPU_CURVE_SETTINGS (values parsed as JSON when they parse).
- * Measured on the tiny model (4000 steps), 2 cores, defaults (jpeg_compressibility, reward = -kB):
- *   seed 0: -1.047 -1.037 -1.069 -1.122 -1.074 -0.921 -0.877 -0.862 -0.906 -0.891 -0.866 -0.853
- *   seed 1: -1.048 -1.067 -1.093 -1.120 -1.110 -1.110 -1.112 -0.964 -1.003 -0.971 -0.931 -0.931
+ * Curves it printed: docs/performance.md, "The CPU reward curve".
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,12 +1,12 @@
 #!/bin/bash
-# The one command a GPU session runs on the lent H100 (issue 9: "ddpo bench" against PyTorch, same GPU, same call).
+# The one command a GPU session runs on a lent GPU: `ddpo bench` against PyTorch on the same GPU, in the same call.
 # Prepare here:  npm run build && bash ../shared/device/pack.sh
 # Device call:   carry [".device", "dist"], timeout_s 600, command: source .device/setup.sh && bash scripts/device-bench.sh
 # Phases run as separate processes, most important first, each with its own time limit inside one overall deadline,
 # so a slow or failing phase costs only itself. Everything lands in $OUT/results.tgz (JSON per phase, logs, gzipped
 # onnxruntime profiles) plus phases.txt and summary.txt; compare here with scripts/compare-bench.ts.
 # Knobs: PHASES (which of anchor sample-gen sample-fp16 train-fp16 train-fp16-k train-fp16-keep product sample-fp32 train-fp32 run; the
-# default leaves out the sampling phases, unchanged since docs/bench/h200-2026-11-26), OPTSETS ("label:key=value,..."
+# default leaves out the sampling phases, which docs/bench/h200-2026-11-26 holds), OPTSETS ("label:key=value,..."
 # WebGPU option sets, each timed for fp16 sampling and training), TRAIN_PROFILE= (empty: no train profile), DEADLINE,
 # TRAIN_TIMESTEPS (the timesteps per graph run that train-fp16-k times besides train-fp16's one; default 2,4).
 set -uo pipefail

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { CliCommand, CliIO, FlagTable, parseFlags } from './command';
+import { defineCommand, type CliCommand, type CliIO, type FlagValues } from './command';
 import type { ExecutionProvider } from '../core/runtime/providers';
 import { ProviderOptions, chooseExecutionProviders, parseProviderSetting, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
 import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
@@ -36,22 +36,16 @@ const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|c
   --anchor     print ratios against anchor_torch.py's JSON from the same GPU.
   --out        is rewritten after every measurement, so an interrupted run keeps what it measured.`;
 
-const FLAGS: FlagTable = {
-  unet: 'text', ep: 'text', batch: 'text', latent: 'integer', precision: 'text', fp16: 'boolean', 'train-precision': 'text', 'train-timesteps': 'text',
-  attention: 'text', warmup: 'integer', runs: 'integer', steps: 'integer', placement: 'boolean', profile: 'text', 'no-ddim': 'boolean',
+const FLAGS = {
+  unet: 'text', ep: 'text', batch: 'text', latent: 'integer>=0', precision: 'text', fp16: 'boolean', 'train-precision': 'text', 'train-timesteps': 'text',
+  attention: 'text', warmup: 'integer>=0', runs: 'integer>=0', steps: 'integer>=0', placement: 'boolean', profile: 'text', 'no-ddim': 'boolean',
   'no-recompute': 'boolean', webgpu: 'text', cache: 'text', out: 'text', anchor: 'text',
-};
+} as const;
 
-function list(v: string | true | undefined, dflt: string): string[] {
-  return (typeof v === 'string' ? v : dflt).split(',').map((s) => s.trim()).filter(Boolean);
-}
+type BenchFlags = FlagValues<typeof FLAGS>;
 
-function intFlag(flags: Record<string, string | true>, name: string, dflt: number): number {
-  const v = flags[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${v}`);
-  return n;
+function list(v: string | undefined, dflt: string): string[] {
+  return (v ?? dflt).split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 function precisions(v: string[], flag: string): Precision[] {
@@ -59,9 +53,9 @@ function precisions(v: string[], flag: string): Precision[] {
   return v as Precision[];
 }
 
-async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: CliIO): Promise<number> {
-  const s = benchSettings(argv, io);
-  const unet = resolveBenchUnet(typeof s.flags.unet === 'string' ? s.flags.unet : 'sd15', s.cacheDir, io.progress);
+async function runBench(mode: 'sample' | 'train' | 'all', flags: BenchFlags, io: CliIO): Promise<number> {
+  const s = benchSettings(flags, io);
+  const unet = resolveBenchUnet(s.flags.unet ?? 'sd15', s.cacheDir, io.progress);
   for (const sk of s.plan.skipped) io.out(`note: ${sk.ep} skipped: ${sk.reason}`);
   const gpuName = nvidiaGpuName();
   const gpuMem = gpuName ? new GpuMemorySampler().start() : undefined;
@@ -78,8 +72,8 @@ async function runBench(mode: 'sample' | 'train' | 'all', argv: string[], io: Cl
   rec.save();
   rec.memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
   io.out(renderTable(rec.sample, rec.train, rec.memory));
-  if (typeof s.flags.out === 'string') io.out(`wrote ${s.flags.out}`);
-  if (typeof s.flags.anchor === 'string') compareAnchor(s.flags.anchor, rec, io);
+  if (s.flags.out !== undefined) io.out(`wrote ${s.flags.out}`);
+  if (s.flags.anchor !== undefined) compareAnchor(s.flags.anchor, rec, io);
   return 0;
 }
 
@@ -87,7 +81,7 @@ type BenchUnet = ReturnType<typeof resolveBenchUnet>;
 
 // What a bench run measures, from its flags.
 interface BenchSettings {
-  flags: Record<string, string | true>;
+  flags: BenchFlags;
   setting: ReturnType<typeof parseProviderSetting>;
   plan: ReturnType<typeof chooseExecutionProviders>;
   batches: number[];
@@ -102,25 +96,24 @@ interface BenchSettings {
   cacheDir: string;
 }
 
-function benchSettings(argv: string[], io: CliIO): BenchSettings {
-  const { flags } = parseFlags(argv, FLAGS);
-  const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'auto');
+function benchSettings(flags: BenchFlags, io: CliIO): BenchSettings {
+  const setting = parseProviderSetting(flags.ep ?? 'auto');
   const plan = chooseExecutionProviders(setting, process.platform, listBackends(ort.listSupportedBackends()));
   // a benchmark on an explicitly chosen provider must not quietly measure the CPU instead
   if (setting !== 'auto' && setting !== 'cpu') plan.candidates = plan.candidates.filter((ep) => ep !== 'cpu');
   if (!plan.candidates.length) throw new Error(`--ep ${setting} is not available here: ${plan.skipped.map((s) => s.reason).join('; ')}`);
   const batches = list(flags.batch, '2,16').map(Number);
-  const latent = intFlag(flags, 'latent', 64);
-  const timing = { warmup: intFlag(flags, 'warmup', 2), runs: intFlag(flags, 'runs', intFlag(flags, 'steps', 10)), signal: io.signal };
+  const latent = flags.latent ?? 64;
+  const timing = { warmup: flags.warmup ?? 2, runs: flags.runs ?? flags.steps ?? 10, signal: io.signal };
   const samplePrec = flags.fp16 ? ['fp16' as const] : precisions(list(flags.precision, 'fp32'), 'precision');
   const trainPrec = precisions(list(flags['train-precision'], flags.fp16 ? 'fp16' : 'fp32'), 'train-precision');
   const trainTimesteps = list(flags['train-timesteps'], '1').map(Number);
   for (const k of trainTimesteps) if (!Number.isInteger(k) || k < 1) throw new Error(`--train-timesteps: '${k}' is not a positive integer (timesteps per graph run, e.g. 1,2,4)`);
   const attentions = list(flags.attention, 'decomposed') as AttentionVariant[];
   for (const a of attentions) if (!ATTENTION_VARIANTS.includes(a)) throw new Error(`--attention: '${a}' is not one of ${ATTENTION_VARIANTS.join(', ')}`);
-  const profileDir = typeof flags.profile === 'string' ? flags.profile : undefined;
-  const epOptions: ProviderOptions = typeof flags.webgpu === 'string' ? { webgpu: parseProviderOptions(flags.webgpu, '--webgpu') } : {};
-  const cacheDir = typeof flags.cache === 'string' ? flags.cache : path.join(os.tmpdir(), 'ddpo-bench');
+  const profileDir = flags.profile;
+  const epOptions: ProviderOptions = flags.webgpu === undefined ? {} : { webgpu: parseProviderOptions(flags.webgpu, '--webgpu') };
+  const cacheDir = flags.cache ?? path.join(os.tmpdir(), 'ddpo-bench');
   return { flags, setting, plan, batches, latent, timing, samplePrec, trainPrec, trainTimesteps, attentions, profileDir, epOptions, cacheDir };
 }
 
@@ -145,7 +138,7 @@ function benchRecord(mode: string, s: BenchSettings, gpuName: string | undefined
     result, sample: [], train: [], profiles: {}, errors: [], memory: {},
     save: () => {
       const out = s.flags.out;
-      if (typeof out !== 'string') return;
+      if (out === undefined) return;
       rec.memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
       fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
       fs.writeFileSync(out, JSON.stringify({ ...result, sample: rec.sample, train: rec.train, memory: rec.memory, profiles: rec.profiles }, null, 2) + '\n');
@@ -259,8 +252,8 @@ export function renderTable(sample: UnetTiming[], train: TrainTiming[], memory: 
   return [...lines, mem.length ? `memory: ${mem.join(', ')}` : ''].join('\n');
 }
 
-const make = (mode: 'sample' | 'train' | 'all', summary: string): CliCommand => ({
-  path: ['bench', mode], summary, flags: FLAGS, usage: `ddpo bench ${mode} ${OPTIONS}`, run: (argv, io) => runBench(mode, argv, io),
+const make = (mode: 'sample' | 'train' | 'all', summary: string): CliCommand => defineCommand({
+  path: ['bench', mode], summary, flags: FLAGS, usage: `ddpo bench ${mode} ${OPTIONS}`, run: ({ flags }, io) => runBench(mode, flags, io),
 });
 
 /** `ddpo bench sample`, `ddpo bench train` and `ddpo bench all`. */

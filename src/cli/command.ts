@@ -1,13 +1,33 @@
 /** What a `ddpo` subcommand declares (its flags among them) and the one parser that checks a command line against it. */
 
-/** What follows a flag: nothing (`boolean`), any text, a number, an integer, or one of a fixed list of words. */
-export type FlagKind = 'boolean' | 'text' | 'number' | 'integer' | readonly string[];
+/**
+ * What follows a flag: nothing (`boolean`), any text, text that may be given several times (`repeatable`, all values in
+ * order), a number, an integer (`integer>=0`, `integer>=1` with that bound), or one of a fixed list of words.
+ */
+export type FlagKind = 'boolean' | 'text' | 'repeatable' | 'number' | 'integer' | 'integer>=0' | 'integer>=1' | readonly string[];
 
 /** The flags a command accepts, by name without the dashes: the one place the parser, the check and the usage test read. */
 export type FlagTable = Readonly<Record<string, FlagKind>>;
 
-/** The shape of one `ddpo` subcommand; src/cli/main.ts dispatches to these. */
-export interface CliCommand {
+/** The value a flag of kind K parses to. */
+export type FlagValue<K extends FlagKind> = K extends 'boolean' ? true
+  : K extends 'number' | 'integer' | 'integer>=0' | 'integer>=1' ? number
+  : K extends 'repeatable' ? string[]
+  : K extends readonly (infer W)[] ? W
+  : string;
+
+/** Parsed flag values by name: the `R` flags always present, the others when given. */
+export type FlagValues<F extends FlagTable, R extends keyof F = never> =
+  { -readonly [k in keyof F as k extends R ? k : never]: FlagValue<F[k]> } & { -readonly [k in keyof F as k extends R ? never : k]?: FlagValue<F[k]> };
+
+/** Parsed command line: flag values by name and the positional arguments. */
+export interface ParsedArgs<F extends FlagTable = FlagTable, R extends keyof F = never> {
+  flags: FlagValues<F, R>;
+  positionals: string[];
+}
+
+/** The shape of one `ddpo` subcommand; src/cli/dispatch.ts checks a command line against it before `run`. */
+export interface CliCommand<F extends FlagTable = FlagTable, R extends keyof F & string = keyof F & string> {
   /** Words that select it, e.g. ['generate'] or ['reward', 'train']. */
   path: string[];
   /** One line for `ddpo --help`. */
@@ -15,11 +35,19 @@ export interface CliCommand {
   /** Full usage text for `ddpo <path> --help`; names every flag in `flags`. */
   usage: string;
   /** Every flag it accepts; anything else is refused before it runs. */
-  flags: FlagTable;
-  /** How many positional arguments it takes (default none). */
-  args?: number;
-  /** Runs with the remaining argv; resolves to the process exit code. */
-  run(argv: string[], io: CliIO): Promise<number>;
+  flags: F;
+  /** Flags that must be given; a command line without one is refused with the usage. */
+  required?: readonly R[];
+  /** The positional arguments it requires, in order, named as its usage names them (default none). */
+  args?: readonly string[];
+  /** Runs with the command line parsed and checked; resolves to the process exit code. */
+  run(args: ParsedArgs<F, R>, io: CliIO): Promise<number>;
+}
+
+/** A command with its flags' types inferred from its declaration, for the list `ddpo` dispatches to. */
+export function defineCommand<const F extends FlagTable, const R extends keyof F & string = never>(command: CliCommand<F, R>): CliCommand {
+  // `run` was checked against these flags here; the dispatcher hands it a command line checked against the same ones
+  return command as unknown as CliCommand;
 }
 
 /** Where a command writes; tests pass their own. */
@@ -40,18 +68,12 @@ export class UsageError extends Error {
   }
 }
 
-/** Parsed command line: flag values by name (`true` for a boolean flag) and the positional arguments. */
-export interface ParsedArgs {
-  flags: Record<string, string | true>;
-  positionals: string[];
-}
-
 /**
  * Parses `--name value`, `--name=value` and boolean `--name` against `table`; the rest are positionals.
  * Throws UsageError on an unknown flag (naming the closest known one), a missing value, or a value of the wrong kind.
  */
-export function parseFlags(argv: readonly string[], table: FlagTable): ParsedArgs {
-  const flags: Record<string, string | true> = {};
+export function parseFlags<F extends FlagTable>(argv: readonly string[], table: F): ParsedArgs<F> {
+  const flags: Record<string, string | number | true | string[]> = {};
   const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -59,7 +81,7 @@ export function parseFlags(argv: readonly string[], table: FlagTable): ParsedArg
     const dashes = a.startsWith('--') ? 2 : 1;
     const eq = a.indexOf('=');
     const name = eq > 0 ? a.slice(dashes, eq) : a.slice(dashes);
-    const kind = dashes === 2 && Object.hasOwn(table, name) ? table[name] : undefined;
+    const kind: FlagKind | undefined = dashes === 2 && Object.hasOwn(table, name) ? table[name] : undefined;
     if (kind === undefined) throw new UsageError(unknownFlag(eq > 0 ? a.slice(0, eq) : a, name, table));
     if (kind === 'boolean') {
       if (eq > 0) throw new UsageError(`--${name} takes no value (got ${a})`);
@@ -67,22 +89,29 @@ export function parseFlags(argv: readonly string[], table: FlagTable): ParsedArg
       continue;
     }
     const value = eq > 0 ? a.slice(eq + 1) : argv[i + 1];
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value${kind === 'text' ? '' : ` (${describeKind(kind)})`}`);
+    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value${kind === 'text' || kind === 'repeatable' ? '' : ` (${describeKind(kind)})`}`);
     if (eq < 0) i++;
-    checkValue(name, kind, value);
-    flags[name] = value;
+    if (kind === 'repeatable') flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
+    else flags[name] = checkValue(name, kind, value);
   }
-  return { flags, positionals };
+  return { flags: flags as FlagValues<F>, positionals };
 }
 
-/** Checks a whole command line against a command's declaration (flags and positional count); throws UsageError. */
-export function checkArgs(argv: readonly string[], command: Pick<CliCommand, 'flags' | 'args'>): void {
-  const { positionals } = parseFlags(argv, command.flags);
-  const extra = positionals.slice(command.args ?? 0);
+/**
+ * Parses a whole command line against a command's declaration: its flags, its required flags and its positional
+ * arguments. Throws UsageError naming what is wrong (with the usage when something required is missing).
+ */
+export function parseCommandLine(argv: readonly string[], command: CliCommand): ParsedArgs<FlagTable, string> {
+  const parsed = parseFlags(argv, command.flags);
+  const names = command.args ?? [];
+  const extra = parsed.positionals.slice(names.length);
   if (extra.length) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}${command.args ? '' : ' (this command takes only --flags)'}; ` +
+    throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}${names.length ? '' : ' (this command takes only --flags)'}; ` +
       'put a value with spaces in quotes, e.g. --prompt "a red cat"');
   }
+  const missing = [...(command.required ?? []).filter((f) => parsed.flags[f] === undefined).map((f) => `--${f}`), ...names.slice(parsed.positionals.length)];
+  if (missing.length) throw new UsageError(`missing ${listOf(missing, 'and')}\n${command.usage}`);
+  return parsed as ParsedArgs<FlagTable, string>;
 }
 
 // `-5` and `-0.5` are values (a negative number), `-x` and `--x` are flags.
@@ -90,19 +119,32 @@ function isFlagLike(a: string): boolean {
   return a.startsWith('-') && a.length > 1 && !/^-\d|^-\.\d/.test(a);
 }
 
-function checkValue(name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
-  if (kind === 'text') return;
+// The value of a flag of `kind`: the text itself, a number, or one of the allowed words.
+function checkValue(name: string, kind: Exclude<FlagKind, 'boolean' | 'repeatable'>, value: string): string | number {
+  if (kind === 'text') return value;
+  if (typeof kind !== 'string') {
+    if (!kind.includes(value)) throw new UsageError(`--${name} must be ${describeKind(kind)}, got '${value}'`);
+    return value;
+  }
   const n = Number(value);
-  const ok = typeof kind === 'string' ? value.trim() !== '' && Number.isFinite(n) && (kind === 'number' || Number.isInteger(n)) : kind.includes(value);
+  const min = kind === 'integer>=0' ? 0 : kind === 'integer>=1' ? 1 : -Infinity;
+  const ok = value.trim() !== '' && Number.isFinite(n) && (kind === 'number' || Number.isInteger(n)) && n >= min;
   if (!ok) throw new UsageError(`--${name} must be ${describeKind(kind)}, got '${value}'`);
+  return n;
 }
 
-function describeKind(kind: Exclude<FlagKind, 'boolean' | 'text'>): string {
-  return kind === 'integer' ? 'an integer' : kind === 'number' ? 'a number' : orList(kind);
+function describeKind(kind: Exclude<FlagKind, 'boolean' | 'text' | 'repeatable'>): string {
+  switch (kind) {
+    case 'number': return 'a number';
+    case 'integer': return 'an integer';
+    case 'integer>=0': return 'an integer >= 0';
+    case 'integer>=1': return 'an integer >= 1';
+    default: return listOf(kind, 'or');
+  }
 }
 
-function orList(words: readonly string[]): string {
-  return words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}` : words[0];
+function listOf(words: readonly string[], conjunction: 'and' | 'or'): string {
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} ${conjunction} ${words[words.length - 1]}` : words[0];
 }
 
 function unknownFlag(given: string, name: string, table: FlagTable): string {

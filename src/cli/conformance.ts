@@ -1,6 +1,6 @@
 /** `ddpo conformance <dir>`: checks our runtime, autodiff and DDPO math against a folder of PyTorch oracles. */
 import { existsSync } from 'node:fs';
-import { CliCommand, FlagTable, parseFlags } from './command';
+import { defineCommand } from './command';
 import { ConformanceResult, runConformance } from '../core/train/conformance';
 
 function line(r: ConformanceResult): string {
@@ -8,14 +8,12 @@ function line(r: ConformanceResult): string {
   return `${r.passed ? 'PASS' : 'FAIL'} ${r.name.padEnd(40)} max rel err ${err}${r.detail ? `  (${r.detail})` : ''}`;
 }
 
-const FLAGS: FlagTable = { json: 'boolean' };
-
 /** The conformance subcommand. */
-export const conformanceCommand: CliCommand = {
+export const conformanceCommand = defineCommand({
   path: ['conformance'],
   summary: 'Check forward, gradients and the DDPO step against PyTorch oracles in a model folder',
-  flags: FLAGS,
-  args: 1,
+  flags: { json: 'boolean' },
+  args: ['<dir>'],
   usage: [
     'Usage: ddpo conformance <dir> [--json]',
     '',
@@ -25,10 +23,7 @@ export const conformanceCommand: CliCommand = {
     'Tolerance: forward 1e-4, gradients 1e-3, relative to the reference\'s largest magnitude.',
     'Exit status: 0 when every check passes, 1 when any fails, 2 on bad usage.',
   ].join('\n'),
-  async run(argv, io) {
-    const { flags, positionals } = parseFlags(argv, FLAGS);
-    const dir = positionals[0];
-    if (!dir || positionals.length > 1) { io.err(this.usage); return 2; }
+  async run({ flags, positionals: [dir] }, io) {
     if (!existsSync(dir)) { io.err(`conformance: folder ${dir} does not exist`); return 2; }
     let results: ConformanceResult[];
     try {
@@ -42,4 +37,4 @@ export const conformanceCommand: CliCommand = {
     else io.out(`${results.length - failed} passed, ${failed} failed`);
     return failed ? 1 : 0;
   },
-};
+});

@@ -1,25 +1,18 @@
 import * as path from 'node:path';
-import { parseFlags, type CliCommand, type FlagTable } from './command';
+import { defineCommand, UsageError } from './command';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
-import { summaryLines } from '../core/demo/report';
+import { settingsLines, summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
 import { fullDemoOptions, quickDemoOptions } from '../core/demo/settings';
 
-// Every `--set key=value` (parseFlags keeps only the last one).
-function setFlags(argv: string[]): string[] {
-  return argv.flatMap((a, i) => (a === '--set' && i + 1 < argv.length ? [argv[i + 1]] : a.startsWith('--set=') ? [a.slice(6)] : []));
-}
-
-const FLAGS: FlagTable = {
-  workspace: 'text', out: 'text', name: 'text', seed: 'integer', pairs: 'integer', epochs: 'integer', threads: 'integer',
-  taste: ['big', 'warm'], set: 'text', quick: 'boolean',
-};
-
 /** `ddpo demo [--workspace DIR] [--out DIR] [--seed N] [--pairs N] [--epochs N] [--quick]` */
-export const demoCommand: CliCommand = {
+export const demoCommand = defineCommand({
   path: ['demo'],
   summary: 'Watch a model learn a simulated rater\'s taste on the embedded model, in minutes, no GPU or download',
-  flags: FLAGS,
+  flags: {
+    workspace: 'text', out: 'text', name: 'text', seed: 'integer>=0', pairs: 'integer>=1', epochs: 'integer>=1', threads: 'integer>=1',
+    taste: ['big', 'warm'], set: 'repeatable', quick: 'boolean',
+  },
   usage: 'ddpo demo [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--quick]\n' +
     '  Creates <workspace>/.ddpo/demo-<time>/ on the embedded tiny model and runs, with progress:\n' +
     '   1 generate  base images of 6 training prompts, and of 8 held-out prompts x 10 held-out seeds\n' +
@@ -35,32 +28,25 @@ export const demoCommand: CliCommand = {
     '  --taste big|warm the simulated rater\'s taste (default big)\n' +
     '  --set KEY=VALUE  override a ddpo.json setting of the demo (repeatable), e.g. --set train_learning_rate=0.005\n' +
     '  --quick          a reduced run (about a minute): fewer pairs, 1 short epoch, a small evaluation',
-  async run(argv, io) {
-    const { flags } = parseFlags(argv, FLAGS);
-    const workspace = path.resolve(typeof flags.workspace === 'string' ? flags.workspace : '.');
+  async run({ flags }, io) {
+    const workspace = path.resolve(flags.workspace ?? '.');
     const o = flags.quick === true ? quickDemoOptions(workspace) : fullDemoOptions(workspace);
-    for (const [flag, key] of [['seed', 'seed'], ['pairs', 'pairs'], ['epochs', 'epochs'], ['threads', 'threads']] as const) {
-      const v = flags[flag];
-      if (v === undefined) continue;
-      const n = Number(v);
-      if (typeof v !== 'string' || !Number.isInteger(n) || n < (flag === 'seed' ? 0 : 1)) { io.err(`--${flag} expects a ${flag === 'seed' ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(v)}`); return 2; }
-      o[key] = n;
-    }
-    if (typeof flags.out === 'string') o.out = path.resolve(flags.out);
-    if (typeof flags.name === 'string') o.name = flags.name;
-    for (const kv of setFlags(argv)) {
+    o.seed = flags.seed ?? o.seed;
+    o.pairs = flags.pairs ?? o.pairs;
+    o.epochs = flags.epochs ?? o.epochs;
+    o.threads = flags.threads ?? o.threads;
+    o.taste = flags.taste ?? o.taste;
+    if (flags.out !== undefined) o.out = path.resolve(flags.out);
+    if (flags.name !== undefined) o.name = flags.name;
+    for (const kv of flags.set ?? []) {
       const eq = kv.indexOf('=');
-      if (eq < 1) { io.err(`--set expects key=value (a ddpo.json key), got ${JSON.stringify(kv)}`); return 2; }
+      if (eq < 1) throw new UsageError(`--set expects key=value (a ddpo.json key), got ${JSON.stringify(kv)}`);
       const raw = kv.slice(eq + 1);
       let v: unknown = raw;
       try { v = JSON.parse(raw); } catch { /* a plain string */ }
       o.ddpo = { ...o.ddpo, [kv.slice(0, eq)]: v };
       if (kv.slice(0, eq) === 'sample_batch_size') o.sampleBatch = Number(v);
       if (kv.slice(0, eq) === 'sample_num_batches_per_epoch') o.batchesPerEpoch = Number(v);
-    }
-    if (flags.taste !== undefined) {
-      if (flags.taste !== 'big' && flags.taste !== 'warm') { io.err(`--taste expects big or warm, got ${JSON.stringify(flags.taste)}`); return 2; }
-      o.taste = flags.taste;
     }
     try {
       // At most one progress line a second per phase (plus each phase's start), so a log file stays readable.
@@ -72,9 +58,7 @@ export const demoCommand: CliCommand = {
         io.progress(formatProgress(p));
       };
       const r = await runDemo(o, { signal: io.signal, onLog: io.out, onProgress });
-      const dev = Object.entries(r.report.ddpo.deviationsFromTrl).map(([k, v]) => `${k}=${JSON.stringify(v.demo)} (TRL ${JSON.stringify(v.trl)})`).join(', ');
-      io.out(`DDPO settings that differ from TRL's defaults: ${dev}`);
-      for (const line of summaryLines(r.report)) io.out(line);
+      for (const line of [...settingsLines(r.report), ...summaryLines(r.report)]) io.out(line);
       io.out(`report: ${r.reportFile}`);
       io.out(`grid:   ${r.gridFile}  (BASE left, TUNED right; one row per held-out prompt, same seed per column)`);
       return 0;
@@ -84,4 +68,4 @@ export const demoCommand: CliCommand = {
       return 1;
     }
   },
-};
+});

@@ -1,5 +1,5 @@
 /** Finds the command for an argv and prints help; kept apart from main.ts so tests can run it in-process. */
-import { type CliCommand, type CliIO, UsageError, checkArgs } from './command';
+import { type CliCommand, type CliIO, UsageError, parseCommandLine } from './command';
 
 /** Text of `ddpo --help`. */
 export function helpText(commands: readonly CliCommand[]): string {
@@ -34,8 +34,7 @@ export async function runCli(argv: readonly string[], io: CliIO, commands: reado
   }
   const name = `ddpo ${match.path.join(' ')}`;
   try {
-    checkArgs(rest, match);
-    return await match.run(rest, io);
+    return await match.run(parseCommandLine(rest, match), io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`${name}: ${e.message}`);

@@ -1,25 +1,15 @@
 /** `ddpo experiments list|new`: the experiments of a workspace folder. */
 import { ExperimentStore } from '../core/experiment/store';
-import { parseFlags, type CliCommand, type FlagTable } from './command';
-
-const LIST_FLAGS: FlagTable = { workspace: 'text', json: 'boolean' };
-const NEW_FLAGS: FlagTable = { workspace: 'text', 'base-model': 'text', prompt: 'text' };
-
-function storeFrom(flags: Record<string, string | true>): ExperimentStore {
-  const ws = flags.workspace;
-  if (ws === true) throw new Error('--workspace needs a folder, e.g. --workspace ~/my-project');
-  return new ExperimentStore(ws ?? process.cwd());
-}
+import { defineCommand } from './command';
 
 /** Handler for `ddpo experiments list`. */
-export const experimentsListCommand: CliCommand = {
+export const experimentsListCommand = defineCommand({
   path: ['experiments', 'list'],
   summary: 'List the experiments in <workspace>/.ddpo',
-  flags: LIST_FLAGS,
+  flags: { workspace: 'text', json: 'boolean' },
   usage: 'ddpo experiments list [--workspace DIR] [--json]\n\nLists experiment folders under DIR/.ddpo (default: the current folder). Unreadable ones are shown with the reason.',
-  async run(argv, io) {
-    const { flags } = parseFlags(argv, LIST_FLAGS);
-    const store = storeFrom(flags);
+  async run({ flags }, io) {
+    const store = new ExperimentStore(flags.workspace ?? process.cwd());
     const entries = await store.list();
     if (flags.json) {
       io.out(JSON.stringify(entries.map((e) => (e.status === 'ok' ? { name: e.name, status: e.status, experiment: e.experiment } : e)), null, 2));
@@ -36,26 +26,21 @@ export const experimentsListCommand: CliCommand = {
     }
     return entries.some((e) => e.status === 'error') ? 1 : 0;
   },
-};
+});
 
 /** Handler for `ddpo experiments new`. */
-export const experimentsNewCommand: CliCommand = {
+export const experimentsNewCommand = defineCommand({
   path: ['experiments', 'new'],
   summary: 'Create a new experiment folder',
-  flags: NEW_FLAGS,
-  args: 1,
+  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text' },
+  args: ['NAME'],
   usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT]\n\nCreates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder).',
-  async run(argv, io) {
-    const { flags, positionals } = parseFlags(argv, NEW_FLAGS);
-    if (positionals.length !== 1) {
-      io.err('Give exactly one experiment name: ddpo experiments new NAME');
-      return 2;
-    }
-    const store = storeFrom(flags);
-    const baseModel = typeof flags['base-model'] === 'string' ? { id: flags['base-model'] } : undefined;
-    const prompts = typeof flags.prompt === 'string' ? [flags.prompt] : undefined;
-    await store.create(positionals[0], { baseModel, prompts });
-    io.out(`Created ${store.dirOf(positionals[0])}`);
+  async run({ flags, positionals: [name] }, io) {
+    const store = new ExperimentStore(flags.workspace ?? process.cwd());
+    const baseModel = flags['base-model'] === undefined ? undefined : { id: flags['base-model'] };
+    const prompts = flags.prompt === undefined ? undefined : [flags.prompt];
+    await store.create(name, { baseModel, prompts });
+    io.out(`Created ${store.dirOf(name)}`);
     return 0;
   },
-};
+});

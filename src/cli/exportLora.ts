@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseFlags, type CliCommand, type FlagTable } from './command';
+import { defineCommand } from './command';
 import { ddpoLayout, checkpointName } from '../core/ddpo/layout';
 import { CKPT_FILES, listCheckpoints } from '../core/ddpo/checkpoint';
 import { embeddedModelDir, experimentModelDir } from '../core/experiment/modelDir';
@@ -10,26 +10,22 @@ import { mergeLora } from '../core/train/lora';
 import { readLora } from '../core/train/loraFile';
 import { atomicWriteFile } from '../core/fsutil';
 
-const FLAGS: FlagTable = { experiment: 'text', format: ['kohya', 'peft', 'onnx'], out: 'text', epoch: 'integer' };
-
 /** `ddpo export-lora --experiment DIR --format kohya|peft|onnx --out FILE [--epoch N]` */
-export const exportLoraCommand: CliCommand = {
+export const exportLoraCommand = defineCommand({
   path: ['export-lora'],
   summary: 'Export the trained LoRA (kohya or PEFT/diffusers naming) or a UNet ONNX with it merged',
-  flags: FLAGS,
+  flags: { experiment: 'text', format: ['kohya', 'peft', 'onnx'], out: 'text', epoch: 'integer' },
+  required: ['experiment', 'format', 'out'],
   usage: 'ddpo export-lora --experiment DIR --format kohya|peft|onnx --out FILE [--epoch N]\n' +
     '  kohya  lora_unet_*.lora_down/lora_up/alpha: Automatic1111, ComfyUI\n' +
     '  peft   unet.*.lora_A/lora_B (scale folded in): diffusers pipe.load_lora_weights\n' +
     '  onnx   the base UNet with the LoRA merged into its weights (weights in FILE.data next to it)\n' +
     '  --epoch  which checkpoint (default: the newest)',
-  async run(argv, io) {
-    const { flags } = parseFlags(argv, FLAGS);
-    const dir = flags.experiment, format = flags.format, out = flags.out;
-    if (typeof dir !== 'string' || typeof out !== 'string') { io.err('missing --experiment DIR or --out FILE'); return 2; }
-    if (format !== 'kohya' && format !== 'peft' && format !== 'onnx') { io.err('--format must be kohya, peft or onnx'); return 2; }
+  async run({ flags }, io) {
+    const { experiment: dir, format, out } = flags;
     const ckDir = ddpoLayout(dir).checkpointsDir;
     const epochs = listCheckpoints(ckDir);
-    const epoch = flags.epoch === undefined ? epochs[epochs.length - 1] : Number(flags.epoch);
+    const epoch = flags.epoch ?? epochs[epochs.length - 1];
     if (epoch === undefined || !epochs.includes(epoch)) {
       io.err(epochs.length ? `no checkpoint for epoch ${flags.epoch}; available: ${epochs.join(', ')}` : `no checkpoint in ${ckDir}; run \`ddpo train --experiment ${dir}\` first`);
       return 1;
@@ -50,4 +46,4 @@ export const exportLoraCommand: CliCommand = {
     io.out(`wrote ${out} (${format}, epoch ${epoch})`);
     return 0;
   },
-};
+});

@@ -1,7 +1,7 @@
 /** `ddpo install-cuda`: installs onnxruntime-node's CUDA 12 provider libraries after checking the machine can use them. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliCommand, FlagTable, parseFlags } from './command';
+import { defineCommand } from './command';
 import { checkCuda, installCudaProvider } from '../core/runtime/cudaInstall';
 import { ortBinDir } from '../core/runtime/providers';
 
@@ -9,13 +9,11 @@ function ortVersion(): string {
   return (JSON.parse(fs.readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version;
 }
 
-const FLAGS: FlagTable = { force: 'boolean', tensorrt: 'boolean', feed: 'text', 'bin-dir': 'text' };
-
 /** `ddpo install-cuda [--force] [--tensorrt] [--feed URL] [--bin-dir DIR]` */
-export const installCudaCommand: CliCommand = {
+export const installCudaCommand = defineCommand({
   path: ['install-cuda'],
   summary: "Install onnxruntime's CUDA 12 provider (NVIDIA GPUs on Linux)",
-  flags: FLAGS,
+  flags: { force: 'boolean', tensorrt: 'boolean', feed: 'text', 'bin-dir': 'text' },
   usage: 'ddpo install-cuda [--force] [--tensorrt] [--feed URL] [--bin-dir DIR]\n' +
     '  Checks the NVIDIA driver and the CUDA 12 / cuDNN 9 runtime libraries, then downloads the provider libraries\n' +
     "  matching the installed onnxruntime-node from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux) into onnxruntime-node's folder.\n" +
@@ -24,20 +22,19 @@ export const installCudaCommand: CliCommand = {
     '  --feed URL  a NuGet v3 index to use instead of api.nuget.org (a mirror)\n' +
     '  Without network access: on a machine that has it, download the .nupkg from\n' +
     '  https://www.nuget.org/packages/Microsoft.ML.OnnxRuntime.Gpu.Linux, serve or copy it, and pass --feed.',
-  async run(argv, io) {
-    const { flags } = parseFlags(argv, FLAGS);
+  async run({ flags }, io) {
     const check = checkCuda();
     io.out(check.driver ? `NVIDIA driver: CUDA ${check.driverCuda ?? '?'}${check.gpu ? `, ${check.gpu}` : ''}` : 'NVIDIA driver: not found');
     for (const p of check.problems) io.err(`cannot use CUDA: ${p}`);
     for (const w of check.warnings) io.err(`warning: ${w}`);
     if (check.problems.length && !flags.force) return 1;
-    const binDir = typeof flags['bin-dir'] === 'string' ? flags['bin-dir'] : ortBinDir();
+    const binDir = flags['bin-dir'] ?? ortBinDir();
     if (!binDir) { io.err('onnxruntime-node is not installed next to ddpo; run npm install first'); return 1; }
     const version = ortVersion();
     let last = -1;
     try {
       const files = await installCudaProvider({
-        version, binDir, feedIndex: typeof flags.feed === 'string' ? flags.feed : undefined, withTensorRt: flags.tensorrt === true,
+        version, binDir, feedIndex: flags.feed, withTensorRt: flags.tensorrt === true,
         signal: io.signal, log: io.out,
         onProgress: ({ received, total }) => {
           const pct = total ? Math.floor((100 * received) / total) : -1;
@@ -57,4 +54,4 @@ export const installCudaCommand: CliCommand = {
       return 1;
     }
   },
-};
+});

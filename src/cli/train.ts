@@ -1,16 +1,15 @@
-import { parseFlags, type CliCommand, type FlagTable } from './command';
+import { defineCommand } from './command';
 import { trainExperiment } from '../core/ddpo/experimentRun';
 import { NonFiniteError, OutOfMemoryError } from '../core/ddpo/guards';
 import { parseProviderSetting } from '../core/runtime/providers';
 import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
 
-const FLAGS: FlagTable = { experiment: 'text', resume: 'boolean', ep: 'text' };
-
 /** `ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]` */
-export const trainCommand: CliCommand = {
+export const trainCommand = defineCommand({
   path: ['train'],
   summary: 'Fine-tune a LoRA with DDPO against the experiment\'s reward',
-  flags: FLAGS,
+  flags: { experiment: 'text', resume: 'boolean', ep: 'text' },
+  required: ['experiment'],
   usage: 'ddpo train --experiment DIR [--resume] [--ep cpu|auto|cuda|webgpu|dml|coreml]\n' +
     '  Reads DIR/experiment.json (prompts; baseModel.path, or baseModel.id "embedded:tiny-shapes" for the embedded\n' +
     '  model) and DIR/ddpo.json (TRL DDPOConfig keys and this project\'s, e.g.\n' +
@@ -22,12 +21,10 @@ export const trainCommand: CliCommand = {
     '  --resume  continue from the newest checkpoint (also after a kill); the metrics match an uninterrupted run\n' +
     '  --ep      execution provider (default cpu); auto tries CUDA, then WebGPU, then the CPU (Linux), model by model,\n' +
     '            and says which one opened each model; on a GPU provider mixed_precision "fp16" computes in float16',
-  async run(argv, io) {
-    const { flags } = parseFlags(argv, FLAGS);
+  async run({ flags }, io) {
     const dir = flags.experiment;
-    if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     try {
-      const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'cpu');
+      const setting = parseProviderSetting(flags.ep ?? 'cpu');
       const providers = setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.out);
       const r = await trainExperiment(dir, {
         resume: flags.resume === true, signal: io.signal, onLog: io.out, providers,
@@ -41,4 +38,4 @@ export const trainCommand: CliCommand = {
       return e instanceof NonFiniteError || e instanceof OutOfMemoryError ? 3 : 1;
     }
   },
-};
+});

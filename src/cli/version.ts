@@ -1,14 +1,14 @@
 /** `ddpo version`: versions of DDPO Studio, node and onnxruntime. */
 import { version } from '../../package.json';
-import type { CliCommand } from './command';
+import { defineCommand } from './command';
 
 /** Handler for `ddpo version`. */
-export const versionCommand: CliCommand = {
+export const versionCommand = defineCommand({
   path: ['version'],
   summary: 'Print the versions of DDPO Studio, node and onnxruntime',
   flags: {},
   usage: 'ddpo version\n\nPrints the DDPO Studio, node and onnxruntime-node versions and the execution providers onnxruntime lists here.',
-  async run(_argv, io) {
+  async run(_args, io) {
     io.out(`ddpo-studio ${version}`);
     io.out(`node ${process.versions.node} (${process.platform}-${process.arch})`);
     try {
@@ -19,4 +19,4 @@ export const versionCommand: CliCommand = {
     }
     return 0;
   },
-};
+});

@@ -19,9 +19,9 @@ export const RECOMPUTE_ATTENTION_DEFAULT = 2 ** 25;
 
 /** What {@link recomputeAttention} did. */
 export interface RecomputeReport {
-  /** Softmax outputs the backward now recomputes. */
+  /** Softmax outputs the backward recomputes. */
   tensors: number;
-  /** Their total size, the memory no longer held from the forward pass into the backward (at the graph's precision). */
+  /** Their total size: memory not held from the forward pass into the backward (at the graph's precision). */
   elements: number;
   /** Nodes added (the copies and three small nodes each that order them after a gradient). */
   nodes: number;

@@ -1,15 +1,9 @@
 /** What the gradient walk knows of each forward tensor: its static shape, and whether its element type carries gradients. */
-import { DataType, Tensor } from '../onnx/ir';
+import { DataType } from '../onnx/ir';
+import type { TensorInfo } from '../onnx/shapeUtil';
 
-/** Static element type and dims of a tensor (what `inferShapes` returns); `value` when it is a known constant. */
-export interface ShapeInfo {
-  elemType: DataType;
-  dims: number[];
-  value?: Tensor;
-}
-
-/** Static shapes by tensor name. */
-export type ShapeMap = Map<string, ShapeInfo>;
+/** Static shapes by tensor name (`inferShapes`), with the values of known constants where given (`analyzeGraph`). */
+export type ShapeMap = Map<string, TensorInfo>;
 
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, 16 /* BFLOAT16 */]);
 

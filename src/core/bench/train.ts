@@ -38,7 +38,7 @@ export interface TrainTiming {
   timestepsPerRun: number;
   /** stepMs / timestepsPerRun: the cost of one sample-timestep, what a one-timestep step (and PyTorch's) costs. */
   msPerTimestep: number;
-  /** Graph build: shape specialisation plus the gradient graph (the "under 10 s" target). */
+  /** Graph build: shape specialisation plus the gradient graph. */
   specializeMs: number;
   gradientMs: number;
   buildMs: number;
@@ -49,7 +49,7 @@ export interface TrainTiming {
   runMs: number;
   /** Host AdamW update of the LoRA weights. */
   adamwMs: number;
-  /** runMs + adamwMs + feeding: one graph run; at one timestep per run, the step PyTorch's 183 ms compares to. */
+  /** runMs + adamwMs + feeding: one graph run; at one timestep per run, the step PyTorch's anchor measures. */
   stepMs: number;
   loraParameters: number;
   lossScale: number;

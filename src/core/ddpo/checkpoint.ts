@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { encodeSafetensors, readSafetensorsWithMetadata } from '../safetensors';
 import type { StatTrackerState } from './advantages';
 import type { RunRngState } from './random';
-import type { DdpoConfig } from './config';
+import { renameEarlierSettings, type DdpoConfig } from './config';
 import type { PolicyState } from './types';
 import { encodeLora, type LoraWeights } from '../train/loraFile';
 import { checkpointName } from './layout';
@@ -84,6 +84,8 @@ export function loadCheckpoint(dir: string): Checkpoint {
     throw new Error(`Checkpoint ${dir} is unusable: cannot read ${CKPT_FILES.state} (${(e as Error).message}); resume from an older checkpoint with resume_from.`);
   }
   if (loop.format !== 1) throw new Error(`Checkpoint ${stateFile} has format ${loop.format}; this version reads format 1`);
+  // a checkpoint written before a setting was renamed holds it under its earlier name
+  loop.config = renameEarlierSettings(loop.config as unknown as Record<string, unknown>).settings as unknown as DdpoConfig;
   const { tensors, metadata } = readSafetensorsWithMetadata(path.join(dir, CKPT_FILES.training));
   return { dir, loop, policy: { tensors, meta: JSON.parse(metadata.meta ?? '{}') as Record<string, unknown> } };
 }

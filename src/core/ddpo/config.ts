@@ -1,10 +1,10 @@
 /**
- * DDPO settings: every knob of TRL's `DDPOConfig` under its own snake_case name and default, plus the
- * LoRA shape, the reward and the evaluation set. Stored as `ddpo.json` in an experiment folder.
+ * DDPO settings: every knob of TRL's `DDPOConfig` under its own snake_case name and default, plus the settings this
+ * project adds (LoRA shape, reward, evaluation set, speed and safety knobs). Stored as `ddpo.json` in an experiment folder.
  */
 
-/** TRL's DDPOConfig fields (same names, same defaults) and our additions. */
-export interface DdpoConfig {
+/** TRL's DDPOConfig fields: same names, same defaults (but `exp_name` and `log_with`, see DEFAULT_DDPO_CONFIG). */
+export interface TrlDdpoSettings {
   exp_name: string;
   run_name: string;
   seed: number;
@@ -41,7 +41,8 @@ export interface DdpoConfig {
   train_adam_epsilon: number;
   train_gradient_accumulation_steps: number;
   train_max_grad_norm: number;
-  num_inner_epochs: number;
+  /** PPO passes over each epoch's samples. */
+  train_num_inner_epochs: number;
   train_cfg: boolean;
   train_adv_clip_max: number;
   train_clip_range: number;
@@ -53,8 +54,12 @@ export interface DdpoConfig {
   max_workers: number;
   negative_prompts: string;
   push_to_hub: boolean;
+}
+
+/** The settings this project adds to TRL's. */
+export interface ProjectDdpoSettings {
+  /** Render and score the fixed evaluation set every N epochs. */
   log_image_freq: number;
-  // ---- ours ----
   /** LoRA rank and alpha (TRL's pipeline: r=4, lora_alpha=4, on to_q/to_k/to_v/to_out.0). */
   lora_rank: number;
   lora_alpha: number;
@@ -97,8 +102,11 @@ export interface DdpoConfig {
   train_old_log_probs: 'auto' | 'sampler' | 'training_graph';
 }
 
-/** TRL's defaults, and ours for the added keys. */
-export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
+/** Every `ddpo.json` setting: TRL's and this project's. */
+export interface DdpoConfig extends TrlDdpoSettings, ProjectDdpoSettings {}
+
+// TRL's defaults, except exp_name (TRL: the script's name) and log_with (TRL: None), which have no such value here.
+const TRL_DEFAULTS: Readonly<TrlDdpoSettings> = {
   exp_name: 'ddpo',
   run_name: '',
   seed: 0,
@@ -128,7 +136,7 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   train_adam_epsilon: 1e-8,
   train_gradient_accumulation_steps: 1,
   train_max_grad_norm: 1.0,
-  num_inner_epochs: 1,
+  train_num_inner_epochs: 1,
   train_cfg: true,
   train_adv_clip_max: 5,
   train_clip_range: 1e-4,
@@ -140,6 +148,9 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   max_workers: 2,
   negative_prompts: '',
   push_to_hub: false,
+};
+
+const PROJECT_DEFAULTS: Readonly<ProjectDdpoSettings> = {
   log_image_freq: 1,
   lora_rank: 4,
   lora_alpha: 4,
@@ -152,7 +163,33 @@ export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({
   train_timesteps_per_run: 1,
   train_kl_guard: 0,
   train_old_log_probs: 'auto',
-});
+};
+
+/** TRL's defaults, and ours for the added keys. */
+export const DEFAULT_DDPO_CONFIG: Readonly<DdpoConfig> = Object.freeze({ ...TRL_DEFAULTS, ...PROJECT_DEFAULTS });
+
+/** True for a key of TRL's DDPOConfig, false for a setting this project adds (or an unknown key). */
+export function isTrlSetting(key: string): key is keyof TrlDdpoSettings {
+  return Object.hasOwn(TRL_DEFAULTS, key);
+}
+
+// Keys still read under an earlier name, by that name.
+const RENAMED: Readonly<Record<string, keyof DdpoConfig>> = { num_inner_epochs: 'train_num_inner_epochs' };
+
+/**
+ * `settings` with every key of an earlier name under its current one (when both are given, the current one wins),
+ * and the earlier names it held; for ddpo.json files and checkpoints written before the rename.
+ */
+export function renameEarlierSettings(settings: Record<string, unknown>): { settings: Record<string, unknown>; renamed: string[] } {
+  const renamed = Object.keys(settings).filter((k) => Object.hasOwn(RENAMED, k));
+  if (!renamed.length) return { settings, renamed };
+  const out = { ...settings };
+  for (const old of renamed) {
+    if (!Object.hasOwn(out, RENAMED[old])) out[RENAMED[old]] = out[old];
+    delete out[old];
+  }
+  return { settings: out, renamed };
+}
 
 // Knobs kept for compatibility with TRL configs that do nothing on our engine; a non-default value earns a warning.
 const NO_EFFECT: Partial<Record<keyof DdpoConfig, string>> = {
@@ -177,8 +214,15 @@ export interface ParsedDdpoConfig {
 export function parseDdpoConfig(raw: unknown, source = 'ddpo.json'): ParsedDdpoConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${source}: expected a JSON object of DDPO settings`);
   const warnings: string[] = [];
+  const { settings, renamed } = renameEarlierSettings(raw as Record<string, unknown>);
+  for (const old of renamed) {
+    const current = RENAMED[old];
+    warnings.push(current in (raw as Record<string, unknown>)
+      ? `${source}: "${old}" is the deprecated name of "${current}", which is set too; "${old}" is ignored, delete it`
+      : `${source}: "${old}" is deprecated; it is read as "${current}" (TRL's name), rename it`);
+  }
   const out: Record<string, unknown> = structuredClone({ ...DEFAULT_DDPO_CONFIG });
-  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+  for (const [key, value] of Object.entries(settings)) {
     if (!(key in DEFAULT_DDPO_CONFIG)) {
       warnings.push(`${source}: unknown setting "${key}" is ignored${suggest(key)}`);
       continue;
@@ -211,7 +255,7 @@ export function numTrainTimesteps(c: DdpoConfig): number {
  */
 export function timestepsPerRun(c: DdpoConfig): number {
   const t = numTrainTimesteps(c);
-  // (a config object built without parseDdpoConfig, e.g. from before this setting, may lack it: 1)
+  // (a config object not made by parseDdpoConfig, e.g. a checkpoint's written without this setting, may lack it: 1)
   let k = Number.isInteger(c.train_timesteps_per_run) ? Math.max(1, Math.min(c.train_timesteps_per_run, t)) : 1;
   while (k > 1 && t % k !== 0) k--;
   return k;
@@ -222,7 +266,7 @@ function validateRanges(c: DdpoConfig, source: string): void {
     throw new Error(`${source}: "${key}" ${rule}, got ${JSON.stringify(c[key])}`);
   };
   const posInt: (keyof DdpoConfig)[] = ['num_epochs', 'save_freq', 'num_checkpoint_limit', 'sample_num_steps', 'sample_batch_size',
-    'sample_num_batches_per_epoch', 'train_batch_size', 'train_gradient_accumulation_steps', 'num_inner_epochs',
+    'sample_num_batches_per_epoch', 'train_batch_size', 'train_gradient_accumulation_steps', 'train_num_inner_epochs',
     'per_prompt_stat_tracking_buffer_size', 'max_workers', 'log_image_freq', 'lora_rank', 'train_timesteps_per_run'];
   for (const k of posInt) if (!Number.isInteger(c[k]) || (c[k] as number) < 1) fail(k, 'must be a positive integer');
   if (!Number.isInteger(c.per_prompt_stat_tracking_min_count) || c.per_prompt_stat_tracking_min_count < 0) fail('per_prompt_stat_tracking_min_count', 'must be a non-negative integer');

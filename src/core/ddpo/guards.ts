@@ -85,9 +85,9 @@ export class KlGuard {
 
   /** Judges the next epoch's approx_kl. */
   judge(kl: number): KlVerdict {
-    // One spike alone is how a policy that has barely moved starts to learn (demo seed 5: approx_kl 2e-7 for eight
-    // epochs, then 4e-6, 2e-5, 7e-5, then 4e-7 again); over-optimisation keeps climbing (seed 1 at 30 epochs: 4e-6,
-    // 9e-5, 2e-4, 7e-4, 1e-2), and the weights from before its first spike are the ones worth keeping.
+    // One spike alone is how a policy that has barely moved starts to learn (approx_kl jumps once and falls back);
+    // over-optimisation keeps climbing, and the weights from before its first spike are the ones worth keeping
+    // (docs/performance.md, "Training longer, and the KL guard").
     const median = klSpike(this.seen, kl, this.factor);
     this.seen.push(kl);
     const verdict: KlVerdict = median === undefined ? { kind: 'calm' } : { kind: this.lastSpiked ? 'diverged' : 'suspect', median };

@@ -1,7 +1,7 @@
 /** Where a DDPO run keeps its files inside an experiment folder. */
 import * as path from 'node:path';
 
-/** Settings file of the run (TRL DDPOConfig keys). */
+/** Settings file of the run (TRL's DDPOConfig keys and this project's). */
 export const DDPO_CONFIG_FILE = 'ddpo.json';
 
 /** Paths of one experiment's DDPO run. */

@@ -19,14 +19,14 @@ export interface MemoryEstimate {
   totalBytes: number;
 }
 
-// Measured on the reference UNet at 16x16 and 32x32 latents (onnxruntime-node 1.30, CPU): a training step grows the
-// process by ~0.8x the summed forward activations (onnxruntime reuses buffers in the backward pass), a sampling call
-// by ~0.55x the summed activations of its batch; both arenas stay allocated. The factors round up, to warn early.
+// A training step grows the process by a share of the summed forward activations (onnxruntime reuses buffers in the
+// backward pass), a sampling call by a smaller share of its batch's; both arenas stay allocated. The factors round the
+// measured shares up, to warn early (docs/performance.md, "Memory of a DDPO run").
 const TRAIN_FACTOR = 1.0;
 const SAMPLE_FACTOR = 0.6;
-// Copies of the UNet's weights while the sessions are built: our graph, the training session's (plus the constants
-// onnxruntime folds from them, e.g. transposed matrices for the backward pass) and the sampling session's. Measured:
-// a `ddpo train` epoch on an SD 1.5-sized model (3.44 GB of weights, 8x8 latents, CPU) peaked at 14.2 GB RSS.
+// The UNet's weights at the peak, while the sessions are built: our graph's copy, the training session's and the
+// sampling session's, and about one copy more that onnxruntime holds while it builds a session; measured, not derived
+// (docs/performance.md, "Memory of a DDPO run").
 const WEIGHT_COPIES = 4;
 
 /** Sums the training graph's tensors; `forward` is the specialized forward + loss graph for train_batch_size x train_timesteps_per_run items. */

@@ -69,13 +69,13 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
       checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
     },
   });
-  // Fused attention pays on GPU providers (1.4-1.8x per UNet call on WebGPU); on the CPU it is even, so the CPU
+  // Fused attention pays on GPU providers and measures even on the CPU (docs/performance.md), so the CPU
   // keeps the standard-op graph the training graph also uses.
   const sampleBatch = unetRows(c.sample_batch_size, c.sample_guidance_scale);
   const sampling = buildSamplingGraph(forward, { lora, batch: sampleBatch, latent: shapes.h, sequence: shapes.sequence, fp16, fuse: opts.fuseAttention ?? ep !== 'cpu' });
   if (sampling.fusedAttention) opts.onLog?.(`sampling graph: ${sampling.fusedAttention} attention cores fused${sampling.staticBatch ? ` (specialised to UNet batch ${sampling.staticBatch})` : ''}`);
   const samplingSession = await createSession(sampling.model, { threads: opts.threads, providers: opts.providers, name: 'sampling graph' });
-  // both sessions hold their own weights now; the graphs stay only as I/O metadata (an SD 1.5 UNet frees 3.4 GB)
+  // both sessions hold their own copy of the weights, so the graphs keep only their I/O metadata (freeing 3.4 GB for SD 1.5)
   for (const m of new Set([forward, sampling.model, session.model])) releaseWeights(m);
   return { pipe, roles, shapes, session, sampling, samplingSession };
 }

@@ -43,7 +43,7 @@ export interface TrainContext {
 }
 
 /**
- * num_inner_epochs passes: shuffle samples, shuffle each sample's timesteps (or, with train_timestep_selection
+ * train_num_inner_epochs passes: shuffle samples, shuffle each sample's timesteps (or, with train_timestep_selection
  * 'earliest', keep them in sampling order), cut into batches of train_batch_size and, for the first
  * int(T·timestep_fraction) timesteps, accumulate the PPO loss;
  * one optimizer step per train_gradient_accumulation_steps batches × those timesteps (as TRL).
@@ -69,7 +69,7 @@ export async function trainEpoch(ctx: TrainContext, samples: EpochSamples, advan
   const sums = { loss: 0, approx_kl: 0, clipfrac: 0, grad_norm: 0, micro: 0, updates: 0, clipBefore: 0, microBefore: 0 };
   let globalStep = ctx.globalStep;
   const trained = trainedTransitions(passes, T, tTrain);
-  const progress = new EpochProgress(ctx.onStep, c.num_inner_epochs * (N / c.train_batch_size) * tTrain, c.train_batch_size * K, K,
+  const progress = new EpochProgress(ctx.onStep, c.train_num_inner_epochs * (N / c.train_batch_size) * tTrain, c.train_batch_size * K, K,
     old.scoresFromStart ? trained.size - c.train_gradient_accumulation_steps * c.train_batch_size * tTrain : 0);
   for (const { items, steps } of graphRuns(passes, c.train_batch_size, tTrain, K)) {
     ctx.signal?.throwIfAborted();
@@ -109,7 +109,7 @@ interface Pass { order: number[]; timeOrder: number[][] }
 // Every pass's shuffles, drawn up front: nothing else reads the shuffle stream, so it is consumed as pass by pass.
 function drawPasses(ctx: TrainContext, N: number, T: number): Pass[] {
   const c = ctx.config;
-  return Array.from({ length: c.num_inner_epochs }, () => {
+  return Array.from({ length: c.train_num_inner_epochs }, () => {
     const order = randperm(ctx.shuffleRng, N);
     // Drawn for 'earliest' too, so the shuffle stream (and every later epoch) is the same under either selection.
     const drawn = order.map(() => randperm(ctx.shuffleRng, T));

@@ -62,7 +62,7 @@ export async function startOrResume(o: StartOptions): Promise<RunStart> {
 }
 
 // Settings whose change breaks "resume reproduces the uninterrupted run" (train_timesteps_per_run changes only the
-// order of float sums; checkpoints from before it existed lack it).
+// order of float sums; checkpoints written without it lack it).
 function configChanges(before: DdpoConfig, now: DdpoConfig): string[] {
   const ignore = new Set(['num_epochs', 'resume_from', 'save_freq', 'num_checkpoint_limit', 'log_image_freq', 'eval_prompts', 'eval_seeds', 'run_name', 'max_workers', 'async_reward_computation',
     'train_timesteps_per_run']);

@@ -10,9 +10,9 @@ import { makeReward } from './rewards';
 import { runDdpo } from './trainer';
 
 /**
- * Settings under which the JPEG-compressibility reward of the embedded tiny model rises within a minute on two CPU
- * cores (seeds 0 and 1: +0.19 and +0.12 kB over 12 epochs). Far from TRL's defaults: 32 samples per epoch, 2 of 8
- * timesteps trained, LoRA rank 8, lr 1e-2 and clip range 2e-2, so the LoRA moves visibly in a few epochs.
+ * Settings under which the JPEG-compressibility reward of the embedded tiny model rises within 12 short epochs on a
+ * CPU (docs/performance.md, "The CPU reward curve"). Far from TRL's defaults: 32 samples per epoch, 2 of 8 timesteps
+ * trained, LoRA rank 8, lr 1e-2 and clip range 2e-2, so the LoRA moves visibly in a few epochs.
  */
 export const CPU_CURVE_SETTINGS: Readonly<Record<string, unknown>> = Object.freeze({
   num_epochs: 12, sample_num_steps: 8, sample_batch_size: 8, sample_num_batches_per_epoch: 4, train_batch_size: 2,

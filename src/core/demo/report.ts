@@ -18,8 +18,19 @@ export interface DemoReport {
   baseModel: { samples: number; utilityMean: number; utilityQuartiles: [number, number, number] };
   ratings: { ratings: number; left: number; right: number; ties: number; repeats: number; raterConsistency: number; raterTieRate: number };
   rewardModel: { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
-  /** `stoppedEarly`: why train_kl_guard ended DDPO before num_epochs (the LoRA from before the spikes was evaluated). */
-  ddpo: { curve: DemoCurvePoint[]; settings: Record<string, unknown>; deviationsFromTrl: Record<string, { trl: unknown; demo: unknown }>; checkpointDir: string; stoppedEarly?: string };
+  /**
+   * `deviationsFromTrl`: TRL DDPOConfig keys the demo sets away from TRL's defaults; `projectSettings`: the keys this
+   * project adds that the demo sets away from their defaults. `stoppedEarly`: why train_kl_guard ended DDPO before
+   * num_epochs (the LoRA from before the spikes was evaluated).
+   */
+  ddpo: {
+    curve: DemoCurvePoint[];
+    settings: Record<string, unknown>;
+    deviationsFromTrl: Record<string, { trl: unknown; demo: unknown }>;
+    projectSettings: Record<string, { default: unknown; demo: unknown }>;
+    checkpointDir: string;
+    stoppedEarly?: string;
+  };
   eval: BlindResult & {
     prompts: string[];
     seeds: number[];
@@ -33,8 +44,17 @@ export interface DemoReport {
   settings: Record<string, unknown>;
 }
 
-/** The demo's targets (issue 7): done within 3 minutes on two cores, the tuned model winning at least 75%. */
+/** The demo's targets: done within 3 minutes on two CPU cores, the tuned model winning at least 75% of the blind test. */
 export const DEMO_TARGETS = { maxSeconds: 180, minWinRate: 0.75 } as const;
+
+/** The DDPO settings the demo changed: TRL's keys against TRL's defaults, then this project's against its own. */
+export function settingsLines(r: DemoReport): string[] {
+  const list = (entries: [string, unknown, unknown][]) => entries.map(([k, demo, d]) => `${k}=${JSON.stringify(demo)} (${JSON.stringify(d)})`).join(', ');
+  return [
+    `DDPO settings that differ from TRL's defaults (TRL's in brackets): ${list(Object.entries(r.ddpo.deviationsFromTrl).map(([k, v]) => [k, v.demo, v.trl]))}`,
+    `settings this project adds to TRL's, as the demo sets them (default in brackets): ${list(Object.entries(r.ddpo.projectSettings).map(([k, v]) => [k, v.demo, v.default]))}`,
+  ];
+}
 
 /** The lines printed at the end of a run. */
 export function summaryLines(r: DemoReport): string[] {

@@ -1,7 +1,7 @@
 /** `ddpo demo`: a simulated person teaches the embedded model a taste it did not have, end to end, with a blind test. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_DDPO_CONFIG, parseDdpoConfig, type DdpoConfig } from '../ddpo/config';
+import { DEFAULT_DDPO_CONFIG, isTrlSetting, parseDdpoConfig, type DdpoConfig } from '../ddpo/config';
 import { trainExperiment } from '../ddpo/experimentRun';
 import { ddpoLayout } from '../ddpo/layout';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
@@ -114,7 +114,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
         backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
         learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
       },
-      ddpo: { curve, settings: ddpoSettings, deviationsFromTrl: deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
+      ddpo: { curve, settings: ddpoSettings, ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
       eval: {
         prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate,
         meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
@@ -154,13 +154,16 @@ async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: 
   return { curve, stoppedEarly: result.stoppedEarly?.message };
 }
 
-// The settings where the demo departs from TRL's DDPOConfig defaults (printed and recorded).
-function deviations(c: DdpoConfig): Record<string, { trl: unknown; demo: unknown }> {
-  const skip = new Set(['exp_name', 'reward', 'eval_seeds', 'latent_size', 'save_freq', 'seed']);
-  const out: Record<string, { trl: unknown; demo: unknown }> = {};
+// The settings where the demo departs from the defaults (printed and recorded): TRL's DDPOConfig keys against TRL's
+// defaults, the keys this project adds against ours. The run's name, seed and checkpoint spacing are no tuning.
+function deviations(c: DdpoConfig): Pick<DemoReport['ddpo'], 'deviationsFromTrl' | 'projectSettings'> {
+  const skip = new Set(['exp_name', 'save_freq', 'seed']);
+  const out: Pick<DemoReport['ddpo'], 'deviationsFromTrl' | 'projectSettings'> = { deviationsFromTrl: {}, projectSettings: {} };
   for (const [k, v] of Object.entries(c)) {
     const d = (DEFAULT_DDPO_CONFIG as unknown as Record<string, unknown>)[k];
-    if (!skip.has(k) && JSON.stringify(d) !== JSON.stringify(v)) out[k] = { trl: d, demo: v };
+    if (skip.has(k) || JSON.stringify(d) === JSON.stringify(v)) continue;
+    if (isTrlSetting(k)) out.deviationsFromTrl[k] = { trl: d, demo: v };
+    else out.projectSettings[k] = { default: d, demo: v };
   }
   return out;
 }

@@ -1,4 +1,5 @@
 /** The demo's knobs: sizes of each phase and the DDPO settings, full and `--quick`. */
+import { renameEarlierSettings } from '../ddpo/config';
 import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, type DemoTaste } from './taste';
 
 /** Everything `ddpo demo` can be told. */
@@ -40,7 +41,7 @@ export interface DemoOptions {
 /** Held-out evaluation seeds start here; rating samples use seed..seed+1000·prompts and DDPO draws random 32-bit seeds. */
 export const EVAL_SEED_BASE = 900_000;
 
-/** The full demo (the README's main job): about 3 minutes on two CPU cores. */
+/** The full demo (the README's main job): under a minute on two idle CPU cores. */
 export function fullDemoOptions(workspace: string): DemoOptions {
   return {
     workspace, seed: 0, taste: 'big', pairs: 300, rewardL1: 0.3, imagesPerPrompt: 16, epochs: 20, sampleBatch: 16, batchesPerEpoch: 2, steps: 6, guidance: 5,
@@ -57,38 +58,35 @@ export function quickDemoOptions(workspace: string): DemoOptions {
 }
 
 /**
- * ddpo.json for the demo. Deviations from TRL's defaults, and why (measured on the tiny model, seeds 0-4):
- * - 6 sampling steps, 16x16 latent: a 32 px model on a CPU.
- * - 32 samples per epoch, 20 epochs: about 50 s of DDPO on two quiet cores. (Outside ddpo.json: 300 rated pairs, and
- *   the reward head fitted with an L1 penalty, rewardL1, so it leans on the few features that explain the ratings.)
+ * ddpo.json for the demo, and why it departs from TRL's defaults (the measurements behind each choice:
+ * docs/performance.md, "How the demo's settings were chosen" and "Training longer, and the KL guard"):
+ * - 6 sampling steps, 16x16 latents, 32 samples per epoch, 20 epochs: a 32 px model that learns on a CPU in well under
+ *   a minute of DDPO. (Outside ddpo.json the reward head is fitted with an L1 penalty, rewardL1, so it leans on the few
+ *   features that explain the ratings.)
  * - train_timestep_fraction 0.34 with train_timestep_selection 'earliest' (ours; TRL draws a random subset): only the
- *   first 2 of 6 steps train, where a shape's size is settled. Against the rater's true utility this raised the
- *   held-out shape area 0.268 -> 0.331 (vs 0.291 training all 6 steps) at a third of the cost; training only the
- *   first step rose faster but diverged (approx_kl 6) after 15 epochs.
- * - num_inner_epochs 2: two PPO passes over each epoch's samples so 20 short epochs move the policy.
- * - train_timesteps_per_run 2 (ours, speed only): both trained timesteps of a batch in one graph run (batch 4) instead
- *   of two; the same gradients up to float rounding, training 26.6 -> 24.1 s on two cores. Seed 0 wins the same 91.9%;
- *   a single seed can move by ten points under any change of float summation order (seed 5: 84.4% -> 71.9%).
- * - lr 2e-3 with clip range 5e-2: TRL's 3e-4 / 1e-4 assume hundreds of epochs. With the earliest steps, lr 5e-3
- *   diverged on seed 1 (kl 4e-2, 6% wins); 3e-3 and 2e-3 won 97.5% and 98.8% there, and 2e-3 keeps approx_kl ~1e-6.
- * - per-prompt advantage normalisation (buffer 32, min count 4): with global normalisation seed 2 diverged
- *   (approx_kl up to 22, 12% wins), likely because the learned reward's per-prompt offsets became advantage noise.
- * - train_kl_guard 100: longer runs over-optimise; at 30 epochs seeds 1 and 2 collapsed in their last four epochs
- *   (approx_kl ~1e-4 -> 1e-2, wins 27.5% and 4.4%). Two spikes in a row stop such a run and keep the LoRA from before
- *   the first (97.5% and 85.6%). One spike alone is kept: seed 5 at 20 epochs jumps once (2e-7 -> 7e-5) as it starts to
- *   learn; stopping there won 65.6%, going on 71.9%.
- * Without the L1 head and the v2 features (src/core/reward/backbone.ts) the policy learned what the reward model only
- * correlated with size (yellow backgrounds, colour contrast, scattered noise) and lost the blind test (7-53% wins).
+ *   first 2 of 6 steps train, where a shape's size is settled; that learns more at a third of the cost, while training
+ *   the first step alone diverges.
+ * - train_num_inner_epochs 2: two PPO passes over each epoch's samples, so 20 short epochs move the policy.
+ * - train_timesteps_per_run 2 (ours, speed only): both trained timesteps of a batch in one graph run.
+ * - train_learning_rate 2e-3 with train_clip_range 5e-2: TRL's 3e-4 / 1e-4 assume hundreds of epochs; a higher rate
+ *   diverges with the earliest steps.
+ * - per-prompt advantage normalisation (buffer 32, min count 4): with global normalisation the learned reward's
+ *   per-prompt offsets become advantage noise, and runs diverge.
+ * - train_kl_guard 100 (ours): longer runs over-optimise; two approx_kl spikes in a row stop a run and keep the LoRA
+ *   from before the first, while a single spike, how a barely moved policy starts to learn, is kept.
+ * Without the L1 head and the v2 features (src/core/reward/backbone.ts) the policy learns what the reward model only
+ * correlates with size (yellow backgrounds, colour contrast, scattered noise) and loses the blind test.
  */
 export function demoDdpoSettings(o: DemoOptions): Record<string, unknown> {
   return {
     exp_name: 'ddpo-demo', seed: o.seed, num_epochs: o.epochs, sample_num_steps: o.steps, sample_eta: 1, sample_guidance_scale: o.guidance,
     sample_batch_size: o.sampleBatch, sample_num_batches_per_epoch: o.batchesPerEpoch, train_batch_size: 2, train_gradient_accumulation_steps: 4,
-    num_inner_epochs: 2, train_learning_rate: 2e-3, train_clip_range: 5e-2, train_timestep_fraction: 0.34, train_timestep_selection: 'earliest',
+    train_num_inner_epochs: 2, train_learning_rate: 2e-3, train_clip_range: 5e-2, train_timestep_fraction: 0.34, train_timestep_selection: 'earliest',
     train_timesteps_per_run: 2,
     lora_rank: 4, lora_alpha: 4,
     per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 32, per_prompt_stat_tracking_min_count: 4,
     latent_size: 16, eval_seeds: [], save_freq: 1000, reward: 'learned', train_kl_guard: 100,
-    ...o.ddpo,
+    // an override under a setting's earlier name (--set num_inner_epochs=3) replaces the demo's value too
+    ...renameEarlierSettings(o.ddpo ?? {}).settings,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Generation on a GPU provider with the UNet rebuilt for it: attention cores fused into one kernel each and float16
- * compute (float32 in and out), as the DDPO policy samples. On an H200's WebGPU provider an SD 1.5 UNet evaluation at
- * batch 2 took 245.3 ms as exported (fp32) and 121.9 ms fused in fp16 (docs/bench/h200-2026-11-26).
+ * compute (float32 in and out), as the DDPO policy samples; about twice as fast there as the exported float32 UNet
+ * (docs/performance.md, "Generation").
  */
 import type * as ort from 'onnxruntime-node';
 import { loadModel } from '../onnx/proto';

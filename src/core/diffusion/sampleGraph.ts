@@ -9,9 +9,9 @@ import type { SampleRequest, SampleResult } from './sampleRequest';
 import { prepareSampling } from './sampleRequest';
 
 /**
- * True for providers whose outputs can stay in GPU buffers between sessions. Not WebGPU: on an H200 (2026-11-26)
- * onnxruntime-node 1.30 aborted the whole process ("terminate called after throwing an instance of 'char const*'")
- * when a WebGPU session asked for gpu-buffer outputs, so WebGPU sessions hand their outputs to the host.
+ * True for providers whose outputs can stay in GPU buffers between sessions. Not WebGPU: onnxruntime-node 1.30 aborts
+ * the whole process ("terminate called after throwing an instance of 'char const*'") when a WebGPU session asks for
+ * gpu-buffer outputs (docs/performance.md), so WebGPU sessions hand their outputs to the host.
  */
 export function keepsOutputsOnDevice(ep: string): boolean {
   return ep === 'cuda';

@@ -17,9 +17,9 @@ export interface Backbone {
 
 /**
  * The built-in hand-made feature backbone (see statsFeatures for why it exists). v2 measures the foreground as the
- * largest region differing from the border's median colour: with v1's border mean, 12% of same-prompt demo pairs
- * ranked their shapes' sizes the wrong way round (4% with the median), and DDPO against a v1-based reward learned to
- * scatter noise over the picture, which v1 counted as a big, spread-out shape.
+ * largest region differing from the border's median colour: the border's mean (v1) ranks shapes' sizes the wrong way
+ * round far more often, and counts noise scattered over the picture as a big, spread-out shape, which DDPO against a
+ * v1-based reward learns to produce.
  */
 export const statsBackbone: Backbone = {
   id: 'builtin:stats-v2',
@@ -27,7 +27,7 @@ export const statsBackbone: Backbone = {
   embed: async (images) => images.map((img) => statsFeatures(img, 2)),
 };
 
-/** The v1 features (border mean, every differing pixel), kept so reward models trained before v2 still score images as they were trained to. */
+/** The v1 features (border mean, every differing pixel), kept so reward models trained on them score images as they were trained to. */
 export const statsBackboneV1: Backbone = {
   id: 'builtin:stats-v1',
   dim: STATS_FEATURE_DIM,

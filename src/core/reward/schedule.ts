@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sigmoid } from './head';
 import { mulberry32, shuffled } from '../random';
+import type { QueuedPair } from '../../protocol';
 import type { Rating } from './types';
 
 /** The `k` candidates whose predicted win probability σ(margin) is closest to 1/2. */
@@ -19,14 +20,8 @@ export interface SampleRef {
   checkpoint?: string;
 }
 
-/** A pair to show, with the sides already chosen. */
-export interface PairProposal {
-  pairId: string;
-  prompt: string;
-  left: string;
-  right: string;
-  sideOrder: 'ab' | 'ba';
-  repeatOf?: string;
+/** A pair to show, with the sides already chosen, and why the scheduler picked it. */
+export interface PairProposal extends Omit<QueuedPair, 'id'> {
   reason: 'random' | 'uncertain' | 'repeat';
 }
 

@@ -2,23 +2,25 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as ort from 'onnxruntime-node';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../../protocol';
+
+/** What the user may ask for; `auto` picks the best provider this platform and onnxruntime build offer. */
+export type ProviderSetting = ExecutionProviderSetting;
 
 /** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+export type ExecutionProvider = Exclude<ProviderSetting, 'auto'>;
+
+const EXECUTION_PROVIDERS = EXECUTION_PROVIDER_SETTINGS.filter((s): s is ExecutionProvider => s !== 'auto');
 
 /** Parses a user-given EP name, failing with the list of valid ones. */
 export function parseExecutionProvider(s: string): ExecutionProvider {
-  const all: ExecutionProvider[] = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'];
-  if ((all as string[]).includes(s)) return s as ExecutionProvider;
-  throw new Error(`Unknown execution provider '${s}'; use one of ${all.join(', ')}`);
+  if ((EXECUTION_PROVIDERS as string[]).includes(s)) return s as ExecutionProvider;
+  throw new Error(`Unknown execution provider '${s}'; use one of ${EXECUTION_PROVIDERS.join(', ')}`);
 }
-
-/** What the user may ask for; `auto` picks the best provider this platform and onnxruntime build offer. */
-export type ProviderSetting = 'auto' | ExecutionProvider;
 
 /** A `--ep` value checked: auto or one provider. */
 export function parseProviderSetting(text: string, flag = '--ep'): ProviderSetting {
-  const all = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
+  const all: readonly string[] = EXECUTION_PROVIDER_SETTINGS;
   if (!all.includes(text)) throw new Error(`${flag} ${text}: use ${all.slice(0, -1).join(', ')} or ${all[all.length - 1]}`);
   return text as ProviderSetting;
 }

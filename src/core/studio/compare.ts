@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { atomicWriteFile } from '../fsutil';
 import { readRatings } from '../reward/store';
 import { blindOutcome, scoreBlind, type BlindScore } from '../reward/blindScore';
-import type { QueueItem } from './pairs';
+import type { QueuedPair } from '../../protocol';
 
 /** Folder of all comparisons inside an experiment. */
 export const COMPARE_DIR = 'compare';
@@ -77,7 +77,7 @@ export function listComparisons(experimentDir: string): CompareManifest[] {
 }
 
 /** Unrated items of a comparison as queue items, sides shuffled by a hash of the pair id; `ratedPairs` defaults to those in its log. */
-export function compareQueue(experimentDir: string, m: CompareManifest, ratedPairs?: Iterable<string>): QueueItem[] {
+export function compareQueue(experimentDir: string, m: CompareManifest, ratedPairs?: Iterable<string>): QueuedPair[] {
   const rated = new Set(ratedPairs ?? readRatings(compareDir(experimentDir, m.id)).ratings.map((r) => r.pairId));
   return m.items.filter((it) => !rated.has(it.pairId)).map((it) => {
     const tunedLeft = (createHash('sha256').update(`${m.id}/${it.pairId}`).digest()[0] & 1) === 1;

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWriteFile, resolveInside } from '../fsutil';
 import { encodePng, type RasterImage } from '../image/png';
+import type { QueuedPair } from '../../protocol';
 import { pairIdFor, schedulePairs, type PairProposal } from '../reward/schedule';
 import type { Rating } from '../reward/types';
 
@@ -31,9 +32,6 @@ export interface PairPlan {
   a: string;
   b: string;
 }
-
-/** One pair to show, sides chosen; `id` is what the webview refers to. */
-export type QueueItem = Omit<PairProposal, 'reason'> & { id: string };
 
 /** Complete pairs under `<exp>/samples/`, oldest first; half-written folders are ignored. */
 export function listPairs(experimentDir: string): StoredPair[] {
@@ -101,7 +99,7 @@ export function sidesOf(pairId: string): 'ab' | 'ba' {
 }
 
 /** A fresh pair as a queue item. */
-export function freshItem(p: Pick<StoredPair, 'pairId' | 'prompt' | 'a' | 'b'>): QueueItem {
+export function freshItem(p: Pick<StoredPair, 'pairId' | 'prompt' | 'a' | 'b'>): QueuedPair {
   const sideOrder = sidesOf(p.pairId);
   return { id: p.pairId, pairId: p.pairId, prompt: p.prompt, left: sideOrder === 'ab' ? p.a : p.b, right: sideOrder === 'ab' ? p.b : p.a, sideOrder };
 }
@@ -110,7 +108,7 @@ export function freshItem(p: Pick<StoredPair, 'pairId' | 'prompt' | 'a' | 'b'>):
  * The rating queue: side-swapped repeats of earlier decisive ratings as they come due (see `dueRepeats`), to measure
  * the rater's consistency; then every pair nobody has rated yet, in generation order.
  */
-export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Rating[], repeatEvery = 5): QueueItem[] {
+export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Rating[], repeatEvery = 5): QueuedPair[] {
   return queueOf(pairs, ratings.map((r) => r.pairId), dueRepeats(ratings, repeatEvery));
 }
 
@@ -119,13 +117,13 @@ export function buildQueue(pairs: readonly StoredPair[], ratings: readonly Ratin
  * under its folder's id, or under the scheduler's id of its two images (`pairIdFor`), which ratings of scheduled pairs
  * carry (the demo's simulated rater rates pairs the scheduler draws across a prompt's images).
  */
-export function queueOf(pairs: readonly StoredPair[], ratedPairs: Iterable<string>, repeats: readonly QueueItem[]): QueueItem[] {
+export function queueOf(pairs: readonly StoredPair[], ratedPairs: Iterable<string>, repeats: readonly QueuedPair[]): QueuedPair[] {
   const rated = new Set(ratedPairs);
   return [...repeats, ...pairs.filter((p) => !rated.has(p.pairId) && !rated.has(pairIdFor(p.a, p.b))).map(freshItem)];
 }
 
 /** Side-swapped repeats of earlier decisive ratings (chosen by the pair scheduler) due now: one per `repeatEvery` ratings given. */
-export function dueRepeats(ratings: readonly Rating[], repeatEvery = 5): QueueItem[] {
+export function dueRepeats(ratings: readonly Rating[], repeatEvery = 5): QueuedPair[] {
   if (repeatEvery <= 0) return [];
   const done = ratings.filter((r) => r.repeatOf).length;
   const due = Math.floor(ratings.filter((r) => !r.repeatOf).length / repeatEvery) - done;
@@ -133,6 +131,6 @@ export function dueRepeats(ratings: readonly Rating[], repeatEvery = 5): QueueIt
   return repeats.slice(0, due).map(toItem);
 }
 
-function toItem(p: { pairId: string; prompt: string; left: string; right: string; sideOrder: 'ab' | 'ba'; repeatOf?: string }): QueueItem {
+function toItem(p: PairProposal): QueuedPair {
   return { id: `${p.pairId}~${p.repeatOf}`, pairId: p.pairId, prompt: p.prompt, left: p.left, right: p.right, sideOrder: p.sideOrder, repeatOf: p.repeatOf };
 }

@@ -13,7 +13,7 @@ export interface ExperimentPreset {
   label: string;
   detail: string;
   settings: Partial<ExperimentSettings>;
-  /** Written to ddpo.json (TRL DDPOConfig keys). */
+  /** Written to ddpo.json (TRL's DDPOConfig keys and this project's). */
   ddpo: Record<string, unknown>;
 }
 

@@ -56,7 +56,7 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
     const inputB = b.input(peftKey(t.module, 'B'), DataType.FLOAT, [t.outFeatures, cfg.rank]);
     b.within(`lora/${t.module}`, () => {
       // Two Gemms with transB read A and B in their PEFT layout and carry the scale in alpha: no Transpose or Mul
-      // nodes, and their gradients are Gemms too (5 forward and 6 backward nodes per adapter instead of 6 and 15).
+      // nodes, and their gradients are Gemms too, so an adapter costs few kernels forward and backward.
       // A MatMul's activations ([batch, tokens, in]) are flattened to rows and the result takes the layer's shape;
       // a Gemm's are rows already.
       const x = node.inputs[0];

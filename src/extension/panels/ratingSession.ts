@@ -4,9 +4,9 @@
  * The webview only ever names pairs by id: image paths stay here, so no message can point outside the experiment.
  */
 import { compareQueue, listComparisons, type CompareManifest } from '../../core/studio/compare';
-import { listPairs, queueOf, type QueueItem } from '../../core/studio/pairs';
+import { listPairs, queueOf } from '../../core/studio/pairs';
 import { readRatingLog } from '../../core/studio/ratingLog';
-import { assertNever, isChoice, panelReceiver, type ExecutionProviderSetting, type HostToRating, type RatingLogView, type RatingToHost, type RatingView } from '../../protocol';
+import { assertNever, isChoice, panelReceiver, type ExecutionProviderSetting, type HostToRating, type QueuedPair, type RatingLogView, type RatingToHost, type RatingView } from '../../protocol';
 import type { WorkerClient } from '../../worker/client';
 
 /** What a rating panel rates. */
@@ -45,7 +45,7 @@ const EMPTY_LOG: RatingLogView = { rated: 0, consistency: null, repeats: 0, last
 export class RatingSession {
   /** Handles one raw message from the webview; another panel's message or a malformed one is logged and dropped. */
   readonly receive = panelReceiver('rating', (msg) => this.handle(msg), (why) => this.host.log(`[host] rejected a rating panel message: ${why}`));
-  private items: QueueItem[] = [];
+  private items: QueuedPair[] = [];
   // The log as last read (when the webview asked for its state) or as the worker's last reply described it.
   private logView = EMPTY_LOG;
   private manifest: CompareManifest | undefined;

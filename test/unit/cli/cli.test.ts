@@ -124,9 +124,39 @@ test('a stray word (an unquoted prompt) is refused instead of ignored', async ()
   assert.equal((await ddpo('experiments', 'new', 'a', 'b')).code, 2);
 });
 
+test('a missing required flag or argument is refused with exit 2, naming each one, with the usage', async () => {
+  const train = await ddpo('train');
+  assert.equal(train.code, 2);
+  assert.match(train.err, /^ddpo train: missing --experiment\nddpo train --experiment DIR/);
+  const gen = await ddpo('generate', '--prompt', 'a cat');
+  assert.equal(gen.code, 2);
+  assert.match(gen.err, /^ddpo generate: missing --model and --out\n/);
+  assert.match((await ddpo('export-lora', '--experiment', '/nonexistent')).err, /missing --format and --out/);
+  const named = await ddpo('experiments', 'new', '--workspace', os.tmpdir());
+  assert.equal(named.code, 2);
+  assert.match(named.err, /^ddpo experiments new: missing NAME\nddpo experiments new NAME/);
+  for (const c of commands.filter((x) => x.required?.length || x.args?.length)) {
+    const r = await ddpo(...c.path);
+    assert.equal(r.code, 2, `ddpo ${c.path.join(' ')} ran without ${[...(c.required ?? []), ...(c.args ?? [])].join(', ')}`);
+    for (const f of c.required ?? []) assert.ok(r.err.includes(`--${f}`), `${c.path.join(' ')}: ${r.err}`);
+    assert.ok(r.err.endsWith(c.usage), `${c.path.join(' ')} should show its usage`);
+  }
+});
+
+test('a number below a flag\'s bound is refused naming the bound; a repeatable flag keeps every value', async () => {
+  const seed = await ddpo('demo', '--seed', '-1');
+  assert.equal(seed.code, 2);
+  assert.match(seed.err, /--seed must be an integer >= 0, got '-1'/);
+  const count = await ddpo('generate', '--model', '/nonexistent', '--prompt', 'x', '--out', '/nonexistent-out', '--count', '0');
+  assert.equal(count.code, 2);
+  assert.match(count.err, /--count must be an integer >= 1, got '0'/);
+  assert.deepEqual(parseFlags(['--set', 'a=1', '--set=b=2'], { set: 'repeatable' }).flags, { set: ['a=1', 'b=2'] });
+  assert.match((await ddpo('demo', '--set', 'no-equals-sign')).err, /--set expects key=value/);
+});
+
 test('negative numbers are values, abbreviations and swaps are suggested, = works', () => {
   const table = { seed: 'integer', negative: 'text', guidance: 'number', offline: 'boolean' } as const;
-  assert.deepEqual(parseFlags(['--seed', '-3', '--guidance=-0.5', '--offline'], table).flags, { seed: '-3', guidance: '-0.5', offline: true });
+  assert.deepEqual(parseFlags(['--seed', '-3', '--guidance=-0.5', '--offline'], table).flags, { seed: -3, guidance: -0.5, offline: true });
   assert.equal(closestName('neg', Object.keys(table)), 'negative');
   assert.equal(closestName('guidence', Object.keys(table)), 'guidance');
   assert.equal(closestName('model', Object.keys(table)), undefined);

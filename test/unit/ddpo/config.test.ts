@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_DDPO_CONFIG, numTrainTimesteps, parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { DEFAULT_DDPO_CONFIG, isTrlSetting, numTrainTimesteps, parseDdpoConfig } from '../../../src/core/ddpo/config';
 import { globalAdvantages, PerPromptStatTracker } from '../../../src/core/ddpo/advantages';
 
 test("defaults are TRL's DDPOConfig defaults (LoRA r=4, alpha=4)", () => {
@@ -8,10 +8,37 @@ test("defaults are TRL's DDPOConfig defaults (LoRA r=4, alpha=4)", () => {
   assert.deepEqual([d.num_epochs, d.save_freq, d.num_checkpoint_limit, d.mixed_precision, d.allow_tf32, d.resume_from], [100, 1, 5, 'fp16', true, '']);
   assert.deepEqual([d.sample_num_steps, d.sample_eta, d.sample_guidance_scale, d.sample_batch_size, d.sample_num_batches_per_epoch], [50, 1, 5, 1, 2]);
   assert.deepEqual([d.train_batch_size, d.train_use_8bit_adam, d.train_learning_rate, d.train_adam_beta1, d.train_adam_beta2, d.train_adam_weight_decay, d.train_adam_epsilon], [1, false, 3e-4, 0.9, 0.999, 1e-4, 1e-8]);
-  assert.deepEqual([d.train_gradient_accumulation_steps, d.train_max_grad_norm, d.num_inner_epochs, d.train_cfg, d.train_adv_clip_max, d.train_clip_range, d.train_timestep_fraction], [1, 1, 1, true, 5, 1e-4, 1]);
+  assert.deepEqual([d.train_gradient_accumulation_steps, d.train_max_grad_norm, d.train_num_inner_epochs, d.train_cfg, d.train_adv_clip_max, d.train_clip_range, d.train_timestep_fraction], [1, 1, 1, true, 5, 1e-4, 1]);
   assert.deepEqual([d.per_prompt_stat_tracking, d.per_prompt_stat_tracking_buffer_size, d.per_prompt_stat_tracking_min_count, d.async_reward_computation, d.max_workers, d.negative_prompts], [false, 16, 16, false, 2, '']);
   assert.deepEqual([d.log_with, d.tracker_project_name, d.logdir, d.seed, d.log_image_freq, d.lora_rank, d.lora_alpha], ['', 'trl', 'logs', 0, 1, 4, 4]);
   assert.deepEqual(parseDdpoConfig({}).config, { ...DEFAULT_DDPO_CONFIG });
+});
+
+// The fields of TRL's DDPOConfig (trl/trainer/ddpo_config.py).
+const TRL_DDPO_FIELDS = ['exp_name', 'run_name', 'seed', 'log_with', 'tracker_kwargs', 'accelerator_kwargs', 'project_kwargs', 'tracker_project_name',
+  'logdir', 'num_epochs', 'save_freq', 'num_checkpoint_limit', 'mixed_precision', 'allow_tf32', 'resume_from', 'sample_num_steps', 'sample_eta',
+  'sample_guidance_scale', 'sample_batch_size', 'sample_num_batches_per_epoch', 'train_batch_size', 'train_use_8bit_adam', 'train_learning_rate',
+  'train_adam_beta1', 'train_adam_beta2', 'train_adam_weight_decay', 'train_adam_epsilon', 'train_gradient_accumulation_steps', 'train_max_grad_norm',
+  'train_num_inner_epochs', 'train_cfg', 'train_adv_clip_max', 'train_clip_range', 'train_timestep_fraction', 'per_prompt_stat_tracking',
+  'per_prompt_stat_tracking_buffer_size', 'per_prompt_stat_tracking_min_count', 'async_reward_computation', 'max_workers', 'negative_prompts', 'push_to_hub'];
+
+test('every key of TRL\'s DDPOConfig is a setting under TRL\'s name, and only those count as TRL\'s', () => {
+  const keys = Object.keys(DEFAULT_DDPO_CONFIG);
+  assert.deepEqual(TRL_DDPO_FIELDS.filter((k) => !keys.includes(k)), []);
+  assert.deepEqual(keys.filter(isTrlSetting).sort(), [...TRL_DDPO_FIELDS].sort());
+  assert.equal(isTrlSetting('log_image_freq'), false, 'log_image_freq is TRL\'s AlignPropConfig, not DDPOConfig');
+  assert.deepEqual(parseDdpoConfig({ train_num_inner_epochs: 2 }), { config: { ...DEFAULT_DDPO_CONFIG, train_num_inner_epochs: 2 }, warnings: [] });
+});
+
+test('the earlier name num_inner_epochs is still read, with a one-line deprecation warning', () => {
+  const old = parseDdpoConfig({ num_inner_epochs: 3 }, 'e/ddpo.json');
+  assert.equal(old.config.train_num_inner_epochs, 3);
+  assert.ok(!('num_inner_epochs' in old.config));
+  assert.deepEqual(old.warnings, ['e/ddpo.json: "num_inner_epochs" is deprecated; it is read as "train_num_inner_epochs" (TRL\'s name), rename it']);
+  const both = parseDdpoConfig({ num_inner_epochs: 3, train_num_inner_epochs: 2 });
+  assert.equal(both.config.train_num_inner_epochs, 2);
+  assert.match(both.warnings.join('\n'), /"num_inner_epochs" is the deprecated name of "train_num_inner_epochs", which is set too; "num_inner_epochs" is ignored/);
+  assert.throws(() => parseDdpoConfig({ num_inner_epochs: 0 }), /"train_num_inner_epochs" must be a positive integer/);
 });
 
 test('knobs without meaning here are kept but warned about; typos are pointed out', () => {

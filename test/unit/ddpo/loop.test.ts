@@ -7,6 +7,7 @@ import { listCheckpoints, loadCheckpoint } from '../../../src/core/ddpo/checkpoi
 import { NonFiniteError } from '../../../src/core/ddpo/guards';
 import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { readSafetensors } from '../../../src/core/safetensors';
+import { runDdpo } from '../../../src/core/ddpo/trainer';
 import { brightness, reproducible, runToy, tempExperiment, toyConfig, toyPolicyFor } from './helpers';
 
 const bright = async (imgs: { data: Uint8Array; width: number; height: number }[]) => imgs.map(brightness);
@@ -52,7 +53,7 @@ test('with no evaluation seeds (eval_seeds: []) a run renders and scores nothing
 });
 
 test('resume after a crash mid-epoch reproduces the uninterrupted run exactly', async () => {
-  const config = toyConfig({ num_epochs: 5, per_prompt_stat_tracking: true, per_prompt_stat_tracking_min_count: 4, num_inner_epochs: 2, train_gradient_accumulation_steps: 2, train_timestep_fraction: 0.5 });
+  const config = toyConfig({ num_epochs: 5, per_prompt_stat_tracking: true, per_prompt_stat_tracking_min_count: 4, train_num_inner_epochs: 2, train_gradient_accumulation_steps: 2, train_timestep_fraction: 0.5 });
   const straight = tempExperiment();
   await runToy(straight, config, bright);
 
@@ -69,6 +70,24 @@ test('resume after a crash mid-epoch reproduces the uninterrupted run exactly', 
   const resumed = await runToy(killed, config, bright, { resume: true });
   assert.equal(resumed.firstEpoch, 3);
   assert.deepEqual(reproducible(ddpoLayout(killed).metricsFile), reproducible(ddpoLayout(straight).metricsFile));
+});
+
+test('a checkpoint that spells train_num_inner_epochs by its earlier name resumes without a changed-setting warning', async () => {
+  const dir = tempExperiment();
+  const config = toyConfig({ num_epochs: 2, train_num_inner_epochs: 2, eval_seeds: [] });
+  await runToy(dir, config, bright);
+  const ckDir = ddpoLayout(dir).checkpointsDir;
+  for (const ck of fs.readdirSync(ckDir)) {
+    const f = path.join(ckDir, ck, 'state.json');
+    const { train_num_inner_epochs: inner, ...rest } = JSON.parse(fs.readFileSync(f, 'utf8')).config;
+    fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), config: { ...rest, num_inner_epochs: inner } }));
+  }
+  assert.equal(loadCheckpoint(path.join(ckDir, checkpointName(1))).loop.config.train_num_inner_epochs, 2);
+  const more = { ...config, num_epochs: 3 };
+  const logs: string[] = [];
+  await runDdpo({ config: more, layout: ddpoLayout(dir), policy: toyPolicyFor(more), reward: bright, prompts: ['a cat', 'a dog'], resume: true, onLog: (l) => logs.push(l) });
+  assert.ok(logs.some((l) => /^resuming from /.test(l)), logs.join('\n'));
+  assert.ok(!logs.some((l) => /changed from/.test(l)), logs.join('\n'));
 });
 
 test('starting over an existing run without --resume is refused', async () => {

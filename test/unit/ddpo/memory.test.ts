@@ -14,7 +14,7 @@ test('the estimate sums the graph\'s tensors and grows with sample_batch_size', 
   const spec = specialize(tinyLinearModel(), {});
   const small = estimateDdpoMemory(spec.model, spec.shapes, config());
   assert.equal(small.activationBytes, (2 * 4 + 2 * 5) * 4); // q [2,4] and k [2,5], float32
-  assert.equal(small.weightBytes, 4 * (12 + 4 + 15) * 4); // ours, the training session's (and its folded constants), the sampling session's
+  assert.equal(small.weightBytes, 4 * (12 + 4 + 15) * 4); // ours, each session's, and what onnxruntime holds while building one
   const big = estimateDdpoMemory(spec.model, spec.shapes, config({ sample_batch_size: 16 }));
   assert.ok(big.samplingBytes > small.samplingBytes && big.totalBytes > small.totalBytes);
 });

@@ -14,7 +14,7 @@ import { brightness, tempExperiment, toyConfig, toyPolicyFor } from './helpers';
 
 // 4 samples of 6 steps, batches of 2, one update per batch, TRL's clip range 1e-4; 2 PPO passes over 4 of the 6 timesteps.
 const SETTINGS = { sample_num_steps: 6, sample_batch_size: 4, sample_num_batches_per_epoch: 1, train_batch_size: 2, train_timestep_fraction: 0.67,
-  num_inner_epochs: 2, train_learning_rate: 1e-2, train_clip_range: 1e-4 };
+  train_num_inner_epochs: 2, train_learning_rate: 1e-2, train_clip_range: 1e-4 };
 const config = (mode: string, more: Record<string, unknown> = {}) => parseDdpoConfig({ ...SETTINGS, ...more, train_old_log_probs: mode }).config;
 const PROMPTS = ['a cat', 'a dog', 'a fox', 'a cat'];
 const ADVANTAGES = [1.2, -0.8, 0.5, -0.9];

@@ -136,7 +136,7 @@ test('float16 graphs recompute the sampler\'s log-probabilities only to rounding
   const { trainEpoch } = await import('../../../src/core/ddpo/ppo');
   const { GaussianRng } = await import('../../../src/core/diffusion/rng');
   // TRL's clip range 1e-4; one update after both samples' 4 timesteps, so every micro-step sees the sampler's LoRA
-  const settings = { sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_clip_range: 1e-4, num_inner_epochs: 1 };
+  const settings = { sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_clip_range: 1e-4, train_num_inner_epochs: 1 };
   const epoch = async (precision: 'fp32' | 'fp16', mode: string) => {
     const c = parseDdpoConfig({ ...settings, train_old_log_probs: mode }).config;
     const policy = await createOnnxPolicy(REFERENCE_SD, c, { precision });

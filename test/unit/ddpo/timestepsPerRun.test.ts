@@ -15,7 +15,7 @@ import { loadModel, saveModel } from '../../../src/core/onnx/proto';
 
 // 8 samples of 6 steps, batches of 2, 2 batches per update, 2 PPO passes: 4 updates; a clip range some items cross.
 const SETTINGS = { sample_num_steps: 6, sample_batch_size: 4, sample_num_batches_per_epoch: 2, train_batch_size: 2, train_gradient_accumulation_steps: 2,
-  num_inner_epochs: 2, train_learning_rate: 2e-2, train_clip_range: 2e-2, train_max_grad_norm: 1e9 };
+  train_num_inner_epochs: 2, train_learning_rate: 2e-2, train_clip_range: 2e-2, train_max_grad_norm: 1e9 };
 const config = (perRun: number) => parseDdpoConfig({ ...SETTINGS, train_timesteps_per_run: perRun }).config;
 const newToy = () => new ToyPolicy(4, { lr: 2e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-4 });
 
@@ -76,7 +76,7 @@ test('a train_timesteps_per_run that does not divide the trained timesteps falls
 test('the ONNX policy trains an epoch at 2 timesteps per graph run to the same LoRA as at 1', { skip: SKIP_NO_FIXTURES }, async () => {
   // 2 samples x 2 trained timesteps, batches of 1, one update per batch, 2 passes: 4 AdamW steps; no clipping, so no
   // item sits on the clip boundary where float rounding could flip it
-  const base = { sample_num_steps: 4, train_timestep_fraction: 0.5, sample_batch_size: 2, train_batch_size: 1, num_inner_epochs: 2, latent_size: 8,
+  const base = { sample_num_steps: 4, train_timestep_fraction: 0.5, sample_batch_size: 2, train_batch_size: 1, train_num_inner_epochs: 2, latent_size: 8,
     train_learning_rate: 3e-3, train_clip_range: 1e9, mixed_precision: 'no' };
   const run = async (perRun: number, samples?: EpochSamples) => {
     const c = parseDdpoConfig({ ...base, train_timesteps_per_run: perRun }).config;

@@ -60,6 +60,13 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   const images = new Set(pairs.flatMap((p) => [p.a, p.b]));
   assert.ok(readRatings(dir).ratings.every((x) => images.has(x.left) && images.has(x.right)));
   assert.ok(r.ddpo.deviationsFromTrl.train_clip_range, 'settings that differ from TRL are recorded');
+  // this project's keys are recorded and printed against their own defaults, never labelled as TRL's
+  assert.deepEqual(r.ddpo.projectSettings.train_timestep_selection, { default: 'random', demo: 'earliest' });
+  assert.ok(!('train_timestep_selection' in r.ddpo.deviationsFromTrl) && !('train_kl_guard' in r.ddpo.deviationsFromTrl));
+  const trlLine = out.find((l) => l.startsWith('DDPO settings that differ from TRL')) ?? '';
+  assert.match(trlLine, /train_num_inner_epochs=2 \(1\)/);
+  assert.doesNotMatch(trlLine, /train_timestep_selection|train_kl_guard|latent_size|reward=/);
+  assert.ok(out.some((l) => /^settings this project adds .*train_timestep_selection="earliest" \("random"\)/.test(l)), out.join('\n'));
   assert.ok(r.timings.totalSeconds > 0 && Object.keys(r.timings.phases).length === 6);
   const grid = decodePng(fs.readFileSync(path.join(dir, 'grid.png')));
   assert.ok(grid.width > 2 * 32 * r.grid.seeds.length && grid.height > 32 * r.eval.prompts.length);

@@ -85,6 +85,7 @@ test('when the rebuild cannot help, generation stays on the exported UNet and sa
 
 test('ddpo generate --fast-unet on rebuilds the UNet and writes nearly the same image; a bad value is refused', async () => {
   const { generateCommand } = await import('../../../src/cli/generate');
+  const { runCommand } = await import('../cli/runCommand');
   const { decodePng } = await import('../../../src/core/image/png');
   const fs = await import('node:fs');
   const os = await import('node:os');
@@ -93,7 +94,7 @@ test('ddpo generate --fast-unet on rebuilds the UNet and writes nearly the same 
     const run = async (mode: string) => {
       const lines: string[] = [];
       const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push('ERR ' + l), progress: () => {}, signal: new AbortController().signal };
-      const code = await generateCommand.run(['--model', TINY, '--prompt', 'a red circle', '--seed', '4', '--steps', '4', '--out', path.join(out, mode), '--fast-unet', mode], io);
+      const code = await runCommand(generateCommand, ['--model', TINY, '--prompt', 'a red circle', '--seed', '4', '--steps', '4', '--out', path.join(out, mode), '--fast-unet', mode], io);
       return { code, lines };
     };
     const [off, on] = [await run('off'), await run('on')];

@@ -11,6 +11,7 @@ import { generateImages } from '../../../src/core/diffusion/generate';
 import { checkSampler, checkTextEncoder, checkTokenizer, checkVaeDecoder } from '../../../src/core/diffusion/conformance';
 import { encodePng, decodePng } from '../../../src/core/image/png';
 import { generateCommand } from '../../../src/cli/generate';
+import { runCommand } from '../cli/runCommand';
 import { needsFixtures, referenceSd } from './fixtures';
 
 let pipe: StableDiffusionPipeline;
@@ -83,7 +84,7 @@ test('ddpo generate writes PNGs whose metadata reproduces them', { skip: needsFi
     const lines: string[] = [];
     const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push('ERR ' + l), progress: () => {}, signal: new AbortController().signal };
     const argv = ['--model', referenceSd, '--prompt', 'a red circle', '--negative', 'blue', '--seed', '11', '--steps', '4', '--count', '2', '--width', '32', '--height', '32', '--out', out];
-    assert.equal(await generateCommand.run(argv, io), 0, lines.join('\n'));
+    assert.equal(await runCommand(generateCommand, argv, io), 0, lines.join('\n'));
     assert.equal(lines.length, 2);
     const png = decodePng(readFileSync(lines[1]));
     assert.equal(png.width, 32);
@@ -95,7 +96,7 @@ test('ddpo generate writes PNGs whose metadata reproduces them', { skip: needsFi
     // Image 2 of the batch is the image of its own seed alone.
     const [alone] = await generateImages(pipe, { prompt: 'a red circle', negativePrompt: 'blue', seed: 12, steps: 4, guidance: 7.5, eta: 1, count: 1, latentHeight: 16, latentWidth: 16 });
     assert.deepEqual(png.data, alone.image.data);
-    assert.equal(await generateCommand.run(['--model', referenceSd, '--prompt', 'x', '--out', out, '--steps', 'many'], io), 2);
+    assert.equal(await runCommand(generateCommand, ['--model', referenceSd, '--prompt', 'x', '--out', out, '--steps', 'many'], io), 2);
     assert.match(lines[lines.length - 1], /--steps must be an integer/);
   } finally { rmSync(out, { recursive: true, force: true }); }
 });

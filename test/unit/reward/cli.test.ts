@@ -8,6 +8,7 @@ import { rewardEvalCommand, rewardTrainCommand } from '../../../src/cli/reward';
 import { exportPreferencesCommand } from '../../../src/cli/exportPreferences';
 import { readRatings } from '../../../src/core/reward/store';
 import type { CliIO } from '../../../src/cli/command';
+import { runCommand } from '../cli/runCommand';
 import type { RewardCard } from '../../../src/core/reward/model';
 import type { PickAPicRow } from '../../../src/core/reward/export';
 
@@ -24,7 +25,7 @@ test('reward train / eval / export-preferences on a simulated experiment', async
   assert.ok(log.ratings.some((r) => r.repeatOf), 'the schedule includes side-swapped repeats');
 
   const t = io();
-  assert.equal(await rewardTrainCommand.run(['--experiment', dir], t), 0, t.lines.join('\n'));
+  assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir], t), 0, t.lines.join('\n'));
   const card = JSON.parse(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8')) as RewardCard;
   assert.ok(fs.existsSync(path.join(dir, 'reward', 'head.safetensors')));
   assert.equal(card.data.ratings, 160);
@@ -33,12 +34,12 @@ test('reward train / eval / export-preferences on a simulated experiment', async
   assert.match(card.summary, /predicts your choice/);
 
   const e = io();
-  assert.equal(await rewardEvalCommand.run(['--experiment', dir], e), 0, e.lines.join('\n'));
+  assert.equal(await runCommand(rewardEvalCommand, ['--experiment', dir], e), 0, e.lines.join('\n'));
   assert.ok(e.lines.some((l) => l.startsWith('held-out:')) && e.lines.some((l) => l.startsWith('rater:')));
 
   const out = path.join(dir, 'export');
   const x = io();
-  assert.equal(await exportPreferencesCommand.run(['--experiment', dir, '--out', out], x), 0);
+  assert.equal(await runCommand(exportPreferencesCommand, ['--experiment', dir, '--out', out], x), 0);
   const rows = fs.readFileSync(path.join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as PickAPicRow);
   assert.equal(rows.length, log.ratings.filter((r) => r.choice !== 'skip').length);
   for (const r of rows) {
@@ -54,7 +55,9 @@ test('reward train / eval / export-preferences on a simulated experiment', async
 
 test('reward train explains what to do when there are too few ratings', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-exp-'));
-  await assert.rejects(rewardTrainCommand.run(['--experiment', dir], io()), /rate at least 10 pairs/);
+  const t = io();
+  assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir], t), 1);
+  assert.match(t.lines.join('\n'), /rate at least 10 pairs/);
 });
 
 test('reward train with many unusable lines shows the first few and counts the rest', async () => {
@@ -63,7 +66,7 @@ test('reward train with many unusable lines shows the first few and counts the r
   const good = fs.readFileSync(path.join(dir, 'ratings.jsonl'), 'utf8');
   fs.writeFileSync(path.join(dir, 'ratings.jsonl'), good + 'not json\n'.repeat(300));
   const t = io();
-  assert.equal(await rewardTrainCommand.run(['--experiment', dir], t), 0, t.lines.join('\n'));
+  assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir], t), 0, t.lines.join('\n'));
   const warnings = t.lines.filter((l) => l.startsWith('ERR '));
   const first = good.split('\n').length;
   assert.deepEqual(warnings, [

@@ -25,5 +25,5 @@ test('float16 tensors round-trip through their Uint16 bits', () => {
 
 test('unknown execution providers are refused with the valid list', () => {
   assert.equal(parseExecutionProvider('cuda'), 'cuda');
-  assert.throws(() => parseExecutionProvider('tpu'), /use one of cpu, cuda, webgpu/);
+  assert.throws(() => parseExecutionProvider('tpu'), /use one of cuda, webgpu, dml, coreml, cpu$/);
 });

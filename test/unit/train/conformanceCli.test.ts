@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../../src/core/safetensors';
 import { conformanceCommand } from '../../../src/cli/conformance';
+import { runCommand } from '../cli/runCommand';
 import { REFERENCE_SD, SKIP_NO_FIXTURES } from './fixture';
 
 async function runCli(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [], err: string[] = [];
-  const code = await conformanceCommand.run(argv, { out: (l) => out.push(l), err: (l) => err.push(l), progress: () => {}, signal: new AbortController().signal });
+  const code = await runCommand(conformanceCommand, argv, { out: (l) => out.push(l), err: (l) => err.push(l), progress: () => {}, signal: new AbortController().signal });
   return { code, out, err };
 }
 
