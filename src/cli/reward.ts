@@ -16,7 +16,8 @@ export const rewardTrainCommand: CliCommand = {
   flags: TRAIN_FLAGS,
   usage: 'ddpo reward train --experiment DIR [--backbone builtin|PATH] [--head linear|mlp] [--hidden N] [--seed N]\n' +
     '  --backbone  builtin (hand-made colour/shape features, default) or an ONNX image encoder (pixel_values -> embeddings), file or folder\n' +
-    '  Writes DIR/reward/head.safetensors and DIR/reward/card.json.',
+    '  Writes DIR/reward/head-<time>.safetensors, then DIR/reward/card.json that names it (the previous model stays\n' +
+    '  in use until then). A rating whose image is missing or not a PNG is skipped with its line number.',
   async run(argv, io) {
     const { flags } = parseFlags(argv, TRAIN_FLAGS);
     const dir = flags.experiment;
