@@ -61,7 +61,7 @@ export interface WorkerRequests {
   /** Trains the experiment's reward model from its ratings. */
   trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
   /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
-  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string }; progress: FineTuneProgress };
+  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting; rewardScript?: ConfirmedRewardScript }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string }; progress: FineTuneProgress };
   /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
   stopFineTune: { params: { experimentDir: string }; result: { stopped: boolean }; progress: JobProgress };
   /** Generates base vs checkpoint images for held-out prompts and seeds, to be rated blind. */
@@ -70,6 +70,12 @@ export interface WorkerRequests {
   exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
   /** Downloads a Hub model (ONNX layout) into the model cache; returns its folder. */
   downloadModel: { params: { repo: string; cacheDir: string }; result: { dir: string }; progress: JobProgress };
+}
+
+/** A reward script the person confirmed in the studio: its path and the sha256 of the content they agreed to run. */
+export interface ConfirmedRewardScript {
+  file: string;
+  sha256: string;
 }
 
 /** A generated pair of images (paths relative to the experiment folder). */

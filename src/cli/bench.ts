@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { defineCommand, type CliCommand, type CliIO, type FlagValues } from './command';
+import { atomicWriteFileSync } from '../core/fsutil';
 import type { ExecutionProvider } from '../core/runtime/providers';
 import { ProviderOptions, chooseExecutionProviders, parseProviderSetting, listBackends, parseProviderOptions, providerList } from '../core/runtime/providers';
 import { describePlacement, probeNodePlacement } from '../core/runtime/placement';
@@ -141,7 +142,7 @@ function benchRecord(mode: string, s: BenchSettings, gpuName: string | undefined
       if (out === undefined) return;
       rec.memory.gpuBaselineMiB = gpuMem?.peek()?.baselineMiB;
       fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-      fs.writeFileSync(out, JSON.stringify({ ...result, sample: rec.sample, train: rec.train, memory: rec.memory, profiles: rec.profiles }, null, 2) + '\n');
+      atomicWriteFileSync(out, JSON.stringify({ ...result, sample: rec.sample, train: rec.train, memory: rec.memory, profiles: rec.profiles }, null, 2) + '\n');
     },
   };
   result.errors = rec.errors;

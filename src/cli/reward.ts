@@ -13,7 +13,8 @@ export const rewardTrainCommand = defineCommand({
   required: ['experiment'],
   usage: 'ddpo reward train --experiment DIR [--backbone builtin|PATH] [--head linear|mlp] [--hidden N] [--seed N]\n' +
     '  --backbone  builtin (hand-made colour/shape features, default) or an ONNX image encoder (pixel_values -> embeddings), file or folder\n' +
-    '  Writes DIR/reward/head.safetensors and DIR/reward/card.json.',
+    '  Writes DIR/reward/head-<time>.safetensors, then DIR/reward/card.json that names it (the previous model stays\n' +
+    '  in use until then). A rating whose image is missing or not a PNG is skipped with its line number.',
   async run({ flags }, io) {
     const backbone = await openBackbone(flags.backbone);
     const { card, log } = await trainExperimentReward(flags.experiment, { backbone, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress });

@@ -28,6 +28,7 @@ export const trainCommand = defineCommand({
       const providers = setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.out);
       const r = await trainExperiment(dir, {
         resume: flags.resume === true, signal: io.signal, onLog: io.out, providers,
+        approveRewardScript: (s) => io.out(`running reward script ${s.file} (sha256 ${s.sha256})`),
         onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
       });
       io.out(`done: epochs ${r.firstEpoch}..${r.lastEpoch}; metrics in ${dir}/ddpo/metrics.jsonl`);

@@ -4,39 +4,104 @@ import * as path from 'node:path';
 
 /** Thrown when a relative path would leave its root folder (by `..`, an absolute path or a symlink). */
 export class PathEscapeError extends Error {
-  constructor(readonly root: string, readonly relPath: string, why: string) {
+  constructor(readonly root: string, readonly relPath: string, readonly why: string) {
     super(`Path "${relPath}" is not allowed inside ${root}: ${why}. Use a plain name inside that folder.`);
     this.name = 'PathEscapeError';
   }
+}
+
+/** True when a write failed because the disk (or the user's quota) is full. */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** How an atomic write treats an existing target. */
+export interface AtomicWriteOptions {
+  /** false: fail with code EEXIST when the target exists (checked atomically, so two writers never both win). */
+  replace?: boolean;
 }
 
 /**
  * Writes a file so readers see either the old or the new content, never half:
  * temp file in the same folder, fsync, rename over the target, fsync the folder.
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array): Promise<void> {
+export async function atomicWriteFile(file: string, data: string | Uint8Array, o: AtomicWriteOptions = {}): Promise<void> {
   const tmp = tempPathFor(file);
   try {
     await writeFileDurable(tmp, data);
-    await fs.promises.rename(tmp, file);
+    if (o.replace === false) await linkNew(tmp, file);
+    else await fs.promises.rename(tmp, file);
   } catch (e) {
     await fs.promises.rm(tmp, { force: true });
-    throw e;
+    throw writeError(file, e);
   }
+  if (o.replace === false) await fs.promises.rm(tmp, { force: true });
   await fsyncDir(path.dirname(file));
 }
 
 /** {@link atomicWriteFile} for callers that cannot await. */
-export function atomicWriteFileSync(file: string, data: string | Uint8Array): void {
-  const tmp = tempPathFor(file);
+export function atomicWriteFileSync(file: string, data: string | Uint8Array, o: AtomicWriteOptions = {}): void {
+  writeFilesAtomicallySync([file], ([f]) => f.write(data), o);
+}
+
+/** One file being written by {@link writeFilesAtomicallySync}, under a temp name beside its target. */
+export interface PendingFile {
+  readonly file: string;
+  /** Appends bytes (or UTF-8 text); returns the offset they start at. */
+  write(chunk: string | Uint8Array): number;
+}
+
+/**
+ * Writes several files that belong together (a model and its external data): each into a temp file beside its
+ * target, all fsynced, then renamed into place in the order given and the folders fsynced. An error before the
+ * renames leaves every target as it was and no temp files. With `replace: false` a target that exists fails the
+ * whole write with code EEXIST, and the targets this call had already created are removed again.
+ */
+export function writeFilesAtomicallySync(files: readonly string[], write: (out: PendingFile[]) => void, o: AtomicWriteOptions = {}): void {
+  const open = files.map((file) => ({ file, tmp: tempPathFor(file), fd: -1, offset: 0 }));
+  const created: string[] = [];
   try {
-    writeFileDurableSync(tmp, data);
-    fs.renameSync(tmp, file);
+    for (const f of open) f.fd = fs.openSync(f.tmp, 'wx');
+    write(open.map((f) => ({
+      file: f.file,
+      write: (chunk) => {
+        const at = f.offset;
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+        fs.writeFileSync(f.fd, bytes);
+        f.offset += bytes.byteLength;
+        return at;
+      },
+    })));
+    for (const f of open) { fs.fsyncSync(f.fd); fs.closeSync(f.fd); f.fd = -1; }
+    for (const f of open) {
+      if (o.replace === false) { linkNewSync(f.tmp, f.file); created.push(f.file); fs.rmSync(f.tmp, { force: true }); }
+      else fs.renameSync(f.tmp, f.file);
+    }
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
+    for (const f of open) {
+      if (f.fd >= 0) fs.closeSync(f.fd);
+      fs.rmSync(f.tmp, { force: true });
+    }
+    for (const c of created) fs.rmSync(c, { force: true });
+    throw writeError(open.find((f) => !created.includes(f.file))?.file ?? files[0], e);
   }
-  fsyncDirSync(path.dirname(file));
+  for (const dir of new Set(files.map((f) => path.dirname(f)))) fsyncDirSync(dir);
+}
+
+/**
+ * Moves a finished file (a download's `.part`) onto its target durably: fsync its content, rename, fsync the
+ * folder, so a crash right after never leaves the target name on a file whose bytes were not yet on disk.
+ */
+export function commitFileSync(from: string, to: string): void {
+  const fd = fs.openSync(from, 'r+');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(from, to);
+  fsyncDirSync(path.dirname(to));
 }
 
 /**
@@ -100,16 +165,6 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-function writeFileDurableSync(file: string, data: string | Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 // A unique name beside the target, so the rename stays within one file system and concurrent writers never share it.
 function tempPathFor(file: string): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
@@ -118,6 +173,43 @@ function tempPathFor(file: string): string {
 function lineBytes(file: string, line: string): Buffer {
   if (line.includes('\n')) throw new Error(`cannot append to ${file}: the line contains a newline; serialize it first (e.g. JSON.stringify).`);
   return Buffer.from(line + '\n', 'utf8');
+}
+
+// A hard link creates the target only if no file has its name, atomically; file systems without hard links
+// (FAT, some network shares) fall back to a check then a rename.
+async function linkNew(tmp: string, file: string): Promise<void> {
+  try {
+    await fs.promises.link(tmp, file);
+  } catch (e) {
+    if (!linksUnsupported(e)) throw e;
+    if (fs.existsSync(file)) throw existsError(file);
+    await fs.promises.rename(tmp, file);
+  }
+}
+
+function linkNewSync(tmp: string, file: string): void {
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    if (!linksUnsupported(e)) throw e;
+    if (fs.existsSync(file)) throw existsError(file);
+    fs.renameSync(tmp, file);
+  }
+}
+
+function linksUnsupported(e: unknown): boolean {
+  return ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'].includes((e as NodeJS.ErrnoException).code ?? '');
+}
+
+function existsError(file: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EEXIST: file already exists, link '${file}'`), { code: 'EEXIST' });
+}
+
+// A full disk gets a message a person can act on; every error keeps its code for callers that test it.
+function writeError(file: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (!isDiskFull(err)) return err;
+  return Object.assign(new Error(`Could not write ${file}: the disk is full (${err.code}); no partial file was left. Free some disk space and run again.`, { cause: err }), { code: err.code });
 }
 
 /**
@@ -136,12 +228,23 @@ export function resolveInside(root: string, relPath: string): string {
   return target;
 }
 
+/** {@link resolveInside} that answers undefined instead of throwing, for readers that leave out an entry whose path escapes. */
+export function resolveInsideOrUndefined(root: string, relPath: unknown): string | undefined {
+  if (typeof relPath !== 'string') return undefined;
+  try {
+    return resolveInside(root, relPath);
+  } catch {
+    return undefined;
+  }
+}
+
 function isWithin(root: string, p: string): boolean {
   const rel = path.relative(root, p);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-function realpathOrSelf(p: string): string {
+/** The real path of `p` (symlinks followed), or `p` itself when it does not exist. */
+export function realpathOrSelf(p: string): string {
   try {
     return fs.realpathSync.native(p);
   } catch {

@@ -1,5 +1,6 @@
 /** safetensors read/write (the only weight format we load: no pickles, ever). */
 import * as fs from 'node:fs';
+import { atomicWriteFileSync, type AtomicWriteOptions } from './fsutil';
 
 export type SafeDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -90,9 +91,9 @@ export function encodeSafetensors(tensors: Map<string, SafeTensor> | Record<stri
   return out;
 }
 
-/** Writes a safetensors file (callers wanting atomicity write to a temp path and rename). */
-export function writeSafetensors(file: string, tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata?: Record<string, string>): void {
-  fs.writeFileSync(file, encodeSafetensors(tensors, metadata));
+/** Writes a safetensors file atomically (readers see the old file or the new one, never half). */
+export function writeSafetensors(file: string, tensors: Map<string, SafeTensor> | Record<string, SafeTensor>, metadata?: Record<string, string>, o: AtomicWriteOptions = {}): void {
+  atomicWriteFileSync(file, encodeSafetensors(tensors, metadata), o);
 }
 
 /** A float32 tensor entry. */

@@ -18,7 +18,7 @@ export function activate(context: vscode.ExtensionContext): Services {
   let runs: RunManager | undefined;
   const worker = createWorkerClient(context, output, () => runs?.anyRunning ?? false);
   const services = {} as Services;
-  runs = new RunManager(worker, output, (dir) => openDashboard(services, dir));
+  runs = new RunManager(worker, output, (dir) => openDashboard(services, dir), context.globalState);
   const tree = new ExperimentsTreeProvider(output, (dir) => runs!.isRunning(dir));
   Object.assign(services, { context, output, worker, tree, runs });
   context.subscriptions.push(output, tree, runs, vscode.window.registerTreeDataProvider('ddpoStudio.experiments', tree), ...registerCommands(services));

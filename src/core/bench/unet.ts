@@ -1,6 +1,7 @@
 /** The UNet a benchmark runs: the reference fixture, a random-weight SD 1.5 UNet, or a given model; saved once per precision. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { atomicWriteFileSync } from '../fsutil';
 import { Model } from '../onnx/ir';
 import { loadModel, saveModel } from '../onnx/proto';
 import { buildUNet } from '../graphs/unet';
@@ -90,7 +91,7 @@ export function resolveBenchUnet(which: string, cacheDir: string, log: (line: st
           if (precision === 'fp16') m = toFloat16(m).model;
           fs.rmSync(`${f}.done`, { force: true });
           saveModel(m, f, { externalData: 'model.onnx_data' });
-          fs.writeFileSync(`${f}.done`, new Date().toISOString());
+          atomicWriteFileSync(`${f}.done`, new Date().toISOString());
           log(`wrote ${f} (${key}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
         }
       }

@@ -8,6 +8,7 @@ import { parseDdpoConfig, type DdpoConfig } from './config';
 import { ddpoLayout } from './layout';
 import type { EpochMetrics } from './metrics';
 import { makeReward } from './rewards';
+import type { RewardScriptGate } from './rewardScript';
 import { createOnnxPolicy } from './onnxPolicy';
 import { runDdpo, type DdpoRunResult } from './trainer';
 import type { DdpoProgress, Policy } from './types';
@@ -43,6 +44,8 @@ export interface TrainExperimentOptions {
   policy?: Policy;
   /** The model folder, when the caller has resolved it (the studio's embedded model); else from experiment.json. */
   modelDir?: string;
+  /** Lets a `script:` reward run (it is refused without one): the CLI says what it runs, the studio checks the confirmation. */
+  approveRewardScript?: RewardScriptGate;
 }
 
 /**
@@ -54,7 +57,7 @@ export async function trainExperiment(experimentDir: string, o: TrainExperimentO
   const config = readDdpoConfig(experimentDir, (w) => log(`warning: ${w}`));
   const exp = await readExperiment(experimentDir);
   if (exp.prompts.length === 0) throw new Error(`${path.join(experimentDir, EXPERIMENT_FILE)}: "prompts" is empty; add the prompts to train on`);
-  const reward = await makeReward(config.reward, experimentDir);
+  const reward = await makeReward(config.reward, experimentDir, o.approveRewardScript);
   const policy = o.policy ?? (await buildPolicy(o.modelDir ?? experimentModelDir(exp, experimentDir, embeddedModelDir), config, log, o.providers));
   try {
     return await runDdpo({

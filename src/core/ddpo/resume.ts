@@ -1,7 +1,7 @@
 /** Where a DDPO run starts: epoch 0 of a new run, or the epoch after the checkpoint an interrupted one resumes from. */
-import * as path from 'node:path';
 import { PerPromptStatTracker } from './advantages';
 import { latestCheckpoint, loadCheckpoint } from './checkpoint';
+import { PathEscapeError, resolveInside } from '../fsutil';
 import { DEFAULT_DDPO_CONFIG, type DdpoConfig } from './config';
 import type { DdpoLayout } from './layout';
 import { readMetrics, truncateMetrics } from './metrics';
@@ -38,7 +38,7 @@ export async function startOrResume(o: StartOptions): Promise<RunStart> {
     globalStep: 0,
     firstEpoch: 0,
   };
-  const ckpt = o.resume || c.resume_from ? (c.resume_from ? loadCheckpoint(path.resolve(layout.experimentDir, c.resume_from)) : latestCheckpoint(layout.checkpointsDir)) : undefined;
+  const ckpt = o.resume || c.resume_from ? (c.resume_from ? loadCheckpoint(resumeFromDir(layout, c.resume_from)) : latestCheckpoint(layout.checkpointsDir)) : undefined;
   if (ckpt) {
     await o.policy.loadState(ckpt.policy);
     const start: RunStart = {
@@ -72,4 +72,14 @@ function configChanges(before: DdpoConfig, now: DdpoConfig): string[] {
   return Object.keys(now)
     .filter((k) => !ignore.has(k) && JSON.stringify(was(k)) !== JSON.stringify(is(k)))
     .map((k) => `"${k}" changed from ${JSON.stringify(was(k))} to ${JSON.stringify(is(k))}`);
+}
+
+// `resume_from` comes from ddpo.json, which anyone can edit: it names a checkpoint of this experiment or is refused.
+function resumeFromDir(layout: DdpoLayout, resumeFrom: string): string {
+  try {
+    return resolveInside(layout.experimentDir, resumeFrom);
+  } catch (e) {
+    if (!(e instanceof PathEscapeError)) throw e;
+    throw new Error(`resume_from "${resumeFrom}" in ${layout.configFile} is not inside the experiment (${e.why}); name one of its checkpoints, e.g. "ddpo/checkpoints/epoch-000003"`);
+  }
 }

@@ -1,5 +1,6 @@
 /** Writes built graphs as a Stable Diffusion ONNX folder in the diffusers/optimum layout. */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { atomicWriteFileSync } from '../fsutil';
 import { join } from 'node:path';
 import { Model } from '../onnx/ir';
 import { saveModel } from '../onnx/proto';
@@ -42,7 +43,7 @@ function configOf(m: Model, key: string): Record<string, unknown> {
 }
 
 function writeJson(file: string, v: unknown): void {
-  writeFileSync(file, JSON.stringify(v, null, 2) + '\n');
+  atomicWriteFileSync(file, JSON.stringify(v, null, 2) + '\n');
 }
 
 /** Writes model_index.json, unet/, text_encoder/, vae_decoder/ (+ config.json with scaling_factor), scheduler/, tokenizer/. */
@@ -79,5 +80,5 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   writeJson(join(dir, 'scheduler', 'scheduler_config.json'), parts.scheduler ?? DEFAULT_SCHEDULER_CONFIG);
   mkdirSync(join(dir, 'tokenizer'), { recursive: true });
   const present = new Set(readdirSync(parts.tokenizerDir));
-  for (const f of TOKENIZER_FILES) if (present.has(f)) copyFileSync(join(parts.tokenizerDir, f), join(dir, 'tokenizer', f));
+  for (const f of TOKENIZER_FILES) if (present.has(f)) atomicWriteFileSync(join(dir, 'tokenizer', f), readFileSync(join(parts.tokenizerDir, f)));
 }

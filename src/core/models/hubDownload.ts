@@ -1,4 +1,5 @@
-import { createWriteStream, existsSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, statSync, unlinkSync, readFileSync } from 'node:fs';
+import { atomicWriteFileSync, commitFileSync } from '../fsutil';
 import { statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
@@ -99,13 +100,14 @@ export async function listRepoFiles(opts: HubDownloadOptions): Promise<{ sha?: s
   return { sha: body.sha, files: body.siblings.map((s) => ({ path: s.rfilename, size: s.size })) };
 }
 
-// One attempt: continue `<dest>.part` from its current length with Range, then rename into place.
+// One attempt: continue `<dest>.part` from its current length with Range, then fsync it and rename it into place
+// (the `.part` is written in place on purpose: it is what a later attempt resumes).
 async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions, report: (n: number, total: number) => void): Promise<void> {
   const part = dest + '.part';
   const have = existsSync(part) ? statSync(part).size : 0;
   const headers: Record<string, string> = { ...authHeaders(opts.token), ...(have > 0 ? { Range: `bytes=${have}-` } : {}) };
   const res = await fetch(url, { headers, signal: opts.signal });
-  if (res.status === 416 && have > 0) { renameSync(part, dest); return; }
+  if (res.status === 416 && have > 0) { commitFileSync(part, dest); return; }
   if (!res.ok || !res.body) throw await hubError(res, `Downloading ${url}`, opts.repo);
   const resumed = res.status === 206;
   let done = resumed ? have : 0;
@@ -121,7 +123,7 @@ async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions,
     await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
   }
   if (Number.isFinite(total) && done !== total) throw new Error(`Download of ${url} ended early (${done} of ${total} bytes)`);
-  renameSync(part, dest);
+  commitFileSync(part, dest);
 }
 
 /** Downloads the pipeline's files of a Hub repo into the cache (resuming partial files); returns the model folder. */
@@ -167,7 +169,7 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
     }
     doneBefore += statSync(dest).size;
   }
-  writeFileSync(marker, JSON.stringify({ repo: opts.repo, revision, sha: listing.sha, files: wanted }, null, 1));
+  atomicWriteFileSync(marker, JSON.stringify({ repo: opts.repo, revision, sha: listing.sha, files: wanted }, null, 1));
   return dir;
 }
 

@@ -1,6 +1,7 @@
 /** ONNX ModelProto <-> IR, with external data (weights.pb, model.onnx_data, *.onnx.data). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { atomicWriteFileSync, writeFilesAtomicallySync } from '../fsutil';
 import { PbReader, PbWriter, Wire } from './protobuf';
 import {
   AttrValue, DataType, Dim, Graph, Model, Node, Tensor, ValueInfo,
@@ -272,23 +273,45 @@ export function encodeModel(model: Model, opts: EncodeOptions = {}): Uint8Array 
   return w.finish();
 }
 
-/** Writes a model; with `externalData` the big tensors go to `<file>` beside it (e.g. model.onnx_data). */
-export function saveModel(model: Model, file: string, options: { externalData?: string; minBytes?: number } = {}): void {
+/** Options of {@link saveModel}. */
+export interface SaveModelOptions {
+  /** Write tensors of at least `minBytes` (default 1 KiB) to this file beside the model (e.g. model.onnx_data). */
+  externalData?: string;
+  minBytes?: number;
+  /** false: refuse (code EEXIST) when the model or its data file exists. */
+  replace?: boolean;
+  /**
+   * The folder is private scratch, read once and deleted (a session's temp folder): write in place, without the
+   * fsyncs that would flush gigabytes nobody needs after a crash.
+   */
+  scratch?: boolean;
+}
+
+/**
+ * Writes a model, atomically: the model and its external data go to temp files beside them and are renamed into
+ * place (data first) once both are complete, so an error or a full disk leaves the old files as they were.
+ */
+export function saveModel(model: Model, file: string, options: SaveModelOptions = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  if (!options.externalData) {
-    fs.writeFileSync(file, encodeModel(model));
-    return;
-  }
-  const dataFile = path.join(dir, options.externalData);
-  const fd = fs.openSync(dataFile, 'w');
+  if (options.scratch) return saveScratchModel(model, file, options);
+  if (!options.externalData) return atomicWriteFileSync(file, encodeModel(model), options);
+  const externalData = options.externalData;
+  writeFilesAtomicallySync([path.join(dir, externalData), file], ([data, onnx]) => {
+    onnx.write(encodeModel(model, { externalData: { file: externalData, minBytes: options.minBytes ?? 1024, sink: (chunk) => data.write(chunk) } }));
+  }, options);
+}
+
+function saveScratchModel(model: Model, file: string, options: SaveModelOptions): void {
+  if (!options.externalData) return fs.writeFileSync(file, encodeModel(model));
+  const fd = fs.openSync(path.join(path.dirname(file), options.externalData), 'w');
   let offset = 0;
   try {
     const bytes = encodeModel(model, {
       externalData: {
         file: options.externalData,
         minBytes: options.minBytes ?? 1024,
-        sink: (chunk) => { const at = offset; fs.writeSync(fd, chunk); offset += chunk.byteLength; return at; },
+        sink: (chunk) => { const at = offset; fs.writeFileSync(fd, chunk); offset += chunk.byteLength; return at; },
       },
     });
     fs.writeFileSync(file, bytes);

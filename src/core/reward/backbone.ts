@@ -66,23 +66,48 @@ export class EmbeddingCache {
     const safe = backboneId.replace(/[^a-zA-Z0-9._-]/g, '_');
     return new EmbeddingCache(path.join(experimentDir, 'reward', 'embeddings', `${safe}.json`));
   }
-  /** Embeddings of image files, computing (in batches) only those not cached. */
+  /** Embeddings of image files, computing (in batches) only those not cached; throws on a file it cannot use. */
   async embedFiles(backbone: Backbone, files: string[], batch = 16): Promise<Float32Array[]> {
-    const hashes = files.map((f) => createHash('sha256').update(fs.readFileSync(f)).digest('hex'));
-    const missing = [...new Set(files.filter((_, i) => !this.map.has(hashes[i])))];
-    for (let i = 0; i < missing.length; i += batch) {
-      const chunk = missing.slice(i, i + batch);
-      const embs = await backbone.embed(chunk.map(loadImageRGB));
-      chunk.forEach((f, k) => this.map.set(hashes[files.indexOf(f)], Array.from(embs[k])));
+    const out = await this.embedFilesOrReasons(backbone, files, batch);
+    const bad = out.find((x): x is string => typeof x === 'string');
+    if (bad !== undefined) throw new Error(bad);
+    return out as Float32Array[];
+  }
+
+  /** {@link embedFiles}, but a file that is missing, unreadable or not a PNG gets the reason instead of an embedding. */
+  async embedFilesOrReasons(backbone: Backbone, files: string[], batch = 16): Promise<(Float32Array | string)[]> {
+    const read = files.map(hashFile);
+    const uncached = new Map<string, string>();
+    files.forEach((f, i) => { const h = read[i].hash; if (h && !this.map.has(h) && !uncached.has(h)) uncached.set(h, f); });
+    const undecodable = new Map<string, string>();
+    const todo = [...uncached];
+    for (let i = 0; i < todo.length; i += batch) {
+      const decoded: [string, ImageRGB][] = [];
+      for (const [h, f] of todo.slice(i, i + batch)) {
+        try { decoded.push([h, loadImageRGB(f)]); } catch (e) { undecodable.set(h, (e as Error).message); }
+      }
+      if (decoded.length === 0) continue;
+      const embs = await backbone.embed(decoded.map(([, img]) => img));
+      decoded.forEach(([h], k) => this.map.set(h, Array.from(embs[k])));
       this.dirty = true;
     }
-    return hashes.map((h) => Float32Array.from(this.map.get(h)!));
+    return read.map((r) => r.reason ?? undecodable.get(r.hash!) ?? Float32Array.from(this.map.get(r.hash!)!));
   }
+
   /** Write the cache if anything was added. */
   save(): void {
     if (!this.file || !this.dirty) return;
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     atomicWriteFileSync(this.file, JSON.stringify(Object.fromEntries(this.map)));
     this.dirty = false;
+  }
+}
+
+function hashFile(file: string): { hash?: string; reason?: string } {
+  try {
+    return { hash: createHash('sha256').update(fs.readFileSync(file)).digest('hex') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { reason: code === 'ENOENT' ? `image ${file} is missing` : `could not read image ${file}: ${(e as Error).message}` };
   }
 }

@@ -4,11 +4,11 @@ import { EmbeddingCache, statsBackbone, statsBackboneV1, type Backbone } from '.
 import { raterConsistency } from './consistency';
 import type { PairExample, RewardHead } from './head';
 import { pairMetrics, type PairMetrics } from './metrics';
-import { loadRewardHead, rewardPaths, saveRewardModel, type RewardCard } from './model';
+import { loadRewardModel, saveRewardModel, type RewardCard } from './model';
 import { loadOnnxBackbone } from './onnxBackbone';
 import { resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
-import { readRatings, type RatingsLog } from './store';
+import { readRatings, type RatingsLog, type RatingsProblem } from './store';
 import { AutodiffHeadTrainer } from './autodiffTrainer';
 import { fitHeadUsingAll, type FitOptions } from './trainer';
 import type { Rating } from './types';
@@ -23,14 +23,28 @@ export async function openBackbone(spec: string | undefined): Promise<Backbone> 
   return loadOnnxBackbone(spec);
 }
 
-/** Embed both images of every non-skip rating (cached per file hash) and label it: 1 left won, 0 right won, 0.5 tie. */
-export async function ratingsToExamples(experimentDir: string, ratings: Rating[], backbone: Backbone): Promise<RatedExample[]> {
-  const used = ratings.filter((r) => r.choice !== 'skip');
+/**
+ * Embed both images of every non-skip rating (cached per file hash) and label it: 1 left won, 0 right won, 0.5 tie.
+ * A rating whose image is missing, unreadable or not a PNG is left out with its line number, like a bad line.
+ */
+export async function ratingsToExamples(experimentDir: string, log: RatingsLog, backbone: Backbone): Promise<{ examples: RatedExample[]; problems: RatingsProblem[] }> {
+  const used = log.ratings.filter((r) => r.choice !== 'skip');
   const cache = EmbeddingCache.forExperiment(experimentDir, backbone.id);
   const files = used.flatMap((r) => [resolveInside(experimentDir, r.left), resolveInside(experimentDir, r.right)]);
-  const embs = await cache.embedFiles(backbone, files);
+  const embs = await cache.embedFilesOrReasons(backbone, files);
   cache.save();
-  return used.map((r, i) => ({ left: embs[2 * i], right: embs[2 * i + 1], y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r }));
+  const examples: RatedExample[] = [];
+  const problems: RatingsProblem[] = [];
+  used.forEach((r, i) => {
+    const [left, right] = [embs[2 * i], embs[2 * i + 1]];
+    if (typeof left === 'string' || typeof right === 'string') {
+      const why = typeof left === 'string' ? left : right;
+      problems.push({ line: log.lineOf.get(r) ?? 0, reason: `${why}; skipped`, text: JSON.stringify(r).slice(0, 200) });
+      return;
+    }
+    examples.push({ left, right, y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r });
+  });
+  return { examples, problems };
 }
 
 /** Deterministic held-out split by pair id, so a pair and its repeats land on the same side. */
@@ -47,11 +61,9 @@ export interface TrainRewardOptions extends FitOptions {
 
 /** Train, evaluate on held-out pairs, save head + card; returns the card and the trained head. */
 export async function trainExperimentReward(experimentDir: string, o: TrainRewardOptions = {}): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
-  const log = readRatings(experimentDir);
   const backbone = o.backbone ?? statsBackbone;
   const share = o.heldOutShare ?? 0.2;
-  o.onProgress?.(`embedding ${log.ratings.length} ratings with ${backbone.id}`);
-  const examples = await ratingsToExamples(experimentDir, log.ratings, backbone);
+  const { log, examples } = await readExamples(experimentDir, backbone, o.onProgress);
   const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
   const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
   if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
@@ -75,29 +87,36 @@ export async function trainExperimentReward(experimentDir: string, o: TrainRewar
   const metrics = pairMetrics(fit.head, heldOut);
   if (heldOut.length) learningCurve.push({ comparisons: trainAll.length, accuracy: metrics.accuracy, logLoss: metrics.logLoss });
   const rater = raterConsistency(log.ratings);
+  const skips = log.ratings.filter((r) => r.choice === 'skip').length;
   const card: RewardCard = {
     format: 'ddpo-reward-card', version: 1, trainedAt: new Date().toISOString(), backbone: backbone.id,
     head: { kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch },
     data: {
       ratings: log.ratings.length, comparisons: examples.length, ties: examples.filter((e) => e.y === 0.5).length,
-      skips: log.ratings.length - examples.length, trainComparisons: trainAll.length, heldOutComparisons: heldOut.length,
+      skips, unreadable: log.ratings.length - skips - examples.length, trainComparisons: trainAll.length, heldOutComparisons: heldOut.length,
     },
     heldOut: metrics, learningCurve, rater, summary: summarize(metrics, rater.estimatedConsistency, heldOut.length),
   };
-  saveRewardModel(experimentDir, fit.head, card);
-  return { card, head: fit.head, log };
+  return { card: saveRewardModel(experimentDir, fit.head, card), head: fit.head, log };
 }
 
 /** Score the saved model on the experiment's current held-out ratings (and on all of them). */
 export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = 0.2) {
-  const { head, backbone: wanted } = loadRewardHead(rewardPaths(experimentDir).head);
+  const { head, backbone: wanted } = loadRewardModel(experimentDir);
   const bb = backbone ?? (await openBackbone(wanted.startsWith('builtin:') ? wanted : undefined));
   if (bb.id !== wanted) throw new Error(`the reward model was trained on backbone ${wanted} but ${bb.id} was given; pass --backbone with the same encoder or retrain`);
-  const log = readRatings(experimentDir);
-  const examples = await ratingsToExamples(experimentDir, log.ratings, bb);
+  const { log, examples } = await readExamples(experimentDir, bb);
   const heldOut = pairMetrics(head, examples.filter((e) => isHeldOut(e.rating.pairId, heldOutShare)));
   const all = pairMetrics(head, examples);
   return { heldOut, all, rater: raterConsistency(log.ratings), problems: log.problems };
+}
+
+// The ratings log with the examples it gives; ratings whose images cannot be used join its problems, in line order.
+async function readExamples(experimentDir: string, backbone: Backbone, onProgress?: (line: string) => void): Promise<{ log: RatingsLog; examples: RatedExample[] }> {
+  const read = readRatings(experimentDir);
+  onProgress?.(`embedding ${read.ratings.length} ratings with ${backbone.id}`);
+  const { examples, problems } = await ratingsToExamples(experimentDir, read, backbone);
+  return { log: { ...read, problems: [...read.problems, ...problems].sort((a, b) => a.line - b.line) }, examples };
 }
 
 /** One sentence telling the rater how well the model has learned them. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { encodeJpeg } from '../image/jpeg';
 import { loadImageRGB } from './backbone';
-import { resolveInside } from '../fsutil';
+import { atomicWriteFileSync, resolveInside } from '../fsutil';
 import { readRatings } from './store';
 
 /** One row of a Pick-a-Pic-style preference dataset (image columns hold paths relative to the dataset folder). */
@@ -45,7 +45,7 @@ export function exportPreferences(experimentDir: string, outDir: string): Export
     if (known) return known;
     const jpg = encodeJpeg(loadImageRGB(src), { quality: 95 });
     const name = `images/${createHash('sha256').update(jpg).digest('hex').slice(0, 16)}.jpg`;
-    fs.writeFileSync(path.join(outDir, name), jpg);
+    atomicWriteFileSync(path.join(outDir, name), jpg);
     written.set(src, name);
     return name;
   };
@@ -63,6 +63,6 @@ export function exportPreferences(experimentDir: string, outDir: string): Export
     });
   }
   const file = path.join(outDir, 'train.jsonl');
-  fs.writeFileSync(file, rows.map((x) => JSON.stringify(x)).join('\n') + (rows.length ? '\n' : ''));
+  atomicWriteFileSync(file, rows.map((x) => JSON.stringify(x)).join('\n') + (rows.length ? '\n' : ''));
   return { rows: rows.length, images: written.size, ties, skipped, file };
 }

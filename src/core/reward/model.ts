@@ -1,16 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { atomicWriteFileSync, isDiskFull, resolveInside } from '../fsutil';
 import { f32, readSafetensorsWithMetadata, toFloat32, writeSafetensors, type SafeTensor } from '../safetensors';
 import { LinearHead, MlpHead, type RewardHead } from './head';
 import type { PairMetrics } from './metrics';
 import type { RaterConsistency } from './consistency';
 
-/** Where a trained reward model lives inside an experiment. */
+/** Where a trained reward model lives inside an experiment: `card.json` names the head file it goes with. */
 export const rewardPaths = (experimentDir: string) => ({
   dir: path.join(experimentDir, 'reward'),
-  head: path.join(experimentDir, 'reward', 'head.safetensors'),
   card: path.join(experimentDir, 'reward', 'card.json'),
 });
+
+/** The head file of reward models saved before the card named its head. */
+const LEGACY_HEAD_FILE = 'head.safetensors';
 
 /** The human-readable summary saved next to the head. */
 export interface RewardCard {
@@ -18,8 +22,10 @@ export interface RewardCard {
   version: 1;
   trainedAt: string;
   backbone: string;
-  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number };
-  data: { ratings: number; comparisons: number; ties: number; skips: number; trainComparisons: number; heldOutComparisons: number };
+  /** `file`: the head's weights in the same folder (absent in cards older than it: head.safetensors). */
+  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number; file?: string };
+  /** `unreadable`: ratings left out because an image is missing or not a PNG (absent in older cards). */
+  data: { ratings: number; comparisons: number; ties: number; skips: number; unreadable?: number; trainComparisons: number; heldOutComparisons: number };
   heldOut: PairMetrics;
   learningCurve: { comparisons: number; accuracy: number; logLoss: number }[];
   rater: RaterConsistency;
@@ -27,18 +33,64 @@ export interface RewardCard {
   summary: string;
 }
 
-/** Save head weights (safetensors) and card (JSON) under `<experiment>/reward/`. */
-export function saveRewardModel(experimentDir: string, head: RewardHead, card: RewardCard): void {
+/**
+ * Saves head weights (safetensors) and card (JSON) under `<experiment>/reward/` so that readers see the old pair
+ * or the new one, never a mix: the head goes to a file of its own name first, then the card that names it
+ * replaces the old card atomically (the commit), and only then are older heads removed. A failure before the
+ * commit (a full disk, a kill) leaves the previous model in use. Returns the card as written.
+ */
+export function saveRewardModel(experimentDir: string, head: RewardHead, card: RewardCard): RewardCard {
   const p = rewardPaths(experimentDir);
   fs.mkdirSync(p.dir, { recursive: true });
+  const file = `head-${card.trainedAt.replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}.safetensors`;
+  const saved: RewardCard = { ...card, head: { ...card.head, file } };
   const tensors: Record<string, SafeTensor> = { 'norm.mean': f32([head.inputDim], head.mean), 'norm.std': f32([head.inputDim], head.std) };
   for (const [k, t] of head.params()) tensors[`head.${k}`] = f32(t.shape, t.data);
-  writeSafetensors(p.head, tensors, { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone });
-  fs.writeFileSync(p.card, JSON.stringify(card, null, 2) + '\n');
+  try {
+    writeSafetensors(path.join(p.dir, file), tensors, { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone }, { replace: false });
+    atomicWriteFileSync(p.card, JSON.stringify(saved, null, 2) + '\n');
+  } catch (e) {
+    fs.rmSync(path.join(p.dir, file), { force: true });
+    if (!isDiskFull(e)) throw e;
+    throw new Error(`Could not save the reward model in ${p.dir}: the disk is full; the previous model there is kept. Free some disk space and train again.`, { cause: e });
+  }
+  removeOtherHeads(p.dir, file);
+  return saved;
 }
 
-/** Load a head saved by saveRewardModel; `backbone` says which features it expects. */
-export function loadRewardHead(file: string): { head: RewardHead; backbone: string } {
+// Heads no card names any more: the one replaced, and any a kill left between writing a head and its card.
+function removeOtherHeads(dir: string, keep: string): void {
+  for (const n of fs.readdirSync(dir)) {
+    if (n !== keep && /^head(-[\w-]+)?\.safetensors$/.test(n)) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+/** The saved reward model of an experiment: its card, when there is one, and the head file that card names. */
+export function rewardModelFiles(experimentDir: string): { card?: RewardCard; head: string } {
+  const p = rewardPaths(experimentDir);
+  if (!fs.existsSync(p.card)) return { head: path.join(p.dir, LEGACY_HEAD_FILE) };
+  let card: RewardCard;
+  try {
+    card = JSON.parse(fs.readFileSync(p.card, 'utf8')) as RewardCard;
+  } catch (e) {
+    throw new Error(`${p.card} is unreadable (${(e as Error).message}); train the reward model again with \`ddpo reward train\``);
+  }
+  const name = typeof card?.head?.file === 'string' ? card.head.file : LEGACY_HEAD_FILE;
+  return { card, head: resolveInside(p.dir, name) };
+}
+
+/**
+ * Loads an experiment's reward model through its card. A writer that replaced the model between reading the card
+ * and opening its head has removed that head: the card is read once more.
+ */
+export function loadRewardModel(experimentDir: string): { head: RewardHead; backbone: string; file: string } {
+  let files = rewardModelFiles(experimentDir);
+  if (!fs.existsSync(files.head) && files.card) files = rewardModelFiles(experimentDir);
+  return { ...loadRewardHead(files.head), file: files.head };
+}
+
+// A head file saved by saveRewardModel; `backbone` says which features it expects.
+function loadRewardHead(file: string): { head: RewardHead; backbone: string } {
   if (!fs.existsSync(file)) throw new Error(`no reward model at ${file}: run \`ddpo reward train\` first`);
   const { tensors, metadata } = readSafetensorsWithMetadata(file);
   const get = (k: string) => {

@@ -92,6 +92,8 @@ export interface RatingsLog {
   ratings: Rating[];
   retracted: Set<string>;
   problems: RatingsProblem[];
+  /** The 1-based line of each rating in the file, for messages about it. */
+  lineOf: Map<Rating, number>;
   /** True when the last line had no newline and did not parse: a write cut short by a crash. */
   tornTail: boolean;
 }
@@ -111,6 +113,7 @@ export function parseRatings(text: string, experimentDir: string): RatingsLog {
   const all: Rating[] = [];
   const retracted = new Set<string>();
   const problems: RatingsProblem[] = [];
+  const lineOf = new Map<Rating, number>();
   let tornTail = false;
   lines.forEach((line, i) => {
     if (line.trim() === '') return;
@@ -128,11 +131,12 @@ export function parseRatings(text: string, experimentDir: string): RatingsLog {
     try {
       validateRating(r as Rating, experimentDir);
       all.push(r as Rating);
+      lineOf.set(r as Rating, i + 1);
     } catch (e) {
       problems.push({ line: i + 1, reason: `${(e as Error).message}; skipped`, text: line.slice(0, 200) });
     }
   });
-  return { ratings: all.filter((r) => !retracted.has(r.id)), retracted, problems, tornTail };
+  return { ratings: all.filter((r) => !retracted.has(r.id)), retracted, problems, lineOf, tornTail };
 }
 
 /** Throw a readable error when a rating record is malformed or points outside the experiment. */

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { atomicWriteFileSync } from '../fsutil';
 import { listZip, readZipEntry } from './zip';
 
 /** Where onnxruntime-node's own installer looks (its install-metadata.js): the public NuGet feed. */
@@ -158,8 +159,7 @@ export async function installCudaProvider(opts: InstallOptions): Promise<string[
       if (!e) throw new Error(`${url} has no ${inside}; the package layout changed — report this`);
       const dest = path.join(opts.binDir, lib);
       // write beside, then rename: a half-written library must never be loaded
-      fs.writeFileSync(`${dest}.partial`, readZipEntry(pkg, e));
-      fs.renameSync(`${dest}.partial`, dest);
+      atomicWriteFileSync(dest, readZipEntry(pkg, e));
       written.push(dest);
       log(`installed ${dest}`);
     }

@@ -66,7 +66,7 @@ export async function openModel(model: Model, opts: SessionOptions = {}): Promis
       liveTempDirs.add(dir);
       fs.writeFileSync(path.join(dir, OWNER_FILE), String(process.pid));
       source = path.join(dir, 'model.onnx');
-      saveModel(model, source, { externalData: 'model.onnx_data' });
+      saveModel(model, source, { externalData: 'model.onnx_data', scratch: true });
     } else source = encodeModel(model);
     const opened = await openSession(source, name, opts.providers ?? CPU_ONLY, options);
     if (dir) removeOnRelease(opened.session, dir);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as ort from 'onnxruntime-node';
+import { atomicWriteFileSync } from '../fsutil';
 import type { ExecutionProvider } from './providers';
 
 /** One op type's share of a profiled run. */
@@ -88,7 +89,7 @@ export async function profileModel(file: string, ep: ExecutionProvider, options:
   const after = starts.length > runs ? starts[starts.length - runs] : -Infinity;
   const kept = events.filter((e) => ((e as { ts?: number }).ts ?? 0) >= after);
   const gz = `${written}.gz`;
-  fs.writeFileSync(gz, zlib.gzipSync(fs.readFileSync(written)));
+  atomicWriteFileSync(gz, zlib.gzipSync(fs.readFileSync(written)));
   fs.rmSync(written);
   return { ...summarizeProfile(kept, runs), file: gz };
 }

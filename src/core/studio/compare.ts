@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicWriteFile } from '../fsutil';
+import { atomicWriteFile, resolveInsideOrUndefined } from '../fsutil';
 import { readRatings } from '../reward/store';
 import { blindOutcome, scoreBlind, type BlindScore } from '../reward/blindScore';
 import type { QueuedPair } from '../../protocol';
@@ -68,12 +68,17 @@ export function listComparisons(experimentDir: string): CompareManifest[] {
   for (const n of names) {
     try {
       const m = JSON.parse(fs.readFileSync(path.join(experimentDir, COMPARE_DIR, n, MANIFEST_FILE), 'utf8')) as CompareManifest;
-      if (m.id === n && Array.isArray(m.items)) out.push(m);
+      if (m.id === n && Array.isArray(m.items) && imagesInside(compareDir(experimentDir, n), m)) out.push(m);
     } catch {
       // incomplete comparison (interrupted while generating)
     }
   }
   return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+// Image paths come from a file anyone can edit: a manifest naming an image outside its comparison folder is refused.
+function imagesInside(dir: string, m: CompareManifest): boolean {
+  return m.items.every((it) => resolveInsideOrUndefined(dir, it?.base) && resolveInsideOrUndefined(dir, it?.tuned));
 }
 
 /** Unrated items of a comparison as queue items, sides shuffled by a hash of the pair id; `ratedPairs` defaults to those in its log. */

@@ -1,19 +1,30 @@
-/** Copies a checkpoint's LoRA (kohya or PEFT naming) to `<exp>/exports/`. */
+/** Copies a checkpoint's LoRA (kohya or PEFT naming) to `<exp>/exports/`, never over an earlier export. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CKPT_FILES, listCheckpoints } from '../ddpo/checkpoint';
-import { checkpointName, ddpoLayout } from '../ddpo/layout';
+import { checkpointLoraFile, checkpointToExport } from '../ddpo/exportLora';
 import { atomicWriteFile } from '../fsutil';
 
-/** Writes `<exp>/exports/<exp>-epoch-N-<format>.safetensors`; returns its path and the epoch. */
+/** Exports of one name tried before giving up (`-2` … `-N` after the plain name). */
+const MAX_SAME_NAME = 1000;
+
+/**
+ * Writes `<exp>/exports/<exp>-epoch-N-<format>.safetensors`, or `…-2.safetensors` and so on when that name is
+ * taken (the first free name is claimed atomically); returns its path and the epoch.
+ */
 export async function exportLoraFile(experimentDir: string, format: 'kohya' | 'peft', epoch?: number): Promise<{ file: string; epoch: number }> {
-  const ckDir = ddpoLayout(experimentDir).checkpointsDir;
-  const epochs = listCheckpoints(ckDir);
-  const e = epoch ?? epochs[epochs.length - 1];
-  if (e === undefined || !epochs.includes(e)) throw new Error(epochs.length ? `no checkpoint for epoch ${epoch}; available: ${epochs.join(', ')}` : `no checkpoint in ${ckDir} to export; fine-tune first`);
-  const src = path.join(ckDir, checkpointName(e), format === 'kohya' ? CKPT_FILES.kohya : CKPT_FILES.peft);
-  const out = path.join(experimentDir, 'exports', `${path.basename(experimentDir)}-epoch-${e + 1}-${format}.safetensors`);
-  await fs.promises.mkdir(path.dirname(out), { recursive: true });
-  await atomicWriteFile(out, await fs.promises.readFile(src));
-  return { file: out, epoch: e };
+  const ck = checkpointToExport(experimentDir, epoch);
+  const bytes = await fs.promises.readFile(checkpointLoraFile(ck.dir, format));
+  const dir = path.join(experimentDir, 'exports');
+  await fs.promises.mkdir(dir, { recursive: true });
+  const stem = `${path.basename(experimentDir)}-epoch-${ck.epoch + 1}-${format}`;
+  for (let k = 1; k <= MAX_SAME_NAME; k++) {
+    const file = path.join(dir, `${stem}${k === 1 ? '' : `-${k}`}.safetensors`);
+    try {
+      await atomicWriteFile(file, bytes, { replace: false });
+      return { file, epoch: ck.epoch };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+  throw new Error(`${dir} already holds ${MAX_SAME_NAME} exports named ${stem}*; delete some and export again`);
 }

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicWriteFile, resolveInside } from '../fsutil';
+import { atomicWriteFile, resolveInside, resolveInsideOrUndefined } from '../fsutil';
 import { encodePng, type RasterImage } from '../image/png';
 import type { QueuedPair } from '../../protocol';
 import { pairIdFor, schedulePairs, type PairProposal } from '../reward/schedule';
@@ -46,7 +46,8 @@ export function listPairs(experimentDir: string): StoredPair[] {
   for (const n of names) {
     try {
       const p = JSON.parse(fs.readFileSync(path.join(root, n, PAIR_FILE), 'utf8')) as StoredPair;
-      if (p.pairId === n && typeof p.prompt === 'string') out.push(p);
+      // image paths come from a file anyone can edit: a pair whose images lie outside the experiment is left out
+      if (p.pairId === n && typeof p.prompt === 'string' && resolveInsideOrUndefined(experimentDir, p.a) && resolveInsideOrUndefined(experimentDir, p.b)) out.push(p);
     } catch {
       // not a complete pair (generation was interrupted); it is regenerated under a new id
     }
@@ -82,15 +83,25 @@ export interface PairImage {
   metadata: Record<string, string>;
 }
 
-/** Writes a pair folder: a.png and b.png, then `pair.json` last (each atomically), so a listed pair is complete. */
+/**
+ * Writes a pair folder: a.png and b.png, then `pair.json` last (each atomically), so a listed pair is complete. A
+ * failure (a full disk) removes what it wrote, so no half pair is left behind.
+ */
 export async function writePair(experimentDir: string, plan: PairPlan, images: readonly [PairImage, PairImage]): Promise<StoredPair> {
   const dir = resolveInside(experimentDir, path.dirname(plan.a));
+  const [a, b] = [resolveInside(experimentDir, plan.a), resolveInside(experimentDir, plan.b)];
   await fs.promises.mkdir(dir, { recursive: true });
-  await atomicWriteFile(resolveInside(experimentDir, plan.a), encodePng(images[0].image, images[0].metadata));
-  await atomicWriteFile(resolveInside(experimentDir, plan.b), encodePng(images[1].image, images[1].metadata));
-  const pair: StoredPair = { ...plan, createdAt: new Date().toISOString() };
-  await atomicWriteFile(path.join(dir, PAIR_FILE), JSON.stringify(pair, null, 1) + '\n');
-  return pair;
+  try {
+    await atomicWriteFile(a, encodePng(images[0].image, images[0].metadata));
+    await atomicWriteFile(b, encodePng(images[1].image, images[1].metadata));
+    const pair: StoredPair = { ...plan, createdAt: new Date().toISOString() };
+    await atomicWriteFile(path.join(dir, PAIR_FILE), JSON.stringify(pair, null, 1) + '\n');
+    return pair;
+  } catch (e) {
+    await Promise.all([a, b].map((f) => fs.promises.rm(f, { force: true })));
+    await fs.promises.rmdir(dir).catch(() => undefined); // only when nothing else is in it
+    throw e;
+  }
 }
 
 /** Left/right order of a pair, fixed by its id so a reload shows the same sides. */

@@ -4,6 +4,7 @@ import { listCheckpoints } from '../ddpo/checkpoint';
 import { parseDdpoConfig } from '../ddpo/config';
 import { ddpoLayout } from '../ddpo/layout';
 import { readMetrics, type EvalImage } from '../ddpo/metrics';
+import { resolveInsideOrUndefined } from '../fsutil';
 
 /** What the run looks like; `interrupted` means status.json says running but nothing runs it any more. */
 export type RunStateName = 'idle' | 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
@@ -52,7 +53,8 @@ export function readRunState(experimentDir: string, runningHere: boolean): RunSt
     points,
     checkpoints: listCheckpoints(layout.checkpointsDir),
     evalEpoch: withEval?.epoch,
-    evalImages: withEval?.eval ?? [],
+    // image paths come from metrics.jsonl, which anyone can edit: one outside the experiment is left out
+    evalImages: (withEval?.eval ?? []).filter((e) => resolveInsideOrUndefined(experimentDir, e.image)),
   };
 }
 

@@ -1,5 +1,6 @@
 /** Trains the embedded tiny model's UNet (epsilon prediction, caption dropout, AdamW, EMA) and writes the SD-layout folder. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { atomicWriteFileSync } from '../fsutil';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as ort from 'onnxruntime-node';
@@ -118,7 +119,7 @@ function writeTinyFolder(o: TinyTrainOptions, parts: TinyParts, ema: Map<string,
     unet: withWeights(parts.unet, ema), textEncoder: parts.textEncoder, vaeDecoder: parts.vae, tokenizerDir: parts.tokDir, scheduler: TINY_SCHEDULER_CONFIG,
     name: 'ddpo-studio/tiny-shapes', scalingFactor: TINY_SCALING_FACTOR,
   });
-  writeFileSync(join(o.out, 'training.json'), JSON.stringify({
+  atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({
     steps: step, seed: o.seed, batch: o.batch, lr: o.lr, ...(o.init ? { init: o.init } : {}), image_size: TINY_IMAGE_SIZE, loss_every_50_steps: losses,
   }) + '\n');
 }

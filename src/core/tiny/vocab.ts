@@ -1,5 +1,6 @@
 /** A small CLIP-format BPE vocabulary (vocab.json + merges.txt) in which every caption word is one token. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { atomicWriteFileSync } from '../fsutil';
 import { join } from 'node:path';
 
 /** GPT-2/CLIP byte-to-unicode table (printable bytes map to themselves, the rest from U+0100 up), in byte order. */
@@ -58,11 +59,11 @@ export function buildVocab(words: string[]): BpeVocab {
 /** Writes vocab.json, merges.txt (with CLIP's `#version` header), tokenizer_config.json and special_tokens_map.json. */
 export function writeTokenizerFolder(dir: string, v: BpeVocab, maxLength = 77): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(v.vocab));
-  writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\n' + v.merges.map(([a, b]) => `${a} ${b}`).join('\n') + '\n');
+  atomicWriteFileSync(join(dir, 'vocab.json'), JSON.stringify(v.vocab));
+  atomicWriteFileSync(join(dir, 'merges.txt'), '#version: 0.2\n' + v.merges.map(([a, b]) => `${a} ${b}`).join('\n') + '\n');
   const special = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: '<|endoftext|>', unk_token: '<|endoftext|>' };
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
+  atomicWriteFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
     tokenizer_class: 'CLIPTokenizer', model_max_length: maxLength, do_lower_case: true, add_prefix_space: false, errors: 'replace', ...special,
   }, null, 2) + '\n');
-  writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(special, null, 2) + '\n');
+  atomicWriteFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(special, null, 2) + '\n');
 }

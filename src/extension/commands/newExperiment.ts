@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL_ID } from '../../core/experiment/modelDir';
+import { atomicWriteFileSync } from '../../core/fsutil';
 import type { BaseModelRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
 import { hubEndpoint } from '../../core/models/hubDownload';
@@ -45,7 +46,7 @@ export async function newExperiment(services: Services, name?: string): Promise<
   }
   try {
     const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, prompts: init.prompts, settings: init.preset?.settings });
-    if (init.preset) fs.writeFileSync(path.join(store.dirOf(exp.name), 'ddpo.json'), JSON.stringify(init.preset.ddpo, null, 2) + '\n');
+    if (init.preset) atomicWriteFileSync(path.join(store.dirOf(exp.name), 'ddpo.json'), JSON.stringify(init.preset.ddpo, null, 2) + '\n');
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not create the experiment: ${(e as Error).message}`);
     return undefined;

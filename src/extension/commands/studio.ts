@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { listCheckpoints } from '../../core/ddpo/checkpoint';
 import { ddpoLayout } from '../../core/ddpo/layout';
+import { atomicWriteFileSync } from '../../core/fsutil';
 import { listComparisons } from '../../core/studio/compare';
 import { formatWinRate } from '../../core/studio/summary';
 import { compareResult } from '../../core/studio/compare';
@@ -54,10 +55,14 @@ export async function trainReward(services: Services, arg?: unknown): Promise<vo
   }
 }
 
-/** Writes ddpo.json from the CPU preset when the experiment has none yet. */
+/** Writes ddpo.json from the CPU preset when the experiment has none yet (never over one written meanwhile). */
 function ensureDdpoConfig(x: PickedExperiment): void {
   const file = ddpoLayout(x.dir).configFile;
-  if (!fs.existsSync(file)) fs.writeFileSync(file, JSON.stringify(presetById('cpu-quick').ddpo, null, 2) + '\n');
+  try {
+    if (!fs.existsSync(file)) atomicWriteFileSync(file, JSON.stringify(presetById('cpu-quick').ddpo, null, 2) + '\n', { replace: false });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
 }
 
 /** "Start Fine-Tuning" (resume: continue from the newest checkpoint). */

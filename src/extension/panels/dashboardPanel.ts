@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
+import { resolveInside } from '../../core/fsutil';
 import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
 import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
@@ -83,7 +84,7 @@ class DashboardPanel {
     const running = this.services.runs.isRunning(this.dir);
     const s = readRunState(this.dir, running);
     const live = this.services.runs.progressOf(this.dir);
-    const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(path.join(this.dir, rel))).toString();
+    const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(this.dir, rel))).toString();
     const cmp = listComparisons(this.dir).at(-1);
     const win = cmp ? compareResult(this.dir, cmp) : undefined;
     return {

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { resolveInside } from '../../core/fsutil';
 import { SAMPLES_DIR } from '../../core/studio/pairs';
 import { ratingsDir } from '../../core/studio/ratingLog';
 import type { HostToRating } from '../../protocol';
@@ -45,7 +46,7 @@ export class RatingPanel {
     const session = new RatingSession(src, {
       worker: services.worker,
       post: (msg: HostToRating) => void panel.webview.postMessage(msg),
-      imageUri: (rel) => panel.webview.asWebviewUri(vscode.Uri.file(path.join(root, rel))).toString(),
+      imageUri: (rel) => panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(root, rel))).toString(),
       log: (line) => services.output.appendLine(line),
       generationFailed: (message) => void vscode.window.showErrorMessage(`DDPO Studio could not generate pairs for ${src.experiment}: ${message}`),
       executionProvider: executionProviderSetting,

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import type { EpochPoint, FineTuneProgress } from '../../protocol';
 import { WorkerRequestError, type WorkerClient } from '../../worker/client';
 import { executionProviderSetting } from '../settings';
+import { confirmRewardScript, type RewardScript } from '../../core/ddpo/rewardScript';
 
 /** What listeners (dashboard, tree) hear while a run goes. */
 export interface RunEvent {
@@ -30,7 +31,7 @@ export class RunManager implements vscode.Disposable {
   /** Fires on every progress event and when a run ends. */
   readonly onDidChange = this.emitter.event;
 
-  constructor(private readonly worker: WorkerClient, private readonly output: vscode.OutputChannel, private readonly openDashboard: (dir: string) => void) {
+  constructor(private readonly worker: WorkerClient, private readonly output: vscode.OutputChannel, private readonly openDashboard: (dir: string) => void, private readonly globalState: vscode.Memento) {
     this.statusBar.name = 'DDPO Studio fine-tuning';
   }
 
@@ -56,6 +57,8 @@ export class RunManager implements vscode.Disposable {
       this.openDashboard(experimentDir);
       return;
     }
+    const confirmed = await this.confirmRewardScript(experimentDir);
+    if (!confirmed || this.active.has(experimentDir)) return;
     const run: ActiveRun = { abort: new AbortController() };
     this.active.set(experimentDir, run);
     this.updateStatusBar();
@@ -65,7 +68,7 @@ export class RunManager implements vscode.Disposable {
       token.onCancellationRequested(() => run.abort.abort());
       let reported = 0;
       try {
-        const r = await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting() }, {
+        const r = await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting(), rewardScript: confirmed.script }, {
           signal: run.abort.signal,
           onProgress: (p) => {
             run.last = p;
@@ -115,6 +118,27 @@ export class RunManager implements vscode.Disposable {
     for (const r of this.active.values()) r.abort.abort();
     this.statusBar.dispose();
     this.emitter.dispose();
+  }
+
+  // A script reward runs only after the person confirmed its path and content once (kept in global state, which the
+  // worker cannot write and which does not travel with a shared experiment folder).
+  private async confirmRewardScript(experimentDir: string): Promise<{ script?: RewardScript } | undefined> {
+    const name = path.basename(experimentDir);
+    try {
+      const r = await confirmRewardScript(this.globalState, experimentDir, async (s, changed) => {
+        const pick = await vscode.window.showWarningMessage(
+          `${changed ? 'The reward script has changed since you confirmed it. ' : ''}Fine-tuning ${name} runs the reward script ${s.file}, JavaScript with your permissions. Run it?`,
+          { modal: true, detail: `sha256 ${s.sha256}\nRun it only if you wrote it or trust where it came from. You are asked again whenever it changes.` },
+          'Run Script',
+        );
+        return pick === 'Run Script';
+      });
+      if (!r) void vscode.window.showInformationMessage(`Fine-tuning of ${name} not started: its reward script was not confirmed.`);
+      return r;
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Fine-tuning of ${name} not started: ${(e as Error).message}`);
+      return undefined;
+    }
   }
 
   private end(experimentDir: string, how: RunEvent['ended'], message?: string): void {

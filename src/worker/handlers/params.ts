@@ -1,7 +1,7 @@
 /** Checks for untrusted request params; each throws an Error naming the field and what it should be. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../../protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ConfirmedRewardScript, type ExecutionProviderSetting } from '../../protocol';
 
 /** The params as a plain object. */
 export function obj(params: unknown): Record<string, unknown> {
@@ -48,4 +48,14 @@ export function providerSetting(p: Record<string, unknown>): ExecutionProviderSe
   const v = p.executionProvider;
   if (v !== undefined && !EXECUTION_PROVIDER_SETTINGS.includes(v as ExecutionProviderSetting)) throw new Error(`"executionProvider" must be one of ${EXECUTION_PROVIDER_SETTINGS.join(', ')}, got ${JSON.stringify(v)}`);
   return v as ExecutionProviderSetting | undefined;
+}
+
+/** The optional `rewardScript` field: the absolute path and sha256 of a reward script the person confirmed. */
+export function confirmedScript(p: Record<string, unknown>): ConfirmedRewardScript | undefined {
+  if (p.rewardScript === undefined) return undefined;
+  const s = obj(p.rewardScript);
+  const file = str(s, 'file'), sha256 = str(s, 'sha256');
+  if (!path.isAbsolute(file)) throw new Error(`"rewardScript.file" must be an absolute path, got ${file}`);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('"rewardScript.sha256" must be 64 hex digits');
+  return { file, sha256 };
 }

@@ -2,9 +2,10 @@
 import * as path from 'node:path';
 import { CHOICES, isChoice } from '../../protocol';
 import { trainExperiment } from '../../core/ddpo/experimentRun';
+import { confirmedScriptGate } from '../../core/ddpo/rewardScript';
 import { resolveModel } from '../../core/models/hubDownload';
 import { trainExperimentReward } from '../../core/reward/experiment';
-import { PreferenceStore, readRatings } from '../../core/reward/store';
+import { PreferenceStore, readRatings, summarizeRatingsProblems } from '../../core/reward/store';
 import { runComparison } from '../../core/studio/compareRun';
 import { exportLoraFile } from '../../core/studio/exportLora';
 import { generatePairsInto } from '../../core/studio/generate';
@@ -13,7 +14,7 @@ import { resolveInside } from '../../core/fsutil';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
 import { pipelineFor, releasePipelines } from '../models';
-import { existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';
+import { confirmedScript, existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';
 import type { ExecutionProviderSetting, WorkerRequestKind } from '../../protocol';
 
 // One AbortController per experiment being fine-tuned, so stopFineTune can reach the running job.
@@ -98,7 +99,8 @@ export const trainRewardHandler: JobHandler<'trainReward'> = {
   exclusive: true,
   parse: (raw) => ({ experimentDir: experimentDir(obj(raw)) }),
   async run({ experimentDir: dir }, ctx) {
-    const { card } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }) });
+    const { card, log } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }) });
+    for (const line of summarizeRatingsProblems(log.problems)) ctx.log(`warning: ${line}`);
     return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary };
   },
 };
@@ -108,9 +110,9 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true, executionProvider: providerSetting(p) };
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true, executionProvider: providerSetting(p), rewardScript: confirmedScript(p) };
   },
-  async run({ experimentDir: dir, modelDir, resume, executionProvider }, ctx) {
+  async run({ experimentDir: dir, modelDir, resume, executionProvider, rewardScript }, ctx) {
     if (runs.has(dir)) throw new Error(`${path.basename(dir)} is already fine-tuning`);
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
@@ -120,7 +122,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     try {
       await releasePipelines();
       const r = await trainExperiment(dir, {
-        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx),
+        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript),
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;

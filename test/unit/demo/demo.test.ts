@@ -10,6 +10,7 @@ import { composeGrid } from '../../../src/core/demo/grid';
 import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
 import type { DemoReport } from '../../../src/core/demo/report';
 import { decodePng } from '../../../src/core/image/png';
+import { rewardModelFiles } from '../../../src/core/reward/model';
 import { readRatings } from '../../../src/core/reward/store';
 import { listPairs } from '../../../src/core/studio/pairs';
 
@@ -37,10 +38,12 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   const code = await runCli(['demo', '--quick', '--workspace', ws, '--name', 'quick'], io, commands);
   assert.equal(code, 0, err.join('\n'));
   const dir = path.join(ws, '.ddpo', 'quick');
-  for (const f of ['experiment.json', 'ddpo.json', 'ratings.jsonl', 'reward/head.safetensors', 'reward/card.json', 'ddpo/metrics.jsonl', 'report.json', 'grid.png']) {
+  for (const f of ['experiment.json', 'ddpo.json', 'ratings.jsonl', 'reward/card.json', 'ddpo/metrics.jsonl', 'report.json', 'grid.png']) {
     assert.ok(fs.existsSync(path.join(dir, f)), `missing ${f}`);
   }
   assert.ok(!fs.existsSync(path.join(dir, 'ddpo', 'eval')), 'the demo evaluates no fixed images during DDPO (eval_seeds []), so it writes no eval folders');
+  const head = rewardModelFiles(dir).head;
+  assert.ok(fs.existsSync(head), `missing the reward head ${head} that reward/card.json names`);
   const r = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as DemoReport;
   const n = r.eval.prompts.length * r.eval.seeds.length;
   assert.equal(r.eval.wins + r.eval.losses + r.eval.ties, n);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PathEscapeError, appendLineDurable, appendLineDurableSync, atomicWriteFile, atomicWriteFileSync, resolveInside } from '../../../src/core/fsutil';
+import { PathEscapeError, appendLineDurable, appendLineDurableSync, atomicWriteFile, atomicWriteFileSync, commitFileSync, resolveInside, resolveInsideOrUndefined, writeFilesAtomicallySync } from '../../../src/core/fsutil';
 
 function tmpdir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-fsutil-'));
@@ -93,4 +93,57 @@ test('resolveInside allows symlinks that stay inside, and a root reached through
   const linkToRoot = path.join(tmpdir(), 'root-link');
   fs.symlinkSync(real, linkToRoot);
   assert.equal(resolveInside(linkToRoot, 'data/y'), path.join(linkToRoot, 'data', 'y'));
+});
+
+test('atomicWriteFile with replace: false creates a new file and refuses an existing one (EEXIST), leaving it as it was', async () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'export.safetensors');
+  await atomicWriteFile(file, 'first', { replace: false });
+  await assert.rejects(atomicWriteFile(file, 'second', { replace: false }), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+  assert.throws(() => atomicWriteFileSync(file, 'third', { replace: false }), (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'first');
+  assert.deepEqual(fs.readdirSync(dir), ['export.safetensors']);
+});
+
+test('of writers racing to create one name with replace: false, exactly one wins', async () => {
+  const dir = tmpdir();
+  const file = path.join(dir, 'claimed');
+  const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => atomicWriteFile(file, `writer ${i}`, { replace: false })));
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  assert.match(fs.readFileSync(file, 'utf8'), /^writer \d$/);
+  assert.deepEqual(fs.readdirSync(dir), ['claimed']);
+});
+
+test('writeFilesAtomicallySync: a failure while writing leaves every target as it was and no temp file', () => {
+  const dir = tmpdir();
+  const [model, data] = [path.join(dir, 'model.onnx'), path.join(dir, 'model.onnx.data')];
+  writeFilesAtomicallySync([data, model], ([d, m]) => { assert.equal(d.write('weights'), 0); assert.equal(d.write('++'), 7); m.write('graph'); });
+  assert.equal(fs.readFileSync(data, 'utf8'), 'weights++');
+  assert.throws(() => writeFilesAtomicallySync([data, model], ([d]) => { d.write('half'); throw new Error('encoder failed'); }), /encoder failed/);
+  assert.deepEqual([fs.readFileSync(data, 'utf8'), fs.readFileSync(model, 'utf8')], ['weights++', 'graph']);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['model.onnx', 'model.onnx.data']);
+});
+
+test('writeFilesAtomicallySync with replace: false: when a later target exists, the ones it created are removed again', () => {
+  const dir = tmpdir();
+  fs.writeFileSync(path.join(dir, 'b'), 'kept');
+  assert.throws(() => writeFilesAtomicallySync([path.join(dir, 'a'), path.join(dir, 'b')], ([a, b]) => { a.write('new a'); b.write('new b'); }, { replace: false }),
+    (e: NodeJS.ErrnoException) => e.code === 'EEXIST');
+  assert.deepEqual(fs.readdirSync(dir), ['b']);
+  assert.equal(fs.readFileSync(path.join(dir, 'b'), 'utf8'), 'kept');
+});
+
+test('commitFileSync moves a finished download onto its name', () => {
+  const dir = tmpdir();
+  fs.writeFileSync(path.join(dir, 'model.onnx.part'), 'bytes');
+  commitFileSync(path.join(dir, 'model.onnx.part'), path.join(dir, 'model.onnx'));
+  assert.deepEqual(fs.readdirSync(dir), ['model.onnx']);
+  assert.equal(fs.readFileSync(path.join(dir, 'model.onnx'), 'utf8'), 'bytes');
+});
+
+test('resolveInsideOrUndefined answers undefined where resolveInside throws, and for a value that is no string', () => {
+  const root = tmpdir();
+  fs.symlinkSync(tmpdir(), path.join(root, 'out'));
+  assert.equal(resolveInsideOrUndefined(root, 'a/b.png'), path.join(root, 'a', 'b.png'));
+  for (const bad of ['../x.png', '/etc/passwd', 'out/x.png', 42, undefined]) assert.equal(resolveInsideOrUndefined(root, bad), undefined, String(bad));
 });

@@ -27,7 +27,8 @@ test('reward train / eval / export-preferences on a simulated experiment', async
   const t = io();
   assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir], t), 0, t.lines.join('\n'));
   const card = JSON.parse(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8')) as RewardCard;
-  assert.ok(fs.existsSync(path.join(dir, 'reward', 'head.safetensors')));
+  assert.match(card.head.file ?? '', /^head-[\w-]+\.safetensors$/);
+  assert.ok(fs.existsSync(path.join(dir, 'reward', card.head.file!)), 'the card names the head written beside it');
   assert.equal(card.data.ratings, 160);
   assert.ok(card.heldOut.accuracy > 0.7, `held-out accuracy ${card.heldOut.accuracy}`);
   assert.ok(card.rater.repeats > 0 && card.learningCurve.length >= 2);
@@ -73,4 +74,27 @@ test('reward train with many unusable lines shows the first few and counts the r
     ...[0, 1, 2, 3, 4].map((k) => `ERR ratings.jsonl line ${first + k}: not valid JSON; skipped`),
     `ERR ... and 295 more unusable lines of ratings.jsonl skipped (300 in all, the last at line ${first + 299})`,
   ]);
+});
+
+test('reward train skips a rating whose image is missing or not a PNG, naming its line, and summarises after the first few', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-exp-'));
+  makeSimulatedExperiment(dir, { pairs: 60, seed: 5 });
+  const log = readRatings(dir);
+  const rated = log.ratings.filter((r) => r.choice !== 'skip');
+  const notPng = rated[10].right;
+  const missing = [...new Set([rated[3].left, rated[20].left, rated[30].right, rated[40].left])].filter((f) => f !== notPng);
+  for (const f of missing) fs.rmSync(path.join(dir, f));
+  fs.writeFileSync(path.join(dir, notPng), 'not a png');
+  const hit = rated.filter((r) => [r.left, r.right].some((f) => missing.includes(f) || f === notPng));
+  assert.ok(hit.length > 5, `${hit.length} ratings lose an image`);
+  const t = io();
+  assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir], t), 0, t.lines.join('\n'));
+  const warnings = t.lines.filter((l) => l.startsWith('ERR '));
+  const lines = hit.map((r) => log.lineOf.get(r)!);
+  assert.equal(warnings.length, 6, warnings.join('\n'));
+  warnings.slice(0, 5).forEach((w, k) => assert.match(w, new RegExp(`^ERR ratings\\.jsonl line ${lines[k]}: (image .* is missing|could not read image .*: .*); skipped$`)));
+  assert.match(warnings[5], new RegExp(`^ERR \\.\\.\\. and ${hit.length - 5} more unusable lines .* the last at line ${lines.at(-1)}\\)$`));
+  const card = JSON.parse(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8')) as RewardCard;
+  assert.equal(card.data.unreadable, hit.length);
+  assert.equal(card.data.comparisons, rated.length - hit.length);
 });

@@ -1,6 +1,7 @@
 // The studio's worker jobs end to end on the embedded tiny model (skipped when media/tiny-model is absent).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -99,4 +100,19 @@ test('pair generation tells the worker log of a cut prompt once and of images wi
   const again: string[] = [];
   await call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 1 }, { log: (l) => again.push(l) });
   assert.ok(!again.some((l) => /the prompt/.test(l)), `the cut prompt is told once: ${again.join('\n')}`);
+});
+
+test('startFineTune runs a reward script only with the confirmation of its path and content the host sends', { skip }, async () => {
+  const dir = experiment({ num_epochs: 1, reward: 'script:score.mjs' });
+  const file = path.join(dir, 'score.mjs');
+  fs.writeFileSync(file, 'export default (images) => images.map(() => 0.25);');
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const start = (rewardScript?: unknown) => call('startFineTune', { experimentDir: dir, modelDir: MODEL, resume: false, ...(rewardScript ? { rewardScript } : {}) });
+  await assert.rejects(start(), /will not run: it has not been confirmed/);
+  await assert.rejects(start({ file, sha256: sha256.replace(/^./, (c) => (c === '0' ? '1' : '0')) }), /will not run: it changed since it was confirmed/);
+  assert.throws(() => handlers.startFineTune.parse({ experimentDir: dir, modelDir: MODEL, rewardScript: { file: 'score.mjs', sha256 } }), /absolute path/);
+  assert.ok(!fs.existsSync(path.join(dir, 'ddpo', 'metrics.jsonl')), 'nothing ran');
+  const run = await start({ file, sha256 });
+  assert.deepEqual([run.firstEpoch, run.lastEpoch], [0, 0]);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'ddpo', 'metrics.jsonl'), 'utf8').split('\n')[0]).reward_mean, 0.25);
 });
