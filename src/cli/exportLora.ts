@@ -9,6 +9,7 @@ import { loadModel, saveModel } from '../core/onnx/proto';
 import { mergeLora } from '../core/train/lora';
 import { readLora } from '../core/train/loraFile';
 import { atomicWriteFile } from '../core/fsutil';
+import { acquireRunLock, type RunLock } from '../core/experiment/runLock';
 
 const FLAGS: FlagTable = { experiment: 'text', format: ['kohya', 'peft', 'onnx'], out: 'text', epoch: 'integer' };
 
@@ -35,7 +36,9 @@ export const exportLoraCommand: CliCommand = {
       return 1;
     }
     const ck = path.join(ckDir, checkpointName(epoch));
+    let lock: RunLock | undefined;
     try {
+      lock = acquireRunLock(dir, 'ddpo export-lora');
       if (format === 'onnx') {
         const modelDir = experimentModelDir(await readExperiment(dir), dir, embeddedModelDir);
         const merged = mergeLora(loadModel(path.join(modelDir, 'unet', 'model.onnx')), readLora(path.join(ck, CKPT_FILES.peft)));
@@ -46,6 +49,8 @@ export const exportLoraCommand: CliCommand = {
     } catch (e) {
       io.err(`export from ${ck} failed: ${(e as Error).message}`);
       return 1;
+    } finally {
+      lock?.release();
     }
     io.out(`wrote ${out} (${format}, epoch ${epoch})`);
     return 0;

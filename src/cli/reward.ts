@@ -23,7 +23,7 @@ export const rewardTrainCommand: CliCommand = {
     if (typeof dir !== 'string') { io.err('missing --experiment DIR'); return 2; }
     const head = flags.head === 'mlp' ? 'mlp' : 'linear';
     const backbone = await openBackbone(typeof flags.backbone === 'string' ? flags.backbone : undefined);
-    const { card, log } = await trainExperimentReward(dir, { backbone, kind: head, hidden: Number(flags.hidden ?? 32), seed: Number(flags.seed ?? 0), onProgress: io.progress });
+    const { card, log } = await trainExperimentReward(dir, { backbone, kind: head, hidden: Number(flags.hidden ?? 32), seed: Number(flags.seed ?? 0), onProgress: io.progress, lockLabel: 'ddpo reward train' });
     for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
     io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backbone}`);
     io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);

@@ -30,7 +30,7 @@ export const trainCommand: CliCommand = {
       const setting = parseProviderSetting(typeof flags.ep === 'string' ? flags.ep : 'cpu');
       const providers = setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.out);
       const r = await trainExperiment(dir, {
-        resume: flags.resume === true, signal: io.signal, onLog: io.out, providers,
+        resume: flags.resume === true, signal: io.signal, onLog: io.out, providers, lockLabel: flags.resume === true ? 'ddpo train --resume' : 'ddpo train',
         onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
       });
       io.out(`done: epochs ${r.firstEpoch}..${r.lastEpoch}; metrics in ${dir}/ddpo/metrics.jsonl`);

@@ -3,10 +3,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CKPT_FILES, listCheckpoints } from '../ddpo/checkpoint';
 import { checkpointName, ddpoLayout } from '../ddpo/layout';
+import { withRunLock } from '../experiment/runLock';
 import { atomicWriteFile } from '../fsutil';
 
-/** Writes `<exp>/exports/<exp>-epoch-N-<format>.safetensors`; returns its path and the epoch. */
+/** Writes `<exp>/exports/<exp>-epoch-N-<format>.safetensors` holding the experiment's run lock; returns its path and the epoch. */
 export async function exportLoraFile(experimentDir: string, format: 'kohya' | 'peft', epoch?: number): Promise<{ file: string; epoch: number }> {
+  return withRunLock(experimentDir, 'DDPO Studio LoRA export', () => exportLocked(experimentDir, format, epoch));
+}
+
+async function exportLocked(experimentDir: string, format: 'kohya' | 'peft', epoch: number | undefined): Promise<{ file: string; epoch: number }> {
   const ckDir = ddpoLayout(experimentDir).checkpointsDir;
   const epochs = listCheckpoints(ckDir);
   const e = epoch ?? epochs[epochs.length - 1];
