@@ -56,7 +56,7 @@ export interface CliIO {
   err(line: string): void;
   /** Progress that may be overwritten in a terminal (a plain line elsewhere). */
   progress(line: string): void;
-  /** Aborted on Ctrl+C. */
+  /** Aborted on Ctrl+C or SIGTERM. */
   signal: AbortSignal;
 }
 

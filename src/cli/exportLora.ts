@@ -16,7 +16,7 @@ export const exportLoraCommand = defineCommand({
   async run({ flags }, io) {
     const { experiment: dir, format, out } = flags;
     try {
-      const r = await exportLora(dir, { format, out, epoch: flags.epoch, force: flags.force === true });
+      const r = await exportLora(dir, { format, out, epoch: flags.epoch, force: flags.force === true, lockLabel: 'ddpo export-lora' });
       io.out(`wrote ${r.files.join(' and ')} (${format}, epoch ${r.epoch})`);
     } catch (e) {
       io.err(`export-lora from ${dir} failed: ${(e as Error).message}`);

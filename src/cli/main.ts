@@ -5,11 +5,14 @@ import { runCli } from './dispatch';
 
 async function main(): Promise<void> {
   const controller = new AbortController();
-  process.on('SIGINT', () => {
-    // A second Ctrl+C exits at once.
-    if (controller.signal.aborted) process.exit(130);
+  // Ctrl+C and SIGTERM stop the command the same way, so a run leaves an honest status and releases its lock;
+  // a second signal exits at once.
+  const stop = (code: number) => () => {
+    if (controller.signal.aborted) process.exit(code);
     controller.abort();
-  });
+  };
+  process.on('SIGINT', stop(130));
+  process.on('SIGTERM', stop(143));
   const tty = process.stderr.isTTY;
   // In a terminal a progress line stays open (overwritten by the next one); end it before other output.
   let progressOpen = false;

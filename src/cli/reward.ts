@@ -17,7 +17,7 @@ export const rewardTrainCommand = defineCommand({
     '  in use until then). A rating whose image is missing or not a PNG is skipped with its line number.',
   async run({ flags }, io) {
     const backbone = await openBackbone(flags.backbone);
-    const { card, log } = await trainExperimentReward(flags.experiment, { backbone, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress });
+    const { card, log } = await trainExperimentReward(flags.experiment, { backbone, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress, lockLabel: 'ddpo reward train' });
     for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
     io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backbone}`);
     io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);

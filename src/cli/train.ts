@@ -27,7 +27,7 @@ export const trainCommand = defineCommand({
       const setting = parseProviderSetting(flags.ep ?? 'cpu');
       const providers = setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.out);
       const r = await trainExperiment(dir, {
-        resume: flags.resume === true, signal: io.signal, onLog: io.out, providers,
+        resume: flags.resume === true, signal: io.signal, onLog: io.out, providers, lockLabel: flags.resume === true ? 'ddpo train --resume' : 'ddpo train',
         approveRewardScript: (s) => io.out(`running reward script ${s.file} (sha256 ${s.sha256})`),
         onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
       });

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { embeddedModelDir, experimentModelDir } from '../experiment/modelDir';
-import { EXPERIMENT_FILE } from '../experiment/schema';
+import { withRunLock } from '../experiment/runLock';
+import { EXPERIMENT_FILE, type Experiment } from '../experiment/schema';
 import { readExperiment } from '../experiment/store';
 import { parseDdpoConfig, type DdpoConfig } from './config';
 import { ddpoLayout } from './layout';
@@ -46,17 +47,24 @@ export interface TrainExperimentOptions {
   modelDir?: string;
   /** Lets a `script:` reward run (it is refused without one): the CLI says what it runs, the studio checks the confirmation. */
   approveRewardScript?: RewardScriptGate;
+  /** What the experiment's run lock names as its holder while this runs (default "DDPO training"). */
+  lockLabel?: string;
 }
 
 /**
- * The one way from an experiment folder to a DDPO run: reads ddpo.json and experiment.json, builds the reward and
- * the policy (unless one is given), runs the loop and releases what it built.
+ * The one way from an experiment folder to a DDPO run (a new one or a resumed one): reads ddpo.json and
+ * experiment.json, takes the experiment's run lock, builds the reward and the policy (unless one is given), runs the
+ * loop and releases what it built and the lock.
  */
 export async function trainExperiment(experimentDir: string, o: TrainExperimentOptions = {}): Promise<DdpoRunResult> {
   const log = o.onLog ?? (() => undefined);
   const config = readDdpoConfig(experimentDir, (w) => log(`warning: ${w}`));
   const exp = await readExperiment(experimentDir);
   if (exp.prompts.length === 0) throw new Error(`${path.join(experimentDir, EXPERIMENT_FILE)}: "prompts" is empty; add the prompts to train on`);
+  return withRunLock(experimentDir, o.lockLabel ?? 'DDPO training', () => runLocked(experimentDir, exp, config, o, log), log);
+}
+
+async function runLocked(experimentDir: string, exp: Experiment, config: DdpoConfig, o: TrainExperimentOptions, log: (line: string) => void): Promise<DdpoRunResult> {
   const reward = await makeReward(config.reward, experimentDir, o.approveRewardScript);
   const policy = o.policy ?? (await buildPolicy(o.modelDir ?? experimentModelDir(exp, experimentDir, embeddedModelDir), config, log, o.providers));
   try {

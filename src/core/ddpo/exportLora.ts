@@ -15,6 +15,7 @@ import { mergeLora } from '../train/lora';
 import { readLora } from '../train/loraFile';
 import { CKPT_FILES, listCheckpoints } from './checkpoint';
 import { checkpointName, ddpoLayout } from './layout';
+import { withRunLock } from '../experiment/runLock';
 
 /** What an export writes: the LoRA in kohya or PEFT naming, or the UNet with it merged. */
 export type ExportFormat = 'kohya' | 'peft' | 'onnx';
@@ -40,6 +41,8 @@ export function checkpointLoraFile(checkpointDir: string, format: 'kohya' | 'pef
 
 /** Options of {@link exportLora}. */
 export interface ExportLoraOptions {
+  /** What the experiment's run lock names as its holder while this runs (default "LoRA export"). */
+  lockLabel?: string;
   format: ExportFormat;
   out: string;
   epoch?: number;
@@ -49,6 +52,10 @@ export interface ExportLoraOptions {
 
 /** Writes a checkpoint's export to `o.out` (and `<out>.data` for onnx); returns the files written and the epoch. */
 export async function exportLora(experimentDir: string, o: ExportLoraOptions): Promise<{ files: string[]; epoch: number }> {
+  return withRunLock(experimentDir, o.lockLabel ?? 'LoRA export', () => exportLocked(experimentDir, o));
+}
+
+async function exportLocked(experimentDir: string, o: ExportLoraOptions): Promise<{ files: string[]; epoch: number }> {
   const ck = checkpointToExport(experimentDir, o.epoch);
   const out = path.resolve(o.out);
   const files = o.format === 'onnx' ? [out, `${out}.data`] : [out];

@@ -28,7 +28,9 @@ export interface StartOptions {
 
 /**
  * Resuming (`resume`, or config.resume_from) loads the checkpoint into the policy and drops the metrics lines after
- * it; `resume` with no checkpoint starts at epoch 0. A new run refuses a folder that already holds one.
+ * it (those epochs run again and write the same lines). `resume` with no checkpoint starts at epoch 0 when no epoch
+ * was recorded, and refuses when some were (their weights are gone, so they can be neither continued nor kept beside
+ * a new run's). A new run refuses a folder that already holds one.
  */
 export async function startOrResume(o: StartOptions): Promise<RunStart> {
   const { config: c, layout } = o;
@@ -52,13 +54,20 @@ export async function startOrResume(o: StartOptions): Promise<RunStart> {
     o.log(`resuming from ${ckpt.dir} (epoch ${start.firstEpoch} of ${c.num_epochs}, global step ${start.globalStep})`);
     return start;
   }
+  const recorded = readMetrics(layout.metricsFile).length;
+  if (o.resume && recorded > 0) throw new Error(noCheckpointToResume(layout, recorded));
   if (o.resume) {
     o.log('no checkpoint to resume from; starting at epoch 0');
     await truncateMetrics(layout.metricsFile, -1);
-  } else if (readMetrics(layout.metricsFile).length > 0) {
+  } else if (recorded > 0) {
     throw new Error(`${layout.runDir} already holds a DDPO run; pass --resume to continue it, or delete that folder to start over`);
   }
   return fresh;
+}
+
+function noCheckpointToResume(layout: DdpoLayout, recorded: number): string {
+  return `no checkpoint to resume from in ${layout.checkpointsDir} (the run stopped before its first save; save_freq sets how often it saves); ` +
+    `${layout.metricsFile} (${recorded} epoch${recorded === 1 ? '' : 's'}) is kept. To start over from epoch 0, move or delete ${layout.runDir}, then start a new run (without --resume).`;
 }
 
 // Settings whose change breaks "resume reproduces the uninterrupted run" (train_timesteps_per_run changes only the

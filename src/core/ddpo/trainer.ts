@@ -1,5 +1,6 @@
 /** The DDPO loop: per epoch evaluate, sample, score, normalise advantages, PPO-update, log, checkpoint. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { appendLineDurable, atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
@@ -244,8 +245,9 @@ async function recordFailure(run: Run, epoch: number, e: unknown): Promise<void>
   }).catch(() => undefined);
 }
 
+// pid and host let a reader tell a "running" run whose process is gone (see src/core/studio/runState.ts).
 function writeStatus(layout: DdpoLayout, state: string, extra: Record<string, unknown> = {}): Promise<void> {
-  return atomicWriteFile(layout.statusFile, JSON.stringify({ state, pid: process.pid, updated: new Date().toISOString(), ...extra }, null, 1) + '\n');
+  return atomicWriteFile(layout.statusFile, JSON.stringify({ state, pid: process.pid, host: os.hostname(), updated: new Date().toISOString(), ...extra }, null, 1) + '\n');
 }
 
 function progress(run: Run, epoch: number, phase: DdpoProgress['phase'], done: number, total: number): void {

@@ -8,6 +8,7 @@ import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import { makeReward } from '../ddpo/rewards';
 import type { Policy } from '../ddpo/types';
 import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
+import { withRunLock } from '../experiment/runLock';
 import { ExperimentStore } from '../experiment/store';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
@@ -37,8 +38,6 @@ export interface DemoResult {
 
 /** Runs the six phases (generate, rate, reward, ddpo, eval, report) and writes report.json and grid.png. */
 export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoResult> {
-  const clock = new PhaseClock(h.onProgress);
-  const log = h.onLog ?? (() => undefined);
   const modelDir = o.modelDir ?? embeddedModelDir();
   assertModelPresent(modelDir);
   const name = o.name ?? `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}`;
@@ -48,6 +47,14 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
     settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
   const dir = store.dirOf(name);
+  // held for the whole demo; the reward and DDPO training it runs inside are part of it
+  return withRunLock(dir, 'ddpo demo', () => runPhases(o, h, modelDir, dir), h.onLog);
+}
+
+// Everything after the experiment exists: the six phases and the report.
+async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: string): Promise<DemoResult> {
+  const clock = new PhaseClock(h.onProgress);
+  const log = h.onLog ?? (() => undefined);
   const ddpoSettings = demoDdpoSettings(o);
   await atomicWriteFile(ddpoLayout(dir).configFile, JSON.stringify(ddpoSettings, null, 2) + '\n');
   const { config } = parseDdpoConfig(ddpoSettings, ddpoLayout(dir).configFile);

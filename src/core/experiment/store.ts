@@ -1,7 +1,7 @@
 /** Experiments as folders under `<workspace>/.ddpo/`, each with an `experiment.json`. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicWriteFile, resolveInside } from '../fsutil';
+import { atomicWriteFile, fsyncDir, resolveInside } from '../fsutil';
 import { EXPERIMENT_FILE, Experiment, ExperimentFormatError, newExperiment, parseExperiment, serializeExperiment } from './schema';
 
 /** Folder under the workspace that holds all experiments. */
@@ -66,18 +66,30 @@ export class ExperimentStore {
     return readExperiment(this.dirOf(name));
   }
 
-  /** Creates a new experiment folder; throws if one with that name already exists. */
+  /**
+   * Creates a new experiment folder; throws if one with that name already exists. The folder is filled under a
+   * hidden temporary name beside it and renamed into place, so a failure (a full disk) leaves nothing that blocks the name.
+   */
   async create(name: string, init: Parameters<typeof newExperiment>[1] = {}): Promise<Experiment> {
     const dir = this.dirOf(name);
+    const exists = () => new Error(`An experiment named "${name}" already exists in ${this.root}; pick another name.`);
     await fs.promises.mkdir(this.root, { recursive: true });
-    try {
-      await fs.promises.mkdir(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`An experiment named "${name}" already exists in ${this.root}; pick another name.`);
-      throw e;
-    }
+    if (fs.existsSync(dir)) throw exists();
     const exp = newExperiment(name, init);
-    await this.save(exp);
+    // hidden (list() skips dot-folders) and unique, so a crash mid-way leaves no experiment and blocks no name
+    let tmp: string | undefined;
+    try {
+      tmp = await fs.promises.mkdtemp(path.join(this.root, `.new-${name}-`));
+      await atomicWriteFile(path.join(tmp, EXPERIMENT_FILE), serializeExperiment(exp));
+      await fs.promises.rename(tmp, dir);
+    } catch (e) {
+      if (tmp) await fs.promises.rm(tmp, { recursive: true, force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      // a folder of that name appeared meanwhile (rename refuses a non-empty target)
+      if (code === 'EEXIST' || code === 'ENOTEMPTY') throw exists();
+      throw new Error(`Could not create the experiment "${name}" in ${this.root}: ${(e as Error).message}. Nothing was left behind and the name is still free; check the free disk space and try again.`);
+    }
+    await fsyncDir(this.root);
     return exp;
   }
 

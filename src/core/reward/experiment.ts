@@ -6,6 +6,7 @@ import type { PairExample, RewardHead } from './head';
 import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardModel, saveRewardModel, type RewardCard } from './model';
 import { loadOnnxBackbone } from './onnxBackbone';
+import { withRunLock } from '../experiment/runLock';
 import { resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog, type RatingsProblem } from './store';
@@ -57,10 +58,16 @@ export interface TrainRewardOptions extends FitOptions {
   backbone?: Backbone;
   heldOutShare?: number;
   onProgress?: (line: string) => void;
+  /** What the experiment's run lock names as its holder while this runs (default "reward training"). */
+  lockLabel?: string;
 }
 
-/** Train, evaluate on held-out pairs, save head + card; returns the card and the trained head. */
+/** Train, evaluate on held-out pairs, save head + card (holding the experiment's run lock); returns the card and the trained head. */
 export async function trainExperimentReward(experimentDir: string, o: TrainRewardOptions = {}): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
+  return withRunLock(experimentDir, o.lockLabel ?? 'reward training', () => trainRewardLocked(experimentDir, o), o.onProgress);
+}
+
+async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
   const backbone = o.backbone ?? statsBackbone;
   const share = o.heldOutShare ?? 0.2;
   const { log, examples } = await readExamples(experimentDir, backbone, o.onProgress);

@@ -6,6 +6,7 @@ import { readDdpoConfig } from '../ddpo/experimentRun';
 import { checkpointName, ddpoLayout } from '../ddpo/layout';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import type { Policy } from '../ddpo/types';
+import { withRunLock } from '../experiment/runLock';
 import { readExperiment } from '../experiment/store';
 import { atomicWriteFile } from '../fsutil';
 import type { SessionProviders } from '../runtime/sessionProviders';
@@ -28,10 +29,16 @@ export interface ComparisonOptions {
   /** Hears how the policy was built and what a person can act on (a prompt cut to the text encoder's length). */
   onLog?: (line: string) => void;
   policy?: Policy;
+  /** What the experiment's run lock names as its holder while this runs (default "blind comparison"). */
+  lockLabel?: string;
 }
 
-/** Renders base and fine-tuned images for every prompt x held-out seed and writes the comparison folder. */
+/** Renders base and fine-tuned images for every prompt x held-out seed and writes the comparison folder, holding the experiment's run lock. */
 export async function runComparison(experimentDir: string, o: ComparisonOptions): Promise<CompareManifest> {
+  return withRunLock(experimentDir, o.lockLabel ?? 'blind comparison', () => compareLocked(experimentDir, o));
+}
+
+async function compareLocked(experimentDir: string, o: ComparisonOptions): Promise<CompareManifest> {
   const layout = ddpoLayout(experimentDir);
   const epochs = listCheckpoints(layout.checkpointsDir);
   const epoch = o.epoch ?? epochs[epochs.length - 1];

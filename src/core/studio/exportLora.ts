@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkpointLoraFile, checkpointToExport } from '../ddpo/exportLora';
+import { withRunLock } from '../experiment/runLock';
 import { atomicWriteFile } from '../fsutil';
 
 /** Exports of one name tried before giving up (`-2` … `-N` after the plain name). */
@@ -9,9 +10,13 @@ const MAX_SAME_NAME = 1000;
 
 /**
  * Writes `<exp>/exports/<exp>-epoch-N-<format>.safetensors`, or `…-2.safetensors` and so on when that name is
- * taken (the first free name is claimed atomically); returns its path and the epoch.
+ * taken (the first free name is claimed atomically), holding the experiment's run lock; returns its path and the epoch.
  */
 export async function exportLoraFile(experimentDir: string, format: 'kohya' | 'peft', epoch?: number): Promise<{ file: string; epoch: number }> {
+  return withRunLock(experimentDir, 'DDPO Studio LoRA export', () => exportLocked(experimentDir, format, epoch));
+}
+
+async function exportLocked(experimentDir: string, format: 'kohya' | 'peft', epoch: number | undefined): Promise<{ file: string; epoch: number }> {
   const ck = checkpointToExport(experimentDir, epoch);
   const bytes = await fs.promises.readFile(checkpointLoraFile(ck.dir, format));
   const dir = path.join(experimentDir, 'exports');

@@ -2,6 +2,7 @@
 import { generateImages } from '../diffusion/generate';
 import { DefectReport } from '../diffusion/outputChecks';
 import type { StableDiffusionPipeline } from '../diffusion/pipeline';
+import { withRunLock } from '../experiment/runLock';
 import { readExperiment } from '../experiment/store';
 import { listPairs, planPairs, writePair, type StoredPair } from './pairs';
 
@@ -12,11 +13,20 @@ export async function latentSizeFor(pipe: StableDiffusionPipeline, imageSize: nu
   return Number.isInteger(side) && side >= 8 ? side : pipe.defaultLatentSize;
 }
 
-/**
- * Generates `count` pairs (two seeds of one prompt each); `onPair` hears each as soon as it is on disk, `onWarning`
- * images with no picture in them (the first of each kind, then how many). Cut prompts are the pipeline's to warn of.
- */
-export async function generatePairsInto(experimentDir: string, pipe: StableDiffusionPipeline, count: number, o: { signal?: AbortSignal; onPair?: (p: StoredPair, done: number) => void; onWarning?: (message: string) => void } = {}): Promise<StoredPair[]> {
+/** Options of {@link generatePairsInto}. */
+export interface GeneratePairsOptions {
+  signal?: AbortSignal;
+  onPair?: (p: StoredPair, done: number) => void;
+  /** Hears images with no picture in them (the first of each kind, then how many); cut prompts are the pipeline's to warn of. */
+  onWarning?: (message: string) => void;
+}
+
+/** Generates `count` pairs (two seeds of one prompt each) holding the experiment's run lock; `onPair` hears each as soon as it is on disk. */
+export async function generatePairsInto(experimentDir: string, pipe: StableDiffusionPipeline, count: number, o: GeneratePairsOptions = {}): Promise<StoredPair[]> {
+  return withRunLock(experimentDir, 'DDPO Studio pair generation', () => generateLocked(experimentDir, pipe, count, o));
+}
+
+async function generateLocked(experimentDir: string, pipe: StableDiffusionPipeline, count: number, o: GeneratePairsOptions): Promise<StoredPair[]> {
   const exp = await readExperiment(experimentDir);
   const s = exp.settings;
   const latent = await latentSizeFor(pipe, s.imageSize);

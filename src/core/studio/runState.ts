@@ -5,8 +5,9 @@ import { parseDdpoConfig } from '../ddpo/config';
 import { ddpoLayout } from '../ddpo/layout';
 import { readMetrics, type EvalImage } from '../ddpo/metrics';
 import { resolveInsideOrUndefined } from '../fsutil';
+import { processState, readRunLock } from '../experiment/runLock';
 
-/** What the run looks like; `interrupted` means status.json says running but nothing runs it any more. */
+/** What the run looks like; `interrupted` means status.json says running but the process that wrote it no longer runs it. */
 export type RunStateName = 'idle' | 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
 
 /** Per-epoch chart values. */
@@ -36,7 +37,7 @@ export interface RunState {
 export function readRunState(experimentDir: string, runningHere: boolean): RunState {
   const layout = ddpoLayout(experimentDir);
   const metrics = readMetrics(layout.metricsFile);
-  let status: { state?: string; message?: string } = {};
+  let status: { state?: string; message?: string; pid?: unknown; host?: unknown } = {};
   try {
     status = JSON.parse(fs.readFileSync(layout.statusFile, 'utf8')) as typeof status;
   } catch {
@@ -46,7 +47,7 @@ export function readRunState(experimentDir: string, runningHere: boolean): RunSt
   const points = metrics.map((m) => ({ epoch: m.epoch, rewardMean: num(m.reward_mean), rewardStd: num(m.reward_std), approxKl: num(m.approx_kl), clipfrac: num(m.clipfrac) }));
   const withEval = [...metrics].reverse().find((m) => m.eval && m.eval.length > 0);
   return {
-    state: effectiveState(status.state, runningHere),
+    state: effectiveState(status.state, runningHere, writerStillRuns(experimentDir, status)),
     message: status.message,
     lastEpoch: metrics.length ? metrics[metrics.length - 1].epoch : -1,
     numEpochs: numEpochsOf(experimentDir),
@@ -58,15 +59,18 @@ export function readRunState(experimentDir: string, runningHere: boolean): RunSt
   };
 }
 
-/** Maps status.json's state to what the user should see, given whether a worker runs it now. */
-export function effectiveState(onDisk: string | undefined, runningHere: boolean): RunStateName {
+/**
+ * Maps status.json's state to what the user should see, given whether this window's worker runs it now and whether
+ * the process that wrote the status still runs it (a `ddpo train` in a terminal, another window's worker).
+ */
+export function effectiveState(onDisk: string | undefined, runningHere: boolean, writerRuns = false): RunStateName {
   if (runningHere) return 'running';
   switch (onDisk) {
     case undefined:
       return 'idle';
     case 'running':
-      // The process that wrote it is gone (worker killed, window reloaded mid-run).
-      return 'interrupted';
+      // Otherwise the process that wrote it is gone (killed, worker crashed, window reloaded mid-run).
+      return writerRuns ? 'running' : 'interrupted';
     case 'done':
     case 'failed':
     case 'stopped':
@@ -74,6 +78,14 @@ export function effectiveState(onDisk: string | undefined, runningHere: boolean)
     default:
       return 'idle';
   }
+}
+
+// A run is under way while the process that wrote "running" holds the experiment's run lock (which every run takes
+// first and releases last) and, on this machine, is alive; a reused pid or a lock left by a killed run does not count.
+function writerStillRuns(experimentDir: string, status: { pid?: unknown; host?: unknown }): boolean {
+  const holder = readRunLock(experimentDir);
+  if (!holder || holder.pid !== status.pid || (typeof status.host === 'string' && status.host !== holder.host)) return false;
+  return processState(holder.pid, holder.host) !== 'dead';
 }
 
 /** `num_epochs` from ddpo.json (default when absent or unreadable). */

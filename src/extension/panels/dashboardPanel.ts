@@ -1,8 +1,10 @@
 /** The training dashboard: live reward, KL and clip-fraction charts, the newest evaluation images, the win rate. */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { resolveInside } from '../../core/fsutil';
+import { readRunLock } from '../../core/experiment/runLock';
 import { compareResult, listComparisons } from '../../core/studio/compare';
 import { readRunState } from '../../core/studio/runState';
 import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
@@ -71,13 +73,21 @@ class DashboardPanel {
         this.post({ type: 'restoreKey', key: this.restoreKey });
         return this.update();
       case 'stopRun':
-        this.services.runs.stop(this.dir);
+        if (!this.services.runs.stop(this.dir)) this.tellWhereItRuns();
         return;
       case 'resumeRun':
         return this.resume();
       default:
         assertNever(msg);
     }
+  }
+
+  // A run shown as running that this window did not start: another process (a terminal, another window) holds it.
+  private tellWhereItRuns(): void {
+    const h = readRunLock(this.dir);
+    void vscode.window.showInformationMessage(h
+      ? `${path.basename(this.dir)} is being fine-tuned by ${h.what} (pid ${h.pid}${h.host === os.hostname() ? '' : ` on ${h.host}`}), not by this window; stop it there.`
+      : `${path.basename(this.dir)} is not fine-tuning in this window.`);
   }
 
   private view(): DashboardView {

@@ -99,7 +99,7 @@ export const trainRewardHandler: JobHandler<'trainReward'> = {
   exclusive: true,
   parse: (raw) => ({ experimentDir: experimentDir(obj(raw)) }),
   async run({ experimentDir: dir }, ctx) {
-    const { card, log } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }) });
+    const { card, log } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }), lockLabel: 'DDPO Studio reward training' });
     for (const line of summarizeRatingsProblems(log.problems)) ctx.log(`warning: ${line}`);
     return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary };
   },
@@ -122,7 +122,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     try {
       await releasePipelines();
       const r = await trainExperiment(dir, {
-        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript),
+        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning',
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;
@@ -160,7 +160,7 @@ export const compareHandler: JobHandler<'compare'> = {
   },
   async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt, executionProvider }, ctx) {
     await releasePipelines();
-    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }) });
+    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }), lockLabel: 'DDPO Studio blind comparison' });
     return { compareId: m.id, pairs: m.items.length };
   },
 };

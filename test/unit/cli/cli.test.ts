@@ -10,6 +10,7 @@ import { runCli } from '../../../src/cli/dispatch';
 import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
+import { RUN_LOCK_FILE } from '../../../src/core/experiment/runLock';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
 const noModel = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${MODEL}/unet/model.onnx missing)`;
@@ -198,4 +199,26 @@ test('ddpo train on a model with no folder names experiment.json and the field t
   const r = await ddpo('train', '--experiment', dir);
   assert.equal(r.code, 1);
   assert.ok(r.err.startsWith(`${path.join(dir, 'experiment.json')}: "baseModel.path" is not set`), r.err);
+});
+
+test('export-lora, reward train and train refuse an experiment another process holds, naming it, and write nothing', async () => {
+  const dir = await newTrainableExperiment('--base-model', EMBEDDED_MODEL_ID);
+  const ck = path.join(ddpoLayout(dir).checkpointsDir, 'epoch-000000');
+  fs.mkdirSync(ck, { recursive: true });
+  fs.writeFileSync(path.join(ck, 'state.json'), '{}');
+  // pid 1 always runs, as a studio fine-tuning would
+  fs.writeFileSync(path.join(dir, RUN_LOCK_FILE), JSON.stringify({ pid: 1, host: os.hostname(), since: '2026-01-01T00:00:00.000Z', what: 'DDPO Studio fine-tuning', token: 't' }));
+  const held = `${dir} is in use by DDPO Studio fine-tuning (pid 1 on this machine, since 2026-01-01T00:00:00.000Z); wait for it to finish or stop it`;
+  const out = path.join(path.dirname(dir), 'lora.safetensors');
+  const exp = await ddpo('export-lora', '--experiment', dir, '--format', 'kohya', '--out', out);
+  assert.equal(exp.code, 1);
+  assert.ok(exp.err.includes(held), exp.err);
+  assert.equal(fs.existsSync(out), false);
+  const reward = await ddpo('reward', 'train', '--experiment', dir);
+  assert.equal(reward.code, 1);
+  assert.ok(reward.err.includes(held), reward.err);
+  const train = await ddpo('train', '--experiment', dir, '--resume');
+  assert.equal(train.code, 1);
+  assert.ok(train.err.startsWith(held), train.err);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['.run.lock', 'ddpo', 'ddpo.json', 'experiment.json']);
 });

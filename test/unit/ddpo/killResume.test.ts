@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { listCheckpoints } from '../../../src/core/ddpo/checkpoint';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { readMetrics } from '../../../src/core/ddpo/metrics';
+import { runDdpo } from '../../../src/core/ddpo/trainer';
 import { brightness, reproducible, runToy, tempExperiment, toyConfig, toyPolicyFor } from './helpers';
 import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
 
@@ -82,4 +83,28 @@ test('a kill between the metrics line and its checkpoint re-runs the epoch and r
   assert.equal(resumed.firstEpoch, 2);
   assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1, 2, 3]);
   assert.deepEqual(reproducible(layout.metricsFile), reproducible(ddpoLayout(straight).metricsFile));
+});
+
+test('--resume with no checkpoint keeps metrics.jsonl and says how to start over; with no epoch recorded it starts at epoch 0', async () => {
+  const config = toyConfig({ num_epochs: 4, save_freq: 10 });
+  const dir = tempExperiment();
+  const layout = ddpoLayout(dir);
+  const stop = new AbortController();
+  // stopped after epoch 1, before the first save (save_freq 10): two epochs of metrics, no checkpoint
+  await assert.rejects(runDdpo({ config, layout, policy: toyPolicyFor(config), reward: bright, prompts: ['a cat', 'a dog'], signal: stop.signal, onEpoch: (m) => m.epoch === 1 && stop.abort() }));
+  assert.equal(JSON.parse(fs.readFileSync(layout.statusFile, 'utf8')).state, 'stopped');
+  assert.deepEqual(listCheckpoints(layout.checkpointsDir), []);
+  const before = fs.readFileSync(layout.metricsFile);
+  await assert.rejects(runToy(dir, config, bright, { resume: true }), (e: Error) => e.message ===
+    `no checkpoint to resume from in ${layout.checkpointsDir} (the run stopped before its first save; save_freq sets how often it saves); ` +
+    `${layout.metricsFile} (2 epochs) is kept. To start over from epoch 0, move or delete ${layout.runDir}, then start a new run (without --resume).`);
+  assert.deepEqual(fs.readFileSync(layout.metricsFile), before);
+  assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1]);
+
+  const empty = tempExperiment();
+  fs.mkdirSync(ddpoLayout(empty).runDir);
+  fs.writeFileSync(ddpoLayout(empty).statusFile, JSON.stringify({ state: 'stopped', epoch: 0 }));
+  const fresh = await runToy(empty, toyConfig({ num_epochs: 2 }), bright, { resume: true });
+  assert.equal(fresh.firstEpoch, 0);
+  assert.deepEqual(readMetrics(ddpoLayout(empty).metricsFile).map((m) => m.epoch), [0, 1]);
 });

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,6 +9,7 @@ import { isStudioPath } from '../../../src/core/studio/watch';
 import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import { parsePrompts, presetById, PRESETS, modelLabel } from '../../../src/core/studio/presets';
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { acquireRunLock, RUN_LOCK_FILE } from '../../../src/core/experiment/runLock';
 
 test('a run that status.json calls running but no worker runs is shown as interrupted', () => {
   assert.equal(effectiveState('running', false), 'interrupted');
@@ -15,6 +17,26 @@ test('a run that status.json calls running but no worker runs is shown as interr
   assert.equal(effectiveState(undefined, false), 'idle');
   assert.equal(effectiveState('done', false), 'done');
   assert.equal(effectiveState('failed', false), 'failed');
+});
+
+test('status "running" is believed while its writer holds the run lock; a dead writer on this machine reads as interrupted', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-run-'));
+  fs.mkdirSync(path.join(dir, 'ddpo'));
+  const writeStatus = (pid: number, host = os.hostname()) => fs.writeFileSync(path.join(dir, 'ddpo', 'status.json'), JSON.stringify({ state: 'running', pid, host }));
+  // a `ddpo train` in a terminal, or another window's worker
+  const lock = acquireRunLock(dir, 'ddpo train');
+  writeStatus(process.pid);
+  assert.equal(readRunState(dir, false).state, 'running');
+  lock.release();
+  assert.equal(readRunState(dir, false).state, 'interrupted', 'the run ended without writing its final state');
+  const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  const lockOf = (pid: number, host = os.hostname()) => fs.writeFileSync(path.join(dir, RUN_LOCK_FILE), JSON.stringify({ pid, host, since: '2026-01-01T00:00:00Z', what: 'ddpo train', token: 't' }));
+  writeStatus(dead);
+  lockOf(dead);
+  assert.equal(readRunState(dir, false).state, 'interrupted', 'killed: status and lock left by a process that is gone');
+  writeStatus(4242, 'render-box-7');
+  lockOf(4242, 'render-box-7');
+  assert.equal(readRunState(dir, false).state, 'running', 'another machine\'s run cannot be checked from here');
 });
 
 test('the run state comes from the files: epochs, charts, newest eval images, checkpoints', () => {

@@ -10,6 +10,7 @@ import type { JobContext } from '../../../src/worker/jobs';
 import type { ParamsOf, ResultOf, WorkerRequestKind } from '../../../src/protocol';
 import { readRatings } from '../../../src/core/reward/store';
 import { listComparisons } from '../../../src/core/studio/compare';
+import { RUN_LOCK_FILE } from '../../../src/core/experiment/runLock';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
 const skip = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `no embedded model at ${MODEL} (media/tiny-model is built by scripts/train-tiny-model.ts)`;
@@ -115,4 +116,22 @@ test('startFineTune runs a reward script only with the confirmation of its path 
   const run = await start({ file, sha256 });
   assert.deepEqual([run.firstEpoch, run.lastEpoch], [0, 0]);
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'ddpo', 'metrics.jsonl'), 'utf8').split('\n')[0]).reward_mean, 0.25);
+});
+
+test('every job that writes an experiment refuses while `ddpo train` holds it, naming it; rating goes on', { skip }, async () => {
+  const dir = experiment({ num_epochs: 1, reward: 'jpeg_incompressibility' });
+  const { pairs } = await call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 1 });
+  // pid 1 always runs, as a `ddpo train` in a terminal would
+  fs.writeFileSync(path.join(dir, RUN_LOCK_FILE), JSON.stringify({ pid: 1, host: os.hostname(), since: '2026-01-01T00:00:00.000Z', what: 'ddpo train', token: 't' }));
+  const busy = (e: Error) => e.message.startsWith(`${dir} is in use by ddpo train (pid 1 on this machine, since 2026-01-01T00:00:00.000Z); wait for it to finish or stop it, then try again`);
+  const before = fs.readdirSync(dir).sort();
+  await assert.rejects(call('generatePairs', { experimentDir: dir, modelDir: MODEL, count: 1 }), busy);
+  await assert.rejects(call('trainReward', { experimentDir: dir }), busy);
+  await assert.rejects(call('startFineTune', { experimentDir: dir, modelDir: MODEL, resume: false }), busy);
+  await assert.rejects(call('compare', { experimentDir: dir, modelDir: MODEL, seedsPerPrompt: 1 }), busy);
+  await assert.rejects(call('exportLora', { experimentDir: dir, format: 'kohya' }), busy);
+  assert.deepEqual(fs.readdirSync(dir).sort(), before, 'nothing was written');
+  const p = pairs[0];
+  const r = await call('rate', { experimentDir: dir, pairId: p.pairId, prompt: p.prompt, left: p.a, right: p.b, choice: 'left', sideOrder: 'ab' });
+  assert.equal(r.rated, 1);
 });
