@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { atomicWriteFileSync, fsyncDirSync } from '../fsutil';
+import { atomicWriteFileSync, fsyncDirSync, isDiskFull } from '../fsutil';
 
 /** Name of the lock file inside an experiment folder. */
 export const RUN_LOCK_FILE = '.run.lock';
@@ -129,6 +129,8 @@ function createLockFile(file: string, me: LockHolder): boolean {
   try {
     return createExclusive(file, JSON.stringify(me) + '\n');
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (isDiskFull(e)) throw Object.assign(new Error(`Could not create the lock file ${file}: the disk is full (${code}); nothing was written. Free some disk space and run again.`, { cause: e }), { code });
     throw new Error(`cannot create the lock file ${file} (${(e as Error).message}); check that the folder is writable and the disk has free space`);
   }
 }

@@ -7,7 +7,7 @@ import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardModel, saveRewardModel, type RewardCard } from './model';
 import { loadOnnxBackbone } from './onnxBackbone';
 import { withRunLock } from '../experiment/runLock';
-import { resolveInside } from '../fsutil';
+import { isDiskFull, resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog, type RatingsProblem } from './store';
 import { AutodiffHeadTrainer } from './autodiffTrainer';
@@ -64,7 +64,13 @@ export interface TrainRewardOptions extends FitOptions {
 
 /** Train, evaluate on held-out pairs, save head + card (holding the experiment's run lock); returns the card and the trained head. */
 export async function trainExperimentReward(experimentDir: string, o: TrainRewardOptions = {}): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
-  return withRunLock(experimentDir, o.lockLabel ?? 'reward training', () => trainRewardLocked(experimentDir, o), o.onProgress);
+  try {
+    return await withRunLock(experimentDir, o.lockLabel ?? 'reward training', () => trainRewardLocked(experimentDir, o), o.onProgress);
+  } catch (e) {
+    // the lock file or the embedding cache may be what found the disk full: the previous model is untouched either way
+    if (!isDiskFull(e)) throw e;
+    throw new Error(`Could not train the reward model in ${experimentDir}: the disk is full; the previous model there is kept. Free some disk space and train again.`, { cause: e });
+  }
 }
 
 async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {

@@ -30,10 +30,13 @@ export function isStudioPath(rel: string): boolean {
 export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150): StudioWatch {
   const root = path.resolve(workspace);
   const ddpo = path.join(root, DDPO_DIR);
-  // the path below its experiment folder ("/"-separated), or undefined for the root, `.ddpo` and paths outside it
+  // the path below its experiment folder ("/"-separated), or undefined for the root, `.ddpo`, paths outside it and
+  // hidden folders of `.ddpo` (an experiment being created is filled there and renamed into place, as the store lists)
   const inExperiment = (p: string): string | undefined => {
     const abs = path.resolve(p);
-    return abs.startsWith(ddpo + path.sep) ? path.relative(ddpo, abs).split(path.sep).slice(1).join('/') : undefined;
+    if (!abs.startsWith(ddpo + path.sep)) return undefined;
+    const [name, ...below] = path.relative(ddpo, abs).split(path.sep);
+    return name.startsWith('.') ? undefined : below.join('/');
   };
   const relevant = (p: string): boolean => {
     const abs = path.resolve(p);

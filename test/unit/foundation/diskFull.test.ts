@@ -24,7 +24,7 @@ test('reward training on a full disk keeps the previous model, leaves no debris 
       assert.ok(r.unchanged, `the previous card and head are untouched; ${what}`);
     } else assert.ok(!r.unchanged, `a run that succeeds writes a new model; ${what}`);
   }
-  assert.deepEqual(runs.map((r) => r.code !== 0), [true, true, false, false], 'no room for the head, then none for the card, then room for both');
+  assert.deepEqual(runs.map((r) => r.code !== 0), [true, true, true, false, false], 'no room for the run lock, then none for the head, then none for the card, then room for all');
 });
 
 test('ddpo generate on a full disk keeps every image made so far, complete, and leaves no temp file', (t) => {

@@ -57,7 +57,7 @@ async function reward(): Promise<unknown> {
   const first = await cli(['reward', 'train', '--experiment', dir]);
   if (first.code !== 0) throw new Error(first.err.join('\n'));
   const runs = [];
-  for (const pages of [0, 1, 2, 3]) {
+  for (const pages of [0, 1, 2, 3, 4]) {
     const before = { card: fs.readFileSync(rewardPaths(dir).card, 'utf8'), head: fs.readFileSync(loadRewardModel(dir).file).toString('base64') };
     fillLeaving(pages);
     const r = await cli(['reward', 'train', '--experiment', dir, '--seed', String(pages + 1)]);
