@@ -2,8 +2,14 @@
 import type { CliIO } from './command';
 import { commands } from './commands';
 import { runCli } from './dispatch';
+import { restartWithCudaLibraries } from './cudaRestart';
 
 async function main(): Promise<void> {
+  const restarted = restartWithCudaLibraries();
+  if (restarted) {
+    process.exitCode = await restarted;
+    return;
+  }
   const controller = new AbortController();
   process.on('SIGINT', () => {
     // A second Ctrl+C exits at once.
