@@ -117,17 +117,20 @@ export interface SearchOptions {
   exec?: Exec;
   /** Python interpreters whose wheels to look in (default: those on PATH). */
   pythons?: string[];
-  /** Folders the loader searches by default (default: the usual Linux ones). */
+  /** Folders the loader searches by default (default: the usual Linux ones, and the container and WSL driver folders are searched too). */
   systemDirs?: string[];
   /** CUDA toolkit roots (default: {@link toolkitRoots}). */
   toolkits?: string[];
 }
 
-const SYSTEM_DIRS = ['/usr/local/nvidia/lib64', '/usr/lib/wsl/lib', '/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/lib64'];
+// The loader's own default folders; the driver folders of NVIDIA's container runtime and of WSL are searched as places
+// to add, since the loader finds them only when ld.so.conf or LD_LIBRARY_PATH names them.
+const SYSTEM_DIRS = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu', '/usr/lib64', '/lib64'];
+const DRIVER_DIRS = ['/usr/local/nvidia/lib64', '/usr/lib/wsl/lib'];
 
 /**
  * Every folder to look in, in order: LD_LIBRARY_PATH (the person's own choice), the CUDA toolkit, each Python's NVIDIA
- * wheels and PyTorch's, ldconfig's cache, then the system folders.
+ * wheels and PyTorch's, the driver folders of containers and WSL, ldconfig's cache, then the system folders.
  */
 export function libraryPlaces(opts: SearchOptions = {}): { places: LibraryPlace[]; ldconfig: Map<string, string> } {
   const env = opts.env ?? process.env, exec = opts.exec ?? defaultExec;
@@ -143,6 +146,7 @@ export function libraryPlaces(opts: SearchOptions = {}): { places: LibraryPlace[
   try { ldconfig = parseLdconfig(exec('ldconfig', ['-p'])); } catch {
     try { ldconfig = parseLdconfig(exec('/sbin/ldconfig', ['-p'])); } catch { /* no ldconfig */ }
   }
+  if (!opts.systemDirs) places.push(...DRIVER_DIRS.map((dir) => ({ dir, origin: 'NVIDIA driver folder' })));
   places.push(...(opts.systemDirs ?? SYSTEM_DIRS).map((dir) => ({ dir, origin: 'system folder', system: true })));
   return { places, ldconfig };
 }
