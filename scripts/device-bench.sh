@@ -13,19 +13,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/ddpo-out}; R=/tmp/ddpo-results; rm -rf "$R"; mkdir -p "$OUT" "$R"
 TRAIN_PROFILE=${TRAIN_PROFILE-1}; DEADLINE=${DEADLINE:-530}; EP=${EP:-webgpu}; UNET=${UNET:-sd15}; LATENT=${LATENT:-64}; BIG=${BIG:-16}  # overridable for a dry run on CPU
 CACHE=${CACHE:-/tmp/ddpo-bench}; PHASES=${PHASES:-anchor sample-gen train-fp16 train-fp16-k train-fp16-keep product train-fp32}; TRAIN_TIMESTEPS=${TRAIN_TIMESTEPS:-2,4}
-start=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$R/phases.txt"; }
-# phase NAME MAX_S CMD...: runs CMD with at most MAX_S seconds, never past the deadline
-phase() {
-  local name=$1 max=$2; shift 2
-  [[ " $PHASES " == *" $name "* ]] || return 0
-  local left=$(( DEADLINE - ($(date +%s) - start) ))
-  (( left < 20 )) && { stamp "$name skipped: ${left} s left"; return; }
-  (( max > left )) && max=$left
-  stamp "$name start (limit ${max} s)"
-  timeout --kill-after=5 "$max" "$@" > "$R/$name.log" 2>&1
-  stamp "$name rc=$?"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/device-phases.sh"
 B=(node dist/cli.js bench); C=(--unet "$UNET" --ep "$EP" --latent "$LATENT" --cache "$CACHE")
 
 nvidia-smi > "$R/nvidia-smi.txt" 2>&1; vulkaninfo --summary > "$R/vulkan.txt" 2>&1 || true

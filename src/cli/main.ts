@@ -2,8 +2,14 @@
 import type { CliIO } from './command';
 import { commands } from './commands';
 import { runCli } from './dispatch';
+import { restartWithCudaLibraries } from './cudaRestart';
 
 async function main(): Promise<void> {
+  const restarted = restartWithCudaLibraries();
+  if (restarted) {
+    process.exitCode = await restarted;
+    return;
+  }
   const controller = new AbortController();
   // Ctrl+C and SIGTERM stop the command the same way, so a run leaves an honest status and releases its lock;
   // a second signal exits at once.

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { WorkerClient } from '../worker/client';
 import { forkChannelFactory } from '../worker/forkChannel';
+import { cudaLibraryEnv } from '../core/runtime/cudaLibraries';
 
 /**
  * Creates the worker client; the process starts on the first request and restarts after a crash.
@@ -11,7 +12,8 @@ import { forkChannelFactory } from '../worker/forkChannel';
 export function createWorkerClient(context: vscode.ExtensionContext, output: vscode.OutputChannel, quietCrash: () => boolean = () => false): WorkerClient {
   const script = path.join(context.extensionPath, 'dist', 'worker.js');
   const client = new WorkerClient(
-    forkChannelFactory({ script, onOutput: (text) => output.append(text) }),
+    // the loader reads LD_LIBRARY_PATH only at start: the CUDA libraries `ddpo install-cuda` found go in at each fork
+    forkChannelFactory({ script, onOutput: (text) => output.append(text), env: () => cudaLibraryEnv(process.env) ?? process.env }),
     {
       onStart: () => output.appendLine(`[host] starting worker ${script}`),
       log: (line) => output.appendLine(`[host] ${line}`),

@@ -8,7 +8,8 @@ export interface ForkOptions {
   script: string;
   /** Receives the worker's stdout and stderr text as it arrives. */
   onOutput?(text: string, stream: 'stdout' | 'stderr'): void;
-  env?: NodeJS.ProcessEnv;
+  /** Extra environment, or a function giving the whole environment, read at each start (e.g. the CUDA library path). */
+  env?: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv);
 }
 
 const STDERR_TAIL_CHARS = 4000;
@@ -21,7 +22,7 @@ export function forkChannelFactory(opts: ForkOptions): ChannelFactory {
   return () => {
     const child = fork(opts.script, [], {
       execPath: process.execPath,
-      env: { ...process.env, ...opts.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: { ...process.env, ...(typeof opts.env === 'function' ? opts.env() : opts.env), ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
     });

@@ -9,12 +9,14 @@ import type { SampleRequest, SampleResult } from './sampleRequest';
 import { prepareSampling } from './sampleRequest';
 
 /**
- * True for providers whose outputs can stay in GPU buffers between sessions. Not WebGPU: onnxruntime-node 1.30 aborts
- * the whole process ("terminate called after throwing an instance of 'char const*'") when a WebGPU session asks for
- * gpu-buffer outputs (docs/performance.md), so WebGPU sessions hand their outputs to the host.
+ * True for providers whose outputs can stay in GPU buffers between sessions: none. Not WebGPU: onnxruntime-node aborts the
+ * whole process ("terminate called after throwing an instance of 'char const*'") when a WebGPU session asks for
+ * gpu-buffer outputs (docs/performance.md). Not CUDA: onnxruntime-node's binding wraps every gpu-buffer tensor in
+ * WebGPU's memory info (it has no CUDA I/O binding), so a CUDA output fed to the next session would be read as a WebGPU
+ * buffer. Every session hands its outputs to the host.
  */
-export function keepsOutputsOnDevice(ep: string): boolean {
-  return ep === 'cuda';
+export function keepsOutputsOnDevice(_ep: string): boolean {
+  return false;
 }
 
 async function stepSession(pipe: StableDiffusionPipeline, spec: DdimGraphSpec): Promise<ort.InferenceSession> {

@@ -1,42 +1,34 @@
-/** `ddpo install-cuda`: checks for a usable CUDA 12 setup, then fetches onnxruntime-node's CUDA provider libraries from NuGet. */
-import { execFileSync } from 'node:child_process';
+/**
+ * `ddpo install-cuda`: onnxruntime's CUDA provider for exactly the installed onnxruntime-node, for the CUDA the driver
+ * runs (12 or 13), its CUDA and cuDNN libraries found and recorded, and a small graph run on CUDA against the CPU.
+ */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { atomicWriteFileSync } from '../fsutil';
-import { listZip, readZipEntry } from './zip';
+import { EM_X86_64, cudaMajorOf, readElf, readOrtVersions } from './elf';
+import { CUDA_RECORD, cudaLibraryEnv, cudaSonames, defaultExec, findCudaLibraries, writeCudaRecord, type Exec, type LibrarySearch, type SearchOptions } from './cudaLibraries';
+import { CUDA_PACKAGE, PROVIDER_LIBS, officialFeed, parseSource, stageProvider, type DownloadProgress, type ProviderSource, type StagedProvider } from './cudaSource';
+import { verifyCudaProvider, type RunChild } from './cudaVerify';
+import { commitFileSync } from '../fsutil';
 
-/** Where onnxruntime-node's own installer looks (its install-metadata.js): the public NuGet feed. */
-export const NUGET_INDEX = 'https://api.nuget.org/v3/index.json';
-/** The NuGet package holding the Linux x64 CUDA 12 provider libraries for a given onnxruntime version. */
-export const CUDA_PACKAGE = 'Microsoft.ML.OnnxRuntime.Gpu.Linux';
-/** Libraries the CUDA provider needs next to onnxruntime_binding.node (TensorRT's is optional). */
-export const CUDA_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
-
-/** What this machine has for CUDA. */
-export interface CudaCheck {
+/** What the NVIDIA driver offers. */
+export interface DriverCheck {
   driver: boolean;
   /** Highest CUDA version the driver supports (nvidia-smi's "CUDA Version"). */
   driverCuda?: string;
   gpu?: string;
-  /** Runtime libraries found (libcudart.so.N, libcublas.so.N, libcudnn.so.N), by soname. */
-  libs: Record<string, boolean>;
-  /** Blocking problems with what to do about each; empty when CUDA 12 is usable. */
+  /** Blocking problems, each with what to do. */
   problems: string[];
-  /** Problems that still allow installing (the provider would fail to load until they are fixed). */
-  warnings: string[];
 }
 
-type Exec = (cmd: string, args: string[]) => string;
-const defaultExec: Exec = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+/** The CUDA majors onnxruntime builds its provider for. */
+export const CUDA_MAJORS = [12, 13] as const;
 
-/** Inspects the driver (nvidia-smi) and the CUDA 12 runtime libraries (ldconfig, LD_LIBRARY_PATH, /usr/local/cuda*). */
-export function checkCuda(exec: Exec = defaultExec, platform: string = process.platform, arch: string = process.arch, libDirs = defaultLibDirs()): CudaCheck {
-  const check: CudaCheck = { driver: false, libs: {}, problems: [], warnings: [] };
+/** Inspects the driver with nvidia-smi; on other platforms than linux-x64 says what to use instead. */
+export function checkDriver(exec: Exec = defaultExec, platform: string = process.platform, arch: string = process.arch): DriverCheck {
+  const check: DriverCheck = { driver: false, problems: [] };
   if (platform !== 'linux' || arch !== 'x64') {
-    check.problems.push(`onnxruntime-node ships CUDA provider libraries only for linux-x64 (this is ${platform}-${arch}); use --ep ${platform === 'win32' ? 'dml' : platform === 'darwin' ? 'coreml' : 'webgpu'} or webgpu instead`);
+    check.problems.push(`ddpo install-cuda installs onnxruntime's CUDA provider for linux-x64 only (this is ${platform}-${arch}); use --ep ${platform === 'win32' ? 'dml' : platform === 'darwin' ? 'coreml' : 'webgpu'} or webgpu instead`);
     return check;
   }
   try {
@@ -49,122 +41,232 @@ export function checkCuda(exec: Exec = defaultExec, platform: string = process.p
     return check;
   }
   const major = Number(check.driverCuda?.split('.')[0]);
-  if (major && major < 12) check.problems.push(`the NVIDIA driver supports CUDA ${check.driverCuda}, but the onnxruntime CUDA provider needs CUDA 12: update the driver (R525 or newer)`);
-  let ldconfig = '';
-  try { ldconfig = exec('ldconfig', ['-p']); } catch { /* not everywhere on PATH */ }
-  const has = (soname: string) => ldconfig.includes(soname) || libDirs.some((d) => fs.existsSync(path.join(d, soname)));
-  for (const lib of ['libcudart.so.12', 'libcublas.so.12', 'libcudnn.so.9', 'libcudart.so.13']) check.libs[lib] = has(lib);
-  const missing = ['libcudart.so.12', 'libcublas.so.12', 'libcudnn.so.9'].filter((l) => !check.libs[l]);
-  if (missing.length) {
-    const other = check.libs['libcudart.so.13'] ? ' (CUDA 13 libraries are present, but this onnxruntime build links against CUDA 12; both can be installed side by side)' : '';
-    check.warnings.push(`CUDA 12 runtime libraries not found: ${missing.join(', ')}${other}. Install them (e.g. apt install cuda-runtime-12-x libcudnn9-cuda-12, or ` +
-      '`pip install nvidia-cuda-runtime-cu12 nvidia-cublas-cu12 nvidia-cudnn-cu12 nvidia-cufft-cu12 nvidia-curand-cu12` and add their lib folders to LD_LIBRARY_PATH); until then the CUDA provider fails to load and DDPO Studio falls back to WebGPU or CPU');
-  }
+  if (major && major < 12) check.problems.push(`the NVIDIA driver supports CUDA ${check.driverCuda}, but onnxruntime's CUDA provider needs CUDA 12 or 13: update the driver (R525 or newer for 12, R580 or newer for 13)`);
   return check;
 }
 
-function defaultLibDirs(): string[] {
-  const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
-  try { for (const d of fs.readdirSync('/usr/local')) if (d.startsWith('cuda')) dirs.push(path.join('/usr/local', d, 'lib64')); } catch { /* no /usr/local */ }
-  return [...dirs, '/usr/lib/x86_64-linux-gnu'];
-}
+/** The CUDA build to install and why, or why none fits. */
+export type CudaChoice = { major: number; why: string } | { problem: string };
 
-/** Progress of the download. */
-export interface DownloadProgress {
-  received: number;
-  /** From Content-Length; undefined when the server does not say. */
-  total?: number;
-}
-
-/** Options of {@link installCudaProvider}. */
-export interface InstallOptions {
-  /** onnxruntime version whose provider to fetch (must match onnxruntime-node exactly). */
-  version: string;
-  /** Folder of onnxruntime_binding.node, where the libraries go. */
-  binDir: string;
-  feedIndex?: string;
-  withTensorRt?: boolean;
-  onProgress?: (p: DownloadProgress) => void;
-  log?: (line: string) => void;
-  signal?: AbortSignal;
-}
-
-function get(url: string, signal?: AbortSignal, redirects = 5): Promise<http.IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = (url.startsWith('https:') ? https : http).get(url, { signal }, (res) => {
-      const code = res.statusCode ?? 0;
-      if (code >= 300 && code < 400 && res.headers.location && redirects > 0) {
-        res.resume();
-        resolve(get(new URL(res.headers.location, url).toString(), signal, redirects - 1));
-      } else if (code !== 200) {
-        res.resume();
-        reject(new Error(`GET ${url} answered HTTP ${code}`));
-      } else resolve(res);
-    });
-    req.on('error', (e) => reject(new Error(`GET ${url} failed: ${e.message}`)));
-  });
-}
-
-async function getJson(url: string, signal?: AbortSignal): Promise<unknown> {
-  const res = await get(url, signal);
-  let body = '';
-  for await (const chunk of res) body += chunk;
-  try { return JSON.parse(body); } catch { throw new Error(`${url} did not return JSON`); }
-}
-
-async function download(url: string, dest: string, opts: InstallOptions): Promise<void> {
-  const res = await get(url, opts.signal);
-  const total = Number(res.headers['content-length']) || undefined;
-  const out = fs.createWriteStream(dest);
-  let received = 0;
-  try {
-    for await (const chunk of res) {
-      received += (chunk as Buffer).length;
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-      opts.onProgress?.({ received, total });
-    }
-  } finally {
-    await new Promise<void>((r) => out.end(() => r()));
+/**
+ * Picks the provider's CUDA build: `requested` when the driver runs it; else the newest the driver runs, unless only an
+ * older CUDA's runtime (libcudart.so.N) is installed, whose build then loads without installing more.
+ */
+export function chooseCudaMajor(driverCuda: string | undefined, hasRuntime: (major: number) => boolean, requested?: number): CudaChoice {
+  const driver = Number(driverCuda?.split('.')[0]) || undefined;
+  const runs = CUDA_MAJORS.filter((m) => driver === undefined || m <= driver);
+  if (requested !== undefined) {
+    if (!(CUDA_MAJORS as readonly number[]).includes(requested)) return { problem: `--cuda ${requested}: onnxruntime builds its provider for CUDA ${CUDA_MAJORS.join(' and ')}` };
+    if (!runs.includes(requested as 12 | 13)) return { problem: `--cuda ${requested}: the driver supports CUDA ${driverCuda}; update the driver or choose --cuda ${runs.at(-1) ?? 12}` };
+    return { major: requested, why: 'asked for with --cuda' };
   }
-  if (total !== undefined && received !== total) throw new Error(`download of ${url} stopped at ${received} of ${total} bytes; run the command again`);
+  if (!runs.length) return { problem: `the driver supports CUDA ${driverCuda}; onnxruntime's provider needs CUDA 12 or 13` };
+  const newest = runs[runs.length - 1];
+  const present = runs.filter((m) => hasRuntime(m));
+  if (!present.includes(newest) && present.length) {
+    const m = present[present.length - 1];
+    return { major: m, why: `the driver supports CUDA ${driverCuda ?? '?'} and only CUDA ${m}'s runtime (libcudart.so.${m}) is installed` };
+  }
+  return { major: newest, why: driver === undefined ? 'no driver to ask; the newest build' : `the driver supports CUDA ${driverCuda}` };
+}
+
+/** What the provider library says about itself. */
+export interface ProviderCheck {
+  /** The onnxruntime release read from libonnxruntime_providers_cuda.so. */
+  version?: string;
+  /** The CUDA major it was built for (its libcudart.so.N). */
+  cuda?: number;
+  /** Its DT_NEEDED sonames. */
+  needed: string[];
+  problems: string[];
 }
 
 /**
- * Resolves the package through the feed's PackageBaseAddress (NuGet v3, as onnxruntime-node's installer does),
- * downloads the .nupkg with progress and extracts the provider libraries into `binDir`. Returns the files written.
+ * Checks staged provider libraries against onnxruntime-node `ortVersion` and the driver: both libraries there, x86-64,
+ * the same onnxruntime release (a provider of another release loads and then corrupts memory: it calls the core through
+ * an unversioned C++ interface), and a CUDA build the driver runs.
  */
-export async function installCudaProvider(opts: InstallOptions): Promise<string[]> {
-  const feed = opts.feedIndex ?? NUGET_INDEX;
-  const log = opts.log ?? (() => {});
-  const index = (await getJson(feed, opts.signal)) as { resources?: { '@id': string; '@type': string }[] };
-  const base = index.resources?.find((r) => r['@type'] === 'PackageBaseAddress/3.0.0')?.['@id'];
-  if (!base) throw new Error(`${feed} is not a NuGet v3 index (no PackageBaseAddress/3.0.0)`);
-  const id = CUDA_PACKAGE.toLowerCase();
-  const versions = ((await getJson(`${base}${id}/index.json`, opts.signal)) as { versions?: string[] }).versions ?? [];
-  const v = opts.version.toLowerCase();
-  if (!versions.includes(v)) throw new Error(`${CUDA_PACKAGE} ${opts.version} is not on ${feed} (it has ${versions.slice(-5).join(', ') || 'none'}); the provider must match onnxruntime-node ${opts.version} exactly`);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cuda-'));
-  try {
-    const pkg = path.join(tmp, `${id}.${v}.nupkg`);
-    const url = `${base}${id}/${v}/${id}.${v}.nupkg`;
-    log(`downloading ${url}`);
-    await download(url, pkg, opts);
-    const entries = listZip(pkg);
-    const wanted = [...CUDA_LIBS, ...(opts.withTensorRt ? ['libonnxruntime_providers_tensorrt.so'] : [])];
-    fs.mkdirSync(opts.binDir, { recursive: true });
-    const written: string[] = [];
-    for (const lib of wanted) {
-      const inside = `runtimes/linux-x64/native/${lib}`;
-      const e = entries.find((x) => x.name === inside);
-      if (!e) throw new Error(`${url} has no ${inside}; the package layout changed — report this`);
-      const dest = path.join(opts.binDir, lib);
-      // write beside, then rename: a half-written library must never be loaded
-      atomicWriteFileSync(dest, readZipEntry(pkg, e));
-      written.push(dest);
-      log(`installed ${dest}`);
-    }
-    return written;
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
+export function checkProvider(staged: StagedProvider, ortVersion: string, driverCuda?: string): ProviderCheck {
+  const res: ProviderCheck = { needed: [], problems: [] };
+  const lib = staged.files.cuda;
+  for (const role of ['cuda', 'shared'] as const) {
+    if (!staged.files[role]) res.problems.push(`${staged.origin} has no ${PROVIDER_LIBS[role]}`);
   }
+  if (!lib) return res;
+  let info;
+  try { info = readElf(lib); } catch (e) { res.problems.push((e as Error).message); return res; }
+  if (info.machine !== EM_X86_64) res.problems.push(`${lib} is not an x86-64 library (ELF machine ${info.machine})`);
+  res.needed = info.needed;
+  res.cuda = cudaMajorOf(info);
+  const versions = readOrtVersions(lib);
+  res.version = versions.length === 1 ? versions[0] : undefined;
+  if (!versions.length) res.problems.push(`no onnxruntime version string in ${lib}: it cannot be checked against onnxruntime-node ${ortVersion}, so it is not installed; use onnxruntime's own package of ${ortVersion}`);
+  else if (versions.length > 1) res.problems.push(`${lib} names several onnxruntime versions (${versions.join(', ')}): it cannot be checked against onnxruntime-node ${ortVersion}`);
+  else if (res.version !== ortVersion) {
+    res.problems.push(`${PROVIDER_LIBS.cuda} from ${staged.origin} is from onnxruntime ${res.version}, but onnxruntime-node here is ${ortVersion}: a provider calls the core through an unversioned interface, so another release loads and then corrupts memory. Install the provider of onnxruntime ${ortVersion}`);
+  }
+  const driver = Number(driverCuda?.split('.')[0]) || undefined;
+  if (res.cuda !== undefined && driver !== undefined && res.cuda > driver) {
+    res.problems.push(`the provider is the CUDA ${res.cuda} build but the driver supports CUDA ${driverCuda}: update the driver${res.cuda === 13 ? ' (R580 or newer)' : ''} or install the CUDA ${driver} build (--cuda ${driver})`);
+  }
+  return res;
+}
+
+/** Copies the staged libraries into `binDir` (beside, then renamed: a half-written library is never loaded). */
+export function installProviderFiles(staged: StagedProvider, binDir: string, withTensorRt = false): string[] {
+  fs.mkdirSync(binDir, { recursive: true });
+  const written: string[] = [];
+  for (const role of ['shared', 'cuda', ...(withTensorRt ? ['tensorrt' as const] : [])] as const) {
+    const src = staged.files[role];
+    if (!src) throw new Error(`${staged.origin} has no ${PROVIDER_LIBS[role]}`);
+    const dest = path.join(binDir, PROVIDER_LIBS[role]);
+    fs.copyFileSync(src, `${dest}.partial`);
+    fs.chmodSync(`${dest}.partial`, 0o755);
+    commitFileSync(`${dest}.partial`, dest);
+    written.push(dest);
+  }
+  return written;
+}
+
+/** Where to get each missing library, for a CUDA `major` build. */
+export function libraryHint(soname: string, major: number): string {
+  const cu = major === 12 ? '-cu12' : '';
+  if (soname.startsWith('libonnxruntime')) return "the provider's own library is missing beside onnxruntime-node: run ddpo install-cuda without --check";
+  if (soname.startsWith('libcudnn')) return `cuDNN 9: pip install nvidia-cudnn-cu${major}, or NVIDIA's cudnn9-cuda-${major} package`;
+  if (soname === 'libcuda.so.1') return "the NVIDIA driver's own library: install or repair the driver";
+  const pkg = /^libcublas/.test(soname) ? 'nvidia-cublas' : /^libcurand/.test(soname) ? 'nvidia-curand' : /^libcufft/.test(soname) ? 'nvidia-cufft' : 'nvidia-cuda-runtime';
+  return `CUDA ${major}: pip install ${pkg}${cu}${major === 13 ? ' (the CUDA 13 wheels PyTorch cu130 brings)' : ''}, or the CUDA ${major} toolkit`;
+}
+
+/** Where `ddpo install-cuda` writes. */
+export interface InstallIO {
+  out(line: string): void;
+  err(line: string): void;
+  progress(line: string): void;
+}
+
+/** Options of {@link installCuda}. */
+export interface InstallCudaOptions {
+  /** The installed onnxruntime-node's version: the provider must be of this release. */
+  ortVersion: string;
+  /** Folder of onnxruntime_binding.node and libonnxruntime.so.1, where the provider goes. */
+  binDir: string;
+  /** onnxruntime-node's entry file, for the verification's child process. */
+  ortEntry: string;
+  /** `--from`: a file, folder or `npm:SPEC`; otherwise onnxruntime's NuGet package. */
+  from?: string;
+  /** A NuGet v3 index to use instead of onnxruntime's feed for the chosen CUDA. */
+  feed?: string;
+  /** `--cuda 12|13`. */
+  cuda?: number;
+  /** Install even without an NVIDIA driver. */
+  force?: boolean;
+  withTensorRt?: boolean;
+  /** Check the installed provider again (libraries, record, verification) without installing. */
+  checkOnly?: boolean;
+  /** Run the verification graph (default true). */
+  verify?: boolean;
+  env?: NodeJS.ProcessEnv;
+  exec?: Exec;
+  npmPack?: (spec: string, dir: string) => string;
+  runChild?: RunChild;
+  /** Where to look for the libraries, when not this machine's usual places. */
+  search?: Pick<SearchOptions, 'pythons' | 'systemDirs' | 'toolkits'>;
+  signal?: AbortSignal;
+}
+
+/** Installs (or with `checkOnly` re-checks) the CUDA provider; returns the exit code: 0 only when CUDA ran and agreed. */
+export async function installCuda(opts: InstallCudaOptions, io: InstallIO): Promise<number> {
+  const exec = opts.exec ?? defaultExec, env = opts.env ?? process.env;
+  const search = (sonames: string[]) => findCudaLibraries(sonames, { ...opts.search, env, exec });
+  const driver = checkDriver(exec);
+  io.out(driver.driver ? `NVIDIA driver: CUDA ${driver.driverCuda ?? '?'}${driver.gpu ? `, ${driver.gpu}` : ''}` : 'NVIDIA driver: not found');
+  for (const p of driver.problems) io.err(`cannot use CUDA: ${p}`);
+  if (driver.problems.length && !opts.force) return 1;
+  const stageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cuda-'));
+  try {
+    const staged = opts.checkOnly ? installedProvider(opts.binDir) : await fetchChosen(opts, driver, search, stageDir, io);
+    if (!staged) return 1;
+    const check = checkProvider(staged, opts.ortVersion, driver.driverCuda);
+    io.out(`provider: ${staged.files.cuda ?? '?'} — onnxruntime ${check.version ?? '?'} (read from the library; onnxruntime-node here is ${opts.ortVersion}), CUDA ${check.cuda ?? '?'} build`);
+    for (const p of check.problems) io.err(`refused: ${p}`);
+    if (check.problems.length) return 1;
+    if (!opts.checkOnly) {
+      const files = installProviderFiles(staged, opts.binDir, opts.withTensorRt);
+      io.out(`installed ${files.map((f) => path.basename(f)).join(', ')} into ${opts.binDir}`);
+    }
+    const libs = search(cudaSonames(check.needed));
+    reportLibraries(libs, check.cuda ?? 13, io);
+    writeCudaRecord(opts.binDir, { schemaVersion: 1, onnxruntime: opts.ortVersion, cuda: check.cuda ?? 13, source: staged.origin, libraryDirs: libs.dirs, missing: libs.missing });
+    io.out(libs.dirs.length
+      ? `The worker and ddpo put ${libs.dirs.join(':')} on LD_LIBRARY_PATH when they start (recorded in ${path.join(opts.binDir, CUDA_RECORD)}).`
+      : `The libraries found are on the loader's default path; nothing to add to LD_LIBRARY_PATH (recorded in ${path.join(opts.binDir, CUDA_RECORD)}).`);
+    return await verifyStep(opts, env, libs, io);
+  } catch (e) {
+    io.err(`install-cuda failed: ${(e as Error).message}`);
+    if (/ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|failed:/.test((e as Error).message) && !opts.from) {
+      io.err(`No connection to the package feed. Offline or behind a proxy: fetch ${CUDA_PACKAGE} ${opts.ortVersion} (.nupkg) elsewhere and pass --from FILE, ` +
+        'or --from npm:SPEC for a repackaging on npm; or use --ep webgpu, which needs no download.');
+    }
+    return 1;
+  } finally {
+    fs.rmSync(stageDir, { recursive: true, force: true });
+  }
+}
+
+function installedProvider(binDir: string): StagedProvider {
+  const files: StagedProvider['files'] = {};
+  for (const role of ['cuda', 'shared'] as const) {
+    const f = path.join(binDir, PROVIDER_LIBS[role]);
+    if (fs.existsSync(f)) files[role] = f;
+  }
+  return { files, origin: binDir };
+}
+
+async function fetchChosen(opts: InstallCudaOptions, driver: DriverCheck, search: (s: string[]) => LibrarySearch, stageDir: string, io: InstallIO): Promise<StagedProvider | undefined> {
+  let source: ProviderSource;
+  if (opts.from) source = parseSource(opts.from);
+  else {
+    const runtimes = search(CUDA_MAJORS.map((m) => `libcudart.so.${m}`));
+    const choice = chooseCudaMajor(driver.driverCuda, (m) => !!runtimes.found[`libcudart.so.${m}`], opts.cuda);
+    if ('problem' in choice) { io.err(`cannot choose a CUDA build: ${choice.problem}`); return undefined; }
+    io.out(`CUDA ${choice.major} build: ${choice.why}`);
+    source = { kind: 'nuget', feed: opts.feed ?? officialFeed(choice.major) };
+  }
+  let last = -1;
+  const staged = await stageProvider(source, {
+    version: opts.ortVersion, stageDir, signal: opts.signal, log: io.out, npmPack: opts.npmPack,
+    onProgress: ({ received, total }: DownloadProgress) => {
+      const pct = total ? Math.floor((100 * received) / total) : -1;
+      if (pct !== last) { last = pct; io.progress(`downloading: ${(received / 2 ** 20).toFixed(0)} MiB${total ? ` of ${(total / 2 ** 20).toFixed(0)} MiB (${pct}%)` : ''}`); }
+    },
+  });
+  return staged;
+}
+
+function reportLibraries(libs: LibrarySearch, major: number, io: InstallIO): void {
+  for (const [so, f] of Object.entries(libs.found)) io.out(`  ${so} → ${f.file} (${f.origin})`);
+  for (const so of libs.missing) io.err(`  ${so} NOT FOUND — ${libraryHint(so, major)}`);
+  if (libs.missing.length) io.err('Searched: LD_LIBRARY_PATH, the CUDA toolkit (CUDA_HOME, /usr/local/cuda*), the NVIDIA pip wheels of every python3 on PATH, ldconfig and the system folders. Install what is missing, then run ddpo install-cuda --check.');
+}
+
+async function verifyStep(opts: InstallCudaOptions, env: NodeJS.ProcessEnv, libs: LibrarySearch, io: InstallIO): Promise<number> {
+  if (opts.verify === false) {
+    io.out('verification skipped (--no-verify)');
+    return libs.missing.length ? 1 : 0;
+  }
+  io.progress('verifying: a small graph on CUDA against the CPU…');
+  const verdict = await verifyCudaProvider({ env: cudaLibraryEnv(env, opts.binDir) ?? env, ortEntry: opts.ortEntry, run: opts.runChild });
+  if (verdict.ok) {
+    io.out(`verified: ${verdict.message}. Use it with --ep cuda (or auto).`);
+    return 0;
+  }
+  io.err(verdict.message);
+  if (verdict.missingLibrary) io.err(`  ${libraryHint(verdict.missingLibrary, readMajor(opts.binDir))}; then run ddpo install-cuda --check`);
+  io.err('Until CUDA runs, --ep auto uses WebGPU or the CPU.');
+  return 1;
+}
+
+function readMajor(binDir: string): number {
+  try { return cudaMajorOf(readElf(path.join(binDir, PROVIDER_LIBS.cuda))) ?? 13; } catch { return 13; }
 }

@@ -6,6 +6,7 @@ import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../.
 
 /** What the user may ask for; `auto` picks the best provider this platform and onnxruntime build offer. */
 export type ProviderSetting = ExecutionProviderSetting;
+import { ortBinDir } from './cudaLibraries';
 
 /** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
 export type ExecutionProvider = Exclude<ProviderSetting, 'auto'>;
@@ -39,47 +40,43 @@ export interface ProviderPlan {
   skipped: { ep: ExecutionProvider; reason: string }[];
 }
 
-/** Preferred GPU providers per platform, best first; CPU is appended by the planner. */
+/**
+ * Preferred GPU providers per platform, best first; CPU is appended by the planner. CUDA leads where it can exist: on
+ * an NVIDIA GPU its kernels use the tensor cores that DirectML and WebGPU leave idle; where its provider library is
+ * not installed the planner skips it.
+ */
 export function autoOrder(platform: NodeJS.Platform): ExecutionProvider[] {
-  if (platform === 'win32') return ['dml', 'webgpu'];
+  if (platform === 'win32') return ['cuda', 'dml', 'webgpu'];
   if (platform === 'darwin') return ['coreml', 'webgpu'];
   return ['cuda', 'webgpu'];
 }
 
-function unavailable(ep: ExecutionProvider, backends: readonly BackendInfo[]): string | undefined {
+function unavailable(ep: ExecutionProvider, backends: readonly BackendInfo[], platform: NodeJS.Platform): string | undefined {
   if (ep === 'cpu') return undefined;
   const b = backends.find((x) => x.name === ep);
   if (!b) return `this onnxruntime-node build has no '${ep}' backend`;
   if (!b.bundled && !b.installed) {
-    return ep === 'cuda' ? "the CUDA provider library is not installed (run 'ddpo install-cuda')" : `the '${ep}' provider library is not installed`;
+    if (ep !== 'cuda') return `the '${ep}' provider library is not installed`;
+    return platform === 'linux' ? "the CUDA provider library is not installed (run 'ddpo install-cuda')" : 'the CUDA provider library (onnxruntime_providers_cuda) is not installed beside onnxruntime-node';
   }
   return undefined;
 }
 
 /**
  * Orders the providers to try for `setting` on `platform`: `auto` walks the platform's GPU preference list
- * (Linux cuda→webgpu, Windows dml→webgpu, macOS coreml→webgpu), an explicit choice tries just that one;
+ * (Linux cuda→webgpu, Windows cuda→dml→webgpu, macOS coreml→webgpu), an explicit choice tries just that one;
  * CPU is always the last resort. Unavailable providers are skipped with the reason.
  */
 export function chooseExecutionProviders(setting: ProviderSetting, platform: NodeJS.Platform, backends: readonly BackendInfo[]): ProviderPlan {
   const wanted: ExecutionProvider[] = setting === 'auto' ? autoOrder(platform) : setting === 'cpu' ? [] : [setting];
   const plan: ProviderPlan = { candidates: [], skipped: [] };
   for (const ep of wanted) {
-    const why = unavailable(ep, backends);
+    const why = unavailable(ep, backends, platform);
     if (why) plan.skipped.push({ ep, reason: why });
     else plan.candidates.push(ep);
   }
   plan.candidates.push('cpu');
   return plan;
-}
-
-/** Folder holding onnxruntime_binding.node (and any installed provider libraries) for this platform. */
-export function ortBinDir(platform: string = process.platform, arch: string = process.arch): string | undefined {
-  try {
-    return path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', platform, arch);
-  } catch {
-    return undefined;
-  }
 }
 
 /** This machine's backends, with `installed` set from the provider libraries present in `binDir`. */

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { openSession } from '../../../src/core/runtime/sessionProviders';
-import { placementFromProfile, type NodePlacement } from '../../../src/core/runtime/placement';
+import { describePlacement, placementFromProfile, type NodePlacement } from '../../../src/core/runtime/placement';
 
 const UNET = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');
 const feeds = () => ({
@@ -51,4 +51,14 @@ test('the placement names the nodes a GPU provider left to the CPU', () => {
   assert.deepEqual(p.counts, { WebGpuExecutionProvider: 2, CPUExecutionProvider: 1 });
   assert.deepEqual(p.cpuNodes, ['Shape (/shape)']);
   assert.equal(placementFromProfile([{ cat: 'Session', name: 'x' }]), undefined);
+});
+
+test('the placement report reads a CUDA session the same way: nodes per provider and those left to the CPU', () => {
+  const ev = (name: string, provider: string, op: string) => ({ cat: 'Node', name: `${name}_kernel_time`, args: { provider, op_name: op } });
+  const p = placementFromProfile([
+    ev('/conv', 'CUDAExecutionProvider', 'Conv'), { cat: 'Node', name: '/conv_fence_before', args: { provider: 'CUDAExecutionProvider', op_name: 'Conv' } },
+    ev('/mm', 'CUDAExecutionProvider', 'MatMul'), ev('/range', 'CPUExecutionProvider', 'Range'),
+  ])!;
+  assert.deepEqual(p.counts, { CUDAExecutionProvider: 2, CPUExecutionProvider: 1 });
+  assert.equal(describePlacement(p), 'CUDA: 2 nodes, CPU: 1 nodes — on CPU: Range (/range)');
 });

@@ -22,6 +22,12 @@ test('auto on Windows prefers DirectML and on macOS CoreML, each before WebGPU',
   assert.deepEqual(chooseExecutionProviders('auto', 'win32', win).candidates, ['dml', 'webgpu', 'cpu']);
   const mac = [{ name: 'cpu', bundled: true }, { name: 'coreml', bundled: true }, { name: 'webgpu', bundled: true }];
   assert.deepEqual(chooseExecutionProviders('auto', 'darwin', mac).candidates, ['coreml', 'webgpu', 'cpu']);
+  // on an NVIDIA machine with the CUDA provider beside onnxruntime-node, Windows tries it before DirectML
+  const winCuda = [...win, { name: 'cuda', bundled: false, installed: true }];
+  assert.deepEqual(chooseExecutionProviders('auto', 'win32', winCuda).candidates, ['cuda', 'dml', 'webgpu', 'cpu']);
+  const winNoLib = chooseExecutionProviders('auto', 'win32', [...win, { name: 'cuda', bundled: false, installed: false }]);
+  assert.deepEqual(winNoLib.candidates, ['dml', 'webgpu', 'cpu']);
+  assert.match(winNoLib.skipped[0].reason, /CUDA provider library \(onnxruntime_providers_cuda\) is not installed beside onnxruntime-node/);
   // a build without WebGPU on macOS still gets CoreML, and says why WebGPU is missing
   const plan = chooseExecutionProviders('auto', 'darwin', mac.filter((b) => b.name !== 'webgpu'));
   assert.deepEqual(plan.candidates, ['coreml', 'cpu']);

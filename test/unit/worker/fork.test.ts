@@ -74,3 +74,20 @@ function isAlive(pid: number): boolean {
     return true;
   }
 }
+
+test('the fork environment is read at each start, so a CUDA library path recorded later reaches the next worker', { timeout: 30_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(repo, 'dist-test', 'envprobe-'));
+  const probe = path.join(dir, 'probe.js');
+  fs.writeFileSync(probe, "process.send({ ld: process.env.LD_LIBRARY_PATH, electron: process.env.ELECTRON_RUN_AS_NODE }, () => process.exit(0));");
+  let ld = '/first';
+  const factory = forkChannelFactory({ script: probe, env: () => ({ ...process.env, LD_LIBRARY_PATH: ld }) });
+  const seen = async () => {
+    const ch = factory();
+    return new Promise<unknown>((resolve) => ch.onMessage((m) => resolve(m)));
+  };
+  try {
+    assert.deepEqual(await seen(), { ld: '/first', electron: '1' });
+    ld = '/second';
+    assert.deepEqual(await seen(), { ld: '/second', electron: '1' });
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
