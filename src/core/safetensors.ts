@@ -1,4 +1,4 @@
-/** safetensors read/write (the only weight format we load: no pickles, ever). */
+/** safetensors read/write: the weight format we load (PyTorch checkpoints only through torchLoad's tensor-only reader). */
 import * as fs from 'node:fs';
 import { atomicWriteFileSync, type AtomicWriteOptions } from './fsutil';
 
@@ -11,9 +11,11 @@ export interface SafeTensor {
   data: Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
 }
 
-const BYTES: Record<SafeDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Record<SafeDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-function alloc(dtype: SafeDtype, n: number): SafeTensor['data'] {
+/** A zeroed data array for `n` elements of `dtype` (F16/BF16 as Uint16 bits, BOOL as bytes). */
+export function allocTensorData(dtype: SafeDtype, n: number): SafeTensor['data'] {
   switch (dtype) {
     case 'F32': return new Float32Array(n);
     case 'F64': return new Float64Array(n);
@@ -51,11 +53,11 @@ export function readSafetensorsWithMetadata(src: string | Uint8Array): { tensors
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') { metadata = (v ?? {}) as Record<string, string>; continue; }
     const e = v as { dtype: SafeDtype; shape: number[]; data_offsets: [number, number] };
-    if (!(e.dtype in BYTES)) throw new Error(`${where}: tensor ${name} has unsupported dtype ${e.dtype}`);
+    if (!(e.dtype in DTYPE_BYTES)) throw new Error(`${where}: tensor ${name} has unsupported dtype ${e.dtype}`);
     const [a, b] = e.data_offsets;
     const n = e.shape.reduce((x, y) => x * y, 1);
-    if (b - a !== n * BYTES[e.dtype] || base + b > buf.byteLength) throw new Error(`${where}: tensor ${name} is truncated or its offsets are wrong`);
-    const data = alloc(e.dtype, n);
+    if (b - a !== n * DTYPE_BYTES[e.dtype] || base + b > buf.byteLength) throw new Error(`${where}: tensor ${name} is truncated or its offsets are wrong`);
+    const data = allocTensorData(e.dtype, n);
     new Uint8Array(data.buffer).set(buf.subarray(base + a, base + b));
     tensors.set(name, { dtype: e.dtype, shape: e.shape, data });
   }

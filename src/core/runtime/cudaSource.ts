@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { listZip, readZipEntry } from './zip';
+import { listZip, readZipEntry } from '../zip';
 import { extractFromTar } from './tar';
 
 /** The public NuGet feed, where onnxruntime-node's own installer looks (its install-metadata.js). */

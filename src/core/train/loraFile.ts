@@ -4,6 +4,7 @@
  * (`lora_unet_<module_with_underscores>.lora_down.weight` plus `.alpha`, what Automatic1111 and ComfyUI read).
  */
 import { SafeTensor, encodeSafetensors, readSafetensorsWithMetadata, toFloat32 } from '../safetensors';
+import { readWeightsFile } from '../torchLoad';
 
 /** One adapted module: y += (alpha/rank)·x·Aᵀ·Bᵀ, A [rank, in], B [out, rank] (PEFT layout). */
 export interface LoraModule {
@@ -87,10 +88,10 @@ export interface ReadLoraOptions {
   alpha?: number;
 }
 
-/** Reads a LoRA in either naming; detects the format from its keys. */
+/** Reads a LoRA in either naming (a .pth/.pt path through the tensor-only PyTorch reader); detects the format from its keys. */
 export function readLora(src: string | Uint8Array, opts: ReadLoraOptions = {}): LoraWeights & { format: LoraFormat } {
   const where = typeof src === 'string' ? src : 'LoRA buffer';
-  const { tensors, metadata } = readSafetensorsWithMetadata(src);
+  const { tensors, metadata } = typeof src === 'string' ? readWeightsFile(src) : readSafetensorsWithMetadata(src);
   const keys = [...tensors.keys()];
   const kohya = keys.some((k) => k.endsWith('.lora_down.weight'));
   const parts = new Map<string, { A?: SafeTensor; B?: SafeTensor; alpha?: number }>();

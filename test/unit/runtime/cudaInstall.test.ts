@@ -13,7 +13,7 @@ import { CUDA_PACKAGE, NUGET_CUDA12_INDEX, NUGET_INDEX, officialFeed, parseSourc
 import { readCudaRecord } from '../../../src/core/runtime/cudaLibraries';
 import type { ChildOutput } from '../../../src/core/runtime/cudaVerify';
 import { fakeCudaProvider, fakeSharedProvider } from './fakeElf';
-import { listZip, readZipEntry } from '../../../src/core/runtime/zip';
+import { listZip, readZipEntry } from '../../../src/core/zip';
 
 /** A minimal ZIP (deflated or stored entries; CRCs left 0, which the reader does not check). */
 function makeZip(files: Record<string, Buffer>, deflate = true): Buffer {

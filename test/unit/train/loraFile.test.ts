@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { encodeSafetensors, readSafetensorsWithMetadata, type SafeTensor } from '../../../src/core/safetensors';
 import { LoraWeights, encodeLora, kohyaModuleName, peftKey, readLora, targetSuffix } from '../../../src/core/train/loraFile';
 import { randomValues } from './tinyModels';
+import { writeTorchFile, type TensorSpec } from '../foundation/torchSave';
 
 const MODULES = ['down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q', 'up_blocks.1.attentions.1.transformer_blocks.0.attn2.to_out.0'];
 
@@ -107,4 +111,16 @@ test('diffusers-style "unet." prefixes are accepted; unknown kohya keys are refu
   assert.deepEqual([...r.modules.keys()].sort(), [...MODULES].sort());
   assert.equal(r.alpha, 8);
   assert.throws(() => readLora(encodeLora(w, 'kohya'), { modules: [MODULES[0]] }), /matches no adaptable layer/);
+});
+
+test('a kohya LoRA saved with torch.save (.pt) reads as the same adapter as its safetensors file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-pt-'));
+  try {
+    const w = sample();
+    const specs: Record<string, TensorSpec> = {};
+    [...readSafetensorsWithMetadata(encodeLora(w, 'kohya')).tensors].forEach(([k, t], i) => (specs[k] = { storage: { key: String(i), dtype: t.dtype, data: t.data }, shape: t.shape }));
+    const file = path.join(dir, 'lora.pt');
+    writeTorchFile(file, specs);
+    assert.deepEqual(readLora(file, { modules: MODULES }), readLora(encodeLora(w, 'kohya'), { modules: MODULES }));
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
 });

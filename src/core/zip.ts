@@ -1,4 +1,4 @@
-/** Reads single entries out of a ZIP file (a .nupkg is one) without loading the whole archive: stored and deflated entries. */
+/** Reads single entries out of a ZIP file (a .nupkg, a torch.save checkpoint) without loading the whole archive: stored and deflated entries. */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 
