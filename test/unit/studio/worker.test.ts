@@ -9,9 +9,10 @@ import type { JobContext } from '../../../src/worker/jobs';
 import type { ParamsOf, ResultOf, WorkerRequestKind } from '../../../src/protocol';
 import { readRatings } from '../../../src/core/reward/store';
 import { listComparisons } from '../../../src/core/studio/compare';
+import { needsTinyModel } from '../fixtures';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
-const skip = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `no embedded model at ${MODEL} (media/tiny-model is built by scripts/train-tiny-model.ts)`;
+const skip = needsTinyModel();
 
 function experiment(ddpo: Record<string, unknown>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-worker-'));
