@@ -60,17 +60,15 @@ export class FakeWebviewPanel {
   dispose(): void { this.disposed.fire(); }
 }
 
-/** Every panel created, and every message shown to the person, in order. */
+/** Every panel created, oldest first. */
 export const created: FakeWebviewPanel[] = [];
-export const shown: string[] = [];
 
-const record = (kind: string) => (message: string) => {
-  shown.push(`${kind}: ${message}`);
-  return Promise.resolve(undefined);
-};
+const dismissed = () => Promise.resolve(undefined);
 
+/** `vscode.ViewColumn`. */
 export const ViewColumn = { Active: -1, Beside: -2, One: 1 };
 
+/** `vscode.window`: panels are recorded in `created`; messages and pickers are dismissed at once. */
 export const window = {
   createWebviewPanel(viewType: string, title: string, _column: number, options: unknown): FakeWebviewPanel {
     const p = new FakeWebviewPanel(viewType, title, options);
@@ -78,13 +76,14 @@ export const window = {
     return p;
   },
   registerWebviewPanelSerializer: () => ({ dispose: () => undefined }),
-  showInformationMessage: record('info'),
-  showWarningMessage: record('warning'),
-  showErrorMessage: record('error'),
-  showTextDocument: (uri: Uri) => record('open')(uri.fsPath),
-  showQuickPick: () => Promise.resolve(undefined),
+  showInformationMessage: dismissed,
+  showWarningMessage: dismissed,
+  showErrorMessage: dismissed,
+  showTextDocument: dismissed,
+  showQuickPick: dismissed,
 };
 
+/** `vscode.workspace`: set `workspaceFolders` to open a folder; every setting has its default. */
 export const workspace = {
   workspaceFolders: undefined as { uri: Uri }[] | undefined,
   getConfiguration: () => ({ get: <T>(_key: string, fallback: T) => fallback }),
