@@ -93,7 +93,10 @@ async function main() {
   const required = inCi ? skips.filter((s) => !CI_ALLOWED_SKIP.test(s.reason)) : [];
   if (required.length) failedStep ||= `${required.length} required test${required.length > 1 ? 's' : ''} skipped under CI=true (only "needs a GPU" skips are allowed there)`;
   if (failedStep) console.log(`FAILED: ${failedStep} (see above)`);
-  const named = skips.map((s) => `${s.name} (${s.reason})`).join('; ');
+  // one group per reason: "name; name (reason) | name (other reason)"
+  const byReason = new Map();
+  for (const s of skips) byReason.set(s.reason, [...(byReason.get(s.reason) ?? []), s]);
+  const named = [...byReason].map(([reason, group]) => `${group.map((s) => s.name).join('; ')} (${reason})`).join(' | ');
   console.log(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped${named ? `: ${named}` : ''}`);
   process.exit(failedStep ? 1 : 0);
 }
