@@ -11,6 +11,7 @@ import { renameEarlierSettings, type DdpoConfig } from './config';
 import type { PolicyState } from './types';
 import { encodeLora, type LoraWeights } from '../train/loraFile';
 import { checkpointName } from './layout';
+import { crashPoint } from '../crashPoint';
 import { fsyncDir, writeFileDurable } from '../fsutil';
 
 /** Checkpoint file names. */
@@ -48,6 +49,7 @@ export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, po
     // state.json last: its presence marks a complete checkpoint even if a rename is ever not atomic.
     await writeFileDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
     await fsyncDir(tmp);
+    crashPoint('checkpoint-files-written');
     await fs.promises.rm(final, { recursive: true, force: true });
     await fs.promises.rename(tmp, final);
     await fsyncDir(checkpointsDir);

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { crashPoint } from '../crashPoint';
 import { appendLineDurable, atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
 import type { ImageRGB } from '../image/rgb';
@@ -107,6 +108,7 @@ async function runEpoch(run: Run, epoch: number): Promise<StoppedEarly | undefin
   const start = run.watch.active ? await epochStart(run) : undefined;
   const clock = epochClock();
   const { line, train } = await sampleAndTrain(run, epoch, clock);
+  crashPoint('epoch-trained');
   const verdict = run.watch.judge(epoch, train.approx_kl, start);
   if (verdict.median !== undefined) line.kl_guard = { median: verdict.median, factor: c.train_kl_guard };
   // A suspect epoch is checkpointed only as the last (no epoch follows to confirm it).
@@ -175,6 +177,7 @@ async function recordEpoch(run: Run, epoch: number, line: EpochMetrics, saveNow:
   line.seconds.total = clock.total();
   // The metrics line goes first: a kill before the checkpoint is complete re-runs this epoch and rewrites it.
   await appendLineDurable(opts.layout.metricsFile, JSON.stringify(jsonSafe(line)));
+  crashPoint('epoch-logged');
   if (saveNow) {
     progress(run, epoch, 'checkpoint', 0, 1);
     await saveCheckpoint(opts.layout.checkpointsDir, loopState(c, epoch, run.globalStep, run.rngs.state(), run.tracker?.state() ?? null), await opts.policy.saveState(), await opts.policy.lora(), c.num_checkpoint_limit);

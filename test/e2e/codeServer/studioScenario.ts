@@ -8,8 +8,18 @@ import { activeWebview, contextMenu, pickQuick, runCommand, toast, treeRow } fro
 
 const EXP = 'watercolor-cats';
 
-function lines(file: string): { kind: string; id: string; choice?: string }[] {
+function lines(file: string): { kind: string; id: string; choice?: string; left?: string }[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+// What each rating key answers (the rating panel's keyboard map).
+const KEY_CHOICE: Record<string, string> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right' };
+
+/** The decoded src of the left image now on screen: its webview URI holds the image's file path. */
+async function shownLeft(frame: ReturnType<typeof activeWebview>): Promise<string> {
+  const img = frame.getByRole('img', { name: /Left image for/ });
+  await img.waitFor({ timeout: 60_000 });
+  return decodeURIComponent((await img.getAttribute('src')) ?? '');
 }
 
 function status(dir: string): { state: string; pid: number } {
@@ -43,8 +53,9 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
         await frame.locator('.prompt').click();
         const keys = ['1', '2', 'ArrowLeft', 'ArrowRight', '1', '2', 'ArrowLeft', 'ArrowRight', '2', '1'];
+        const lefts: string[] = [];
         for (const [i, key] of keys.entries()) {
-          await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
+          lefts.push(await shownLeft(frame));
           await page.keyboard.press(key);
           await frame.getByText(`${i + 1} / 50 rated`).waitFor({ timeout: 30_000 });
         }
@@ -52,6 +63,9 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         const recs = lines(ratings);
         assert.equal(recs.filter((r) => r.kind === 'rating').length, 10);
         assert.deepEqual([...new Set(recs.map((r) => r.choice))].sort(), ['left', 'right']);
+        // each key's answer, in the order pressed, about the pair on screen, with its left image stored as `left`
+        assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
+        recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
         await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
       },
     },
@@ -145,8 +159,10 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await frame.getByText('0 / 4 rated').waitFor({ timeout: 90_000 });
         await frame.getByText('Skipped pairs are not counted in the win rate').waitFor();
         await frame.locator('.prompt').click();
-        for (const [i, key] of ['1', '2', '1', 'ArrowLeft'].entries()) {
-          await frame.getByRole('img', { name: /Left image for/ }).waitFor();
+        const keys = ['1', '2', '1', 'ArrowLeft'];
+        const lefts: string[] = [];
+        for (const [i, key] of keys.entries()) {
+          lefts.push(await shownLeft(frame));
           await page.keyboard.press(key);
           await frame.getByText(`${i + 1} / 4 rated`).waitFor();
         }
@@ -154,7 +170,19 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         const pct = /won (\d+)%/.exec(result)![1];
         const cmp = fs.readdirSync(path.join(dir, 'compare'));
         assert.equal(cmp.length, 1);
-        assert.equal(lines(path.join(dir, 'compare', cmp[0], 'ratings.jsonl')).length, 4);
+        const recs = lines(path.join(dir, 'compare', cmp[0], 'ratings.jsonl'));
+        assert.equal(recs.length, 4);
+        assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
+        recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `comparison rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
+        // the win rate from the keys pressed and the manifest's key to which image was the fine-tuned one
+        const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'compare', cmp[0], 'manifest.json'), 'utf8')) as { items: { base: string; tuned: string }[] };
+        const tunedShownLeft = lefts.map((src) => {
+          const item = manifest.items.find((it) => src.includes(`/${it.tuned}`) || src.includes(`/${it.base}`));
+          assert.ok(item, `the left image ${src} is one of the comparison's`);
+          return src.includes(`/${item.tuned}`);
+        });
+        const wins = keys.filter((k, i) => (KEY_CHOICE[k] === 'left') === tunedShownLeft[i]).length;
+        assert.equal(pct, String(Math.round((100 * wins) / keys.length)), `the panel's win rate against ${wins} wins of ${keys.length} by the keys pressed`);
         await treeRow(page, 'Blind comparisons').getByText(`latest: ${pct}% (95% CI`).waitFor();
       },
     },

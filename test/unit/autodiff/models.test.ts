@@ -1,6 +1,5 @@
 /** Whole fixture models (text encoder, VAE decoder, CLIP vision): gradients vs directional finite differences. */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -10,9 +9,9 @@ import { loadModel } from '../../../src/core/onnx/proto';
 import { readSafetensors } from '../../../src/core/safetensors';
 import { rng } from './gradcheck';
 import { ortShapes, session } from './ortRun';
+import { fixturesDir, needsFixture } from '../fixtures';
 
-const FIX = path.resolve(__dirname, '../../../../shared/fixtures');
-const skip = fs.existsSync(FIX) ? false : `fixtures not found at ${FIX} (needs ../shared/fixtures beside the repo)`;
+const skip = needsFixture('');
 
 interface Case { dir: string; input: string; intInput?: boolean }
 const CASES: Case[] = [
@@ -33,8 +32,8 @@ async function loss(model: Model, feeds: Record<string, ort.Tensor>, proj: Map<s
 
 for (const c of CASES) {
   test(`${c.dir}: gradients wrt the input and every weight agree with a directional finite difference`, { skip }, async () => {
-    const model = loadModel(path.join(FIX, c.dir, 'model.onnx'));
-    const oracle = readSafetensors(path.join(FIX, c.dir, 'oracle.safetensors'));
+    const model = loadModel(path.join(fixturesDir, c.dir, 'model.onnx'));
+    const oracle = readSafetensors(path.join(fixturesDir, c.dir, 'oracle.safetensors'));
     const x = oracle.get(c.input)!;
     const feeds = { [c.input]: c.intInput
       ? new ort.Tensor('int32', Int32Array.from(x.data as Float32Array), x.shape)

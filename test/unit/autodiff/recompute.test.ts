@@ -9,12 +9,12 @@ import { Model } from '../../../src/core/onnx/ir';
 import { dotObjective } from '../../../src/core/train/objective';
 import { createSession, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { needsFixture, referenceSd } from '../fixtures';
 
 const LATENT = 8;
 
 function build(recomputeAttention?: number) {
-  const m = dotObjective(loadModel(path.join(REFERENCE_SD, 'unet/model.onnx')));
+  const m = dotObjective(loadModel(path.join(referenceSd, 'unet/model.onnx')));
   const spec = specialize(m, { inputShapes: { sample: [2, 4, LATENT, LATENT], timestep: [2], encoder_hidden_states: [2, 77, 32], vjp_weights: [2, 4, LATENT, LATENT] } });
   return buildGradientGraph(spec.model, { shapes: spec.shapes, wrt: ['sample', 'encoder_hidden_states'], loss: 'loss', recomputeAttention });
 }
@@ -31,7 +31,7 @@ async function grads(model: Model): Promise<Map<string, { data: Float32Array }>>
   try { return await runModel(s, model, feeds); } finally { await s.release(); }
 }
 
-test('recomputed attention probabilities give the same gradients, and no gradient node reads a forward Softmax output', { skip: SKIP_NO_FIXTURES }, async () => {
+test('recomputed attention probabilities give the same gradients, and no gradient node reads a forward Softmax output', { skip: needsFixture() }, async () => {
   const kept = build();
   const again = build(1);
   const softmaxes = again.model.graph.nodes.filter((n) => n.opType === 'Softmax' && !n.name.startsWith('grad/'));
@@ -55,7 +55,7 @@ test('recomputed attention probabilities give the same gradients, and no gradien
   }
 });
 
-test('attention probabilities under the threshold are kept', { skip: SKIP_NO_FIXTURES }, () => {
+test('attention probabilities under the threshold are kept', { skip: needsFixture() }, () => {
   const r = build(2 ** 25).recomputed!;
   assert.deepEqual([r.tensors, r.nodes], [0, 0]);
 });

@@ -1,6 +1,5 @@
 /** The fixture UNet's input gradients (vector-Jacobian product) against PyTorch autograd's. */
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -11,9 +10,10 @@ import { specialize } from '../../../src/core/onnx/specialize';
 import type { ShapeMap } from '../../../src/core/autodiff/types';
 import { SafeTensor, readSafetensors } from '../../../src/core/safetensors';
 import { ortShapes, session } from './ortRun';
+import { fixture, needsFixture } from '../fixtures';
 
-const UNET = path.resolve(__dirname, '../../../../shared/fixtures/reference-sd/unet');
-const skip = fs.existsSync(path.join(UNET, 'model.onnx')) ? false : `fixtures not found at ${UNET} (needs ../shared/fixtures beside the repo)`;
+const UNET = fixture('reference-sd/unet');
+const skip = needsFixture('reference-sd/unet/model.onnx');
 
 /** Merges PEFT LoRA pairs into the [in, out] MatMul weights: W' = W + scale (B A)^T; returns module -> weight name. */
 function mergeLora(model: Model, lora: Map<string, SafeTensor>, scale: number): Map<string, string> {

@@ -7,7 +7,7 @@ import { runCli } from '../../../src/cli/dispatch';
 import { benchCommands } from '../../../src/cli/bench';
 import { compareWithAnchor, renderComparison } from '../../../src/core/bench/compare';
 import { summarizeProfile } from '../../../src/core/runtime/profile';
-import { needsFixtures } from '../diffusion/fixtures';
+import { needsFixture } from '../fixtures';
 
 // Runs `ddpo bench <args>` on the fixture UNet on the CPU in a temp folder ($DIR in args), then `check`s the JSON and output.
 async function benchFixture(args: string[], check: (r: any, lines: string[], dir: string) => void): Promise<void> {
@@ -23,7 +23,7 @@ async function benchFixture(args: string[], check: (r: any, lines: string[], dir
   } finally { fs.rmSync(dir, { recursive: true, force: true }); }
 }
 
-test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixtures }, async () => {
+test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step in fp32 and fp16, and writes JSON', { skip: needsFixture() }, async () => {
   await benchFixture(['all', '--batch', '2,4', '--precision', 'fp32,fp16', '--train-precision', 'fp32,fp16'], (r, lines) => {
     assert.deepEqual(r.sample.map((s: { precision: string; batch: number }) => `${s.precision}:${s.batch}`), ['fp32:2', 'fp32:4', 'fp16:2', 'fp16:4']);
     for (const s of r.sample) assert.ok(s.ep === 'cpu' && s.msPerEval > 0 && s.evalsPerSec > 0);
@@ -37,7 +37,7 @@ test('ddpo bench all on the fixture UNet measures sampling and a DDPO train step
   });
 });
 
-test('--train-timesteps times K timesteps per graph run (UNet batch 2K) and reports the time per timestep', { skip: needsFixtures }, async () => {
+test('--train-timesteps times K timesteps per graph run (UNet batch 2K) and reports the time per timestep', { skip: needsFixture() }, async () => {
   await benchFixture(['train', '--train-precision', 'fp32', '--train-timesteps', '1,2'], (r, lines) => {
     assert.deepEqual(r.train.map((t: { timestepsPerRun: number }) => t.timestepsPerRun), [1, 2]);
     for (const t of r.train) assert.ok(Math.abs(t.msPerTimestep - t.stepMs / t.timestepsPerRun) < 1e-9, JSON.stringify(t));
@@ -92,7 +92,7 @@ test('the comparison pairs our times with the PyTorch anchor and checks the issu
   assert.equal(kept.find((r) => r.what.startsWith('train step peak GPU memory, fp16, attention probabilities kept'))!.ours, 8.5);
 });
 
-test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixtures }, async () => {
+test('--attention and --profile: fused variants are timed beside the decomposed one and each first batch is profiled per op', { skip: needsFixture() }, async () => {
   await benchFixture(['sample', '--batch', '2,4', '--precision', 'fp32', '--attention', 'decomposed,mha-fold', '--no-ddim', '--profile', '$DIR/prof'], (r, lines) => {
     assert.deepEqual(r.sample.map((s: { attention: string; batch: number }) => `${s.attention}:${s.batch}`), ['decomposed:2', 'mha-fold:2', 'decomposed:4', 'mha-fold:4']);
     assert.equal(r.ddimStep, undefined);

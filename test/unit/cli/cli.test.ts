@@ -11,9 +11,10 @@ import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import { RUN_LOCK_FILE } from '../../../src/core/experiment/runLock';
+import { needsTinyModel } from '../fixtures';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
-const noModel = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${MODEL}/unet/model.onnx missing)`;
+const noModel = needsTinyModel();
 
 async function ddpo(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];

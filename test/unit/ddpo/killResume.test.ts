@@ -8,62 +8,63 @@ import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { runDdpo } from '../../../src/core/ddpo/trainer';
 import { brightness, reproducible, runToy, tempExperiment, toyConfig, toyPolicyFor } from './helpers';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { needsTinyModel, tinyModelDir } from '../fixtures';
+import { CRASH_AT_ENV } from '../../../src/core/crashPoint';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const bright = async (imgs: { data: Uint8Array; width: number; height: number }[]) => imgs.map(brightness);
 
-/** An experiment folder on the reference UNet with a DDPO config small enough for sub-second epochs. */
-function fixtureExperiment(): string {
+/** An experiment folder on the embedded model with a DDPO config small enough for sub-second epochs, saving every 2nd epoch. */
+function tinyExperiment(): string {
   const dir = tempExperiment();
-  fs.writeFileSync(path.join(dir, 'experiment.json'), JSON.stringify({ schemaVersion: 1, name: 'kill', createdAt: '2026-01-01T00:00:00Z', baseModel: { id: 'reference-sd', path: REFERENCE_SD }, prompts: ['a cat', 'a dog'] }));
+  fs.writeFileSync(path.join(dir, 'experiment.json'), JSON.stringify({ schemaVersion: 1, name: 'kill', createdAt: '2026-01-01T00:00:00Z', baseModel: { id: 'embedded:tiny-shapes', path: tinyModelDir }, prompts: ['a cat', 'a dog'] }));
   fs.writeFileSync(path.join(dir, 'ddpo.json'), JSON.stringify({
-    num_epochs: 4, sample_num_steps: 3, sample_batch_size: 2, sample_num_batches_per_epoch: 2, train_batch_size: 2, latent_size: 8,
+    num_epochs: 4, save_freq: 2, sample_num_steps: 3, sample_batch_size: 2, sample_num_batches_per_epoch: 2, train_batch_size: 2, latent_size: 16,
     eval_seeds: [0], train_learning_rate: 1e-2, train_clip_range: 1e-2, lora_rank: 2, lora_alpha: 2,
+    // the tracker's buffers are part of what a checkpoint must carry for the resumed advantages to match
+    per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 8, per_prompt_stat_tracking_min_count: 2,
   }));
   return dir;
 }
 
-/** Runs `ddpo train` as a child process; `killWhen` may SIGKILL it (then the exit is reported as the signal). */
-function cli(dir: string, resume: boolean, killWhen?: (kill: () => void) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--experiment', dir, ...(resume ? ['--resume'] : [])], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs `ddpo train` as a child process; `crashAt` (a DDPO_CRASH_AT value) makes it SIGKILL itself there. */
+function cli(dir: string, resume: boolean, crashAt?: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const env = { ...process.env, [CRASH_AT_ENV]: crashAt ?? '' };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', '--experiment', dir, ...(resume ? ['--resume'] : [])], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  killWhen?.(() => child.kill('SIGKILL'));
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
 }
 
-test('SIGKILL of `ddpo train` at a random moment, then --resume, reproduces the uninterrupted metrics', { skip: SKIP_NO_FIXTURES }, async (t) => {
-  const straight = fixtureExperiment();
-  const killed = fixtureExperiment();
-  const metrics = ddpoLayout(killed).metricsFile;
-  // A random moment within the two epochs after the first metrics line (the run has three left then).
-  const fraction = Math.random();
-  let delay = 0;
-  let poll: NodeJS.Timeout | undefined;
-  const [whole, cut] = await Promise.all([
+test('`ddpo train` killed before its first checkpoint, between checkpoints and while writing one, resumed each time, reproduces the uninterrupted metrics', { skip: needsTinyModel() }, async () => {
+  const straight = tinyExperiment();
+  const killed = tinyExperiment();
+  const { metricsFile, checkpointsDir } = ddpoLayout(killed);
+  const epochs = () => readMetrics(metricsFile).map((m) => m.epoch);
+  const tempFolders = () => (fs.existsSync(checkpointsDir) ? fs.readdirSync(checkpointsDir).filter((n) => n.startsWith('.tmp-')) : []);
+  const killedAt = async (resume: boolean, crashAt: string) => {
+    const r = await cli(killed, resume, crashAt);
+    assert.equal(r.signal, 'SIGKILL', `the run should have killed itself at ${crashAt}: exit ${r.code}\n${r.stderr}`);
+  };
+  const [whole] = await Promise.all([
     cli(straight, false),
-    cli(killed, false, (kill) => {
-      poll = setInterval(() => {
-        const lines = readMetrics(metrics);
-        if (lines.length === 0) return;
-        clearInterval(poll);
-        delay = Math.floor(fraction * 2 * 1000 * lines[0].seconds.total);
-        setTimeout(kill, delay);
-      }, 10);
-    }),
+    // 1. before the first checkpoint: epoch 0 trained, nothing written yet
+    killedAt(false, 'epoch-trained:1'),
   ]);
-  clearInterval(poll);
   assert.equal(whole.code, 0, whole.stderr);
-  const linesAtKill = readMetrics(metrics).length;
-  const ckptsAtKill = listCheckpoints(ddpoLayout(killed).checkpointsDir);
-  if (cut.signal !== 'SIGKILL') assert.equal(cut.code, 0, cut.stderr); // finished before the kill landed: still must match
+  assert.deepEqual([epochs(), listCheckpoints(checkpointsDir)], [[], []]);
+  // 2. resumed with nothing saved, it starts over; killed after epoch 2's line, so checkpoint 1 is the newest
+  await killedAt(true, 'epoch-logged:3');
+  assert.deepEqual([epochs(), listCheckpoints(checkpointsDir)], [[0, 1, 2], [1]]);
+  // 3. resumed from checkpoint 1; killed with checkpoint 3's files written to their temp folder, not yet renamed
+  await killedAt(true, 'checkpoint-files-written:1');
+  assert.deepEqual([epochs(), listCheckpoints(checkpointsDir)], [[0, 1, 2, 3], [1]]);
+  assert.equal(tempFolders().length, 1, 'the half-written checkpoint is left in its temp folder');
+  // 4. resumed from checkpoint 1 again, it finishes
   const resumed = await cli(killed, true);
   assert.equal(resumed.code, 0, resumed.stderr);
-  const note = cut.signal === 'SIGKILL' ? `SIGKILL ${delay} ms after the first metrics line, ${linesAtKill} line(s) and checkpoints [${ckptsAtKill}] left` : 'the run finished before the kill';
-  t.diagnostic(note);
-  assert.deepEqual(reproducible(metrics), reproducible(ddpoLayout(straight).metricsFile), note);
-  assert.deepEqual(readMetrics(metrics).map((m) => m.epoch), [0, 1, 2, 3], note);
+  assert.deepEqual([epochs(), listCheckpoints(checkpointsDir), tempFolders()], [[0, 1, 2, 3], [1, 3], []]);
+  assert.deepEqual(reproducible(metricsFile), reproducible(ddpoLayout(straight).metricsFile));
 });
 
 test('a kill between the metrics line and its checkpoint re-runs the epoch and replaces the orphan line', async () => {

@@ -5,7 +5,7 @@ import { OutOfMemoryError } from '../../../src/core/ddpo/guards';
 import { checkMemory, estimateDdpoMemory } from '../../../src/core/ddpo/memory';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
 import { specialize } from '../../../src/core/onnx/specialize';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { needsFixture, referenceSd } from '../fixtures';
 import { tinyLinearModel } from '../train/tinyModels';
 
 const config = (o: Record<string, unknown> = {}) => parseDdpoConfig({ sample_batch_size: 4, train_batch_size: 2, latent_size: 16, ...o }).config;
@@ -31,9 +31,9 @@ test('an estimate over the budget stops with the settings to lower and the numbe
   });
 });
 
-test('a real UNet over a tiny budget fails before any session is built, naming the settings', { skip: SKIP_NO_FIXTURES }, async () => {
+test('a real UNet over a tiny budget fails before any session is built, naming the settings', { skip: needsFixture() }, async () => {
   const logs: string[] = [];
-  await assert.rejects(createOnnxPolicy(REFERENCE_SD, config(), { memoryBudgetBytes: 1e6, onLog: (l) => logs.push(l) }), (e: unknown) => {
+  await assert.rejects(createOnnxPolicy(referenceSd, config(), { memoryBudgetBytes: 1e6, onLog: (l) => logs.push(l) }), (e: unknown) => {
     assert.ok(e instanceof OutOfMemoryError, String(e));
     assert.match((e as Error).message, /train_batch_size 2.*sample_batch_size 4, latent_size 16/);
     return true;
@@ -42,15 +42,15 @@ test('a real UNet over a tiny budget fails before any session is built, naming t
   // a 4x larger latent area needs about 4x the activations
   const sizes: number[] = [];
   for (const latent of [16, 32]) {
-    await createOnnxPolicy(REFERENCE_SD, config({ latent_size: latent }), { memoryBudgetBytes: 1, onLog: (l) => sizes.push(Number(/estimate ([\d.]+) GB/.exec(l)?.[1])) }).catch(() => undefined);
+    await createOnnxPolicy(referenceSd, config({ latent_size: latent }), { memoryBudgetBytes: 1, onLog: (l) => sizes.push(Number(/estimate ([\d.]+) GB/.exec(l)?.[1])) }).catch(() => undefined);
   }
   assert.ok(sizes[1] > 3 * sizes[0], `estimates ${sizes.join(', ')} GB`);
 });
 
-test('train_timesteps_per_run multiplies the training graph\'s batch: its estimate grows, sampling\'s does not, and the error names it first', { skip: SKIP_NO_FIXTURES }, async () => {
+test('train_timesteps_per_run multiplies the training graph\'s batch: its estimate grows, sampling\'s does not, and the error names it first', { skip: needsFixture() }, async () => {
   const est: Record<number, { training: number; sampling: number }> = {};
   for (const k of [1, 2]) {
-    const err = await createOnnxPolicy(REFERENCE_SD, config({ train_timesteps_per_run: k }), { memoryBudgetBytes: 1, onLog: (l) => {
+    const err = await createOnnxPolicy(referenceSd, config({ train_timesteps_per_run: k }), { memoryBudgetBytes: 1, onLog: (l) => {
       const m = /training ([\d.]+) GB, sampling ([\d.]+) GB/.exec(l);
       if (m) est[k] = { training: Number(m[1]), sampling: Number(m[2]) };
     } }).then(() => undefined, (e: unknown) => e as Error);
@@ -61,11 +61,11 @@ test('train_timesteps_per_run multiplies the training graph\'s batch: its estima
   assert.equal(est[2].sampling, est[1].sampling);
 });
 
-test('at 64x64 latents the estimate holds one pair of large attention probabilities, as the recomputing backward does', { skip: SKIP_NO_FIXTURES }, async () => {
+test('at 64x64 latents the estimate holds one pair of large attention probabilities, as the recomputing backward does', { skip: needsFixture() }, async () => {
   const { loadModel } = await import('../../../src/core/onnx/proto');
   const { ddpoInputShapes, ddpoObjective } = await import('../../../src/core/train/objective');
   const { numel } = await import('../../../src/core/onnx/ir');
-  const forward = ddpoObjective(loadModel(`${REFERENCE_SD}/unet/model.onnx`), { advClipMax: 5 });
+  const forward = ddpoObjective(loadModel(`${referenceSd}/unet/model.onnx`), { advClipMax: 5 });
   const spec = specialize(forward, { inputShapes: ddpoInputShapes([1, 4, 64, 64], [1, 77, 32], false) });
   const est = estimateDdpoMemory(spec.model, spec.shapes, config({ train_batch_size: 1, latent_size: 64 }));
   let all = 0, pairs = 0;

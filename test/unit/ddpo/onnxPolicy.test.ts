@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
 import type { Policy, PolicySamples, PolicyTrainRequest } from '../../../src/core/ddpo/types';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { needsFixture, referenceSd } from '../fixtures';
 
 // No clipping, so every update moves the policy; a large LoRA learning rate so a few steps are visible.
 const config = parseDdpoConfig({ sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_learning_rate: 3e-2, train_clip_range: 1e9 }).config;
@@ -26,8 +26,8 @@ const normB = async (p: Policy) => {
   return Math.sqrt(sq);
 };
 
-test('PPO updates reach the LoRA, make the rewarded transition likelier and change the samples; a saved state restores them', { skip: SKIP_NO_FIXTURES }, async () => {
-  const policy = await createOnnxPolicy(REFERENCE_SD, config);
+test('PPO updates reach the LoRA, make the rewarded transition likelier and change the samples; a saved state restores them', { skip: needsFixture() }, async () => {
+  const policy = await createOnnxPolicy(referenceSd, config);
   try {
     const s0 = await sample(policy);
     const first = await policy.accumulate(request(s0, 1));
@@ -45,7 +45,7 @@ test('PPO updates reach the LoRA, make the rewarded transition likelier and chan
     assert.notDeepEqual(Array.from(s1.latents[0].subarray(-16)), Array.from(s0.latents[0].subarray(-16)));
 
     const state = await policy.saveState();
-    const again = await createOnnxPolicy(REFERENCE_SD, config);
+    const again = await createOnnxPolicy(referenceSd, config);
     try {
       await again.loadState(state);
       assert.deepEqual(Array.from((await sample(again)).latents[0]), Array.from((await sample(policy)).latents[0]));
@@ -59,12 +59,12 @@ test('PPO updates reach the LoRA, make the rewarded transition likelier and chan
   } finally { await policy.release?.(); }
 });
 
-test('mixed_precision "fp16" computes in float16 only where a GPU provider really opens; elsewhere the policy trains in float32', { skip: SKIP_NO_FIXTURES }, async () => {
+test('mixed_precision "fp16" computes in float16 only where a GPU provider really opens; elsewhere the policy trains in float32', { skip: needsFixture() }, async () => {
   const { probeProvider } = await import('../../../src/core/runtime/sessionProviders');
   const providers = { candidates: ['webgpu', 'cpu'] as ('webgpu' | 'cpu')[] };
   const gpu = (await probeProvider(providers)).ep !== 'cpu';
   const logs: string[] = [];
-  const policy = await createOnnxPolicy(REFERENCE_SD, { ...config, mixed_precision: 'fp16' }, { providers, onLog: (l) => logs.push(l) });
+  const policy = await createOnnxPolicy(referenceSd, { ...config, mixed_precision: 'fp16' }, { providers, onLog: (l) => logs.push(l) });
   try {
     assert.equal(logs.some((l) => /compute in float16/.test(l)), gpu, logs.join('\n'));
     const s0 = await sample(policy);
@@ -74,9 +74,9 @@ test('mixed_precision "fp16" computes in float16 only where a GPU provider reall
   } finally { await policy.release?.(); }
 });
 
-test('the float16 policy with fused attention (a GPU provider\'s graphs, forced onto the CPU here) samples, recomputes its log-probabilities closely and learns', { skip: SKIP_NO_FIXTURES }, async () => {
+test('the float16 policy with fused attention (a GPU provider\'s graphs, forced onto the CPU here) samples, recomputes its log-probabilities closely and learns', { skip: needsFixture() }, async () => {
   const logs: string[] = [];
-  const policy = await createOnnxPolicy(REFERENCE_SD, config, { precision: 'fp16', fuseAttention: true, onLog: (l) => logs.push(l) });
+  const policy = await createOnnxPolicy(referenceSd, config, { precision: 'fp16', fuseAttention: true, onLog: (l) => logs.push(l) });
   try {
     assert.ok(logs.some((l) => /compute in float16/.test(l)) && logs.some((l) => /attention cores fused/.test(l)), logs.join('\n'));
     const s0 = await sample(policy);
@@ -88,9 +88,9 @@ test('the float16 policy with fused attention (a GPU provider\'s graphs, forced 
   } finally { await policy.release?.(); }
 });
 
-test('with fused attention in its sampling graph (what GPU providers get) the policy still recomputes its log-probabilities and learns', { skip: SKIP_NO_FIXTURES }, async () => {
+test('with fused attention in its sampling graph (what GPU providers get) the policy still recomputes its log-probabilities and learns', { skip: needsFixture() }, async () => {
   const logs: string[] = [];
-  const policy = await createOnnxPolicy(REFERENCE_SD, config, { fuseAttention: true, onLog: (l) => logs.push(l) });
+  const policy = await createOnnxPolicy(referenceSd, config, { fuseAttention: true, onLog: (l) => logs.push(l) });
   try {
     assert.ok(logs.some((l) => /attention cores fused \(specialised to UNet batch 4\)/.test(l)), logs.join('\n'));
     const s0 = await sample(policy);
@@ -106,7 +106,7 @@ test('with fused attention in its sampling graph (what GPU providers get) the po
 
 // The loop's evaluation pass samples one prompt per call (UNet batch 2) with a graph specialised to sample_batch_size
 // prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with zero rows.
-test('a sampling graph specialised to sample_batch_size prompts also samples one prompt, as the unfused sampler does', { skip: SKIP_NO_FIXTURES }, async () => {
+test('a sampling graph specialised to sample_batch_size prompts also samples one prompt, as the unfused sampler does', { skip: needsFixture() }, async () => {
   const one = (p: Policy) => p.sample({ prompts: ['a cat'], negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
   const maxRelDiff = (a: Float32Array, b: Float32Array) => {
     let e = 0, s = 0;
@@ -116,8 +116,8 @@ test('a sampling graph specialised to sample_batch_size prompts also samples one
   for (const precision of ['fp32', 'fp16'] as const) {
     const logs: string[] = [];
     const [fused, plain] = [
-      await createOnnxPolicy(REFERENCE_SD, config, { precision, fuseAttention: true, onLog: (l) => logs.push(l) }),
-      await createOnnxPolicy(REFERENCE_SD, config, { precision, fuseAttention: false }),
+      await createOnnxPolicy(referenceSd, config, { precision, fuseAttention: true, onLog: (l) => logs.push(l) }),
+      await createOnnxPolicy(referenceSd, config, { precision, fuseAttention: false }),
     ];
     try {
       assert.ok(logs.some((l) => /specialised to UNet batch 4/.test(l)), logs.join('\n'));
@@ -132,14 +132,14 @@ test('a sampling graph specialised to sample_batch_size prompts also samples one
   }
 });
 
-test('float16 graphs recompute the sampler\'s log-probabilities only to rounding; auto rescores them, so nothing is clipped before the first update', { skip: SKIP_NO_FIXTURES }, async () => {
+test('float16 graphs recompute the sampler\'s log-probabilities only to rounding; auto rescores them, so nothing is clipped before the first update', { skip: needsFixture() }, async () => {
   const { trainEpoch } = await import('../../../src/core/ddpo/ppo');
   const { GaussianRng } = await import('../../../src/core/diffusion/rng');
   // TRL's clip range 1e-4; one update after both samples' 4 timesteps, so every micro-step sees the sampler's LoRA
   const settings = { sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_clip_range: 1e-4, train_num_inner_epochs: 1 };
   const epoch = async (precision: 'fp32' | 'fp16', mode: string) => {
     const c = parseDdpoConfig({ ...settings, train_old_log_probs: mode }).config;
-    const policy = await createOnnxPolicy(REFERENCE_SD, c, { precision });
+    const policy = await createOnnxPolicy(referenceSd, c, { precision });
     try {
       const s = { ...(await sample(policy)), prompts: PROMPTS, metadata: [{}, {}], rewards: [0, 0] };
       return await trainEpoch({ config: c, policy, shuffleRng: new GaussianRng(1), epoch: 0, globalStep: 0 }, s, [1, -1]);

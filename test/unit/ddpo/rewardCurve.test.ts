@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CPU_CURVE_SETTINGS, rewardCurve, TINY_PROMPTS } from '../../../src/core/ddpo/rewardCurve';
+import { needsTinyModel } from '../fixtures';
 
 // The product's embedded small model (a real trained text-to-image UNet); the random-weight reference fixture is no
 // use here: its images are full-entropy noise whose JPEG size barely varies (±0.01 kB), so no reward can rise.
 const TINY = path.resolve(__dirname, '../../../media/tiny-model');
-const SKIP = fs.existsSync(path.join(TINY, 'unet/model.onnx')) ? false : `the tiny model is not built at ${TINY} (scripts/train-tiny-model.ts)`;
+const SKIP = needsTinyModel();
 
 test('DDPO raises the JPEG-compressibility reward of the tiny model within a few CPU epochs', { skip: SKIP, timeout: 600_000 }, async (t) => {
   // seed 0 of CPU_CURVE_SETTINGS (12 epochs, 32 samples each); about 30 s on two idle cores

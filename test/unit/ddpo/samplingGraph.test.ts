@@ -1,7 +1,6 @@
 // The DDPO policy's sampling graph: fused attention (with or without specialising) predicts what the standard-op LoRA graph does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Model } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
@@ -10,7 +9,8 @@ import { injectLora, loraFeeds } from '../../../src/core/train/lora';
 import { readLora } from '../../../src/core/train/loraFile';
 import { createSession, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from '../train/fixture';
+import { needsFixture, referenceSd } from '../fixtures';
+import { needsTinyModel } from '../fixtures';
 
 const TINY = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');
 
@@ -35,9 +35,9 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
   return e / s;
 }
 
-test('a PyTorch export is specialised to the sampling batch, fused, and predicts what the standard-op LoRA graph predicts', { skip: SKIP_NO_FIXTURES }, async () => {
-  const forward = loadModel(path.join(REFERENCE_SD, 'unet/model.onnx'));
-  const lora = readLora(path.join(REFERENCE_SD, 'unet/lora_peft.safetensors'));
+test('a PyTorch export is specialised to the sampling batch, fused, and predicts what the standard-op LoRA graph predicts', { skip: needsFixture() }, async () => {
+  const forward = loadModel(path.join(referenceSd, 'unet/model.onnx'));
+  const lora = readLora(path.join(referenceSd, 'unet/lora_peft.safetensors'));
   const cfg = { rank: lora.rank, alpha: lora.alpha };
   const g = buildSamplingGraph(forward, { lora: cfg, batch: 2, latent: 8, sequence: 77, fp16: false });
   assert.ok(g.fusedAttention > 0, 'no attention core fused');
@@ -49,7 +49,7 @@ test('a PyTorch export is specialised to the sampling batch, fused, and predicts
   assert.ok(err < 1e-4, `fused prediction differs by ${err}`);
 });
 
-test('a graph whose head reshapes are constants fuses as it stands and takes any batch', { skip: fs.existsSync(TINY) ? false : `no embedded model at ${TINY}` }, async () => {
+test('a graph whose head reshapes are constants fuses as it stands and takes any batch', { skip: needsTinyModel() }, async () => {
   const forward = loadModel(TINY);
   const cfg = { rank: 2, alpha: 4 };
   const g = buildSamplingGraph(forward, { lora: cfg, batch: 2, latent: 8, sequence: 5, fp16: false });

@@ -10,7 +10,8 @@ import type { Policy, PolicyTrainRequest } from '../../../src/core/ddpo/types';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import { ToyPolicy } from './toyPolicy';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
-import { REFERENCE_SD, SKIP_NO_FIXTURES, withScalarFloatTimestep } from '../train/fixture';
+import { needsFixture, referenceSd } from '../fixtures';
+import { withScalarFloatTimestep } from '../train/fixture';
 import { loadModel, saveModel } from '../../../src/core/onnx/proto';
 
 // 8 samples of 6 steps, batches of 2, 2 batches per update, 2 PPO passes: 4 updates; a clip range some items cross.
@@ -73,7 +74,7 @@ test('a train_timesteps_per_run that does not divide the trained timesteps falls
   assert.equal(parseDdpoConfig({}).config.train_timesteps_per_run, 1);
 });
 
-test('the ONNX policy trains an epoch at 2 timesteps per graph run to the same LoRA as at 1', { skip: SKIP_NO_FIXTURES }, async () => {
+test('the ONNX policy trains an epoch at 2 timesteps per graph run to the same LoRA as at 1', { skip: needsFixture() }, async () => {
   // 2 samples x 2 trained timesteps, batches of 1, one update per batch, 2 passes: 4 AdamW steps; no clipping, so no
   // item sits on the clip boundary where float rounding could flip it
   const base = { sample_num_steps: 4, train_timestep_fraction: 0.5, sample_batch_size: 2, train_batch_size: 1, train_num_inner_epochs: 2, latent_size: 8,
@@ -81,7 +82,7 @@ test('the ONNX policy trains an epoch at 2 timesteps per graph run to the same L
   const run = async (perRun: number, samples?: EpochSamples) => {
     const c = parseDdpoConfig({ ...base, train_timesteps_per_run: perRun }).config;
     const logs: string[] = [];
-    const policy = await createOnnxPolicy(REFERENCE_SD, c, { onLog: (l) => logs.push(l) });
+    const policy = await createOnnxPolicy(referenceSd, c, { onLog: (l) => logs.push(l) });
     try {
       const prompts = ['a cat', 'a dog'];
       const s = samples ?? { ...(await policy.sample({ prompts, negativePrompt: '', seed: 3, numSteps: 4, eta: 1, guidanceScale: 5 })), prompts, metadata: [{}, {}], rewards: [0, 0] };
@@ -106,11 +107,11 @@ test('the ONNX policy trains an epoch at 2 timesteps per graph run to the same L
   assert.ok(Math.sqrt(diff / norm) < 1e-5, `LoRA differs by ${Math.sqrt(diff / norm)} relative`);
 });
 
-test('a UNet with one scalar timestep per call refuses a run of several timesteps, naming both settings', { skip: SKIP_NO_FIXTURES }, async () => {
+test('a UNet with one scalar timestep per call refuses a run of several timesteps, naming both settings', { skip: needsFixture() }, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-scalar-t-'));
   try {
-    for (const f of fs.readdirSync(REFERENCE_SD)) if (f !== 'unet') fs.symlinkSync(path.join(REFERENCE_SD, f), path.join(dir, f));
-    saveModel(withScalarFloatTimestep(loadModel(path.join(REFERENCE_SD, 'unet/model.onnx'))), path.join(dir, 'unet/model.onnx'));
+    for (const f of fs.readdirSync(referenceSd)) if (f !== 'unet') fs.symlinkSync(path.join(referenceSd, f), path.join(dir, f));
+    saveModel(withScalarFloatTimestep(loadModel(path.join(referenceSd, 'unet/model.onnx'))), path.join(dir, 'unet/model.onnx'));
     const c = parseDdpoConfig({ sample_num_steps: 4, latent_size: 8, train_timesteps_per_run: 2 }).config;
     await assert.rejects(createOnnxPolicy(dir, c), /takes a single scalar timestep per call, so it trains one item per run, but train_batch_size 1 x train_timesteps_per_run 2 asks for 2; set "train_batch_size": 1 and "train_timesteps_per_run": 1/);
   } finally { fs.rmSync(dir, { recursive: true, force: true }); }

@@ -13,9 +13,10 @@ import { decodePng } from '../../../src/core/image/png';
 import { rewardModelFiles } from '../../../src/core/reward/model';
 import { readRatings } from '../../../src/core/reward/store';
 import { listPairs } from '../../../src/core/studio/pairs';
+import { needsTinyModel } from '../fixtures';
 
 const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
-const noModel = fs.existsSync(path.join(modelDir, 'unet', 'model.onnx')) ? false : `the embedded model is not built (${modelDir}/unet/model.onnx missing)`;
+const noModel = needsTinyModel();
 
 test('the embedded model is found from the sources and from a bundle folder one level below the root', () => {
   assert.equal(embeddedModelDir(path.resolve(__dirname, '../../../src/core/experiment')), modelDir);
@@ -76,4 +77,20 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   // progress named every phase, and the summary printed both headline figures
   for (const phase of ['generate', 'rate', 'reward', 'ddpo', 'eval', 'report']) assert.ok(progress.some((l) => l.includes(phase)), `no progress for ${phase}`);
   assert.ok(out.some((l) => /WIN RATE .*95% CI/.test(l)) && out.some((l) => /WALL TIME/.test(l)), out.join('\n'));
+});
+
+test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const err: string[] = [];
+  const io: CliIO = { out: () => undefined, err: (l) => err.push(l), progress: () => undefined, signal: new AbortController().signal };
+  assert.equal(await runCli(['demo', '--epochs', '4', '--seed', '0', '--workspace', ws, '--name', 'learns'], io, commands), 0, err.join('\n'));
+  const r = JSON.parse(fs.readFileSync(path.join(ws, '.ddpo', 'learns', 'report.json'), 'utf8')) as DemoReport;
+  const n = r.eval.judgements.length;
+  const left = r.eval.judgements.filter((j) => j.tunedSide === 'left').length;
+  const summary = `${r.eval.wins} wins, ${r.eval.losses} losses, ${r.eval.ties} ties; win rate ${r.eval.winRate.rate.toFixed(3)} (95% CI ${r.eval.winRate.low.toFixed(3)}-${r.eval.winRate.high.toFixed(3)}); tuned shown left ${left} of ${n}`;
+  // the blind judge saw the tuned image on both sides, about equally often
+  assert.ok(left >= 0.3 * n && left <= 0.7 * n, summary);
+  // the rater's true taste, not only the learned reward, prefers the tuned images, and the blind test says so
+  assert.ok(r.eval.meanUtilityTuned > r.eval.meanUtilityBase, `true utility: tuned ${r.eval.meanUtilityTuned} vs base ${r.eval.meanUtilityBase}`);
+  assert.ok(r.eval.winRate.low > 0.5, summary);
 });

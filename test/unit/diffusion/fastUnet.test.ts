@@ -6,7 +6,7 @@ import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { useFastUnet } from '../../../src/core/diffusion/fastUnet';
 import { generateImages } from '../../../src/core/diffusion/generate';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
-import { needsFixtures, referenceSd } from './fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 const TINY = path.resolve(__dirname, '../../../media/tiny-model');
 
@@ -41,7 +41,7 @@ test('the embedded model rebuilt in float16 with fused attention predicts like i
   assert.match(logs[0], /^generation UNet rebuilt: float16, \d+ attention cores fused$/);
 });
 
-test('a PyTorch export is specialised to its first batch; other batches run in padded chunks, another latent size rebuilds it', { skip: needsFixtures }, async () => {
+test('a PyTorch export is specialised to its first batch; other batches run in padded chunks, another latent size rebuilds it', { skip: needsFixture() }, async () => {
   const { out, logs } = await predictions(referenceSd, [[4, 8], [2, 8], [5, 8], [2, 16]], { fp16: false });
   // float32: only the fused attention differs, so the predictions agree to float32 rounding
   for (const [k, { want, got }] of out.entries()) assert.ok(relMax(got, want) < 1e-4, `call ${k}: ${relMax(got, want)}`);

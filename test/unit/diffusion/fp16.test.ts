@@ -9,7 +9,7 @@ import { saveModel } from '../../../src/core/onnx/proto';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { sampleDdim } from '../../../src/core/diffusion/sampler';
 import { float32ToHalfBits, halfBitsToFloat32 } from '../../../src/core/safetensors';
-import { needsFixtures, referenceSd } from './fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 // A stand-in fp16 UNet with a float scalar timestep (as some exports have): out = fp16(0.1 · sample),
 // with timestep and context folded in times zero so they stay real inputs.
@@ -27,7 +27,7 @@ function writeFp16Unet(file: string): void {
   saveModel(makeModel(g, 17), file);
 }
 
-test('an fp16 UNet with a float scalar timestep is fed and read through half-precision bits', { skip: needsFixtures }, async () => {
+test('an fp16 UNet with a float scalar timestep is fed and read through half-precision bits', { skip: needsFixture() }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fp16-'));
   try {
     cpSync(referenceSd, dir, { recursive: true });

@@ -12,22 +12,22 @@ import { checkSampler, checkTextEncoder, checkTokenizer, checkVaeDecoder } from 
 import { encodePng, decodePng } from '../../../src/core/image/png';
 import { generateCommand } from '../../../src/cli/generate';
 import { runCommand } from '../cli/runCommand';
-import { needsFixtures, referenceSd } from './fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 let pipe: StableDiffusionPipeline;
-before(async () => { if (!needsFixtures) pipe = await StableDiffusionPipeline.load(referenceSd); });
+before(async () => { if (!needsFixture()) pipe = await StableDiffusionPipeline.load(referenceSd); });
 after(async () => { await pipe?.release(); });
 
 const base = { prompt: 'a photo of a cat', steps: 6, guidance: 7.5, eta: 1, latentHeight: 16, latentWidth: 16 };
 
-test('tokenizer, text encoder, VAE decoder and the whole sampler match the PyTorch oracles', { skip: needsFixtures }, async () => {
+test('tokenizer, text encoder, VAE decoder and the whole sampler match the PyTorch oracles', { skip: needsFixture() }, async () => {
   const results = [...checkTokenizer(referenceSd), ...(await checkTextEncoder(referenceSd)), ...(await checkVaeDecoder(referenceSd)), ...(await checkSampler(referenceSd))];
   const names = results.map((r) => r.name);
   for (const n of ['tokenizer', 'text_encoder.last_hidden_state', 'vae_decoder.sample', 'sampler.trajectory', 'sampler.eps', 'sampler.log_probs', 'sampler.image']) assert.ok(names.includes(n), n);
   for (const r of results) assert.ok(r.passed, `${r.name}: max rel err ${r.maxRelErr} ${r.detail ?? ''}`);
 });
 
-test('the same seed gives byte-identical PNGs, another seed a different image', { skip: needsFixtures }, async () => {
+test('the same seed gives byte-identical PNGs, another seed a different image', { skip: needsFixture() }, async () => {
   const png = async (seed: number) => {
     const [g] = await generateImages(pipe, { ...base, seed, count: 1 });
     return Buffer.from(encodePng(g.image, g.metadata));
@@ -37,7 +37,7 @@ test('the same seed gives byte-identical PNGs, another seed a different image', 
   assert.ok(!decodePng(a).data.every((v, i) => v === decodePng(c).data[i]));
 });
 
-test('a run records the whole trajectory and log-probs, and replays exactly from its latents and noise', { skip: needsFixtures }, async () => {
+test('a run records the whole trajectory and log-probs, and replays exactly from its latents and noise', { skip: needsFixture() }, async () => {
   const r = await sampleDdim(pipe, { ...base, seed: 3, count: 2 });
   assert.equal(r.trajectory.length, base.steps + 1);
   assert.equal(r.logProbs.length, base.steps);
@@ -53,7 +53,7 @@ test('a run records the whole trajectory and log-probs, and replays exactly from
   replay.logProbs.forEach((lp, i) => assert.equal(lp[0], r.logProbs[i][0]));
 });
 
-test('given initial latents and noise replace the generator', { skip: needsFixtures }, async () => {
+test('given initial latents and noise replace the generator', { skip: needsFixture() }, async () => {
   const n = 4 * 16 * 16;
   const latents0 = new Float32Array(n).fill(0.5);
   const noise = Array.from({ length: base.steps }, () => new Float32Array(n));
@@ -68,7 +68,7 @@ test('given initial latents and noise replace the generator', { skip: needsFixtu
   });
 });
 
-test('progress arrives after every step and an abort stops between steps', { skip: needsFixtures }, async () => {
+test('progress arrives after every step and an abort stops between steps', { skip: needsFixture() }, async () => {
   const seen: number[] = [];
   await generateImages(pipe, { ...base, seed: 1, count: 2, onProgress: (p) => seen.push(p.imagesDone * 100 + p.step) });
   assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 101, 102, 103, 104, 105, 106]);
@@ -78,7 +78,7 @@ test('progress arrives after every step and an abort stops between steps', { ski
   assert.equal(steps, 2);
 });
 
-test('ddpo generate writes PNGs whose metadata reproduces them', { skip: needsFixtures }, async () => {
+test('ddpo generate writes PNGs whose metadata reproduces them', { skip: needsFixture() }, async () => {
   const out = mkdtempSync(join(tmpdir(), 'gen-'));
   try {
     const lines: string[] = [];

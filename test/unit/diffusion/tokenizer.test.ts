@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClipTokenizer, cleanText, loadClipTokenizer } from '../../../src/core/diffusion/tokenizer';
-import { needsFixtures, referenceSd } from './fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
-test('tokenizer reproduces every case of the CLIP reference oracle', { skip: needsFixtures }, () => {
+test('tokenizer reproduces every case of the CLIP reference oracle', { skip: needsFixture() }, () => {
   const dir = join(referenceSd, 'tokenizer');
   const oracle = JSON.parse(readFileSync(join(dir, 'oracle.json'), 'utf8')) as { cases: { text: string; input_ids: number[] }[] };
   const tok = loadClipTokenizer(dir);
@@ -14,7 +14,7 @@ test('tokenizer reproduces every case of the CLIP reference oracle', { skip: nee
   for (const c of oracle.cases) assert.deepEqual(tok.encode(c.text), c.input_ids, `case ${JSON.stringify(c.text)}`);
 });
 
-test('a folder with only tokenizer.json (either merges format) gives the oracle ids', { skip: needsFixtures }, () => {
+test('a folder with only tokenizer.json (either merges format) gives the oracle ids', { skip: needsFixture() }, () => {
   const dir = join(referenceSd, 'tokenizer');
   const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8'));
   const lines = readFileSync(join(dir, 'merges.txt'), 'utf8').split('\n').slice(1).filter(Boolean);

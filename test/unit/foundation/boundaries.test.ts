@@ -89,7 +89,7 @@ function loopThrough(graph: Map<string, string[]>, members: Set<string>): string
  * providers, sessions and tensors, under everything that opens a session), tooling on top (bench/).
  */
 const CORE_FLOORS = [
-  'random.ts', 'fsutil.ts', 'safetensors.ts', 'zip.ts', 'torchLoad.ts', 'image', 'onnx', 'autodiff', 'graphs', 'runtime', 'models',
+  'random.ts', 'crashPoint.ts', 'fsutil.ts', 'safetensors.ts', 'zip.ts', 'torchLoad.ts', 'image', 'onnx', 'autodiff', 'graphs', 'runtime', 'models',
   'diffusion', 'train', 'experiment', 'reward', 'tiny', 'ddpo', 'studio', 'demo', 'bench',
 ];
 

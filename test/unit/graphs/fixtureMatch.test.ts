@@ -7,11 +7,12 @@ import { extractStateDict } from './stateDict';
 import { buildUNet, timestepFrequencies } from '../../../src/core/graphs/unet';
 import { buildClipTextEncoder } from '../../../src/core/graphs/clipText';
 import { buildVaeDecoder } from '../../../src/core/graphs/vaeDecoder';
-import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG, needsFixtures, ort, referenceSd, relError, runModel } from './helpers';
+import { TINY_CLIP_TEXT_CONFIG, TINY_UNET_CONFIG, TINY_VAE_CONFIG, ort, relError, runModel } from './helpers';
+import { needsFixture, referenceSd } from '../fixtures';
 
 // The strongest check: the fixture's own weights, moved into our graphs, reproduce PyTorch's outputs.
 
-test('UNet built from the fixture weights reproduces the PyTorch forward', { skip: needsFixtures }, async () => {
+test('UNet built from the fixture weights reproduces the PyTorch forward', { skip: needsFixture() }, async () => {
   const sd = extractStateDict(loadModel(join(referenceSd, 'unet/model.onnx')), { root: ['u', ''] });
   const model = buildUNet(TINY_UNET_CONFIG, { weights: sd });
   assert.deepEqual([...sd.keys()].filter((k) => !model.graph.initializers.has(k)), [], 'every fixture weight is used under its diffusers name');
@@ -27,7 +28,7 @@ test('UNet built from the fixture weights reproduces the PyTorch forward', { ski
   assert.ok(err < 1e-4, `out_sample relative error ${err}`);
 });
 
-test('timestep frequencies equal the export\'s float32 constants', { skip: needsFixtures }, () => {
+test('timestep frequencies equal the export\'s float32 constants', { skip: needsFixture() }, () => {
   const fx = loadModel(join(referenceSd, 'unet/model.onnx'));
   const node = fx.graph.nodes.find((n) => n.opType === 'Mul' && n.name.endsWith('/time_proj/Mul'))!;
   const producer = fx.graph.nodes.find((n) => n.outputs[0] === node.inputs[1])!;
@@ -36,7 +37,7 @@ test('timestep frequencies equal the export\'s float32 constants', { skip: needs
   assert.deepEqual(Array.from(attr.value.data as Float32Array), timestepFrequencies(16));
 });
 
-test('CLIP text encoder built from the fixture weights reproduces transformers', { skip: needsFixtures }, async () => {
+test('CLIP text encoder built from the fixture weights reproduces transformers', { skip: needsFixture() }, async () => {
   const sd = extractStateDict(loadModel(join(referenceSd, 'text_encoder/model.onnx')), { root: ['m', 'text_model'] });
   const model = buildClipTextEncoder(TINY_CLIP_TEXT_CONFIG, { weights: sd });
   assert.deepEqual([...sd.keys()].filter((k) => !model.graph.initializers.has(k)), []);
@@ -50,7 +51,7 @@ test('CLIP text encoder built from the fixture weights reproduces transformers',
   }
 });
 
-test('VAE decoder built from the fixture weights reproduces diffusers', { skip: needsFixtures }, async () => {
+test('VAE decoder built from the fixture weights reproduces diffusers', { skip: needsFixture() }, async () => {
   const sd = extractStateDict(loadModel(join(referenceSd, 'vae_decoder/model.onnx')));
   const model = buildVaeDecoder(TINY_VAE_CONFIG, { weights: sd });
   assert.deepEqual([...sd.keys()].filter((k) => !model.graph.initializers.has(k)), []);
@@ -62,7 +63,7 @@ test('VAE decoder built from the fixture weights reproduces diffusers', { skip: 
   assert.ok(err < 1e-4, `sample relative error ${err}`);
 });
 
-test('a config that does not fit the weights is refused with the tensor name', { skip: needsFixtures }, () => {
+test('a config that does not fit the weights is refused with the tensor name', { skip: needsFixture() }, () => {
   const sd = extractStateDict(loadModel(join(referenceSd, 'unet/model.onnx')), { root: ['u', ''] });
   assert.throws(() => buildUNet({ ...TINY_UNET_CONFIG, cross_attention_dim: 48 }, { weights: sd }), /attn2\.to_k\.weight.*elements/);
 });

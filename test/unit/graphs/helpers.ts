@@ -1,18 +1,10 @@
-/** Shared bits of the graph-builder tests: fixture location, the fixture's configs and a one-call ORT runner. */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+/** Shared bits of the graph-builder tests: the fixture's configs and a one-call ORT runner. */
 import * as ort from 'onnxruntime-node';
 import { Model } from '../../../src/core/onnx/ir';
 import { encodeModel } from '../../../src/core/onnx/proto';
 import type { ClipTextConfig } from '../../../src/core/graphs/clipText';
 import type { UNetConfig } from '../../../src/core/graphs/unet';
 import type { VaeDecoderConfig } from '../../../src/core/graphs/vaeDecoder';
-
-/** `<repo>/../shared/fixtures/reference-sd`. */
-export const referenceSd = resolve(__dirname, '../../../../shared/fixtures/reference-sd');
-
-/** `skip` value: false when the fixtures are present, else why the test is skipped. */
-export const needsFixtures: string | false = existsSync(referenceSd) ? false : `fixtures not found at ${referenceSd} (a fresh clone has none; CI does)`;
 
 /** Runs a model once on CPU and returns its outputs by name. */
 export async function runModel(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {

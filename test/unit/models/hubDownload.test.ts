@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DownloadProgress, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 import { MockHub, startMockHub } from './mockHub';
 
 const TOKEN = 'hf_test_token';
@@ -21,7 +21,7 @@ function listFiles(dir: string): string[] {
 // Serves the reference-sd fixture in the Hub's URL layout; the gated repo needs the token; the first
 // download of unet/model.onnx is cut off halfway, as a flaky connection would.
 before(async () => {
-  if (needsFixtures) return;
+  if (needsFixture()) return;
   hub = await startMockHub({ root: referenceSd, token: TOKEN, dropOnce: 'unet/model.onnx', extraSiblings: ['README.md', 'unet/diffusion_pytorch_model.safetensors'] });
   requests = hub.requests;
   baseUrl = hub.url;
@@ -34,7 +34,7 @@ test('only the files the ONNX pipeline reads are selected', () => {
   assert.deepEqual(picked, ['model_index.json', 'unet/model.onnx', 'unet/model.onnx_data', 'unet/weights.pb', 'unet/config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'scheduler/scheduler_config.json', 'vae_encoder/model.onnx']);
 });
 
-test('a gated repo downloads with the token, resumes a dropped file with Range, and is then used offline', { skip: needsFixtures }, async () => {
+test('a gated repo downloads with the token, resumes a dropped file with Range, and is then used offline', { skip: needsFixture() }, async () => {
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {
     await assert.rejects(downloadModel({ repo: 'gated/sd', cacheDir: cache, baseUrl }), /gated or private.*token/);
@@ -61,7 +61,7 @@ test('a gated repo downloads with the token, resumes a dropped file with Range, 
   } finally { rmSync(cache, { recursive: true, force: true }); }
 });
 
-test('the disk-space check fails before downloading anything', { skip: needsFixtures }, async () => {
+test('the disk-space check fails before downloading anything', { skip: needsFixture() }, async () => {
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {
     const before = requests.length;
@@ -75,7 +75,7 @@ test('offline without a cached copy says so', async () => {
   await assert.rejects(resolveModel('not a repo', { cacheDir: tmpdir(), offline: true }), /not a Hugging Face repo id/);
 });
 
-test('a local path is never looked up on the Hub, whatever it looks like', { skip: needsFixtures }, async () => {
+test('a local path is never looked up on the Hub, whatever it looks like', { skip: needsFixture() }, async () => {
   const cwd = process.cwd();
   const root = mkdtempSync(join(tmpdir(), 'local-model-'));
   try {
@@ -94,7 +94,7 @@ test('a local path is never looked up on the Hub, whatever it looks like', { ski
   }
 });
 
-test('a missing path says both readings: not a local folder, and not a repo id or not on the Hub', { skip: needsFixtures }, async () => {
+test('a missing path says both readings: not a local folder, and not a repo id or not on the Hub', { skip: needsFixture() }, async () => {
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {
     const before = requests.length;

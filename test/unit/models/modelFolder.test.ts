@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelFolderError, loadModelFolder, modelFingerprint } from '../../../src/core/models/modelFolder';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 function copyFixture(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sdfolder-'));
@@ -13,7 +13,7 @@ function copyFixture(): string {
   return dir;
 }
 
-test('the reference folder validates, with scaling factor and a stable fingerprint', { skip: needsFixtures }, () => {
+test('the reference folder validates, with scaling factor and a stable fingerprint', { skip: needsFixture() }, () => {
   const f = loadModelFolder(referenceSd);
   assert.equal(f.vaeScalingFactor, 0.18215);
   assert.equal(f.vaeEncoder, undefined);
@@ -21,7 +21,7 @@ test('the reference folder validates, with scaling factor and a stable fingerpri
   assert.equal(modelFingerprint(f), modelFingerprint(loadModelFolder(referenceSd)));
 });
 
-test('every missing or corrupt file is named in one error', { skip: needsFixtures }, () => {
+test('every missing or corrupt file is named in one error', { skip: needsFixture() }, () => {
   const dir = copyFixture();
   try {
     unlinkSync(join(dir, 'unet/model.onnx'));
@@ -42,7 +42,7 @@ test('a folder that does not exist is reported as such', () => {
   assert.throws(() => loadModelFolder('/nonexistent/model'), /does not exist/);
 });
 
-test('the pipeline reads input names, dtypes and ranks from the sessions', { skip: needsFixtures }, async () => {
+test('the pipeline reads input names, dtypes and ranks from the sessions', { skip: needsFixture() }, async () => {
   const pipe = await StableDiffusionPipeline.load(referenceSd);
   try {
     assert.deepEqual([pipe.unetTimestep.name, pipe.unetTimestep.type, pipe.unetTimestep.shape.length], ['timestep', 'int64', 1]);

@@ -3,7 +3,7 @@
 import { Graph, Model, cloneModel, emptyGraph } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
-import { fixture } from './fixtures';
+import { fixture } from '../fixtures';
 
 /** `copies` UNets in sequence: copy k's out_sample feeds copy k+1's sample; timestep and text are shared. */
 function chained(unet: Model, copies: number): Model {

@@ -9,7 +9,7 @@ import { encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
 import { toFloat16 } from '../../../src/core/onnx/fp16';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 async function run(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
   const s = await ort.InferenceSession.create(encodeModel(model), { logSeverityLevel: 3 });
@@ -22,7 +22,7 @@ function relErr(y: Float32Array, ref: Float32Array): number {
   return e / sc;
 }
 
-test('the fixture UNet in float16 stays within 1e-2 of the PyTorch oracle, with float32 inputs and output', { skip: needsFixtures }, async () => {
+test('the fixture UNet in float16 stays within 1e-2 of the PyTorch oracle, with float32 inputs and output', { skip: needsFixture() }, async () => {
   const unet = loadModel(join(referenceSd, 'unet/model.onnx'));
   const o = readSafetensors(join(referenceSd, 'unet/oracle.safetensors'));
   const t = (k: string) => o.get(`fwd.${k}`)!;
@@ -78,7 +78,7 @@ test('normalisations run in float32 and a shared weight gets a float32 copy next
   assert.ok(y.every(Number.isFinite), `y = ${y}`);
 });
 
-test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the float32 LoRA gradients to about 1%', { skip: needsFixtures }, async () => {
+test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the float32 LoRA gradients to about 1%', { skip: needsFixture() }, async () => {
   const { resolveBenchUnet } = await import('../../../src/core/bench/unet');
   const { buildDdpoTrainGraph } = await import('../../../src/core/bench/train');
   const { initLoraWeights, loraFeeds } = await import('../../../src/core/train/lora');

@@ -8,7 +8,7 @@ import { specialize } from '../../../src/core/onnx/specialize';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import { unetDimOverrides } from '../../../src/core/diffusion/unetRoles';
 import { fuseAttention } from '../../../src/core/onnx/fuseAttention';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 const TINY_UNET = join(__dirname, '../../../media/tiny-model/unet/model.onnx');
 
@@ -37,7 +37,7 @@ function feedsFor(model: Model, batch: number, latent: number): Record<string, o
   };
 }
 
-for (const [label, file, skip] of [['embedded tiny UNet (graph builder)', TINY_UNET, false], ['fixture UNet (PyTorch export)', join(referenceSd, 'unet/model.onnx'), needsFixtures]] as const) {
+for (const [label, file, skip] of [['embedded tiny UNet (graph builder)', TINY_UNET, false], ['fixture UNet (PyTorch export)', join(referenceSd, 'unet/model.onnx'), needsFixture()]] as const) {
   test(`fusing the ${label}'s attention into MultiHeadAttention keeps its output, folded into batch 1 or not`, { skip }, async () => {
     const batch = 2, latent = 8;
     // exports compute reshape shapes at run time; specializing to the static session shapes folds them to constants

@@ -8,14 +8,15 @@ import * as ort from 'onnxruntime-node';
 import { bytesOfData } from '../../../src/core/onnx/ir';
 import { decodeModel, encodeModel, loadModel, saveModel } from '../../../src/core/onnx/proto';
 import { PbReader, PbWriter } from '../../../src/core/onnx/protobuf';
-import { fixture, needsFixtures, randomFloats } from './fixtures';
+import { fixture, needsFixture } from '../fixtures';
+import { randomFloats } from './fixtures';
 import { runModel } from './ortShapes';
 
 const VAE = 'reference-sd/vae_decoder/model.onnx';
 const feed = () => ({ latent_sample: new ort.Tensor('float32', randomFloats(1 * 4 * 8 * 8, 3), [1, 4, 8, 8]) });
 
 for (const dataFile of ['model.onnx_data', 'weights.pb', 'vae.onnx.data']) {
-  test(`saveModel with external data in ${dataFile} reloads identical tensors and outputs`, { skip: needsFixtures }, async () => {
+  test(`saveModel with external data in ${dataFile} reloads identical tensors and outputs`, { skip: needsFixture() }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'onnx-ext-'));
     try {
       const model = loadModel(fixture(VAE));
@@ -42,7 +43,7 @@ for (const dataFile of ['model.onnx_data', 'weights.pb', 'vae.onnx.data']) {
   });
 }
 
-test('a model whose external data file is missing fails naming that file', { skip: needsFixtures }, () => {
+test('a model whose external data file is missing fails naming that file', { skip: needsFixture() }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-ext-'));
   try {
     const file = join(dir, 'model.onnx');
@@ -54,7 +55,7 @@ test('a model whose external data file is missing fails naming that file', { ski
   }
 });
 
-test('truncated model bytes fail with an error naming the file', { skip: needsFixtures }, () => {
+test('truncated model bytes fail with an error naming the file', { skip: needsFixture() }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'onnx-trunc-'));
   try {
     const bytes = readFileSync(fixture(VAE));
@@ -67,7 +68,7 @@ test('truncated model bytes fail with an error naming the file', { skip: needsFi
   }
 });
 
-test('encode/decode keeps node names, order and attributes', { skip: needsFixtures }, () => {
+test('encode/decode keeps node names, order and attributes', { skip: needsFixture() }, () => {
   const model = loadModel(fixture('reference-sd/unet/model.onnx'));
   const back = decodeModel(encodeModel(model));
   assert.deepEqual(back.graph.nodes.map((n) => n.name), model.graph.nodes.map((n) => n.name));

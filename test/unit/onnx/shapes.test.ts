@@ -6,7 +6,8 @@ import { DataType, Model, cloneModel, numel, onnxOpset } from '../../../src/core
 import { loadModel } from '../../../src/core/onnx/proto';
 import { inferShapes } from '../../../src/core/onnx/shapes';
 import { specialize } from '../../../src/core/onnx/specialize';
-import { fixture, needsFixtures, randomFloats } from './fixtures';
+import { fixture, needsFixture } from '../fixtures';
+import { randomFloats } from './fixtures';
 import { ORT_TYPE, shapesByRunning } from './ortShapes';
 
 interface Case { model: string; shapes: Record<string, number[]> }
@@ -37,7 +38,7 @@ function feedsFor(model: Model, shapes: Record<string, number[]>): Record<string
 
 for (const c of CASES) {
   const label = `${c.model} at ${Object.values(c.shapes).map((s) => `[${s}]`).join(' ')}`;
-  test(`inferShapes matches onnxruntime on every tensor: ${label}`, { skip: needsFixtures }, async () => {
+  test(`inferShapes matches onnxruntime on every tensor: ${label}`, { skip: needsFixture() }, async () => {
     const model = loadModel(fixture(`${c.model}/model.onnx`));
     const fixed = cloneModel(model);
     for (const v of fixed.graph.inputs) v.shape = c.shapes[v.name];

@@ -6,7 +6,7 @@ import { Model } from '../../../src/core/onnx/ir';
 import { decodeModel, encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
-import { fixture, needsFixtures } from './fixtures';
+import { fixture, needsFixture } from '../fixtures';
 import { runModel } from './ortShapes';
 
 /** Largest |a-b| relative to the largest |b|. */
@@ -36,7 +36,7 @@ async function checkAgainstOracle(model: Model, oracleFile: string, feeds: Recor
 const SHAPE_OPS = ['Shape', 'Gather', 'ConstantOfShape', 'Constant', 'Range', 'Equal', 'Where'];
 const count = (m: Model, ops: string[]) => m.graph.nodes.filter((n) => ops.includes(n.opType)).length;
 
-test('specialized UNet loses its shape arithmetic and still matches the oracle', { skip: needsFixtures }, async () => {
+test('specialized UNet loses its shape arithmetic and still matches the oracle', { skip: needsFixture() }, async () => {
   const model = loadModel(fixture('reference-sd/unet/model.onnx'));
   const { model: spec, shapes, nodesBefore, nodesAfter } = specialize(model, { dims: { batch: 2, height: 16, width: 16, sequence: 77 } });
   assert.equal(nodesBefore, 1256);
@@ -54,7 +54,7 @@ test('specialized UNet loses its shape arithmetic and still matches the oracle',
     { out_sample: 'fwd.out_sample' });
 });
 
-test('specialized text encoder, VAE decoder and CLIP vision match their oracles', { skip: needsFixtures }, async () => {
+test('specialized text encoder, VAE decoder and CLIP vision match their oracles', { skip: needsFixture() }, async () => {
   const te = specialize(loadModel(fixture('reference-sd/text_encoder/model.onnx')), { dims: { batch: 2, sequence: 77 } }).model;
   assert.equal(count(te, ['Shape', 'ConstantOfShape', 'Range', 'Constant']), 0);
   await checkAgainstOracle(te, 'reference-sd/text_encoder/oracle.safetensors', { input_ids: ['input_ids', 'int32'] },
@@ -67,7 +67,7 @@ test('specialized text encoder, VAE decoder and CLIP vision match their oracles'
   await checkAgainstOracle(clip, 'reference-clip-vision/oracle.safetensors', { pixel_values: ['pixel_values', 'float32'] }, { image_embeds: 'image_embeds' });
 });
 
-test('specialize writes value_info for every intermediate tensor, and it survives encoding', { skip: needsFixtures }, () => {
+test('specialize writes value_info for every intermediate tensor, and it survives encoding', { skip: needsFixture() }, () => {
   const { model } = specialize(loadModel(fixture('reference-clip-vision/model.onnx')), { dims: { batch: 3 } });
   const back = decodeModel(encodeModel(model));
   const info = new Map(back.graph.valueInfo.map((v) => [v.name, v.shape]));
@@ -78,7 +78,7 @@ test('specialize writes value_info for every intermediate tensor, and it survive
   assert.deepEqual(back.graph.inputs[0].shape, [3, 3, 32, 32]);
 });
 
-test('specialize names the free dim it cannot fix and rejects unknown inputs', { skip: needsFixtures }, () => {
+test('specialize names the free dim it cannot fix and rejects unknown inputs', { skip: needsFixture() }, () => {
   const model = loadModel(fixture('reference-sd/unet/model.onnx'));
   assert.throws(() => specialize(model, { dims: { batch: 1, height: 8, width: 8 } }), /input "encoder_hidden_states" dim 1 \("sequence"\) is free; pass dims\.sequence/);
   assert.throws(() => specialize(model, { inputShapes: { latents: [1, 4, 8, 8] } }), /no graph input named latents/);

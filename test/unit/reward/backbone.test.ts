@@ -8,9 +8,10 @@ import { loadOnnxBackbone, readPreprocess } from '../../../src/core/reward/onnxB
 import { EmbeddingCache, type Backbone } from '../../../src/core/reward/backbone';
 import { encodePng } from '../../../src/core/image/png';
 import { renderShape } from '../../../src/core/reward/sim';
+import { fixture, needsFixture } from '../fixtures';
 
-const fixtures = path.resolve(import.meta.dirname, '../../../../shared/fixtures/reference-clip-vision');
-const noFixtures = !fs.existsSync(fixtures) && `fixtures not found at ${fixtures}; they live in the shared checkout (skipping)`;
+const fixtures = fixture('reference-clip-vision');
+const noFixtures = needsFixture('reference-clip-vision');
 
 test('an ONNX CLIP vision tower reproduces its PyTorch oracle embeddings', { skip: noFixtures }, async () => {
   const bb = await loadOnnxBackbone(fixtures);

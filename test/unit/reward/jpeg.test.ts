@@ -8,6 +8,7 @@ import { encodeJpeg, scaledQuantTable } from '../../../src/core/image/jpeg';
 import { AC_CHROMA, AC_LUMA, LUMA_QUANT } from '../../../src/core/image/jpegTables';
 import { jpegCompressibility, jpegIncompressibility } from '../../../src/core/reward/jpegReward';
 import type { ImageRGB } from '../../../src/core/image/rgb';
+import { requireInput } from '../fixtures';
 
 function testImage(w: number, h: number, noise: number, seed = 1): ImageRGB {
   let s = seed;
@@ -22,15 +23,33 @@ function testImage(w: number, h: number, noise: number, seed = 1): ImageRGB {
   return { width: w, height: h, data };
 }
 
-function hasDecoder(): boolean {
-  try { execFileSync('convert', ['-version'], { stdio: 'ignore' }); return true; } catch { return false; }
+/**
+ * ImageMagick's `magick` or `convert` binary, the first on PATH that is not a script standing in for it (some
+ * environments put one first); its path, the stand-ins passed over and its version line.
+ */
+function findImageMagick(): { bin: string; passedOver: string[]; version: string } | undefined {
+  const passedOver: string[] = [];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
+    for (const name of ['magick', 'convert']) {
+      const bin = path.join(dir, name);
+      let head: string;
+      try { head = fs.readFileSync(bin).subarray(0, 2).toString('latin1'); } catch { continue; }
+      if (head === '#!') { passedOver.push(bin); continue; }
+      try {
+        const version = execFileSync(bin, ['-version'], { encoding: 'utf8' }).split('\n')[0];
+        if (version.includes('ImageMagick')) return { bin, passedOver, version };
+      } catch { /* not runnable: look further */ }
+    }
+  }
+  return undefined;
 }
+const imageMagick = findImageMagick();
 
 /** Decode with ImageMagick into raw RGB. */
 function decode(jpg: Uint8Array, dir: string, name: string): Uint8Array {
   const f = path.join(dir, name + '.jpg');
   fs.writeFileSync(f, jpg);
-  return new Uint8Array(execFileSync('convert', [f, '-depth', '8', 'rgb:-']));
+  return new Uint8Array(execFileSync(imageMagick!.bin, [f, '-depth', '8', 'rgb:-']));
 }
 
 const psnr = (a: Uint8Array, b: Uint8Array) => {
@@ -73,7 +92,8 @@ test('size grows with detail and with quality (the compressibility rewards order
   assert.ok(encodeJpeg(noisy, { subsampling: '444' }).length > encodeJpeg(noisy, { subsampling: '420' }).length);
 });
 
-test('an independent decoder reads our files back as faithfully as libjpeg output, at about the same size', { skip: !hasDecoder() && 'ImageMagick `convert` not installed; install imagemagick to decode-check the JPEG encoder' }, () => {
+test('an independent decoder reads our files back as faithfully as libjpeg output, at about the same size', { skip: requireInput(imageMagick !== undefined, 'ImageMagick is not installed (no `magick` or `convert` binary on PATH); install imagemagick to decode-check the JPEG encoder') }, (t) => {
+  t.diagnostic(`decoding with ${imageMagick!.version} at ${imageMagick!.bin}` + (imageMagick!.passedOver.length ? ` (passed over the script${imageMagick!.passedOver.length > 1 ? 's' : ''} ${imageMagick!.passedOver.join(', ')} earlier on PATH)` : ''));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-jpeg-'));
   for (const [w, h] of [[64, 64], [45, 29], [8, 8], [1, 1]]) {
     const img = testImage(w, h, 20, w);
@@ -85,7 +105,7 @@ test('an independent decoder reads our files back as faithfully as libjpeg outpu
       const back = decode(ours, dir, `ours${w}${sub}`);
       assert.equal(back.length, img.data.length, `${label}: decoded size`);
       // libjpeg's encoder at the same settings (standard tables, no Huffman optimisation) as the yardstick.
-      const ref = execFileSync('convert', ['-size', `${w}x${h}`, '-depth', '8', 'rgb:' + raw, '-quality', '95',
+      const ref = execFileSync(imageMagick!.bin, ['-size', `${w}x${h}`, '-depth', '8', 'rgb:' + raw, '-quality', '95',
         '-sampling-factor', sub === '420' ? '2x2' : '1x1', '-define', 'jpeg:optimize-coding=false', 'jpg:-']);
       const refBack = decode(ref, dir, `ref${w}${sub}`);
       assert.ok(psnr(img.data, back) > psnr(img.data, refBack) - 0.5, `${label}: PSNR ${psnr(img.data, back).toFixed(1)} vs libjpeg ${psnr(img.data, refBack).toFixed(1)} dB`);

@@ -7,7 +7,7 @@ import { ddimCoefficients, ddimStepWithLogProb, makeDdimSchedule, parseDdimConfi
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { sampleDdim } from '../../../src/core/diffusion/sampler';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let scale = 0, err = 0;
@@ -41,11 +41,11 @@ for (const [predictionType, clip] of [['epsilon', undefined], ['v_prediction', 1
 }
 
 let pipe: StableDiffusionPipeline;
-before(async () => { if (!needsFixtures) pipe = await StableDiffusionPipeline.load(referenceSd); });
+before(async () => { if (!needsFixture()) pipe = await StableDiffusionPipeline.load(referenceSd); });
 after(async () => { await pipe?.release(); });
 
 for (const guidance of [7.5, 1]) {
-  test(`the graph sampler gives the host sampler's trajectory and log-probs on the reference UNet (guidance ${guidance})`, { skip: needsFixtures }, async () => {
+  test(`the graph sampler gives the host sampler's trajectory and log-probs on the reference UNet (guidance ${guidance})`, { skip: needsFixture() }, async () => {
     const req = { prompt: 'a photo of a cat', count: 2, seed: 11, steps: 10, guidance, eta: 1, latentHeight: 16, latentWidth: 16 };
     const host = await sampleDdim(pipe, req);
     const graph = await sampleDdim(pipe, { ...req, engine: 'graph' });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type * as ort from 'onnxruntime-node';
 import { chooseExecutionProviders, describeProviderChoice, openWithFallback, BackendInfo } from '../../../src/core/runtime/providers';
 import { describePlacement, parseNodePlacement } from '../../../src/core/runtime/placement';
-import { needsFixtures, referenceSd } from '../diffusion/fixtures';
+import { needsFixture, referenceSd } from '../fixtures';
 
 const linuxNoCuda: BackendInfo[] = [
   { name: 'cpu', bundled: true }, { name: 'webgpu', bundled: true }, { name: 'cuda', bundled: false, installed: false }, { name: 'tensorrt', bundled: false, installed: false },
@@ -83,7 +83,7 @@ test('node placement is read from the verbose session log, listing nodes that fe
   assert.equal(parseNodePlacement('no verbose log here'), undefined);
 });
 
-test('on this machine the fixture UNet opens on the CPU and every node is reported there', { skip: needsFixtures }, async () => {
+test('on this machine the fixture UNet opens on the CPU and every node is reported there', { skip: needsFixture() }, async () => {
   const { probeNodePlacement } = await import('../../../src/core/runtime/placement');
   const p = await probeNodePlacement(`${referenceSd}/unet/model.onnx`, 'cpu');
   assert.deepEqual(Object.keys(p.counts), ['CPUExecutionProvider']);

@@ -11,7 +11,7 @@ import { WorkerClient } from '../../../src/worker/client';
 import { RatingSession, type RatingSessionHost, type RatingSource } from '../../../src/extension/panels/ratingSession';
 import { blindImageName, compareQueue, saveManifest, type CompareManifest } from '../../../src/core/studio/compare';
 import { PAIR_FILE, type StoredPair } from '../../../src/core/studio/pairs';
-import { RATINGS_FILE } from '../../../src/core/reward/store';
+import { RATINGS_FILE, readRatings } from '../../../src/core/reward/store';
 import type { HostToRating, ParamsOf, RatingView, ResultOf } from '../../../src/protocol';
 import { memoryChannels } from '../worker/memoryChannel';
 
@@ -167,4 +167,21 @@ test('a message meant for another panel, a malformed one or a wrong field type i
   assert.ok(logs.every((l) => l.startsWith('[host] rejected a rating panel message: ')), logs.join('\n'));
   assert.match(logs[0], /unknown type "stopRun"/);
   assert.match(logs[5], /field "itemId" should be string/);
+});
+
+test('each rating stores as `left` the image the webview showed on the left, for fresh pairs and side-swapped repeats alike', async (t) => {
+  const { dir } = experiment(8);
+  const client = new WorkerClient(memoryChannels(handlers).factory);
+  t.after(() => client.dispose());
+  const { s, posts } = session({ mode: 'rate', experiment: 'x', experimentDir: dir, target: 10 }, client);
+  s.receive({ type: 'ready' });
+  const choices = ['left', 'right', 'left', 'left', 'right', 'right', 'left'] as const;
+  for (const [k, choice] of choices.entries()) {
+    const shown = views(posts).at(-1)!.items[0];
+    s.receive({ type: 'rate', itemId: shown.id, choice, elapsedMs: 5 });
+    await until(`rating ${k + 1} is saved`, () => views(posts).at(-1)!.rated === k + 1);
+    const stored = readRatings(dir).ratings.at(-1)!;
+    assert.deepEqual([`webview-uri:${stored.left}`, `webview-uri:${stored.right}`, stored.choice], [shown.leftUri, shown.rightUri, choice], `rating ${k + 1} (${shown.id})`);
+  }
+  assert.ok(readRatings(dir).ratings.some((r) => r.repeatOf), 'a side-swapped repeat came due and was checked too');
 });

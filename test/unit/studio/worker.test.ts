@@ -11,9 +11,10 @@ import type { ParamsOf, ResultOf, WorkerRequestKind } from '../../../src/protoco
 import { readRatings } from '../../../src/core/reward/store';
 import { listComparisons } from '../../../src/core/studio/compare';
 import { RUN_LOCK_FILE } from '../../../src/core/experiment/runLock';
+import { needsTinyModel } from '../fixtures';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
-const skip = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `no embedded model at ${MODEL} (media/tiny-model is built by scripts/train-tiny-model.ts)`;
+const skip = needsTinyModel();
 
 function experiment(ddpo: Record<string, unknown>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-worker-'));

@@ -11,10 +11,11 @@ import { measureImage } from '../../../src/core/tiny/measure';
 import { toRgbImages } from '../../../src/core/diffusion/generate';
 import { makeScene } from './sceneHelpers';
 import { sampleImages } from '../../../src/core/tiny/preview';
+import { needsTinyModel } from '../fixtures';
 
 const DIR = join(__dirname, '../../../media/tiny-model');
 const present = existsSync(join(DIR, 'model_index.json'));
-const skip = present ? false : 'media/tiny-model is absent; run scripts/train-tiny-model.ts';
+const skip = needsTinyModel();
 let pipe: StableDiffusionPipeline;
 
 before(async () => { if (present) pipe = await StableDiffusionPipeline.load(DIR); });

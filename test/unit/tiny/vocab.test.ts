@@ -8,6 +8,7 @@ import { ClipTokenizer, loadClipTokenizer } from '../../../src/core/diffusion/to
 import { buildVocab, byteUnicodeChars, writeTokenizerFolder } from '../../../src/core/tiny/vocab';
 import { mulberry32 } from '../../../src/core/random';
 import { caption, captionWords, randomScene } from '../../../src/core/tiny/scenes';
+import { needsTinyModel } from '../fixtures';
 
 const SHIPPED = join(__dirname, '../../../media/tiny-model/tokenizer');
 
@@ -45,9 +46,8 @@ test('files are in CLIP format and load through the product tokenizer loader', (
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
-test('the shipped tokenizer is exactly what the generator builds', (t) => {
-  let shipped: string;
-  try { shipped = readFileSync(join(SHIPPED, 'vocab.json'), 'utf8'); } catch { t.skip('media/tiny-model is absent; run scripts/train-tiny-model.ts'); return; }
+test('the shipped tokenizer is exactly what the generator builds', { skip: needsTinyModel() }, () => {
+  const shipped = readFileSync(join(SHIPPED, 'vocab.json'), 'utf8');
   const dir = mkdtempSync(join(tmpdir(), 'tiny-vocab-'));
   try {
     writeTokenizerFolder(dir, buildVocab(captionWords()));

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { ConformanceResult, checkUnetDdpo, checkUnetForward, checkUnetVjp } from '../../../src/core/train/conformance';
-import { REFERENCE_SD, SKIP_NO_FIXTURES, stripNodeNames, withScalarFloatTimestep } from './fixture';
+import { needsFixture, referenceSd } from '../fixtures';
+import { stripNodeNames, withScalarFloatTimestep } from './fixture';
 
 function assertAllPass(results: ConformanceResult[], names: string[]): void {
   assert.deepEqual(results.map((r) => r.name), names);
@@ -16,16 +17,16 @@ const NAMES = {
   ddpo: ['unet.ddpo.std', 'unet.ddpo.log_prob', 'unet.ddpo.ratio', 'unet.ddpo.loss', 'unet.ddpo.grad.lora'],
 };
 
-test('fixture UNet passes forward, LoRA VJP and DDPO-step conformance', { skip: SKIP_NO_FIXTURES }, async () => {
-  const model = loadModel(join(REFERENCE_SD, 'unet/model.onnx'));
-  assertAllPass(await checkUnetForward(REFERENCE_SD, model), NAMES.fwd);
-  assertAllPass(await checkUnetVjp(REFERENCE_SD, model), NAMES.vjp);
-  assertAllPass(await checkUnetDdpo(REFERENCE_SD, model), NAMES.ddpo);
+test('fixture UNet passes forward, LoRA VJP and DDPO-step conformance', { skip: needsFixture() }, async () => {
+  const model = loadModel(join(referenceSd, 'unet/model.onnx'));
+  assertAllPass(await checkUnetForward(referenceSd, model), NAMES.fwd);
+  assertAllPass(await checkUnetVjp(referenceSd, model), NAMES.vjp);
+  assertAllPass(await checkUnetDdpo(referenceSd, model), NAMES.ddpo);
 });
 
-test('the same checks pass unchanged without node names and with a float scalar timestep', { skip: SKIP_NO_FIXTURES }, async () => {
-  const model = withScalarFloatTimestep(stripNodeNames(loadModel(join(REFERENCE_SD, 'unet/model.onnx'))));
-  assertAllPass(await checkUnetForward(REFERENCE_SD, model), NAMES.fwd);
-  assertAllPass(await checkUnetVjp(REFERENCE_SD, model), NAMES.vjp);
-  assertAllPass(await checkUnetDdpo(REFERENCE_SD, model), NAMES.ddpo);
+test('the same checks pass unchanged without node names and with a float scalar timestep', { skip: needsFixture() }, async () => {
+  const model = withScalarFloatTimestep(stripNodeNames(loadModel(join(referenceSd, 'unet/model.onnx'))));
+  assertAllPass(await checkUnetForward(referenceSd, model), NAMES.fwd);
+  assertAllPass(await checkUnetVjp(referenceSd, model), NAMES.vjp);
+  assertAllPass(await checkUnetDdpo(referenceSd, model), NAMES.ddpo);
 });

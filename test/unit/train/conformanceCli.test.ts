@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../../src/core/safetensors';
 import { conformanceCommand } from '../../../src/cli/conformance';
 import { runCommand } from '../cli/runCommand';
-import { REFERENCE_SD, SKIP_NO_FIXTURES } from './fixture';
+import { needsFixture, referenceSd } from '../fixtures';
 
 async function runCli(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   const out: string[] = [], err: string[] = [];
@@ -14,12 +14,12 @@ async function runCli(argv: string[]): Promise<{ code: number; out: string[]; er
   return { code, out, err };
 }
 
-test('conformance reports a wrong oracle as FAIL, counts it, and exits nonzero', { skip: SKIP_NO_FIXTURES }, async () => {
+test('conformance reports a wrong oracle as FAIL, counts it, and exits nonzero', { skip: needsFixture() }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'conformance-'));
   try {
     mkdirSync(join(dir, 'unet'));
-    copyFileSync(join(REFERENCE_SD, 'unet/model.onnx'), join(dir, 'unet/model.onnx'));
-    const o = readSafetensors(join(REFERENCE_SD, 'unet/oracle.safetensors'));
+    copyFileSync(join(referenceSd, 'unet/model.onnx'), join(dir, 'unet/model.onnx'));
+    const o = readSafetensors(join(referenceSd, 'unet/oracle.safetensors'));
     const fwd = new Map([...o].filter(([k]) => k.startsWith('fwd.')));
     const bad = Float32Array.from(fwd.get('fwd.out_sample')!.data as Float32Array);
     bad[5] += 0.5;

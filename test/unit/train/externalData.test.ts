@@ -8,9 +8,10 @@ import { loadModel } from '../../../src/core/onnx/proto';
 import { createSession, initializerBytes, openModel, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { TrainingSession } from '../../../src/core/train/session';
 import { mulberry32 } from '../../../src/core/random';
+import { needsTinyModel } from '../fixtures';
 
 const UNET = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');
-const skip = fs.existsSync(UNET) ? false : `no embedded model at ${UNET} (media/tiny-model is built by scripts/train-tiny-model.ts)`;
+const skip = needsTinyModel();
 
 function feeds(): Record<string, FeedValue> {
   const rnd = mulberry32(1);

@@ -1,13 +1,5 @@
-/** Locates the shared reference fixtures (`<repo>/../shared/fixtures`) for train tests. */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+/** Variants of the fixture UNet as other exporters write them (the fixtures themselves are located by ../fixtures.ts). */
 import { DataType, Model, cloneModel } from '../../../src/core/onnx/ir';
-
-/** The reference-sd folder, or undefined when the fixtures are absent (a fresh clone). */
-export const REFERENCE_SD = resolve(__dirname, '../../../../shared/fixtures/reference-sd');
-export const HAVE_FIXTURES = existsSync(join(REFERENCE_SD, 'unet/oracle.safetensors'));
-/** Reason to pass as `skip` when fixtures are absent. */
-export const SKIP_NO_FIXTURES = HAVE_FIXTURES ? false : `reference fixtures not found at ${REFERENCE_SD}; these tests need ../shared/fixtures`;
 
 /** The same UNet with node names replaced by anonymous ones, as exporters that drop scopes produce. */
 export function stripNodeNames(model: Model): Model {

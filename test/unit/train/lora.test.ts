@@ -10,7 +10,8 @@ import { initLoraWeights, injectLora, loraFeeds, mergeLora } from '../../../src/
 import { LoraWeights, readLora } from '../../../src/core/train/loraFile';
 import { createSession, runModel } from '../../../src/core/runtime/ortRun';
 import { maxRelError } from '../../../src/core/diffusion/conformance';
-import { REFERENCE_SD, SKIP_NO_FIXTURES, stripNodeNames } from './fixture';
+import { needsFixture, referenceSd } from '../fixtures';
+import { stripNodeNames } from './fixture';
 import { randomValues, tinyLinearModel } from './tinyModels';
 import { buildUNet } from '../../../src/core/graphs/unet';
 import { TINY_UNET_CONFIG } from '../graphs/helpers';
@@ -51,9 +52,9 @@ test('unknown target names fail with a message naming them', () => {
   assert.throws(() => injectLora(tinyLinearModel(), { rank: 2, alpha: 2, targets: ['to_z'] }), /to_z/);
 });
 
-test('fixture UNet: scope and structural detection give the PEFT names of lora_peft.safetensors', { skip: SKIP_NO_FIXTURES }, () => {
-  const unet = loadModel(join(REFERENCE_SD, 'unet/model.onnx'));
-  const peftModules = [...readLora(join(REFERENCE_SD, 'unet/lora_peft.safetensors')).modules.keys()].sort();
+test('fixture UNet: scope and structural detection give the PEFT names of lora_peft.safetensors', { skip: needsFixture() }, () => {
+  const unet = loadModel(join(referenceSd, 'unet/model.onnx'));
+  const peftModules = [...readLora(join(referenceSd, 'unet/lora_peft.safetensors')).modules.keys()].sort();
   const byScope = findLoraTargets(unet, { detection: 'scope' }).map((t) => t.module);
   assert.deepEqual([...byScope].sort(), peftModules);
   const byStructure = findLoraTargets(stripNodeNames(unet), { detection: 'structure' }).map((t) => t.module);
@@ -62,12 +63,12 @@ test('fixture UNet: scope and structural detection give the PEFT names of lora_p
   assert.deepEqual(findLoraTargets(stripNodeNames(unet)).map((t) => t.module), byScope);
 });
 
-test('fixture UNet with the PEFT LoRA reproduces the PyTorch LoRA output, injected or merged', { skip: SKIP_NO_FIXTURES }, async () => {
-  const unet = loadModel(join(REFERENCE_SD, 'unet/model.onnx'));
-  const o = readSafetensors(join(REFERENCE_SD, 'unet/oracle.safetensors'));
+test('fixture UNet with the PEFT LoRA reproduces the PyTorch LoRA output, injected or merged', { skip: needsFixture() }, async () => {
+  const unet = loadModel(join(referenceSd, 'unet/model.onnx'));
+  const o = readSafetensors(join(referenceSd, 'unet/oracle.safetensors'));
   const t = (k: string) => ({ dims: o.get(k)!.shape, data: o.get(k)!.data as Float32Array });
   const feeds = { sample: t('fwd.sample'), timestep: t('fwd.timestep'), encoder_hidden_states: t('fwd.encoder_hidden_states') };
-  const lora = readLora(join(REFERENCE_SD, 'unet/lora_peft.safetensors'));
+  const lora = readLora(join(referenceSd, 'unet/lora_peft.safetensors'));
   assert.equal(lora.alpha / lora.rank, 2);
   const inj = injectLora(stripNodeNames(unet), { rank: lora.rank, alpha: lora.alpha });
   const out = await runModel(await createSession(inj.model), inj.model, new Map([...Object.entries(feeds), ...loraFeeds(inj.adapters, lora)]));

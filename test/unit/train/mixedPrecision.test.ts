@@ -1,7 +1,6 @@
 // Float16 training with float32 LoRA weights and dynamic loss scaling, checked against float32 on the embedded UNet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataType, Model } from '../../../src/core/onnx/ir';
 import { loadModel } from '../../../src/core/onnx/proto';
@@ -9,9 +8,10 @@ import { TrainingSession } from '../../../src/core/train/session';
 import { LossScaler } from '../../../src/core/train/lossScale';
 import type { FeedValue } from '../../../src/core/runtime/ortRun';
 import { mulberry32 } from '../../../src/core/random';
+import { needsTinyModel } from '../fixtures';
 
 const UNET = path.resolve(__dirname, '../../../media/tiny-model/unet/model.onnx');
-const skip = fs.existsSync(UNET) ? false : `no embedded model at ${UNET}`;
+const skip = needsTinyModel();
 
 function feeds(): Record<string, FeedValue> {
   const rnd = mulberry32(3);

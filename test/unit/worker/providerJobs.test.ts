@@ -9,9 +9,10 @@ import { handlers } from '../../../src/worker/handlers';
 import type { JobContext } from '../../../src/worker/jobs';
 import { releasePipelines } from '../../../src/worker/models';
 import type { ParamsOf, ResultOf, WorkerRequestKind } from '../../../src/protocol';
+import { needsTinyModel } from '../fixtures';
 
 const MODEL = path.resolve(__dirname, '../../../media/tiny-model');
-const skip = fs.existsSync(path.join(MODEL, 'unet', 'model.onnx')) ? false : `no embedded model at ${MODEL} (media/tiny-model is built by scripts/train-tiny-model.ts)`;
+const skip = needsTinyModel();
 
 // WebGPU is listed by onnxruntime-node on Linux but needs a GPU adapter; this machine (CI, a headless box) may have none.
 async function webgpuOpens(): Promise<boolean> {

@@ -1,0 +1,106 @@
+// Each of the three panels, opened through its real VS Code wiring over a fake `vscode`: a message from its webview
+// that is malformed, or meant for another panel, is logged and dropped; a valid one does its work.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { created, installFakeVscode, Uri, workspace, type FakeWebviewPanel } from './fakeVscode';
+import { ExperimentStore } from '../../../src/core/experiment/store';
+import type { Services } from '../../../src/extension/services';
+
+installFakeVscode();
+// after the fake is installed: these modules import `vscode`
+const load = async () => ({
+  dashboard: await import('../../../src/extension/panels/dashboardPanel'),
+  experiment: await import('../../../src/extension/panels/experimentPanel'),
+  rating: await import('../../../src/extension/panels/ratingPanel'),
+});
+
+/** What the panels did to the rest of the extension. */
+interface Effects { output: string[]; workerCalls: string[]; stopped: string[]; resumed: number; treeRefreshes: number }
+
+function fakeServices(): { services: Services; effects: Effects } {
+  const effects: Effects = { output: [], workerCalls: [], stopped: [], resumed: 0, treeRefreshes: 0 };
+  const state = new Map<string, unknown>();
+  const services = {
+    context: { extensionUri: Uri.file(path.resolve(__dirname, '../../..')), workspaceState: { get: (k: string) => state.get(k), update: (k: string, v: unknown) => Promise.resolve(void state.set(k, v)) } },
+    output: { appendLine: (l: string) => effects.output.push(l) },
+    worker: { request: (kind: string) => { effects.workerCalls.push(kind); return new Promise(() => undefined); } },
+    tree: { refresh: () => Promise.resolve(void effects.treeRefreshes++) },
+    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: (dir: string) => void effects.stopped.push(dir), isRunning: () => false, progressOf: () => undefined },
+  };
+  return { services: services as unknown as Services, effects };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+/** Messages no panel accepts, and messages of the other panels. */
+const NOT_A_MESSAGE: unknown[] = [null, 'ready', 42, [], {}, { type: 'bogus' }, { type: 'READY' }];
+const OTHERS: Record<'rating' | 'dashboard' | 'experiment', unknown[]> = {
+  rating: [{ type: 'rate', itemId: 'p1', choice: 'left', elapsedMs: 1 }, { type: 'undo' }],
+  dashboard: [{ type: 'stopRun' }, { type: 'resumeRun' }],
+  experiment: [{ type: 'addPrompt', prompt: 'an injected prompt' }, { type: 'openExperimentFile' }],
+};
+const others = (panel: keyof typeof OTHERS) => Object.entries(OTHERS).flatMap(([p, msgs]) => (p === panel ? [] : msgs));
+
+/** Sends every message in `bad`, then checks that each was rejected by a log line and nothing else happened. */
+async function expectAllRejected(panel: FakeWebviewPanel, effects: Effects, bad: unknown[], label: string): Promise<void> {
+  for (const raw of bad) assert.doesNotThrow(() => panel.webview.send(raw), `${label}: ${JSON.stringify(raw)}`);
+  await settle();
+  const rejected = effects.output.filter((l) => /\[host\] rejected an? .*message/.test(l));
+  assert.equal(rejected.length, bad.length, `${label}: one rejection line per bad message:\n${effects.output.join('\n')}`);
+  assert.deepEqual(panel.webview.posted, [], `${label}: nothing was posted back`);
+  assert.deepEqual([effects.workerCalls, effects.stopped, effects.resumed, effects.treeRefreshes], [[], [], 0, 0], `${label}: nothing was done`);
+}
+
+function experimentFolder(): { ws: string; dir: string; store: ExperimentStore } {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-panels-'));
+  const store = new ExperimentStore(ws);
+  return { ws, dir: store.dirOf('cats'), store };
+}
+
+test('the rating panel drops malformed messages and other panels\' messages, and answers "ready"', async () => {
+  const { rating } = await load();
+  const { dir, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { services, effects } = fakeServices();
+  rating.openRatingPanel(services, { mode: 'rate', experiment: 'cats', experimentDir: dir, target: 10 });
+  const panel = created.at(-1)!;
+  await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('rating'), { type: 'rate', itemId: 7, choice: 'left', elapsedMs: 1 }, { type: 'rate', itemId: 'p1', choice: 'left' }], 'rating');
+  panel.webview.send({ type: 'ready' });
+  await settle();
+  assert.ok(panel.webview.posted.some((m) => (m as { type: string }).type === 'rating'), JSON.stringify(panel.webview.posted));
+  panel.dispose();
+});
+
+test('the dashboard drops malformed messages and other panels\' messages, and Stop reaches the run', async () => {
+  const { dashboard } = await load();
+  const { dir, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { services, effects } = fakeServices();
+  dashboard.openDashboardPanel(services, dir, () => void effects.resumed++);
+  const panel = created.at(-1)!;
+  await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('dashboard')], 'dashboard');
+  panel.webview.send({ type: 'stopRun' });
+  panel.webview.send({ type: 'resumeRun' });
+  assert.deepEqual([effects.stopped, effects.resumed], [[dir], 1]);
+  panel.dispose();
+});
+
+test('the experiment panel drops malformed messages and other panels\' messages, and adds a prompt', async () => {
+  const { experiment } = await load();
+  const { ws, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
+  const { services, effects } = fakeServices();
+  await experiment.openExperimentPanel(services, 'cats');
+  const panel = created.at(-1)!;
+  await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('experiment'), { type: 'addPrompt', prompt: 42 }, { type: 'addPrompt' }], 'experiment');
+  assert.deepEqual((await store.read('cats')).prompts, ['a cat']);
+  panel.webview.send({ type: 'addPrompt', prompt: 'a dog' });
+  await settle();
+  assert.deepEqual((await store.read('cats')).prompts, ['a cat', 'a dog']);
+  assert.equal(effects.treeRefreshes, 1);
+  panel.dispose();
+});
