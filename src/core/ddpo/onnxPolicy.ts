@@ -8,10 +8,11 @@ import { predictInChunks } from '../diffusion/fastUnet';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
-import { releaseWeights } from '../onnx/ir';
+import { releaseWeights, type Model } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
-import { ddpoInputShapes, ddpoObjective } from '../train/objective';
-import { unetRoles } from '../diffusion/unetRoles';
+import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective } from '../train/objective';
+import { runDdpoBatch, type DdpoBatch, type DdpoRunShapes } from '../train/ddpoBatch';
+import { unetRoles, unetStatics } from '../diffusion/unetRoles';
 import { TrainingSession } from '../train/session';
 import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
@@ -35,8 +36,9 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: On
   return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
 }
 
-// The shapes of one training-graph run: B items, train_batch_size samples at train_timesteps_per_run of their timesteps each.
-interface RunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; vec: number[]; emb: number[]; tScalar: boolean }
+// The shapes of one training-graph run (B items: train_batch_size samples at train_timesteps_per_run of their timesteps
+// each, or what the export's static batch or scalar timestep allows, a request then running in chunks of B).
+interface RunShapes extends DdpoRunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; emb: number[] }
 
 // What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
 interface PolicyGraphs {
@@ -56,13 +58,13 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  const shapes = await runShapes(pipe, roles, c, opts.onLog);
+  const shapes = await runShapes(pipe, forward, c, opts.onLog);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
     lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
     precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
-    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.tScalar),
+    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }, shapes.unetCalls),
+    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.scalarTimestep),
     beforeBuild: (fwd, inputShapes) => {
       const est = estimateDdpoMemory(fwd, inputShapes, c);
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
@@ -80,19 +82,27 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   return { pipe, roles, shapes, session, sampling, samplingSession };
 }
 
-// One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each.
-async function runShapes(pipe: StableDiffusionPipeline, roles: PolicyGraphs['roles'], c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
-  const K = timestepsPerRun(c), B = c.train_batch_size * K;
-  const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
-  const probe = await pipe.encodePrompts(['']);
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
-  // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
-  if (tScalar && B > 1) {
-    throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call, so it trains one item per run, but train_batch_size ${c.train_batch_size} x ` +
-      `train_timesteps_per_run ${K} asks for ${B}; set "train_batch_size": 1 and "train_timesteps_per_run": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
+// One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each, or fewer where the
+// export's static batch or scalar timestep says so; the latent size and text length must be the ones the export fixes.
+async function runShapes(pipe: StableDiffusionPipeline, forward: Model, c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
+  const K = timestepsPerRun(c), wanted = c.train_batch_size * K;
+  const st = unetStatics(unetRoles(forward));
+  const C = pipe.latentChannels;
+  const h = c.latent_size || pipe.defaultLatentSize, w = st.width ?? h;
+  if (st.height !== undefined && h !== st.height) {
+    throw new Error(`${pipe.folder.unet} is exported for ${st.height}x${st.width ?? st.height} latents only, but latent_size is ${h}; set "latent_size": ${st.height} (or 0) in ddpo.json, or re-export the UNet with dynamic height and width`);
   }
-  if (K > 1) onLog?.(`training graph takes ${B} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
-  return { B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], vec: [B], emb: [B, probe.sequence, probe.dim], tScalar };
+  const probe = await pipe.encodePrompts(['']);
+  if (st.sequence !== undefined && probe.sequence !== st.sequence) {
+    throw new Error(`${pipe.folder.unet} takes text embeddings of ${st.sequence} tokens, but the tokenizer and text encoder give ${probe.sequence}; use the text encoder and tokenizer the UNet was exported with`);
+  }
+  const layout = ddpoGraphLayout(forward, wanted);
+  if (layout.samples !== wanted) {
+    const why = st.batch !== undefined ? `the UNet is exported for a fixed batch of ${st.batch}` : 'the UNet takes one scalar timestep for its whole batch';
+    onLog?.(`training graph takes ${layout.samples} item(s) per run (${why}); ${wanted} items (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K}) run in chunks, gradients summed`);
+  } else if (K > 1) onLog?.(`training graph takes ${wanted} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
+  const B = layout.samples;
+  return { ...layout, B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], emb: [B, probe.sequence, probe.dim], latent: [C, h, w], embeds: [probe.sequence, probe.dim] };
 }
 
 // TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32
@@ -141,15 +151,15 @@ class OnnxPolicy implements Policy {
   }
 
   async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-    const r = await this.g.session.step(await this.trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
+    const r = await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, req.oldLogProbs, req.advantages, req.clipRange), 'step');
     for (const [k, g] of r.grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-    return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
+    return { loss: r.loss, approxKl: r.approxKl, clipfrac: r.clipfrac, logProbs: r.logProbs };
   }
 
   async score(req: PolicyScoreRequest): Promise<number[]> {
     // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
     const zeros = new Array(req.prompts.length).fill(0);
-    return Array.from((await this.g.session.evaluate(await this.trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
+    return (await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, zeros, zeros, 1), 'evaluate')).logProbs;
   }
 
   async update(maxGradNorm: number) {
@@ -203,22 +213,18 @@ class OnnxPolicy implements Policy {
     return e;
   }
 
-  // the training graph's inputs for a batch of transitions
-  private async trainFeeds(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<Record<string, FeedValue>> {
-    const { B, lat, vec, emb, tScalar } = this.g.shapes;
-    if (req.prompts.length !== B) throw new Error(`the training graph was built for ${B} items per run (train_batch_size x train_timesteps_per_run) but was given ${req.prompts.length}`);
+  // a batch of transitions as the training graph takes them
+  private async trainBatch(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<DdpoBatch> {
     const co = req.timesteps.map((t) => ddimCoefficients(this.g.pipe.schedule, t, req.numSteps, req.eta));
     return {
-      latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
-      timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
-      uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt)))) },
-      cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map((p) => this.embed(p)))) },
-      old_log_prob: { dims: vec, data: oldLogProbs }, advantages: { dims: vec, data: advantages },
-      alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
-      eta: { dims: [], data: [req.eta] },
+      latents: cat(req.latents), nextLatents: cat(req.nextLatents), timesteps: req.timesteps,
+      uncondEmbeds: cat(await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt)))),
+      condEmbeds: cat(await Promise.all(req.prompts.map((p) => this.embed(p)))),
+      oldLogProbs, advantages, alphaProdT: co.map((x) => x.alphaProdT), alphaProdTPrev: co.map((x) => x.alphaProdTPrev),
+      eta: req.eta,
       // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.
-      guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
-      clip_range: { dims: [], data: [clipRange] },
+      guidanceScale: req.cfg ? req.guidanceScale : 1,
+      clipRange,
     };
   }
 }

@@ -4,6 +4,8 @@ import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
 import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
 import { IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../runtime/ortModel';
 import type { ExecutionProvider } from '../runtime/providers';
+import { unetStatics } from './unetRoles';
+import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
 import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Options for {@link StableDiffusionPipeline.load}. */
@@ -128,18 +130,22 @@ export class StableDiffusionPipeline {
     return modelFingerprint(this.folder);
   }
 
-  /** Runs the text encoder on token ids (one row per prompt) -> last_hidden_state. */
+  /** Runs the text encoder on token ids (one row per prompt) -> last_hidden_state, in chunks of its fixed batch if it has one. */
   async encodeIds(rows: number[][]): Promise<Embeddings> {
     const seq = rows[0].length;
-    const step = this.textEncoder.fixedBatch(this.textIds) ?? rows.length;
-    const parts: Float32Array[] = [];
+    const fixedSeq = this.textIds.shape[1];
+    if (typeof fixedSeq === 'number' && fixedSeq !== seq) {
+      throw new Error(`${this.textEncoder.path} takes ${fixedSeq} tokens per prompt, but the tokenizer gives ${seq}; set model_max_length ${fixedSeq} in tokenizer/tokenizer_config.json or re-export the text encoder`);
+    }
+    const ids = Float32Array.from(rows.flat());
     let dim = 0;
-    for (let b = 0; b < rows.length; b += step) {
-      const chunk = rows.slice(b, b + step);
-      const out = await this.textEncoder.run({ [this.textIds.name]: tensorFor(this.textIds, chunk.flat(), [chunk.length, seq]) });
+    const chunks = planRowChunks(new Array(rows.length).fill(0), { fixed: this.textEncoder.fixedBatch(this.textIds) });
+    const parts: Float32Array[] = [];
+    for (const ch of chunks) {
+      const out = await this.textEncoder.run({ [this.textIds.name]: tensorFor(this.textIds, gatherRows(ids, seq, ch), [ch.size, seq]) });
       const t = out[this.textOut.name];
       dim = t.dims[2];
-      parts.push(tensorToFloat32(t));
+      parts.push(tensorToFloat32(t).subarray(0, ch.rows.length * seq * dim));
     }
     return { data: concat(parts), batch: rows.length, sequence: seq, dim };
   }
@@ -169,25 +175,23 @@ export class StableDiffusionPipeline {
     this.runner = runner;
   }
 
-  // the exported UNet's session, in chunks of its fixed batch if it has one
+  // the exported UNet's session, in chunks of its fixed batch if it has one (the last padded)
   private async predictExported(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings): Promise<Float32Array> {
     const c = this.latentChannels;
-    const step = this.unet.fixedBatch(this.unetSample) ?? batch;
+    const st = unetStatics({ sample: this.unetSample, timestep: this.unetTimestep, encoderHiddenStates: this.unetContext });
     const per = c * height * width;
     const ctxPer = context.sequence * context.dim;
-    const parts: Float32Array[] = [];
-    for (let b = 0; b < batch; b += step) {
-      const n = Math.min(step, batch - b);
-      const ts = this.unetTimestep.shape.length === 0 ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]);
+    const chunks = planRowChunks(new Array(batch).fill(t), { fixed: st.batch });
+    return mapRowChunks(batch, per, chunks, async (ch) => {
+      const n = ch.size;
       const out = await this.unet.run({
-        [this.unetSample.name]: tensorFor(this.unetSample, n === batch ? sample : sample.subarray(b * per, (b + n) * per), [n, c, height, width]),
-        [this.unetTimestep.name]: ts,
-        [this.unetContext.name]: tensorFor(this.unetContext, n === batch ? context.data : context.data.subarray(b * ctxPer, (b + n) * ctxPer), [n, context.sequence, context.dim]),
+        [this.unetSample.name]: tensorFor(this.unetSample, gatherRows(sample, per, ch), [n, c, height, width]),
+        [this.unetTimestep.name]: st.scalarTimestep ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]),
+        [this.unetContext.name]: tensorFor(this.unetContext, gatherRows(context.data, ctxPer, ch), [n, context.sequence, context.dim]),
       });
       // an output kept in a GPU buffer (unetOptions.preferredOutputLocation) is downloaded here
-      parts.push(await readFloat32(out[this.unetOutput.name]));
-    }
-    return parts.length === 1 ? parts[0] : concat(parts);
+      return readFloat32(out[this.unetOutput.name]);
+    });
   }
 
   /** VAE-decodes latents `[batch, C, h, w]` (divided by the scaling factor first) -> images `[batch, 3, 8h, 8w]` in about [-1, 1]. */
@@ -196,14 +200,16 @@ export class StableDiffusionPipeline {
     const per = c * height * width;
     const parts: Float32Array[] = [];
     let dims: readonly number[] = [];
-    // One image at a time keeps VAE memory bounded at 512 px and up.
+    // One image at a time keeps VAE memory bounded at 512 px and up; a decoder exported for a fixed batch gets it padded.
+    const fixed = this.vaeDecoder.fixedBatch(this.vaeIn) ?? 1;
     for (let b = 0; b < batch; b++) {
       const scaled = new Float32Array(per);
       for (let i = 0; i < per; i++) scaled[i] = latents[b * per + i] / this.folder.vaeScalingFactor;
-      const out = await this.vaeDecoder.run({ [this.vaeIn.name]: tensorFor(this.vaeIn, scaled, [1, c, height, width]) });
+      const out = await this.vaeDecoder.run({ [this.vaeIn.name]: tensorFor(this.vaeIn, gatherRows(scaled, per, { rows: [0], size: fixed }), [fixed, c, height, width]) });
       const t = out[this.vaeOut.name];
       dims = t.dims;
-      parts.push(tensorToFloat32(t));
+      const img = tensorToFloat32(t);
+      parts.push(fixed === 1 ? img : img.subarray(0, img.length / fixed));
     }
     return { data: concat(parts), height: dims[2], width: dims[3] };
   }

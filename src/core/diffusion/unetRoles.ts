@@ -23,6 +23,31 @@ export function unetRoles(model: Model): UnetRoles {
   return { sample, timestep, encoderHiddenStates, output };
 }
 
+/** A dimension as a graph or a session declares it: a fixed size, a symbol, or unknown. */
+type DeclaredDim = number | string | null;
+
+/** What a UNet export fixes in its input shapes (unset: free), and whether one scalar timestep serves the whole batch. */
+export interface UnetStatics {
+  batch?: number;
+  height?: number;
+  width?: number;
+  /** Text length of encoder_hidden_states. */
+  sequence?: number;
+  scalarTimestep: boolean;
+}
+
+/** Reads {@link UnetStatics} from the sample, timestep and text-embedding shapes (graph value infos or session metadata). */
+export function unetStatics(r: { sample: { shape: readonly DeclaredDim[] | null }; timestep: { shape: readonly DeclaredDim[] | null }; encoderHiddenStates: { shape: readonly DeclaredDim[] | null } }): UnetStatics {
+  const fixed = (d: DeclaredDim | undefined) => (typeof d === 'number' && d > 0 ? d : undefined);
+  const s = r.sample.shape ?? [];
+  return {
+    batch: fixed(s[0]) ?? fixed(r.encoderHiddenStates.shape?.[0]) ?? fixed(r.timestep.shape?.[0]),
+    height: fixed(s[2]), width: fixed(s[3]),
+    sequence: fixed(r.encoderHiddenStates.shape?.[1]),
+    scalarTimestep: (r.timestep.shape?.length ?? 1) === 0,
+  };
+}
+
 /** Symbolic dims of the UNet's inputs mapped to values, for `freeDimensionOverrides` (static-shape sessions). */
 export function unetDimOverrides(model: Model, batch: number, latent: number | readonly [number, number], sequence = 77): Record<string, number> {
   const r = unetRoles(model);

@@ -2,7 +2,7 @@
 import { GraphBuilder } from '../onnx/builder';
 import { DataType, Dim, Model, cloneModel, onnxOpset } from '../onnx/ir';
 import { DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
-import { unetRoles, type UnetRoles } from '../diffusion/unetRoles';
+import { unetRoles, unetStatics, type UnetRoles } from '../diffusion/unetRoles';
 import { PpoConfig, appendDdpoLoss, appendDotLoss } from './losses';
 import { FeedValue } from '../runtime/ortRun';
 
@@ -30,16 +30,39 @@ function internalize(model: Model, roles: UnetRoles): { sample: string; timestep
 }
 
 /**
+ * How a DDPO graph lays its samples onto the UNet's batch: `samples` per run; the UNet runs once on [latents; latents]
+ * with [uncond; cond], or, where an odd static batch cannot hold both halves, twice (uncond, then cond) on `samples` rows.
+ */
+export interface DdpoGraphLayout {
+  samples: number;
+  unetCalls: 1 | 2;
+  /** The UNet takes one scalar timestep, so the samples of one run share it. */
+  scalarTimestep: boolean;
+}
+
+/**
+ * The layout for a UNet export and the samples a caller would like per run: that many where the batch is free (one
+ * with a scalar timestep, since training samples sit at different timesteps), else what its static batch holds.
+ */
+export function ddpoGraphLayout(unet: Model, wanted: number): DdpoGraphLayout {
+  const st = unetStatics(unetRoles(unet));
+  if (st.batch === undefined) return { samples: st.scalarTimestep ? 1 : wanted, unetCalls: 1, scalarTimestep: st.scalarTimestep };
+  return st.batch % 2 === 0 ? { samples: st.batch / 2, unetCalls: 1, scalarTimestep: st.scalarTimestep } : { samples: st.batch, unetCalls: 2, scalarTimestep: st.scalarTimestep };
+}
+
+/**
  * Builds the DDPO step graph around a UNet: it runs the UNet on [latents; latents] with [uncond; cond]
  * embeddings at `timestep`, guides, scores `next_latents` under the DDIM eta step, and returns the PPO loss.
  * `timestep` keeps the UNet's own type and rank ([B] is duplicated for the doubled batch; a scalar is shared).
- * The UNet's batch symbol (e.g. `batch`) sizes the new inputs, so specialize with it set to B, not 2B.
+ * The UNet's batch symbol (e.g. `batch`) sizes the new inputs, so specialize with it set to B, not 2B. With
+ * `unetCalls` 2 (an odd static batch) the UNet's nodes appear twice, once per half, sharing weights and LoRA inputs.
  */
-export function ddpoObjective(unet: Model, cfg: PpoConfig): Model {
+export function ddpoObjective(unet: Model, cfg: PpoConfig, unetCalls: 1 | 2 = 1): Model {
   const model = cloneModel(unet);
   const roles = unetRoles(model);
   const opset = onnxOpset(model);
   const io = internalize(model, roles);
+  const second = unetCalls === 2 ? duplicateNodes(model, ':cond') : undefined;
   const b = new GraphBuilder(model.graph);
   const [n, c, h, w] = roles.sample.shape!;
   const [, seq, dim] = roles.encoderHiddenStates.shape!;
@@ -60,17 +83,40 @@ export function ddpoObjective(unet: Model, cfg: PpoConfig): Model {
   const guidanceScale = b.input('guidance_scale', DataType.FLOAT, []);
   const clipRange = b.input('clip_range', DataType.FLOAT, []);
   const axis0 = { axis: { type: 'int' as const, value: 0 } };
-  b.op('Concat', [latents, latents], axis0, { outputs: [io.sample] });
-  b.op('Concat', [uncond, cond], axis0, { outputs: [io.ehs] });
-  if (tRank === 0) b.op('Identity', [timestep], {}, { outputs: [io.timestep] });
-  else b.op('Concat', [timestep, timestep], axis0, { outputs: [io.timestep] });
-  const r = appendDdpoLoss(b, { eps: io.out, latents, nextLatents, alphaProdT, alphaProdTPrev, eta, guidanceScale, oldLogProb, advantages, clipRange }, cfg, opset, 4);
+  let eps = io.out;
+  if (second) {
+    for (const [v, src] of [[io.sample, latents], [io.timestep, timestep], [io.ehs, uncond]] as const) b.op('Identity', [src], {}, { outputs: [v] });
+    for (const [v, src] of [[io.sample, latents], [io.timestep, timestep], [io.ehs, cond]] as const) b.op('Identity', [src], {}, { outputs: [second(v)] });
+    eps = b.op('Concat', [io.out, second(io.out)], axis0);
+  } else {
+    b.op('Concat', [latents, latents], axis0, { outputs: [io.sample] });
+    b.op('Concat', [uncond, cond], axis0, { outputs: [io.ehs] });
+    if (tRank === 0) b.op('Identity', [timestep], {}, { outputs: [io.timestep] });
+    else b.op('Concat', [timestep, timestep], axis0, { outputs: [io.timestep] });
+  }
+  const r = appendDdpoLoss(b, { eps, latents, nextLatents, alphaProdT, alphaProdTPrev, eta, guidanceScale, oldLogProb, advantages, clipRange }, cfg, opset, 4);
   b.output(r.loss, 'loss', DataType.FLOAT, []);
   b.output(r.logProb, 'log_prob', DataType.FLOAT, [B]);
   b.output(r.ratio, 'ratio', DataType.FLOAT, [B]);
   b.output(r.approxKl, 'approx_kl', DataType.FLOAT, []);
   b.output(r.clipFrac, 'clipfrac', DataType.FLOAT, []);
   return model;
+}
+
+/**
+ * Appends a second copy of every node of `model` (its values renamed with `suffix`; initializers and graph inputs
+ * shared); returns the renaming, which also names the copy's versions of values no node produces (its inputs to feed).
+ */
+function duplicateNodes(model: Model, suffix: string): (value: string) => string {
+  const g = model.graph;
+  const shared = new Set([...g.initializers.keys(), ...g.inputs.map((v) => v.name)]);
+  const rename = (v: string) => (!v || shared.has(v) ? v : `${v}${suffix}`);
+  const copies = g.nodes.map((nd) => {
+    if (Object.values(nd.attrs).some((a) => a.type === 'graph')) throw new Error(`cannot run the UNet twice in one training graph: node ${nd.name || nd.opType} has a subgraph`);
+    return { ...nd, name: `${nd.name}${suffix}`, inputs: nd.inputs.map(rename), outputs: nd.outputs.map(rename), attrs: { ...nd.attrs } };
+  });
+  g.nodes.push(...copies);
+  return rename;
 }
 
 /** Static shapes of the DDPO objective's batch inputs for B samples (timestep [] for scalar-timestep UNets). */

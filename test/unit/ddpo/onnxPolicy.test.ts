@@ -105,7 +105,7 @@ test('with fused attention in its sampling graph (what GPU providers get) the po
 });
 
 // The loop's evaluation pass samples one prompt per call (UNet batch 2) with a graph specialised to sample_batch_size
-// prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with zero rows.
+// prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with copies of its first row.
 test('a sampling graph specialised to sample_batch_size prompts also samples one prompt, as the unfused sampler does', { skip: SKIP_NO_FIXTURES }, async () => {
   const one = (p: Policy) => p.sample({ prompts: ['a cat'], negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
   const maxRelDiff = (a: Float32Array, b: Float32Array) => {
