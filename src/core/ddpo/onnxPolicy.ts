@@ -1,5 +1,5 @@
 /** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
-import { timestepsPerRun, type DdpoConfig } from './config';
+import type { DdpoConfig } from './config';
 import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
 import { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
@@ -8,13 +8,11 @@ import { predictInChunks } from '../diffusion/fastUnet';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
-import { releaseWeights, type Model } from '../onnx/ir';
+import { releaseWeights } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
-import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective } from '../train/objective';
-import { runDdpoBatch, type DdpoBatch, type DdpoRunShapes } from '../train/ddpoBatch';
-import { unetRoles, unetStatics } from '../diffusion/unetRoles';
+import { runDdpoBatch, type DdpoBatch } from '../train/ddpoBatch';
+import { unetRoles } from '../diffusion/unetRoles';
 import { TrainingSession } from '../train/session';
-import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
 import { createSession, type FeedValue } from '../runtime/ortRun';
@@ -22,7 +20,8 @@ import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
 import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
-import { checkMemory, estimateDdpoMemory } from './memory';
+import { checkMemory } from './memory';
+import { ddpoRunShapes, ddpoTrainingOptions, pipelineShapeSource, type DdpoRunShapesOf } from './trainingGraph';
 
 /** How {@link createOnnxPolicy} builds its sessions. */
 export interface OnnxPolicyOptions {
@@ -36,15 +35,11 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: On
   return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
 }
 
-// The shapes of one training-graph run (B items: train_batch_size samples at train_timesteps_per_run of their timesteps
-// each, or what the export's static batch or scalar timestep allows, a request then running in chunks of B).
-interface RunShapes extends DdpoRunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; emb: number[] }
-
 // What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
 interface PolicyGraphs {
   pipe: StableDiffusionPipeline;
   roles: ReturnType<typeof unetRoles>;
-  shapes: RunShapes;
+  shapes: DdpoRunShapesOf;
   session: TrainingSession;
   sampling: ReturnType<typeof buildSamplingGraph>;
   samplingSession: Awaited<ReturnType<typeof createSession>>;
@@ -58,18 +53,14 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  const shapes = await runShapes(pipe, forward, c, opts.onLog);
+  const shapes = await ddpoRunShapes(pipelineShapeSource(pipe), forward, c, opts.onLog);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
-    lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
-    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }, shapes.unetCalls),
-    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.scalarTimestep),
-    beforeBuild: (fwd, inputShapes) => {
-      const est = estimateDdpoMemory(fwd, inputShapes, c);
+    ...ddpoTrainingOptions(c, shapes, fp16, (est) => {
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
       checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
-    },
+    }),
+    threads: opts.threads, providers: opts.providers,
   });
   // Fused attention pays on GPU providers and measures even on the CPU (docs/performance.md), so the CPU
   // keeps the standard-op graph the training graph also uses.
@@ -80,29 +71,6 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   // both sessions hold their own copy of the weights, so the graphs keep only their I/O metadata (freeing 3.4 GB for SD 1.5)
   for (const m of new Set([forward, sampling.model, session.model])) releaseWeights(m);
   return { pipe, roles, shapes, session, sampling, samplingSession };
-}
-
-// One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each, or fewer where the
-// export's static batch or scalar timestep says so; the latent size and text length must be the ones the export fixes.
-async function runShapes(pipe: StableDiffusionPipeline, forward: Model, c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
-  const K = timestepsPerRun(c), wanted = c.train_batch_size * K;
-  const st = unetStatics(unetRoles(forward));
-  const C = pipe.latentChannels;
-  const h = c.latent_size || pipe.defaultLatentSize, w = st.width ?? h;
-  if (st.height !== undefined && h !== st.height) {
-    throw new Error(`${pipe.folder.unet} is exported for ${st.height}x${st.width ?? st.height} latents only, but latent_size is ${h}; set "latent_size": ${st.height} (or 0) in ddpo.json, or re-export the UNet with dynamic height and width`);
-  }
-  const probe = await pipe.encodePrompts(['']);
-  if (st.sequence !== undefined && probe.sequence !== st.sequence) {
-    throw new Error(`${pipe.folder.unet} takes text embeddings of ${st.sequence} tokens, but the tokenizer and text encoder give ${probe.sequence}; use the text encoder and tokenizer the UNet was exported with`);
-  }
-  const layout = ddpoGraphLayout(forward, wanted);
-  if (layout.samples !== wanted) {
-    const why = st.batch !== undefined ? `the UNet is exported for a fixed batch of ${st.batch}` : 'the UNet takes one scalar timestep for its whole batch';
-    onLog?.(`training graph takes ${layout.samples} item(s) per run (${why}); ${wanted} items (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K}) run in chunks, gradients summed`);
-  } else if (K > 1) onLog?.(`training graph takes ${wanted} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
-  const B = layout.samples;
-  return { ...layout, B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], emb: [B, probe.sequence, probe.dim], latent: [C, h, w], embeds: [probe.sequence, probe.dim] };
 }
 
 // TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32

@@ -90,7 +90,7 @@ function loopThrough(graph: Map<string, string[]>, members: Set<string>): string
  */
 const CORE_FLOORS = [
   'random.ts', 'fsutil.ts', 'safetensors.ts', 'image', 'onnx', 'autodiff', 'graphs', 'runtime', 'models',
-  'diffusion', 'train', 'reward', 'tiny', 'experiment', 'ddpo', 'studio', 'demo', 'bench',
+  'diffusion', 'train', 'reward', 'tiny', 'experiment', 'ddpo', 'doctor', 'studio', 'demo', 'bench',
 ];
 
 /** The floor a src/core file stands on: its folder under src/core, or its own name when it lies in src/core itself. */
