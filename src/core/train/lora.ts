@@ -88,8 +88,8 @@ export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsO
     const t = byModule.get(module);
     if (!t) throw new Error(`LoRA module ${module} matches no layer of the model; was the LoRA trained for this UNet?`);
     checkShapes(module, mod, t, weights.rank);
-    const k = model.graph.nodes.indexOf(t.node);
-    const node = out.graph.nodes[k];
+    // the node that reads the weight itself (the layer, or a Transpose/Identity before it), in the copy
+    const reader = out.graph.nodes[model.graph.nodes.indexOf(t.weightSlot.node)];
     const W = Float32Array.from(t.weight.data as Float32Array);
     const { inFeatures: nin, outFeatures: nout } = t;
     const r = weights.rank;
@@ -102,8 +102,8 @@ export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsO
     }
     const name = namer.uniq(`${module}.merged_weight`);
     out.graph.initializers.set(name, { ...t.weight, name, data: W });
-    const old = node.inputs[1];
-    node.inputs[1] = name;
+    const old = reader.inputs[t.weightSlot.input];
+    reader.inputs[t.weightSlot.input] = name;
     if (!out.graph.nodes.some((n) => n.inputs.includes(old))) out.graph.initializers.delete(old);
   }
   return out;

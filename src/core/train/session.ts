@@ -11,6 +11,7 @@ import { FeedValue, createSession, runModel } from '../runtime/ortRun';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import { toFloat16 } from '../onnx/fp16';
 import { LossScaler } from './lossScale';
+import { standardUnet } from './standardForm';
 
 /** How to build a {@link TrainingSession}. */
 export interface TrainingSessionOptions {
@@ -85,11 +86,11 @@ export interface TrainingGraph {
 }
 
 /**
- * Injects LoRA, appends the objective, specializes shapes and builds the gradient graph (in float16 when asked); no
+ * Brings the export to its standard form (train/standardForm.ts), injects LoRA, appends the objective, specializes shapes and builds the gradient graph (in float16 when asked); no
  * session is opened, so a dry run shows whether training can work (every op differentiable, every shape known).
  */
 export function buildTrainingGraph(forward: Model, opts: TrainingSessionOptions): TrainingGraph {
-  const injected: InjectedLora = injectLora(forward, opts.lora);
+  const injected: InjectedLora = injectLora(standardUnet(forward).model, opts.lora);
   const withLoss = opts.objective(injected.model);
   if (!withLoss.graph.outputs.some((o) => o.name === 'loss')) throw new Error('the training objective has no output named "loss"');
   const lora = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);

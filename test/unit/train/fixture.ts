@@ -40,9 +40,10 @@ export function withStaticShapes(model: Model, dims: { batch: number; height?: n
 
 /**
  * A temp model folder that is the reference fixture but for `unet` (and, when given, the scheduler config): every other
- * file linked, so oracles and conformance read the same data. Removed at process exit.
+ * file linked, so oracles and conformance read the same data; its weights in `model.onnx_data` with `externalData`.
+ * Removed at process exit.
  */
-export function variantFolder(unet: Model, opts: { scheduler?: Record<string, unknown> } = {}): string {
+export function variantFolder(unet: Model, opts: { scheduler?: Record<string, unknown>; externalData?: boolean } = {}): string {
   const dir = fs.mkdtempSync(join(os.tmpdir(), 'ddpo-variant-'));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   for (const entry of fs.readdirSync(REFERENCE_SD)) {
@@ -51,7 +52,7 @@ export function variantFolder(unet: Model, opts: { scheduler?: Record<string, un
   }
   fs.mkdirSync(join(dir, 'unet'));
   for (const f of fs.readdirSync(join(REFERENCE_SD, 'unet'))) if (f !== 'model.onnx') fs.symlinkSync(join(REFERENCE_SD, 'unet', f), join(dir, 'unet', f));
-  saveModel(unet, join(dir, 'unet/model.onnx'));
+  saveModel(unet, join(dir, 'unet/model.onnx'), opts.externalData ? { externalData: 'model.onnx_data' } : {});
   if (opts.scheduler) {
     fs.mkdirSync(join(dir, 'scheduler'));
     fs.writeFileSync(join(dir, 'scheduler/scheduler_config.json'), JSON.stringify(opts.scheduler));
