@@ -6,6 +6,9 @@ import { IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../ru
 import type { ExecutionProvider } from '../runtime/providers';
 import { unetStatics } from './unetRoles';
 import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
+import { missingKernel } from '../runtime/ortLoadError';
+import { openModel, type OpenedModel } from '../runtime/ortRun';
+import { loadModel } from '../onnx/proto';
 import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Options for {@link StableDiffusionPipeline.load}. */
@@ -55,15 +58,24 @@ export class StableDiffusionPipeline {
   /** See {@link PipelineOptions.onWarning}. */
   onWarning?: (message: string) => void;
   private readonly warnedPrompts = new Set<string>();
+  private unetModel: OrtModel;
+  // opens the UNet again with its fused com.microsoft ops lowered, for a kernel that fails only when it runs
+  private reopenLowered?: () => Promise<OrtModel>;
+
+  /** The UNet's session and metadata. */
+  get unet(): OrtModel {
+    return this.unetModel;
+  }
 
   private constructor(
     readonly folder: ModelFolder,
     readonly tokenizer: ClipTokenizer,
     readonly schedule: DdimSchedule,
     readonly textEncoder: OrtModel,
-    readonly unet: OrtModel,
+    unet: OrtModel,
     readonly vaeDecoder: OrtModel,
   ) {
+    this.unetModel = unet;
     const rank = (n: number) => (s: IoSpec) => s.shape.length === n;
     this.unetSample = unet.input(['sample'], rank(4));
     this.unetTimestep = unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
@@ -87,12 +99,16 @@ export class StableDiffusionPipeline {
     const schedule = makeDdimSchedule(parseDdimConfig(folder.schedulerConfig, `${folder.dir}/scheduler/scheduler_config.json`));
     const ep = opts.ep ?? 'cpu';
     const pv = opts.providers;
-    const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => (pv ? OrtModel.open(file, pv, extra) : OrtModel.load(file, ep, extra));
+    const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => openModelFile(file, pv ?? { candidates: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'] }, extra, !pv);
     const [te, unet, vae] = await Promise.all([open(folder.textEncoder), open(folder.unet, opts.unetOptions), open(folder.vaeDecoder)]);
     const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
+    pipe.reopenLowered = async () => wrapLowered(folder.unet, await openModel(loadModel(folder.unet), { providers: pv ?? { candidates: [unet.ep] }, extra: opts.unetOptions, name: folder.unet, lowerFused: true }));
     // The DDIM step graph follows the UNet, whose output it takes.
     pipe.ep = unet.ep;
     pipe.onWarning = opts.onWarning;
+    for (const m of [te, unet, vae]) {
+      if (m.loweredOps) opts.onWarning?.(`${m.path} uses ${m.loweredOps.join(', ')} (onnxruntime's fused operators), which ${m.ep} has no kernel for; it runs them as standard ONNX operators (slower than on the provider it was optimised for)`);
+    }
     return pipe;
   }
 
@@ -184,7 +200,7 @@ export class StableDiffusionPipeline {
     const chunks = planRowChunks(new Array(batch).fill(t), { fixed: st.batch });
     return mapRowChunks(batch, per, chunks, async (ch) => {
       const n = ch.size;
-      const out = await this.unet.run({
+      const out = await this.runUnet({
         [this.unetSample.name]: tensorFor(this.unetSample, gatherRows(sample, per, ch), [n, c, height, width]),
         [this.unetTimestep.name]: st.scalarTimestep ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]),
         [this.unetContext.name]: tensorFor(this.unetContext, gatherRows(context.data, ctxPer, ch), [n, context.sequence, context.dim]),
@@ -192,6 +208,24 @@ export class StableDiffusionPipeline {
       // an output kept in a GPU buffer (unetOptions.preferredOutputLocation) is downloaded here
       return readFloat32(out[this.unetOutput.name]);
     });
+  }
+
+  /**
+   * Runs the exported UNet. A fused com.microsoft kernel that turns out not to run on this provider (onnxruntime's CPU
+   * MultiHeadAttention takes no packed k/v) is replaced once by the standard operators it lowers to, and the run repeated.
+   */
+  async runUnet(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    try {
+      return await this.unet.run(feeds);
+    } catch (e) {
+      const op = /running (\w+) node[\s\S]*not implemented/i.exec((e as Error).message)?.[1];
+      if (!op || !this.reopenLowered || this.unet.loweredOps) throw e;
+      const lowered = await this.reopenLowered();
+      await this.unetModel.release();
+      this.unetModel = lowered;
+      this.onWarning?.(`${lowered.path}: ${op} does not run on ${lowered.ep} as exported; it runs as standard ONNX operators (slower than on the provider it was optimised for)`);
+      return this.unet.run(feeds);
+    }
   }
 
   /** VAE-decodes latents `[batch, C, h, w]` (divided by the scaling factor first) -> images `[batch, 3, 8h, 8w]` in about [-1, 1]. */
@@ -228,6 +262,26 @@ export class StableDiffusionPipeline {
     await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
       ...aux.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined))]);
   }
+}
+
+/**
+ * Opens an ONNX file on `providers`; a model whose fused com.microsoft ops the provider has no kernel for (an export
+ * optimised for CUDA, opened on the CPU) is read and opened with them lowered to standard operators instead.
+ * `asked`: the provider list was built from one `ep` (OrtModel.load's error wording).
+ */
+async function openModelFile(file: string, providers: SessionProviders, extra: ort.InferenceSession.SessionOptions | undefined, asked: boolean): Promise<OrtModel> {
+  try {
+    return asked ? await OrtModel.load(file, providers.candidates[0], extra) : await OrtModel.open(file, providers, extra);
+  } catch (e) {
+    if (!missingKernel((e as Error).message)) throw e;
+    const opened = await openModel(loadModel(file), { providers, extra, name: file });
+    if (!opened.loweredOps) { await opened.session.release(); throw e; }
+    return wrapLowered(file, opened);
+  }
+}
+
+function wrapLowered(file: string, opened: OpenedModel): OrtModel {
+  return OrtModel.wrap(opened.session, file, opened.ep, opened.loweredOps ?? []);
 }
 
 /** Concatenates float arrays. */

@@ -59,7 +59,7 @@ export async function sampleDdimGraph(pipe: StableDiffusionPipeline, req: Sample
       req.signal?.throwIfAborted();
       const t = timesteps[i];
       const ts = pipe.unetTimestep.shape.length === 0 ? tensorFor(pipe.unetTimestep, [t], []) : tensorFor(pipe.unetTimestep, new Array(M * K).fill(t), [M * K]);
-      const out = (await pipe.unet.run({ [pipe.unetSample.name]: unetIn, [pipe.unetTimestep.name]: ts, [pipe.unetContext.name]: ctx }))[pipe.unetOutput.name];
+      const out = (await pipe.runUnet({ [pipe.unetSample.name]: unetIn, [pipe.unetTimestep.name]: ts, [pipe.unetContext.name]: ctx }))[pipe.unetOutput.name];
       const c = ddimCoefficients(pipe.schedule, t, req.steps, req.eta);
       const noise = c.stdDevT === 0 ? zeros : draw(req.noise?.[i], `noise[${i}]`);
       const r = await session.run({

@@ -79,10 +79,10 @@ export function precisionOf(model: Model): string {
 
 /** The LoRA target layers grouped by UNet block, with how they were found and the names they get. */
 export function describeLoraTargets(model: Model, targets?: string[]): { value: string; targets: LoraTarget[]; detection: 'scope' | 'structure' } {
-  let detection: 'scope' | 'structure' = 'scope';
-  let found: LoraTarget[];
-  try { found = findLoraTargets(model, { targets, detection: 'scope' }); } catch { found = []; }
-  if (!found.length) { detection = 'structure'; found = findLoraTargets(model, { targets, detection: 'structure' }); }
+  const found = findLoraTargets(model, { targets });
+  let byScope: LoraTarget[] = [];
+  try { byScope = findLoraTargets(model, { targets, detection: 'scope' }); } catch { /* no names: found by structure */ }
+  const detection = byScope.length === found.length ? 'scope' : 'structure';
   const blocks = new Map<string, number>();
   for (const t of found) { const b = blockOf(t.module); blocks.set(b, (blocks.get(b) ?? 0) + 1); }
   const first = found[0].module;

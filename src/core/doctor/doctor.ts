@@ -13,6 +13,7 @@ import { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { loadClipTokenizer } from '../diffusion/tokenizer';
 import { buildTrainingGraph } from '../train/session';
+import { standardUnet } from '../train/standardForm';
 import { parseDdpoConfig, type DdpoConfig } from '../ddpo/config';
 import { availableMemory, checkMemory, type MemoryEstimate } from '../ddpo/memory';
 import { ddpoRunShapes, ddpoTrainingOptions, pipelineShapeSource, type RunShapeSource } from '../ddpo/trainingGraph';
@@ -59,6 +60,7 @@ const FIX = {
   roles: 'export the UNet with inputs sample [batch,4,h,w], timestep ([batch] or a scalar) and encoder_hidden_states [batch,seq,dim]',
   sample: 'the message names the file and the node; re-export the model without that operator (optimum-cli export onnx), or run on the execution provider it was optimised for',
   train: 'training differentiates the UNet itself; re-export it with standard ONNX operators (optimum-cli export onnx, no --optimize), and keep the optimised export for generation',
+  lowered: 'nothing, to run here; for speed run on the execution provider the export was optimised for (--ep cuda), or use the unoptimised export',
   memory: 'lower train_batch_size, sample_batch_size or latent_size in ddpo.json, or use a machine with more memory',
 };
 
@@ -80,14 +82,16 @@ async function attemptAsync<T>(report: ModelReport, area: ModelFinding['area'], 
 
 function describe(report: ModelReport, model: Model, scheduler: DdimConfig | undefined, c: DdpoConfig | undefined): Fact[] {
   const fused = fusedOps(model);
+  // what training sees: the export lowered to standard operators, in float32
+  const std = attempt(report, 'train', FIX.train, () => standardUnet(model));
   const facts: Fact[] = [
     { label: 'model', value: `${unetFamily(model, scheduler?.predictionType)}; prediction ${scheduler?.predictionType ?? '?'}, timestep spacing ${scheduler?.timestepSpacing ?? '?'}` },
     { label: 'exporter', value: exporterOf(model) },
     { label: 'shapes', value: fixedShapes(model) },
-    { label: 'fused ops', value: fused.size ? [...fused].map(([op, k]) => `${op} ×${k}`).join(', ') : 'none (standard ONNX operators only)' },
+    { label: 'fused ops', value: fused.size ? `${[...fused].map(([op, k]) => `${op} ×${k}`).join(', ')}${std ? '; training lowers them to standard operators' : ''}` : 'none (standard ONNX operators only)' },
     { label: 'precision', value: precisionOf(model) },
   ];
-  const lora = attempt(report, 'train', 'set lora_target_modules in ddpo.json to layers the model has, or re-export it with module names kept', () => describeLoraTargets(model, c?.lora_target_modules));
+  const lora = std && attempt(report, 'train', 'set lora_target_modules in ddpo.json to layers the model has, or re-export it with module names kept', () => describeLoraTargets(std.model, c?.lora_target_modules));
   if (lora) facts.push({ label: 'LoRA', value: lora.value });
   return facts;
 }
@@ -96,7 +100,7 @@ function describe(report: ModelReport, model: Model, scheduler: DdimConfig | und
 async function checkSampling(report: ModelReport, folder: ModelFolder, model: Model): Promise<boolean> {
   const st = unetStatics(unetRoles(model));
   const ok = await attemptAsync(report, 'sample', sampleFix, async () => {
-    const pipe = await StableDiffusionPipeline.load(folder.dir);
+    const pipe = await StableDiffusionPipeline.load(folder.dir, { onWarning: (message) => report.findings.push({ area: 'sample', level: 'warning', message, fix: FIX.lowered }) });
     try {
       const h = st.height ?? 8, w = st.width ?? h;
       const r = await sampleDdim(pipe, { prompt: 'a photo of a cat', count: 1, seed: 0, steps: 1, guidance: 5, eta: 1, latentHeight: h, latentWidth: w });

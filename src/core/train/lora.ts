@@ -4,6 +4,7 @@ import { A, GraphBuilder } from '../onnx/builder';
 import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
 import { LoraModule, LoraWeights, loraScale, peftKey, targetSuffix } from './loraFile';
 import { mulberry32 } from '../random';
+import { standardUnet } from './standardForm';
 
 /** Rank, alpha and which layers to adapt. */
 export interface LoraConfig extends FindTargetsOptions {
@@ -77,8 +78,12 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
   return { model: out, adapters, rank: cfg.rank, alpha: cfg.alpha };
 }
 
-/** Returns a copy of `model` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB). */
-export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
+/**
+ * Returns a copy of `exported` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB),
+ * in the standard form training used (train/standardForm.ts: fused ops lowered, float16 widened), where the layers are.
+ */
+export function mergeLora(exported: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
+  const model = standardUnet(exported).model;
   const targets = findLoraTargets(model, { ...opts, targets: opts.targets ?? [...new Set([...weights.modules.keys()].map(targetSuffix))] });
   const out = cloneModel(model);
   const byModule = new Map<string, LoraTarget>(targets.map((t) => [t.module, t]));

@@ -29,7 +29,8 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
   const index = new GraphIndex(model.graph);
   let found: LoraTarget[] = [];
   if (detection !== 'structure') found = targetsByScope(index, targets);
-  if (!found.length && detection !== 'scope') found = targetsByStructure(index, targets);
+  if (detection === 'structure') found = targetsByStructure(index, targets);
+  else if (detection === 'auto') found = moreOf(found, index, targets);
   if (!found.length) {
     throw new Error(`no LoRA target layers (${targets.join(', ')}) found in the ONNX graph ${model.graph.name || ''} (detection: ${detection}): ` +
       `${whatIsThereInstead(index, targets)}. LoRA needs MatMul or Gemm linear layers with a constant 2-D weight: ${REEXPORT_LINEAR}`);
@@ -40,6 +41,14 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
     seen.add(t.module);
   }
   return found.sort((a, b) => index.position.get(a.node)! - index.position.get(b.node)!);
+}
+
+// Names can cover part of a graph only (a fused export whose split-out projections carry no module scope): then the
+// structure, which sees every attention, finds more layers and its names are taken.
+function moreOf(byScope: LoraTarget[], index: GraphIndex, targets: string[]): LoraTarget[] {
+  let byStructure: LoraTarget[] = [];
+  try { byStructure = targetsByStructure(index, targets); } catch (e) { if (!byScope.length) throw e; }
+  return byStructure.length > byScope.length ? byStructure : byScope;
 }
 
 const REEXPORT_LINEAR = 're-export the UNet from diffusers with optimum-cli export onnx (or torch.onnx.export), which keeps nn.Linear as MatMul/Gemm and the module names in the node names';
