@@ -56,7 +56,7 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const shapes = await ddpoRunShapes(pipelineShapeSource(pipe), forward, c, opts.onLog);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
-    ...ddpoTrainingOptions(c, shapes, fp16, (est) => {
+    ...ddpoTrainingOptions(c, shapes, pipe.schedule.config, fp16, (est) => {
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
       checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
     }),
@@ -114,7 +114,8 @@ class OnnxPolicy implements Policy {
       images: toRgbImages(img.data, K, img.height, img.width),
       timesteps: r.timesteps,
       latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
-      logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
+      // a deterministic step (σ = 0: linspace spacing's last, to t = 0) has probability 1, as the training graph scores it
+      logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp, i) => (ddimCoefficients(pipe.schedule, r.timesteps[i], req.numSteps, req.eta).stdDevT === 0 ? 0 : lp[k]))),
     };
   }
 

@@ -2,9 +2,10 @@
 import type { Model } from '../onnx/ir';
 import type { StableDiffusionPipeline } from '../diffusion/pipeline';
 import { unetRoles, unetStatics } from '../diffusion/unetRoles';
-import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective } from '../train/objective';
+import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective, ppoConfig } from '../train/objective';
 import type { DdpoRunShapes } from '../train/ddpoBatch';
 import { isDdpoLossNode } from '../train/losses';
+import type { DdimConfig } from '../diffusion/ddim';
 import type { TrainingSessionOptions } from '../train/session';
 import { timestepsPerRun, type DdpoConfig } from './config';
 import { estimateDdpoMemory, type MemoryEstimate } from './memory';
@@ -59,14 +60,15 @@ export async function ddpoRunShapes(src: RunShapeSource, forward: Model, c: Ddpo
 }
 
 /**
- * The TrainingSession options of a DDPO run on `shapes` (LoRA from the config, the PPO objective, float16 when asked
+ * The TrainingSession options of a DDPO run on `shapes` (LoRA from the config, the PPO objective with the scheduler's
+ * prediction type and x̂₀ clipping, float16 when asked
  * with the loss kept float32); `onEstimate` sees the memory estimate before anything heavy is built, and may throw.
  */
-export function ddpoTrainingOptions(c: DdpoConfig, shapes: DdpoRunShapesOf, fp16: boolean, onEstimate: (est: MemoryEstimate) => void): TrainingSessionOptions {
+export function ddpoTrainingOptions(c: DdpoConfig, shapes: DdpoRunShapesOf, scheduler: DdimConfig, fp16: boolean, onEstimate: (est: MemoryEstimate) => void): TrainingSessionOptions {
   return {
     lora: { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules }, seed: c.seed,
     precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }, shapes.unetCalls),
+    objective: (m) => ddpoObjective(m, ppoConfig(c.train_adv_clip_max, scheduler), shapes.unetCalls),
     inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.scalarTimestep),
     beforeBuild: (fwd, inputShapes) => onEstimate(estimateDdpoMemory(fwd, inputShapes, c)),
   };

@@ -123,7 +123,7 @@ async function checkTraining(report: ModelReport, folder: ModelFolder, model: Mo
   let estimate: MemoryEstimate | undefined;
   const built = await attemptAsync(report, 'train', trainFix, async () => {
     const shapes = await ddpoRunShapes(await shapeSource(folder, model), model, c);
-    buildTrainingGraph(model, ddpoTrainingOptions(c, shapes, false, (e) => { estimate = e; }));
+    buildTrainingGraph(model, ddpoTrainingOptions(c, shapes, parseDdimConfig(folder.schedulerConfig), false, (e) => { estimate = e; }));
     return shapes;
   });
   if (!built || !estimate) return false;

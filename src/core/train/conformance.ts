@@ -8,7 +8,7 @@ import { ConformanceResult, checkSampler, checkTextEncoder, checkTokenizer, chec
 import { ddimCoefficients, makeDdimSchedule, parseDdimConfig } from '../diffusion/ddim';
 import { DEFAULT_LORA_TARGETS } from './loraTargets';
 import { LoraWeights, readLora } from './loraFile';
-import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective } from './objective';
+import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective, ppoConfig } from './objective';
 import { runDdpoBatch } from './ddpoBatch';
 import { unetRoles, unetStatics } from '../diffusion/unetRoles';
 import { predictInChunks, unetFeeds } from '../diffusion/fastUnet';
@@ -151,7 +151,7 @@ export async function checkUnetDdpo(dir: string, model = loadModel(join(dir, 'un
   const S = layout.samples;
   const session = await TrainingSession.create(model, {
     lora: { rank: weights.rank, alpha: weights.alpha, targets },
-    objective: (m) => ddpoObjective(m, { advClipMax: cfg.adv_clip_max ?? 5 }, layout.unetCalls),
+    objective: (m) => ddpoObjective(m, ppoConfig(cfg.adv_clip_max ?? 5, schedule.config), layout.unetCalls),
     // Every input's full shape: the UNet inside runs on 2B, so its own `batch` symbol must not size these.
     inputShapes: ddpoInputShapes([S, ...latents.dims.slice(1)], [S, ...cond.dims.slice(1)], layout.scalarTimestep),
     weights,

@@ -1,7 +1,7 @@
 /** Wraps a UNet graph with a training objective: the DDPO policy-gradient step, or a dot-product (VJP) loss. */
 import { GraphBuilder } from '../onnx/builder';
 import { DataType, Dim, Model, cloneModel, onnxOpset } from '../onnx/ir';
-import { DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
+import { DdimConfig, DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
 import { unetRoles, unetStatics, type UnetRoles } from '../diffusion/unetRoles';
 import { PpoConfig, appendDdpoLoss, appendDotLoss } from './losses';
 import { FeedValue } from '../runtime/ortRun';
@@ -117,6 +117,11 @@ function duplicateNodes(model: Model, suffix: string): (value: string) => string
   });
   g.nodes.push(...copies);
   return rename;
+}
+
+/** The DDPO objective's constants: the advantage clip, and how the scheduler steps (what the sampler did). */
+export function ppoConfig(advClipMax: number, scheduler: DdimConfig): PpoConfig {
+  return { advClipMax, predictionType: scheduler.predictionType, clipSampleRange: scheduler.clipSample ? scheduler.clipSampleRange : undefined };
 }
 
 /** Static shapes of the DDPO objective's batch inputs for B samples (timestep [] for scalar-timestep UNets). */
