@@ -1,7 +1,7 @@
 /** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
 import type { DdpoConfig } from './config';
 import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
-import { StableDiffusionPipeline } from '../diffusion/pipeline';
+import { StableDiffusionPipeline, type Embeddings } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { unetRows } from '../diffusion/sampleRequest';
 import { predictInChunks } from '../diffusion/fastUnet';
@@ -11,7 +11,7 @@ import { loadModel } from '../onnx/proto';
 import { releaseWeights } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
 import { runDdpoBatch, type DdpoBatch } from '../train/ddpoBatch';
-import { unetRoles } from '../diffusion/unetRoles';
+import { sdxlTimeIds, unetRoles } from '../diffusion/unetRoles';
 import { TrainingSession } from '../train/session';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
@@ -93,7 +93,7 @@ class OnnxPolicy implements Policy {
   private readonly optConfig: ConstructorParameters<typeof AdamW>[0];
   private opt: AdamW;
   private readonly grads: Map<string, Float32Array>;
-  private readonly embCache = new Map<string, Float32Array>();
+  private readonly embCache = new Map<string, Promise<Embeddings>>();
 
   constructor(private readonly g: PolicyGraphs, c: DdpoConfig) {
     this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
@@ -162,7 +162,8 @@ class OnnxPolicy implements Policy {
     const w = this.g.session.weights;
     // a copy: training goes on updating the session's arrays in place
     const modules = new Map([...w.modules].map(([m, mod]) => [m, { ...mod, A: Float32Array.from(mod.A), B: Float32Array.from(mod.B) }]));
-    return { rank: w.rank, alpha: w.alpha, modules };
+    // SDXL LoRAs go to kohya files under the SGM UNet's module names, as the tools that load them expect
+    return { rank: w.rank, alpha: w.alpha, modules, kohyaNaming: this.g.roles.added ? 'sgm' : 'diffusers' };
   }
 
   async release() {
@@ -176,19 +177,27 @@ class OnnxPolicy implements Policy {
     return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, this.samplingLora);
   }
 
-  private async embed(p: string): Promise<Float32Array> {
-    let e = this.embCache.get(p);
-    if (!e) { e = (await this.g.pipe.encodePrompts([p])).data; this.embCache.set(p, e); }
+  // one prompt's embeddings, encoded once (a negative prompt as the sampler encodes it: SDXL zeros an empty one)
+  private embed(p: string, negative = false): Promise<Embeddings> {
+    const key = `${negative ? 'negative' : 'prompt'}:${p}`;
+    let e = this.embCache.get(key);
+    if (!e) { e = this.g.pipe.encodePrompts([p], { negative }); this.embCache.set(key, e); }
     return e;
   }
 
   // a batch of transitions as the training graph takes them
   private async trainBatch(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<DdpoBatch> {
     const co = req.timesteps.map((t) => ddimCoefficients(this.g.pipe.schedule, t, req.numSteps, req.eta));
+    const uncond = await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt, true)));
+    const cond = await Promise.all(req.prompts.map((p) => this.embed(p)));
+    const { h, w } = this.g.shapes;
     return {
       latents: cat(req.latents), nextLatents: cat(req.nextLatents), timesteps: req.timesteps,
-      uncondEmbeds: cat(await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt)))),
-      condEmbeds: cat(await Promise.all(req.prompts.map((p) => this.embed(p)))),
+      uncondEmbeds: cat(uncond.map((e) => e.data)), condEmbeds: cat(cond.map((e) => e.data)),
+      added: this.g.shapes.pooled ? {
+        uncondPooled: cat(uncond.map((e) => e.pooled!)), condPooled: cat(cond.map((e) => e.pooled!)),
+        timeIds: req.prompts.flatMap(() => sdxlTimeIds(h, w)),
+      } : undefined,
       oldLogProbs, advantages, alphaProdT: co.map((x) => x.alphaProdT), alphaProdTPrev: co.map((x) => x.alphaProdTPrev),
       eta: req.eta,
       // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.

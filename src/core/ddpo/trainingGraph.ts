@@ -25,8 +25,8 @@ export interface RunShapeSource {
   unetPath: string;
   latentChannels: number;
   defaultLatentSize: number;
-  /** Text length and width of the embeddings the UNet gets. */
-  textShape(): Promise<{ sequence: number; dim: number }>;
+  /** Text length and width of the embeddings the UNet gets (and SDXL's pooled width). */
+  textShape(): Promise<{ sequence: number; dim: number; pooledDim?: number }>;
 }
 
 /** {@link RunShapeSource} of an open pipeline (the text shape from encoding the empty prompt). */
@@ -56,7 +56,7 @@ export async function ddpoRunShapes(src: RunShapeSource, forward: Model, c: Ddpo
     onLog?.(`training graph takes ${layout.samples} item(s) per run (${why}); ${wanted} items (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K}) run in chunks, gradients summed`);
   } else if (K > 1) onLog?.(`training graph takes ${wanted} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
   const B = layout.samples;
-  return { ...layout, B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], emb: [B, probe.sequence, probe.dim], latent: [C, h, w], embeds: [probe.sequence, probe.dim] };
+  return { ...layout, B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], emb: [B, probe.sequence, probe.dim], latent: [C, h, w], embeds: [probe.sequence, probe.dim], pooled: probe.pooledDim };
 }
 
 /**
@@ -69,7 +69,7 @@ export function ddpoTrainingOptions(c: DdpoConfig, shapes: DdpoRunShapesOf, sche
     lora: { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules }, seed: c.seed,
     precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
     objective: (m) => ddpoObjective(m, ppoConfig(c.train_adv_clip_max, scheduler), shapes.unetCalls),
-    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.scalarTimestep),
+    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.scalarTimestep, shapes.pooled),
     beforeBuild: (fwd, inputShapes) => onEstimate(estimateDdpoMemory(fwd, inputShapes, c)),
   };
 }

@@ -9,9 +9,9 @@ import { releaseWeights, type Model } from '../onnx/ir';
 import { inferenceGraph } from './inferenceGraph';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
-import { unetRoles, unetStatics, type UnetRoles } from './unetRoles';
+import { sdxlTimeIds, unetRoles, unetStatics, type UnetRoles } from './unetRoles';
 import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
-import type { Embeddings, StableDiffusionPipeline, UnetRunner } from './pipeline';
+import { pooledOf, type Embeddings, type StableDiffusionPipeline, type UnetRunner } from './pipeline';
 
 /** How the rebuilt UNet computes. */
 export interface FastUnetOptions {
@@ -90,11 +90,16 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
 /** The feeds of one UNet evaluation of `batch` latents `[batch, C, h, w]` at timestep `t` (one for all rows or one per row; fed scalar or per row, as the graph takes it). */
 export function unetFeeds(roles: UnetRoles, sample: Float32Array, batch: number, h: number, w: number, t: number | ArrayLike<number>, context: Embeddings): Map<string, FeedValue> {
   const ts = typeof t === 'number' ? new Array<number>(batch).fill(t) : t;
-  return new Map<string, FeedValue>([
+  const feeds = new Map<string, FeedValue>([
     [roles.sample.name, { dims: [batch, sample.length / (batch * h * w), h, w], data: sample }],
     [roles.timestep.name, unetStatics(roles).scalarTimestep ? { dims: [], data: [ts[0]] } : { dims: [batch], data: ts }],
     [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
   ]);
+  if (roles.added) {
+    feeds.set(roles.added.textEmbeds.name, { dims: [batch, context.pooledDim ?? 0], data: pooledOf(context, roles.added.textEmbeds.name) });
+    feeds.set(roles.added.timeIds.name, { dims: [batch, 6], data: new Array(batch).fill(sdxlTimeIds(h, w)).flat() });
+  }
+  return feeds;
 }
 
 /**
@@ -109,7 +114,8 @@ export async function predictInChunks(u: UnetSession, sample: Float32Array, batc
   const chunks = planRowChunks(ts, { fixed: u.staticBatch ?? st.batch, sharedKey: st.scalarTimestep });
   const per = sample.length / batch, ctxPer = context.sequence * context.dim;
   return mapRowChunks(batch, per, chunks, async (c) => {
-    const feeds = unetFeeds(roles, gatherRows(sample, per, c), c.size, h, w, gatherRows(ts, 1, c), { ...context, data: gatherRows(context.data, ctxPer, c) });
+    const pooled = context.pooled && { pooled: gatherRows(context.pooled, context.pooledDim!, c) };
+    const feeds = unetFeeds(roles, gatherRows(sample, per, c), c.size, h, w, gatherRows(ts, 1, c), { ...context, data: gatherRows(context.data, ctxPer, c), ...pooled });
     for (const [k, v] of extra ?? []) feeds.set(k, v);
     const res = await runModel(u.session, u.model, feeds, [roles.output.name]);
     return res.get(roles.output.name)!.data;

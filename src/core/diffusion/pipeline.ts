@@ -1,10 +1,13 @@
 import type * as ort from 'onnxruntime-node';
+
+export type { Embeddings } from './textEncoders';
 import { ClipTokenizer, loadClipTokenizer } from './tokenizer';
+import { TextEncoders, concat, type Embeddings } from './textEncoders';
 import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
 import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
 import { IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../runtime/ortModel';
 import type { ExecutionProvider } from '../runtime/providers';
-import { unetStatics } from './unetRoles';
+import { findUnetInputs, sdxlTimeIds, unetStatics } from './unetRoles';
 import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
 import { missingKernel } from '../runtime/ortLoadError';
 import { openModel, type OpenedModel } from '../runtime/ortRun';
@@ -25,14 +28,6 @@ export interface PipelineOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Text embeddings of a batch: `[batch, sequence, dim]` flattened. */
-export interface Embeddings {
-  data: Float32Array;
-  batch: number;
-  sequence: number;
-  dim: number;
-}
-
 /** Runs UNet evaluations in place of the exported UNet's session (e.g. a rebuilt float16 graph with fused attention). */
 export interface UnetRunner {
   /** As {@link StableDiffusionPipeline.predict}; `fallback` runs the exported UNet while its session is still open. */
@@ -46,8 +41,8 @@ export class StableDiffusionPipeline {
   readonly unetTimestep: IoSpec;
   readonly unetContext: IoSpec;
   readonly unetOutput: IoSpec;
-  private readonly textIds: IoSpec;
-  private readonly textOut: IoSpec;
+  /** SDXL's added conditioning inputs (pooled text embedding, size/crop ids), when the UNet takes them. */
+  readonly unetAdded?: { textEmbeds: IoSpec; timeIds: IoSpec };
   private readonly vaeIn: IoSpec;
   private readonly vaeOut: IoSpec;
   private measuredScale?: number;
@@ -57,7 +52,6 @@ export class StableDiffusionPipeline {
   ep: ExecutionProvider = 'cpu';
   /** See {@link PipelineOptions.onWarning}. */
   onWarning?: (message: string) => void;
-  private readonly warnedPrompts = new Set<string>();
   private unetModel: OrtModel;
   // opens the UNet again with its fused com.microsoft ops lowered, for a kernel that fails only when it runs
   private reopenLowered?: () => Promise<OrtModel>;
@@ -69,26 +63,33 @@ export class StableDiffusionPipeline {
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly tokenizer: ClipTokenizer,
     readonly schedule: DdimSchedule,
-    readonly textEncoder: OrtModel,
+    /** The text encoders (one; two for SDXL) and their tokenizers. */
+    readonly text: TextEncoders,
     unet: OrtModel,
     readonly vaeDecoder: OrtModel,
   ) {
     this.unetModel = unet;
     const rank = (n: number) => (s: IoSpec) => s.shape.length === n;
-    this.unetSample = unet.input(['sample'], rank(4));
-    this.unetTimestep = unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
-    this.unetContext = unet.input(['encoder_hidden_states'], rank(3));
+    const found = findUnetInputs(unet.inputs);
+    this.unetSample = found.sample ?? unet.input(['sample'], rank(4));
+    this.unetTimestep = found.timestep ?? unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
+    this.unetContext = found.encoderHiddenStates ?? unet.input(['encoder_hidden_states'], rank(3));
+    this.unetAdded = found.textEmbeds && found.timeIds ? { textEmbeds: found.textEmbeds, timeIds: found.timeIds } : undefined;
     this.unetOutput = unet.output(['out_sample']);
-    this.textIds = textEncoder.input(['input_ids'], rank(2));
-    this.textOut = textEncoder.output(['last_hidden_state']);
     this.vaeIn = vaeDecoder.input(['latent_sample'], rank(4));
     this.vaeOut = vaeDecoder.output(['sample']);
-    const extra = unet.inputs.filter((s) => ![this.unetSample, this.unetTimestep, this.unetContext].includes(s));
+    const known = [this.unetSample, this.unetTimestep, this.unetContext, this.unetAdded?.textEmbeds, this.unetAdded?.timeIds];
+    const extra = unet.inputs.filter((s) => !known.includes(s));
     if (extra.length > 0) {
-      throw new Error(`${unet.path} needs inputs ${extra.map((s) => s.name).join(', ')} (an SDXL-style UNet?); only SD 1.x/2.x UNets are supported`);
+      throw new Error(`${unet.path} needs inputs ${extra.map((s) => s.name).join(', ')}, which a Stable Diffusion pipeline does not feed; ` +
+        'the UNets supported take sample, timestep, encoder_hidden_states and, for SDXL, text_embeds and time_ids');
     }
+  }
+
+  /** The first text encoder's tokenizer. */
+  get tokenizer(): ClipTokenizer {
+    return this.text.tokenizer;
   }
 
   /** Validates the folder (listing every missing file), then opens the three sessions on `ep`. */
@@ -100,13 +101,26 @@ export class StableDiffusionPipeline {
     const ep = opts.ep ?? 'cpu';
     const pv = opts.providers;
     const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => openModelFile(file, pv ?? { candidates: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'] }, extra, !pv);
-    const [te, unet, vae] = await Promise.all([open(folder.textEncoder), open(folder.unet, opts.unetOptions), open(folder.vaeDecoder)]);
-    const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
+    const [te, te2, unet, vae] = await Promise.all([
+      open(folder.textEncoder), folder.textEncoder2 ? open(folder.textEncoder2) : undefined, open(folder.unet, opts.unetOptions), open(folder.vaeDecoder),
+    ]);
+    const sdxl = !!findUnetInputs(unet.inputs).timeIds;
+    const encoders = [{ model: te, tokenizer }, ...(te2 ? [{ model: te2, tokenizer: folder.tokenizer2Dir ? loadClipTokenizer(folder.tokenizer2Dir) : tokenizer }] : [])];
+    let text: TextEncoders;
+    try {
+      text = new TextEncoders(sdxl ? encoders : encoders.slice(0, 1), { sdxl, forceZerosForEmptyPrompt: folder.forceZerosForEmptyPrompt, onWarning: (m) => opts.onWarning?.(m) });
+    } catch (e) {
+      await Promise.all([te, te2, unet, vae].map((m) => m?.release()));
+      throw e;
+    }
+    if (!sdxl) await te2?.release();
+    const pipe = new StableDiffusionPipeline(folder, schedule, text, unet, vae);
     pipe.reopenLowered = async () => wrapLowered(folder.unet, await openModel(loadModel(folder.unet), { providers: pv ?? { candidates: [unet.ep] }, extra: opts.unetOptions, name: folder.unet, lowerFused: true }));
     // The DDIM step graph follows the UNet, whose output it takes.
     pipe.ep = unet.ep;
     pipe.onWarning = opts.onWarning;
-    for (const m of [te, unet, vae]) {
+    for (const m of [te, te2, unet, vae]) {
+      if (!m) continue;
       if (m.loweredOps) opts.onWarning?.(`${m.path} uses ${m.loweredOps.join(', ')} (onnxruntime's fused operators), which ${m.ep} has no kernel for; it runs them as standard ONNX operators (slower than on the provider it was optimised for)`);
     }
     return pipe;
@@ -146,38 +160,17 @@ export class StableDiffusionPipeline {
     return modelFingerprint(this.folder);
   }
 
-  /** Runs the text encoder on token ids (one row per prompt) -> last_hidden_state, in chunks of its fixed batch if it has one. */
-  async encodeIds(rows: number[][]): Promise<Embeddings> {
-    const seq = rows[0].length;
-    const fixedSeq = this.textIds.shape[1];
-    if (typeof fixedSeq === 'number' && fixedSeq !== seq) {
-      throw new Error(`${this.textEncoder.path} takes ${fixedSeq} tokens per prompt, but the tokenizer gives ${seq}; set model_max_length ${fixedSeq} in tokenizer/tokenizer_config.json or re-export the text encoder`);
-    }
-    const ids = Float32Array.from(rows.flat());
-    let dim = 0;
-    const chunks = planRowChunks(new Array(rows.length).fill(0), { fixed: this.textEncoder.fixedBatch(this.textIds) });
-    const parts: Float32Array[] = [];
-    for (const ch of chunks) {
-      const out = await this.textEncoder.run({ [this.textIds.name]: tensorFor(this.textIds, gatherRows(ids, seq, ch), [ch.size, seq]) });
-      const t = out[this.textOut.name];
-      dim = t.dims[2];
-      parts.push(tensorToFloat32(t).subarray(0, ch.rows.length * seq * dim));
-    }
-    return { data: concat(parts), batch: rows.length, sequence: seq, dim };
+  /** Runs the (first) text encoder on token ids (one row per prompt) -> last_hidden_state. */
+  encodeIds(rows: number[][]): Promise<Embeddings> {
+    return this.text.encodeIds(rows);
   }
 
-  /** Tokenizes and encodes prompts; a prompt longer than the tokenizer's length is cut, with one warning per prompt. */
-  async encodePrompts(prompts: string[]): Promise<Embeddings> {
-    return this.encodeIds(prompts.map((p) => {
-      const { ids, dropped, droppedFrom } = this.tokenizer.encodeCounted(p);
-      if (dropped && !this.warnedPrompts.has(p)) {
-        this.warnedPrompts.add(p);
-        const room = this.tokenizer.maxLength - 2;
-        this.onWarning?.(`the prompt "${p.length > 40 ? `${p.slice(0, 40)}…` : p}" is ${room + dropped} tokens, but the text encoder reads ${room} ` +
-          `(${this.tokenizer.maxLength} with its start and end marks): the last ${dropped}, from "${droppedFrom}", are ignored; shorten the prompt`);
-      }
-      return ids;
-    }));
+  /**
+   * Tokenizes and encodes prompts (SDXL: both encoders, and an empty negative prompt as zeros); a prompt longer than the
+   * tokenizer's length is cut, with one warning per prompt.
+   */
+  encodePrompts(prompts: string[], opts: { negative?: boolean } = {}): Promise<Embeddings> {
+    return this.text.encode(prompts, opts.negative);
   }
 
   /** One UNet evaluation of `batch` latents at timestep `t` with context `[batch, seq, dim]`; returns the raw prediction. */
@@ -200,11 +193,17 @@ export class StableDiffusionPipeline {
     const chunks = planRowChunks(new Array(batch).fill(t), { fixed: st.batch });
     return mapRowChunks(batch, per, chunks, async (ch) => {
       const n = ch.size;
-      const out = await this.runUnet({
+      const feeds: Record<string, ort.Tensor> = {
         [this.unetSample.name]: tensorFor(this.unetSample, gatherRows(sample, per, ch), [n, c, height, width]),
         [this.unetTimestep.name]: st.scalarTimestep ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]),
         [this.unetContext.name]: tensorFor(this.unetContext, gatherRows(context.data, ctxPer, ch), [n, context.sequence, context.dim]),
-      });
+      };
+      if (this.unetAdded) {
+        const pooled = pooledOf(context, this.unetAdded.textEmbeds.name);
+        feeds[this.unetAdded.textEmbeds.name] = tensorFor(this.unetAdded.textEmbeds, gatherRows(pooled, context.pooledDim!, ch), [n, context.pooledDim!]);
+        feeds[this.unetAdded.timeIds.name] = tensorFor(this.unetAdded.timeIds, new Array(n).fill(sdxlTimeIds(height, width)).flat(), [n, 6]);
+      }
+      const out = await this.runUnet(feeds);
       // an output kept in a GPU buffer (unetOptions.preferredOutputLocation) is downloaded here
       return readFloat32(out[this.unetOutput.name]);
     });
@@ -259,7 +258,7 @@ export class StableDiffusionPipeline {
   /** Frees all sessions. */
   async release(): Promise<void> {
     const aux = await Promise.allSettled(this.aux.values());
-    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
+    await Promise.all([this.text.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
       ...aux.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined))]);
   }
 }
@@ -284,11 +283,8 @@ function wrapLowered(file: string, opened: OpenedModel): OrtModel {
   return OrtModel.wrap(opened.session, file, opened.ep, opened.loweredOps ?? []);
 }
 
-/** Concatenates float arrays. */
-export function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
+/** The pooled text embedding an SDXL UNet's `text_embeds` takes; the embeddings must carry it. */
+export function pooledOf(context: Embeddings, input: string): Float32Array {
+  if (!context.pooled || !context.pooledDim) throw new Error(`the UNet takes ${input} (SDXL's pooled text embedding), but the text embeddings given carry none; encode the prompts with this pipeline`);
+  return context.pooled;
 }

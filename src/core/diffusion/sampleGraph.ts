@@ -32,6 +32,7 @@ async function stepSession(pipe: StableDiffusionPipeline, spec: DdimGraphSpec): 
 /** {@link sampleDdim} with the DDIM/CFG arithmetic in an ONNX graph; same results as the host engine to float32 rounding. */
 export async function sampleDdimGraph(pipe: StableDiffusionPipeline, req: SampleRequest): Promise<SampleResult> {
   if (req.recordEps) throw new Error("recordEps needs the host sampler (engine 'host'): the step graph does not return the guided output");
+  if (pipe.unetAdded) throw new Error("the graph sampler does not feed SDXL's added conditioning (text_embeds, time_ids); use engine 'host'");
   const p = await prepareSampling(pipe, req);
   const { K, C, h, w, per, timesteps, useCfg, context, draw } = p;
   const M = useCfg ? 2 : 1;

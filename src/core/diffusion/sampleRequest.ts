@@ -77,9 +77,8 @@ function perImage(v: string | string[] | undefined, count: number, what: string)
 function repeatTo(e: Embeddings, count: number, what: string): Embeddings {
   if (e.batch === count) return e;
   if (e.batch !== 1) throw new Error(`${what}: embeddings have batch ${e.batch}, expected 1 or ${count}`);
-  const data = new Float32Array(count * e.data.length);
-  for (let k = 0; k < count; k++) data.set(e.data, k * e.data.length);
-  return { ...e, data, batch: count };
+  const repeat = (v: Float32Array) => { const out = new Float32Array(count * v.length); for (let k = 0; k < count; k++) out.set(v, k * v.length); return out; };
+  return { ...e, data: repeat(e.data), pooled: e.pooled && repeat(e.pooled), batch: count };
 }
 
 /** What both sampling engines share: sizes, timesteps, generators, embeddings and the seeded draw. */
@@ -113,9 +112,10 @@ export async function prepareSampling(pipe: StableDiffusionPipeline, req: Sample
 
   req.signal?.throwIfAborted();
   const cond = repeatTo(req.promptEmbeds ?? (await pipe.encodePrompts(perImage(req.prompt, K, 'prompt'))), K, 'promptEmbeds');
-  const uncond = repeatTo(req.negativeEmbeds ?? (await pipe.encodePrompts(perImage(req.negativePrompt, K, 'negativePrompt'))), K, 'negativeEmbeds');
+  const uncond = repeatTo(req.negativeEmbeds ?? (await pipe.encodePrompts(perImage(req.negativePrompt, K, 'negativePrompt'), { negative: true })), K, 'negativeEmbeds');
   const useCfg = usesCfg(req.guidance);
-  const context: Embeddings = useCfg ? { ...cond, data: concat2(uncond.data, cond.data), batch: 2 * K } : cond;
+  const pooled = cond.pooled && uncond.pooled ? { pooled: concat2(uncond.pooled, cond.pooled) } : {};
+  const context: Embeddings = useCfg ? { ...cond, data: concat2(uncond.data, cond.data), ...pooled, batch: 2 * K } : cond;
 
   const draw = (given: Float32Array | undefined, what: string): Float32Array => {
     if (given) {

@@ -3,7 +3,7 @@ import { DataType, elemBytes, numel, onnxOpset, type Model, type Node } from '..
 import { unetRoles, unetStatics, type UnetRoles } from '../diffusion/unetRoles';
 import type { DdimConfig } from '../diffusion/ddim';
 import { findLoraTargets, type LoraTarget } from '../train/loraTargets';
-import { kohyaModuleName, peftKey } from '../train/loraFile';
+import { kohyaModuleName, layersPerBlockOf, peftKey } from '../train/loraFile';
 
 /** One labelled line of the report. */
 export interface Fact {
@@ -88,7 +88,9 @@ export function describeLoraTargets(model: Model, targets?: string[]): { value: 
   const first = found[0].module;
   const how = detection === 'scope' ? 'by node names' : 'by graph structure (the export has no module names)';
   const per = [...blocks].map(([b, k]) => `${b} ${k}`).join(', ');
-  return { targets: found, detection, value: `${found.length} layers found ${how}: ${per}; e.g. PEFT unet.${peftKey(first, 'A')}, kohya ${kohyaModuleName(first)}.lora_down.weight` };
+  const naming = unetRoles(model).added ? 'sgm' : 'diffusers';
+  const kohya = kohyaModuleName(first, naming, layersPerBlockOf(found.map((t) => t.module)));
+  return { targets: found, detection, value: `${found.length} layers found ${how}: ${per}; e.g. PEFT unet.${peftKey(first, 'A')}, kohya ${kohya}.lora_down.weight${naming === 'sgm' ? ' (SDXL: the SGM UNet\'s block names)' : ''}` };
 }
 
 // `down_blocks.1`, `mid_block`, `up_blocks.2` (diffusers' block names) of a module path

@@ -143,10 +143,11 @@ async function shapeSource(folder: ModelFolder, model: Model): Promise<RunShapeS
   const roles = unetRoles(model);
   const st = unetStatics(roles);
   const c = roles.sample.shape?.[1], dim = roles.encoderHiddenStates.shape?.[2];
-  if (typeof dim !== 'number') {
+  if (typeof dim !== 'number' || (roles.added && typeof roles.added.textEmbeds.shape?.[1] !== 'number')) {
     const pipe = await StableDiffusionPipeline.load(folder.dir);
     try { const s = pipelineShapeSource(pipe); const t = await s.textShape(); return { ...s, textShape: async () => t }; } finally { await pipe.release(); }
   }
   const sequence = st.sequence ?? loadClipTokenizer(folder.tokenizerDir).maxLength;
-  return { unetPath: folder.unet, latentChannels: typeof c === 'number' ? c : 4, defaultLatentSize: st.height ?? folder.unetSampleSize ?? 64, textShape: async () => ({ sequence, dim }) };
+  const pooled = roles.added?.textEmbeds.shape?.[1];
+  return { unetPath: folder.unet, latentChannels: typeof c === 'number' ? c : 4, defaultLatentSize: st.height ?? folder.unetSampleSize ?? 64, textShape: async () => ({ sequence, dim, pooledDim: typeof pooled === 'number' ? pooled : undefined }) };
 }

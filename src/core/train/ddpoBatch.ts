@@ -15,6 +15,8 @@ export interface DdpoBatch {
   timesteps: readonly number[];
   uncondEmbeds: Float32Array;
   condEmbeds: Float32Array;
+  /** SDXL: pooled text embeddings `[N, pooled]` and size/crop ids `[N, 6]`. */
+  added?: { uncondPooled: Float32Array; condPooled: Float32Array; timeIds: ArrayLike<number> };
   oldLogProbs: readonly number[];
   advantages: readonly number[];
   alphaProdT: readonly number[];
@@ -29,6 +31,8 @@ export interface DdpoRunShapes extends DdpoGraphLayout {
   /** `[C, h, w]` of one latent and `[seq, dim]` of one embedding. */
   latent: readonly number[];
   embeds: readonly number[];
+  /** SDXL's pooled text width. */
+  pooled?: number;
 }
 
 /** The batch's loss, metrics, per-sample log-probs and ratios, and (for a step) the LoRA gradients. */
@@ -103,5 +107,10 @@ function chunkFeeds(shapes: DdpoRunShapes, b: DdpoBatch, c: RowChunk): Record<st
     old_log_prob: vec(b.oldLogProbs), advantages: { dims: [S], data: advantages },
     alpha_prod_t: vec(b.alphaProdT), alpha_prod_t_prev: vec(b.alphaProdTPrev),
     eta: { dims: [], data: [b.eta] }, guidance_scale: { dims: [], data: [b.guidanceScale] }, clip_range: { dims: [], data: [b.clipRange] },
+    ...(b.added && shapes.pooled ? {
+      uncond_text_embeds: { dims: [S, shapes.pooled], data: gatherRows(b.added.uncondPooled, shapes.pooled, c) },
+      cond_text_embeds: { dims: [S, shapes.pooled], data: gatherRows(b.added.condPooled, shapes.pooled, c) },
+      time_ids: { dims: [S, 6], data: gatherRows(b.added.timeIds, 6, c) },
+    } : {}),
   };
 }

@@ -2,6 +2,7 @@
 import { Model, Node } from '../onnx/ir';
 import { GraphIndex, LinearLayer, linearLayerOf } from './graphIndex';
 import { findAttentions, AttentionSite } from './attentionPattern';
+import { findUnetInputs } from '../diffusion/unetRoles';
 
 /** The attention projections PEFT/diffusers LoRAs adapt by default. */
 export const DEFAULT_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0'];
@@ -166,8 +167,7 @@ function targetsByStructure(index: GraphIndex, targets: string[]): LoraTarget[] 
  */
 function placeAttentions(index: GraphIndex, sites: AttentionSite[]): BlockPlace[] {
   const inputs = index.graph.inputs;
-  const sample = inputs.find((v) => v.shape?.length === 4) ?? inputs[0];
-  const time = inputs.find((v) => /time/i.test(v.name)) ?? inputs.find((v) => v !== sample && (v.shape?.length ?? 0) <= 1);
+  const { sample, timestep: time } = findUnetInputs(inputs);
   if (!sample || !time) throw new Error(`cannot find the UNet's sample and timestep inputs (${inputs.map((v) => v.name).join(', ')}) to place attention blocks; re-export with node names kept`);
   const dep = index.dependence([sample.name, time.name]);
   const S = 1, T = 2;
