@@ -7,21 +7,12 @@ import { join } from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
-import type { PolicySamples, PolicyTrainRequest } from '../../../src/core/ddpo/types';
+import { transitionRequest } from '../ddpo/transitions';
 import { REFERENCE_SD, SKIP_NO_FIXTURES, variantFolder } from './fixture';
 
 const base = JSON.parse(fs.readFileSync(join(REFERENCE_SD, 'scheduler/scheduler_config.json'), 'utf8')) as Record<string, unknown>;
 const config = parseDdpoConfig({ sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 2, train_learning_rate: 3e-2, train_clip_range: 1e9 }).config;
 const PROMPTS = ['a cat', 'a dog'];
-
-function request(s: PolicySamples, j: number): PolicyTrainRequest {
-  const D = s.latents[0].length / (s.timesteps.length + 1);
-  return {
-    prompts: PROMPTS, negativePrompt: '', timesteps: [s.timesteps[j], s.timesteps[j]],
-    latents: s.latents.map((l) => l.subarray(j * D, (j + 1) * D)), nextLatents: s.latents.map((l) => l.subarray((j + 1) * D, (j + 2) * D)),
-    oldLogProbs: s.logProbs.map((lp) => lp[j]), advantages: [1, -1], numSteps: 4, eta: 1, guidanceScale: 5, cfg: true, clipRange: 1e9, lossScale: 1,
-  };
-}
 
 for (const scheduler of [
   { prediction_type: 'v_prediction', timestep_spacing: 'trailing', clip_sample: true, clip_sample_range: 1, timesteps: [999, 749, 499, 249] },
@@ -36,7 +27,7 @@ for (const scheduler of [
       // linspace's last step (to t = 0) is deterministic: probability 1
       if (scheduler.timestep_spacing === 'linspace') assert.deepEqual(s.logProbs.map((lp) => lp[3]), [0, 0]);
       for (let j = 0; j < 4; j++) {
-        const r = await policy.accumulate(request(s, j));
+        const r = await policy.accumulate(transitionRequest(s, j, PROMPTS));
         assert.ok(r.approxKl < 1e-8 && Math.abs(r.loss) < 1e-5, `step ${j} (t ${s.timesteps[j]}): ${JSON.stringify(r)}`);
       }
       assert.ok((await policy.update(1)).gradNorm > 0);

@@ -14,6 +14,7 @@ import { buildUNet } from '../../../src/core/graphs/unet';
 import { TINY_SDXL_UNET_CONFIG } from '../../../src/core/graphs/presets';
 import { ort, runModel, noise, relError, needsFixtures } from '../graphs/helpers';
 import { tinySdxlFolder } from '../graphs/sdxl';
+import { transitionRequest } from '../ddpo/transitions';
 
 test('the builder\'s SDXL UNet takes text_embeds and time_ids into its time embedding', async () => {
   const m = buildUNet(TINY_SDXL_UNET_CONFIG, { seed: 2 });
@@ -47,12 +48,7 @@ test('an SDXL-shaped model samples with both text encoders, trains a DDPO step, 
   const policy = await createOnnxPolicy(dir, config);
   try {
     const s = await policy.sample({ prompts: ['a cat', 'a dog'], negativePrompt: '', seed: 1, numSteps: 2, eta: 1, guidanceScale: 5 });
-    const D = s.latents[0].length / 3;
-    const step = await policy.accumulate({
-      prompts: ['a cat', 'a dog'], negativePrompt: '', timesteps: [s.timesteps[0], s.timesteps[0]], latents: s.latents.map((l) => l.subarray(0, D)),
-      nextLatents: s.latents.map((l) => l.subarray(D, 2 * D)), oldLogProbs: s.logProbs.map((l) => l[0]), advantages: [1, -1],
-      numSteps: 2, eta: 1, guidanceScale: 5, cfg: true, clipRange: 1e9, lossScale: 1,
-    });
+    const step = await policy.accumulate(transitionRequest(s, 0, ['a cat', 'a dog']));
     // the training graph feeds the same pooled embeddings and time_ids as the sampler: it scores the sampler's transitions exactly
     assert.ok(step.approxKl < 1e-8, JSON.stringify(step));
     assert.ok((await policy.update(1)).gradNorm > 0);
