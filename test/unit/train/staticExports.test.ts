@@ -17,6 +17,8 @@ import { readSafetensors, toFloat32, writeSafetensors } from '../../../src/core/
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
 import { runDdpo } from '../../../src/core/ddpo/trainer';
+import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
+import { sampleDdim } from '../../../src/core/diffusion/sampler';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
 import { makeReward } from '../../../src/core/ddpo/rewards';
 import { REFERENCE_SD, SKIP_NO_FIXTURES, variantFolder, withScalarFloatTimestep, withStaticShapes } from './fixture';
@@ -142,6 +144,12 @@ test('a latent size or text length other than the export fixes is refused, namin
   await assert.rejects(createOnnxPolicy(dir, epochConfig({ latent_size: 8 })), /exported for 16x16 latents only, but latent_size is 8; set "latent_size": 16/);
   const short = variantFolder(withStaticShapes(reference(), { batch: 2, sequence: 64 }));
   await assert.rejects(createOnnxPolicy(short, epochConfig()), /takes text embeddings of 64 tokens, but the tokenizer and text encoder give 77/);
+  const pipe = await StableDiffusionPipeline.load(dir);
+  try {
+    await assert.rejects(sampleDdim(pipe, { prompt: 'a cat', count: 1, seed: 0, steps: 1, guidance: 5, eta: 1, latentHeight: 8, latentWidth: 8 }), /is exported for 16x16 latents only \(128x128 px with an SD VAE\), but 8x8 were asked for/);
+    const r = await sampleDdim(pipe, { prompt: 'a cat', count: 3, seed: 0, steps: 1, guidance: 5, eta: 1 });
+    assert.deepEqual([r.latentHeight, r.latentWidth, r.trajectory[1].length], [16, 16, 3 * 4 * 16 * 16], 'the fixed size is the default; 3 images run in padded chunks of 2');
+  } finally { await pipe.release(); }
 });
 
 test('a 0-d tensor reads back from safetensors as one value with shape []', () => {
