@@ -70,6 +70,25 @@ export interface WorkerRequests {
   exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
   /** Downloads a Hub model (ONNX layout) into the model cache; returns its folder. */
   downloadModel: { params: { repo: string; cacheDir: string }; result: { dir: string }; progress: JobProgress };
+  /** `ddpo doctor` on a model folder: what it is, whether it samples and trains here, and what to do where it cannot. */
+  checkModel: { params: { modelDir: string; ddpo?: Record<string, unknown> }; result: ModelReport; progress: JobProgress };
+}
+
+/** One thing a model cannot do here (error) or may do badly (warning), and what a person can do about it. */
+export interface ModelFinding {
+  area: 'folder' | 'model' | 'sample' | 'train' | 'memory';
+  level: 'error' | 'warning';
+  message: string;
+  fix: string;
+}
+
+/** What `ddpo doctor` finds in a model folder: labelled facts (model, exporter, shapes, ...), the two verdicts, and the findings. */
+export interface ModelReport {
+  dir: string;
+  facts: Array<{ label: string; value: string }>;
+  canSample: boolean;
+  canTrain: boolean;
+  findings: ModelFinding[];
 }
 
 /** A reward script the person confirmed in the studio: its path and the sha256 of the content they agreed to run. */

@@ -17,14 +17,15 @@ import { compareWithAnchor, renderComparison } from '../core/bench/compare';
 import { GpuMemorySampler, nvidiaGpuName, peakRssBytes, resetPeakRss } from '../core/runtime/memory';
 
 type Precision = 'fp32' | 'fp16';
-const OPTIONS = `[--unet sd15|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
+const OPTIONS = `[--unet sd15|sdxl|sdxl-tiny|fixture|DIR|FILE] [--ep auto|cpu|webgpu|cuda|dml|coreml]
     [--batch 2,16] [--latent 64] [--precision fp32,fp16 | --fp16] [--train-precision fp32,fp16] [--train-timesteps 1,2,4]
     [--attention decomposed,mha,mha-fold] [--warmup 2] [--runs 10 | --steps 10] [--placement] [--profile DIR] [--no-ddim] [--no-recompute]
     [--webgpu key=value,...] [--cache DIR] [--out FILE.json] [--anchor ANCHOR.json]
   sample  UNet evaluations per second at each --batch (static-shape sessions), and the DDIM step graph's cost
   train   one DDPO LoRA train step (r=4 on to_q/k/v/out, batch 1 with CFG = UNet batch 2): build time, step time
   all     both, plus peak memory (process RSS; GPU memory via nvidia-smi when present)
-  --unet sd15 builds an SD 1.5-architecture UNet with random weights (~7 GB RAM; files cached under --cache).
+  --unet sd15 builds an SD 1.5-architecture UNet with random weights (~7 GB RAM; files cached under --cache); sdxl the
+               SDXL base UNet (~45 GB RAM for a train step), sdxl-tiny its topology in miniature (text_time conditioning).
   --attention  sampling graphs' attention core: decomposed standard ops (default; what training uses),
                mha = com.microsoft.MultiHeadAttention, mha-fold = the same with the batch folded into the heads (batch 1).
   --train-timesteps  train steps with K of the sample's timesteps in one graph run (ddpo.json train_timesteps_per_run;

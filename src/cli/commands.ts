@@ -5,6 +5,7 @@ import { benchCommands } from './bench';
 import { installCudaCommand } from './installCuda';
 import { conformanceCommand } from './conformance';
 import { demoCommand } from './demo';
+import { doctorCommand } from './doctor';
 import { experimentsListCommand, experimentsNewCommand } from './experiments';
 import { exportLoraCommand } from './exportLora';
 import { exportPreferencesCommand } from './exportPreferences';
@@ -24,6 +25,7 @@ export const commands: CliCommand[] = [
   trainCommand,
   exportLoraCommand,
   exportPreferencesCommand,
+  doctorCommand,
   conformanceCommand,
   benchGenerateCommand,
   ...benchCommands,

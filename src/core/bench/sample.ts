@@ -2,7 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, Model } from '../onnx/ir';
 import { encodeModel } from '../onnx/proto';
-import { unetDimOverrides, unetRoles } from '../diffusion/unetRoles';
+import { unetDimOverrides, unetRoles, sdxlTimeIds } from '../diffusion/unetRoles';
 import { buildDdimStepGraph } from '../diffusion/ddimGraph';
 import { GaussianRng } from '../diffusion/rng';
 import { AttentionVariant, BenchUnet } from './unet';
@@ -81,7 +81,7 @@ export async function benchUnetEval(unet: BenchUnet, precision: 'fp32' | 'fp16',
   }
 }
 
-/** Random UNet inputs at `batch` and `latent` (timestep 500, 77 text tokens); cost does not depend on the values. */
+/** Random UNet inputs at `batch` and `latent` (timestep 500, 77 text tokens; SDXL's pooled text and size ids); cost does not depend on the values. */
 export function unetFeeds(model: Model, batch: number, latent: number): Record<string, ort.Tensor> {
   const roles = unetRoles(model);
   const channels = Number(roles.sample.shape?.[1] ?? 4);
@@ -94,6 +94,10 @@ export function unetFeeds(model: Model, batch: number, latent: number): Record<s
       ? new ort.Tensor('int64', new BigInt64Array(tDims.length ? batch : 1).fill(500n), tDims)
       : new ort.Tensor('float32', new Float32Array(tDims.length ? batch : 1).fill(500), tDims),
     [roles.encoderHiddenStates.name]: randomTensor([batch, 77, dim], 2),
+    ...(roles.added ? {
+      [roles.added.textEmbeds.name]: randomTensor([batch, Number(roles.added.textEmbeds.shape?.[1] ?? 1280)], 3),
+      [roles.added.timeIds.name]: new ort.Tensor('float32', Float32Array.from({ length: 6 * batch }, (_, i) => sdxlTimeIds(latent, latent)[i % 6]), [batch, 6]),
+    } : {}),
   };
 }
 

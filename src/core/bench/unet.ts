@@ -5,7 +5,8 @@ import { atomicWriteFileSync } from '../fsutil';
 import { Model } from '../onnx/ir';
 import { loadModel, saveModel } from '../onnx/proto';
 import { buildUNet } from '../graphs/unet';
-import { SD15_UNET_CONFIG } from '../graphs/presets';
+import { SD15_UNET_CONFIG, SDXL_UNET_CONFIG, TINY_SDXL_UNET_CONFIG } from '../graphs/presets';
+import type { UNetConfig } from '../graphs/unet';
 import { specialize } from '../onnx/specialize';
 import { unetDimOverrides, unetRoles } from '../diffusion/unetRoles';
 import { toFloat16 } from '../onnx/fp16';
@@ -44,18 +45,26 @@ export function fixtureUnetFile(root = process.cwd()): string {
   return f;
 }
 
-/** Resolves `--unet sd15|fixture|DIR|FILE`; `cacheDir` receives generated files (SD 1.5 and fp16 copies are ~1.7-3.4 GB). */
+/** UNets built from a config with random weights (seed 0, so the same graph every run): SD 1.5, SDXL base, SDXL's topology in miniature. */
+const BUILT: Record<string, { config: UNetConfig; what: string }> = {
+  sd15: { config: SD15_UNET_CONFIG, what: 'the SD 1.5 UNet' },
+  sdxl: { config: SDXL_UNET_CONFIG, what: 'the SDXL base UNet (2.6B parameters, ~10 GB of float32 weights)' },
+  'sdxl-tiny': { config: TINY_SDXL_UNET_CONFIG, what: "SDXL's topology in miniature" },
+};
+
+/** Resolves `--unet sd15|sdxl|sdxl-tiny|fixture|DIR|FILE`; `cacheDir` receives generated files (SD 1.5 and fp16 copies are ~1.7-3.4 GB, SDXL's ~5-10 GB). */
 export function resolveBenchUnet(which: string, cacheDir: string, log: (line: string) => void = () => {}): BenchUnet {
   let model: Model | undefined;
   const files = new Map<string, string>();
+  const built = BUILT[which];
   const unet: BenchUnet = {
-    name: which === 'sd15' || which === 'fixture' ? which : path.basename(path.resolve(which)),
+    name: built || which === 'fixture' ? which : path.basename(path.resolve(which)),
     model() {
       if (model) return model;
       const t = Date.now();
-      if (which === 'sd15') {
-        log('building the SD 1.5 UNet (random weights)…');
-        model = buildUNet(SD15_UNET_CONFIG, { seed: 0 });
+      if (built) {
+        log(`building ${built.what} (random weights)…`);
+        model = buildUNet(built.config, { seed: 0 });
       } else model = loadModel(unet.file('fp32'));
       unet.buildMs = Date.now() - t;
       unet.parameters = [...model.graph.initializers.values()].reduce((n, x) => n + x.data.length, 0);
@@ -68,15 +77,15 @@ export function resolveBenchUnet(which: string, cacheDir: string, log: (line: st
       const hit = files.get(key);
       if (hit) return hit;
       let f: string;
-      if (key === 'fp32' && which !== 'sd15') {
+      if (key === 'fp32' && !built) {
         f = which === 'fixture' ? fixtureUnetFile() : fs.statSync(which).isDirectory()
           ? [path.join(which, 'unet/model.onnx'), path.join(which, 'model.onnx')].find((p) => fs.existsSync(p)) ?? path.join(which, 'unet/model.onnx')
           : which;
-        if (!fs.existsSync(f)) throw new Error(`no UNet at ${f}; pass a model folder (with unet/model.onnx), an .onnx file, 'sd15' or 'fixture'`);
+        if (!fs.existsSync(f)) throw new Error(`no UNet at ${f}; pass a model folder (with unet/model.onnx), an .onnx file, 'sd15', 'sdxl', 'sdxl-tiny' or 'fixture'`);
       } else {
         f = path.join(cacheDir, unet.name, key, 'model.onnx');
-        // the SD 1.5 graph is rebuilt identically (seed 0), so a completed file from an earlier run is the same file
-        if (which !== 'sd15' || !fs.existsSync(`${f}.done`)) {
+        // a built graph is rebuilt identically (seed 0), so a completed file from an earlier run is the same file
+        if (!built || !fs.existsSync(`${f}.done`)) {
           const t = Date.now();
           let m = unet.model();
           if (attention !== 'decomposed' && (!opts.batch || !opts.latent)) throw new Error(`attention '${attention}' needs the static batch and latent size`);

@@ -15,18 +15,21 @@ import { runDdpo, type DdpoRunResult } from './trainer';
 import type { DdpoProgress, Policy } from './types';
 import type { SessionProviders } from '../runtime/sessionProviders';
 
+/** The settings object of an experiment's `ddpo.json` as written (absent: empty). */
+export function readDdpoConfigRaw(experimentDir: string): Record<string, unknown> {
+  const file = ddpoLayout(experimentDir).configFile;
+  if (!fs.existsSync(file)) return {};
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message}); fix or delete it`);
+  }
+}
+
 /** Reads `ddpo.json` (absent: all defaults) and reports warnings through `warn`. */
 export function readDdpoConfig(experimentDir: string, warn: (w: string) => void = () => undefined): DdpoConfig {
   const file = ddpoLayout(experimentDir).configFile;
-  let raw: unknown = {};
-  if (fs.existsSync(file)) {
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new Error(`${file} is not valid JSON (${(e as Error).message}); fix or delete it`);
-    }
-  }
-  const { config, warnings } = parseDdpoConfig(raw, file);
+  const { config, warnings } = parseDdpoConfig(readDdpoConfigRaw(experimentDir), file);
   warnings.forEach(warn);
   return config;
 }

@@ -1,7 +1,7 @@
 /** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
-import { timestepsPerRun, type DdpoConfig } from './config';
+import type { DdpoConfig } from './config';
 import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
-import { StableDiffusionPipeline } from '../diffusion/pipeline';
+import { StableDiffusionPipeline, type Embeddings } from '../diffusion/pipeline';
 import { sampleDdim } from '../diffusion/sampler';
 import { unetRows } from '../diffusion/sampleRequest';
 import { predictInChunks } from '../diffusion/fastUnet';
@@ -10,10 +10,9 @@ import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
 import { releaseWeights } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
-import { ddpoInputShapes, ddpoObjective } from '../train/objective';
-import { unetRoles } from '../diffusion/unetRoles';
+import { runDdpoBatch, type DdpoBatch } from '../train/ddpoBatch';
+import { sdxlTimeIds, unetRoles } from '../diffusion/unetRoles';
 import { TrainingSession } from '../train/session';
-import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
 import { createSession, type FeedValue } from '../runtime/ortRun';
@@ -21,7 +20,8 @@ import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
 import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
-import { checkMemory, estimateDdpoMemory } from './memory';
+import { checkMemory } from './memory';
+import { ddpoRunShapes, ddpoTrainingOptions, pipelineShapeSource, type DdpoRunShapesOf } from './trainingGraph';
 
 /** How {@link createOnnxPolicy} builds its sessions. */
 export interface OnnxPolicyOptions {
@@ -35,14 +35,11 @@ export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: On
   return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
 }
 
-// The shapes of one training-graph run: B items, train_batch_size samples at train_timesteps_per_run of their timesteps each.
-interface RunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; vec: number[]; emb: number[]; tScalar: boolean }
-
 // What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
 interface PolicyGraphs {
   pipe: StableDiffusionPipeline;
   roles: ReturnType<typeof unetRoles>;
-  shapes: RunShapes;
+  shapes: DdpoRunShapesOf;
   session: TrainingSession;
   sampling: ReturnType<typeof buildSamplingGraph>;
   samplingSession: Awaited<ReturnType<typeof createSession>>;
@@ -56,18 +53,14 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  const shapes = await runShapes(pipe, roles, c, opts.onLog);
+  const shapes = await ddpoRunShapes(pipelineShapeSource(pipe), forward, c, opts.onLog);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
-    lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
-    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
-    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.tScalar),
-    beforeBuild: (fwd, inputShapes) => {
-      const est = estimateDdpoMemory(fwd, inputShapes, c);
+    ...ddpoTrainingOptions(c, shapes, pipe.schedule.config, fp16, (est) => {
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
       checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
-    },
+    }),
+    threads: opts.threads, providers: opts.providers,
   });
   // Fused attention pays on GPU providers and measures even on the CPU (docs/performance.md), so the CPU
   // keeps the standard-op graph the training graph also uses.
@@ -78,21 +71,6 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   // both sessions hold their own copy of the weights, so the graphs keep only their I/O metadata (freeing 3.4 GB for SD 1.5)
   for (const m of new Set([forward, sampling.model, session.model])) releaseWeights(m);
   return { pipe, roles, shapes, session, sampling, samplingSession };
-}
-
-// One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each.
-async function runShapes(pipe: StableDiffusionPipeline, roles: PolicyGraphs['roles'], c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
-  const K = timestepsPerRun(c), B = c.train_batch_size * K;
-  const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
-  const probe = await pipe.encodePrompts(['']);
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
-  // Training items sit at different timesteps; a UNet with one scalar timestep per call can only train one at a time.
-  if (tScalar && B > 1) {
-    throw new Error(`${pipe.folder.unet} takes a single scalar timestep per call, so it trains one item per run, but train_batch_size ${c.train_batch_size} x ` +
-      `train_timesteps_per_run ${K} asks for ${B}; set "train_batch_size": 1 and "train_timesteps_per_run": 1 in ddpo.json (raise train_gradient_accumulation_steps to keep the effective batch)`);
-  }
-  if (K > 1) onLog?.(`training graph takes ${B} items per run (train_batch_size ${c.train_batch_size} x train_timesteps_per_run ${K})`);
-  return { B, C, h, w, sequence: probe.sequence, lat: [B, C, h, w], vec: [B], emb: [B, probe.sequence, probe.dim], tScalar };
 }
 
 // TRL's mixed_precision 'fp16' (its default) means float16 compute on a GPU provider; the CPU trains in float32
@@ -115,7 +93,7 @@ class OnnxPolicy implements Policy {
   private readonly optConfig: ConstructorParameters<typeof AdamW>[0];
   private opt: AdamW;
   private readonly grads: Map<string, Float32Array>;
-  private readonly embCache = new Map<string, Float32Array>();
+  private readonly embCache = new Map<string, Promise<Embeddings>>();
 
   constructor(private readonly g: PolicyGraphs, c: DdpoConfig) {
     this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
@@ -136,20 +114,21 @@ class OnnxPolicy implements Policy {
       images: toRgbImages(img.data, K, img.height, img.width),
       timesteps: r.timesteps,
       latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
-      logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
+      // a deterministic step (σ = 0: linspace spacing's last, to t = 0) has probability 1, as the training graph scores it
+      logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp, i) => (ddimCoefficients(pipe.schedule, r.timesteps[i], req.numSteps, req.eta).stdDevT === 0 ? 0 : lp[k]))),
     };
   }
 
   async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-    const r = await this.g.session.step(await this.trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
+    const r = await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, req.oldLogProbs, req.advantages, req.clipRange), 'step');
     for (const [k, g] of r.grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-    return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
+    return { loss: r.loss, approxKl: r.approxKl, clipfrac: r.clipfrac, logProbs: r.logProbs };
   }
 
   async score(req: PolicyScoreRequest): Promise<number[]> {
     // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
     const zeros = new Array(req.prompts.length).fill(0);
-    return Array.from((await this.g.session.evaluate(await this.trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
+    return (await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, zeros, zeros, 1), 'evaluate')).logProbs;
   }
 
   async update(maxGradNorm: number) {
@@ -183,7 +162,8 @@ class OnnxPolicy implements Policy {
     const w = this.g.session.weights;
     // a copy: training goes on updating the session's arrays in place
     const modules = new Map([...w.modules].map(([m, mod]) => [m, { ...mod, A: Float32Array.from(mod.A), B: Float32Array.from(mod.B) }]));
-    return { rank: w.rank, alpha: w.alpha, modules };
+    // SDXL LoRAs go to kohya files under the SGM UNet's module names, as the tools that load them expect
+    return { rank: w.rank, alpha: w.alpha, modules, kohyaNaming: this.g.roles.added ? 'sgm' : 'diffusers' };
   }
 
   async release() {
@@ -197,28 +177,32 @@ class OnnxPolicy implements Policy {
     return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, this.samplingLora);
   }
 
-  private async embed(p: string): Promise<Float32Array> {
-    let e = this.embCache.get(p);
-    if (!e) { e = (await this.g.pipe.encodePrompts([p])).data; this.embCache.set(p, e); }
+  // one prompt's embeddings, encoded once (a negative prompt as the sampler encodes it: SDXL zeros an empty one)
+  private embed(p: string, negative = false): Promise<Embeddings> {
+    const key = `${negative ? 'negative' : 'prompt'}:${p}`;
+    let e = this.embCache.get(key);
+    if (!e) { e = this.g.pipe.encodePrompts([p], { negative }); this.embCache.set(key, e); }
     return e;
   }
 
-  // the training graph's inputs for a batch of transitions
-  private async trainFeeds(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<Record<string, FeedValue>> {
-    const { B, lat, vec, emb, tScalar } = this.g.shapes;
-    if (req.prompts.length !== B) throw new Error(`the training graph was built for ${B} items per run (train_batch_size x train_timesteps_per_run) but was given ${req.prompts.length}`);
+  // a batch of transitions as the training graph takes them
+  private async trainBatch(req: PolicyScoreRequest, oldLogProbs: number[], advantages: number[], clipRange: number): Promise<DdpoBatch> {
     const co = req.timesteps.map((t) => ddimCoefficients(this.g.pipe.schedule, t, req.numSteps, req.eta));
+    const uncond = await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt, true)));
+    const cond = await Promise.all(req.prompts.map((p) => this.embed(p)));
+    const { h, w } = this.g.shapes;
     return {
-      latents: { dims: lat, data: cat(req.latents) }, next_latents: { dims: lat, data: cat(req.nextLatents) },
-      timestep: tScalar ? { dims: [], data: [req.timesteps[0]] } : { dims: vec, data: req.timesteps },
-      uncond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map(() => this.embed(req.negativePrompt)))) },
-      cond_embeds: { dims: emb, data: cat(await Promise.all(req.prompts.map((p) => this.embed(p)))) },
-      old_log_prob: { dims: vec, data: oldLogProbs }, advantages: { dims: vec, data: advantages },
-      alpha_prod_t: { dims: vec, data: co.map((x) => x.alphaProdT) }, alpha_prod_t_prev: { dims: vec, data: co.map((x) => x.alphaProdTPrev) },
-      eta: { dims: [], data: [req.eta] },
+      latents: cat(req.latents), nextLatents: cat(req.nextLatents), timesteps: req.timesteps,
+      uncondEmbeds: cat(uncond.map((e) => e.data)), condEmbeds: cat(cond.map((e) => e.data)),
+      added: this.g.shapes.pooled ? {
+        uncondPooled: cat(uncond.map((e) => e.pooled!)), condPooled: cat(cond.map((e) => e.pooled!)),
+        timeIds: req.prompts.flatMap(() => sdxlTimeIds(h, w)),
+      } : undefined,
+      oldLogProbs, advantages, alphaProdT: co.map((x) => x.alphaProdT), alphaProdTPrev: co.map((x) => x.alphaProdTPrev),
+      eta: req.eta,
       // Without train_cfg the loss must see the conditional prediction alone: ε_u + 1·(ε_c − ε_u) = ε_c.
-      guidance_scale: { dims: [], data: [req.cfg ? req.guidanceScale : 1] },
-      clip_range: { dims: [], data: [clipRange] },
+      guidanceScale: req.cfg ? req.guidanceScale : 1,
+      clipRange,
     };
   }
 }

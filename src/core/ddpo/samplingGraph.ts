@@ -2,6 +2,7 @@
 import type { Model } from '../onnx/ir';
 import { injectLora, type LoraAdapter, type LoraConfig } from '../train/lora';
 import { inferenceGraph, type InferenceGraph, type InferenceGraphOptions } from '../diffusion/inferenceGraph';
+import { standardUnet } from '../train/standardForm';
 
 /** How the sampling graph is built: {@link InferenceGraphOptions} with the LoRA to inject. */
 export interface SamplingGraphOptions extends Omit<InferenceGraphOptions, 'keep'> {
@@ -14,10 +15,11 @@ export interface SamplingGraph extends InferenceGraph {
 }
 
 /**
- * Injects the LoRA inputs and applies {@link inferenceGraph}. Under fp16 the LoRA weights are float16 inputs the
+ * Brings the export to its standard form (train/standardForm.ts), injects the LoRA inputs and applies {@link inferenceGraph}. Under fp16 the LoRA weights are float16 inputs the
  * caller converts once per sampling batch, not Casts per call.
  */
-export function buildSamplingGraph(forward: Model, opts: SamplingGraphOptions): SamplingGraph {
+export function buildSamplingGraph(exported: Model, opts: SamplingGraphOptions): SamplingGraph {
+  const forward = standardUnet(exported).model;
   const injected = injectLora(forward, opts.lora);
   const loraInputs = new Set(injected.adapters.flatMap((a) => [a.inputA, a.inputB]));
   return { ...inferenceGraph(injected.model, { ...opts, keep: loraInputs }, forward), adapters: injected.adapters };

@@ -9,8 +9,9 @@ import { releaseWeights, type Model } from '../onnx/ir';
 import { inferenceGraph } from './inferenceGraph';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import { createSession, runModel, type FeedValue } from '../runtime/ortRun';
-import { unetRoles, type UnetRoles } from './unetRoles';
-import type { Embeddings, StableDiffusionPipeline, UnetRunner } from './pipeline';
+import { sdxlTimeIds, unetRoles, unetStatics, type UnetRoles } from './unetRoles';
+import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
+import { pooledOf, type Embeddings, type StableDiffusionPipeline, type UnetRunner } from './pipeline';
 
 /** How the rebuilt UNet computes. */
 export interface FastUnetOptions {
@@ -86,38 +87,37 @@ export function useFastUnet(pipe: StableDiffusionPipeline, opts: FastUnetOptions
   pipe.useUnetRunner(runner);
 }
 
-/** The feeds of one UNet evaluation of `batch` latents `[batch, C, h, w]` at timestep `t` (scalar or per row, as the graph takes it). */
-export function unetFeeds(roles: UnetRoles, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings): Map<string, FeedValue> {
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
-  return new Map<string, FeedValue>([
+/** The feeds of one UNet evaluation of `batch` latents `[batch, C, h, w]` at timestep `t` (one for all rows or one per row; fed scalar or per row, as the graph takes it). */
+export function unetFeeds(roles: UnetRoles, sample: Float32Array, batch: number, h: number, w: number, t: number | ArrayLike<number>, context: Embeddings): Map<string, FeedValue> {
+  const ts = typeof t === 'number' ? new Array<number>(batch).fill(t) : t;
+  const feeds = new Map<string, FeedValue>([
     [roles.sample.name, { dims: [batch, sample.length / (batch * h * w), h, w], data: sample }],
-    [roles.timestep.name, tScalar ? { dims: [], data: [t] } : { dims: [batch], data: new Array(batch).fill(t) }],
+    [roles.timestep.name, unetStatics(roles).scalarTimestep ? { dims: [], data: [ts[0]] } : { dims: [batch], data: ts }],
     [roles.encoderHiddenStates.name, { dims: [batch, context.sequence, context.dim], data: context.data }],
   ]);
+  if (roles.added) {
+    feeds.set(roles.added.textEmbeds.name, { dims: [batch, context.pooledDim ?? 0], data: pooledOf(context, roles.added.textEmbeds.name) });
+    feeds.set(roles.added.timeIds.name, { dims: [batch, 6], data: new Array(batch).fill(sdxlTimeIds(h, w)).flat() });
+  }
+  return feeds;
 }
 
 /**
- * One UNet evaluation of `batch` rows on `u`, in chunks of its specialised (or exported-static) batch, the last chunk
- * padded by zero rows (UNet rows do not mix, so padding changes no real row); `extra` feeds (LoRA weights) go with each chunk.
+ * One UNet evaluation of `batch` rows on `u` at timestep `t` (shared, or one per row): in chunks of its specialised or
+ * exported-static batch, the last chunk padded (UNet rows do not mix, so padding changes no real row), and, where the
+ * graph takes one scalar timestep, only rows of one timestep per run; `extra` feeds (LoRA weights) go with each chunk.
  */
-export async function predictInChunks(u: UnetSession, sample: Float32Array, batch: number, h: number, w: number, t: number, context: Embeddings, extra?: ReadonlyMap<string, FeedValue>): Promise<Float32Array> {
+export async function predictInChunks(u: UnetSession, sample: Float32Array, batch: number, h: number, w: number, t: number | readonly number[], context: Embeddings, extra?: ReadonlyMap<string, FeedValue>): Promise<Float32Array> {
   const roles = u.roles;
-  const exported = roles.sample.shape?.[0];
-  const S = u.staticBatch ?? (typeof exported === 'number' ? exported : batch);
+  const st = unetStatics(roles);
+  const ts = typeof t === 'number' ? new Array<number>(batch).fill(t) : t;
+  const chunks = planRowChunks(ts, { fixed: u.staticBatch ?? st.batch, sharedKey: st.scalarTimestep });
   const per = sample.length / batch, ctxPer = context.sequence * context.dim;
-  const out = new Float32Array(sample.length);
-  for (let r = 0; r < batch; r += S) {
-    const n = Math.min(S, batch - r);
-    const rows = (src: Float32Array, size: number) => {
-      if (n === S) return src.subarray(r * size, (r + S) * size);
-      const padded = new Float32Array(S * size);
-      padded.set(src.subarray(r * size, (r + n) * size));
-      return padded;
-    };
-    const feeds = unetFeeds(roles, rows(sample, per), S, h, w, t, { ...context, data: rows(context.data, ctxPer) });
+  return mapRowChunks(batch, per, chunks, async (c) => {
+    const pooled = context.pooled && { pooled: gatherRows(context.pooled, context.pooledDim!, c) };
+    const feeds = unetFeeds(roles, gatherRows(sample, per, c), c.size, h, w, gatherRows(ts, 1, c), { ...context, data: gatherRows(context.data, ctxPer, c), ...pooled });
     for (const [k, v] of extra ?? []) feeds.set(k, v);
     const res = await runModel(u.session, u.model, feeds, [roles.output.name]);
-    out.set(res.get(roles.output.name)!.data.subarray(0, n * per), r * per);
-  }
-  return out;
+    return res.get(roles.output.name)!.data;
+  });
 }

@@ -3,7 +3,7 @@ import type { Model } from '../onnx/ir';
 import { specialize } from '../onnx/specialize';
 import { fuseAttention } from '../onnx/fuseAttention';
 import { toFloat16 } from '../onnx/fp16';
-import { unetDimOverrides } from './unetRoles';
+import { unetDimOverrides, unetRoles, unetStatics } from './unetRoles';
 
 /** The rewritten graph and what was done to it. */
 export interface InferenceGraph {
@@ -43,7 +43,8 @@ export function inferenceGraph(model: Model, opts: InferenceGraphOptions, shapes
     if (!r.fused) {
       const dims = unetDimOverrides(shapesOf, opts.batch, opts.latent, opts.sequence);
       r = fuseAttention(specialize(model, { dims, preserve: new Set(keep) }).model);
-      if (r.fused) staticBatch = opts.batch;
+      // an export with a static batch keeps it; one specialised here takes the batch of the calls
+      if (r.fused) staticBatch = unetStatics(unetRoles(shapesOf)).batch ?? opts.batch;
     }
     if (r.fused) { model = r.model; fusedAttention = r.fused; }
   }

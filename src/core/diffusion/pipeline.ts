@@ -1,9 +1,17 @@
 import type * as ort from 'onnxruntime-node';
+
+export type { Embeddings } from './textEncoders';
 import { ClipTokenizer, loadClipTokenizer } from './tokenizer';
+import { TextEncoders, concat, type Embeddings } from './textEncoders';
 import { DdimSchedule, makeDdimSchedule, parseDdimConfig } from './ddim';
 import { ModelFolder, loadModelFolder, modelFingerprint } from '../models/modelFolder';
 import { IoSpec, OrtModel, readFloat32, tensorFor, tensorToFloat32 } from '../runtime/ortModel';
 import type { ExecutionProvider } from '../runtime/providers';
+import { findUnetInputs, sdxlTimeIds, unetStatics } from './unetRoles';
+import { gatherRows, mapRowChunks, planRowChunks } from './rowChunks';
+import { missingKernel } from '../runtime/ortLoadError';
+import { openModel, type OpenedModel } from '../runtime/ortRun';
+import { loadModel } from '../onnx/proto';
 import type { SessionProviders } from '../runtime/sessionProviders';
 
 /** Options for {@link StableDiffusionPipeline.load}. */
@@ -20,14 +28,6 @@ export interface PipelineOptions {
   onWarning?: (message: string) => void;
 }
 
-/** Text embeddings of a batch: `[batch, sequence, dim]` flattened. */
-export interface Embeddings {
-  data: Float32Array;
-  batch: number;
-  sequence: number;
-  dim: number;
-}
-
 /** Runs UNet evaluations in place of the exported UNet's session (e.g. a rebuilt float16 graph with fused attention). */
 export interface UnetRunner {
   /** As {@link StableDiffusionPipeline.predict}; `fallback` runs the exported UNet while its session is still open. */
@@ -41,8 +41,8 @@ export class StableDiffusionPipeline {
   readonly unetTimestep: IoSpec;
   readonly unetContext: IoSpec;
   readonly unetOutput: IoSpec;
-  private readonly textIds: IoSpec;
-  private readonly textOut: IoSpec;
+  /** SDXL's added conditioning inputs (pooled text embedding, size/crop ids), when the UNet takes them. */
+  readonly unetAdded?: { textEmbeds: IoSpec; timeIds: IoSpec };
   private readonly vaeIn: IoSpec;
   private readonly vaeOut: IoSpec;
   private measuredScale?: number;
@@ -52,29 +52,44 @@ export class StableDiffusionPipeline {
   ep: ExecutionProvider = 'cpu';
   /** See {@link PipelineOptions.onWarning}. */
   onWarning?: (message: string) => void;
-  private readonly warnedPrompts = new Set<string>();
+  private unetModel: OrtModel;
+  // opens the UNet again with its fused com.microsoft ops lowered, for a kernel that fails only when it runs
+  private reopenLowered?: () => Promise<OrtModel>;
+
+  /** The UNet's session and metadata. */
+  get unet(): OrtModel {
+    return this.unetModel;
+  }
 
   private constructor(
     readonly folder: ModelFolder,
-    readonly tokenizer: ClipTokenizer,
     readonly schedule: DdimSchedule,
-    readonly textEncoder: OrtModel,
-    readonly unet: OrtModel,
+    /** The text encoders (one; two for SDXL) and their tokenizers. */
+    readonly text: TextEncoders,
+    unet: OrtModel,
     readonly vaeDecoder: OrtModel,
   ) {
+    this.unetModel = unet;
     const rank = (n: number) => (s: IoSpec) => s.shape.length === n;
-    this.unetSample = unet.input(['sample'], rank(4));
-    this.unetTimestep = unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
-    this.unetContext = unet.input(['encoder_hidden_states'], rank(3));
+    const found = findUnetInputs(unet.inputs);
+    this.unetSample = found.sample ?? unet.input(['sample'], rank(4));
+    this.unetTimestep = found.timestep ?? unet.input(['timestep', 't'], (s) => s.shape.length <= 1);
+    this.unetContext = found.encoderHiddenStates ?? unet.input(['encoder_hidden_states'], rank(3));
+    this.unetAdded = found.textEmbeds && found.timeIds ? { textEmbeds: found.textEmbeds, timeIds: found.timeIds } : undefined;
     this.unetOutput = unet.output(['out_sample']);
-    this.textIds = textEncoder.input(['input_ids'], rank(2));
-    this.textOut = textEncoder.output(['last_hidden_state']);
     this.vaeIn = vaeDecoder.input(['latent_sample'], rank(4));
     this.vaeOut = vaeDecoder.output(['sample']);
-    const extra = unet.inputs.filter((s) => ![this.unetSample, this.unetTimestep, this.unetContext].includes(s));
+    const known = [this.unetSample, this.unetTimestep, this.unetContext, this.unetAdded?.textEmbeds, this.unetAdded?.timeIds];
+    const extra = unet.inputs.filter((s) => !known.includes(s));
     if (extra.length > 0) {
-      throw new Error(`${unet.path} needs inputs ${extra.map((s) => s.name).join(', ')} (an SDXL-style UNet?); only SD 1.x/2.x UNets are supported`);
+      throw new Error(`${unet.path} needs inputs ${extra.map((s) => s.name).join(', ')}, which a Stable Diffusion pipeline does not feed; ` +
+        'the UNets supported take sample, timestep, encoder_hidden_states and, for SDXL, text_embeds and time_ids');
     }
+  }
+
+  /** The first text encoder's tokenizer. */
+  get tokenizer(): ClipTokenizer {
+    return this.text.tokenizer;
   }
 
   /** Validates the folder (listing every missing file), then opens the three sessions on `ep`. */
@@ -85,12 +100,29 @@ export class StableDiffusionPipeline {
     const schedule = makeDdimSchedule(parseDdimConfig(folder.schedulerConfig, `${folder.dir}/scheduler/scheduler_config.json`));
     const ep = opts.ep ?? 'cpu';
     const pv = opts.providers;
-    const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => (pv ? OrtModel.open(file, pv, extra) : OrtModel.load(file, ep, extra));
-    const [te, unet, vae] = await Promise.all([open(folder.textEncoder), open(folder.unet, opts.unetOptions), open(folder.vaeDecoder)]);
-    const pipe = new StableDiffusionPipeline(folder, tokenizer, schedule, te, unet, vae);
+    const open = (file: string, extra?: ort.InferenceSession.SessionOptions) => openModelFile(file, pv ?? { candidates: ep === 'cpu' ? ['cpu'] : [ep, 'cpu'] }, extra, !pv);
+    const [te, te2, unet, vae] = await Promise.all([
+      open(folder.textEncoder), folder.textEncoder2 ? open(folder.textEncoder2) : undefined, open(folder.unet, opts.unetOptions), open(folder.vaeDecoder),
+    ]);
+    const sdxl = !!findUnetInputs(unet.inputs).timeIds;
+    const encoders = [{ model: te, tokenizer }, ...(te2 ? [{ model: te2, tokenizer: folder.tokenizer2Dir ? loadClipTokenizer(folder.tokenizer2Dir) : tokenizer }] : [])];
+    let text: TextEncoders;
+    try {
+      text = new TextEncoders(sdxl ? encoders : encoders.slice(0, 1), { sdxl, forceZerosForEmptyPrompt: folder.forceZerosForEmptyPrompt, onWarning: (m) => opts.onWarning?.(m) });
+    } catch (e) {
+      await Promise.all([te, te2, unet, vae].map((m) => m?.release()));
+      throw e;
+    }
+    if (!sdxl) await te2?.release();
+    const pipe = new StableDiffusionPipeline(folder, schedule, text, unet, vae);
+    pipe.reopenLowered = async () => wrapLowered(folder.unet, await openModel(loadModel(folder.unet), { providers: pv ?? { candidates: [unet.ep] }, extra: opts.unetOptions, name: folder.unet, lowerFused: true }));
     // The DDIM step graph follows the UNet, whose output it takes.
     pipe.ep = unet.ep;
     pipe.onWarning = opts.onWarning;
+    for (const m of [te, te2, unet, vae]) {
+      if (!m) continue;
+      if (m.loweredOps) opts.onWarning?.(`${m.path} uses ${m.loweredOps.join(', ')} (onnxruntime's fused operators), which ${m.ep} has no kernel for; it runs them as standard ONNX operators (slower than on the provider it was optimised for)`);
+    }
     return pipe;
   }
 
@@ -128,34 +160,17 @@ export class StableDiffusionPipeline {
     return modelFingerprint(this.folder);
   }
 
-  /** Runs the text encoder on token ids (one row per prompt) -> last_hidden_state. */
-  async encodeIds(rows: number[][]): Promise<Embeddings> {
-    const seq = rows[0].length;
-    const step = this.textEncoder.fixedBatch(this.textIds) ?? rows.length;
-    const parts: Float32Array[] = [];
-    let dim = 0;
-    for (let b = 0; b < rows.length; b += step) {
-      const chunk = rows.slice(b, b + step);
-      const out = await this.textEncoder.run({ [this.textIds.name]: tensorFor(this.textIds, chunk.flat(), [chunk.length, seq]) });
-      const t = out[this.textOut.name];
-      dim = t.dims[2];
-      parts.push(tensorToFloat32(t));
-    }
-    return { data: concat(parts), batch: rows.length, sequence: seq, dim };
+  /** Runs the (first) text encoder on token ids (one row per prompt) -> last_hidden_state. */
+  encodeIds(rows: number[][]): Promise<Embeddings> {
+    return this.text.encodeIds(rows);
   }
 
-  /** Tokenizes and encodes prompts; a prompt longer than the tokenizer's length is cut, with one warning per prompt. */
-  async encodePrompts(prompts: string[]): Promise<Embeddings> {
-    return this.encodeIds(prompts.map((p) => {
-      const { ids, dropped, droppedFrom } = this.tokenizer.encodeCounted(p);
-      if (dropped && !this.warnedPrompts.has(p)) {
-        this.warnedPrompts.add(p);
-        const room = this.tokenizer.maxLength - 2;
-        this.onWarning?.(`the prompt "${p.length > 40 ? `${p.slice(0, 40)}…` : p}" is ${room + dropped} tokens, but the text encoder reads ${room} ` +
-          `(${this.tokenizer.maxLength} with its start and end marks): the last ${dropped}, from "${droppedFrom}", are ignored; shorten the prompt`);
-      }
-      return ids;
-    }));
+  /**
+   * Tokenizes and encodes prompts (SDXL: both encoders, and an empty negative prompt as zeros); a prompt longer than the
+   * tokenizer's length is cut, with one warning per prompt.
+   */
+  encodePrompts(prompts: string[], opts: { negative?: boolean } = {}): Promise<Embeddings> {
+    return this.text.encode(prompts, opts.negative);
   }
 
   /** One UNet evaluation of `batch` latents at timestep `t` with context `[batch, seq, dim]`; returns the raw prediction. */
@@ -169,25 +184,47 @@ export class StableDiffusionPipeline {
     this.runner = runner;
   }
 
-  // the exported UNet's session, in chunks of its fixed batch if it has one
+  // the exported UNet's session, in chunks of its fixed batch if it has one (the last padded)
   private async predictExported(sample: Float32Array, batch: number, height: number, width: number, t: number, context: Embeddings): Promise<Float32Array> {
     const c = this.latentChannels;
-    const step = this.unet.fixedBatch(this.unetSample) ?? batch;
+    const st = unetStatics({ sample: this.unetSample, timestep: this.unetTimestep, encoderHiddenStates: this.unetContext });
     const per = c * height * width;
     const ctxPer = context.sequence * context.dim;
-    const parts: Float32Array[] = [];
-    for (let b = 0; b < batch; b += step) {
-      const n = Math.min(step, batch - b);
-      const ts = this.unetTimestep.shape.length === 0 ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]);
-      const out = await this.unet.run({
-        [this.unetSample.name]: tensorFor(this.unetSample, n === batch ? sample : sample.subarray(b * per, (b + n) * per), [n, c, height, width]),
-        [this.unetTimestep.name]: ts,
-        [this.unetContext.name]: tensorFor(this.unetContext, n === batch ? context.data : context.data.subarray(b * ctxPer, (b + n) * ctxPer), [n, context.sequence, context.dim]),
-      });
+    const chunks = planRowChunks(new Array(batch).fill(t), { fixed: st.batch });
+    return mapRowChunks(batch, per, chunks, async (ch) => {
+      const n = ch.size;
+      const feeds: Record<string, ort.Tensor> = {
+        [this.unetSample.name]: tensorFor(this.unetSample, gatherRows(sample, per, ch), [n, c, height, width]),
+        [this.unetTimestep.name]: st.scalarTimestep ? tensorFor(this.unetTimestep, [t], []) : tensorFor(this.unetTimestep, new Array(n).fill(t), [n]),
+        [this.unetContext.name]: tensorFor(this.unetContext, gatherRows(context.data, ctxPer, ch), [n, context.sequence, context.dim]),
+      };
+      if (this.unetAdded) {
+        const pooled = pooledOf(context, this.unetAdded.textEmbeds.name);
+        feeds[this.unetAdded.textEmbeds.name] = tensorFor(this.unetAdded.textEmbeds, gatherRows(pooled, context.pooledDim!, ch), [n, context.pooledDim!]);
+        feeds[this.unetAdded.timeIds.name] = tensorFor(this.unetAdded.timeIds, new Array(n).fill(sdxlTimeIds(height, width)).flat(), [n, 6]);
+      }
+      const out = await this.runUnet(feeds);
       // an output kept in a GPU buffer (unetOptions.preferredOutputLocation) is downloaded here
-      parts.push(await readFloat32(out[this.unetOutput.name]));
+      return readFloat32(out[this.unetOutput.name]);
+    });
+  }
+
+  /**
+   * Runs the exported UNet. A fused com.microsoft kernel that turns out not to run on this provider (onnxruntime's CPU
+   * MultiHeadAttention takes no packed k/v) is replaced once by the standard operators it lowers to, and the run repeated.
+   */
+  async runUnet(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    try {
+      return await this.unet.run(feeds);
+    } catch (e) {
+      const op = /running (\w+) node[\s\S]*not implemented/i.exec((e as Error).message)?.[1];
+      if (!op || !this.reopenLowered || this.unet.loweredOps) throw e;
+      const lowered = await this.reopenLowered();
+      await this.unetModel.release();
+      this.unetModel = lowered;
+      this.onWarning?.(`${lowered.path}: ${op} does not run on ${lowered.ep} as exported; it runs as standard ONNX operators (slower than on the provider it was optimised for)`);
+      return this.unet.run(feeds);
     }
-    return parts.length === 1 ? parts[0] : concat(parts);
   }
 
   /** VAE-decodes latents `[batch, C, h, w]` (divided by the scaling factor first) -> images `[batch, 3, 8h, 8w]` in about [-1, 1]. */
@@ -196,14 +233,16 @@ export class StableDiffusionPipeline {
     const per = c * height * width;
     const parts: Float32Array[] = [];
     let dims: readonly number[] = [];
-    // One image at a time keeps VAE memory bounded at 512 px and up.
+    // One image at a time keeps VAE memory bounded at 512 px and up; a decoder exported for a fixed batch gets it padded.
+    const fixed = this.vaeDecoder.fixedBatch(this.vaeIn) ?? 1;
     for (let b = 0; b < batch; b++) {
       const scaled = new Float32Array(per);
       for (let i = 0; i < per; i++) scaled[i] = latents[b * per + i] / this.folder.vaeScalingFactor;
-      const out = await this.vaeDecoder.run({ [this.vaeIn.name]: tensorFor(this.vaeIn, scaled, [1, c, height, width]) });
+      const out = await this.vaeDecoder.run({ [this.vaeIn.name]: tensorFor(this.vaeIn, gatherRows(scaled, per, { rows: [0], size: fixed }), [fixed, c, height, width]) });
       const t = out[this.vaeOut.name];
       dims = t.dims;
-      parts.push(tensorToFloat32(t));
+      const img = tensorToFloat32(t);
+      parts.push(fixed === 1 ? img : img.subarray(0, img.length / fixed));
     }
     return { data: concat(parts), height: dims[2], width: dims[3] };
   }
@@ -219,16 +258,33 @@ export class StableDiffusionPipeline {
   /** Frees all sessions. */
   async release(): Promise<void> {
     const aux = await Promise.allSettled(this.aux.values());
-    await Promise.all([this.textEncoder.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
+    await Promise.all([this.text.release(), this.unet.release(), this.vaeDecoder.release(), this.runner?.release(),
       ...aux.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined))]);
   }
 }
 
-/** Concatenates float arrays. */
-export function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
+/**
+ * Opens an ONNX file on `providers`; a model whose fused com.microsoft ops the provider has no kernel for (an export
+ * optimised for CUDA, opened on the CPU) is read and opened with them lowered to standard operators instead.
+ * `asked`: the provider list was built from one `ep` (OrtModel.load's error wording).
+ */
+async function openModelFile(file: string, providers: SessionProviders, extra: ort.InferenceSession.SessionOptions | undefined, asked: boolean): Promise<OrtModel> {
+  try {
+    return asked ? await OrtModel.load(file, providers.candidates[0], extra) : await OrtModel.open(file, providers, extra);
+  } catch (e) {
+    if (!missingKernel((e as Error).message)) throw e;
+    const opened = await openModel(loadModel(file), { providers, extra, name: file });
+    if (!opened.loweredOps) { await opened.session.release(); throw e; }
+    return wrapLowered(file, opened);
+  }
+}
+
+function wrapLowered(file: string, opened: OpenedModel): OrtModel {
+  return OrtModel.wrap(opened.session, file, opened.ep, opened.loweredOps ?? []);
+}
+
+/** The pooled text embedding an SDXL UNet's `text_embeds` takes; the embeddings must carry it. */
+export function pooledOf(context: Embeddings, input: string): Float32Array {
+  if (!context.pooled || !context.pooledDim) throw new Error(`the UNet takes ${input} (SDXL's pooled text embedding), but the text embeddings given carry none; encode the prompts with this pipeline`);
+  return context.pooled;
 }

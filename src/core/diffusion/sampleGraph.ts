@@ -34,6 +34,7 @@ async function stepSession(pipe: StableDiffusionPipeline, spec: DdimGraphSpec): 
 /** {@link sampleDdim} with the DDIM/CFG arithmetic in an ONNX graph; same results as the host engine to float32 rounding. */
 export async function sampleDdimGraph(pipe: StableDiffusionPipeline, req: SampleRequest): Promise<SampleResult> {
   if (req.recordEps) throw new Error("recordEps needs the host sampler (engine 'host'): the step graph does not return the guided output");
+  if (pipe.unetAdded) throw new Error("the graph sampler does not feed SDXL's added conditioning (text_embeds, time_ids); use engine 'host'");
   const p = await prepareSampling(pipe, req);
   const { K, C, h, w, per, timesteps, useCfg, context, draw } = p;
   const M = useCfg ? 2 : 1;
@@ -61,7 +62,7 @@ export async function sampleDdimGraph(pipe: StableDiffusionPipeline, req: Sample
       req.signal?.throwIfAborted();
       const t = timesteps[i];
       const ts = pipe.unetTimestep.shape.length === 0 ? tensorFor(pipe.unetTimestep, [t], []) : tensorFor(pipe.unetTimestep, new Array(M * K).fill(t), [M * K]);
-      const out = (await pipe.unet.run({ [pipe.unetSample.name]: unetIn, [pipe.unetTimestep.name]: ts, [pipe.unetContext.name]: ctx }))[pipe.unetOutput.name];
+      const out = (await pipe.runUnet({ [pipe.unetSample.name]: unetIn, [pipe.unetTimestep.name]: ts, [pipe.unetContext.name]: ctx }))[pipe.unetOutput.name];
       const c = ddimCoefficients(pipe.schedule, t, req.steps, req.eta);
       const noise = c.stdDevT === 0 ? zeros : draw(req.noise?.[i], `noise[${i}]`);
       const r = await session.run({

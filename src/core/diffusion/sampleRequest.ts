@@ -1,6 +1,7 @@
 /** A sampling request and its result, and what both sampling engines (host and graph) prepare from the request alike. */
 import { Embeddings, StableDiffusionPipeline } from './pipeline';
 import { ddimTimesteps } from './ddim';
+import { unetStatics } from './unetRoles';
 import { GaussianRng, GaussianRngState } from './rng';
 
 /** Progress after each denoising step. */
@@ -77,9 +78,8 @@ function perImage(v: string | string[] | undefined, count: number, what: string)
 function repeatTo(e: Embeddings, count: number, what: string): Embeddings {
   if (e.batch === count) return e;
   if (e.batch !== 1) throw new Error(`${what}: embeddings have batch ${e.batch}, expected 1 or ${count}`);
-  const data = new Float32Array(count * e.data.length);
-  for (let k = 0; k < count; k++) data.set(e.data, k * e.data.length);
-  return { ...e, data, batch: count };
+  const repeat = (v: Float32Array) => { const out = new Float32Array(count * v.length); for (let k = 0; k < count; k++) out.set(v, k * v.length); return out; };
+  return { ...e, data: repeat(e.data), pooled: e.pooled && repeat(e.pooled), batch: count };
 }
 
 /** What both sampling engines share: sizes, timesteps, generators, embeddings and the seeded draw. */
@@ -102,8 +102,13 @@ export async function prepareSampling(pipe: StableDiffusionPipeline, req: Sample
   const K = req.count;
   if (!Number.isInteger(K) || K < 1) throw new Error(`count must be a positive integer, got ${K}`);
   if (!(req.eta >= 0)) throw new Error(`eta must be >= 0, got ${req.eta}`);
+  const st = unetStatics({ sample: pipe.unetSample, timestep: pipe.unetTimestep, encoderHiddenStates: pipe.unetContext });
   const h = req.latentHeight ?? pipe.defaultLatentSize;
-  const w = req.latentWidth ?? pipe.defaultLatentSize;
+  const w = req.latentWidth ?? st.width ?? pipe.defaultLatentSize;
+  if ((st.height !== undefined && h !== st.height) || (st.width !== undefined && w !== st.width)) {
+    throw new Error(`${pipe.unet.path} is exported for ${st.height ?? h}x${st.width ?? w} latents only (${8 * (st.height ?? h)}x${8 * (st.width ?? w)} px with an SD VAE), but ${h}x${w} were asked for; ` +
+      'generate at that size, or re-export the UNet with dynamic height and width');
+  }
   const C = pipe.latentChannels;
   const per = C * h * w;
   const timesteps = ddimTimesteps(pipe.schedule.config, req.steps);
@@ -113,9 +118,13 @@ export async function prepareSampling(pipe: StableDiffusionPipeline, req: Sample
 
   req.signal?.throwIfAborted();
   const cond = repeatTo(req.promptEmbeds ?? (await pipe.encodePrompts(perImage(req.prompt, K, 'prompt'))), K, 'promptEmbeds');
-  const uncond = repeatTo(req.negativeEmbeds ?? (await pipe.encodePrompts(perImage(req.negativePrompt, K, 'negativePrompt'))), K, 'negativeEmbeds');
+  const uncond = repeatTo(req.negativeEmbeds ?? (await pipe.encodePrompts(perImage(req.negativePrompt, K, 'negativePrompt'), { negative: true })), K, 'negativeEmbeds');
+  if (st.sequence !== undefined && cond.sequence !== st.sequence) {
+    throw new Error(`${pipe.unet.path} takes text embeddings of ${st.sequence} tokens, but the text encoder gives ${cond.sequence}; use the tokenizer and text encoder the UNet was exported with`);
+  }
   const useCfg = usesCfg(req.guidance);
-  const context: Embeddings = useCfg ? { ...cond, data: concat2(uncond.data, cond.data), batch: 2 * K } : cond;
+  const pooled = cond.pooled && uncond.pooled ? { pooled: concat2(uncond.pooled, cond.pooled) } : {};
+  const context: Embeddings = useCfg ? { ...cond, data: concat2(uncond.data, cond.data), ...pooled, batch: 2 * K } : cond;
 
   const draw = (given: Float32Array | undefined, what: string): Float32Array => {
     if (given) {

@@ -28,9 +28,16 @@ export interface ClipBuildOptions {
   /** Element type of `input_ids` (int32 like the optimum exports, default). */
   inputIds?: 'int32' | 'int64';
   opset?: number;
+  /** CLIPTextModelWithProjection (SDXL's second text encoder): a `text_embeds [batch, projectionDim]` output, the pooled state projected without bias. */
+  projectionDim?: number;
+  /** Every layer's hidden state as `hidden_states.0` (embeddings) .. `hidden_states.L`, as optimum exports SDXL's encoders. */
+  hiddenStates?: boolean;
 }
 
-/** Builds `input_ids [batch, sequence]` -> `last_hidden_state [batch, sequence, hidden]`, `pooler_output [batch, hidden]`. */
+/**
+ * Builds `input_ids [batch, sequence]` -> `last_hidden_state [batch, sequence, hidden]`, `pooler_output [batch, hidden]`
+ * (or, with a projection, `text_embeds [batch, projectionDim]` first, as CLIPTextModelWithProjection), and the hidden states when asked.
+ */
 export function buildClipTextEncoder(config: ClipTextConfig, opts: ClipBuildOptions = {}): Model {
   const d = config.hidden_size;
   const L = config.num_hidden_layers;
@@ -66,12 +73,15 @@ export function buildClipTextEncoder(config: ClipTextConfig, opts: ClipBuildOpti
     const allowed = b.op('LessOrEqual', [b.op('Unsqueeze', [r, b.constI64([0])]), b.op('Unsqueeze', [r, b.constI64([1])])]);
     const mask = b.op('Where', [allowed, b.scalar(0), b.scalar(-Infinity)]);
     let h = h0;
+    const states = [h0];
     net.sub('encoder', () => {
       for (let l = 0; l < L; l++) {
         const hin = h;
         h = net.sub(`layers.${l}`, () => encoderLayer(net, hin, mask, config, eps, { inProj, outProj, fc1 }));
+        states.push(h);
       }
     });
+    if (opts.hiddenStates) states.forEach((v, k) => b.op('Identity', [v], {}, { outputs: [`hidden_states.${k}`] }));
     last = layerNorm(net, h, 'final_layer_norm', d, eps);
     renameValue(graph.nodes, last, 'last_hidden_state');
     last = 'last_hidden_state';
@@ -81,10 +91,16 @@ export function buildClipTextEncoder(config: ClipTextConfig, opts: ClipBuildOpti
       ? b.op('Cast', [ids64], { to: A.i(DataType.INT32) })
       : b.op('Cast', [b.op('Equal', [ids64, b.scalar(config.eos_token_id, DataType.INT64)])], { to: A.i(DataType.INT32) });
     const at = b.op('ArgMax', [eosHit], { axis: A.i(-1), keepdims: A.i(1), select_last_index: A.i(0) });
-    b.op('GatherND', [last, at], { batch_dims: A.i(1) }, { outputs: ['pooler_output'] });
+    const pooled = b.op('GatherND', [last, at], { batch_dims: A.i(1) }, { outputs: ['pooler_output'] });
+    if (opts.projectionDim) {
+      const w = net.w.linearT('text_projection.weight', d, opts.projectionDim, { kind: 'normal', std: d ** -0.5 * f });
+      b.op('MatMul', [pooled, b.initializer({ name: 'text_projection.weight', dataType: DataType.FLOAT, dims: [d, opts.projectionDim], data: w }, true)], {}, { outputs: ['text_embeds'], name: '/text_projection/MatMul' });
+    }
   });
+  if (opts.projectionDim) graph.outputs.push({ name: 'text_embeds', elemType: DataType.FLOAT, shape: ['batch', opts.projectionDim] });
   graph.outputs.push({ name: 'last_hidden_state', elemType: DataType.FLOAT, shape: ['batch', 'sequence', d] });
-  graph.outputs.push({ name: 'pooler_output', elemType: DataType.FLOAT, shape: ['batch', d] });
+  if (!opts.projectionDim) graph.outputs.push({ name: 'pooler_output', elemType: DataType.FLOAT, shape: ['batch', d] });
+  if (opts.hiddenStates) for (let k = 0; k <= L; k++) graph.outputs.push({ name: `hidden_states.${k}`, elemType: DataType.FLOAT, shape: ['batch', 'sequence', d] });
   const model = makeModel(graph, opts.opset ?? 17);
   model.metadata = { source: 'ddpo-studio buildClipTextEncoder', config: JSON.stringify(config), parameters: String(w.params) };
   return model;

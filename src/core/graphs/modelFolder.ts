@@ -9,6 +9,8 @@ import { saveModel } from '../onnx/proto';
 export interface ModelFolderParts {
   unet: Model;
   textEncoder: Model;
+  /** SDXL's second text encoder (written with the tokenizer again as `tokenizer_2/`). */
+  textEncoder2?: Model;
   vaeDecoder: Model;
   /** Folder holding the CLIP tokenizer files (vocab.json, merges.txt, tokenizer_config.json, ...), copied as `tokenizer/`. */
   tokenizerDir: string;
@@ -53,9 +55,10 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   }
   mkdirSync(dir, { recursive: true });
   const index: Record<string, unknown> = {
-    _class_name: 'OnnxStableDiffusionPipeline',
+    _class_name: parts.textEncoder2 ? 'ORTStableDiffusionXLPipeline' : 'OnnxStableDiffusionPipeline',
     ...(parts.name ? { _name_or_path: parts.name } : {}),
     text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+    ...(parts.textEncoder2 ? { text_encoder_2: ['diffusers', 'OnnxRuntimeModel'], tokenizer_2: ['transformers', 'CLIPTokenizer'] } : {}),
     unet: ['diffusers', 'OnnxRuntimeModel'],
     vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
     scheduler: ['diffusers', 'DDIMScheduler'],
@@ -67,6 +70,7 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   const models: Array<[string, Model, Record<string, unknown>]> = [
     ['unet', parts.unet, { _class_name: 'UNet2DConditionModel', ...configOf(parts.unet, 'config') }],
     ['text_encoder', parts.textEncoder, { model_type: 'clip_text_model', ...configOf(parts.textEncoder, 'config') }],
+    ...(parts.textEncoder2 ? [['text_encoder_2', parts.textEncoder2, { model_type: 'clip_text_model', ...configOf(parts.textEncoder2, 'config') }] as [string, Model, Record<string, unknown>]] : []),
     ['vae_decoder', parts.vaeDecoder, { _class_name: 'AutoencoderKL', ...vaeCfg, scaling_factor: scaling }],
   ];
   for (const [sub, model, cfg] of models) {
@@ -78,7 +82,9 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   }
   mkdirSync(join(dir, 'scheduler'), { recursive: true });
   writeJson(join(dir, 'scheduler', 'scheduler_config.json'), parts.scheduler ?? DEFAULT_SCHEDULER_CONFIG);
-  mkdirSync(join(dir, 'tokenizer'), { recursive: true });
   const present = new Set(readdirSync(parts.tokenizerDir));
-  for (const f of TOKENIZER_FILES) if (present.has(f)) atomicWriteFileSync(join(dir, 'tokenizer', f), readFileSync(join(parts.tokenizerDir, f)));
+  for (const sub of parts.textEncoder2 ? ['tokenizer', 'tokenizer_2'] : ['tokenizer']) {
+    mkdirSync(join(dir, sub), { recursive: true });
+    for (const f of TOKENIZER_FILES) if (present.has(f)) atomicWriteFileSync(join(dir, sub, f), readFileSync(join(parts.tokenizerDir, f)));
+  }
 }

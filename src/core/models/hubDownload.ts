@@ -30,7 +30,7 @@ export interface DownloadProgress {
 
 interface RepoFile { path: string; size?: number }
 
-const COMPONENTS = ['unet', 'text_encoder', 'vae_decoder', 'vae_encoder'];
+const COMPONENTS = ['unet', 'text_encoder', 'text_encoder_2', 'vae_decoder', 'vae_encoder'];
 const TOKENIZER_FILES = ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
 // Weights in other formats sit next to the ONNX files in many repos; the pipeline never reads them.
 const SKIP = /\.(safetensors|bin|msgpack|ckpt|pt|pth|h5|ot|md)$|(^|\/)\.gitattributes$/;
@@ -41,7 +41,7 @@ export function selectPipelineFiles(paths: string[]): string[] {
     if (p === 'model_index.json' || p === 'scheduler/scheduler_config.json') return true;
     const [dir, ...rest] = p.split('/');
     const name = rest.join('/');
-    if (dir === 'tokenizer') return TOKENIZER_FILES.includes(name);
+    if (dir === 'tokenizer' || dir === 'tokenizer_2') return TOKENIZER_FILES.includes(name);
     return COMPONENTS.includes(dir) && rest.length >= 1 && !SKIP.test(name);
   });
 }

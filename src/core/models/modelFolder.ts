@@ -28,6 +28,11 @@ export interface ModelFolder {
   textEncoder: string;
   vaeDecoder: string;
   vaeEncoder?: string;
+  /** SDXL's second text encoder and its tokenizer (tokenizer_2/, else the first tokenizer's folder). */
+  textEncoder2?: string;
+  tokenizer2Dir?: string;
+  /** SDXL pipelines' `force_zeros_for_empty_prompt` (model_index.json, default true): an empty negative prompt is all zeros. */
+  forceZerosForEmptyPrompt: boolean;
   tokenizerDir: string;
   schedulerConfig: Record<string, unknown>;
   /** Latent scaling of the VAE (vae_decoder/config.json `scaling_factor`, default 0.18215). */
@@ -39,6 +44,7 @@ export interface ModelFolder {
 }
 
 const REQUIRED_ONNX = ['unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'];
+const OPTIONAL_ONNX = ['vae_encoder/model.onnx', 'text_encoder_2/model.onnx'];
 
 // A small ONNX file may be a Git LFS pointer or an HTML error page saved by a failed download.
 function onnxProblem(path: string): string | undefined {
@@ -79,11 +85,11 @@ export function inspectModelFolder(dirIn: string): { problems: ModelFolderProble
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return { problems: [{ file: '.', problem: `folder ${dir} does not exist` }] };
   const index = readJson(dir, 'model_index.json', problems, true);
   const scheduler = readJson(dir, 'scheduler/scheduler_config.json', problems, true);
-  for (const rel of [...REQUIRED_ONNX, 'vae_encoder/model.onnx']) {
+  for (const rel of [...REQUIRED_ONNX, ...OPTIONAL_ONNX]) {
     const path = join(dir, rel);
     if (!existsSync(path)) {
-      // vae_encoder is optional (only image-to-image needs it).
-      if (!rel.startsWith('vae_encoder')) problems.push({ file: rel, problem: existsSync(path + '.part') ? 'download incomplete (.part file present)' : 'missing' });
+      // vae_encoder (image-to-image) and text_encoder_2 (SDXL) are optional
+      if (!OPTIONAL_ONNX.includes(rel)) problems.push({ file: rel, problem: existsSync(path + '.part') ? 'download incomplete (.part file present)' : 'missing' });
       continue;
     }
     const p = onnxProblem(path);
@@ -106,6 +112,9 @@ export function inspectModelFolder(dirIn: string): { problems: ModelFolderProble
       dir, modelId: name,
       unet: join(dir, REQUIRED_ONNX[0]), textEncoder: join(dir, REQUIRED_ONNX[1]), vaeDecoder: join(dir, REQUIRED_ONNX[2]),
       vaeEncoder: existsSync(join(dir, 'vae_encoder/model.onnx')) ? join(dir, 'vae_encoder/model.onnx') : undefined,
+      textEncoder2: existsSync(join(dir, OPTIONAL_ONNX[1])) ? join(dir, OPTIONAL_ONNX[1]) : undefined,
+      tokenizer2Dir: existsSync(join(dir, 'tokenizer_2')) ? join(dir, 'tokenizer_2') : undefined,
+      forceZerosForEmptyPrompt: index?.force_zeros_for_empty_prompt !== false,
       tokenizerDir: tok, schedulerConfig: scheduler!, vaeScalingFactor: scaling,
       unetSampleSize: typeof unetCfg?.sample_size === 'number' ? unetCfg.sample_size : undefined,
       vaeScaleFactor: Array.isArray(vaeCfg?.block_out_channels) ? 2 ** (vaeCfg.block_out_channels.length - 1) : undefined,

@@ -1,6 +1,6 @@
 /** Converts a float32 ONNX model to float16 compute with float32 inputs/outputs, keeping precision-critical ops in float32. */
 import { AttrValue, DataType, Model, Node, Tensor, ValueInfo, cloneModel, topoSort } from './ir';
-import { float32ToHalfBits } from '../safetensors';
+import { float32ToHalfBits, halfBitsToFloat32 } from '../safetensors';
 
 /** Options of {@link toFloat16}. */
 export interface Fp16Options {
@@ -218,4 +218,29 @@ function halveAttrs(n: Node): void {
     delete n.attrs.value_float;
     n.attrs.value = { type: 'tensor', value: halfTensor({ name: '', dataType: DataType.FLOAT, dims: [], data: Float32Array.of(f.value) }) };
   }
+}
+
+/**
+ * A float16 export widened to float32: float16 weights, constants, Cast targets and graph inputs/outputs become
+ * float32, so training and LoRA (float32 adapters) see the same graph as a float32 export of the rounded weights.
+ * A model without float16 comes back as it is; returns whether anything changed.
+ */
+export function toFloat32(model: Model): { model: Model; widened: boolean } {
+  const g = model.graph;
+  const half = (t: DataType) => t === DataType.FLOAT16;
+  const any = [...g.initializers.values()].some((t) => half(t.dataType)) || [...g.inputs, ...g.outputs].some((v) => half(v.elemType))
+    || g.nodes.some((n) => Object.values(n.attrs).some((a) => (a.type === 'int' && n.opType === 'Cast' && half(a.value)) || (a.type === 'tensor' && half(a.value.dataType))));
+  if (!any) return { model, widened: false };
+  const m = cloneModel(model);
+  const wide = (t: Tensor): Tensor => (half(t.dataType) ? { ...t, dataType: DataType.FLOAT, data: halfBitsToFloat32(t.data as Uint16Array) } : t);
+  for (const [k, t] of m.graph.initializers) m.graph.initializers.set(k, wide(t));
+  for (const n of m.graph.nodes) {
+    for (const [k, a] of Object.entries(n.attrs)) {
+      if (a.type === 'tensor') n.attrs[k] = { type: 'tensor', value: wide(a.value) };
+      else if (a.type === 'int' && (k === 'to' || k === 'dtype') && half(a.value)) n.attrs[k] = { type: 'int', value: DataType.FLOAT };
+    }
+  }
+  for (const v of [...m.graph.inputs, ...m.graph.outputs, ...m.graph.valueInfo]) if (half(v.elemType)) v.elemType = DataType.FLOAT;
+  m.metadata = { ...m.metadata, precision: 'float32' };
+  return { model: m, widened: true };
 }

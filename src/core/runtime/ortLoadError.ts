@@ -89,3 +89,9 @@ function describeOpProblem(p: OpProblem, outline: ModelOutline | undefined): str
     : `onnxruntime knows no ops of domain ${domain} (a custom op library the exporter used)`;
   return `op ${domain === 'ai.onnx' ? '' : `${domain}.`}${p.op}${where} is not available in ${domain} opset ${opset ?? '?'}: ${supported}; ${REEXPORT}`;
 }
+
+/** The op onnxruntime found no kernel for, when that is why a session did not open. */
+export function missingKernel(message: string): string | undefined {
+  const p = opProblemIn(message);
+  return p && /Could not find an implementation/.test(message) ? p.op : undefined;
+}

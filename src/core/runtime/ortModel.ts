@@ -30,6 +30,17 @@ export class OrtModel {
     this.outputs = specs(session.outputMetadata);
   }
 
+  /** The fused com.microsoft ops it runs lowered to standard operators (the provider had no kernel for one). */
+  loweredOps?: string[];
+
+  /** A model over a session opened elsewhere (e.g. from a graph rewritten in memory); `path` names it in errors. */
+  static wrap(session: ort.InferenceSession, path: string, ep: ExecutionProvider, loweredOps?: string[]): OrtModel {
+    const m = new OrtModel(session, path);
+    m.ep = ep;
+    m.loweredOps = loweredOps;
+    return m;
+  }
+
   /** Creates a session on `ep`; errors name the file and suggest the CPU provider. */
   static async load(path: string, ep: ExecutionProvider = 'cpu', extra: ort.InferenceSession.SessionOptions = {}): Promise<OrtModel> {
     const providers: ort.InferenceSession.ExecutionProviderConfig[] = ep === 'cpu' ? ['cpu'] : [ep, 'cpu'];

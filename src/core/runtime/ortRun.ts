@@ -5,8 +5,10 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataType, Model, ValueInfo } from '../onnx/ir';
 import { encodeModel, saveModel } from '../onnx/proto';
+import { isContribNode, lowerContribOps } from '../onnx/lowerContrib';
 import { float32ToHalfBits } from '../safetensors';
 import { tensorToFloat32 } from './ortModel';
+import { missingKernel } from './ortLoadError';
 import type { OpenedSession } from './providers';
 import { CPU_ONLY, openSession, type SessionProviders } from './sessionProviders';
 
@@ -29,6 +31,10 @@ export interface SessionOptions {
   externalDataAbove?: number;
   /** Where that temp folder goes (default the OS temp folder; it needs room for every weight). */
   tempDir?: string;
+  /** More onnxruntime session options (e.g. a UNet's `freeDimensionOverrides`). */
+  extra?: ort.InferenceSession.SessionOptions;
+  /** Lower every fused com.microsoft op to standard operators before opening (else only when a provider lacks a kernel). */
+  lowerFused?: boolean;
 }
 
 /** The default of {@link SessionOptions.externalDataAbove}. */
@@ -38,7 +44,10 @@ export const EXTERNAL_DATA_ABOVE = 1.5 * 2 ** 30;
 export interface OpenedModel extends OpenedSession {
   /** Set when the model was written to disk with external data; removed when the session is released. */
   externalDataDir?: string;
+  /** The fused com.microsoft ops that run lowered to standard operators, because the provider had no kernel for one. */
+  loweredOps?: string[];
 }
+
 
 /** Creates an InferenceSession from an in-memory model (on CPU unless `opts.providers` says otherwise). */
 export async function createSession(model: Model, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
@@ -48,13 +57,36 @@ export async function createSession(model: Model, opts: SessionOptions = {}): Pr
 /**
  * Opens an in-memory model on the first provider that works. Models whose weights exceed `externalDataAbove`
  * are saved to a temp folder as model.onnx + model.onnx_data and opened by path; releasing the session removes it.
+ * Fused com.microsoft ops a provider has no kernel for are lowered to standard operators (onnx/lowerContrib.ts).
  */
 export async function openModel(model: Model, opts: SessionOptions = {}): Promise<OpenedModel> {
+  if (opts.lowerFused) return (await openLowered(model, opts)) ?? openAsIs(model, opts);
+  try {
+    return await openAsIs(model, opts);
+  } catch (e) {
+    // a fused com.microsoft op the provider has no kernel for (GroupNorm, NhwcConv, ... on the CPU): its standard form runs
+    if (!missingKernel((e as Error).message)) throw e;
+    const lowered = await openLowered(model, opts);
+    if (!lowered) throw e;
+    return lowered;
+  }
+}
+
+// the model with its fused com.microsoft ops lowered to standard ones, opened; undefined when it has none to lower
+async function openLowered(model: Model, opts: SessionOptions): Promise<OpenedModel | undefined> {
+  if (!model.graph.nodes.some(isContribNode)) return undefined;
+  const lowered = lowerContribOps(model);
+  if (!lowered.lowered.size) return undefined;
+  return { ...(await openAsIs(lowered.model, opts)), loweredOps: [...lowered.lowered.keys()] };
+}
+
+async function openAsIs(model: Model, opts: SessionOptions): Promise<OpenedModel> {
   const name = opts.name ?? (model.graph.name || '(unnamed graph)');
   const options: ort.InferenceSession.SessionOptions = {
     logSeverityLevel: 3,
     graphOptimizationLevel: opts.optimization ?? 'all',
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    ...opts.extra,
   };
   const large = initializerBytes(model) > (opts.externalDataAbove ?? EXTERNAL_DATA_ABOVE);
   const parent = opts.tempDir ?? os.tmpdir();

@@ -8,10 +8,13 @@ import { ConformanceResult, checkSampler, checkTextEncoder, checkTokenizer, chec
 import { ddimCoefficients, makeDdimSchedule, parseDdimConfig } from '../diffusion/ddim';
 import { DEFAULT_LORA_TARGETS } from './loraTargets';
 import { LoraWeights, readLora } from './loraFile';
-import { ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective } from './objective';
-import { unetRoles } from '../diffusion/unetRoles';
+import { ddpoGraphLayout, ddpoInputShapes, ddpoObjective, ddpoScheduleFeeds, dotObjective, ppoConfig } from './objective';
+import { runDdpoBatch } from './ddpoBatch';
+import { unetRoles, unetStatics } from '../diffusion/unetRoles';
+import { predictInChunks, unetFeeds } from '../diffusion/fastUnet';
+import { gatherRows, planRowChunks, scatterRows } from '../diffusion/rowChunks';
 import { TrainingSession } from './session';
-import { FeedValue, createSession, runModel } from '../runtime/ortRun';
+import { createSession } from '../runtime/ortRun';
 
 export type { ConformanceResult } from '../diffusion/conformance';
 
@@ -50,40 +53,15 @@ function checkMany(name: string, pairs: Array<[string, ArrayLike<number> | undef
   return { name, maxRelErr: worst, passed: worst <= tol, detail };
 }
 
-/** Slices sample `i` out of a batch-major tensor. */
-function row(v: { dims: number[]; data: Float32Array }, i: number): FeedValue {
-  const per = v.data.length / v.dims[0];
-  return { dims: [1, ...v.dims.slice(1)], data: v.data.subarray(i * per, (i + 1) * per) };
-}
-
-/** The UNet's inputs for the oracle's batch; one feed per sample when the model takes a single scalar timestep. */
-function unetFeeds(model: Model, sample: { dims: number[]; data: Float32Array }, timestep: Float32Array, ehs: { dims: number[]; data: Float32Array }): Array<Record<string, FeedValue>> {
-  const roles = unetRoles(model);
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
-  const batch = sample.dims[0];
-  if (!tScalar || batch === 1) {
-    return [{ [roles.sample.name]: sample, [roles.timestep.name]: tScalar ? { dims: [], data: [timestep[0]] } : { dims: [batch], data: timestep }, [roles.encoderHiddenStates.name]: ehs }];
-  }
-  return Array.from({ length: batch }, (_, i) => ({ [roles.sample.name]: row(sample, i), [roles.timestep.name]: { dims: [], data: [timestep[i]] }, [roles.encoderHiddenStates.name]: row(ehs, i) }));
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
-
-/** `fwd.*`: the UNet alone reproduces `fwd.out_sample`. */
+/** `fwd.*`: the UNet alone reproduces `fwd.out_sample` (in runs its static batch or scalar timestep allows). */
 export async function checkUnetForward(dir: string, model = loadModel(join(dir, 'unet/model.onnx')), o = loadOracle(join(dir, 'unet/oracle.safetensors'))): Promise<ConformanceResult[]> {
   const session = await createSession(model);
   try {
-    const outs: Float32Array[] = [];
-    const outName = model.graph.outputs[0].name;
-    for (const feeds of unetFeeds(model, need(o, 'fwd.sample'), need(o, 'fwd.timestep').data, need(o, 'fwd.encoder_hidden_states'))) {
-      outs.push((await runModel(session, model, feeds, [outName])).get(outName)!.data);
-    }
-    return [check('unet.fwd.out_sample', concat(outs), need(o, 'fwd.out_sample').data, TOLERANCE.forward)];
+    const sample = need(o, 'fwd.sample'), ehs = need(o, 'fwd.encoder_hidden_states');
+    const [B, , h, w] = sample.dims;
+    const context = { data: ehs.data, batch: B, sequence: ehs.dims[1], dim: ehs.dims[2] };
+    const out = await predictInChunks({ session, model, roles: unetRoles(model) }, sample.data, B, h, w, Array.from(need(o, 'fwd.timestep').data), context);
+    return [check('unet.fwd.out_sample', out, need(o, 'fwd.out_sample').data, TOLERANCE.forward)];
   } finally { await session.release(); }
 }
 
@@ -110,38 +88,47 @@ function dimsOf(model: Model, sample: number[], ehs: number[]): Record<string, n
   return dims;
 }
 
-/** `vjp.*`: L = sum(out_sample · R) with the PEFT LoRA applied; LoRA and input gradients. */
+/** `vjp.*`: L = sum(out_sample · R) with the PEFT LoRA applied; LoRA and input gradients (summed over runs, zero R on padding). */
 export async function checkUnetVjp(dir: string, model = loadModel(join(dir, 'unet/model.onnx')), o = loadOracle(join(dir, 'unet/oracle.safetensors'))): Promise<ConformanceResult[]> {
   const { weights, targets } = loraSetup(dir);
   const roles = unetRoles(model);
-  const R = need(o, 'vjp.R');
-  const feedsList = unetFeeds(model, need(o, 'fwd.sample'), need(o, 'fwd.timestep').data, need(o, 'fwd.encoder_hidden_states'));
-  const first = feedsList[0];
+  const st = unetStatics(roles);
+  const sample = need(o, 'fwd.sample'), ehs = need(o, 'fwd.encoder_hidden_states'), R = need(o, 'vjp.R');
+  const timesteps = Array.from(need(o, 'fwd.timestep').data);
+  const B = sample.dims[0];
+  // every run the same size, so one graph serves them all
+  const chunks = planRowChunks(timesteps, { fixed: st.batch ?? (st.scalarTimestep ? 1 : B), sharedKey: st.scalarTimestep });
+  const S = chunks[0].size;
   const session = await TrainingSession.create(model, {
     lora: { rank: weights.rank, alpha: weights.alpha, targets },
     objective: (m) => dotObjective(m, 'vjp_weights'),
-    dims: dimsOf(model, first[roles.sample.name].dims, first[roles.encoderHiddenStates.name].dims),
+    dims: dimsOf(model, [S, ...sample.dims.slice(1)], [S, ...ehs.dims.slice(1)]),
     weights,
     extraWrt: [roles.sample.name, roles.encoderHiddenStates.name],
   });
   try {
     let loss = 0;
     const grads = new Map<string, Float32Array>();
-    const inputGrads = new Map<string, Float32Array[]>();
-    for (let i = 0; i < feedsList.length; i++) {
-      const r = await session.step({ ...feedsList[i], vjp_weights: feedsList.length === 1 ? R : row(R, i) });
-      loss += r.loss;
-      // L sums over samples, so per-sample LoRA gradients add up
-      for (const [k, g] of r.grads) { const acc = grads.get(k); if (acc) acc.forEach((_, j) => (acc[j] += g[j])); else grads.set(k, Float32Array.from(g)); }
-      for (const [k, g] of r.inputGrads) inputGrads.set(k, [...(inputGrads.get(k) ?? []), g]);
+    const per = sample.data.length / B, ePer = ehs.data.length / B;
+    const gradSample = new Float32Array(sample.data.length), gradEhs = new Float32Array(ehs.data.length);
+    for (const c of chunks) {
+      const r = gatherRows(R.data, per, c);
+      r.fill(0, c.rows.length * per); // padded rows add nothing to L
+      const feeds = unetFeeds(roles, gatherRows(sample.data, per, c), S, sample.dims[2], sample.dims[3], gatherRows(timesteps, 1, c), { data: gatherRows(ehs.data, ePer, c), batch: S, sequence: ehs.dims[1], dim: ehs.dims[2] });
+      const res = await session.step(new Map([...feeds, ['vjp_weights', { dims: [S, ...R.dims.slice(1)], data: r }]]));
+      loss += res.loss;
+      // L sums over samples, so per-run LoRA gradients add up
+      for (const [k, g] of res.grads) { const acc = grads.get(k); if (acc) acc.forEach((_, j) => (acc[j] += g[j])); else grads.set(k, Float32Array.from(g)); }
+      scatterRows(gradSample, res.inputGrads.get(roles.sample.name)!, per, c);
+      scatterRows(gradEhs, res.inputGrads.get(roles.encoderHiddenStates.name)!, ePer, c);
     }
     const res = [check('unet.vjp.loss', [loss], need(o, 'vjp.loss').data, TOLERANCE.forward)];
     res.push(checkMany('unet.vjp.grad.lora', [...weights.modules.keys()].flatMap((m) => (['A', 'B'] as const).map((w): [string, Float32Array | undefined, Float32Array] => {
       const key = `${m}.lora_${w}.weight`;
       return [key, grads.get(key), need(o, `vjp.grad.${key}`).data];
     })), TOLERANCE.gradient));
-    res.push(check('unet.vjp.grad.sample', concat(inputGrads.get(roles.sample.name) ?? []), need(o, 'vjp.grad.sample').data, TOLERANCE.gradient));
-    res.push(check('unet.vjp.grad.encoder_hidden_states', concat(inputGrads.get(roles.encoderHiddenStates.name) ?? []), need(o, 'vjp.grad.encoder_hidden_states').data, TOLERANCE.gradient));
+    res.push(check('unet.vjp.grad.sample', gradSample, need(o, 'vjp.grad.sample').data, TOLERANCE.gradient));
+    res.push(check('unet.vjp.grad.encoder_hidden_states', gradEhs, need(o, 'vjp.grad.encoder_hidden_states').data, TOLERANCE.gradient));
     return res;
   } finally { await session.release(); }
 }
@@ -158,31 +145,31 @@ export async function checkUnetDdpo(dir: string, model = loadModel(join(dir, 'un
   const schedule = makeDdimSchedule(parseDdimConfig(JSON.parse(readFileSync(schedFile, 'utf8')), schedFile));
   const eta = scalar('eta', 'ddpo.eta');
   const c = ddimCoefficients(schedule, t, steps, eta);
-  const roles = unetRoles(model);
-  const latents = need(o, 'ddpo.latents');
+  const latents = need(o, 'ddpo.latents'), cond = need(o, 'ddpo.cond_embeds');
   const B = latents.dims[0];
-  const tScalar = (roles.timestep.shape?.length ?? 1) === 0;
+  const layout = ddpoGraphLayout(model, B);
+  const S = layout.samples;
   const session = await TrainingSession.create(model, {
     lora: { rank: weights.rank, alpha: weights.alpha, targets },
-    objective: (m) => ddpoObjective(m, { advClipMax: cfg.adv_clip_max ?? 5 }),
+    objective: (m) => ddpoObjective(m, ppoConfig(cfg.adv_clip_max ?? 5, schedule.config), layout.unetCalls),
     // Every input's full shape: the UNet inside runs on 2B, so its own `batch` symbol must not size these.
-    inputShapes: ddpoInputShapes(latents.dims, need(o, 'ddpo.cond_embeds').dims, tScalar),
+    inputShapes: ddpoInputShapes([S, ...latents.dims.slice(1)], [S, ...cond.dims.slice(1)], layout.scalarTimestep),
     weights,
   });
   try {
-    const fill = (v: number) => ({ dims: [B], data: new Array(B).fill(v) });
-    const r = await session.step({
-      latents, next_latents: need(o, 'ddpo.next_latents'),
-      timestep: tScalar ? { dims: [], data: [t] } : fill(t),
-      uncond_embeds: need(o, 'ddpo.uncond_embeds'), cond_embeds: need(o, 'ddpo.cond_embeds'),
-      old_log_prob: need(o, 'ddpo.old_log_prob'), advantages: need(o, 'ddpo.advantages'),
-      ...ddpoScheduleFeeds(schedule, new Array(B).fill(t), steps, eta), guidance_scale: { dims: [], data: [scalar('guidance_scale', 'ddpo.guidance_scale')] },
-      clip_range: { dims: [], data: [cfg.clip_range ?? 1e-4] },
-    });
+    const fill = (v: number) => new Array<number>(B).fill(v);
+    const sched = ddpoScheduleFeeds(schedule, fill(t), steps, eta);
+    const r = await runDdpoBatch(session, { ...layout, latent: latents.dims.slice(1), embeds: cond.dims.slice(1) }, {
+      latents: latents.data, nextLatents: need(o, 'ddpo.next_latents').data, timesteps: fill(t),
+      uncondEmbeds: need(o, 'ddpo.uncond_embeds').data, condEmbeds: cond.data,
+      oldLogProbs: Array.from(need(o, 'ddpo.old_log_prob').data), advantages: Array.from(need(o, 'ddpo.advantages').data),
+      alphaProdT: Array.from(sched.alpha_prod_t.data), alphaProdTPrev: Array.from(sched.alpha_prod_t_prev.data), eta,
+      guidanceScale: scalar('guidance_scale', 'ddpo.guidance_scale'), clipRange: cfg.clip_range ?? 1e-4,
+    }, 'step');
     const res = [
       check('unet.ddpo.std', [c.stdDevT], need(o, 'ddpo.std').data, TOLERANCE.forward),
-      check('unet.ddpo.log_prob', r.metrics.get('log_prob')!, need(o, 'ddpo.log_prob').data, TOLERANCE.forward),
-      check('unet.ddpo.ratio', r.metrics.get('ratio')!, need(o, 'ddpo.ratio').data, TOLERANCE.forward),
+      check('unet.ddpo.log_prob', r.logProbs, need(o, 'ddpo.log_prob').data, TOLERANCE.forward),
+      check('unet.ddpo.ratio', r.ratios, need(o, 'ddpo.ratio').data, TOLERANCE.forward),
       check('unet.ddpo.loss', [r.loss], need(o, 'ddpo.loss').data, TOLERANCE.forward),
     ];
     res.push(checkMany('unet.ddpo.grad.lora', [...weights.modules.keys()].flatMap((m) => (['A', 'B'] as const).map((w): [string, Float32Array | undefined, Float32Array] => {

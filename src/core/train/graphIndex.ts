@@ -52,19 +52,6 @@ export class GraphIndex {
     return this.constMemo.get(value)!;
   }
 
-  /** The initializer behind `value`, following Identity nodes (exporters alias shared weights that way). */
-  initializerOf(value: string): Tensor | undefined {
-    let v = value;
-    for (let hops = 0; hops < 8; hops++) {
-      const t = this.graph.initializers.get(v);
-      if (t) return t;
-      const p = this.producer.get(v);
-      if (!p || p.opType !== 'Identity') return undefined;
-      v = p.inputs[0];
-    }
-    return undefined;
-  }
-
   /**
    * For every value, a bit mask of which `sources` (graph input names) its data depends on.
    * Shape/Size cut the dependence: a shape is not data.
@@ -84,24 +71,51 @@ export class GraphIndex {
 /** The linear layer a MatMul/Gemm node applies, when its weight is a constant. */
 export interface LinearLayer {
   node: Node;
-  /** Initializer holding the weight (MatMul: [in, out]; Gemm with transB: [out, in]). */
+  /** Initializer holding the weight ([in, out], or [out, in] when `transB`). */
   weight: Tensor;
   inFeatures: number;
   outFeatures: number;
+  /** The weight is stored [out, in] (nn.Linear's layout), transposed by Gemm's transB or a Transpose node. */
   transB: boolean;
+  /** The node and input slot that read the initializer itself (the layer, or an Identity/Transpose between them). */
+  weightSlot: { node: Node; input: number };
+}
+
+/**
+ * The constant 2-D weight behind `value`, through Identity (exporters alias shared weights that way) and 2-D Transpose
+ * nodes (the dynamo exporter writes nn.Linear as MatMul(x, Transpose(W))); `flipped` when an odd number of them transpose.
+ */
+function weightBehind(index: GraphIndex, reader: Node, input: number): { weight: Tensor; flipped: boolean; slot: { node: Node; input: number } } | undefined {
+  let slot = { node: reader, input };
+  let flipped = false;
+  for (let hops = 0; hops < 8; hops++) {
+    const v = slot.node.inputs[slot.input];
+    const t = index.graph.initializers.get(v);
+    if (t) return t.dims.length === 2 ? { weight: t, flipped, slot } : undefined;
+    const p = index.producer.get(v);
+    if (!p || !(p.opType === 'Identity' || (p.opType === 'Transpose' && isSwap(p)))) return undefined;
+    if (p.opType === 'Transpose') flipped = !flipped;
+    slot = { node: p, input: 0 };
+  }
+  return undefined;
+}
+
+function isSwap(n: Node): boolean {
+  const perm = n.attrs.perm;
+  return !perm || (perm.type === 'ints' && perm.value.length === 2 && perm.value[0] === 1 && perm.value[1] === 0);
 }
 
 /** Describes `node` as a linear layer x·W (+b) with a constant 2-D weight, or undefined. */
 export function linearLayerOf(index: GraphIndex, node: Node): LinearLayer | undefined {
   if (node.opType !== 'MatMul' && node.opType !== 'Gemm') return undefined;
-  const w = index.initializerOf(node.inputs[1]);
-  if (!w || w.dims.length !== 2) return undefined;
+  const w = weightBehind(index, node, 1);
+  if (!w) return undefined;
   if (node.opType === 'Gemm') {
     const transA = node.attrs.transA;
     if (transA && transA.type === 'int' && transA.value !== 0) return undefined;
   }
   const tb = node.attrs.transB;
-  const transB = node.opType === 'Gemm' && !!tb && tb.type === 'int' && tb.value !== 0;
-  const [d0, d1] = w.dims;
-  return { node, weight: w, inFeatures: transB ? d1 : d0, outFeatures: transB ? d0 : d1, transB };
+  const transB = (node.opType === 'Gemm' && !!tb && tb.type === 'int' && tb.value !== 0) !== w.flipped;
+  const [d0, d1] = w.weight.dims;
+  return { node, weight: w.weight, inFeatures: transB ? d1 : d0, outFeatures: transB ? d0 : d1, transB, weightSlot: w.slot };
 }

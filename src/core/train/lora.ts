@@ -4,6 +4,7 @@ import { A, GraphBuilder } from '../onnx/builder';
 import { FindTargetsOptions, LoraTarget, findLoraTargets } from './loraTargets';
 import { LoraModule, LoraWeights, loraScale, peftKey, targetSuffix } from './loraFile';
 import { mulberry32 } from '../random';
+import { standardUnet } from './standardForm';
 
 /** Rank, alpha and which layers to adapt. */
 export interface LoraConfig extends FindTargetsOptions {
@@ -77,8 +78,12 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
   return { model: out, adapters, rank: cfg.rank, alpha: cfg.alpha };
 }
 
-/** Returns a copy of `model` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB). */
-export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
+/**
+ * Returns a copy of `exported` with W replaced by W + (alpha/r)·(B·A)ᵀ (MatMul) or W + (alpha/r)·B·A (Gemm transB),
+ * in the standard form training used (train/standardForm.ts: fused ops lowered, float16 widened), where the layers are.
+ */
+export function mergeLora(exported: Model, weights: LoraWeights, opts: FindTargetsOptions = {}): Model {
+  const model = standardUnet(exported).model;
   const targets = findLoraTargets(model, { ...opts, targets: opts.targets ?? [...new Set([...weights.modules.keys()].map(targetSuffix))] });
   const out = cloneModel(model);
   const byModule = new Map<string, LoraTarget>(targets.map((t) => [t.module, t]));
@@ -88,8 +93,8 @@ export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsO
     const t = byModule.get(module);
     if (!t) throw new Error(`LoRA module ${module} matches no layer of the model; was the LoRA trained for this UNet?`);
     checkShapes(module, mod, t, weights.rank);
-    const k = model.graph.nodes.indexOf(t.node);
-    const node = out.graph.nodes[k];
+    // the node that reads the weight itself (the layer, or a Transpose/Identity before it), in the copy
+    const reader = out.graph.nodes[model.graph.nodes.indexOf(t.weightSlot.node)];
     const W = Float32Array.from(t.weight.data as Float32Array);
     const { inFeatures: nin, outFeatures: nout } = t;
     const r = weights.rank;
@@ -102,8 +107,8 @@ export function mergeLora(model: Model, weights: LoraWeights, opts: FindTargetsO
     }
     const name = namer.uniq(`${module}.merged_weight`);
     out.graph.initializers.set(name, { ...t.weight, name, data: W });
-    const old = node.inputs[1];
-    node.inputs[1] = name;
+    const old = reader.inputs[t.weightSlot.input];
+    reader.inputs[t.weightSlot.input] = name;
     if (!out.graph.nodes.some((n) => n.inputs.includes(old))) out.graph.initializers.delete(old);
   }
   return out;

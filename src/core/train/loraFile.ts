@@ -19,7 +19,15 @@ export interface LoraWeights {
   rank: number;
   alpha: number;
   modules: Map<string, LoraModule>;
+  /** How its kohya file names the modules (default diffusers'; SDXL LoRAs use the SGM UNet's). */
+  kohyaNaming?: KohyaNaming;
 }
+
+/**
+ * kohya's module naming of a model family: diffusers' paths (SD 1.x/2.x LoRAs), or the original SGM UNet's that
+ * Automatic1111, ComfyUI and diffusers read SDXL LoRAs by (`input_blocks.4.1.transformer_blocks.0.attn1.to_q`).
+ */
+export type KohyaNaming = 'diffusers' | 'sgm';
 
 /** The two namings of a LoRA file. */
 export type LoraFormat = 'peft' | 'kohya';
@@ -29,9 +37,29 @@ export function peftKey(module: string, which: 'A' | 'B'): string {
   return `${module}.lora_${which}.weight`;
 }
 
-/** kohya name of a module: `lora_unet_` + its path with dots turned into underscores (`lora_unet_down_blocks_0_..._to_q`). */
-export function kohyaModuleName(module: string): string {
-  return `lora_unet_${module.replace(/\./g, '_')}`;
+/**
+ * kohya name of a module: `lora_unet_` + its path with dots turned into underscores (`lora_unet_down_blocks_0_..._to_q`);
+ * under SGM naming an attention's path is the SGM UNet's (`down_blocks.i.attentions.j` -> `input_blocks.{i(L+1)+j+1}.1`,
+ * `mid_block.attentions.0` -> `middle_block.1`, `up_blocks.i.attentions.j` -> `output_blocks.{i(L+1)+j}.1`, L the
+ * resnets per down block); other modules keep diffusers' path.
+ */
+export function kohyaModuleName(module: string, naming: KohyaNaming = 'diffusers', layersPerBlock = 2): string {
+  let path = module;
+  if (naming === 'sgm') {
+    const L = layersPerBlock;
+    path = module
+      .replace(/^down_blocks\.(\d+)\.attentions\.(\d+)\./, (_, i, j) => `input_blocks.${Number(i) * (L + 1) + Number(j) + 1}.1.`)
+      .replace(/^mid_block\.attentions\.0\./, 'middle_block.1.')
+      .replace(/^up_blocks\.(\d+)\.attentions\.(\d+)\./, (_, i, j) => `output_blocks.${Number(i) * (L + 1) + Number(j)}.1.`);
+  }
+  return `lora_unet_${path.replace(/\./g, '_')}`;
+}
+
+/** Resnets per down block as the modules show it: one more than the highest attention index of any down block (2 when none). */
+export function layersPerBlockOf(modules: Iterable<string>): number {
+  let most = -1;
+  for (const m of modules) { const j = /^down_blocks\.\d+\.attentions\.(\d+)\./.exec(m)?.[1]; if (j !== undefined) most = Math.max(most, Number(j)); }
+  return most < 0 ? 2 : most + 1;
 }
 
 /** The scale applied to B·A. */
@@ -64,8 +92,9 @@ function peftTensors(w: LoraWeights): { tensors: Map<string, SafeTensor>; metada
 
 function kohyaTensors(w: LoraWeights): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
   const tensors = new Map<string, SafeTensor>();
+  const layers = layersPerBlockOf(w.modules.keys());
   for (const [m, mod] of w.modules) {
-    const k = kohyaModuleName(m);
+    const k = kohyaModuleName(m, w.kohyaNaming, layers);
     tensors.set(`${k}.lora_down.weight`, { dtype: 'F32', shape: [w.rank, mod.inFeatures], data: mod.A });
     tensors.set(`${k}.lora_up.weight`, { dtype: 'F32', shape: [mod.outFeatures, w.rank], data: mod.B });
     tensors.set(`${k}.alpha`, { dtype: 'F32', shape: [], data: Float32Array.of(w.alpha) });
@@ -96,7 +125,9 @@ export function readLora(src: string | Uint8Array, opts: ReadLoraOptions = {}): 
   const kohya = keys.some((k) => k.endsWith('.lora_down.weight'));
   const parts = new Map<string, { A?: SafeTensor; B?: SafeTensor; alpha?: number }>();
   const entry = (m: string) => { let e = parts.get(m); if (!e) parts.set(m, (e = {})); return e; };
-  const byKohya = new Map((opts.modules ?? []).map((m) => [kohyaModuleName(m), m]));
+  // either naming resolves: diffusers' paths, or the SGM UNet's (SDXL LoRAs)
+  const layers = layersPerBlockOf(opts.modules ?? []);
+  const byKohya = new Map((opts.modules ?? []).flatMap((m) => [[kohyaModuleName(m, 'sgm', layers), m], [kohyaModuleName(m), m]]));
   for (const [key, t] of tensors) {
     if (kohya) {
       const m = /^(.*)\.(lora_down\.weight|lora_up\.weight|alpha)$/.exec(key);
@@ -134,5 +165,6 @@ export function readLora(src: string | Uint8Array, opts: ReadLoraOptions = {}): 
     const B = modules.get(m)!.B, f = e.alpha / alpha;
     for (let i = 0; i < B.length; i++) B[i] *= f;
   }
-  return { rank, alpha, modules, format: kohya ? 'kohya' : 'peft' };
+  const sgm = kohya && keys.some((k) => /^lora_unet_(input|middle|output)_block/.test(k));
+  return { rank, alpha, modules, format: kohya ? 'kohya' : 'peft', ...(sgm ? { kohyaNaming: 'sgm' as const } : {}) };
 }

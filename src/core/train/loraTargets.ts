@@ -2,6 +2,7 @@
 import { Model, Node } from '../onnx/ir';
 import { GraphIndex, LinearLayer, linearLayerOf } from './graphIndex';
 import { findAttentions, AttentionSite } from './attentionPattern';
+import { findUnetInputs } from '../diffusion/unetRoles';
 
 /** The attention projections PEFT/diffusers LoRAs adapt by default. */
 export const DEFAULT_LORA_TARGETS = ['to_q', 'to_k', 'to_v', 'to_out.0'];
@@ -29,7 +30,8 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
   const index = new GraphIndex(model.graph);
   let found: LoraTarget[] = [];
   if (detection !== 'structure') found = targetsByScope(index, targets);
-  if (!found.length && detection !== 'scope') found = targetsByStructure(index, targets);
+  if (detection === 'structure') found = targetsByStructure(index, targets);
+  else if (detection === 'auto') found = moreOf(found, index, targets);
   if (!found.length) {
     throw new Error(`no LoRA target layers (${targets.join(', ')}) found in the ONNX graph ${model.graph.name || ''} (detection: ${detection}): ` +
       `${whatIsThereInstead(index, targets)}. LoRA needs MatMul or Gemm linear layers with a constant 2-D weight: ${REEXPORT_LINEAR}`);
@@ -40,6 +42,14 @@ export function findLoraTargets(model: Model, opts: FindTargetsOptions = {}): Lo
     seen.add(t.module);
   }
   return found.sort((a, b) => index.position.get(a.node)! - index.position.get(b.node)!);
+}
+
+// Names can cover part of a graph only (a fused export whose split-out projections carry no module scope): then the
+// structure, which sees every attention, finds more layers and its names are taken.
+function moreOf(byScope: LoraTarget[], index: GraphIndex, targets: string[]): LoraTarget[] {
+  let byStructure: LoraTarget[] = [];
+  try { byStructure = targetsByStructure(index, targets); } catch (e) { if (!byScope.length) throw e; }
+  return byStructure.length > byScope.length ? byStructure : byScope;
 }
 
 const REEXPORT_LINEAR = 're-export the UNet from diffusers with optimum-cli export onnx (or torch.onnx.export), which keeps nn.Linear as MatMul/Gemm and the module names in the node names';
@@ -157,8 +167,7 @@ function targetsByStructure(index: GraphIndex, targets: string[]): LoraTarget[] 
  */
 function placeAttentions(index: GraphIndex, sites: AttentionSite[]): BlockPlace[] {
   const inputs = index.graph.inputs;
-  const sample = inputs.find((v) => v.shape?.length === 4) ?? inputs[0];
-  const time = inputs.find((v) => /time/i.test(v.name)) ?? inputs.find((v) => v !== sample && (v.shape?.length ?? 0) <= 1);
+  const { sample, timestep: time } = findUnetInputs(inputs);
   if (!sample || !time) throw new Error(`cannot find the UNet's sample and timestep inputs (${inputs.map((v) => v.name).join(', ')}) to place attention blocks; re-export with node names kept`);
   const dep = index.dependence([sample.name, time.name]);
   const S = 1, T = 2;

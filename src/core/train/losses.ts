@@ -33,9 +33,13 @@ export interface DdpoLossInputs {
   clipRange: string;
 }
 
-/** Constants of the PPO objective (DDPO's train.adv_clip_max; the clip range is an input). */
+/** Constants of the PPO objective (DDPO's train.adv_clip_max; the clip range is an input) and of the scheduler's step. */
 export interface PpoConfig {
   advClipMax: number;
+  /** What the UNet predicts (scheduler_config.json prediction_type); default epsilon. */
+  predictionType?: 'epsilon' | 'v_prediction' | 'sample';
+  /** x̂₀ clipped to ±this before the step (scheduler clip_sample), as the sampler does; off when absent. */
+  clipSampleRange?: number;
 }
 
 /** Names of the DDPO subgraph's results. */
@@ -59,7 +63,7 @@ export function isDdpoLossNode(n: Node): boolean {
 
 /**
  * Appends DDPO's policy-gradient objective (ddpo-pytorch `train.py` with `ddim_step_with_logprob`):
- * ε = ε_u + g·(ε_c − ε_u); x̂₀ = (x − √(1−ᾱ_t)·ε)/√ᾱ_t; σ = η·√((1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev));
+ * ε = ε_u + g·(ε_c − ε_u) (the guided model output; x̂₀ and ε from it per the prediction type); x̂₀ = (x − √(1−ᾱ_t)·ε)/√ᾱ_t; σ = η·√((1−ᾱ_prev)/(1−ᾱ_t)·(1−ᾱ_t/ᾱ_prev));
  * μ = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev−σ²)·ε; log p = mean_CHW[−(x_prev−μ)²/(2σ²) − log σ − log√(2π)];
  * r = exp(log p − log p_old); loss = mean(max(−A·r, −A·clip(r, 1±ε))) with A clipped to ±adv_clip_max.
  */
@@ -74,15 +78,19 @@ export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfi
     const ap = b.op('Reshape', [v.alphaProdTPrev, bshape]);
     const oneMinusA = b.op('Sub', [one, a]);
     const oneMinusAp = b.op('Sub', [one, ap]);
-    const x0 = b.op('Div', [b.op('Sub', [v.latents, b.op('Mul', [b.op('Sqrt', [oneMinusA]), eps])]), b.op('Sqrt', [a])]);
+    const { x0, eps: epsHat } = predictedOriginal(b, cfg, v.latents, eps, a, oneMinusA);
     const variance = b.op('Mul', [b.op('Div', [oneMinusAp, oneMinusA]), b.op('Sub', [one, b.op('Div', [a, ap])])]);
     const std = b.op('Mul', [v.eta, b.op('Sqrt', [variance])]);
     const std2 = b.op('Mul', [std, std]);
-    const dir = b.op('Mul', [b.op('Sqrt', [b.op('Sub', [oneMinusAp, std2])]), eps]);
+    // σ = 0 (linspace spacing's last step to t = 0) is deterministic: log-prob 0, no gradient; σ = 1 stands in so
+    // nothing divides by zero on the way there or back
+    const random = b.op('Greater', [std, b.scalar(0)]);
+    const stdSafe = b.op('Where', [random, std, one]);
+    const dir = b.op('Mul', [b.op('Sqrt', [b.op('Sub', [oneMinusAp, std2])]), epsHat]);
     const mean = b.op('Add', [b.op('Mul', [b.op('Sqrt', [ap]), x0]), dir]);
     const diff = b.op('Sub', [v.nextLatents, mean]);
-    const quad = b.op('Div', [b.op('Mul', [diff, diff]), b.op('Mul', [b.scalar(2), std2])]);
-    const lpElem = b.op('Sub', [b.op('Neg', [quad]), b.op('Add', [b.op('Log', [std]), b.scalar(HALF_LOG_2PI)])]);
+    const quad = b.op('Div', [b.op('Mul', [diff, diff]), b.op('Mul', [b.scalar(2), b.op('Mul', [stdSafe, stdSafe])])]);
+    const lpElem = b.op('Where', [random, b.op('Sub', [b.op('Neg', [quad]), b.op('Add', [b.op('Log', [stdSafe]), b.scalar(HALF_LOG_2PI)])]), b.scalar(0)]);
     const logProb = reduce(b, 'ReduceMean', lpElem, Array.from({ length: rank - 1 }, (_, k) => k + 1), false, opset);
     const delta = b.op('Sub', [logProb, v.oldLogProb]);
     const ratio = b.op('Exp', [delta]);
@@ -96,6 +104,26 @@ export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfi
     const clipFrac = reduce(b, 'ReduceMean', b.op('Cast', [outside], { to: { type: 'int', value: 1 } }), null, false, opset);
     return { loss, logProb, ratio, approxKl, clipFrac, prevMean: mean, std };
   });
+}
+
+/**
+ * x̂₀ and ε from the guided model output m, as diffusers' DDIM step reads them: ε-prediction x̂₀ = (x − √(1−ᾱ)·m)/√ᾱ;
+ * v-prediction x̂₀ = √ᾱ·x − √(1−ᾱ)·m, ε = √ᾱ·m + √(1−ᾱ)·x; sample-prediction x̂₀ = m, ε = (x − √ᾱ·m)/√(1−ᾱ).
+ * x̂₀ is clipped where the scheduler clips it (ε stays the model's, use_clipped_model_output false).
+ */
+function predictedOriginal(b: GraphBuilder, cfg: PpoConfig, x: string, m: string, a: string, oneMinusA: string): { x0: string; eps: string } {
+  const sa = b.op('Sqrt', [a]), sb = b.op('Sqrt', [oneMinusA]);
+  let x0: string, eps = m;
+  switch (cfg.predictionType ?? 'epsilon') {
+    case 'epsilon': x0 = b.op('Div', [b.op('Sub', [x, b.op('Mul', [sb, m])]), sa]); break;
+    case 'v_prediction':
+      x0 = b.op('Sub', [b.op('Mul', [sa, x]), b.op('Mul', [sb, m])]);
+      eps = b.op('Add', [b.op('Mul', [sa, m]), b.op('Mul', [sb, x])]);
+      break;
+    case 'sample': x0 = m; eps = b.op('Div', [b.op('Sub', [x, b.op('Mul', [sa, m])]), sb]); break;
+  }
+  if (cfg.clipSampleRange !== undefined) x0 = b.op('Clip', [x0, b.scalar(-cfg.clipSampleRange), b.scalar(cfg.clipSampleRange)]);
+  return { x0, eps };
 }
 
 /**

@@ -11,6 +11,7 @@ import { FeedValue, createSession, runModel } from '../runtime/ortRun';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import { toFloat16 } from '../onnx/fp16';
 import { LossScaler } from './lossScale';
+import { standardUnet } from './standardForm';
 
 /** How to build a {@link TrainingSession}. */
 export interface TrainingSessionOptions {
@@ -75,6 +76,44 @@ export interface BuildTimings {
   nodes: number;
 }
 
+/** A training graph before any session holds it. */
+export interface TrainingGraph {
+  model: Model;
+  adapters: LoraAdapter[];
+  /** Under fp16: the loss-seed input that scales every gradient. */
+  lossSeed?: { seed: string; dims: number[] };
+  timings: Omit<BuildTimings, 'sessionMs'>;
+}
+
+/**
+ * Brings the export to its standard form (train/standardForm.ts), injects LoRA, appends the objective, specializes shapes and builds the gradient graph (in float16 when asked); no
+ * session is opened, so a dry run shows whether training can work (every op differentiable, every shape known).
+ */
+export function buildTrainingGraph(forward: Model, opts: TrainingSessionOptions): TrainingGraph {
+  const injected: InjectedLora = injectLora(standardUnet(forward).model, opts.lora);
+  const withLoss = opts.objective(injected.model);
+  if (!withLoss.graph.outputs.some((o) => o.name === 'loss')) throw new Error('the training objective has no output named "loss"');
+  const lora = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
+  let t = Date.now();
+  const spec = specialize(withLoss, { dims: opts.dims, inputShapes: opts.inputShapes, preserve: new Set(lora) });
+  const specializeMs = Date.now() - t;
+  opts.beforeBuild?.(spec.model, spec.shapes);
+  t = Date.now();
+  let { model } = buildGradientGraph(spec.model, {
+    shapes: spec.shapes, wrt: [...lora, ...(opts.extraWrt ?? [])], loss: 'loss', keepForwardOutputs: true, recomputeAttention: opts.recomputeAttention ?? RECOMPUTE_ATTENTION_DEFAULT,
+  });
+  let lossSeed: TrainingGraph['lossSeed'];
+  if (opts.precision === 'fp16') {
+    // d loss/d loss becomes an input: feeding S scales every gradient by S (loss scaling), divided out after the run
+    const seed = lossSeedOf(model);
+    model.graph.initializers.delete(seed.name);
+    model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
+    model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes, halfIo: loraHalfIo(lora) }).model;
+    lossSeed = { seed: seed.name, dims: [...seed.dims] };
+  }
+  return { model, adapters: injected.adapters, lossSeed, timings: { specializeMs, gradientMs: Date.now() - t, nodes: model.graph.nodes.length } };
+}
+
 /** LoRA training session; parameters are the adapters' A/B matrices, named by their PEFT keys. */
 export class TrainingSession {
   private constructor(
@@ -93,38 +132,17 @@ export class TrainingSession {
     return { precision: this.scaling ? 'fp16' : 'fp32', lossScale: this.scaling?.scaler.scale ?? 1 };
   }
 
-  /** Injects LoRA, appends the objective, specializes shapes, builds the gradient graph and opens one session. */
+  /** Builds the training graph ({@link buildTrainingGraph}) and opens one session on it. */
   static async create(forward: Model, opts: TrainingSessionOptions): Promise<TrainingSession> {
-    const injected: InjectedLora = injectLora(forward, opts.lora);
-    const withLoss = opts.objective(injected.model);
-    if (!withLoss.graph.outputs.some((o) => o.name === 'loss')) throw new Error('the training objective has no output named "loss"');
-    const lora = injected.adapters.flatMap((a) => [a.inputA, a.inputB]);
-    const extra = opts.extraWrt ?? [];
-    let t = Date.now();
-    const spec = specialize(withLoss, { dims: opts.dims, inputShapes: opts.inputShapes, preserve: new Set(lora) });
-    const specializeMs = Date.now() - t;
-    opts.beforeBuild?.(spec.model, spec.shapes);
-    t = Date.now();
-    let { model } = buildGradientGraph(spec.model, {
-      shapes: spec.shapes, wrt: [...lora, ...extra], loss: 'loss', keepForwardOutputs: true, recomputeAttention: opts.recomputeAttention ?? RECOMPUTE_ATTENTION_DEFAULT,
-    });
-    let scaling: { seed: string; dims: number[]; scaler: LossScaler } | undefined;
-    if (opts.precision === 'fp16') {
-      // d loss/d loss becomes an input: feeding S scales every gradient by S (loss scaling), divided out after the run
-      const seed = lossSeedOf(model);
-      model.graph.initializers.delete(seed.name);
-      model.graph.inputs = [...model.graph.inputs.filter((v) => v.name !== seed.name), { name: seed.name, elemType: DataType.FLOAT, shape: [...seed.dims] }];
-      model = toFloat16(model, { keepFp32Nodes: opts.keepFp32Nodes, halfIo: loraHalfIo(lora) }).model;
-      scaling = { seed: seed.name, dims: [...seed.dims], scaler: new LossScaler(opts.lossScale) };
-    }
-    const gradientMs = Date.now() - t;
-    t = Date.now();
-    const session = await createSession(model, { threads: opts.threads, providers: opts.providers, name: 'training graph' });
+    const g = buildTrainingGraph(forward, opts);
+    const t = Date.now();
+    const session = await createSession(g.model, { threads: opts.threads, providers: opts.providers, name: 'training graph' });
     const sessionMs = Date.now() - t;
-    const weights = opts.weights ?? initLoraWeights(injected.adapters, opts.lora.rank, opts.lora.alpha, opts.seed ?? 0);
+    const weights = opts.weights ?? initLoraWeights(g.adapters, opts.lora.rank, opts.lora.alpha, opts.seed ?? 0);
     if (weights.rank !== opts.lora.rank) throw new Error(`LoRA weights have rank ${weights.rank}, the session was built for rank ${opts.lora.rank}`);
-    loraFeeds(injected.adapters, weights); // validates coverage and shapes now rather than at the first step
-    return new TrainingSession(model, session, injected.adapters, weights, extra, { specializeMs, gradientMs, sessionMs, nodes: model.graph.nodes.length }, scaling);
+    loraFeeds(g.adapters, weights); // validates coverage and shapes now rather than at the first step
+    const scaling = g.lossSeed && { ...g.lossSeed, scaler: new LossScaler(opts.lossScale) };
+    return new TrainingSession(g.model, session, g.adapters, weights, opts.extraWrt ?? [], { ...g.timings, sessionMs }, scaling);
   }
 
   /** Trainable tensors by PEFT key; they alias `weights`, so optimizer updates apply to the next step. */

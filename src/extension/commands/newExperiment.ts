@@ -14,6 +14,8 @@ import { hubEndpoint } from '../../core/models/hubDownload';
 import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
 import type { Services } from '../services';
+import type { ModelReport } from '../../protocol';
+import { formatModelReport } from '../../core/doctor/format';
 import { requireStore } from '../workspaceStore';
 import { embeddedModelDir, hasEmbeddedModel } from '../studio/models';
 
@@ -42,6 +44,7 @@ export async function newExperiment(services: Services, name?: string): Promise<
     if (!prompts) return undefined;
     const preset = await pickPreset(baseModel.id === EMBEDDED_MODEL_ID);
     if (!preset) return undefined;
+    if (baseModel.id !== EMBEDDED_MODEL_ID && baseModel.path && !(await modelUsable(services, baseModel.path, preset))) return undefined;
     init = { baseModel, prompts, preset };
   }
   try {
@@ -115,6 +118,33 @@ async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefin
   if (!cpuFirst) items.reverse();
   const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (4/4): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
   return pick?.preset;
+}
+
+/**
+ * `ddpo doctor` on the chosen model at the preset's settings, before anything is created: the report goes to the
+ * output channel; a model that cannot sample here stops, one that samples but cannot be fine-tuned asks first.
+ */
+async function modelUsable(services: Services, modelDir: string, preset: ExperimentPreset): Promise<boolean> {
+  let report: ModelReport;
+  try {
+    report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Checking the model', cancellable: true }, (progress, token) => {
+      const ctl = new AbortController();
+      token.onCancellationRequested(() => ctl.abort());
+      return services.worker.request('checkModel', { modelDir, ddpo: preset.ddpo }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+    });
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Could not check the model ${modelDir}: ${(e as Error).message}`);
+    return false;
+  }
+  for (const line of formatModelReport(report)) services.output.appendLine(`[doctor] ${line}`);
+  if (report.canSample && report.canTrain) return true;
+  const detail = report.findings.filter((f) => f.level === 'error').map((f) => `• ${f.message}\n  What to do: ${f.fix}`).join('\n\n');
+  if (!report.canSample) {
+    await vscode.window.showErrorMessage(`${modelDir} cannot generate images here; nothing was created.`, { modal: true, detail });
+    return false;
+  }
+  const go = 'Create Anyway';
+  return (await vscode.window.showWarningMessage(`${modelDir} generates images here but cannot be fine-tuned with these settings.`, { modal: true, detail }, go)) === go;
 }
 
 // One line for a notification: what is missing or broken, then which folder to pick instead.

@@ -4,7 +4,7 @@ import { pingHandler } from './ping';
 import { selfTestHandler } from './selfTest';
 import { statusHandler } from './status';
 import {
-  compareHandler, downloadModelHandler, exportLoraHandler, generatePairsHandler, rateHandler, startFineTuneHandler, stopFineTuneHandler, trainRewardHandler, undoHandler,
+  checkModelHandler, compareHandler, downloadModelHandler, exportLoraHandler, generatePairsHandler, rateHandler, startFineTuneHandler, stopFineTuneHandler, trainRewardHandler, undoHandler,
 } from './studio';
 
 /** The handler table the worker process serves. */
@@ -21,4 +21,5 @@ export const handlers: HandlerTable = {
   compare: compareHandler,
   exportLora: exportLoraHandler,
   downloadModel: downloadModelHandler,
+  checkModel: checkModelHandler,
 };

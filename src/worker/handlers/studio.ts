@@ -4,6 +4,7 @@ import { CHOICES, isChoice } from '../../protocol';
 import { trainExperiment } from '../../core/ddpo/experimentRun';
 import { confirmedScriptGate } from '../../core/ddpo/rewardScript';
 import { resolveModel } from '../../core/models/hubDownload';
+import { diagnoseModel } from '../../core/doctor/doctor';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings, summarizeRatingsProblems } from '../../core/reward/store';
 import { runComparison } from '../../core/studio/compareRun';
@@ -190,5 +191,20 @@ export const downloadModelHandler: JobHandler<'downloadModel'> = {
   async run({ repo, cacheDir }, ctx) {
     const dir = await resolveModel(repo, { cacheDir, signal: ctx.signal, token: process.env.HF_TOKEN, onProgress: (p) => ctx.progress({ message: `downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`, fraction: p.total ? p.bytes / p.total : undefined }) });
     return { dir };
+  },
+};
+
+/** Handler for `checkModel`: `ddpo doctor` on a model folder, for New Experiment. */
+export const checkModelHandler: JobHandler<'checkModel'> = {
+  exclusive: true,
+  parse: (raw) => {
+    const p = obj(raw);
+    const ddpo = p.ddpo;
+    if (ddpo !== undefined && (typeof ddpo !== 'object' || ddpo === null || Array.isArray(ddpo))) throw new Error('"ddpo" must be an object of ddpo.json settings');
+    return { modelDir: existingDir(p, 'modelDir'), ddpo: ddpo as Record<string, unknown> | undefined };
+  },
+  async run({ modelDir, ddpo }, ctx) {
+    await releasePipelines();
+    return diagnoseModel(modelDir, { ddpo, onProgress: (message) => ctx.progress({ message }) });
   },
 };

@@ -116,3 +116,18 @@ test('a profile is summed per category and op type, per run', () => {
   assert.deepEqual(p.totals, { Node: 3, Api: 3 });
   assert.deepEqual(p.ops.map((o) => [o.cat, o.op, o.ms, o.count]), [['Node', 'MatMul', 2, 1], ['Node', 'Softmax', 1, 0.5], ['Api', 'MatMul:MatMulProgram', 3, 0.5]]);
 });
+
+test('bench train --unet sdxl-tiny builds SDXL\'s topology (text_time conditioning) and times a CPU train step at a small latent size', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-sdxl-'));
+  const lines: string[] = [];
+  const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), progress: () => {}, signal: new AbortController().signal };
+  try {
+    const out = path.join(dir, 'r.json');
+    const code = await runCli(['bench', 'train', '--unet', 'sdxl-tiny', '--ep', 'cpu', '--latent', '8', '--warmup', '0', '--runs', '1', '--cache', dir, '--out', out], io, benchCommands);
+    assert.equal(code, 0, lines.join('\n'));
+    const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.equal(r.unet.name, 'sdxl-tiny');
+    assert.ok(r.unet.buildMs >= 0 && r.train[0].buildMs > 0 && r.train[0].stepMs > 0, JSON.stringify(r.train));
+    assert.match(lines.join('\n'), /DDPO LoRA train step\s+cpu\s+fp32\s+1 \(CFG: 2\)/);
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});

@@ -4,6 +4,7 @@ import { parseDdpoConfig } from '../../../src/core/ddpo/config';
 import { createOnnxPolicy } from '../../../src/core/ddpo/onnxPolicy';
 import type { Policy, PolicySamples, PolicyTrainRequest } from '../../../src/core/ddpo/types';
 import { needsFixture, referenceSd } from '../fixtures';
+import { transitionRequest } from './transitions';
 
 // No clipping, so every update moves the policy; a large LoRA learning rate so a few steps are visible.
 const config = parseDdpoConfig({ sample_num_steps: 4, sample_batch_size: 2, train_batch_size: 2, latent_size: 8, lora_rank: 4, train_learning_rate: 3e-2, train_clip_range: 1e9 }).config;
@@ -11,14 +12,7 @@ const PROMPTS = ['a cat', 'a dog'];
 const sample = (p: Policy) => p.sample({ prompts: PROMPTS, negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
 
 /** The PPO request for timestep index `j` of both samples, advantage +1 for the first and -1 for the second. */
-function request(s: PolicySamples, j: number): PolicyTrainRequest {
-  const D = s.latents[0].length / (s.timesteps.length + 1);
-  return {
-    prompts: PROMPTS, negativePrompt: '', timesteps: [s.timesteps[j], s.timesteps[j]],
-    latents: s.latents.map((l) => l.subarray(j * D, (j + 1) * D)), nextLatents: s.latents.map((l) => l.subarray((j + 1) * D, (j + 2) * D)),
-    oldLogProbs: s.logProbs.map((lp) => lp[j]), advantages: [1, -1], numSteps: 4, eta: 1, guidanceScale: 5, cfg: true, clipRange: 1e9, lossScale: 1,
-  };
-}
+const request = (s: PolicySamples, j: number): PolicyTrainRequest => transitionRequest(s, j, PROMPTS);
 
 const normB = async (p: Policy) => {
   let sq = 0;
@@ -105,7 +99,7 @@ test('with fused attention in its sampling graph (what GPU providers get) the po
 });
 
 // The loop's evaluation pass samples one prompt per call (UNet batch 2) with a graph specialised to sample_batch_size
-// prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with zero rows.
+// prompts (UNet batch 4 here): the specialised graph runs it as one chunk padded with copies of its first row.
 test('a sampling graph specialised to sample_batch_size prompts also samples one prompt, as the unfused sampler does', { skip: needsFixture() }, async () => {
   const one = (p: Policy) => p.sample({ prompts: ['a cat'], negativePrompt: '', seed: 7, numSteps: 4, eta: 1, guidanceScale: 5 });
   const maxRelDiff = (a: Float32Array, b: Float32Array) => {

@@ -90,7 +90,7 @@ function loopThrough(graph: Map<string, string[]>, members: Set<string>): string
  */
 const CORE_FLOORS = [
   'random.ts', 'crashPoint.ts', 'fsutil.ts', 'safetensors.ts', 'zip.ts', 'torchLoad.ts', 'image', 'onnx', 'autodiff', 'graphs', 'runtime', 'models',
-  'diffusion', 'train', 'experiment', 'reward', 'tiny', 'ddpo', 'studio', 'demo', 'bench',
+  'diffusion', 'train', 'experiment', 'reward', 'tiny', 'ddpo', 'doctor', 'studio', 'demo', 'bench',
 ];
 
 /** The floor a src/core file stands on: its folder under src/core, or its own name when it lies in src/core itself. */
