@@ -1,5 +1,6 @@
 /** Every `ddpo` subcommand, in the order `--help` lists them. */
 import type { CliCommand } from './command';
+import { benchBackboneCommand } from './benchBackbone';
 import { benchGenerateCommand } from './benchGenerate';
 import { benchCommands } from './bench';
 import { installCudaCommand } from './installCuda';
@@ -26,6 +27,7 @@ export const commands: CliCommand[] = [
   exportPreferencesCommand,
   conformanceCommand,
   benchGenerateCommand,
+  benchBackboneCommand,
   ...benchCommands,
   installCudaCommand,
 ];

@@ -9,9 +9,10 @@ import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
 
 /** The flags that say how a reward backbone is opened. */
-const BACKBONE_FLAGS = { backbone: 'text', ep: 'text', cache: 'text', offline: 'boolean' } as const;
+export const BACKBONE_FLAGS = { backbone: 'text', ep: 'text', cache: 'text', offline: 'boolean' } as const;
 
-const BACKBONE_USAGE =
+/** Their help text. */
+export const BACKBONE_USAGE =
   '  --backbone  what embeds the images (default: the experiment\'s "rewardBackbone", else the built-in features for the\n' +
   '              embedded model and Xenova/clip-vit-large-patch14 for others): builtin (hand-made colour/shape\n' +
   '              features), a Hugging Face repo id of a CLIP ONNX export (downloaded once into --cache), or a folder\n' +
@@ -20,8 +21,8 @@ const BACKBONE_USAGE =
   '  --ep        execution provider of the backbone (default cpu; auto tries the GPU providers first)\n' +
   '  --cache     Hub download folder (default ~/.cache/ddpo-studio/models); --offline never downloads\n';
 
-// How --backbone, --ep, --cache and --offline open a backbone.
-async function backboneOptions(flags: FlagValues<typeof BACKBONE_FLAGS>, io: CliIO): Promise<OpenBackboneOptions> {
+/** How --backbone, --ep, --cache and --offline open a backbone. */
+export async function backboneOptions(flags: FlagValues<typeof BACKBONE_FLAGS>, io: CliIO): Promise<OpenBackboneOptions> {
   const setting = parseProviderSetting(flags.ep ?? 'cpu');
   return {
     providers: setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.err),
