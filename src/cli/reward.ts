@@ -65,7 +65,7 @@ export const rewardEvalCommand = defineCommand({
   summary: 'Score the saved reward model on the experiment\'s ratings',
   flags: { experiment: 'text', ...BACKBONE_FLAGS },
   required: ['experiment'],
-  usage: 'ddpo reward eval --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP]\n' +
+  usage: 'ddpo reward eval --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--cache DIR] [--offline]\n' +
     '  Scores with the backbone the model was trained on (it records where it came from); --backbone must name that one.',
   async run({ flags }, io) {
     const open = await backboneOptions(flags, io);

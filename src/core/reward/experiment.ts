@@ -10,7 +10,7 @@ import type { PairExample, RewardHead } from './head';
 import { headInput, layoutFor, type FeatureLayout } from './headInput';
 import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardModel, saveRewardModel, type RewardCard } from './model';
-import { openRewardScorer } from './scorer';
+import { openRewardScorer, promptEmbeddings } from './scorer';
 import { withRunLock } from '../experiment/runLock';
 import { EXPERIMENT_FILE } from '../experiment/schema';
 import { readExperiment } from '../experiment/store';
@@ -34,7 +34,7 @@ export async function ratingsToExamples(experimentDir: string, log: RatingsLog, 
   const cache = EmbeddingCache.forExperiment(experimentDir, backbone.id);
   const files = used.flatMap((r) => [resolveInside(experimentDir, r.left), resolveInside(experimentDir, r.right)]);
   const embs = await cache.embedFilesOrReasons(backbone, files);
-  const prompts = layout === 'image' ? [] : await cache.embedPrompts(textOf(backbone), used.map((r) => r.prompt));
+  const prompts = await promptEmbeddings(backbone, layout, used.map((r) => r.prompt), cache);
   cache.save();
   const examples: RatedExample[] = [];
   const problems: RatingsProblem[] = [];
@@ -49,11 +49,6 @@ export async function ratingsToExamples(experimentDir: string, log: RatingsLog, 
     examples.push({ left: x(left), right: x(right), y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r });
   });
   return { examples, problems };
-}
-
-function textOf(backbone: Backbone) {
-  if (!backbone.text) throw new Error(`the reward head reads prompts, but the backbone ${backbone.label ?? backbone.id} has no text tower`);
-  return backbone.text;
 }
 
 /**

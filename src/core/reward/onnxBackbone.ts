@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Backbone } from './backbone';
+import { describeBackboneRef } from './backboneRef';
 import { imageTower, takesTokenIds, textTower, type ImageTower, type OnnxTextTower } from './onnxTowers';
 import { loadClipTokenizer, type ClipTokenizer } from '../diffusion/tokenizer';
 import type { RewardBackboneRef } from '../experiment/schema';
@@ -96,7 +97,7 @@ export async function loadOnnxBackbone(modelPathOrDir: string, o: OnnxBackboneOp
     if (textModel && textModel !== imageModel) opened.push(textModel);
     const text = await openText(files, textModel, tokenizer, image, o);
     if (!text && textModel && textModel !== imageModel) await opened.pop()!.release();
-    const name = o.source?.id ?? path.basename(files.dir);
+    const name = o.source ? describeBackboneRef(o.source) : path.basename(files.dir);
     const readsFiles = identityFiles(files, text !== undefined);
     return {
       id: files.plain && !text ? `onnx:${hashFiles(readsFiles, false)}` : `${text ? 'clip' : 'onnx'}:${hashFiles(readsFiles, true)}`,

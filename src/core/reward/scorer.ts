@@ -18,13 +18,17 @@ export interface RewardScorer {
   release(): Promise<void>;
 }
 
-/** The head inputs of images and their prompts (prompt embeddings from `cache`, computed once per prompt). */
-export async function embedForHead(backbone: Backbone, layout: FeatureLayout, images: ImageRGB[], prompts: string[], cache: EmbeddingCache): Promise<Float32Array[]> {
-  const embs = await backbone.embed(images);
-  if (layout === 'image') return embs;
+/** The prompts' embeddings a head of `layout` reads (none for an image-only head), from `cache` or computed once per prompt. */
+export async function promptEmbeddings(backbone: Backbone, layout: FeatureLayout, prompts: string[], cache: EmbeddingCache): Promise<Float32Array[]> {
+  if (layout === 'image') return [];
   if (!backbone.text) throw new Error(`the reward head reads prompts, but the backbone ${backbone.label ?? backbone.id} has no text tower`);
-  const texts = await cache.embedPrompts(backbone.text, prompts);
-  return embs.map((e, i) => headInput(layout, e, texts[i]));
+  return cache.embedPrompts(backbone.text, prompts);
+}
+
+/** The head inputs of images and the prompts they were made for. */
+export async function embedForHead(backbone: Backbone, layout: FeatureLayout, images: ImageRGB[], prompts: string[], cache: EmbeddingCache): Promise<Float32Array[]> {
+  const texts = await promptEmbeddings(backbone, layout, prompts, cache);
+  return (await backbone.embed(images)).map((e, i) => headInput(layout, e, texts[i]));
 }
 
 /** A scorer from a head and the backbone it was trained on (prompt embeddings kept in memory for its lifetime). */
