@@ -15,7 +15,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { onnxProblem } from './modelFolder';
 
 /** Where each tower lives in a backbone folder. */
-export const BACKBONE_LAYOUT = {
+const BACKBONE_LAYOUT = {
   vision: 'onnx/vision_model.onnx',
   text: 'onnx/text_model.onnx',
   combined: 'onnx/model.onnx',
@@ -64,12 +64,12 @@ export interface BackboneFiles {
 }
 
 /** Whether `dir` holds a CLIP BPE tokenizer in either file format. */
-export function hasTokenizer(dir: string): boolean {
+function hasTokenizer(dir: string): boolean {
   return existsSync(join(dir, 'tokenizer.json')) || (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt')));
 }
 
 /** How to lay out a backbone folder, for error messages. */
-export const BACKBONE_FOLDER_HINT = `a folder with ${BACKBONE_LAYOUT.vision} (and ${BACKBONE_LAYOUT.text} with tokenizer.json for prompts), ` +
+const BACKBONE_FOLDER_HINT = `a folder with ${BACKBONE_LAYOUT.vision} (and ${BACKBONE_LAYOUT.text} with tokenizer.json for prompts), ` +
   `a combined ${BACKBONE_LAYOUT.combined}, or an image encoder ${BACKBONE_LAYOUT.plain}, as CLIP exports on the Hugging Face Hub are laid out (e.g. Xenova/clip-vit-large-patch14)`;
 
 /** Finds the towers of a backbone folder (or takes a `.onnx` file as a plain image encoder); throws naming what is missing or broken. */

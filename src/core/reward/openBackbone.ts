@@ -78,7 +78,7 @@ function fixHint(id: string, o: OpenBackboneOptions): string {
 }
 
 /** The folder of a backbone shipped in `media/<name>/`, searched upwards from `from` (this file's folder by default). */
-export function embeddedBackboneDir(name: string, from: string = __dirname): string {
+function embeddedBackboneDir(name: string, from: string = __dirname): string {
   const found = findMediaFolder(name, 'config.json', from);
   if (found) return found;
   throw new Error(`cannot find the embedded reward backbone media/${name} above ${from}; reinstall DDPO Studio, or choose another reward backbone`);

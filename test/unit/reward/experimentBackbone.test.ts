@@ -9,6 +9,7 @@ import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import { describeBackboneRef, rewardBackboneOf } from '../../../src/core/reward/backboneRef';
 import { openExperimentBackbone, trainExperimentReward } from '../../../src/core/reward/experiment';
 import { statsBackbone } from '../../../src/core/reward/backbone';
+import { openBackbone } from '../../../src/core/reward/openBackbone';
 import { buildStudioTree } from '../../../src/core/studio/treeModel';
 import type { ExperimentSummary } from '../../../src/core/studio/summary';
 import { experimentsNewCommand } from '../../../src/cli/experiments';
@@ -50,6 +51,7 @@ test('a real model\'s experiment without its backbone on this machine is an erro
   await new ExperimentStore(ws).create('tiny', { baseModel: { id: EMBEDDED_MODEL_ID }, prompts: ['a shape'] });
   assert.equal(await openExperimentBackbone(embedded), statsBackbone);
   assert.equal(await openExperimentBackbone(tmp()), statsBackbone);
+  await assert.rejects(openBackbone({ id: 'embedded:no-such-clip' }), /cannot find the embedded reward backbone media\/no-such-clip above .*; reinstall DDPO Studio, or choose another reward backbone/);
 });
 
 test('the tree names the backbone the reward model trains on, and the one it was trained on', () => {

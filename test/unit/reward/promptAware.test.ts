@@ -117,8 +117,10 @@ test('the learned DDPO reward scores (image, prompt) on the CLIP backbone the he
   const saved = loadRewardModel(exp);
   assert.deepEqual([saved.backbone, saved.backboneSource, saved.features], [card.backbone, card.backboneSource, 'image-prompt-v1']);
 
-  const logs: string[] = [];
-  const reward = await makeReward('learned', exp, undefined, { onLog: (l) => logs.push(l) });
+  const logs: string[] = [], sessions: string[] = [];
+  // the job's providers (the policy's) open the backbone's sessions
+  const reward = await makeReward('learned', exp, undefined, { onLog: (l) => logs.push(l), providers: { candidates: ['cpu'], onOpened: (what, o) => sessions.push(`${what} on ${o.ep}`) } });
+  assert.deepEqual(sessions, ['onnx/vision_model.onnx on cpu', 'onnx/text_model.onnx on cpu']);
   const img = renderShape({ shape: 'disc', cx: 0.5, cy: 0.5, radius: 0.3, color: [200, 40, 40], background: [20, 20, 120] }, 32);
   const [asCircle, asSquare] = await reward([img, img], ['a red circle', 'a blue square'], [{}, {}]);
   assert.notEqual(asCircle, asSquare, 'the same image scores differently under another prompt');
