@@ -31,6 +31,8 @@ export interface WorkerStatus {
   chosenExecutionProvider: string;
   /** Which provider opened and why the preferred ones did not, e.g. "execution provider: cpu (webgpu failed: ...)". */
   providerChoice?: string;
+  /** The reward backbone a job of this worker opened last, where it ran and when; absent before any. */
+  rewardBackbone?: string;
   uptimeSeconds: number;
 }
 
@@ -58,8 +60,8 @@ export interface WorkerRequests {
   rate: { params: RateParams; result: RatingLogView & { ratingId: string }; progress: JobProgress };
   /** Retracts a rating (appends a retraction); replies with the log as it now reads. */
   undo: { params: { experimentDir: string; compareId?: string; ratingId: string }; result: RatingLogView; progress: JobProgress };
-  /** Trains the experiment's reward model from its ratings. */
-  trainReward: { params: { experimentDir: string }; result: RewardSummary; progress: JobProgress };
+  /** Trains the experiment's reward model from its ratings, on its reward backbone (downloaded first when it is a Hub repo not yet cached). */
+  trainReward: { params: { experimentDir: string; executionProvider?: ExecutionProviderSetting }; result: RewardSummary; progress: JobProgress };
   /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
   startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting; rewardScript?: ConfirmedRewardScript }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string }; progress: FineTuneProgress };
   /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
@@ -68,8 +70,8 @@ export interface WorkerRequests {
   compare: { params: { experimentDir: string; modelDir: string; epoch?: number; seedsPerPrompt: number; executionProvider?: ExecutionProviderSetting }; result: { compareId: string; pairs: number }; progress: JobProgress };
   /** Copies a checkpoint's LoRA to `<exp>/exports/`. */
   exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
-  /** Downloads a Hub model (ONNX layout) into the model cache; returns its folder. */
-  downloadModel: { params: { repo: string; cacheDir: string }; result: { dir: string }; progress: JobProgress };
+  /** Downloads a Hub model (a Stable Diffusion ONNX pipeline, or with `kind` 'backbone' a reward backbone) into the model cache; returns its folder. */
+  downloadModel: { params: { repo: string; cacheDir: string; kind?: 'pipeline' | 'backbone' }; result: { dir: string }; progress: JobProgress };
   /** `ddpo doctor` on a model folder: what it is, whether it samples and trains here, and what to do where it cannot. */
   checkModel: { params: { modelDir: string; ddpo?: Record<string, unknown> }; result: ModelReport; progress: JobProgress };
 }
@@ -158,6 +160,8 @@ export interface RewardSummary {
   heldOut: number;
   comparisons: number;
   summary: string;
+  /** The backbone it was trained on, e.g. "Xenova/clip-vit-large-patch14 (image + text)". */
+  backbone: string;
 }
 
 /** Per-epoch numbers the dashboard charts. */

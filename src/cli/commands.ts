@@ -1,5 +1,6 @@
 /** Every `ddpo` subcommand, in the order `--help` lists them. */
 import type { CliCommand } from './command';
+import { benchBackboneCommand } from './benchBackbone';
 import { benchGenerateCommand } from './benchGenerate';
 import { benchCommands } from './bench';
 import { installCudaCommand } from './installCuda';
@@ -28,6 +29,7 @@ export const commands: CliCommand[] = [
   doctorCommand,
   conformanceCommand,
   benchGenerateCommand,
+  benchBackboneCommand,
   ...benchCommands,
   installCudaCommand,
 ];

@@ -1,5 +1,7 @@
 /** `ddpo experiments list|new`: the experiments of a workspace folder. */
 import { ExperimentStore } from '../core/experiment/store';
+import { BUILTIN_BACKBONE_ID } from '../core/experiment/schema';
+import { backboneRefFromSpec, isBuiltinBackbone } from '../core/reward/backboneRef';
 import { defineCommand } from './command';
 
 /** Handler for `ddpo experiments list`. */
@@ -32,14 +34,18 @@ export const experimentsListCommand = defineCommand({
 export const experimentsNewCommand = defineCommand({
   path: ['experiments', 'new'],
   summary: 'Create a new experiment folder',
-  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text' },
+  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text', 'reward-backbone': 'text' },
   args: ['NAME'],
-  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT]\n\nCreates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder).',
+  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT] [--reward-backbone builtin|REPO|DIR]\n\n' +
+    'Creates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder). --reward-backbone is what the reward model\n' +
+    'sees images through (default: the built-in features for the embedded model, Xenova/clip-vit-large-patch14 for others).',
   async run({ flags, positionals: [name] }, io) {
     const store = new ExperimentStore(flags.workspace ?? process.cwd());
     const baseModel = flags['base-model'] === undefined ? undefined : { id: flags['base-model'] };
     const prompts = flags.prompt === undefined ? undefined : [flags.prompt];
-    await store.create(name, { baseModel, prompts });
+    const spec = flags['reward-backbone'];
+    const rewardBackbone = spec === undefined ? undefined : isBuiltinBackbone(spec) ? { id: BUILTIN_BACKBONE_ID } : backboneRefFromSpec(spec);
+    await store.create(name, { baseModel, prompts, rewardBackbone });
     io.out(`Created ${store.dirOf(name)}`);
     return 0;
   },

@@ -3,9 +3,7 @@ import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import { MAX_FOLDER_IMAGES, generateIntoFolder } from '../core/diffusion/outputFolder';
 import { useFastUnet } from '../core/diffusion/fastUnet';
 import { parseExecutionProvider } from '../core/runtime/providers';
-import { resolveModel } from '../core/models/hubDownload';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { defaultModelCacheDir, resolveModel } from '../core/models/hubDownload';
 
 /** The flags {@link openPipeline} reads, for every command that opens a model (--model required). */
 export const PIPELINE_FLAGS = { model: 'text', ep: 'text', revision: 'text', cache: 'text', offline: 'boolean', 'fast-unet': ['auto', 'on', 'off'] } as const;
@@ -16,7 +14,7 @@ export async function openPipeline(flags: FlagValues<typeof PIPELINE_FLAGS, 'mod
   const fast = flags['fast-unet'] ?? 'auto';
   const ep = parseExecutionProvider(flags.ep ?? 'cpu');
   const dir = await resolveModel(flags.model, {
-    cacheDir: flags.cache ?? join(homedir(), '.cache', 'ddpo-studio', 'models'),
+    cacheDir: flags.cache ?? defaultModelCacheDir(),
     revision: flags.revision,
     token: process.env.HF_TOKEN, offline: flags.offline === true, signal: io.signal, onLog: (l) => io.err(l),
     onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),

@@ -1,29 +1,61 @@
-import { defineCommand, type CliCommand } from './command';
-import { evalExperimentReward, openBackbone, trainExperimentReward } from '../core/reward/experiment';
+import { defineCommand, type CliCommand, type CliIO, type FlagValues } from './command';
+import { evalExperimentReward, trainExperimentReward } from '../core/reward/experiment';
+import { openBackbone, type OpenBackboneOptions } from '../core/reward/openBackbone';
 import { learningCurve, simulateSession } from '../core/reward/simulate';
 import { summarizeRatingsProblems } from '../core/reward/store';
+import { parseProviderSetting } from '../core/runtime/providers';
+import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : 'n/a');
 
-/** `ddpo reward train --experiment DIR [--backbone builtin|MODEL.onnx|DIR] [--head linear|mlp]` */
+/** The flags that say how a reward backbone is opened. */
+export const BACKBONE_FLAGS = { backbone: 'text', ep: 'text', cache: 'text', offline: 'boolean' } as const;
+
+/** Their help text. */
+export const BACKBONE_USAGE =
+  '  --backbone  what embeds the images (default: the experiment\'s "rewardBackbone", else the built-in features for the\n' +
+  '              embedded model and Xenova/clip-vit-large-patch14 for others): builtin (hand-made colour/shape\n' +
+  '              features), a Hugging Face repo id of a CLIP ONNX export (downloaded once into --cache), or a folder\n' +
+  '              (onnx/vision_model.onnx + onnx/text_model.onnx + tokenizer.json, a combined onnx/model.onnx, or an\n' +
+  '              image encoder model.onnx) or .onnx file. With a text tower the reward also reads each image\'s prompt.\n' +
+  '  --ep        execution provider of the backbone (default cpu; auto tries the GPU providers first)\n' +
+  '  --cache     Hub download folder (default ~/.cache/ddpo-studio/models); --offline never downloads\n';
+
+/** How --backbone, --ep, --cache and --offline open a backbone. */
+export async function backboneOptions(flags: FlagValues<typeof BACKBONE_FLAGS>, io: CliIO): Promise<OpenBackboneOptions> {
+  const setting = parseProviderSetting(flags.ep ?? 'cpu');
+  return {
+    providers: setting === 'cpu' ? undefined : jobProviders(setting, await machineBackends(), io.err),
+    cacheDir: flags.cache, offline: flags.offline === true, signal: io.signal, onLog: io.err,
+    onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
+  };
+}
+
+/** `ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--head linear|mlp]` */
 export const rewardTrainCommand = defineCommand({
   path: ['reward', 'train'],
   summary: 'Train the reward model of an experiment from its ratings',
-  flags: { experiment: 'text', backbone: 'text', head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer' },
+  flags: { experiment: 'text', ...BACKBONE_FLAGS, head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer' },
   required: ['experiment'],
-  usage: 'ddpo reward train --experiment DIR [--backbone builtin|PATH] [--head linear|mlp] [--hidden N] [--seed N]\n' +
-    '  --backbone  builtin (hand-made colour/shape features, default) or an ONNX image encoder (pixel_values -> embeddings), file or folder\n' +
+  usage: 'ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--head linear|mlp] [--hidden N] [--seed N]\n' +
+    BACKBONE_USAGE +
     '  Writes DIR/reward/head-<time>.safetensors, then DIR/reward/card.json that names it (the previous model stays\n' +
     '  in use until then). A rating whose image is missing or not a PNG is skipped with its line number.',
   async run({ flags }, io) {
-    const backbone = await openBackbone(flags.backbone);
-    const { card, log } = await trainExperimentReward(flags.experiment, { backbone, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress, lockLabel: 'ddpo reward train' });
-    for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
-    io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backbone}`);
-    io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);
-    for (const p of card.learningCurve) io.out(`  ${p.comparisons} comparisons: accuracy ${pct(p.accuracy)}`);
-    io.out(card.summary);
-    return 0;
+    const open = await backboneOptions(flags, io);
+    const backbone = flags.backbone === undefined ? undefined : await openBackbone(flags.backbone, open);
+    try {
+      const { card, log } = await trainExperimentReward(flags.experiment, { backbone, open, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress, lockLabel: 'ddpo reward train' });
+      for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
+      io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backboneLabel ?? card.backbone}` +
+        (card.head.features === 'image-prompt-v1' ? ', reading each image\'s prompt' : ''));
+      io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);
+      for (const p of card.learningCurve) io.out(`  ${p.comparisons} comparisons: accuracy ${pct(p.accuracy)}`);
+      io.out(card.summary);
+      return 0;
+    } finally {
+      await backbone?.dispose?.();
+    }
   },
 });
 
@@ -31,19 +63,25 @@ export const rewardTrainCommand = defineCommand({
 export const rewardEvalCommand = defineCommand({
   path: ['reward', 'eval'],
   summary: 'Score the saved reward model on the experiment\'s ratings',
-  flags: { experiment: 'text', backbone: 'text' },
+  flags: { experiment: 'text', ...BACKBONE_FLAGS },
   required: ['experiment'],
-  usage: 'ddpo reward eval --experiment DIR [--backbone PATH]   (the backbone must be the one the model was trained on)',
+  usage: 'ddpo reward eval --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--cache DIR] [--offline]\n' +
+    '  Scores with the backbone the model was trained on (it records where it came from); --backbone must name that one.',
   async run({ flags }, io) {
-    const bb = flags.backbone === undefined ? undefined : await openBackbone(flags.backbone);
-    const r = await evalExperimentReward(flags.experiment, bb);
-    io.out(`held-out: ${r.heldOut.decisive} decisive pairs, accuracy ${pct(r.heldOut.accuracy)}, log-loss ${r.heldOut.logLoss.toFixed(3)}, ECE ${r.heldOut.ece.toFixed(3)}`);
-    io.out(`all ratings: ${r.all.decisive} decisive pairs, accuracy ${pct(r.all.accuracy)}`);
-    for (const b of r.heldOut.calibration) if (b.n) io.out(`  predicted ${pct(b.meanPredicted)} -> observed ${pct(b.observed)} (${b.n} pairs)`);
-    const c = r.rater;
-    io.out(c.repeats ? `rater: ${c.repeats} repeats, agreement ${pct(c.agreement.rate)} (95% CI ${pct(c.agreement.low)}-${pct(c.agreement.high)}), per-answer consistency ~${pct(c.estimatedConsistency)}` : 'rater: no repeated pairs yet');
-    io.out(`position bias: left chosen ${pct(c.leftRate.rate)} of decisive answers (95% CI ${pct(c.leftRate.low)}-${pct(c.leftRate.high)})`);
-    return 0;
+    const open = await backboneOptions(flags, io);
+    const bb = flags.backbone === undefined ? undefined : await openBackbone(flags.backbone, open);
+    try {
+      const r = await evalExperimentReward(flags.experiment, bb, undefined, open);
+      io.out(`held-out: ${r.heldOut.decisive} decisive pairs, accuracy ${pct(r.heldOut.accuracy)}, log-loss ${r.heldOut.logLoss.toFixed(3)}, ECE ${r.heldOut.ece.toFixed(3)}`);
+      io.out(`all ratings: ${r.all.decisive} decisive pairs, accuracy ${pct(r.all.accuracy)}`);
+      for (const b of r.heldOut.calibration) if (b.n) io.out(`  predicted ${pct(b.meanPredicted)} -> observed ${pct(b.observed)} (${b.n} pairs)`);
+      const c = r.rater;
+      io.out(c.repeats ? `rater: ${c.repeats} repeats, agreement ${pct(c.agreement.rate)} (95% CI ${pct(c.agreement.low)}-${pct(c.agreement.high)}), per-answer consistency ~${pct(c.estimatedConsistency)}` : 'rater: no repeated pairs yet');
+      io.out(`position bias: left chosen ${pct(c.leftRate.rate)} of decisive answers (95% CI ${pct(c.leftRate.low)}-${pct(c.leftRate.high)})`);
+      return 0;
+    } finally {
+      await bb?.dispose?.();
+    }
   },
 });
 

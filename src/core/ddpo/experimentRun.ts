@@ -14,6 +14,7 @@ import { createOnnxPolicy } from './onnxPolicy';
 import { runDdpo, type DdpoRunResult } from './trainer';
 import type { DdpoProgress, Policy } from './types';
 import type { SessionProviders } from '../runtime/sessionProviders';
+import type { Backbone } from '../reward/backbone';
 
 /** The settings object of an experiment's `ddpo.json` as written (absent: empty). */
 export function readDdpoConfigRaw(experimentDir: string): Record<string, unknown> {
@@ -52,6 +53,8 @@ export interface TrainExperimentOptions {
   approveRewardScript?: RewardScriptGate;
   /** What the experiment's run lock names as its holder while this runs (default "DDPO training"). */
   lockLabel?: string;
+  /** Hears the learned reward's backbone once it is open. */
+  onBackboneOpened?: (backbone: Backbone) => void;
 }
 
 /**
@@ -68,15 +71,20 @@ export async function trainExperiment(experimentDir: string, o: TrainExperimentO
 }
 
 async function runLocked(experimentDir: string, exp: Experiment, config: DdpoConfig, o: TrainExperimentOptions, log: (line: string) => void): Promise<DdpoRunResult> {
-  const reward = await makeReward(config.reward, experimentDir, o.approveRewardScript);
-  const policy = o.policy ?? (await buildPolicy(o.modelDir ?? experimentModelDir(exp, experimentDir, embeddedModelDir), config, log, o.providers));
+  // the learned reward's backbone opens on the policy's providers, so it runs on the same GPU when one opens it
+  const reward = await makeReward(config.reward, experimentDir, o.approveRewardScript, { providers: o.providers, onLog: log, signal: o.signal, onOpened: o.onBackboneOpened });
   try {
-    return await runDdpo({
-      config, layout: ddpoLayout(experimentDir), policy, reward, prompts: exp.prompts,
-      resume: o.resume, signal: o.signal, onProgress: o.onProgress, onEpoch: o.onEpoch, onLog: log,
-    });
+    const policy = o.policy ?? (await buildPolicy(o.modelDir ?? experimentModelDir(exp, experimentDir, embeddedModelDir), config, log, o.providers));
+    try {
+      return await runDdpo({
+        config, layout: ddpoLayout(experimentDir), policy, reward, prompts: exp.prompts,
+        resume: o.resume, signal: o.signal, onProgress: o.onProgress, onEpoch: o.onEpoch, onLog: log,
+      });
+    } finally {
+      if (!o.policy) await policy.release?.();
+    }
   } finally {
-    if (!o.policy) await policy.release?.();
+    await reward.release?.();
   }
 }
 

@@ -1,25 +1,26 @@
 /** The reward a DDPO run optimises, chosen by the `reward` setting. */
 import { pathToFileURL } from 'node:url';
 import { jpegCompressibility, jpegIncompressibility } from '../reward/jpegReward';
-import { openBackbone } from '../reward/experiment';
-import { loadRewardModel } from '../reward/model';
+import type { OpenBackboneOptions } from '../reward/openBackbone';
+import { openRewardScorer } from '../reward/scorer';
+import type { ImageRGB } from '../image/rgb';
 import { SCRIPT_PREFIX, resolveRewardScript, type RewardScript, type RewardScriptGate } from './rewardScript';
 import type { RewardFn } from './types';
 
 /**
- * Builds the reward: a built-in JPEG reward, the experiment's learned reward model (the head its
- * `reward/card.json` names, on its backbone), or a user's module `script:<path>` inside the experiment, run only
- * once `approveScript` lets it, whose default export (or `reward` export) is
- * `(images, prompts, metadata) => number[] | Promise<number[]>`.
+ * Builds the reward: a built-in JPEG reward, the experiment's learned reward model (the head its `reward/card.json`
+ * names, scoring each image with its prompt on the backbone it was trained on, opened with `open`: the policy's
+ * providers), or a user's module `script:<path>` inside the experiment, run only once `approveScript` lets it, whose
+ * default export (or `reward` export) is `(images, prompts, metadata) => number[] | Promise<number[]>`. A reward with
+ * `release` holds sessions its caller frees when the run ends.
  */
-export async function makeReward(spec: string, experimentDir: string, approveScript?: RewardScriptGate): Promise<RewardFn> {
+export async function makeReward(spec: string, experimentDir: string, approveScript?: RewardScriptGate, open: OpenBackboneOptions = {}): Promise<RewardFn> {
   if (spec === 'jpeg_incompressibility') return async (images) => images.map(jpegIncompressibility);
   if (spec === 'jpeg_compressibility') return async (images) => images.map(jpegCompressibility);
   if (spec === 'learned') {
-    const { head, backbone: id, file } = loadRewardModel(experimentDir);
-    const backbone = await openBackbone(id === 'unknown' ? undefined : id);
-    if (backbone.dim !== head.inputDim) throw new Error(`${file} expects ${head.inputDim} features, backbone ${backbone.id} gives ${backbone.dim}; retrain with \`ddpo reward train\``);
-    return async (images) => (await backbone.embed(images)).map((x) => head.score(x));
+    const scorer = await openRewardScorer(experimentDir, open);
+    open.onLog?.(`learned reward: ${scorer.head.kind} head on ${scorer.backbone.label ?? scorer.backbone.id}${scorer.backbone.provider ? ` (on ${scorer.backbone.provider})` : ''}${scorer.layout === 'image' ? '' : ', reading each image\'s prompt'}`);
+    return Object.assign((images: ImageRGB[], prompts: string[]) => scorer.score(images, prompts), { release: () => scorer.release() });
   }
   if (spec.startsWith(SCRIPT_PREFIX)) return scriptReward(resolveRewardScript(spec, experimentDir), approveScript);
   throw new Error(`Unknown reward "${spec}"; use jpeg_incompressibility, jpeg_compressibility, learned or script:<path>`);

@@ -3,8 +3,11 @@ import type { SafeTensor } from '../safetensors';
 import type { ImageRGB } from '../image/rgb';
 import type { LoraWeights } from '../train/loraFile';
 
-/** Scores images; one number per image, same order. `metadata[k]` is whatever the prompt source attached to prompt k. */
-export type RewardFn = (images: ImageRGB[], prompts: string[], metadata: Record<string, unknown>[]) => Promise<number[]>;
+/**
+ * Scores images; one number per image, same order. `metadata[k]` is whatever the prompt source attached to prompt k.
+ * `release`, when present, frees what the reward holds (a backbone's sessions) once its run is over.
+ */
+export type RewardFn = ((images: ImageRGB[], prompts: string[], metadata: Record<string, unknown>[]) => Promise<number[]>) & { release?: () => Promise<void> };
 
 /** One sampling call: image k starts from noise seeded with `seed + k`. */
 export interface PolicySampleRequest {

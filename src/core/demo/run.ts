@@ -10,6 +10,7 @@ import type { Policy } from '../ddpo/types';
 import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
 import { withRunLock } from '../experiment/runLock';
 import { ExperimentStore } from '../experiment/store';
+import { BUILTIN_BACKBONE_ID } from '../experiment/schema';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
 import { trainExperimentReward } from '../reward/experiment';
@@ -43,7 +44,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
   const name = o.name ?? `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}`;
   const store = new ExperimentStore(o.workspace);
   await store.create(name, {
-    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts],
+    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: { id: BUILTIN_BACKBONE_ID },
     settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
   const dir = store.dirOf(name);
@@ -100,7 +101,12 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
     const judge = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 3 });
     const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, base, tuned, o.seed + 4);
     const learned = await makeReward('learned', dir);
-    const meanOf = async (rows: typeof base) => { const r = await learned(rows.flat(), [], []); return r.reduce((s, x) => s + x, 0) / Math.max(1, r.length); };
+    const meanOf = async (rows: typeof base) => {
+      const r = await learned(rows.flat(), rows.flatMap((row, p) => row.map(() => o.evalPrompts[p])), []);
+      return r.reduce((s, x) => s + x, 0) / Math.max(1, r.length);
+    };
+    const learnedReward = { base: await meanOf(base), tuned: await meanOf(tuned) };
+    await learned.release?.();
 
     // 6. Report and grid.
     clock.start('report', 'writing report.json and grid.png');
@@ -125,7 +131,7 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
       eval: {
         prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate,
         meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
-        learnedRewardBase: await meanOf(base), learnedRewardTuned: await meanOf(tuned), judgements: blind.judgements,
+        learnedRewardBase: learnedReward.base, learnedRewardTuned: learnedReward.tuned, judgements: blind.judgements,
       },
       grid: { file: path.relative(outDir, gridFile), layout: GRID_LAYOUT, seeds: evalSeeds.slice(0, cols) },
       timings: { phases: { ...clock.seconds }, totalSeconds: total },

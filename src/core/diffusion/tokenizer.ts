@@ -66,6 +66,13 @@ export class ClipTokenizer {
     this.padId = this.idOf(spec.padToken ?? spec.eosToken ?? '<|endoftext|>');
   }
 
+  /** One more than the largest token id: the embedding rows a text model needs for every id this tokenizer gives. */
+  get vocabSize(): number {
+    let max = -1;
+    for (const id of this.vocab.values()) if (id > max) max = id;
+    return max + 1;
+  }
+
   private idOf(token: string): number {
     const id = this.vocab.get(token);
     if (id === undefined) throw new Error(`Tokenizer vocabulary has no entry for special token '${token}'; check tokenizer/vocab.json and tokenizer_config.json`);

@@ -6,16 +6,23 @@ import { EXPERIMENT_FILE, type Experiment } from './schema';
 /** `baseModel.id` of experiments made with the embedded model; its folder is found at run time. */
 export const EMBEDDED_MODEL_ID = 'embedded:tiny-shapes';
 
-/** The folder of the embedded model, searched upwards from `from` (this file's folder by default). */
-export function embeddedModelDir(from: string = __dirname): string {
+/** The shipped folder `media/<name>/` holding `marker`, searched upwards from `from`; undefined when there is none. */
+export function findMediaFolder(name: string, marker: string, from: string): string | undefined {
   // dist/cli.js sits one level below the package root, src/core/experiment/*.ts three: walk up instead of guessing.
   for (let dir = path.resolve(from), i = 0; i < 8; i++) {
-    const candidate = path.join(dir, 'media', 'tiny-model');
-    if (fs.existsSync(path.join(candidate, 'model_index.json'))) return candidate;
+    const candidate = path.join(dir, 'media', name);
+    if (fs.existsSync(path.join(candidate, marker))) return candidate;
     const up = path.dirname(dir);
     if (up === dir) break;
     dir = up;
   }
+  return undefined;
+}
+
+/** The folder of the embedded model, searched upwards from `from` (this file's folder by default). */
+export function embeddedModelDir(from: string = __dirname): string {
+  const found = findMediaFolder('tiny-model', 'model_index.json', from);
+  if (found) return found;
   throw new Error(`cannot find the embedded model media/tiny-model above ${from}; reinstall DDPO Studio, or rebuild it with \`node --import tsx scripts/train-tiny-model.ts --out media/tiny-model\``);
 }
 

@@ -14,6 +14,23 @@ export interface BaseModelRef {
   path?: string;
 }
 
+/**
+ * The backbone an experiment's reward model embeds images (and prompts) with: `builtin:stats` (the built-in shape
+ * features), `embedded:<name>` (a backbone shipped in `media/<name>/`), a Hugging Face Hub repo id, or a folder name
+ * with `path`, the local folder in the layout of src/core/models/backboneFolder.ts.
+ */
+export interface RewardBackboneRef {
+  id: string;
+  /** The local folder (a Hub download's cache folder, or one the person picked). */
+  path?: string;
+}
+
+/** `rewardBackbone.id` of the built-in hand-made features (colour histograms, foreground shape). */
+export const BUILTIN_BACKBONE_ID = 'builtin:stats';
+
+/** The reward backbone of experiments on real models unless they name another: CLIP ViT-L/14, exported for transformers.js. */
+export const DEFAULT_CLIP_BACKBONE_ID = 'Xenova/clip-vit-large-patch14';
+
 /** Sampling and training knobs; unknown keys written by newer code are kept as they are. */
 export interface ExperimentSettings {
   steps: number;
@@ -31,6 +48,8 @@ export interface Experiment {
   baseModel: BaseModelRef;
   prompts: string[];
   settings: ExperimentSettings;
+  /** Absent in experiments older than the choice: the default for their model (see rewardBackboneOf). */
+  rewardBackbone?: RewardBackboneRef;
 }
 
 /** Settings a new experiment starts with. */
@@ -48,7 +67,7 @@ export class ExperimentFormatError extends Error {
 }
 
 /** A new experiment's content with defaults filled in. */
-export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; prompts?: string[]; settings?: Partial<ExperimentSettings>; now?: Date } = {}): Experiment {
+export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; prompts?: string[]; settings?: Partial<ExperimentSettings>; rewardBackbone?: RewardBackboneRef; now?: Date } = {}): Experiment {
   return {
     schemaVersion: EXPERIMENT_SCHEMA_VERSION,
     name,
@@ -56,6 +75,7 @@ export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; pr
     baseModel: opts.baseModel ?? { ...DEFAULT_BASE_MODEL },
     prompts: opts.prompts ?? [],
     settings: { ...DEFAULT_SETTINGS, ...opts.settings },
+    ...(opts.rewardBackbone ? { rewardBackbone: { ...opts.rewardBackbone } } : {}),
   };
 }
 
@@ -80,6 +100,10 @@ export function parseExperiment(text: string, file: string): Experiment {
   if (!isObject(bm) || typeof bm.id !== 'string') fail('"baseModel" must be an object with a string "id"');
   if (isObject(bm) && bm.path !== undefined && typeof bm.path !== 'string') fail('"baseModel.path" must be a string');
   if (!Array.isArray(raw.prompts) || !raw.prompts.every((p) => typeof p === 'string')) fail('"prompts" must be an array of strings');
+  const rb = raw.rewardBackbone;
+  if (rb !== undefined && (!isObject(rb) || typeof rb.id !== 'string' || rb.id === '' || (rb.path !== undefined && typeof rb.path !== 'string'))) {
+    fail('"rewardBackbone" must be an object with a non-empty string "id" and optionally a string "path"');
+  }
   const s = raw.settings ?? {};
   if (!isObject(s)) return fail('"settings" must be an object');
   for (const key of Object.keys(DEFAULT_SETTINGS)) {
@@ -92,6 +116,7 @@ export function parseExperiment(text: string, file: string): Experiment {
     baseModel: { ...(bm as Record<string, unknown>) } as unknown as BaseModelRef,
     prompts: [...(raw.prompts as string[])],
     settings: { ...DEFAULT_SETTINGS, ...s } as ExperimentSettings,
+    ...(isObject(rb) ? { rewardBackbone: { ...rb } as unknown as RewardBackboneRef } : {}),
   };
 }
 

@@ -1,7 +1,9 @@
 import { createWriteStream, existsSync, mkdirSync, statSync, unlinkSync, readFileSync } from 'node:fs';
 import { atomicWriteFileSync, commitFileSync } from '../fsutil';
 import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { backboneRepoProblem, selectBackboneFiles } from './backboneFolder';
 
 /** Where and how to fetch a model from the Hugging Face Hub. */
 export interface HubDownloadOptions {
@@ -17,6 +19,16 @@ export interface HubDownloadOptions {
   signal?: AbortSignal;
   /** Retries per file after a dropped connection (each resumes with HTTP Range). Default 3. */
   retries?: number;
+  /** Which files of the repo to fetch (default {@link PIPELINE_REPO}: a Stable Diffusion ONNX pipeline). */
+  layout?: RepoLayout;
+}
+
+/** Which files of a repo a download takes, and what it must hold. */
+export interface RepoLayout {
+  /** The files to fetch, out of the repo's listing. */
+  select(paths: string[]): string[];
+  /** Why the selected files are not enough (undefined when they are); `repoAt` is `owner/name@revision`. */
+  problem(wanted: string[], repoAt: string): string | undefined;
 }
 
 /** Download progress, after each received chunk. */
@@ -44,6 +56,29 @@ export function selectPipelineFiles(paths: string[]): string[] {
     if (dir === 'tokenizer' || dir === 'tokenizer_2') return TOKENIZER_FILES.includes(name);
     return COMPONENTS.includes(dir) && rest.length >= 1 && !SKIP.test(name);
   });
+}
+
+/** A Stable Diffusion ONNX pipeline: model_index.json, scheduler, tokenizer, unet/, text_encoder/, vae_decoder/ (vae_encoder/ when there). */
+export const PIPELINE_REPO: RepoLayout = {
+  select: selectPipelineFiles,
+  problem(wanted, repoAt) {
+    const missing = ['model_index.json', 'unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'].filter((f) => !wanted.includes(f));
+    return missing.length ? `${repoAt} is not a Stable Diffusion ONNX repo: it lacks ${missing.join(', ')}. Pick a repo (or revision, e.g. 'onnx') with the ONNX export` : undefined;
+  },
+};
+
+/** A reward backbone: CLIP-family ONNX towers, tokenizer and configs (src/core/models/backboneFolder.ts). */
+export const BACKBONE_REPO: RepoLayout = {
+  select: selectBackboneFiles,
+  problem(wanted, repoAt) {
+    const why = backboneRepoProblem(wanted);
+    return why ? `${repoAt} is not a reward backbone repo: ${why}. Pick a repo with the ONNX export of a CLIP model` : undefined;
+  },
+};
+
+/** The model cache the studio and the CLI share: `~/.cache/ddpo-studio/models`. */
+export function defaultModelCacheDir(): string {
+  return join(homedir(), '.cache', 'ddpo-studio', 'models');
 }
 
 /** True for a Hugging Face repo id `owner/name`: letters, digits, `-`, `_` and `.`, each part starting and ending with a letter or digit, no `--` or `..`. */
@@ -126,15 +161,19 @@ async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions,
   commitFileSync(part, dest);
 }
 
-/** Downloads the pipeline's files of a Hub repo into the cache (resuming partial files); returns the model folder. */
+/**
+ * Downloads the files of a Hub repo its layout names (default: a Stable Diffusion pipeline) into the cache, resuming
+ * partial files; returns the model folder. The folder counts as complete only once every file is in place.
+ */
 export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   const revision = opts.revision ?? 'main';
   const dir = cachedModelDir(opts.cacheDir, opts.repo, revision);
   const marker = join(dir, '.ddpo-complete.json');
   const listing = await listRepoFiles(opts);
-  const wanted = selectPipelineFiles(listing.files.map((f) => f.path));
-  const missing = ['model_index.json', 'unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'].filter((f) => !wanted.includes(f));
-  if (missing.length) throw new Error(`${opts.repo}@${revision} is not a Stable Diffusion ONNX repo: it lacks ${missing.join(', ')}. Pick a repo (or revision, e.g. 'onnx') with the ONNX export`);
+  const layout = opts.layout ?? PIPELINE_REPO;
+  const wanted = layout.select(listing.files.map((f) => f.path));
+  const problem = layout.problem(wanted, `${opts.repo}@${revision}`);
+  if (problem) throw new Error(problem);
   const base = baseOf(opts);
   const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
   const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
@@ -173,6 +212,15 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   return dir;
 }
 
+/** Whether a cache folder holds a finished download of `layout`'s files (its marker is written after the last file). */
+export function isCompleteDownload(dir: string, layout: RepoLayout = PIPELINE_REPO): boolean {
+  const marker = join(dir, '.ddpo-complete.json');
+  if (!existsSync(marker)) return false;
+  const files = (JSON.parse(readFileSync(marker, 'utf8')) as { files: string[] }).files;
+  // a repo fetched for another layout (a pipeline, a backbone) is completed by a download, which skips what is there
+  return files.every((f) => existsSync(join(dir, f))) && !layout.problem(files, dir);
+}
+
 /** Options of {@link resolveModel}. */
 export type ResolveModelOptions = Omit<HubDownloadOptions, 'repo'> & {
   offline?: boolean;
@@ -193,11 +241,7 @@ export async function resolveModel(spec: string, opts: ResolveModelOptions): Pro
   if (!isHubRepoId(spec)) throw new Error(`${local}, and '${spec}' is not a Hugging Face repo id (owner/name) either: check the path`);
   opts.onLog?.(`${spec} is not a local folder; trying the Hugging Face Hub repo ${spec}`);
   const dir = cachedModelDir(opts.cacheDir, spec, opts.revision);
-  const marker = join(dir, '.ddpo-complete.json');
-  if (existsSync(marker)) {
-    const files = (JSON.parse(readFileSync(marker, 'utf8')) as { files: string[] }).files;
-    if (files.every((f) => existsSync(join(dir, f)))) return dir;
-  }
+  if (isCompleteDownload(dir, opts.layout)) return dir;
   if (opts.offline) throw new Error(`${local}, and the Hub repo ${spec} is not completely downloaded in ${dir}, and downloads are off (offline)`);
   try {
     return await downloadModel({ ...opts, repo: spec });

@@ -46,8 +46,8 @@ export interface ModelFolder {
 const REQUIRED_ONNX = ['unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx'];
 const OPTIONAL_ONNX = ['vae_encoder/model.onnx', 'text_encoder_2/model.onnx'];
 
-// A small ONNX file may be a Git LFS pointer or an HTML error page saved by a failed download.
-function onnxProblem(path: string): string | undefined {
+/** What is wrong with an ONNX file that cannot be a model (a Git LFS pointer, an HTML error page, a cut-off download); undefined when it looks like one. */
+export function onnxProblem(path: string): string | undefined {
   const size = statSync(path).size;
   if (size < 16) return `only ${size} bytes; the download is incomplete`;
   const fd = openSync(path, 'r');

@@ -5,14 +5,28 @@ import { decodePng } from '../image/png';
 import { statsFeatures, STATS_FEATURE_DIM } from './features';
 import type { ImageRGB } from '../image/rgb';
 import { atomicWriteFileSync } from '../fsutil';
+import type { RewardBackboneRef } from '../experiment/schema';
 
-/** Turns images into fixed-length feature vectors for a reward head. */
+/** Turns images (and, with a text tower, prompts) into fixed-length embeddings for a reward head. */
 export interface Backbone {
   /** Identifies the backbone and its weights (embedding caches and saved heads are keyed by it). */
   readonly id: string;
   readonly dim: number;
+  /** What to call it in the studio and the CLI, e.g. "Xenova/clip-vit-large-patch14 (image + text)". */
+  readonly label?: string;
+  /** Where it was opened from, so a head trained on it can open it again (absent for the built-in features). */
+  readonly source?: RewardBackboneRef;
+  /** The execution provider its sessions run on (absent for the built-in features, which run in plain TypeScript). */
+  readonly provider?: string;
   embed(images: ImageRGB[]): Promise<Float32Array[]>;
+  /** The text tower, when the backbone has one embedding prompts into the images' space (`dim` wide). */
+  readonly text?: TextTower;
   dispose?(): Promise<void>;
+}
+
+/** Prompts -> embeddings in the image embeddings' space. */
+export interface TextTower {
+  embed(prompts: string[]): Promise<Float32Array[]>;
 }
 
 /**
@@ -23,6 +37,7 @@ export interface Backbone {
  */
 export const statsBackbone: Backbone = {
   id: 'builtin:stats-v2',
+  label: 'built-in shape features',
   dim: STATS_FEATURE_DIM,
   embed: async (images) => images.map((img) => statsFeatures(img, 2)),
 };
@@ -30,6 +45,7 @@ export const statsBackbone: Backbone = {
 /** The v1 features (border mean, every differing pixel), kept so reward models trained on them score images as they were trained to. */
 export const statsBackboneV1: Backbone = {
   id: 'builtin:stats-v1',
+  label: 'built-in shape features (v1)',
   dim: STATS_FEATURE_DIM,
   embed: async (images) => images.map((img) => statsFeatures(img, 1)),
 };
@@ -48,7 +64,10 @@ export function loadImageRGB(file: string): ImageRGB {
   return { width: png.width, height: png.height, data };
 }
 
-/** Per-file embeddings cached by content hash, stored as JSON next to the reward model. */
+/**
+ * Embeddings cached by content: image files by their sha256, prompts by the sha256 of their text (keys `prompt:…`),
+ * stored as JSON next to the reward model (or only in memory when `file` is null).
+ */
 export class EmbeddingCache {
   private map = new Map<string, number[]>();
   private dirty = false;
@@ -92,6 +111,18 @@ export class EmbeddingCache {
       this.dirty = true;
     }
     return read.map((r) => r.reason ?? undecodable.get(r.hash!) ?? Float32Array.from(this.map.get(r.hash!)!));
+  }
+
+  /** Embeddings of prompts by the backbone's text tower, computing (in one batch) only those not cached. */
+  async embedPrompts(text: TextTower, prompts: string[]): Promise<Float32Array[]> {
+    const keys = prompts.map((p) => `prompt:${createHash('sha256').update(p).digest('hex')}`);
+    const todo = [...new Map(keys.map((k, i) => [k, prompts[i]] as const)).entries()].filter(([k]) => !this.map.has(k));
+    if (todo.length) {
+      const embs = await text.embed(todo.map(([, p]) => p));
+      todo.forEach(([k], i) => this.map.set(k, Array.from(embs[i])));
+      this.dirty = true;
+    }
+    return keys.map((k) => Float32Array.from(this.map.get(k)!));
   }
 
   /** Write the cache if anything was added. */

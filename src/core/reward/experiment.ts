@@ -1,12 +1,19 @@
 // Train and evaluate an experiment's reward model from its ratings.jsonl.
 import { createHash } from 'node:crypto';
-import { EmbeddingCache, statsBackbone, statsBackboneV1, type Backbone } from './backbone';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EmbeddingCache, type Backbone } from './backbone';
+import { rewardBackboneOf } from './backboneRef';
+import { openBackbone, type OpenBackboneOptions } from './openBackbone';
 import { raterConsistency } from './consistency';
 import type { PairExample, RewardHead } from './head';
+import { headInput, layoutFor, type FeatureLayout } from './headInput';
 import { pairMetrics, type PairMetrics } from './metrics';
 import { loadRewardModel, saveRewardModel, type RewardCard } from './model';
-import { loadOnnxBackbone } from './onnxBackbone';
+import { openRewardScorer, promptEmbeddings } from './scorer';
 import { withRunLock } from '../experiment/runLock';
+import { EXPERIMENT_FILE } from '../experiment/schema';
+import { readExperiment } from '../experiment/store';
 import { isDiskFull, resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog, type RatingsProblem } from './store';
@@ -17,22 +24,17 @@ import type { Rating } from './types';
 /** A comparison with the rating it came from. */
 export type RatedExample = PairExample & { rating: Rating };
 
-/** Open a backbone by name: 'builtin:stats' (default, the newest built-in), 'builtin:stats-v1', or a path to an ONNX image encoder (file or folder). */
-export async function openBackbone(spec: string | undefined): Promise<Backbone> {
-  if (!spec || spec === 'builtin' || spec === 'builtin:stats' || spec === statsBackbone.id) return statsBackbone;
-  if (spec === statsBackboneV1.id) return statsBackboneV1;
-  return loadOnnxBackbone(spec);
-}
-
 /**
- * Embed both images of every non-skip rating (cached per file hash) and label it: 1 left won, 0 right won, 0.5 tie.
- * A rating whose image is missing, unreadable or not a PNG is left out with its line number, like a bad line.
+ * Embed both images of every non-skip rating (cached per file hash) and, for a prompt-aware layout, its prompt (cached
+ * per prompt), and label it: 1 left won, 0 right won, 0.5 tie. A rating whose image is missing, unreadable or not a
+ * PNG is left out with its line number, like a bad line.
  */
-export async function ratingsToExamples(experimentDir: string, log: RatingsLog, backbone: Backbone): Promise<{ examples: RatedExample[]; problems: RatingsProblem[] }> {
+export async function ratingsToExamples(experimentDir: string, log: RatingsLog, backbone: Backbone, layout: FeatureLayout = layoutFor(backbone)): Promise<{ examples: RatedExample[]; problems: RatingsProblem[] }> {
   const used = log.ratings.filter((r) => r.choice !== 'skip');
   const cache = EmbeddingCache.forExperiment(experimentDir, backbone.id);
   const files = used.flatMap((r) => [resolveInside(experimentDir, r.left), resolveInside(experimentDir, r.right)]);
   const embs = await cache.embedFilesOrReasons(backbone, files);
+  const prompts = await promptEmbeddings(backbone, layout, used.map((r) => r.prompt), cache);
   cache.save();
   const examples: RatedExample[] = [];
   const problems: RatingsProblem[] = [];
@@ -43,9 +45,21 @@ export async function ratingsToExamples(experimentDir: string, log: RatingsLog, 
       problems.push({ line: log.lineOf.get(r) ?? 0, reason: `${why}; skipped`, text: JSON.stringify(r).slice(0, 200) });
       return;
     }
-    examples.push({ left, right, y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r });
+    const x = (e: Float32Array) => headInput(layout, e, prompts[i]);
+    examples.push({ left: x(left), right: x(right), y: r.choice === 'left' ? 1 : r.choice === 'right' ? 0 : 0.5, rating: r });
   });
   return { examples, problems };
+}
+
+/**
+ * The backbone an experiment's reward model trains on: the one experiment.json names, else the default for its model
+ * (the built-in features for the embedded model, CLIP ViT-L/14 for others); a folder without experiment.json gets the
+ * built-in features.
+ */
+export async function openExperimentBackbone(experimentDir: string, o: OpenBackboneOptions = {}): Promise<Backbone> {
+  const file = path.join(experimentDir, EXPERIMENT_FILE);
+  if (!fs.existsSync(file)) return openBackbone(undefined, o);
+  return openBackbone(rewardBackboneOf(await readExperiment(experimentDir)), { ...o, baseDir: experimentDir, experimentFile: file });
 }
 
 /** Deterministic held-out split by pair id, so a pair and its repeats land on the same side. */
@@ -55,7 +69,10 @@ export function isHeldOut(pairId: string, share: number): boolean {
 
 /** Options for trainExperimentReward. */
 export interface TrainRewardOptions extends FitOptions {
+  /** The backbone to embed with (the caller keeps it); default the experiment's, opened with `open` and released after. */
   backbone?: Backbone;
+  /** How the experiment's backbone is opened: providers, Hub cache and download. */
+  open?: OpenBackboneOptions;
   heldOutShare?: number;
   onProgress?: (line: string) => void;
   /** What the experiment's run lock names as its holder while this runs (default "reward training"). */
@@ -74,9 +91,18 @@ export async function trainExperimentReward(experimentDir: string, o: TrainRewar
 }
 
 async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
-  const backbone = o.backbone ?? statsBackbone;
+  const backbone = o.backbone ?? (await openExperimentBackbone(experimentDir, { onLog: o.onProgress, ...o.open }));
+  try {
+    return await fitAndSave(experimentDir, backbone, o);
+  } finally {
+    if (!o.backbone) await backbone.dispose?.();
+  }
+}
+
+async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
   const share = o.heldOutShare ?? 0.2;
-  const { log, examples } = await readExamples(experimentDir, backbone, o.onProgress);
+  const layout = layoutFor(backbone);
+  const { log, examples } = await readExamples(experimentDir, backbone, layout, o.onProgress);
   const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
   const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
   if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
@@ -102,8 +128,9 @@ async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): 
   const rater = raterConsistency(log.ratings);
   const skips = log.ratings.filter((r) => r.choice === 'skip').length;
   const card: RewardCard = {
-    format: 'ddpo-reward-card', version: 1, trainedAt: new Date().toISOString(), backbone: backbone.id,
-    head: { kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch },
+    format: 'ddpo-reward-card', version: 1, trainedAt: new Date().toISOString(),
+    backbone: backbone.id, backboneLabel: backbone.label ?? backbone.id, ...(backbone.source ? { backboneSource: backbone.source } : {}),
+    head: { kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch, features: layout },
     data: {
       ratings: log.ratings.length, comparisons: examples.length, ties: examples.filter((e) => e.y === 0.5).length,
       skips, unreadable: log.ratings.length - skips - examples.length, trainComparisons: trainAll.length, heldOutComparisons: heldOut.length,
@@ -113,22 +140,31 @@ async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): 
   return { card: saveRewardModel(experimentDir, fit.head, card), head: fit.head, log };
 }
 
-/** Score the saved model on the experiment's current held-out ratings (and on all of them). */
-export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = 0.2) {
-  const { head, backbone: wanted } = loadRewardModel(experimentDir);
-  const bb = backbone ?? (await openBackbone(wanted.startsWith('builtin:') ? wanted : undefined));
-  if (bb.id !== wanted) throw new Error(`the reward model was trained on backbone ${wanted} but ${bb.id} was given; pass --backbone with the same encoder or retrain`);
-  const { log, examples } = await readExamples(experimentDir, bb);
-  const heldOut = pairMetrics(head, examples.filter((e) => isHeldOut(e.rating.pairId, heldOutShare)));
-  const all = pairMetrics(head, examples);
-  return { heldOut, all, rater: raterConsistency(log.ratings), problems: log.problems };
+/**
+ * Score the saved model on the experiment's current held-out ratings (and on all of them), on the backbone it was
+ * trained on, or on `backbone` when given (which must be that one).
+ */
+export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = 0.2, open: OpenBackboneOptions = {}) {
+  const saved = loadRewardModel(experimentDir);
+  if (backbone && backbone.id !== saved.backbone && saved.backbone !== 'unknown') {
+    throw new Error(`the reward model was trained on backbone ${saved.backbone} but ${backbone.id} was given; pass --backbone with the same encoder or retrain`);
+  }
+  const scorer = backbone ? undefined : await openRewardScorer(experimentDir, open);
+  try {
+    const { log, examples } = await readExamples(experimentDir, backbone ?? scorer!.backbone, saved.features);
+    const heldOut = pairMetrics(saved.head, examples.filter((e) => isHeldOut(e.rating.pairId, heldOutShare)));
+    const all = pairMetrics(saved.head, examples);
+    return { heldOut, all, rater: raterConsistency(log.ratings), problems: log.problems };
+  } finally {
+    await scorer?.release();
+  }
 }
 
 // The ratings log with the examples it gives; ratings whose images cannot be used join its problems, in line order.
-async function readExamples(experimentDir: string, backbone: Backbone, onProgress?: (line: string) => void): Promise<{ log: RatingsLog; examples: RatedExample[] }> {
+async function readExamples(experimentDir: string, backbone: Backbone, layout: FeatureLayout, onProgress?: (line: string) => void): Promise<{ log: RatingsLog; examples: RatedExample[] }> {
   const read = readRatings(experimentDir);
-  onProgress?.(`embedding ${read.ratings.length} ratings with ${backbone.id}`);
-  const { examples, problems } = await ratingsToExamples(experimentDir, read, backbone);
+  onProgress?.(`embedding ${read.ratings.length} ratings with ${backbone.label ?? backbone.id}${layout === 'image' ? '' : ' and their prompts'}`);
+  const { examples, problems } = await ratingsToExamples(experimentDir, read, backbone, layout);
   return { log: { ...read, problems: [...read.problems, ...problems].sort((a, b) => a.line - b.line) }, examples };
 }
 

@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { atomicWriteFileSync, isDiskFull, resolveInside } from '../fsutil';
 import { f32, readSafetensorsWithMetadata, toFloat32, writeSafetensors, type SafeTensor } from '../safetensors';
 import { LinearHead, MlpHead, type RewardHead } from './head';
+import { FEATURE_LAYOUTS, type FeatureLayout } from './headInput';
+import type { RewardBackboneRef } from '../experiment/schema';
 import type { PairMetrics } from './metrics';
 import type { RaterConsistency } from './consistency';
 
@@ -21,9 +23,15 @@ export interface RewardCard {
   format: 'ddpo-reward-card';
   version: 1;
   trainedAt: string;
+  /** The backbone's id (its weights' hash); `backboneLabel` names it for people, `backboneSource` says where it was opened from. */
   backbone: string;
-  /** `file`: the head's weights in the same folder (absent in cards older than it: head.safetensors). */
-  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number; file?: string };
+  backboneLabel?: string;
+  backboneSource?: RewardBackboneRef;
+  /**
+   * `file`: the head's weights in the same folder (absent in cards older than it: head.safetensors). `features`: what
+   * the head sees (absent in older cards: `image`).
+   */
+  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number; file?: string; features?: FeatureLayout };
   /** `unreadable`: ratings left out because an image is missing or not a PNG (absent in older cards). */
   data: { ratings: number; comparisons: number; ties: number; skips: number; unreadable?: number; trainComparisons: number; heldOutComparisons: number };
   heldOut: PairMetrics;
@@ -47,7 +55,8 @@ export function saveRewardModel(experimentDir: string, head: RewardHead, card: R
   const tensors: Record<string, SafeTensor> = { 'norm.mean': f32([head.inputDim], head.mean), 'norm.std': f32([head.inputDim], head.std) };
   for (const [k, t] of head.params()) tensors[`head.${k}`] = f32(t.shape, t.data);
   try {
-    writeSafetensors(path.join(p.dir, file), tensors, { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone }, { replace: false });
+    const meta = { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone, features: card.head.features ?? 'image', ...(card.backboneSource ? { backboneSource: JSON.stringify(card.backboneSource) } : {}) };
+    writeSafetensors(path.join(p.dir, file), tensors, meta, { replace: false });
     atomicWriteFileSync(p.card, JSON.stringify(saved, null, 2) + '\n');
   } catch (e) {
     fs.rmSync(path.join(p.dir, file), { force: true });
@@ -79,18 +88,27 @@ export function rewardModelFiles(experimentDir: string): { card?: RewardCard; he
   return { card, head: resolveInside(p.dir, name) };
 }
 
+/** A saved head with what it needs: the backbone id it was trained on, where that backbone was opened from, and its input layout. */
+export interface LoadedRewardHead {
+  head: RewardHead;
+  backbone: string;
+  /** Absent in heads saved before it was recorded. */
+  backboneSource?: RewardBackboneRef;
+  features: FeatureLayout;
+}
+
 /**
  * Loads an experiment's reward model through its card. A writer that replaced the model between reading the card
  * and opening its head has removed that head: the card is read once more.
  */
-export function loadRewardModel(experimentDir: string): { head: RewardHead; backbone: string; file: string } {
+export function loadRewardModel(experimentDir: string): LoadedRewardHead & { file: string } {
   let files = rewardModelFiles(experimentDir);
   if (!fs.existsSync(files.head) && files.card) files = rewardModelFiles(experimentDir);
   return { ...loadRewardHead(files.head), file: files.head };
 }
 
-// A head file saved by saveRewardModel; `backbone` says which features it expects.
-function loadRewardHead(file: string): { head: RewardHead; backbone: string } {
+// A head file saved by saveRewardModel; `backbone` and `features` say what it expects.
+function loadRewardHead(file: string): LoadedRewardHead {
   if (!fs.existsSync(file)) throw new Error(`no reward model at ${file}: run \`ddpo reward train\` first`);
   const { tensors, metadata } = readSafetensorsWithMetadata(file);
   const get = (k: string) => {
@@ -105,5 +123,17 @@ function loadRewardHead(file: string): { head: RewardHead; backbone: string } {
     : kind === 'linear' ? new LinearHead(mean, std, get('head.w'))
     : null;
   if (!head) throw new Error(`${file}: unknown head kind "${kind}" (expected linear or mlp)`);
-  return { head, backbone: metadata.backbone ?? 'unknown' };
+  const features = (metadata.features ?? 'image') as FeatureLayout;
+  if (!FEATURE_LAYOUTS.includes(features)) throw new Error(`${file}: unknown feature layout "${features}" (expected ${FEATURE_LAYOUTS.join(' or ')}); it was saved by a newer DDPO Studio: update it, or train the reward model again`);
+  return { head, backbone: metadata.backbone ?? 'unknown', backboneSource: parseSource(metadata.backboneSource), features };
+}
+
+function parseSource(json: string | undefined): RewardBackboneRef | undefined {
+  if (!json) return undefined;
+  try {
+    const v = JSON.parse(json) as RewardBackboneRef;
+    return typeof v?.id === 'string' ? { id: v.id, ...(typeof v.path === 'string' ? { path: v.path } : {}) } : undefined;
+  } catch {
+    return undefined; // the experiment's backbone is tried instead
+  }
 }

@@ -1,5 +1,6 @@
 /** One experiment's progress read from its folder: ratings, reward model, fine-tuning run, comparisons. */
 import * as fs from 'node:fs';
+import { describeBackboneRef } from '../reward/backboneRef';
 import { raterConsistency } from '../reward/consistency';
 import { rewardPaths } from '../reward/model';
 import { readRatings } from '../reward/store';
@@ -11,7 +12,8 @@ export interface ExperimentSummary {
   ratings: number;
   /** Per-answer consistency from repeats, null before any repeat. */
   consistency: number | null;
-  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string };
+  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card). */
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string };
   run: RunState;
   comparisons: CompareResult[];
 }
@@ -23,7 +25,8 @@ export function readSummary(experimentDir: string, runningHere: boolean): Experi
   let reward: ExperimentSummary['reward'];
   try {
     const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
-    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt };
+    const backbone = typeof card.backboneLabel === 'string' ? card.backboneLabel : typeof card.backbone === 'string' ? describeBackboneRef({ id: card.backbone }) : undefined;
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone };
   } catch {
     // not trained yet
   }

@@ -1,6 +1,7 @@
 /** The studio's Experiments tree as plain data; the TreeDataProvider only maps nodes to TreeItems. */
 import type { ExperimentEntry } from '../experiment/store';
 import { modelLabel } from './presets';
+import { describeBackboneRef, rewardBackboneOf } from '../reward/backboneRef';
 import { formatWinRate, type ExperimentSummary } from './summary';
 
 /** Node kinds; the provider turns them (and `status`) into context values for the menus. */
@@ -55,12 +56,24 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
       { ...base, id: id('base'), kind: 'model', label: 'Base model', description: modelLabel(x.baseModel), tooltip: x.baseModel.path ?? x.baseModel.id, children: [] },
       { ...base, id: id('prompts'), kind: 'prompts', label: 'Prompts', description: prompts.length ? String(prompts.length) : 'none yet', children: prompts },
       { ...base, id: id('ratings'), kind: 'ratings', label: 'Ratings', description: `${s.ratings} rated` + (s.consistency !== null ? ` · consistency ${pct(s.consistency)}` : ''), children: [] },
-      { ...base, id: id('reward'), kind: 'reward', label: 'Reward model', description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out` : 'not trained', children: [] },
+      rewardNode(e, s, id('reward')),
       {
         ...base, id: id('run'), kind: 'run', label: 'Fine-tuning', description: runDesc, tooltip: run.message, status: run.state,
         children: [{ ...base, id: id('checkpoints'), kind: 'checkpoints', label: 'Checkpoints', description: checkpoints.length ? String(checkpoints.length) : 'none yet', children: checkpoints }],
       },
       { ...base, id: id('compare'), kind: 'comparisons', label: 'Blind comparisons', description: latest ? `latest: ${formatWinRate(latest.winRate)}` : 'none yet', children: comparisons },
     ],
+  };
+}
+
+// The reward model's row names its backbone: the one it was trained on, or before training the one it will train on.
+function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: ExperimentSummary, nodeId: string): StudioNode {
+  const chosen = rewardBackboneOf(e.experiment);
+  const next = `${describeBackboneRef(chosen)}${chosen.path ? ` (${chosen.path})` : ''}`;
+  const trained = s.reward?.backbone;
+  const tooltip = trained ? `Trained on ${trained}${trained === describeBackboneRef(chosen) ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`;
+  return {
+    dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
+    description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,
   };
 }

@@ -1,16 +1,17 @@
 /**
- * "DDPO Studio: New Experiment": name, model (embedded tiny model, a local folder, or a Hub download),
- * prompts (typed or from a file) and a preset, all in quick picks; writes experiment.json and ddpo.json.
+ * "DDPO Studio: New Experiment": name, model (embedded tiny model, a local folder, or a Hub download), the reward
+ * backbone (built-in features, CLIP from the Hub, a local folder), prompts (typed or from a file) and a preset, all in
+ * quick picks; writes experiment.json and ddpo.json.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL_ID } from '../../core/experiment/modelDir';
 import { atomicWriteFileSync } from '../../core/fsutil';
-import type { BaseModelRef } from '../../core/experiment/schema';
+import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, type BaseModelRef, type RewardBackboneRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
-import { hubEndpoint } from '../../core/models/hubDownload';
+import { inspectBackboneFolder } from '../../core/models/backboneFolder';
+import { cachedModelDir, defaultModelCacheDir, hubEndpoint, isCompleteDownload, BACKBONE_REPO } from '../../core/models/hubDownload';
 import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
 import type { Services } from '../services';
@@ -30,25 +31,27 @@ export async function newExperiment(services: Services, name?: string): Promise<
   const chosen =
     name ??
     (await vscode.window.showInputBox({
-      title: 'New DDPO Studio experiment (1/4): name',
+      title: 'New DDPO Studio experiment (1/5): name',
       prompt: `Name of the experiment folder under ${store.root}`,
       placeHolder: 'e.g. watercolor-cats',
       validateInput: (v) => experimentNameProblem(v.trim()) ?? (existing.has(v.trim()) ? `"${v.trim()}" already exists` : null),
     }));
   if (chosen === undefined) return undefined;
-  let init: { baseModel?: BaseModelRef; prompts?: string[]; preset?: ExperimentPreset } = {};
+  let init: { baseModel?: BaseModelRef; rewardBackbone?: RewardBackboneRef; prompts?: string[]; preset?: ExperimentPreset } = {};
   if (name === undefined) {
     const baseModel = await pickModel(services);
     if (!baseModel) return undefined;
+    const rewardBackbone = await pickBackbone(services, baseModel.id === EMBEDDED_MODEL_ID);
+    if (!rewardBackbone) return undefined;
     const prompts = await pickPrompts(baseModel.id === EMBEDDED_MODEL_ID ? TINY_PROMPTS : '');
     if (!prompts) return undefined;
     const preset = await pickPreset(baseModel.id === EMBEDDED_MODEL_ID);
     if (!preset) return undefined;
     if (baseModel.id !== EMBEDDED_MODEL_ID && baseModel.path && !(await modelUsable(services, baseModel.path, preset))) return undefined;
-    init = { baseModel, prompts, preset };
+    init = { baseModel, rewardBackbone, prompts, preset };
   }
   try {
-    const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, prompts: init.prompts, settings: init.preset?.settings });
+    const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, rewardBackbone: init.rewardBackbone, prompts: init.prompts, settings: init.preset?.settings });
     if (init.preset) atomicWriteFileSync(path.join(store.dirOf(exp.name), 'ddpo.json'), JSON.stringify(init.preset.ddpo, null, 2) + '\n');
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not create the experiment: ${(e as Error).message}`);
@@ -65,7 +68,7 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
     { id: 'hub', label: '$(cloud-download) Download from the Hugging Face Hub…', detail: 'A repo with the ONNX export, e.g. an optimum-exported SD 1.5' },
   ];
   if (!hasEmbeddedModel(services.context)) items.shift();
-  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (2/4): base model', placeHolder: 'Which image model do you want to teach?' });
+  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (2/5): base model', placeHolder: 'Which image model do you want to teach?' });
   if (!pick) return undefined;
   if (pick.id === 'embedded') return { id: EMBEDDED_MODEL_ID, path: embeddedModelDir(services.context) };
   if (pick.id === 'folder') {
@@ -80,26 +83,69 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
   }
   const repo = await vscode.window.showInputBox({ title: 'Hugging Face repo with an ONNX Stable Diffusion export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name') });
   if (!repo) return undefined;
+  const dir = await download(services, repo.trim(), 'pipeline');
+  return dir === undefined ? undefined : { id: repo.trim(), path: dir };
+}
+
+// Downloads a Hub repo through the worker with a cancellable progress notification; undefined (after saying why) when it fails.
+async function download(services: Services, repo: string, kind: 'pipeline' | 'backbone'): Promise<string | undefined> {
   try {
-    const cacheDir = path.join(os.homedir(), '.cache', 'ddpo-studio', 'models');
     const endpoint = hubEndpoint();
     const from = endpoint === 'https://huggingface.co' ? '' : ` from ${endpoint}`;
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${repo.trim()}${from}`, cancellable: true }, (progress, token) => {
+    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Downloading ${repo}${from}`, cancellable: true }, (progress, token) => {
       const ctl = new AbortController();
       token.onCancellationRequested(() => ctl.abort());
-      return services.worker.request('downloadModel', { repo: repo.trim(), cacheDir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+      return services.worker.request('downloadModel', { repo, cacheDir: defaultModelCacheDir(), kind }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
-    return { id: repo.trim(), path: r.dir };
+    return r.dir;
   } catch (e) {
-    void vscode.window.showErrorMessage(`Could not download ${repo.trim()}: ${(e as Error).message}`);
+    const offline = kind === 'backbone' ? ' Without a connection, pick "Local folder…" with a copy of the backbone, or the built-in features; nothing was created.' : '';
+    void vscode.window.showErrorMessage(`Could not download ${repo}: ${(e as Error).message}.${offline}`);
     return undefined;
   }
+}
+
+/** The reward backbone choices: the built-in features first for the embedded model, CLIP first for real ones. */
+async function pickBackbone(services: Services, embedded: boolean): Promise<RewardBackboneRef | undefined> {
+  const cached = isCompleteDownload(cachedModelDir(defaultModelCacheDir(), DEFAULT_CLIP_BACKBONE_ID), BACKBONE_REPO);
+  const builtin = {
+    id: 'builtin', label: '$(symbol-misc) Built-in shape features', description: 'no download',
+    detail: embedded ? 'Colours and the foreground shape: what the embedded model\'s images differ in. Instant on a CPU.' : 'Made for the embedded shapes model: they cannot see lighting, style or the prompt\'s subject in real images.',
+  };
+  const items = [
+    { id: 'clip', label: '$(cloud-download) CLIP ViT-L/14', description: `${DEFAULT_CLIP_BACKBONE_ID}${cached ? ', downloaded' : ', about 1.7 GB from the Hub'}`, detail: 'Image and text towers: the reward sees each image and the prompt it was made for.' },
+    { id: 'folder', label: '$(folder) Local folder…', detail: 'A CLIP ONNX export: onnx/vision_model.onnx with onnx/text_model.onnx and tokenizer.json, onnx/model.onnx, or an image encoder model.onnx' },
+    { id: 'hub', label: '$(cloud-download) Another Hugging Face repo…', detail: 'A CLIP ONNX export in the transformers.js layout, e.g. Xenova/clip-vit-base-patch32' },
+  ];
+  const ordered = embedded ? [builtin, ...items] : [...items, builtin];
+  const pick = await vscode.window.showQuickPick(ordered, { title: 'New DDPO Studio experiment (3/5): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
+  if (!pick) return undefined;
+  if (pick.id === 'builtin') return { id: BUILTIN_BACKBONE_ID };
+  if (pick.id === 'folder') return pickBackboneFolder();
+  const repo = pick.id === 'clip' ? DEFAULT_CLIP_BACKBONE_ID : (await vscode.window.showInputBox({
+    title: 'Hugging Face repo with a CLIP ONNX export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name'),
+  }))?.trim();
+  if (!repo) return undefined;
+  const dir = await download(services, repo, 'backbone');
+  return dir === undefined ? undefined : { id: repo, path: dir };
+}
+
+async function pickBackboneFolder(): Promise<RewardBackboneRef | undefined> {
+  const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'Reward backbone folder', openLabel: 'Use this backbone' });
+  if (!uri?.[0]) return undefined;
+  try {
+    inspectBackboneFolder(uri[0].fsPath);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`${(e as Error).message}; nothing was created.`);
+    return undefined;
+  }
+  return { id: path.basename(uri[0].fsPath), path: uri[0].fsPath };
 }
 
 async function pickPrompts(suggested: string): Promise<string[] | undefined> {
   const how = await vscode.window.showQuickPick(
     [{ id: 'type', label: '$(edit) Type prompts…', detail: 'Separate prompts with ";"' }, { id: 'file', label: '$(file) Read prompts from a file…', detail: 'One prompt per line; lines starting with # are ignored' }],
-    { title: 'New DDPO Studio experiment (3/4): prompts', placeHolder: 'Which prompts should the model get better at?' },
+    { title: 'New DDPO Studio experiment (4/5): prompts', placeHolder: 'Which prompts should the model get better at?' },
   );
   if (!how) return undefined;
   if (how.id === 'file') {
@@ -116,7 +162,7 @@ async function pickPrompts(suggested: string): Promise<string[] | undefined> {
 async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefined> {
   const items = PRESETS.map((p) => ({ label: p.label, detail: p.detail, preset: p }));
   if (!cpuFirst) items.reverse();
-  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (4/4): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
+  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (5/5): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
   return pick?.preset;
 }
 

@@ -46,10 +46,10 @@ export async function trainReward(services: Services, arg?: unknown): Promise<vo
     const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: training the reward model of ${x.name}`, cancellable: true }, (progress, token) => {
       const ctl = new AbortController();
       token.onCancellationRequested(() => ctl.abort());
-      return services.worker.request('trainReward', { experimentDir: x.dir }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
+      return services.worker.request('trainReward', { experimentDir: x.dir, executionProvider: executionProviderSetting() }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
     const acc = Number.isFinite(r.accuracy) ? `${Math.round(r.accuracy * 100)}% held-out accuracy` : 'no held-out pairs yet';
-    void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons: ${acc}. ${r.summary}`);
+    void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons with ${r.backbone}: ${acc}. ${r.summary}`);
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not train the reward model of ${x.name}: ${(e as Error).message}`);
   }

@@ -7,14 +7,16 @@ import type { Services } from '../services';
 /** One short line describing the worker, as shown in the notification. */
 export function describeStatus(s: WorkerStatus): string {
   const ort = s.onnxruntime ? `onnxruntime ${s.onnxruntime}` : `onnxruntime not loaded (${s.onnxruntimeError})`;
-  return `Worker ready: ${ort}, node ${s.node}; execution providers: ${s.executionProviders.join(', ') || 'none'}; using ${s.chosenExecutionProvider}.`;
+  const backbone = s.rewardBackbone ? ` Reward backbone: ${s.rewardBackbone}.` : '';
+  return `Worker ready: ${ort}, node ${s.node}; execution providers: ${s.executionProviders.join(', ') || 'none'}; using ${s.chosenExecutionProvider}.${backbone}`;
 }
 
 /** The full report written to the output channel. */
 function describeStatusLong(s: WorkerStatus): string {
   const missing = s.missingExecutionProviders.length ? `\n  listed but not installed: ${s.missingExecutionProviders.join(', ')} (install onnxruntime-node's GPU binaries to use them)` : '';
   const choice = s.providerChoice ? `\n  ${s.providerChoice}` : '';
-  return `worker pid ${s.pid}, ${s.platform}-${s.arch}, up ${s.uptimeSeconds} s\n  ${describeStatus(s)}${choice}${missing}`;
+  const backbone = `\n  reward backbone: ${s.rewardBackbone ?? 'none opened yet (each experiment names its own; the Experiments tree shows it under Reward model)'}`;
+  return `worker pid ${s.pid}, ${s.platform}-${s.arch}, up ${s.uptimeSeconds} s\n  ${describeStatus(s)}${choice}${backbone}${missing}`;
 }
 
 /** Requests `status` and shows the answer; errors (incl. a crashed worker) are shown, not thrown. */

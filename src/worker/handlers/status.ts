@@ -5,6 +5,7 @@ import { probeProvider } from '../../core/runtime/sessionProviders';
 import type { JobHandler } from '../jobs';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import { providerSetting } from './params';
+import { lastBackboneOpened } from '../rewardBackbones';
 
 /** Handler for `status`. */
 export const statusHandler: JobHandler<'status'> = {
@@ -32,6 +33,10 @@ export const statusHandler: JobHandler<'status'> = {
       chosen = 'none';
       providerChoice = `no execution provider opens a model: ${(e as Error).message}`;
     }
-    return { ...base, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, executionProviders: eps, missingExecutionProviders: missing, chosenExecutionProvider: chosen, providerChoice } satisfies WorkerStatus;
+    const rewardBackbone = lastBackboneOpened();
+    return {
+      ...base, onnxruntime: ort.env.versions.node ?? ort.env.versions.common, executionProviders: eps, missingExecutionProviders: missing, chosenExecutionProvider: chosen, providerChoice,
+      ...(rewardBackbone ? { rewardBackbone } : {}),
+    } satisfies WorkerStatus;
   },
 };

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { CHOICES, isChoice } from '../../protocol';
 import { trainExperiment } from '../../core/ddpo/experimentRun';
 import { confirmedScriptGate } from '../../core/ddpo/rewardScript';
-import { resolveModel } from '../../core/models/hubDownload';
+import { BACKBONE_REPO, PIPELINE_REPO, resolveModel, type DownloadProgress } from '../../core/models/hubDownload';
 import { diagnoseModel } from '../../core/doctor/doctor';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings, summarizeRatingsProblems } from '../../core/reward/store';
@@ -15,6 +15,7 @@ import { resolveInside } from '../../core/fsutil';
 import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
 import { pipelineFor, releasePipelines } from '../models';
+import { noteBackboneOpened } from '../rewardBackbones';
 import { confirmedScript, existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';
 import type { ExecutionProviderSetting, WorkerRequestKind } from '../../protocol';
 
@@ -95,16 +96,25 @@ export const undoHandler: JobHandler<'undo'> = {
   },
 };
 
-/** Handler for `trainReward`. */
+/** Handler for `trainReward`: the backbone opens on the job's providers; a Hub backbone not yet cached is downloaded with progress. */
 export const trainRewardHandler: JobHandler<'trainReward'> = {
   exclusive: true,
-  parse: (raw) => ({ experimentDir: experimentDir(obj(raw)) }),
-  async run({ experimentDir: dir }, ctx) {
-    const { card, log } = await trainExperimentReward(dir, { onProgress: (line) => ctx.progress({ message: line }), lockLabel: 'DDPO Studio reward training' });
+  parse: (raw) => {
+    const p = obj(raw);
+    return { experimentDir: experimentDir(p), executionProvider: providerSetting(p) };
+  },
+  async run({ experimentDir: dir, executionProvider }, ctx) {
+    const progress = (line: string) => ctx.progress({ message: line });
+    const { card, log } = await trainExperimentReward(dir, {
+      onProgress: progress, lockLabel: 'DDPO Studio reward training',
+      open: { providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onOpened: noteBackboneOpened, onProgress: (p) => progress(downloadMessage(p)) },
+    });
     for (const line of summarizeRatingsProblems(log.problems)) ctx.log(`warning: ${line}`);
-    return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary };
+    return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary, backbone: card.backboneLabel ?? card.backbone };
   },
 };
+
+const downloadMessage = (p: DownloadProgress) => `downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`;
 
 /** Handler for `startFineTune`: progress carries each epoch's metrics for the dashboard. */
 export const startFineTuneHandler: JobHandler<'startFineTune'> = {
@@ -123,7 +133,7 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     try {
       await releasePipelines();
       const r = await trainExperiment(dir, {
-        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning',
+        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning', onBackboneOpened: noteBackboneOpened,
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;
@@ -186,10 +196,15 @@ export const downloadModelHandler: JobHandler<'downloadModel'> = {
     if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new Error(`"repo" must look like owner/name, got ${repo}`);
     const cacheDir = str(p, 'cacheDir');
     if (!path.isAbsolute(cacheDir)) throw new Error('"cacheDir" must be an absolute path');
-    return { repo, cacheDir };
+    const kind = p.kind ?? 'pipeline';
+    if (kind !== 'pipeline' && kind !== 'backbone') throw new Error('"kind" must be "pipeline" or "backbone"');
+    return { repo, cacheDir, kind };
   },
-  async run({ repo, cacheDir }, ctx) {
-    const dir = await resolveModel(repo, { cacheDir, signal: ctx.signal, token: process.env.HF_TOKEN, onProgress: (p) => ctx.progress({ message: `downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`, fraction: p.total ? p.bytes / p.total : undefined }) });
+  async run({ repo, cacheDir, kind }, ctx) {
+    const dir = await resolveModel(repo, {
+      cacheDir, signal: ctx.signal, token: process.env.HF_TOKEN, layout: kind === 'backbone' ? BACKBONE_REPO : PIPELINE_REPO,
+      onProgress: (p) => ctx.progress({ message: downloadMessage(p), fraction: p.total ? p.bytes / p.total : undefined }),
+    });
     return { dir };
   },
 };

@@ -20,7 +20,7 @@ const DIALOG = 'Stable Diffusion ONNX folder';
 // The folder the mock Hub serves and the local-folder steps copy: the embedded tiny model (or the harness's stand-in).
 const served = () => process.env.DDPO_STUDIO_EMBEDDED_MODEL ?? path.resolve(__dirname, '../../../media/tiny-model');
 
-function experimentJson(workspace: string, name: string): { baseModel: { id: string; path?: string }; prompts: string[] } {
+function experimentJson(workspace: string, name: string): { baseModel: { id: string; path?: string }; prompts: string[]; rewardBackbone?: { id: string; path?: string } } {
   return JSON.parse(fs.readFileSync(path.join(workspace, '.ddpo', name, 'experiment.json'), 'utf8'));
 }
 
@@ -33,10 +33,11 @@ export function modelSourceSteps(page: Page, workspace: string, env: ModelSource
   const newExperimentUpToModel = async (name: string, source: string) => {
     await closeToasts();
     await runCommand(page, 'DDPO Studio: New Experiment');
-    await answerStep(page, '(1/4): name', name);
+    await answerStep(page, '(1/5): name', name);
     await pickQuick(page, source);
   };
   const finishWithPromptsAndPreset = async (prompts: string) => {
+    await pickQuick(page, 'Built-in shape features');
     await pickQuick(page, 'Type prompts');
     await answerStep(page, 'Prompts, separated by', prompts);
     await pickQuick(page, 'Quick test on CPU');
@@ -60,6 +61,7 @@ export function modelSourceSteps(page: Page, workspace: string, env: ModelSource
         await treeRow(page, 'local-tiny').getByText(modelId).waitFor();
         const json = experimentJson(workspace, 'local-tiny');
         assert.deepEqual(json.baseModel, { id: modelId, path: localModel });
+        assert.deepEqual(json.rewardBackbone, { id: 'builtin:stats' });
         assert.deepEqual(json.prompts, ['a big red circle on a blue background']);
       },
     },

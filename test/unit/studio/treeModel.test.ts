@@ -11,7 +11,7 @@ const entry: ExperimentEntry = { status: 'ok', name: 'cats', dir: '/w/.ddpo/cats
 const summary: ExperimentSummary = {
   ratings: 12,
   consistency: 0.83,
-  reward: { accuracy: 0.714, heldOut: 7, comparisons: 12, trainedAt: '' },
+  reward: { accuracy: 0.714, heldOut: 7, comparisons: 12, trainedAt: '', backbone: 'built-in shape features' },
   run: { state: 'interrupted', lastEpoch: 2, numEpochs: 8, points: [{ epoch: 2, rewardMean: 0.4567, rewardStd: 0.1, approxKl: 0, clipfrac: 0 }], checkpoints: [1, 2], evalImages: [] },
   comparisons: [{ id: 'c1', epoch: 2, total: 4, rated: 4, wins: 3, losses: 1, ties: 0, skips: 1, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
 };
@@ -24,7 +24,7 @@ test('an experiment row carries its run state, and its children say what the per
   assert.equal(exp.description, 'tiny-shapes (embedded) · interrupted');
   assert.deepEqual(exp.children.map((c) => c.kind), ['model', 'prompts', 'ratings', 'reward', 'run', 'comparisons']);
   assert.equal(find(exp.children, 'ratings').description, '12 rated · consistency 83%');
-  assert.equal(find(exp.children, 'reward').description, 'accuracy 71% on 7 held-out');
+  assert.equal(find(exp.children, 'reward').description, 'accuracy 71% on 7 held-out · built-in shape features');
   const run = find(exp.children, 'run');
   assert.equal(run.description, 'interrupted, epoch 3/8, reward 0.457');
   assert.deepEqual(run.children[0].children.map((c) => [c.label, c.epoch]), [['epoch 2', 1], ['epoch 3', 2]]);
@@ -39,7 +39,7 @@ test('an experiment row carries its run state, and its children say what the per
 test('an empty experiment says what is missing; an unreadable one shows its reason', () => {
   const empty: ExperimentSummary = { ratings: 0, consistency: null, run: { state: 'idle', lastEpoch: -1, numEpochs: 100, points: [], checkpoints: [], evalImages: [] }, comparisons: [] };
   const [exp, bad] = buildStudioTree([entry, { status: 'error', name: 'x', dir: '/w/.ddpo/x', reason: 'not valid JSON' }], () => empty);
-  assert.equal(find(exp.children, 'reward').description, 'not trained');
+  assert.equal(find(exp.children, 'reward').description, 'not trained · built-in shape features');
   assert.equal(find(exp.children, 'run').description, 'not started');
   assert.equal(find(exp.children, 'comparisons').description, 'none yet');
   assert.equal(bad.kind, 'error');

@@ -1,0 +1,34 @@
+/** Which reward backbone an experiment uses, and names for it (no sessions: the extension host reads these too). */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { statsBackbone, statsBackboneV1 } from './backbone';
+import { EMBEDDED_MODEL_ID } from '../experiment/modelDir';
+import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, type Experiment, type RewardBackboneRef } from '../experiment/schema';
+
+/** `rewardBackbone.id` prefix of backbones shipped with the extension in `media/<name>/`. */
+export const EMBEDDED_BACKBONE_PREFIX = 'embedded:';
+
+/** The backbone an experiment names, else the default for its model: the built-in features for the embedded model, CLIP ViT-L/14 otherwise. */
+export function rewardBackboneOf(exp: Pick<Experiment, 'baseModel' | 'rewardBackbone'>): RewardBackboneRef {
+  if (exp.rewardBackbone) return exp.rewardBackbone;
+  return { id: exp.baseModel.id === EMBEDDED_MODEL_ID ? BUILTIN_BACKBONE_ID : DEFAULT_CLIP_BACKBONE_ID };
+}
+
+/** True for the ids of the built-in features (`builtin`, `builtin:stats`, and the versioned ids heads record). */
+export function isBuiltinBackbone(id: string): boolean {
+  return id === 'builtin' || id === BUILTIN_BACKBONE_ID || id === statsBackbone.id || id === statsBackboneV1.id;
+}
+
+/** A short name for a backbone choice, for the tree and messages. */
+export function describeBackboneRef(ref: RewardBackboneRef): string {
+  if (isBuiltinBackbone(ref.id)) return ref.id === statsBackboneV1.id ? statsBackboneV1.label! : statsBackbone.label!;
+  if (ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX)) return `embedded ${ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length)}`;
+  return ref.id;
+}
+
+/** The backbone a `--backbone` value names: `builtin`, a Hub repo id, or a local folder or `.onnx` file (which wins over a repo id). */
+export function backboneRefFromSpec(spec: string): RewardBackboneRef {
+  if (isBuiltinBackbone(spec) || spec.startsWith(EMBEDDED_BACKBONE_PREFIX)) return { id: spec };
+  if (fs.existsSync(spec)) return { id: path.basename(path.resolve(spec)), path: path.resolve(spec) };
+  return { id: spec };
+}
