@@ -101,6 +101,7 @@ test('the experiment panel drops malformed messages and other panels\' messages,
   panel.webview.send({ type: 'addPrompt', prompt: 'a dog' });
   await settle();
   assert.deepEqual((await store.read('cats')).prompts, ['a cat', 'a dog']);
-  assert.equal(effects.treeRefreshes, 1);
+  // the experiments folder's watch refreshes the tree once per change; the panel adds no second refresh
+  assert.equal(effects.treeRefreshes, 0);
   panel.dispose();
 });
