@@ -61,6 +61,8 @@ export async function createSession(model: Model, opts: SessionOptions = {}): Pr
  */
 export async function openModel(model: Model, opts: SessionOptions = {}): Promise<OpenedModel> {
   if (opts.lowerFused) return (await openLowered(model, opts)) ?? openAsIs(model, opts);
+  const crashing = crashingFusedOps(model);
+  if (crashing.size) model = lowerContribOps(model, crashing).model;
   try {
     return await openAsIs(model, opts);
   } catch (e) {
@@ -70,6 +72,16 @@ export async function openModel(model: Model, opts: SessionOptions = {}): Promis
     if (!lowered) throw e;
     return lowered;
   }
+}
+
+/**
+ * Fused ops whose onnxruntime kernel kills the process instead of failing: SkipLayerNormalization asked for its mean
+ * or inv_std_var output (outputs 1, 2) crashes onnxruntime-node 1.29's CPU kernel with SIGSEGV, which no catch can
+ * turn into an error, so such nodes run as standard operators from the start.
+ */
+export function crashingFusedOps(model: Model): Set<string> {
+  const sln = model.graph.nodes.some((n) => isContribNode(n) && n.opType === 'SkipLayerNormalization' && (!!n.outputs[1] || !!n.outputs[2]));
+  return new Set(sln ? ['SkipLayerNormalization'] : []);
 }
 
 // the model with its fused com.microsoft ops lowered to standard ones, opened; undefined when it has none to lower

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { A, GraphBuilder } from '../../../src/core/onnx/builder';
 import { DataType, emptyGraph, makeModel, type Model } from '../../../src/core/onnx/ir';
 import { lowerContribOps } from '../../../src/core/onnx/lowerContrib';
-import { createSession, openModel, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
+import { createSession, crashingFusedOps, openModel, runModel, type FeedValue } from '../../../src/core/runtime/ortRun';
 import { standardUnet } from '../../../src/core/train/standardForm';
 
 const MS = { domain: 'com.microsoft' };
@@ -63,11 +63,39 @@ test('MultiHeadAttention (separate q, k, v with bias; packed k/v; packed q/k/v),
   const sep = (p: number) => ({ dims: [2, 5, 8], data: part(qkv, 5, 3, p) });
   assertClose(await run(packedQkv, { qkv: { dims: [2, 5, 2, 3, 4], data: qkv } }), await run(model((b) => b.output(b.op('MultiHeadAttention', [x3(b, 'q'), x3(b, 'k'), x3(b, 'v')], { num_heads: A.i(2), scale: A.f(0.3) }, MS))), { q: sep(0), k: sep(1), v: sep(2) }), 'MHA packed qkv');
   await sameAsFused(model((b) => b.output(b.op('Attention', [x3(b), b.constF(rand(8 * 24, 6), [8, 24]), bias(b)], { num_heads: A.i(2) }, MS))), { x: feed3() }, 'Attention');
+  // onnxruntime's kernel for the output and the sum S (outputs 0 and 3, what its optimizer writes)
   for (const opset of [14, 17]) {
-    await sameAsFused(model((b) => {
-      const outs = b.nodeN('SkipLayerNormalization', [x3(b), x3(b, 's'), b.constF(rand(8, 7)), b.constF(rand(8, 8)), b.constF(rand(8, 9))], { epsilon: A.f(1e-5) }, { ...MS, outputs: 4 });
-      outs.forEach((o) => b.output(o));
-    }, opset), { x: feed3(), s: feed3(5, 8, 2) }, `SkipLayerNormalization opset ${opset}`);
+    await sameAsFused(skipLayerNorm([0, 3], opset), { x: feed3(), s: feed3(5, 8, 2) }, `SkipLayerNormalization opset ${opset}`);
+  }
+});
+
+/** x + s + bias through SkipLayerNormalization, with the outputs `used` as graph outputs (the others unnamed). */
+function skipLayerNorm(used: number[], opset = 17): Model {
+  const m = model((b) => {
+    const outs = b.nodeN('SkipLayerNormalization', [x3(b), x3(b, 's'), b.constF(rand(8, 7)), b.constF(rand(8, 8)), b.constF(rand(8, 9))], { epsilon: A.f(1e-5) }, { ...MS, outputs: 4 });
+    outs.forEach((o, k) => { if (used.includes(k)) b.output(o); });
+  }, opset);
+  const node = m.graph.nodes.find((n) => n.opType === 'SkipLayerNormalization')!;
+  node.outputs = node.outputs.map((o, k) => (used.includes(k) ? o : ''));
+  return m;
+}
+
+// onnxruntime-node's CPU kernel kills the process (SIGSEGV) when the mean or 1/σ output is asked for: such a node must
+// reach onnxruntime lowered, and its mean and 1/σ are checked here against their definition.
+test('SkipLayerNormalization asked for its mean and 1/σ opens lowered and computes them', async () => {
+  const m = skipLayerNorm([0, 1, 2, 3]);
+  assert.deepEqual([...crashingFusedOps(m)], ['SkipLayerNormalization']);
+  assert.equal(crashingFusedOps(skipLayerNorm([0, 3])).size, 0);
+  const [x, s] = [feed3(), feed3(5, 8, 2)];
+  const [, mean, invStd, sum] = await run(m, { x, s });
+  const bias = rand(8, 9);
+  for (let r = 0; r < 10; r++) {
+    const row = Array.from({ length: 8 }, (_, i) => x.data[r * 8 + i] + s.data[r * 8 + i] + bias[i]);
+    const mu = row.reduce((a, v) => a + v, 0) / 8;
+    const variance = row.reduce((a, v) => a + (v - mu) ** 2, 0) / 8;
+    assert.ok(Math.abs(mean[r] - mu) < 1e-5, `row ${r} mean ${mean[r]} vs ${mu}`);
+    assert.ok(Math.abs(invStd[r] - 1 / Math.sqrt(variance + 1e-5)) < 1e-4 * invStd[r], `row ${r} 1/σ ${invStd[r]}`);
+    row.forEach((v, i) => assert.ok(Math.abs(sum[r * 8 + i] - v) < 1e-6));
   }
 });
 
