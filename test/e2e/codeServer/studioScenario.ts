@@ -232,6 +232,9 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await page.locator('.quick-input-list .monaco-list-row[aria-label^="Preferences: Color Theme"]').first().click();
         await pickQuick(page, 'Dark Modern');
         await page.locator('.monaco-workbench.vs-dark').waitFor();
+        // the pointer left over the command centre raises its hover, which covers the tab strip
+        await page.mouse.move(700, 600);
+        await page.locator('.monaco-hover, .workbench-hover').first().waitFor({ state: 'hidden', timeout: 10_000 }).catch(() => undefined);
         await page.locator('.tabs-container .tab', { hasText: 'Rate: watercolor-cats' }).click();
         const frame = activeWebview(page);
         await frame.getByRole('img', { name: /Left image for/ }).waitFor();
