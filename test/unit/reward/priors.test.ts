@@ -1,0 +1,137 @@
+// The built-in priors: the LAION aesthetic predictor read from safetensors and from a .pth (its published weights cannot
+// be downloaded here, so a head with the same tensor names and shapes and random weights stands in for them, checked
+// against a float64 forward pass), clip_score, their errors, and each as a DDPO reward on its own.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AESTHETIC_LAYERS, AESTHETIC_WIDTHS, aestheticScore, loadAestheticPredictor } from '../../../src/core/reward/aesthetic';
+import { openPrior } from '../../../src/core/reward/priors';
+import { openBackbone } from '../../../src/core/reward/openBackbone';
+import { statsBackbone, type Backbone } from '../../../src/core/reward/backbone';
+import { makeReward } from '../../../src/core/ddpo/rewards';
+import { parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { ExperimentStore } from '../../../src/core/experiment/store';
+import { mulberry32 } from '../../../src/core/random';
+import { renderShape, randomShape } from '../../../src/core/reward/sim';
+import { f32, writeSafetensors } from '../../../src/core/safetensors';
+import { writeTorchFile, type TensorSpec } from '../foundation/torchSave';
+import { writeTestClipFolder } from './helpers/clipFolder';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-priors-'));
+
+/** A head shaped like the LAION predictor, with seeded random weights, as its state dict's tensors. */
+function aestheticTensors(seed: number): Record<string, { shape: number[]; data: Float32Array }> {
+  const rng = mulberry32(seed);
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  AESTHETIC_LAYERS.forEach((idx, k) => {
+    const [inW, outW] = [AESTHETIC_WIDTHS[k], AESTHETIC_WIDTHS[k + 1]];
+    const r = 1 / Math.sqrt(inW);
+    out[`layers.${idx}.weight`] = { shape: [outW, inW], data: Float32Array.from({ length: outW * inW }, () => (rng() * 2 - 1) * r) };
+    out[`layers.${idx}.bias`] = { shape: [outW], data: Float32Array.from({ length: outW }, () => (rng() * 2 - 1) * r) };
+  });
+  return out;
+}
+
+/** The predictor's forward pass in float64, layer by layer, on the normalised embedding (dropout is the identity at inference). */
+function referenceScore(t: ReturnType<typeof aestheticTensors>, emb: Float32Array): number {
+  const n = Math.hypot(...emb);
+  let x = Array.from(emb, (v) => v / n);
+  AESTHETIC_LAYERS.forEach((idx) => {
+    const w = t[`layers.${idx}.weight`], b = t[`layers.${idx}.bias`];
+    const [outW, inW] = w.shape;
+    x = Array.from({ length: outW }, (_, o) => { let s = b.data[o]; for (let i = 0; i < inW; i++) s += w.data[o * inW + i] * x[i]; return s; });
+  });
+  return x[0];
+}
+
+function writeAestheticSafetensors(file: string, t: ReturnType<typeof aestheticTensors>): string {
+  writeSafetensors(file, Object.fromEntries(Object.entries(t).map(([k, v]) => [k, f32(v.shape, v.data)])));
+  return file;
+}
+
+function writeAestheticPth(file: string, t: ReturnType<typeof aestheticTensors>, prefix = ''): string {
+  const specs: Record<string, TensorSpec> = {};
+  Object.entries(t).forEach(([k, v], i) => (specs[`${prefix}${k}`] = { storage: { key: String(i), dtype: 'F32', data: v.data }, shape: v.shape }));
+  writeTorchFile(file, specs);
+  return file;
+}
+
+test('the aesthetic predictor scores as its float64 forward pass, read from safetensors and from a .pth alike', () => {
+  const t = aestheticTensors(3);
+  const dir = tmp();
+  const rng = mulberry32(9);
+  const embs = Array.from({ length: 8 }, () => Float32Array.from({ length: 768 }, () => rng() * 2 - 1));
+  const files = [writeAestheticSafetensors(path.join(dir, 'aesthetic.safetensors'), t), writeAestheticPth(path.join(dir, 'aesthetic-model.pth'), t), writeAestheticPth(path.join(dir, 'prefixed.pth'), t, 'mlp.')];
+  for (const file of files) {
+    const p = loadAestheticPredictor(file);
+    for (const e of embs) {
+      const want = referenceScore(t, e);
+      assert.ok(Math.abs(aestheticScore(p, e) - want) <= 1e-5 * (1 + Math.abs(want)), `${path.basename(file)}: ${aestheticScore(p, e)} vs ${want}`);
+    }
+    // the score reads the direction only: a scaled embedding scores the same
+    assert.ok(Math.abs(aestheticScore(p, embs[0].map((v) => v * 7)) - aestheticScore(p, embs[0])) < 1e-5);
+  }
+});
+
+test('aesthetic weights: missing, of another shape, or without the predictor\'s names, each say what to do', () => {
+  const dir = tmp();
+  const wide: Backbone = { ...statsBackbone, id: 'test:768', dim: 768, label: 'test 768' };
+  assert.throws(() => openPrior('aesthetic', wide, { experimentDir: path.join(dir, 'exp'), cacheDir: path.join(dir, 'cache', 'models') }),
+    (e: Error) => e.message.includes('sac+logos+ava1-l14-linearMSE.pth') && e.message.includes('trl-lib/ddpo-aesthetic-predictor') && e.message.includes(path.join(dir, 'exp', 'reward', 'priors')) && e.message.includes(path.join(dir, 'cache', 'priors')));
+  const t = aestheticTensors(1);
+  const bad = { ...t, 'layers.2.weight': { shape: [64, 1024], data: new Float32Array(64 * 1024) } };
+  assert.throws(() => loadAestheticPredictor(writeAestheticSafetensors(path.join(dir, 'bad.safetensors'), bad)), /"layers.2.weight" is \[64, 1024\], the aesthetic predictor's is \[128, 1024\]/);
+  const other = Object.fromEntries(Object.entries(t).map(([k, v]) => [k.replace('layers', 'net'), v]));
+  assert.throws(() => loadAestheticPredictor(writeAestheticSafetensors(path.join(dir, 'other.safetensors'), other)), /no tensor "layers.0.weight"/);
+});
+
+test('the aesthetic prior refuses a backbone whose embeddings are not 768 wide, naming ViT-L/14', () => {
+  const exp = tmp();
+  fs.mkdirSync(path.join(exp, 'reward', 'priors'), { recursive: true });
+  writeAestheticSafetensors(path.join(exp, 'reward', 'priors', 'aesthetic.safetensors'), aestheticTensors(2));
+  assert.throws(() => openPrior('aesthetic', statsBackbone, { experimentDir: exp }), (e: Error) => /768-wide/.test(e.message) && /gives 31/.test(e.message) && /clip-vit-large-patch14/.test(e.message));
+  assert.throws(() => openPrior('clip_score', statsBackbone), /no text tower/);
+  assert.throws(() => openPrior('shape_size', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
+});
+
+test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', () => {
+  const text = { embed: async (ps: string[]) => ps.map(() => Float32Array.of(1, 0)) };
+  const p = openPrior('clip_score', { id: 'test:2d', dim: 2, embed: async () => [], text });
+  assert.ok(Math.abs(p.score(Float32Array.of(1, 1), Float32Array.of(1, 0)) - 100 / Math.SQRT2) < 1e-9);
+  assert.equal(p.score(Float32Array.of(-1, 0.1), Float32Array.of(1, 0)), 0);
+});
+
+test('"reward": "aesthetic" and "clip_score" in ddpo.json score with the experiment\'s backbone', async () => {
+  for (const reward of ['aesthetic', 'clip_score', 'shape_size']) assert.equal(parseDdpoConfig({ reward }).config.reward, reward);
+  assert.throws(() => parseDdpoConfig({ reward: 'aesthetics' }), /"aesthetic", "clip_score", "shape_size"/);
+  const ws = tmp();
+  const clip = writeTestClipFolder(path.join(ws, 'clip'), { proj: 768 });
+  const store = new ExperimentStore(ws);
+  await store.create('pretty', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'], rewardBackbone: { id: 'test-clip', path: clip } });
+  const dir = store.dirOf('pretty');
+  const rng = mulberry32(4);
+  const images = Array.from({ length: 4 }, () => renderShape(randomShape(rng), 32));
+  const prompts = images.map(() => 'a shape');
+  await assert.rejects(makeReward('aesthetic', dir), /aesthetic predictor's weights/);
+  const t = aestheticTensors(5);
+  fs.mkdirSync(path.join(dir, 'reward', 'priors'), { recursive: true });
+  writeAestheticPth(path.join(dir, 'reward', 'priors', 'sac+logos+ava1-l14-linearMSE.pth'), t);
+  const backbone = await openBackbone({ id: 'test-clip', path: clip });
+  const embs = await backbone.embed(images);
+  const textEmbs = await backbone.text!.embed(prompts);
+  for (const [name, want] of [['aesthetic', embs.map((e) => referenceScore(t, e))], ['clip_score', embs.map((e, i) => 100 * Math.max(0, cosine64(e, textEmbs[i])))]] as const) {
+    const reward = await makeReward(name, dir);
+    const got = await reward(images, prompts, images.map(() => ({})));
+    got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), `${name} image ${i}: ${g} vs ${want[i]}`));
+    await reward.release?.();
+  }
+  await backbone.dispose?.();
+});
+
+function cosine64(a: Float32Array, b: Float32Array): number {
+  let ab = 0, aa = 0, bb = 0;
+  for (let i = 0; i < a.length; i++) { ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
+  return ab / Math.sqrt(aa * bb);
+}
