@@ -26,7 +26,7 @@ export async function makeReward(spec: string, experimentDir: string, approveScr
   }
   if (isPriorName(spec)) return priorReward(spec, experimentDir, open);
   if (spec.startsWith(SCRIPT_PREFIX)) return scriptReward(resolveRewardScript(spec, experimentDir), approveScript);
-  throw new Error(`Unknown reward "${spec}"; use jpeg_incompressibility, jpeg_compressibility, learned, aesthetic, clip_score, shape_size or script:<path>`);
+  throw new Error(`Unknown reward "${spec}"; use jpeg_incompressibility, jpeg_compressibility, learned, aesthetic, clip_score, shape_taste or script:<path>`);
 }
 
 // A built-in prior on the experiment's reward backbone: no ratings needed.

@@ -4,8 +4,9 @@
  * - `aesthetic`: the LAION aesthetic predictor on CLIP ViT-L/14 image embeddings (aesthetic.ts).
  * - `clip_score`: prompt alignment, 100·max(cos(image, prompt), 0) of the backbone's embeddings: the scale of
  *   torchmetrics' CLIPScore (Hessel et al.'s CLIP-S is 2.5·max(cos, 0), the same ranking).
- * - `shape_size`: the built-in shape features' √area of the subject: a hand-made prior for the shapes world, where
- *   no pretrained model means anything.
+ * - `shape_taste`: the demo rater's taste (bigger, more centred, warmer subjects: 2√area − 2·distance from the centre
+ *   + (red − blue)) read from the built-in shape features: a hand-made prior for the shapes world, where no
+ *   pretrained model means anything.
  */
 import { aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, type AestheticPredictor } from './aesthetic';
 import { isBuiltinBackbone } from './backboneRef';
@@ -16,7 +17,7 @@ import { defaultModelCacheDir } from '../models/hubDownload';
 import { f32, toFloat32, type SafeTensor } from '../safetensors';
 
 /** The names of the built-in priors. */
-export const PRIOR_NAMES = ['aesthetic', 'clip_score', 'shape_size'] as const;
+export const PRIOR_NAMES = ['aesthetic', 'clip_score', 'shape_taste'] as const;
 /** One built-in prior's name. */
 export type PriorName = (typeof PRIOR_NAMES)[number];
 
@@ -34,8 +35,8 @@ export interface RewardPrior {
   tensors(): Record<string, SafeTensor>;
 }
 
-// Where the built-in features put √area of the largest foreground region (see statsFeatures).
-const SQRT_AREA_FEATURE = 20;
+// Where the built-in features put √area, the distance from the centre and red − blue of the subject (see statsFeatures).
+const SQRT_AREA = 20, CENTRE_DISTANCE = 25, RED_MINUS_BLUE = 30;
 
 /** Where the aesthetic predictor's weights are looked for. */
 export interface PriorLocation {
@@ -59,16 +60,16 @@ export function openPrior(name: PriorName, backbone: Backbone, where: PriorLocat
     case 'clip_score':
       if (!backbone.text) throw new Error(`clip_score compares each image with its prompt, but the reward backbone ${label} has no text tower: choose a CLIP backbone with one (onnx/text_model.onnx and a tokenizer)`);
       return clipScorePrior;
-    case 'shape_size':
-      if (!isBuiltinBackbone(backbone.id) || backbone.dim !== STATS_FEATURE_DIM) throw new Error(`shape_size reads the built-in shape features, but the reward backbone is ${label}: use it with "rewardBackbone": { "id": "builtin:stats" }`);
-      return shapeSizePrior;
+    case 'shape_taste':
+      if (!isBuiltinBackbone(backbone.id) || backbone.dim !== STATS_FEATURE_DIM) throw new Error(`shape_taste reads the built-in shape features, but the reward backbone is ${label}: use it with "rewardBackbone": { "id": "builtin:stats" }`);
+      return shapeTastePrior;
   }
 }
 
 /** Rebuilds a prior saved with a head (its name and {@link RewardPrior.tensors}). */
 export function priorFromTensors(name: string, tensors: Map<string, SafeTensor>, file: string): RewardPrior {
   if (name === 'clip_score') return clipScorePrior;
-  if (name === 'shape_size') return shapeSizePrior;
+  if (name === 'shape_taste') return shapeTastePrior;
   if (name === 'aesthetic') {
     const w = tensors.get('prior.w'), b = tensors.get('prior.b');
     if (!w || !b) throw new Error(`${file} names the aesthetic prior but holds no prior.w/prior.b; train the reward model again`);
@@ -101,4 +102,9 @@ const clipScorePrior: RewardPrior = {
   tensors: () => ({}),
 };
 
-const shapeSizePrior: RewardPrior = { name: 'shape_size', readsPrompt: false, score: (image) => image[SQRT_AREA_FEATURE], tensors: () => ({}) };
+const shapeTastePrior: RewardPrior = {
+  name: 'shape_taste',
+  readsPrompt: false,
+  score: (f) => 2 * f[SQRT_AREA] - 2 * f[CENTRE_DISTANCE] + f[RED_MINUS_BLUE],
+  tensors: () => ({}),
+};

@@ -31,7 +31,7 @@ export function fitPriorScale(prior: (x: Float32Array) => number, xs: PairExampl
   const d = xs.map((e) => prior(e.left) - prior(e.right));
   const spread = Math.sqrt(d.reduce((s, v) => s + v * v, 0) / Math.max(1, d.length));
   if (!(spread > 0)) return 0;
-  const ridge = 1 / (spread * spread); // about one comparison's worth of pull towards 0, in the prior's own units
+  const ridge = 0.1 / (spread * spread); // a tenth of a comparison's pull towards 0, in the prior's own units: finite when it orders all
   let a = 0;
   for (let it = 0; it < 50; it++) {
     let g = -ridge * a, h = -ridge;

@@ -93,7 +93,7 @@ test('the aesthetic prior refuses a backbone whose embeddings are not 768 wide, 
   writeAestheticSafetensors(path.join(exp, 'reward', 'priors', 'aesthetic.safetensors'), aestheticTensors(2));
   assert.throws(() => openPrior('aesthetic', statsBackbone, { experimentDir: exp }), (e: Error) => /768-wide/.test(e.message) && /gives 31/.test(e.message) && /clip-vit-large-patch14/.test(e.message));
   assert.throws(() => openPrior('clip_score', statsBackbone), /no text tower/);
-  assert.throws(() => openPrior('shape_size', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
+  assert.throws(() => openPrior('shape_taste', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
 });
 
 test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', () => {
@@ -104,8 +104,8 @@ test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', () => 
 });
 
 test('"reward": "aesthetic" and "clip_score" in ddpo.json score with the experiment\'s backbone', async () => {
-  for (const reward of ['aesthetic', 'clip_score', 'shape_size']) assert.equal(parseDdpoConfig({ reward }).config.reward, reward);
-  assert.throws(() => parseDdpoConfig({ reward: 'aesthetics' }), /"aesthetic", "clip_score", "shape_size"/);
+  for (const reward of ['aesthetic', 'clip_score', 'shape_taste']) assert.equal(parseDdpoConfig({ reward }).config.reward, reward);
+  assert.throws(() => parseDdpoConfig({ reward: 'aesthetics' }), /"aesthetic", "clip_score", "shape_taste"/);
   const ws = tmp();
   const clip = writeTestClipFolder(path.join(ws, 'clip'), { proj: 768 });
   const store = new ExperimentStore(ws);
