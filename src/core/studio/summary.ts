@@ -12,8 +12,8 @@ export interface ExperimentSummary {
   ratings: number;
   /** Per-answer consistency from repeats, null before any repeat. */
   consistency: number | null;
-  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card). */
-  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string };
+  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card); `ratings`: how many it was trained from. */
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; ratings?: number };
   run: RunState;
   comparisons: CompareResult[];
 }
@@ -26,7 +26,7 @@ export function readSummary(experimentDir: string, runningHere: boolean): Experi
   try {
     const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
     const backbone = typeof card.backboneLabel === 'string' ? card.backboneLabel : typeof card.backbone === 'string' ? describeBackboneRef({ id: card.backbone }) : undefined;
-    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone };
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined };
   } catch {
     // not trained yet
   }
