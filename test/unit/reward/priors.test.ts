@@ -16,7 +16,9 @@ import { ExperimentStore } from '../../../src/core/experiment/store';
 import { mulberry32 } from '../../../src/core/random';
 import { renderShape, randomShape } from '../../../src/core/reward/sim';
 import { f32, writeSafetensors } from '../../../src/core/safetensors';
-import { writeTorchFile, type TensorSpec } from '../foundation/torchSave';
+import { OP, Pickle, torchArchive, writeTorchFile, type TensorSpec } from '../foundation/torchSave';
+import { trainExperimentReward } from '../../../src/core/reward/experiment';
+import { makeSimulatedExperiment } from './helpers/simulatedExperiment';
 import { writeTestClipFolder } from './helpers/clipFolder';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-priors-'));
@@ -135,3 +137,32 @@ function cosine64(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) { ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
   return ab / Math.sqrt(aa * bb);
 }
+
+test('aesthetic weights that are a .pth with a forbidden global, or cut short, stop reward training before anything is written; the previous model is kept', async () => {
+  const ws = tmp();
+  const clip = writeTestClipFolder(path.join(ws, 'clip'), { proj: 768 });
+  const store = new ExperimentStore(ws);
+  await store.create('pretty', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'], rewardBackbone: { id: 'test-clip', path: clip } });
+  const dir = store.dirOf('pretty');
+  makeSimulatedExperiment(dir, { pairs: 24, seed: 2, imagesPerPrompt: 8 });
+  const backbone = await openBackbone({ id: 'test-clip', path: clip });
+  await trainExperimentReward(dir, { backbone, prior: 'none' });
+  const card = fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8');
+  const priors = path.join(dir, 'reward', 'priors');
+  fs.mkdirSync(priors, { recursive: true });
+  const pth = path.join(priors, 'sac+logos+ava1-l14-linearMSE.pth');
+  const evil = new Pickle().proto().global('os', 'system');
+  evil.tuple([() => evil.str('touch pwned')]);
+  fs.writeFileSync(pth, torchArchive(evil.op(OP.REDUCE).stop().bytes(), []));
+  await assert.rejects(trainExperimentReward(dir, { backbone, prior: 'aesthetic' }), (e: Error) => e.message.startsWith(`${pth}: the pickle names the global os.system`));
+  const whole = fs.readFileSync(writeAestheticPth(pth, aestheticTensors(1)));
+  fs.writeFileSync(pth, whole.subarray(0, whole.length >> 1));
+  await assert.rejects(trainExperimentReward(dir, { backbone, prior: 'aesthetic' }), (e: Error) => e.message.startsWith(pth) && /download it again/.test(e.message));
+  assert.equal(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8'), card, 'the previous model is kept');
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'reward')).filter((n) => n.endsWith('.safetensors')).length, 1, 'one head, the previous one');
+  writeAestheticPth(pth, aestheticTensors(1));
+  const { card: warm } = await trainExperimentReward(dir, { backbone, prior: 'aesthetic' });
+  assert.equal(warm.head.prior?.name, 'aesthetic');
+  assert.ok(warm.warmStart && warm.warmStart.points.length >= 1);
+  await backbone.dispose?.();
+});
