@@ -162,6 +162,8 @@ export interface RewardSummary {
   summary: string;
   /** The backbone it was trained on, e.g. "Xenova/clip-vit-large-patch14 (image + text)". */
   backbone: string;
+  /** With a prior: its held-out accuracy and cold vs warm at a few rating counts, in one line. */
+  warmStart?: string;
 }
 
 /** Per-epoch numbers the dashboard charts. */

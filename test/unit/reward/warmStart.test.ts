@@ -9,6 +9,7 @@ import { statsBackbone } from '../../../src/core/reward/backbone';
 import { trainExperimentReward } from '../../../src/core/reward/experiment';
 import { loadRewardModel } from '../../../src/core/reward/model';
 import { openRewardScorer } from '../../../src/core/reward/scorer';
+import { readSummary } from '../../../src/core/studio/summary';
 import { fitPriorScale, WarmHead } from '../../../src/core/reward/warmStart';
 import { mulberry32 } from '../../../src/core/random';
 import { randomShape, renderShape } from '../../../src/core/reward/sim';
@@ -75,6 +76,7 @@ test('a saved warm head scores as the trained one, through the scorer DDPO uses,
   const { head } = await trainExperimentReward(dir, { backbone: statsBackbone, prior: 'shape_taste', seed: 0 });
   const saved = loadRewardModel(dir);
   assert.ok(saved.head instanceof WarmHead && saved.head.prior.name === 'shape_taste');
+  assert.match(readSummary(dir, false).reward?.warmStart ?? '', /^Started from shape_taste \(\d+% before any rating\)\. Held-out accuracy, cold → warm: 8 comparisons \d+% → \d+%, 16 comparisons/, 'the tree\'s reward card says it');
   const rng = mulberry32(8);
   const images = Array.from({ length: 5 }, () => renderShape(randomShape(rng), 32));
   const scorer = await openRewardScorer(dir);
@@ -83,6 +85,7 @@ test('a saved warm head scores as the trained one, through the scorer DDPO uses,
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) < 1e-5 * (1 + Math.abs(want[i])), `image ${i}: ${g} vs ${want[i]}`));
   const cold = await trainExperimentReward(dir, { backbone: statsBackbone, seed: 0 });
   assert.equal(cold.card.warmStart, undefined);
+  assert.equal(readSummary(dir, false).reward?.warmStart, undefined);
   assert.equal(cold.card.head.prior, undefined);
   assert.ok(!(loadRewardModel(dir).head instanceof WarmHead));
 });
