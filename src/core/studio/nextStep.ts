@@ -34,7 +34,7 @@ export interface NextStep {
 /** The step that moves the person on from where `s` says they are. */
 export function nextStep(s: ExperimentSummary): NextStep {
   const run = s.run;
-  if (run.state === 'running') return { why: `Fine-tuning is running (${run.points.length} of ${run.numEpochs} epochs finished); compare with the base model once it has a checkpoint.` };
+  if (run.state === 'running') return { why: 'Fine-tuning is running; once it has a checkpoint, compare it with the base model.' };
   if (!s.reward && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so the reward model has enough to learn your taste.` };
   if (!s.reward) return { step: 'trainReward', why: `${s.ratings} pairs rated: train the reward model on them.` };
   const fresh = s.ratings - (s.reward.ratings ?? s.ratings);
