@@ -48,7 +48,7 @@ export const rewardTrainCommand = defineCommand({
     const open = await backboneOptions(flags, io);
     const backbone = flags.backbone === undefined ? undefined : await openBackbone(flags.backbone, open);
     try {
-      const { card, log } = await trainExperimentReward(flags.experiment, { backbone, open, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, prior: flags.prior, cacheDir: open.cacheDir, onProgress: io.progress, lockLabel: 'ddpo reward train' });
+      const { card, log } = await trainExperimentReward(flags.experiment, { backbone, open, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, prior: flags.prior, onProgress: io.progress, lockLabel: 'ddpo reward train' });
       for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
       io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backboneLabel ?? card.backbone}` +
         (card.head.features === 'image-prompt-v1' ? ', reading each image\'s prompt' : ''));

@@ -34,7 +34,7 @@ async function priorReward(name: PriorName, experimentDir: string, open: OpenBac
   const backbone = await openExperimentBackbone(experimentDir, open);
   let scorer;
   try {
-    scorer = priorScorer(openPrior(name, backbone, { experimentDir, cacheDir: open.cacheDir }), backbone);
+    scorer = priorScorer(await openPrior(name, backbone, { ...open, experimentDir }), backbone);
   } catch (e) {
     await backbone.dispose?.();
     throw e;

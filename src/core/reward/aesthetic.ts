@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { toFloat32, type SafeTensor } from '../safetensors';
 import { readWeightsFile } from '../torchLoad';
+import type { RepoLayout } from '../models/hubDownload';
 
 /** The linear layers of the predictor, in order, as their state-dict names index them. */
 export const AESTHETIC_LAYERS = [0, 2, 4, 6, 7] as const;
@@ -18,6 +19,15 @@ export const AESTHETIC_WIDTHS = [768, 1024, 128, 64, 16, 1] as const;
 
 /** File names the predictor's weights are looked for under, in order. */
 export const AESTHETIC_FILE_NAMES = ['aesthetic.safetensors', 'sac+logos+ava1-l14-linearMSE.pth', 'aesthetic-model.pth'] as const;
+
+/** The Hub repo the predictor's weights are fetched from when none are on this machine (TRL's DDPO example reads them there). */
+export const AESTHETIC_HUB_REPO = 'trl-lib/ddpo-aesthetic-predictor';
+
+/** What a download of {@link AESTHETIC_HUB_REPO} takes: the predictor's weights file, nothing else. */
+export const AESTHETIC_REPO: RepoLayout = {
+  select: (paths) => paths.filter((p) => (AESTHETIC_FILE_NAMES as readonly string[]).includes(p)),
+  problem: (wanted, repoAt) => (wanted.length ? undefined : `${repoAt} holds none of ${AESTHETIC_FILE_NAMES.join(', ')}: it is not the aesthetic predictor's repo`),
+};
 
 /**
  * The predictor with its layers multiplied out: without activations (dropout only acts in training) the MLP is the
@@ -65,11 +75,16 @@ export function aestheticSearchDirs(experimentDir: string | undefined, modelCach
   return [...(experimentDir ? [path.join(experimentDir, 'reward', 'priors')] : []), path.join(path.dirname(modelCacheDir), 'priors')];
 }
 
-/** The first predictor file found in `dirs`; an error saying which files were looked for and where to put one. */
-export function findAestheticWeights(dirs: string[]): string {
+/** The first predictor file found in `dirs`, or undefined. */
+export function findAestheticWeights(dirs: string[]): string | undefined {
   for (const d of dirs) for (const n of AESTHETIC_FILE_NAMES) if (fs.existsSync(path.join(d, n))) return path.join(d, n);
-  throw new Error(`the aesthetic reward needs the LAION aesthetic predictor's weights, which are not here: download sac+logos+ava1-l14-linearMSE.pth ` +
-    `(github.com/christophschuhmann/improved-aesthetic-predictor) or aesthetic-model.pth (Hugging Face repo trl-lib/ddpo-aesthetic-predictor) ` +
+  return undefined;
+}
+
+/** Why the predictor's weights are missing (`why`), and where a person can put them. */
+export function missingAestheticWeights(dirs: string[], why: string): Error {
+  return new Error(`the aesthetic reward needs the LAION aesthetic predictor's weights: ${why}. Connect to the Hub once to fetch them from ${AESTHETIC_HUB_REPO}, ` +
+    `or download sac+logos+ava1-l14-linearMSE.pth (github.com/christophschuhmann/improved-aesthetic-predictor) or aesthetic-model.pth (${AESTHETIC_HUB_REPO}) ` +
     `and put it in ${dirs.join(' or ')} (or the same tensors as ${AESTHETIC_FILE_NAMES[0]})`);
 }
 

@@ -79,10 +79,8 @@ export interface TrainRewardOptions extends FitOptions {
   onProgress?: (line: string) => void;
   /** What the experiment's run lock names as its holder while this runs (default "reward training"). */
   lockLabel?: string;
-  /** The built-in prior the head starts from; default the experiment's `rewardPrior`; `none`: start cold. */
+  /** The built-in prior the head starts from (its weights found or fetched as `open` says); default the experiment's `rewardPrior`; `none`: start cold. */
   prior?: PriorName | 'none';
-  /** The Hub model cache, beside which shared prior weights are looked for (default ~/.cache/ddpo-studio/models). */
-  cacheDir?: string;
 }
 
 /** Train, evaluate on held-out pairs, save head + card (holding the experiment's run lock); returns the card and the trained head. */
@@ -183,7 +181,7 @@ async function chosenPrior(experimentDir: string, backbone: Backbone, o: TrainRe
   const name = o.prior ?? (fs.existsSync(file) ? (await readExperiment(experimentDir)).rewardPrior : undefined);
   if (name === undefined || name === 'none') return undefined;
   if (!isPriorName(name)) throw new Error(`unknown reward prior "${name}" in ${file}: use one of ${PRIOR_NAMES.join(', ')}, or remove "rewardPrior" to start the reward model cold`);
-  return openPrior(name, backbone, { experimentDir, cacheDir: o.cacheDir });
+  return openPrior(name, backbone, { ...o.open, onLog: o.open?.onLog ?? o.onProgress, experimentDir });
 }
 
 /**

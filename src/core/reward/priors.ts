@@ -8,12 +8,13 @@
  *   + (red − blue)) read from the built-in shape features: a hand-made prior for the shapes world, where no
  *   pretrained model means anything.
  */
-import { aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, type AestheticPredictor } from './aesthetic';
+import { AESTHETIC_HUB_REPO, AESTHETIC_REPO, aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, missingAestheticWeights, type AestheticPredictor } from './aesthetic';
+import type { OpenBackboneOptions } from './openBackbone';
 import { isBuiltinBackbone } from './backboneRef';
 import type { Backbone } from './backbone';
 import { cosine, type FeatureLayout } from './headInput';
 import { STATS_FEATURE_DIM } from './features';
-import { defaultModelCacheDir } from '../models/hubDownload';
+import { cachedModelDir, defaultModelCacheDir, downloadModel, isCompleteDownload } from '../models/hubDownload';
 import { f32, toFloat32, type SafeTensor } from '../safetensors';
 
 /** The names of the built-in priors. */
@@ -38,19 +39,19 @@ export interface RewardPrior {
 // Where the built-in features put √area, the distance from the centre and red − blue of the subject (see statsFeatures).
 const SQRT_AREA = 20, CENTRE_DISTANCE = 25, RED_MINUS_BLUE = 30;
 
-/** Where the aesthetic predictor's weights are looked for. */
-export interface PriorLocation {
-  experimentDir?: string;
-  /** The Hub model cache (default ~/.cache/ddpo-studio/models); its sibling `priors/` holds shared prior weights. */
-  cacheDir?: string;
-}
+/**
+ * Where the aesthetic predictor's weights are looked for (the experiment's `reward/priors/`, then `priors/` beside the
+ * Hub model cache, then the cache's copy of the Hub repo) and how that repo is fetched when none are (as backbones are:
+ * `cacheDir`, `offline`, `token`, `baseUrl`, progress).
+ */
+export type PriorLocation = { experimentDir?: string } & Pick<OpenBackboneOptions, 'cacheDir' | 'offline' | 'token' | 'baseUrl' | 'signal' | 'onProgress' | 'onLog'>;
 
 /** Opens prior `name` for `backbone`, checking that the backbone gives what it reads; errors say what to change. */
-export function openPrior(name: PriorName, backbone: Backbone, where: PriorLocation = {}): RewardPrior {
+export async function openPrior(name: PriorName, backbone: Backbone, where: PriorLocation = {}): Promise<RewardPrior> {
   const label = backbone.label ?? backbone.id;
   switch (name) {
     case 'aesthetic': {
-      const p = loadAestheticPredictor(findAestheticWeights(aestheticSearchDirs(where.experimentDir, where.cacheDir ?? defaultModelCacheDir())));
+      const p = loadAestheticPredictor(await aestheticWeights(where));
       if (backbone.dim !== p.w.length) {
         throw new Error(`the aesthetic predictor (${p.file}) reads CLIP ViT-L/14's ${p.w.length}-wide image embeddings, but the reward backbone ${label} gives ${backbone.dim}: ` +
           'set "rewardBackbone": { "id": "Xenova/clip-vit-large-patch14" } in experiment.json (or pass --backbone with a ViT-L/14 export)');
@@ -64,6 +65,26 @@ export function openPrior(name: PriorName, backbone: Backbone, where: PriorLocat
       if (!isBuiltinBackbone(backbone.id) || backbone.dim !== STATS_FEATURE_DIM) throw new Error(`shape_taste reads the built-in shape features, but the reward backbone is ${label}: use it with "rewardBackbone": { "id": "builtin:stats" }`);
       return shapeTastePrior;
   }
+}
+
+// The predictor's weights file: one put on this machine, else the Hub repo's, from the cache or downloaded into it.
+async function aestheticWeights(where: PriorLocation): Promise<string> {
+  const cacheDir = where.cacheDir ?? defaultModelCacheDir();
+  const dirs = aestheticSearchDirs(where.experimentDir, cacheDir);
+  const hubDir = cachedModelDir(cacheDir, AESTHETIC_HUB_REPO);
+  const local = findAestheticWeights(isCompleteDownload(hubDir, AESTHETIC_REPO) ? [...dirs, hubDir] : dirs);
+  if (local) return local;
+  if (where.offline) throw missingAestheticWeights(dirs, 'none are on this machine and downloads are off (offline)');
+  where.onLog?.(`downloading the aesthetic predictor's weights from ${AESTHETIC_HUB_REPO} into ${hubDir}`);
+  try {
+    await downloadModel({ repo: AESTHETIC_HUB_REPO, cacheDir, layout: AESTHETIC_REPO, token: where.token ?? process.env.HF_TOKEN, baseUrl: where.baseUrl, signal: where.signal, onProgress: where.onProgress });
+  } catch (e) {
+    if (where.signal?.aborted) throw e;
+    throw missingAestheticWeights(dirs, `none are on this machine, and the Hub did not give them (${(e as Error).message})`);
+  }
+  const fetched = findAestheticWeights([hubDir]);
+  if (!fetched) throw missingAestheticWeights(dirs, `the download of ${AESTHETIC_HUB_REPO} holds none`);
+  return fetched;
 }
 
 /** Rebuilds a prior saved with a head (its name and {@link RewardPrior.tensors}). */

@@ -20,6 +20,8 @@ import { OP, Pickle, torchArchive, writeTorchFile, type TensorSpec } from '../fo
 import { trainExperimentReward } from '../../../src/core/reward/experiment';
 import { makeSimulatedExperiment } from './helpers/simulatedExperiment';
 import { writeTestClipFolder } from './helpers/clipFolder';
+import { startMockHub } from '../models/mockHub';
+import { cachedModelDir } from '../../../src/core/models/hubDownload';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-priors-'));
 
@@ -77,11 +79,14 @@ test('the aesthetic predictor scores as its float64 forward pass, read from safe
   }
 });
 
-test('aesthetic weights: missing, of another shape, or without the predictor\'s names, each say what to do', () => {
+const wide: Backbone = { ...statsBackbone, id: 'test:768', dim: 768, label: 'test 768' };
+
+test('aesthetic weights: missing, of another shape, or without the predictor\'s names, each say what to do', async () => {
   const dir = tmp();
-  const wide: Backbone = { ...statsBackbone, id: 'test:768', dim: 768, label: 'test 768' };
-  assert.throws(() => openPrior('aesthetic', wide, { experimentDir: path.join(dir, 'exp'), cacheDir: path.join(dir, 'cache', 'models') }),
-    (e: Error) => e.message.includes('sac+logos+ava1-l14-linearMSE.pth') && e.message.includes('trl-lib/ddpo-aesthetic-predictor') && e.message.includes(path.join(dir, 'exp', 'reward', 'priors')) && e.message.includes(path.join(dir, 'cache', 'priors')));
+  const missing = (e: Error) => e.message.includes('sac+logos+ava1-l14-linearMSE.pth') && e.message.includes('trl-lib/ddpo-aesthetic-predictor') && e.message.includes(path.join(dir, 'exp', 'reward', 'priors')) && e.message.includes(path.join(dir, 'cache', 'priors'));
+  const where = { experimentDir: path.join(dir, 'exp'), cacheDir: path.join(dir, 'cache', 'models') };
+  await assert.rejects(openPrior('aesthetic', wide, { ...where, offline: true }), (e: Error) => missing(e) && /downloads are off \(offline\)/.test(e.message));
+  await assert.rejects(openPrior('aesthetic', wide, { ...where, baseUrl: 'http://127.0.0.1:1' }), (e: Error) => missing(e) && /the Hub did not give them \(Could not reach the Hub/.test(e.message));
   const t = aestheticTensors(1);
   const bad = { ...t, 'layers.2.weight': { shape: [64, 1024], data: new Float32Array(64 * 1024) } };
   assert.throws(() => loadAestheticPredictor(writeAestheticSafetensors(path.join(dir, 'bad.safetensors'), bad)), /"layers.2.weight" is \[64, 1024\], the aesthetic predictor's is \[128, 1024\]/);
@@ -89,18 +94,18 @@ test('aesthetic weights: missing, of another shape, or without the predictor\'s 
   assert.throws(() => loadAestheticPredictor(writeAestheticSafetensors(path.join(dir, 'other.safetensors'), other)), /no tensor "layers.0.weight"/);
 });
 
-test('the aesthetic prior refuses a backbone whose embeddings are not 768 wide, naming ViT-L/14', () => {
+test('the aesthetic prior refuses a backbone whose embeddings are not 768 wide, naming ViT-L/14', async () => {
   const exp = tmp();
   fs.mkdirSync(path.join(exp, 'reward', 'priors'), { recursive: true });
   writeAestheticSafetensors(path.join(exp, 'reward', 'priors', 'aesthetic.safetensors'), aestheticTensors(2));
-  assert.throws(() => openPrior('aesthetic', statsBackbone, { experimentDir: exp }), (e: Error) => /768-wide/.test(e.message) && /gives 31/.test(e.message) && /clip-vit-large-patch14/.test(e.message));
-  assert.throws(() => openPrior('clip_score', statsBackbone), /no text tower/);
-  assert.throws(() => openPrior('shape_taste', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
+  await assert.rejects(openPrior('aesthetic', statsBackbone, { experimentDir: exp }), (e: Error) => /768-wide/.test(e.message) && /gives 31/.test(e.message) && /clip-vit-large-patch14/.test(e.message));
+  await assert.rejects(openPrior('clip_score', statsBackbone), /no text tower/);
+  await assert.rejects(openPrior('shape_taste', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
 });
 
-test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', () => {
+test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', async () => {
   const text = { embed: async (ps: string[]) => ps.map(() => Float32Array.of(1, 0)) };
-  const p = openPrior('clip_score', { id: 'test:2d', dim: 2, embed: async () => [], text });
+  const p = await openPrior('clip_score', { id: 'test:2d', dim: 2, embed: async () => [], text });
   assert.ok(Math.abs(p.score(Float32Array.of(1, 1), Float32Array.of(1, 0)) - 100 / Math.SQRT2) < 1e-9);
   assert.equal(p.score(Float32Array.of(-1, 0.1), Float32Array.of(1, 0)), 0);
 });
@@ -116,7 +121,9 @@ test('"reward": "aesthetic" and "clip_score" in ddpo.json score with the experim
   const rng = mulberry32(4);
   const images = Array.from({ length: 4 }, () => renderShape(randomShape(rng), 32));
   const prompts = images.map(() => 'a shape');
-  await assert.rejects(makeReward('aesthetic', dir), /aesthetic predictor's weights/);
+  // an empty cache and no downloads: the experiment's own reward/priors/ is all there is
+  const open = { cacheDir: path.join(ws, 'cache', 'models'), offline: true };
+  await assert.rejects(makeReward('aesthetic', dir, undefined, open), /aesthetic predictor's weights: none are on this machine and downloads are off/);
   const t = aestheticTensors(5);
   fs.mkdirSync(path.join(dir, 'reward', 'priors'), { recursive: true });
   writeAestheticPth(path.join(dir, 'reward', 'priors', 'sac+logos+ava1-l14-linearMSE.pth'), t);
@@ -124,12 +131,35 @@ test('"reward": "aesthetic" and "clip_score" in ddpo.json score with the experim
   const embs = await backbone.embed(images);
   const textEmbs = await backbone.text!.embed(prompts);
   for (const [name, want] of [['aesthetic', embs.map((e) => referenceScore(t, e))], ['clip_score', embs.map((e, i) => 100 * Math.max(0, cosine64(e, textEmbs[i])))]] as const) {
-    const reward = await makeReward(name, dir);
+    const reward = await makeReward(name, dir, undefined, open);
     const got = await reward(images, prompts, images.map(() => ({})));
     got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), `${name} image ${i}: ${g} vs ${want[i]}`));
     await reward.release?.();
   }
   await backbone.dispose?.();
+});
+
+test('without weights on this machine, the aesthetic predictor\'s are fetched from the Hub repo once (only its weights file), then read offline', async () => {
+  const repo = tmp();
+  const t = aestheticTensors(6);
+  writeAestheticPth(path.join(repo, 'aesthetic-model.pth'), t);
+  fs.writeFileSync(path.join(repo, 'README.md'), 'the aesthetic predictor');
+  const hub = await startMockHub({ root: repo });
+  const cache = path.join(tmp(), 'models');
+  try {
+    const lines: string[] = [];
+    const p = await openPrior('aesthetic', wide, { cacheDir: cache, baseUrl: hub.url, onLog: (l) => lines.push(l) });
+    const e = Float32Array.from({ length: 768 }, (_, i) => Math.sin(i));
+    assert.ok(Math.abs(p.score(e) - referenceScore(t, e)) < 1e-5);
+    assert.deepEqual(lines, [`downloading the aesthetic predictor's weights from trl-lib/ddpo-aesthetic-predictor into ${cachedModelDir(cache, 'trl-lib/ddpo-aesthetic-predictor')}`]);
+    assert.deepEqual(hub.requests.filter((r) => r.path.includes('/resolve/')).map((r) => path.basename(r.path)), ['aesthetic-model.pth']);
+    const before = hub.requests.length;
+    const again = await openPrior('aesthetic', wide, { cacheDir: cache, offline: true });
+    assert.equal(again.score(e), p.score(e));
+    assert.equal(hub.requests.length, before);
+  } finally {
+    await hub.close();
+  }
 });
 
 function cosine64(a: Float32Array, b: Float32Array): number {
