@@ -31,18 +31,34 @@ export interface NextStep {
   why: string;
 }
 
-/** The step that moves the person on from where `s` says they are. */
-export function nextStep(s: ExperimentSummary): NextStep {
+/**
+ * The step that moves the person on from where `s` says they are. `reward` is the reward ddpo.json names (undefined:
+ * none yet, and the studio's presets fine-tune on the learned one); any other than `learned` needs no ratings to
+ * fine-tune, so the loop skips rating and training the reward model until the person chooses their own taste.
+ */
+export function nextStep(s: ExperimentSummary, reward?: string): NextStep {
   const run = s.run;
   if (run.state === 'running') return { why: 'Fine-tuning is running; once it has a checkpoint, compare it with the base model.' };
+  const learned = reward === undefined || reward === 'learned';
+  if (learned) {
+    const rewardStep = rewardModelStep(s);
+    if (rewardStep) return rewardStep;
+  }
+  const latest = run.checkpoints.at(-1);
+  if (run.state === 'idle' || latest === undefined) {
+    return { step: 'startFineTune', why: learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${reward} (ddpo.json); it needs no ratings.` };
+  }
+  if (!s.comparisons.some((c) => c.epoch === latest && c.rated >= c.total)) {
+    return { step: 'compare', why: `Compare epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
+  }
+  return { step: 'rate', why: learned ? 'Compared: rate more pairs to sharpen the reward model, then train it and fine-tune again.' : 'Compared: to teach it your own taste, rate pairs, train the reward model and set "reward": "learned" in ddpo.json.' };
+}
+
+// Rate until there is enough to train on, then train, and train again once enough new ratings came in.
+function rewardModelStep(s: ExperimentSummary): NextStep | undefined {
   if (!s.reward && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so the reward model has enough to learn your taste.` };
   if (!s.reward) return { step: 'trainReward', why: `${s.ratings} pairs rated: train the reward model on them.` };
   const fresh = s.ratings - (s.reward.ratings ?? s.ratings);
   if (fresh >= RATINGS_TO_RETRAIN) return { step: 'trainReward', why: `${fresh} pairs rated since the reward model was trained: train it again.` };
-  const latest = run.checkpoints.at(-1);
-  if (run.state === 'idle' || latest === undefined) return { step: 'startFineTune', why: 'The reward model is trained: fine-tune the image model towards it.' };
-  if (!s.comparisons.some((c) => c.epoch === latest && c.rated >= c.total)) {
-    return { step: 'compare', why: `Compare epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
-  }
-  return { step: 'rate', why: 'Compared: rate more pairs to sharpen the reward model, then train it and fine-tune again.' };
+  return undefined;
 }

@@ -6,7 +6,7 @@ import { ddpoLayout } from '../../core/ddpo/layout';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { compareResult, listComparisons } from '../../core/studio/compare';
-import { readRunState } from '../../core/studio/runState';
+import { ddpoRewardOf, readRunState } from '../../core/studio/runState';
 import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
 import { readSummary } from '../../core/studio/summary';
 import { COMMANDS } from '../commands/ids';
@@ -125,7 +125,7 @@ class DashboardPanel {
 
   private loop(running: boolean): LoopView {
     const s = readSummary(this.dir, running);
-    const next = nextStep(s);
+    const next = nextStep(s, ddpoRewardOf(this.dir));
     const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
     return {
       rated: s.ratings,

@@ -108,6 +108,20 @@ test('the dashboard shows where the person is and the next step at each stage, a
   panel.dispose();
 });
 
+test('the dashboard reads ddpo.json\'s reward: on a built-in one it offers Start Fine-Tuning before any rating', async () => {
+  const { openDashboardPanel } = await loadDashboard();
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
+  const store = new ExperimentStore(ws);
+  await store.create('pretty', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const dir = store.dirOf('pretty');
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ reward: 'aesthetic' }));
+  openDashboardPanel(fakeServices([], () => false), dir, () => undefined);
+  const panel = created.at(-1)!;
+  const { loop } = await viewOf(panel);
+  assert.deepEqual([loop.rated, loop.next.step, loop.next.label], [0, 'startFineTune', 'Start Fine-Tuning']);
+  panel.dispose();
+});
+
 test('without a reward model, a few ratings short of enough still ask for ratings; fine-tuning that stopped early asks to compare its checkpoint', () => {
   const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
   const base = { ratings: RATINGS_TO_TRAIN - 1, consistency: null, run, comparisons: [] };
@@ -116,4 +130,17 @@ test('without a reward model, a few ratings short of enough still ask for rating
   const reward = { accuracy: 0.8, heldOut: 5, comparisons: 30, trainedAt: '', ratings: 30 };
   assert.equal(nextStep({ ...base, ratings: 5, reward: { ...reward, ratings: 5 } }).step, 'startFineTune', 'a trained model needs no more ratings to fine-tune');
   assert.equal(nextStep({ ...base, ratings: 30, reward, run: { ...run, state: 'stopped', checkpoints: [1] } }).step, 'compare');
+});
+
+test('fine-tuning on a built-in reward (ddpo.json\'s "reward": "aesthetic") needs no ratings: the loop starts at Start Fine-Tuning', () => {
+  const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
+  const base = { ratings: 0, consistency: null, run, comparisons: [] };
+  assert.equal(nextStep(base, 'aesthetic').step, 'startFineTune');
+  assert.match(nextStep(base, 'aesthetic').why, /built-in reward aesthetic/);
+  assert.equal(nextStep(base, 'learned').step, 'rate');
+  assert.equal(nextStep(base).step, 'rate', 'no ddpo.json yet: the studio\'s preset fine-tunes on the learned reward');
+  const done = { ...run, state: 'done' as const, checkpoints: [3] };
+  assert.equal(nextStep({ ...base, run: done }, 'clip_score').step, 'compare');
+  const compared = [{ id: 'c', epoch: 3, total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
+  assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, 'clip_score').why, /"reward": "learned"/);
 });
