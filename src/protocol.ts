@@ -162,6 +162,8 @@ export interface RewardSummary {
   summary: string;
   /** The backbone it was trained on, e.g. "Xenova/clip-vit-large-patch14 (image + text)". */
   backbone: string;
+  /** With a prior: its held-out accuracy and cold vs warm at a few rating counts, in one line. */
+  warmStart?: string;
 }
 
 /** Per-epoch numbers the dashboard charts. */
@@ -287,6 +289,18 @@ export interface DashboardView {
   evalEpoch?: number;
   evalImages: EvalImageView[];
   winRate?: WinRateView & { epoch: number };
+  /** Where the person is in the loop, and the next step as a button (no step while fine-tuning runs). */
+  loop: LoopView;
+}
+
+/** The dashboard's walkthrough: rated pairs, the reward model's held-out accuracy, fine-tuning, the last blind win rate. */
+export interface LoopView {
+  rated: number;
+  rewardAccuracy?: number;
+  epochsDone: number;
+  numEpochs: number;
+  winRate?: number;
+  next: { step?: string; label?: string; why: string };
 }
 
 /** Sent to a restorable panel (rating, dashboard): an opaque key the webview keeps as its state, so VS Code can reopen it after a window reload. */
@@ -313,7 +327,9 @@ export type HostToRating =
 export type DashboardToHost =
   | { type: 'ready' }
   | { type: 'stopRun' }
-  | { type: 'resumeRun' };
+  | { type: 'resumeRun' }
+  /** The walkthrough's button: `step` is one of the loop's steps (core/studio/nextStep.ts), checked by the host. */
+  | { type: 'runStep'; step: string };
 
 /** Extension host -> training dashboard. */
 export type HostToDashboard =
@@ -366,6 +382,7 @@ export const PANEL_TO_HOST_SHAPES: { [P in PanelKind]: ShapeTable<PanelToHost<P>
     ready: {},
     stopRun: {},
     resumeRun: {},
+    runStep: { step: 'string' },
   },
   experiment: {
     ready: {},

@@ -1,6 +1,7 @@
 import { defineCommand, type CliCommand, type CliIO, type FlagValues } from './command';
 import { evalExperimentReward, trainExperimentReward } from '../core/reward/experiment';
 import { openBackbone, type OpenBackboneOptions } from '../core/reward/openBackbone';
+import { PRIOR_NAMES } from '../core/reward/priors';
 import { learningCurve, simulateSession } from '../core/reward/simulate';
 import { summarizeRatingsProblems } from '../core/reward/store';
 import { parseProviderSetting } from '../core/runtime/providers';
@@ -31,26 +32,30 @@ export async function backboneOptions(flags: FlagValues<typeof BACKBONE_FLAGS>, 
   };
 }
 
-/** `ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--head linear|mlp]` */
+/** `ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--head linear|mlp] [--prior NAME|none]` */
 export const rewardTrainCommand = defineCommand({
   path: ['reward', 'train'],
   summary: 'Train the reward model of an experiment from its ratings',
-  flags: { experiment: 'text', ...BACKBONE_FLAGS, head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer' },
+  flags: { experiment: 'text', ...BACKBONE_FLAGS, head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer', prior: [...PRIOR_NAMES, 'none'] },
   required: ['experiment'],
-  usage: 'ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--head linear|mlp] [--hidden N] [--seed N]\n' +
+  usage: 'ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--head linear|mlp] [--hidden N] [--seed N] [--prior aesthetic|clip_score|shape_taste|none]\n' +
     BACKBONE_USAGE +
+    '  --prior     start the head from a built-in reward and learn a correction (default: the experiment\'s "rewardPrior",\n' +
+    '              else none); the card then compares warm and cold held-out accuracy at 8, 16, 32, 64 and all comparisons\n' +
     '  Writes DIR/reward/head-<time>.safetensors, then DIR/reward/card.json that names it (the previous model stays\n' +
     '  in use until then). A rating whose image is missing or not a PNG is skipped with its line number.',
   async run({ flags }, io) {
     const open = await backboneOptions(flags, io);
     const backbone = flags.backbone === undefined ? undefined : await openBackbone(flags.backbone, open);
     try {
-      const { card, log } = await trainExperimentReward(flags.experiment, { backbone, open, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, onProgress: io.progress, lockLabel: 'ddpo reward train' });
+      const { card, log } = await trainExperimentReward(flags.experiment, { backbone, open, kind: flags.head ?? 'linear', hidden: flags.hidden ?? 32, seed: flags.seed ?? 0, prior: flags.prior, onProgress: io.progress, lockLabel: 'ddpo reward train' });
       for (const line of summarizeRatingsProblems(log.problems)) io.err(line);
       io.out(`trained ${card.head.kind} head on ${card.data.trainComparisons} comparisons (${card.data.heldOutComparisons} held out, ${card.data.skips} skips) with ${card.backboneLabel ?? card.backbone}` +
         (card.head.features === 'image-prompt-v1' ? ', reading each image\'s prompt' : ''));
       io.out(`held-out accuracy ${pct(card.heldOut.accuracy)}, log-loss ${card.heldOut.logLoss.toFixed(3)}, calibration error ${card.heldOut.ece.toFixed(3)}`);
       for (const p of card.learningCurve) io.out(`  ${p.comparisons} comparisons: accuracy ${pct(p.accuracy)}`);
+      const w = card.warmStart;
+      if (w) io.out(`warm start from ${w.prior} (${pct(w.priorAccuracy)} before any rating): ${w.points.map((p) => `${p.comparisons}: cold ${pct(p.cold)}, warm ${pct(p.warm)}`).join('; ')}`);
       io.out(card.summary);
       return 0;
     } finally {

@@ -64,7 +64,10 @@ export interface ProjectDdpoSettings {
   lora_rank: number;
   lora_alpha: number;
   lora_target_modules: string[];
-  /** 'jpeg_incompressibility' | 'jpeg_compressibility' | 'learned' (the experiment's reward model) | 'script:<path>'. */
+  /**
+   * 'jpeg_incompressibility' | 'jpeg_compressibility' | 'learned' (the experiment's reward model) | a built-in prior
+   * on the experiment's reward backbone ('aesthetic', 'clip_score', 'shape_taste'; see reward/priors.ts) | 'script:<path>'.
+   */
   reward: string;
   /** Fixed evaluation set: these prompts (default: the first 4 training prompts) x these seeds. */
   eval_prompts: string[];
@@ -293,8 +296,8 @@ function validateRanges(c: DdpoConfig, source: string): void {
   if (!c.eval_seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail('eval_seeds', 'must be non-negative integers');
   if (!c.eval_prompts.every((p) => typeof p === 'string')) fail('eval_prompts', 'must be strings');
   if (!c.lora_target_modules.every((p) => typeof p === 'string' && p.length > 0)) fail('lora_target_modules', 'must be module names like "to_q"');
-  if (!/^(jpeg_incompressibility|jpeg_compressibility|learned|script:.+)$/.test(c.reward)) {
-    fail('reward', 'must be "jpeg_incompressibility", "jpeg_compressibility", "learned" or "script:<path to .js/.mjs/.ts>"');
+  if (!/^(jpeg_incompressibility|jpeg_compressibility|learned|aesthetic|clip_score|shape_taste|script:.+)$/.test(c.reward)) {
+    fail('reward', 'must be "jpeg_incompressibility", "jpeg_compressibility", "learned", "aesthetic", "clip_score", "shape_taste" or "script:<path to .js/.mjs/.ts>"');
   }
 }
 

@@ -2,7 +2,9 @@
 import { pathToFileURL } from 'node:url';
 import { jpegCompressibility, jpegIncompressibility } from '../reward/jpegReward';
 import type { OpenBackboneOptions } from '../reward/openBackbone';
-import { openRewardScorer } from '../reward/scorer';
+import { openExperimentBackbone } from '../reward/experiment';
+import { isPriorName, openPrior, type PriorName } from '../reward/priors';
+import { openRewardScorer, priorScorer } from '../reward/scorer';
 import type { ImageRGB } from '../image/rgb';
 import { SCRIPT_PREFIX, resolveRewardScript, type RewardScript, type RewardScriptGate } from './rewardScript';
 import type { RewardFn } from './types';
@@ -22,8 +24,23 @@ export async function makeReward(spec: string, experimentDir: string, approveScr
     open.onLog?.(`learned reward: ${scorer.head.kind} head on ${scorer.backbone.label ?? scorer.backbone.id}${scorer.backbone.provider ? ` (on ${scorer.backbone.provider})` : ''}${scorer.layout === 'image' ? '' : ', reading each image\'s prompt'}`);
     return Object.assign((images: ImageRGB[], prompts: string[]) => scorer.score(images, prompts), { release: () => scorer.release() });
   }
+  if (isPriorName(spec)) return priorReward(spec, experimentDir, open);
   if (spec.startsWith(SCRIPT_PREFIX)) return scriptReward(resolveRewardScript(spec, experimentDir), approveScript);
-  throw new Error(`Unknown reward "${spec}"; use jpeg_incompressibility, jpeg_compressibility, learned or script:<path>`);
+  throw new Error(`Unknown reward "${spec}"; use jpeg_incompressibility, jpeg_compressibility, learned, aesthetic, clip_score, shape_taste or script:<path>`);
+}
+
+// A built-in prior on the experiment's reward backbone: no ratings needed.
+async function priorReward(name: PriorName, experimentDir: string, open: OpenBackboneOptions): Promise<RewardFn> {
+  const backbone = await openExperimentBackbone(experimentDir, open);
+  let scorer;
+  try {
+    scorer = priorScorer(await openPrior(name, backbone, { ...open, experimentDir }), backbone);
+  } catch (e) {
+    await backbone.dispose?.();
+    throw e;
+  }
+  open.onLog?.(`${name} reward on ${backbone.label ?? backbone.id}${backbone.provider ? ` (on ${backbone.provider})` : ''}`);
+  return Object.assign((images: ImageRGB[], prompts: string[]) => scorer.score(images, prompts), { release: () => scorer.release() });
 }
 
 async function scriptReward(script: RewardScript, approve: RewardScriptGate | undefined): Promise<RewardFn> {

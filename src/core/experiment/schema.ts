@@ -50,6 +50,8 @@ export interface Experiment {
   settings: ExperimentSettings;
   /** Absent in experiments older than the choice: the default for their model (see rewardBackboneOf). */
   rewardBackbone?: RewardBackboneRef;
+  /** The built-in prior the personal reward head starts from (`aesthetic`, `clip_score`, `shape_taste`); absent: it starts cold. */
+  rewardPrior?: string;
 }
 
 /** Settings a new experiment starts with. */
@@ -104,6 +106,7 @@ export function parseExperiment(text: string, file: string): Experiment {
   if (rb !== undefined && (!isObject(rb) || typeof rb.id !== 'string' || rb.id === '' || (rb.path !== undefined && typeof rb.path !== 'string'))) {
     fail('"rewardBackbone" must be an object with a non-empty string "id" and optionally a string "path"');
   }
+  if (raw.rewardPrior !== undefined && (typeof raw.rewardPrior !== 'string' || raw.rewardPrior === '')) fail('"rewardPrior" must be the name of a built-in prior (aesthetic, clip_score, shape_taste)');
   const s = raw.settings ?? {};
   if (!isObject(s)) return fail('"settings" must be an object');
   for (const key of Object.keys(DEFAULT_SETTINGS)) {
@@ -117,6 +120,7 @@ export function parseExperiment(text: string, file: string): Experiment {
     prompts: [...(raw.prompts as string[])],
     settings: { ...DEFAULT_SETTINGS, ...s } as ExperimentSettings,
     ...(isObject(rb) ? { rewardBackbone: { ...rb } as unknown as RewardBackboneRef } : {}),
+    ...(typeof raw.rewardPrior === 'string' ? { rewardPrior: raw.rewardPrior } : {}),
   };
 }
 

@@ -36,7 +36,9 @@ export function headLossModel(head: RewardHead, batch: number): Model {
   const y = b.input('y', DataType.FLOAT, [batch]);
   for (const [name, p] of head.params()) b.input(name, DataType.FLOAT, p.shape);
   const flat = (s: string) => b.op('Reshape', [s, b.constI64([batch])]);
-  const { loss } = appendBradleyTerryLoss(b, flat(appendScore(b, head, left)), flat(appendScore(b, head, right)), y, OPSET);
+  // a warm start's prior is a fixed part of each score: fed per row, added, never differentiated
+  const scored = (x: string, side: 'left' | 'right') => (head.offset ? b.op('Add', [flat(appendScore(b, head, x)), b.input(`${side}_offset`, DataType.FLOAT, [batch])]) : flat(appendScore(b, head, x)));
+  const { loss } = appendBradleyTerryLoss(b, scored(left, 'left'), scored(right, 'right'), y, OPSET);
   b.output(loss, 'loss', DataType.FLOAT, []);
   return makeModel(graph, OPSET);
 }
@@ -72,6 +74,8 @@ export class AutodiffHeadTrainer implements HeadTrainer {
       return { dims: [n, d], data };
     };
     const feeds: Record<string, FeedValue> = { left: stack('left'), right: stack('right'), y: { dims: [n], data: Float32Array.from(batch, (e) => e.y) } };
+    const offset = this.head.offset?.bind(this.head);
+    if (offset) for (const side of ['left', 'right'] as const) feeds[`${side}_offset`] = { dims: [n], data: Float32Array.from(batch, (e) => offset(e[side])) };
     for (const [k, p] of this.head.params()) feeds[k] = { dims: p.shape, data: p.data };
     const { model, session, grads } = await this.session(n);
     const out = await runModel(session, model, feeds);

@@ -18,7 +18,9 @@ import { isDiskFull, resolveInside } from '../fsutil';
 import { mulberry32, shuffled } from '../random';
 import { readRatings, type RatingsLog, type RatingsProblem } from './store';
 import { AutodiffHeadTrainer } from './autodiffTrainer';
-import { fitHeadUsingAll, type FitOptions } from './trainer';
+import { isPriorName, openPrior, PRIOR_NAMES, type PriorName, type RewardPrior } from './priors';
+import { priorOnlyHead, warmStartFrom, WarmHead } from './warmStart';
+import { fitHeadUsingAll, type FitOptions, type FitResult } from './trainer';
 import type { Rating } from './types';
 
 /** A comparison with the rating it came from. */
@@ -77,6 +79,8 @@ export interface TrainRewardOptions extends FitOptions {
   onProgress?: (line: string) => void;
   /** What the experiment's run lock names as its holder while this runs (default "reward training"). */
   lockLabel?: string;
+  /** The built-in prior the head starts from (its weights found or fetched as `open` says); default the experiment's `rewardPrior`; `none`: start cold. */
+  prior?: PriorName | 'none';
 }
 
 /** Train, evaluate on held-out pairs, save head + card (holding the experiment's run lock); returns the card and the trained head. */
@@ -102,42 +106,82 @@ async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): 
 async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
   const share = o.heldOutShare ?? 0.2;
   const layout = layoutFor(backbone);
+  const prior = await chosenPrior(experimentDir, backbone, o);
   const { log, examples } = await readExamples(experimentDir, backbone, layout, o.onProgress);
   const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
   const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
   if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
-  const fitOnce = (xs: RatedExample[]) => {
+  const fitOnce: FitOnce = (xs, from) => {
     const s = shuffled(xs, mulberry32(o.seed ?? 0));
     const nVal = xs.length >= 12 ? Math.max(3, Math.round(xs.length * 0.15)) : 0;
     // the product's reward model trains through our ONNX autodiff, like the LoRA does
-    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), { makeTrainer: (h, a) => new AutodiffHeadTrainer(h, a), ...o });
+    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), { makeTrainer: (h, a) => new AutodiffHeadTrainer(h, a), ...o, wrap: from && warmStartFrom(from, layout, xs) });
   };
-  const learningCurve: RewardCard['learningCurve'] = [];
-  if (heldOut.length) {
-    for (const frac of [0.25, 0.5, 0.75]) {
-      const sub = shuffled(trainAll, mulberry32(1)).slice(0, Math.round(trainAll.length * frac));
-      if (sub.length < 8) continue;
-      const m = pairMetrics((await fitOnce(sub)).head, heldOut);
-      learningCurve.push({ comparisons: sub.length, accuracy: m.accuracy, logLoss: m.logLoss });
-      o.onProgress?.(`learning curve: ${sub.length} comparisons -> held-out accuracy ${(m.accuracy * 100).toFixed(1)}%`);
-    }
-  }
-  const fit = await fitOnce(trainAll);
+  const learningCurve = await learningCurveOf(trainAll, heldOut, (xs) => fitOnce(xs, prior), o.onProgress);
+  const fit = await fitOnce(trainAll, prior);
   const metrics = pairMetrics(fit.head, heldOut);
   if (heldOut.length) learningCurve.push({ comparisons: trainAll.length, accuracy: metrics.accuracy, logLoss: metrics.logLoss });
+  const warmStart = prior && heldOut.length ? await warmVsCold(prior, layout, trainAll, heldOut, metrics.accuracy, fitOnce, o.onProgress) : undefined;
   const rater = raterConsistency(log.ratings);
   const skips = log.ratings.filter((r) => r.choice === 'skip').length;
   const card: RewardCard = {
     format: 'ddpo-reward-card', version: 1, trainedAt: new Date().toISOString(),
     backbone: backbone.id, backboneLabel: backbone.label ?? backbone.id, ...(backbone.source ? { backboneSource: backbone.source } : {}),
-    head: { kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch, features: layout },
+    head: {
+      kind: fit.head.kind, hidden: fit.head.kind === 'mlp' ? o.hidden ?? 32 : undefined, inputDim: fit.head.inputDim, bestEpoch: fit.bestEpoch, features: layout,
+      ...(fit.head instanceof WarmHead ? { prior: { name: fit.head.prior.name, scale: fit.head.scale } } : {}),
+    },
     data: {
       ratings: log.ratings.length, comparisons: examples.length, ties: examples.filter((e) => e.y === 0.5).length,
       skips, unreadable: log.ratings.length - skips - examples.length, trainComparisons: trainAll.length, heldOutComparisons: heldOut.length,
     },
-    heldOut: metrics, learningCurve, rater, summary: summarize(metrics, rater.estimatedConsistency, heldOut.length),
+    heldOut: metrics, learningCurve, ...(warmStart ? { warmStart } : {}), rater, summary: summarize(metrics, rater.estimatedConsistency, heldOut.length),
   };
   return { card: saveRewardModel(experimentDir, fit.head, card), head: fit.head, log };
+}
+
+type FitOnce = (xs: RatedExample[], from: RewardPrior | undefined) => Promise<FitResult>;
+
+// Held-out accuracy after training on growing shares of the training comparisons (the last point, all of them, is the caller's).
+async function learningCurveOf(trainAll: RatedExample[], heldOut: RatedExample[], fit: (xs: RatedExample[]) => Promise<FitResult>, onProgress?: (line: string) => void): Promise<RewardCard['learningCurve']> {
+  const curve: RewardCard['learningCurve'] = [];
+  if (!heldOut.length) return curve;
+  for (const frac of [0.25, 0.5, 0.75]) {
+    const sub = shuffled(trainAll, mulberry32(1)).slice(0, Math.round(trainAll.length * frac));
+    if (sub.length < 8) continue;
+    const m = pairMetrics((await fit(sub)).head, heldOut);
+    curve.push({ comparisons: sub.length, accuracy: m.accuracy, logLoss: m.logLoss });
+    onProgress?.(`learning curve: ${sub.length} comparisons -> held-out accuracy ${(m.accuracy * 100).toFixed(1)}%`);
+  }
+  return curve;
+}
+
+/** The training comparisons at which the card compares a warm start with a cold one (all of them is added). */
+export const WARM_START_COUNTS = [8, 16, 32, 64] as const;
+
+// Held-out accuracy of a cold and a warm head trained on the same first comparisons, at a few counts and at all of them.
+async function warmVsCold(prior: RewardPrior, layout: FeatureLayout, trainAll: RatedExample[], heldOut: RatedExample[], warmAll: number, fitOnce: FitOnce, onProgress?: (line: string) => void): Promise<NonNullable<RewardCard['warmStart']>> {
+  const order = shuffled(trainAll, mulberry32(1));
+  const acc = async (xs: RatedExample[], from?: RewardPrior) => pairMetrics((await fitOnce(xs, from)).head, heldOut).accuracy;
+  const points: NonNullable<RewardCard['warmStart']>['points'] = [];
+  for (const n of WARM_START_COUNTS.filter((c) => c < trainAll.length)) {
+    const sub = order.slice(0, n);
+    points.push({ comparisons: n, cold: await acc(sub), warm: await acc(sub, prior) });
+  }
+  points.push({ comparisons: trainAll.length, cold: await acc(trainAll), warm: warmAll });
+  const priorAccuracy = pairMetrics(priorOnlyHead(prior, layout, trainAll[0].left.length), heldOut).accuracy;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  onProgress?.(`warm start from ${prior.name}: ${pct(priorAccuracy)} before any rating; ${points.map((p) => `${p.comparisons}: cold ${pct(p.cold)}, warm ${pct(p.warm)}`).join('; ')}`);
+  return { prior: prior.name, priorAccuracy, points };
+}
+
+// The prior the head starts from: the option, else the experiment's `rewardPrior`; none when neither names one.
+async function chosenPrior(experimentDir: string, backbone: Backbone, o: TrainRewardOptions): Promise<RewardPrior | undefined> {
+  const file = path.join(experimentDir, EXPERIMENT_FILE);
+  const name = o.prior ?? (fs.existsSync(file) ? (await readExperiment(experimentDir)).rewardPrior : undefined);
+  if (name === undefined || name === 'none') return undefined;
+  if (!isPriorName(name)) throw new Error(`unknown reward prior "${name}" in ${file}: use one of ${PRIOR_NAMES.join(', ')}, or remove "rewardPrior" to start the reward model cold`);
+  return openPrior(name, backbone, { ...o.open, onLog: o.open?.onLog ?? o.onProgress, experimentDir });
 }
 
 /**

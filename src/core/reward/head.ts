@@ -20,6 +20,8 @@ export interface RewardHead {
   readonly std: Float32Array;
   /** The reward of one feature vector. */
   score(x: Float32Array): number;
+  /** The part of score(x) that training leaves alone (a warm start's prior); absent when there is none. */
+  offset?(x: Float32Array): number;
   /** Accumulate d(score)/d(params) * scale into grads (same keys as params()). */
   backward(x: Float32Array, scale: number, grads: HeadParams): void;
   /** The trainable tensors (live references; trainers update them in place). */

@@ -5,6 +5,8 @@ import { atomicWriteFileSync, isDiskFull, resolveInside } from '../fsutil';
 import { f32, readSafetensorsWithMetadata, toFloat32, writeSafetensors, type SafeTensor } from '../safetensors';
 import { LinearHead, MlpHead, type RewardHead } from './head';
 import { FEATURE_LAYOUTS, type FeatureLayout } from './headInput';
+import { priorFromTensors } from './priors';
+import { WarmHead } from './warmStart';
 import type { RewardBackboneRef } from '../experiment/schema';
 import type { PairMetrics } from './metrics';
 import type { RaterConsistency } from './consistency';
@@ -31,11 +33,16 @@ export interface RewardCard {
    * `file`: the head's weights in the same folder (absent in cards older than it: head.safetensors). `features`: what
    * the head sees (absent in older cards: `image`).
    */
-  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number; file?: string; features?: FeatureLayout };
+  head: { kind: 'linear' | 'mlp'; hidden?: number; inputDim: number; bestEpoch: number; file?: string; features?: FeatureLayout; prior?: { name: string; scale: number } };
   /** `unreadable`: ratings left out because an image is missing or not a PNG (absent in older cards). */
   data: { ratings: number; comparisons: number; ties: number; skips: number; unreadable?: number; trainComparisons: number; heldOutComparisons: number };
   heldOut: PairMetrics;
   learningCurve: { comparisons: number; accuracy: number; logLoss: number }[];
+  /**
+   * Held-out accuracy with a few training comparisons, starting cold and warm from the prior `prior` (whose own
+   * accuracy, before any rating, is `priorAccuracy`); absent when no prior was chosen or nothing was held out.
+   */
+  warmStart?: { prior: string; priorAccuracy: number; points: { comparisons: number; cold: number; warm: number }[] };
   rater: RaterConsistency;
   /** One sentence for the rater: how well the model knows them. */
   summary: string;
@@ -54,8 +61,10 @@ export function saveRewardModel(experimentDir: string, head: RewardHead, card: R
   const saved: RewardCard = { ...card, head: { ...card.head, file } };
   const tensors: Record<string, SafeTensor> = { 'norm.mean': f32([head.inputDim], head.mean), 'norm.std': f32([head.inputDim], head.std) };
   for (const [k, t] of head.params()) tensors[`head.${k}`] = f32(t.shape, t.data);
+  const prior: Record<string, string> = head instanceof WarmHead ? { prior: head.prior.name, priorScale: String(head.scale) } : {};
+  if (head instanceof WarmHead) Object.assign(tensors, head.prior.tensors());
   try {
-    const meta = { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone, features: card.head.features ?? 'image', ...(card.backboneSource ? { backboneSource: JSON.stringify(card.backboneSource) } : {}) };
+    const meta = { format: 'ddpo-reward-head', kind: head.kind, backbone: card.backbone, features: card.head.features ?? 'image', ...prior, ...(card.backboneSource ? { backboneSource: JSON.stringify(card.backboneSource) } : {}) };
     writeSafetensors(path.join(p.dir, file), tensors, meta, { replace: false });
     atomicWriteFileSync(p.card, JSON.stringify(saved, null, 2) + '\n');
   } catch (e) {
@@ -125,7 +134,9 @@ function loadRewardHead(file: string): LoadedRewardHead {
   if (!head) throw new Error(`${file}: unknown head kind "${kind}" (expected linear or mlp)`);
   const features = (metadata.features ?? 'image') as FeatureLayout;
   if (!FEATURE_LAYOUTS.includes(features)) throw new Error(`${file}: unknown feature layout "${features}" (expected ${FEATURE_LAYOUTS.join(' or ')}); it was saved by a newer DDPO Studio: update it, or train the reward model again`);
-  return { head, backbone: metadata.backbone ?? 'unknown', backboneSource: parseSource(metadata.backboneSource), features };
+  if (metadata.prior && !Number.isFinite(Number(metadata.priorScale))) throw new Error(`${file}: the prior's scale "${metadata.priorScale}" is not a number; train the reward model again`);
+  const warm = metadata.prior ? new WarmHead(priorFromTensors(metadata.prior, tensors, file), features, Number(metadata.priorScale), head) : head;
+  return { head: warm, backbone: metadata.backbone ?? 'unknown', backboneSource: parseSource(metadata.backboneSource), features };
 }
 
 function parseSource(json: string | undefined): RewardBackboneRef | undefined {

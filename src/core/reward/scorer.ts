@@ -5,6 +5,7 @@ import { openBackbone, type OpenBackboneOptions } from './openBackbone';
 import type { RewardHead } from './head';
 import { headInput, headInputDim, type FeatureLayout } from './headInput';
 import { loadRewardModel, type LoadedRewardHead } from './model';
+import type { RewardPrior } from './priors';
 import { readExperiment } from '../experiment/store';
 import { BUILTIN_BACKBONE_ID, EXPERIMENT_FILE, type Experiment, type RewardBackboneRef } from '../experiment/schema';
 import type { ImageRGB } from '../image/rgb';
@@ -39,6 +40,19 @@ export function rewardScorer(head: RewardHead, backbone: Backbone, layout: Featu
   return {
     backbone, head, layout,
     score: async (images, ps) => (await embedForHead(backbone, layout, images, ps, prompts)).map((x) => head.score(x)),
+    release: async () => { await backbone.dispose?.(); },
+  };
+}
+
+/** A built-in prior as a scorer: the backbone's image embeddings, and its prompt embeddings where the prior reads them. */
+export function priorScorer(prior: RewardPrior, backbone: Backbone): Pick<RewardScorer, 'backbone' | 'score' | 'release'> {
+  const prompts = new EmbeddingCache(null);
+  return {
+    backbone,
+    score: async (images, ps) => {
+      const texts = prior.readsPrompt ? await promptEmbeddings(backbone, 'image-prompt-v1', ps, prompts) : [];
+      return (await backbone.embed(images)).map((e, i) => prior.score(e, texts[i]));
+    },
     release: async () => { await backbone.dispose?.(); },
   };
 }

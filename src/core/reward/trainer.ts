@@ -64,6 +64,8 @@ export interface FitOptions {
   l1?: number;
   batchSize?: number;
   seed?: number;
+  /** Wraps the fresh head before training (a warm start adds its prior's score to it); the wrapper is what is returned. */
+  wrap?: (head: RewardHead) => RewardHead;
   /** Swap in another trainer (e.g. the autodiff-backed one); defaults to AnalyticAdamWTrainer. */
   makeTrainer?: (head: RewardHead, opts: AdamWConfig) => HeadTrainer;
 }
@@ -99,7 +101,8 @@ export async function fitHead(train: PairExample[], val: PairExample[], opts: Fi
   const { kind = 'linear', hidden = 32, maxEpochs = 400, patience = 25, batchSize = 32, seed = 0 } = opts;
   const rng = mulberry32(seed);
   const { mean, std } = featureStats(train.flatMap((e) => [e.left, e.right]));
-  const head: RewardHead = kind === 'mlp' ? MlpHead.init(mean, std, hidden, rng) : new LinearHead(mean, std);
+  const fresh: RewardHead = kind === 'mlp' ? MlpHead.init(mean, std, hidden, rng) : new LinearHead(mean, std);
+  const head = opts.wrap ? opts.wrap(fresh) : fresh;
   const adam: AdamWConfig = { lr: opts.lr ?? (kind === 'mlp' ? 0.003 : 0.02), weightDecay: opts.weightDecay ?? 0.05 };
   const trainer = (opts.makeTrainer ?? ((h, o) => new AnalyticAdamWTrainer(h, o)))(head, adam);
   const snapshot = () => new Map([...head.params()].map(([k, p]) => [k, p.data.slice()]));

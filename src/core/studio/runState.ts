@@ -88,6 +88,15 @@ function writerStillRuns(experimentDir: string, status: { pid?: unknown; host?: 
   return processState(holder.pid, holder.host) !== 'dead';
 }
 
+/** The reward ddpo.json names; undefined without a readable ddpo.json (the studio then writes its preset, which fine-tunes on the learned reward). */
+export function ddpoRewardOf(experimentDir: string): string | undefined {
+  try {
+    return parseDdpoConfig(JSON.parse(fs.readFileSync(ddpoLayout(experimentDir).configFile, 'utf8')) as unknown).config.reward;
+  } catch {
+    return undefined;
+  }
+}
+
 /** `num_epochs` from ddpo.json (default when absent or unreadable). */
 export function numEpochsOf(experimentDir: string): number {
   try {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { describeBackboneRef } from '../reward/backboneRef';
 import { raterConsistency } from '../reward/consistency';
-import { rewardPaths } from '../reward/model';
+import { rewardPaths, type RewardCard } from '../reward/model';
 import { readRatings } from '../reward/store';
 import { compareResult, listComparisons, type CompareResult } from './compare';
 import { readRunState, type RunState } from './runState';
@@ -12,8 +12,8 @@ export interface ExperimentSummary {
   ratings: number;
   /** Per-answer consistency from repeats, null before any repeat. */
   consistency: number | null;
-  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card). */
-  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string };
+  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card); `ratings`: how many it was trained from. */
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; ratings?: number; warmStart?: string };
   run: RunState;
   comparisons: CompareResult[];
 }
@@ -26,7 +26,7 @@ export function readSummary(experimentDir: string, runningHere: boolean): Experi
   try {
     const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
     const backbone = typeof card.backboneLabel === 'string' ? card.backboneLabel : typeof card.backbone === 'string' ? describeBackboneRef({ id: card.backbone }) : undefined;
-    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone };
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined, warmStart: formatWarmStart(card.warmStart) };
   } catch {
     // not trained yet
   }
@@ -37,6 +37,13 @@ export function readSummary(experimentDir: string, runningHere: boolean): Experi
     run: readRunState(experimentDir, runningHere),
     comparisons: listComparisons(experimentDir).map((m) => compareResult(experimentDir, m)),
   };
+}
+
+/** The card's warm-vs-cold comparison in one line ("Started from aesthetic (61% before any rating). Held-out accuracy, cold → warm: 8 ratings 55% → 63%, …"); undefined without one. */
+export function formatWarmStart(w: RewardCard['warmStart'] | undefined): string | undefined {
+  if (!w || !Array.isArray(w.points)) return undefined;
+  const p = (x: number) => (Number.isFinite(x) ? `${Math.round(x * 100)}%` : 'n/a');
+  return `Started from ${w.prior} (${p(w.priorAccuracy)} before any rating). Held-out accuracy, cold → warm: ${w.points.map((q) => `${q.comparisons} comparisons ${p(q.cold)} → ${p(q.warm)}`).join(', ')}`;
 }
 
 /** "62% (95% CI 41–79%, n=8)", or "not rated yet". */

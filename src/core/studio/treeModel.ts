@@ -71,7 +71,7 @@ function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experiment
   const chosen = rewardBackboneOf(e.experiment);
   const next = `${describeBackboneRef(chosen)}${chosen.path ? ` (${chosen.path})` : ''}`;
   const trained = s.reward?.backbone;
-  const tooltip = trained ? `Trained on ${trained}${trained === describeBackboneRef(chosen) ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`;
+  const tooltip = (trained ? `Trained on ${trained}${trained === describeBackboneRef(chosen) ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`) + (s.reward?.warmStart ? `\n${s.reward.warmStart}` : '');
   return {
     dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
     description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,

@@ -1,33 +1,14 @@
 /** Registers every DDPO Studio command; add new command modules here. */
 import * as vscode from 'vscode';
 import type { Services } from '../services';
-import { OPEN_EXPERIMENT_COMMAND } from '../tree/experimentsProvider';
 import { openExperimentPanel } from '../panels/experimentPanel';
 import { newExperiment } from './newExperiment';
 import { compareWithBase, deleteExperiment, exportLora, openComparison, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
 import { workerStatus } from './workerStatus';
 import { pickExperiment } from '../studio/pick';
+import { COMMANDS } from './ids';
 
-/** Command ids as declared in package.json. */
-export const COMMANDS = {
-  newExperiment: 'ddpoStudio.newExperiment',
-  refresh: 'ddpoStudio.refresh',
-  showWorkerLog: 'ddpoStudio.showWorkerLog',
-  workerStatus: 'ddpoStudio.workerStatus',
-  restartWorker: 'ddpoStudio.restartWorker',
-  openExperiment: OPEN_EXPERIMENT_COMMAND,
-  rate: 'ddpoStudio.rate',
-  trainReward: 'ddpoStudio.trainReward',
-  startFineTune: 'ddpoStudio.startFineTune',
-  resumeFineTune: 'ddpoStudio.resumeFineTune',
-  stopFineTune: 'ddpoStudio.stopFineTune',
-  openDashboard: 'ddpoStudio.openDashboard',
-  compare: 'ddpoStudio.compare',
-  openComparison: 'ddpoStudio.openComparison',
-  exportLora: 'ddpoStudio.exportLora',
-  reveal: 'ddpoStudio.revealExperiment',
-  deleteExperiment: 'ddpoStudio.deleteExperiment',
-} as const;
+export { COMMANDS };
 
 /** Registers all commands and returns their disposables. */
 export function registerCommands(services: Services): vscode.Disposable[] {

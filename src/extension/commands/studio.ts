@@ -49,7 +49,7 @@ export async function trainReward(services: Services, arg?: unknown): Promise<vo
       return services.worker.request('trainReward', { experimentDir: x.dir, executionProvider: executionProviderSetting() }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
     const acc = Number.isFinite(r.accuracy) ? `${Math.round(r.accuracy * 100)}% held-out accuracy` : 'no held-out pairs yet';
-    void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons with ${r.backbone}: ${acc}. ${r.summary}`);
+    void vscode.window.showInformationMessage(`Reward model of ${x.name} trained on ${r.comparisons} comparisons with ${r.backbone}: ${acc}. ${r.summary}${r.warmStart ? ` ${r.warmStart}.` : ''}`);
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not train the reward model of ${x.name}: ${(e as Error).message}`);
   }

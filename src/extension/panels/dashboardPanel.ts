@@ -6,8 +6,11 @@ import { ddpoLayout } from '../../core/ddpo/layout';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { compareResult, listComparisons } from '../../core/studio/compare';
-import { readRunState } from '../../core/studio/runState';
-import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard } from '../../protocol';
+import { ddpoRewardOf, readRunState } from '../../core/studio/runState';
+import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
+import { readSummary } from '../../core/studio/summary';
+import { COMMANDS } from '../commands/ids';
+import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
@@ -77,9 +80,17 @@ class DashboardPanel {
         return;
       case 'resumeRun':
         return this.resume();
+      case 'runStep':
+        if (!isLoopStep(msg.step)) return this.services.output.appendLine(`[host] rejected a dashboard message: unknown step ${JSON.stringify(msg.step)}`);
+        return this.runStep(msg.step);
       default:
         assertNever(msg);
     }
+  }
+
+  // The walkthrough's button runs the studio command of its step on this experiment, as the tree's menu does.
+  private runStep(step: LoopStep): void {
+    void vscode.commands.executeCommand(COMMANDS[step], this.dir);
   }
 
   // A run shown as running that this window did not start: another process (a terminal, another window) holds it.
@@ -108,6 +119,21 @@ class DashboardPanel {
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, epoch: win.epoch } : undefined,
+      loop: this.loop(running),
+    };
+  }
+
+  private loop(running: boolean): LoopView {
+    const s = readSummary(this.dir, running);
+    const next = nextStep(s, ddpoRewardOf(this.dir));
+    const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
+    return {
+      rated: s.ratings,
+      rewardAccuracy: s.reward && Number.isFinite(s.reward.accuracy) ? s.reward.accuracy : undefined,
+      epochsDone: s.run.points.length,
+      numEpochs: s.run.numEpochs,
+      winRate: win?.winRate.rate,
+      next: { ...next, label: next.step && STEP_LABELS[next.step] },
     };
   }
 }

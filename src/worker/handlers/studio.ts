@@ -8,6 +8,7 @@ import { diagnoseModel } from '../../core/doctor/doctor';
 import { trainExperimentReward } from '../../core/reward/experiment';
 import { PreferenceStore, readRatings, summarizeRatingsProblems } from '../../core/reward/store';
 import { runComparison } from '../../core/studio/compareRun';
+import { formatWarmStart } from '../../core/studio/summary';
 import { exportLoraFile } from '../../core/studio/exportLora';
 import { generatePairsInto } from '../../core/studio/generate';
 import { ratingsDir, readRatingLog, studioRater, summarizeRatings } from '../../core/studio/ratingLog';
@@ -110,7 +111,7 @@ export const trainRewardHandler: JobHandler<'trainReward'> = {
       open: { providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onOpened: noteBackboneOpened, onProgress: (p) => progress(downloadMessage(p)) },
     });
     for (const line of summarizeRatingsProblems(log.problems)) ctx.log(`warning: ${line}`);
-    return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary, backbone: card.backboneLabel ?? card.backbone };
+    return { accuracy: card.heldOut.accuracy, heldOut: card.data.heldOutComparisons, comparisons: card.data.comparisons, summary: card.summary, backbone: card.backboneLabel ?? card.backbone, warmStart: formatWarmStart(card.warmStart) };
   },
 };
 

@@ -191,6 +191,9 @@ export function studioSteps(page: Page, workspace: string): Step[] {
       async run() {
         await treeRow(page, 'Fine-tuning').click();
         await activeWebview(page).getByText(/win rate \d+% \(95% CI \d+–\d+%, n=4\)/).waitFor();
+        // the walkthrough above the charts shows the same win rate and a next step
+        await activeWebview(page).getByTestId('loop-win').getByText(/^\d+%$/).waitFor();
+        await activeWebview(page).getByTestId('next-step-why').waitFor();
       },
     },
     {

@@ -83,6 +83,15 @@ export const window = {
   showQuickPick: dismissed,
 };
 
+/** `vscode.commands`: commands run are recorded in `executed` (id and arguments), none of them does anything. */
+export const commands = {
+  executed: [] as { id: string; args: unknown[] }[],
+  executeCommand(id: string, ...args: unknown[]): Promise<undefined> {
+    commands.executed.push({ id, args });
+    return Promise.resolve(undefined);
+  },
+};
+
 /** `vscode.workspace`: set `workspaceFolders` to open a folder; every setting has its default. */
 export const workspace = {
   workspaceFolders: undefined as { uri: Uri }[] | undefined,

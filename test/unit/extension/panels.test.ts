@@ -101,7 +101,9 @@ test('the experiment panel drops malformed messages and other panels\' messages,
   panel.webview.send({ type: 'addPrompt', prompt: 'a dog' });
   await settle();
   assert.deepEqual((await store.read('cats')).prompts, ['a cat', 'a dog']);
-  // the experiments folder's watch refreshes the tree once per change; the panel adds no second refresh
+  // the panel shows the new prompt; the tree redraws from its watch on experiment.json, not from the panel
+  const shown = panel.webview.posted.filter((m) => (m as { type: string }).type === 'experiment').at(-1) as { experiment: { prompts: string[] } } | undefined;
+  assert.deepEqual(shown?.experiment.prompts, ['a cat', 'a dog']);
   assert.equal(effects.treeRefreshes, 0);
   panel.dispose();
 });

@@ -153,3 +153,16 @@ test('an old reward model (image-only head, no backbone source) on an old experi
   const [s, b] = await reward([small, big], [], [{}, {}]);
   assert.ok(b > s, `the bigger shape scores higher (${b} vs ${s})`);
 });
+
+test('warm-started from clip_score, the prompt-aware head reads each image against its prompt from the first ratings', async () => {
+  const dir = tmp();
+  oppositeTastes(dir, 200, 8);
+  const { card } = await trainExperimentReward(dir, { backbone: brightnessBackbone(true), prior: 'clip_score', seed: 1 });
+  const w = card.warmStart!;
+  assert.equal(card.head.prior?.name, 'clip_score');
+  // in this world the prompt's direction is the taste: brighter matches "bright", darker matches "dark"
+  assert.ok(w.priorAccuracy >= 0.9, `clip_score alone: ${w.priorAccuracy}`);
+  assert.ok(w.points[0].warm >= w.points[0].cold, `8 comparisons: ${JSON.stringify(w.points[0])}`);
+  assert.ok(card.heldOut.accuracy >= 0.9, `${card.heldOut.accuracy}`);
+  await assert.rejects(trainExperimentReward(dir, { backbone: brightnessBackbone(false), prior: 'clip_score' }), /clip_score compares each image with its prompt, but the reward backbone test brightness has no text tower/);
+});

@@ -4,13 +4,15 @@ import { encodePng } from '../../../../src/core/image/png';
 import { mulberry32 } from '../../../../src/core/random';
 import { schedulePairs, type SampleRef } from '../../../../src/core/reward/schedule';
 import { randomShape, renderShape, shapeTasteUtility, SimulatedRater, type SimulatedRaterOptions } from '../../../../src/core/reward/sim';
+import type { ImageRGB } from '../../../../src/core/image/rgb';
 import { PreferenceStore, readRatings } from '../../../../src/core/reward/store';
 
 /**
  * Fill an experiment folder with procedural shape samples (`samples/<prompt-index>/seed-<n>.png`) and have a
- * simulated rater rate `pairs` scheduled pairs (including side-swapped repeats) into ratings.jsonl.
+ * simulated rater rate `pairs` scheduled pairs (including side-swapped repeats) into ratings.jsonl; `utility` is its
+ * taste (default the demo's: shapeTasteUtility).
  */
-export function makeSimulatedExperiment(dir: string, o: { pairs: number; imagesPerPrompt?: number; prompts?: string[]; rater?: Partial<SimulatedRaterOptions>; seed?: number; size?: number }): { samples: SampleRef[]; rater: SimulatedRater } {
+export function makeSimulatedExperiment(dir: string, o: { pairs: number; imagesPerPrompt?: number; prompts?: string[]; rater?: Partial<SimulatedRaterOptions>; seed?: number; size?: number; utility?: (img: ImageRGB) => number }): { samples: SampleRef[]; rater: SimulatedRater } {
   const seed = o.seed ?? 1;
   const rng = mulberry32(seed);
   const prompts = o.prompts ?? ['a shape', 'a friendly shape'];
@@ -23,7 +25,7 @@ export function makeSimulatedExperiment(dir: string, o: { pairs: number; imagesP
       fs.mkdirSync(path.join(dir, path.dirname(rel)), { recursive: true });
       fs.writeFileSync(path.join(dir, rel), encodePng({ ...img, channels: 3 }, { prompt, seed: String(s) }));
       samples.push({ path: rel, prompt, seed: s });
-      utils.set(rel, shapeTasteUtility(img));
+      utils.set(rel, (o.utility ?? shapeTasteUtility)(img));
     }
   });
   const rater = new SimulatedRater({ consistency: 0.9, tieRate: 0.05, typicalUtilities: [...utils.values()], seed: seed + 1, ...o.rater });

@@ -1,0 +1,64 @@
+/**
+ * Where a person is in the loop (rate → train the reward model → fine-tune → compare blind → rate more) and the one
+ * step that moves them on, read from the experiment's summary. The dashboard shows it as a button.
+ */
+import type { ExperimentSummary } from './summary';
+
+/** The loop's steps, each the studio command of the same name. */
+export const LOOP_STEPS = ['rate', 'trainReward', 'startFineTune', 'compare'] as const;
+/** One step of the loop. */
+export type LoopStep = (typeof LOOP_STEPS)[number];
+
+/** True for a step's name (a webview's message is checked with it). */
+export const isLoopStep = (s: unknown): s is LoopStep => typeof s === 'string' && (LOOP_STEPS as readonly string[]).includes(s);
+
+/** Ratings before a reward model is worth training: enough that some are held out to measure it. */
+export const RATINGS_TO_TRAIN = 20;
+/** New ratings after which the reward model is worth training again. */
+export const RATINGS_TO_RETRAIN = 10;
+
+/** The button's text for each step. */
+export const STEP_LABELS: Record<LoopStep, string> = {
+  rate: 'Rate',
+  trainReward: 'Train Reward Model',
+  startFineTune: 'Start Fine-Tuning',
+  compare: 'Compare',
+};
+
+/** The next step and why; no step while fine-tuning runs (the dashboard's Stop is the only action then). */
+export interface NextStep {
+  step?: LoopStep;
+  why: string;
+}
+
+/**
+ * The step that moves the person on from where `s` says they are. `reward` is the reward ddpo.json names (undefined:
+ * none yet, and the studio's presets fine-tune on the learned one); any other than `learned` needs no ratings to
+ * fine-tune, so the loop skips rating and training the reward model until the person chooses their own taste.
+ */
+export function nextStep(s: ExperimentSummary, reward?: string): NextStep {
+  const run = s.run;
+  if (run.state === 'running') return { why: 'Fine-tuning is running; once it has a checkpoint, compare it with the base model.' };
+  const learned = reward === undefined || reward === 'learned';
+  if (learned) {
+    const rewardStep = rewardModelStep(s);
+    if (rewardStep) return rewardStep;
+  }
+  const latest = run.checkpoints.at(-1);
+  if (run.state === 'idle' || latest === undefined) {
+    return { step: 'startFineTune', why: learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${reward} (ddpo.json); it needs no ratings.` };
+  }
+  if (!s.comparisons.some((c) => c.epoch === latest && c.rated >= c.total)) {
+    return { step: 'compare', why: `Compare epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
+  }
+  return { step: 'rate', why: learned ? 'Compared: rate more pairs to sharpen the reward model, then train it and fine-tune again.' : 'Compared: to teach it your own taste, rate pairs, train the reward model and set "reward": "learned" in ddpo.json.' };
+}
+
+// Rate until there is enough to train on, then train, and train again once enough new ratings came in.
+function rewardModelStep(s: ExperimentSummary): NextStep | undefined {
+  if (!s.reward && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so the reward model has enough to learn your taste.` };
+  if (!s.reward) return { step: 'trainReward', why: `${s.ratings} pairs rated: train the reward model on them.` };
+  const fresh = s.ratings - (s.reward.ratings ?? s.ratings);
+  if (fresh >= RATINGS_TO_RETRAIN) return { step: 'trainReward', why: `${fresh} pairs rated since the reward model was trained: train it again.` };
+  return undefined;
+}

@@ -1,0 +1,146 @@
+// The dashboard walks the person through the loop: at each stage (nothing rated, enough rated, reward trained,
+// fine-tuned, compared, rated again) it shows where they are and the right next step, and its button runs that
+// step's command on the experiment, through the dashboard's validated message union.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { commands, created, installFakeVscode, Uri, type FakeWebviewPanel } from './fakeVscode';
+import { ExperimentStore } from '../../../src/core/experiment/store';
+import { CKPT_FILES } from '../../../src/core/ddpo/checkpoint';
+import { ddpoLayout } from '../../../src/core/ddpo/layout';
+import { statsBackbone } from '../../../src/core/reward/backbone';
+import { trainExperimentReward } from '../../../src/core/reward/experiment';
+import { PreferenceStore } from '../../../src/core/reward/store';
+import { COMPARE_DIR, MANIFEST_FILE } from '../../../src/core/studio/compare';
+import { nextStep, RATINGS_TO_TRAIN } from '../../../src/core/studio/nextStep';
+import { parsePanelMessage, type DashboardView } from '../../../src/protocol';
+import type { Services } from '../../../src/extension/services';
+import { makeSimulatedExperiment } from '../reward/helpers/simulatedExperiment';
+
+installFakeVscode();
+const loadDashboard = () => import('../../../src/extension/panels/dashboardPanel');
+
+function fakeServices(output: string[], running: () => boolean): Services {
+  const state = new Map<string, unknown>();
+  return {
+    context: { extensionUri: Uri.file(path.resolve(__dirname, '../../..')), workspaceState: { get: (k: string) => state.get(k), update: (k: string, v: unknown) => Promise.resolve(void state.set(k, v)) } },
+    output: { appendLine: (l: string) => output.push(l) },
+    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: () => undefined, isRunning: running, progressOf: () => undefined },
+  } as unknown as Services;
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+/** The view the dashboard posts after `ready`. */
+async function viewOf(panel: FakeWebviewPanel): Promise<DashboardView> {
+  panel.webview.posted.length = 0;
+  panel.webview.send({ type: 'ready' });
+  await settle();
+  const msg = panel.webview.posted.find((m) => (m as { type: string }).type === 'dashboard') as { view: DashboardView };
+  return msg.view;
+}
+
+// A finished fine-tuning run of one epoch with its checkpoint, as the trainer leaves it on disk.
+function finishRun(dir: string): void {
+  const l = ddpoLayout(dir);
+  fs.mkdirSync(path.join(l.checkpointsDir, 'epoch-000000'), { recursive: true });
+  fs.writeFileSync(path.join(l.checkpointsDir, 'epoch-000000', CKPT_FILES.state), '{}');
+  fs.writeFileSync(l.metricsFile, JSON.stringify({ epoch: 0, reward_mean: 0.5, reward_std: 0.1, approx_kl: 0, clipfrac: 0 }) + '\n');
+  fs.writeFileSync(l.statusFile, JSON.stringify({ state: 'done' }));
+}
+
+// A blind comparison of epoch 0 with every pair rated (the tuned image wins both).
+function compareRated(dir: string): void {
+  const id = 'epoch-000000-20261206T120000';
+  const cdir = path.join(dir, COMPARE_DIR, id);
+  fs.mkdirSync(cdir, { recursive: true });
+  const items = [0, 1].map((k) => ({ pairId: `p${k}`, prompt: 'a shape', seed: k, base: `b${k}.png`, tuned: `t${k}.png` }));
+  fs.writeFileSync(path.join(cdir, MANIFEST_FILE), JSON.stringify({ id, epoch: 0, createdAt: new Date().toISOString(), items }));
+  const store = PreferenceStore.open(cdir);
+  for (const it of items) store.append({ pairId: it.pairId, prompt: it.prompt, left: it.tuned, right: it.base, choice: 'left', rater: 'me', sideOrder: 'ab' });
+  store.close();
+}
+
+test('the dashboard shows where the person is and the next step at each stage, and its button runs that step\'s command', async () => {
+  const { openDashboardPanel } = await loadDashboard();
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
+  const store = new ExperimentStore(ws);
+  await store.create('shapes', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'] });
+  const dir = store.dirOf('shapes');
+  const output: string[] = [];
+  let running = false;
+  openDashboardPanel(fakeServices(output, () => running), dir, () => undefined);
+  const panel = created.at(-1)!;
+  const stages: [string, () => Promise<void> | void, string | undefined][] = [
+    ['nothing rated', () => undefined, 'rate'],
+    ['enough rated', () => void makeSimulatedExperiment(dir, { pairs: RATINGS_TO_TRAIN + 4, seed: 3 }), 'trainReward'],
+    ['reward trained', async () => void (await trainExperimentReward(dir, { backbone: statsBackbone })), 'startFineTune'],
+    ['fine-tuning', () => void (running = true), undefined],
+    ['fine-tuned', () => { running = false; finishRun(dir); }, 'compare'],
+    ['compared', () => compareRated(dir), 'rate'],
+    ['rated again', () => void makeSimulatedExperiment(dir, { pairs: 12, seed: 4 }), 'trainReward'],
+  ];
+  const labels: Record<string, string> = { rate: 'Rate', trainReward: 'Train Reward Model', startFineTune: 'Start Fine-Tuning', compare: 'Compare' };
+  for (const [stage, act, want] of stages) {
+    await act();
+    const { loop } = await viewOf(panel);
+    assert.equal(loop.next.step, want, `${stage}: ${JSON.stringify(loop)}`);
+    assert.equal(loop.next.label, want && labels[want], stage);
+    assert.ok(loop.next.why.length > 0, stage);
+    if (stage === 'enough rated') assert.equal(loop.rated, RATINGS_TO_TRAIN + 4);
+    if (stage === 'reward trained') assert.ok(loop.rewardAccuracy !== undefined && loop.rewardAccuracy >= 0 && loop.rewardAccuracy <= 1, JSON.stringify(loop));
+    if (stage === 'fine-tuned') assert.deepEqual([loop.epochsDone, loop.winRate], [1, undefined]);
+    if (stage === 'compared') assert.equal(loop.winRate, 1);
+    if (!want) continue;
+    // the button's message is one the dashboard's union accepts, and it runs the step's command on this experiment
+    const msg = { type: 'runStep', step: want };
+    assert.deepEqual(parsePanelMessage('dashboard', msg), msg);
+    commands.executed.length = 0;
+    panel.webview.send(msg);
+    assert.deepEqual(commands.executed, [{ id: `ddpoStudio.${want}`, args: [dir] }], stage);
+  }
+  commands.executed.length = 0;
+  for (const bad of [{ type: 'runStep' }, { type: 'runStep', step: 7 }, { type: 'runStep', step: 'deleteExperiment' }]) panel.webview.send(bad);
+  assert.deepEqual(commands.executed, [], 'a step that is missing, not a string or not a step of the loop runs nothing');
+  assert.equal(output.filter((l) => l.startsWith('[host] rejected a dashboard message')).length, 3, output.join('\n'));
+  panel.dispose();
+});
+
+test('the dashboard reads ddpo.json\'s reward: on a built-in one it offers Start Fine-Tuning before any rating', async () => {
+  const { openDashboardPanel } = await loadDashboard();
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
+  const store = new ExperimentStore(ws);
+  await store.create('pretty', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const dir = store.dirOf('pretty');
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ reward: 'aesthetic' }));
+  openDashboardPanel(fakeServices([], () => false), dir, () => undefined);
+  const panel = created.at(-1)!;
+  const { loop } = await viewOf(panel);
+  assert.deepEqual([loop.rated, loop.next.step, loop.next.label], [0, 'startFineTune', 'Start Fine-Tuning']);
+  panel.dispose();
+});
+
+test('without a reward model, a few ratings short of enough still ask for ratings; fine-tuning that stopped early asks to compare its checkpoint', () => {
+  const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
+  const base = { ratings: RATINGS_TO_TRAIN - 1, consistency: null, run, comparisons: [] };
+  assert.equal(nextStep(base).step, 'rate');
+  assert.match(nextStep(base).why, /Rate 1 more pairs/);
+  const reward = { accuracy: 0.8, heldOut: 5, comparisons: 30, trainedAt: '', ratings: 30 };
+  assert.equal(nextStep({ ...base, ratings: 5, reward: { ...reward, ratings: 5 } }).step, 'startFineTune', 'a trained model needs no more ratings to fine-tune');
+  assert.equal(nextStep({ ...base, ratings: 30, reward, run: { ...run, state: 'stopped', checkpoints: [1] } }).step, 'compare');
+});
+
+test('fine-tuning on a built-in reward (ddpo.json\'s "reward": "aesthetic") needs no ratings: the loop starts at Start Fine-Tuning', () => {
+  const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
+  const base = { ratings: 0, consistency: null, run, comparisons: [] };
+  assert.equal(nextStep(base, 'aesthetic').step, 'startFineTune');
+  assert.match(nextStep(base, 'aesthetic').why, /built-in reward aesthetic/);
+  assert.equal(nextStep(base, 'learned').step, 'rate');
+  assert.equal(nextStep(base).step, 'rate', 'no ddpo.json yet: the studio\'s preset fine-tunes on the learned reward');
+  const done = { ...run, state: 'done' as const, checkpoints: [3] };
+  assert.equal(nextStep({ ...base, run: done }, 'clip_score').step, 'compare');
+  const compared = [{ id: 'c', epoch: 3, total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
+  assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, 'clip_score').why, /"reward": "learned"/);
+});
