@@ -12,7 +12,7 @@ import { releaseWeights } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
 import { ddpoInputShapes, ddpoObjective } from '../train/objective';
 import { unetRoles } from '../diffusion/unetRoles';
-import { TrainingSession } from '../train/session';
+import { TrainingSession, type TrainingSessionOptions } from '../train/session';
 import { isDdpoLossNode } from '../train/losses';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
@@ -32,23 +32,43 @@ export interface OnnxPolicyOptions {
 
 /** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
 export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions = {}): Promise<Policy> {
-  return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
+  return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts, ddpoTraining(c, opts.onLog)), c);
 }
 
-// The shapes of one training-graph run: B items, train_batch_size samples at train_timesteps_per_run of their timesteps each.
-interface RunShapes { B: number; C: number; h: number; w: number; sequence: number; lat: number[]; vec: number[]; emb: number[]; tScalar: boolean }
+/** What sampling needs of any training plan's shapes: the latent grid and the text length. */
+export interface LatentShapes { C: number; h: number; w: number; sequence: number }
 
-// What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
-interface PolicyGraphs {
+// The shapes of one training-graph run: B items, train_batch_size samples at train_timesteps_per_run of their timesteps each.
+interface RunShapes extends LatentShapes { B: number; lat: number[]; vec: number[]; emb: number[]; tScalar: boolean }
+
+/** What a policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session. */
+export interface PolicyGraphs<S extends LatentShapes> {
   pipe: StableDiffusionPipeline;
   roles: ReturnType<typeof unetRoles>;
-  shapes: RunShapes;
+  /** The training graph's run shapes (the algorithm's own). */
+  shapes: S;
   session: TrainingSession;
   sampling: ReturnType<typeof buildSamplingGraph>;
   samplingSession: Awaited<ReturnType<typeof createSession>>;
 }
 
-async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions): Promise<PolicyGraphs> {
+/** An algorithm's training graph: the shapes of one run, and its objective on them. */
+export interface TrainingPlan<S extends LatentShapes> {
+  shapes(pipe: StableDiffusionPipeline, roles: ReturnType<typeof unetRoles>): Promise<S>;
+  /** The objective, its input shapes and the nodes float16 training keeps in float32. */
+  graph(shapes: S): Pick<TrainingSessionOptions, 'objective' | 'inputShapes' | 'keepFp32Nodes'>;
+}
+
+// DDPO's plan: CFG + DDIM log-probability + PPO on train_batch_size x train_timesteps_per_run items.
+function ddpoTraining(c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): TrainingPlan<RunShapes> {
+  return {
+    shapes: (pipe, roles) => runShapes(pipe, roles, c, onLog),
+    graph: (shapes) => ({ keepFp32Nodes: isDdpoLossNode, objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }), inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.tScalar) }),
+  };
+}
+
+/** Opens the model folder, builds the LoRA sampling graph and the plan's training session (minutes for a full-size UNet). */
+export async function buildPolicyGraphs<S extends LatentShapes>(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions, plan: TrainingPlan<S>): Promise<PolicyGraphs<S>> {
   // a prompt cut to the text encoder's length is told to the run's log, once per prompt
   const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers, onWarning: (m) => opts.onLog?.(`warning: ${m}`) });
   // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
@@ -56,13 +76,11 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  const shapes = await runShapes(pipe, roles, c, opts.onLog);
+  const shapes = await plan.shapes(pipe, roles);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
     lora, seed: c.seed, threads: opts.threads, providers: opts.providers,
-    precision: fp16 ? 'fp16' : 'fp32', keepFp32Nodes: isDdpoLossNode,
-    objective: (m) => ddpoObjective(m, { advClipMax: c.train_adv_clip_max }),
-    inputShapes: ddpoInputShapes(shapes.lat, shapes.emb, shapes.tScalar),
+    precision: fp16 ? 'fp16' : 'fp32', ...plan.graph(shapes),
     beforeBuild: (fwd, inputShapes) => {
       const est = estimateDdpoMemory(fwd, inputShapes, c);
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
@@ -81,7 +99,7 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
 }
 
 // One graph run trains train_batch_size samples at train_timesteps_per_run of their timesteps each.
-async function runShapes(pipe: StableDiffusionPipeline, roles: PolicyGraphs['roles'], c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
+async function runShapes(pipe: StableDiffusionPipeline, roles: ReturnType<typeof unetRoles>, c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): Promise<RunShapes> {
   const K = timestepsPerRun(c), B = c.train_batch_size * K;
   const C = pipe.latentChannels, h = c.latent_size || pipe.defaultLatentSize, w = h;
   const probe = await pipe.encodePrompts(['']);
@@ -105,9 +123,11 @@ async function computePrecision(c: DdpoConfig, opts: OnnxPolicyOptions) {
   return { ep, fp16 };
 }
 
-// The policy over its built graphs: samples with the current LoRA, accumulates the PPO gradient, steps AdamW, saves
-// and restores its state.
-class OnnxPolicy implements Policy {
+/**
+ * A policy over its built graphs, whatever its algorithm: samples with the current LoRA, steps AdamW on the gradient
+ * the algorithm accumulated (see {@link addGradients}), saves and restores its state.
+ */
+export abstract class LoraPolicy<S extends LatentShapes> implements Pick<Policy, 'sample' | 'update' | 'saveState' | 'loadState' | 'lora' | 'release'> {
   // the LoRA weights as the sampling graph takes them, converted once per sampling batch (they change only in update)
   private samplingLora = new Map<string, FeedValue>();
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
@@ -117,7 +137,7 @@ class OnnxPolicy implements Policy {
   private readonly grads: Map<string, Float32Array>;
   private readonly embCache = new Map<string, Float32Array>();
 
-  constructor(private readonly g: PolicyGraphs, c: DdpoConfig) {
+  constructor(protected readonly g: PolicyGraphs<S>, c: DdpoConfig) {
     this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
     this.loraPipe.predict = (sample, batch, height, width, t, context) => this.predict(sample, batch, height, width, t, context);
     this.optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
@@ -127,7 +147,7 @@ class OnnxPolicy implements Policy {
 
   async sample(req: PolicySampleRequest): Promise<PolicySamples> {
     const { pipe, sampling, session, shapes: { C, h, w } } = this.g;
-    this.samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
+    this.samplingLora = this.samplingLoraFeeds();
     const K = req.prompts.length, D = C * h * w;
     const r = await sampleDdim(this.loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
     const last = r.trajectory[r.trajectory.length - 1];
@@ -137,19 +157,13 @@ class OnnxPolicy implements Policy {
       timesteps: r.timesteps,
       latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
       logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp) => lp[k])),
+      latentShape: [C, h, w],
     };
   }
 
-  async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-    const r = await this.g.session.step(await this.trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
-    for (const [k, g] of r.grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-    return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
-  }
-
-  async score(req: PolicyScoreRequest): Promise<number[]> {
-    // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
-    const zeros = new Array(req.prompts.length).fill(0);
-    return Array.from((await this.g.session.evaluate(await this.trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
+  /** Adds `scale` x a training step's gradients to the accumulator the next {@link update} applies. */
+  protected addGradients(grads: Map<string, Float32Array>, scale: number): void {
+    for (const [k, g] of grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * scale; }
   }
 
   async update(maxGradNorm: number) {
@@ -193,14 +207,44 @@ class OnnxPolicy implements Policy {
   // One UNet evaluation of the sampling graph with the current LoRA weights. A graph specialised to sample_batch_size
   // prompts runs other batches (the evaluation pass samples one prompt at a time) in chunks of its batch.
   private predict(...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
-    const { sampling, roles, samplingSession } = this.g;
-    return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, this.samplingLora);
+    return this.predictWith(this.samplingLora, sample, batch, height, width, t, context);
   }
 
-  private async embed(p: string): Promise<Float32Array> {
+  /** One UNet evaluation of the sampling graph with the given LoRA feeds (in the sampling graph's precision). */
+  protected predictWith(lora: Map<string, FeedValue>, ...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
+    const { sampling, roles, samplingSession } = this.g;
+    return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, lora);
+  }
+
+  /** The LoRA feeds of the sampling graph: the current weights, or zeros (the base model). */
+  protected samplingLoraFeeds(zero = false): Map<string, FeedValue> {
+    const { sampling, session } = this.g;
+    return new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => {
+      const data = zero ? new Float32Array(v.data.length) : v.data;
+      return [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(data) } : { dims: v.dims, data }];
+    }));
+  }
+
+  /** The text embedding of one prompt `[seq, dim]`, encoded once. */
+  protected async embed(p: string): Promise<Float32Array> {
     let e = this.embCache.get(p);
     if (!e) { e = (await this.g.pipe.encodePrompts([p])).data; this.embCache.set(p, e); }
     return e;
+  }
+}
+
+// DDPO's policy: the PPO gradient of sampled transitions.
+class OnnxPolicy extends LoraPolicy<RunShapes> implements Policy {
+  async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
+    const r = await this.g.session.step(await this.trainFeeds(req, req.oldLogProbs, req.advantages, req.clipRange));
+    this.addGradients(r.grads, req.lossScale);
+    return { loss: r.loss, approxKl: r.metrics.get('approx_kl')![0], clipfrac: r.metrics.get('clipfrac')![0], logProbs: Array.from(r.metrics.get('log_prob')!) };
+  }
+
+  async score(req: PolicyScoreRequest): Promise<number[]> {
+    // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
+    const zeros = new Array(req.prompts.length).fill(0);
+    return Array.from((await this.g.session.evaluate(await this.trainFeeds(req, zeros, zeros, 1))).get('log_prob')!);
   }
 
   // the training graph's inputs for a batch of transitions
