@@ -10,6 +10,8 @@ export interface ModelFolderParts {
   unet: Model;
   textEncoder: Model;
   vaeDecoder: Model;
+  /** Written as `vae_encoder/` when given (optional in the layout; Diffusion-DPO encodes rated images with it). */
+  vaeEncoder?: Model;
   /** Folder holding the CLIP tokenizer files (vocab.json, merges.txt, tokenizer_config.json, ...), copied as `tokenizer/`. */
   tokenizerDir: string;
   /** scheduler/scheduler_config.json; default DDIM with SD 1.x betas. */
@@ -46,7 +48,7 @@ function writeJson(file: string, v: unknown): void {
   atomicWriteFileSync(file, JSON.stringify(v, null, 2) + '\n');
 }
 
-/** Writes model_index.json, unet/, text_encoder/, vae_decoder/ (+ config.json with scaling_factor), scheduler/, tokenizer/. */
+/** Writes model_index.json, unet/, text_encoder/, vae_decoder/ (+ config.json with scaling_factor), vae_encoder/ when given, scheduler/, tokenizer/. */
 export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   if (!existsSync(join(parts.tokenizerDir, 'vocab.json')) && !existsSync(join(parts.tokenizerDir, 'tokenizer.json'))) {
     throw new Error(`writeModelFolder: ${parts.tokenizerDir} has no vocab.json or tokenizer.json; pass a CLIP tokenizer folder`);
@@ -58,6 +60,7 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
     text_encoder: ['diffusers', 'OnnxRuntimeModel'],
     unet: ['diffusers', 'OnnxRuntimeModel'],
     vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+    ...(parts.vaeEncoder ? { vae_encoder: ['diffusers', 'OnnxRuntimeModel'] } : {}),
     scheduler: ['diffusers', 'DDIMScheduler'],
     tokenizer: ['transformers', 'CLIPTokenizer'],
   };
@@ -68,6 +71,7 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
     ['unet', parts.unet, { _class_name: 'UNet2DConditionModel', ...configOf(parts.unet, 'config') }],
     ['text_encoder', parts.textEncoder, { model_type: 'clip_text_model', ...configOf(parts.textEncoder, 'config') }],
     ['vae_decoder', parts.vaeDecoder, { _class_name: 'AutoencoderKL', ...vaeCfg, scaling_factor: scaling }],
+    ...(parts.vaeEncoder ? [['vae_encoder', parts.vaeEncoder, { _class_name: 'AutoencoderKL', ...configOf(parts.vaeEncoder, 'config'), scaling_factor: scaling }] as [string, Model, Record<string, unknown>]] : []),
   ];
   for (const [sub, model, cfg] of models) {
     mkdirSync(join(dir, sub), { recursive: true });
