@@ -4,7 +4,8 @@ import type { Services } from '../services';
 import { OPEN_EXPERIMENT_COMMAND } from '../tree/experimentsProvider';
 import { openExperimentPanel } from '../panels/experimentPanel';
 import { newExperiment } from './newExperiment';
-import { compareWithBase, deleteExperiment, exportLora, openComparison, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
+import { compareModels, compareWithBase, openComparison } from './compare';
+import { deleteExperiment, exportLora, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
 import { workerStatus } from './workerStatus';
 import { pickExperiment } from '../studio/pick';
 
@@ -23,6 +24,7 @@ export const COMMANDS = {
   stopFineTune: 'ddpoStudio.stopFineTune',
   openDashboard: 'ddpoStudio.openDashboard',
   compare: 'ddpoStudio.compare',
+  compareModels: 'ddpoStudio.compareModels',
   openComparison: 'ddpoStudio.openComparison',
   exportLora: 'ddpoStudio.exportLora',
   reveal: 'ddpoStudio.revealExperiment',
@@ -52,6 +54,7 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       if (x) openDashboard(services, x.dir);
     }),
     reg(COMMANDS.compare, (arg?: unknown) => compareWithBase(services, arg)),
+    reg(COMMANDS.compareModels, (arg?: unknown) => compareModels(services, arg)),
     reg(COMMANDS.openComparison, (arg?: unknown) => openComparison(services, arg)),
     reg(COMMANDS.exportLora, (arg?: unknown) => exportLora(services, arg)),
     reg(COMMANDS.reveal, (arg?: unknown) => revealExperiment(arg)),
