@@ -54,8 +54,26 @@ async function dpoShapes(pipe: StableDiffusionPipeline, forward: Model, c: DdpoC
   return { C, h, w, sequence: probe.sequence, pairs, emb: [probe.sequence, probe.dim], tScalar: st.scalarTimestep };
 }
 
-// Noisy latents and targets of a batch's rows (its winners, then its losers), computed in float64.
-interface NoisedRows { noisy: Float32Array; target: Float32Array; timesteps: number[]; prompts: string[] }
+/** Noisy latents and targets of a batch's rows (its winners, then its losers), computed in float64. */
+export interface NoisedRows { noisy: Float32Array; target: Float32Array; timesteps: number[]; prompts: string[] }
+
+/**
+ * x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for both images of each pair (the same t and ε), with the target the model predicts:
+ * ε, v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀ (v-prediction), or x₀ ('sample').
+ */
+export function noisedRows(b: PreferenceBatch, alphasCumprod: ArrayLike<number>, kind: PreferenceModelInfo['predictionType']): NoisedRows {
+  const B = b.prompts.length, per = b.noise[0].length;
+  const noisy = new Float32Array(2 * B * per), target = new Float32Array(2 * B * per);
+  [...b.winners, ...b.losers].forEach((x0, row) => {
+    const k = row % B, eps = b.noise[k];
+    const a = alphasCumprod[b.timesteps[k]], sa = Math.sqrt(a), sb = Math.sqrt(1 - a);
+    for (let i = 0; i < per; i++) {
+      noisy[row * per + i] = sa * x0[i] + sb * eps[i];
+      target[row * per + i] = kind === 'epsilon' ? eps[i] : kind === 'v_prediction' ? sa * eps[i] - sb * x0[i] : x0[i];
+    }
+  });
+  return { noisy, target, timesteps: [...b.timesteps, ...b.timesteps], prompts: [...b.prompts, ...b.prompts] };
+}
 
 class OnnxDpoPolicy extends LoraPolicy<DpoShapes> implements PreferencePolicy {
   readonly model: PreferenceModelInfo;
@@ -116,22 +134,8 @@ class OnnxDpoPolicy extends LoraPolicy<DpoShapes> implements PreferencePolicy {
     await super.release();
   }
 
-  // x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for both images of each pair (the same t and ε), with the target the model predicts:
-  // ε, v = √ᾱ_t·ε − √(1−ᾱ_t)·x₀ (v-prediction), or x₀ ('sample').
   private noised(b: PreferenceBatch): NoisedRows {
-    const B = b.prompts.length, per = b.noise[0].length;
-    const noisy = new Float32Array(2 * B * per), target = new Float32Array(2 * B * per);
-    const kind = this.model.predictionType;
-    const x0s = [...b.winners, ...b.losers];
-    x0s.forEach((x0, row) => {
-      const k = row % B, eps = b.noise[k];
-      const a = this.g.pipe.schedule.alphasCumprod[b.timesteps[k]], sa = Math.sqrt(a), sb = Math.sqrt(1 - a);
-      for (let i = 0; i < per; i++) {
-        noisy[row * per + i] = sa * x0[i] + sb * eps[i];
-        target[row * per + i] = kind === 'epsilon' ? eps[i] : kind === 'v_prediction' ? sa * eps[i] - sb * x0[i] : x0[i];
-      }
-    });
-    return { noisy, target, timesteps: [...b.timesteps, ...b.timesteps], prompts: [...b.prompts, ...b.prompts] };
+    return noisedRows(b, this.g.pipe.schedule.alphasCumprod, this.model.predictionType);
   }
 
   private async embeddings(prompts: string[]): Promise<Float32Array> {
