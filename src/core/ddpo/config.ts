@@ -322,11 +322,12 @@ function validateRanges(c: DdpoConfig, source: string): void {
   if (!(c.train_kl_guard === 0 || c.train_kl_guard > 1)) fail('train_kl_guard', 'must be 0 (off) or a factor above 1, e.g. 100');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
   // TRL's checks: training batches must tile each sampling batch and the epoch's samples (Diffusion-DPO samples nothing to tile).
-  if (c.algorithm !== 'ddpo') return;
-  if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);
-  const perEpoch = c.sample_batch_size * c.sample_num_batches_per_epoch;
-  if (perEpoch % (c.train_batch_size * c.train_gradient_accumulation_steps) !== 0) {
-    fail('train_gradient_accumulation_steps', `x train_batch_size must divide the ${perEpoch} samples per epoch (sample_batch_size x sample_num_batches_per_epoch)`);
+  if (c.algorithm === 'ddpo') {
+    if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);
+    const perEpoch = c.sample_batch_size * c.sample_num_batches_per_epoch;
+    if (perEpoch % (c.train_batch_size * c.train_gradient_accumulation_steps) !== 0) {
+      fail('train_gradient_accumulation_steps', `x train_batch_size must divide the ${perEpoch} samples per epoch (sample_batch_size x sample_num_batches_per_epoch)`);
+    }
   }
   if (!c.eval_seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail('eval_seeds', 'must be non-negative integers');
   if (!c.eval_prompts.every((p) => typeof p === 'string')) fail('eval_prompts', 'must be strings');
