@@ -19,6 +19,9 @@ export const TRAINING_ALGORITHMS = ['ddpo', 'diffusion-dpo'] as const;
 /** One of {@link TRAINING_ALGORITHMS}. */
 export type TrainingAlgorithm = (typeof TRAINING_ALGORITHMS)[number];
 
+/** Names of the algorithms for people. */
+export const ALGORITHM_NAMES: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
+
 /** True when `x` is one of {@link TRAINING_ALGORITHMS}. */
 export function isTrainingAlgorithm(x: unknown): x is TrainingAlgorithm {
   return (TRAINING_ALGORITHMS as readonly unknown[]).includes(x);

@@ -19,7 +19,7 @@ import { runDdpo } from './trainer';
 import { isPreferencePolicy, type DdpoProgress, type LoraPolicyBase, type Policy, type PreferencePolicy } from './types';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import type { Backbone } from '../reward/backbone';
-import type { TrainingAlgorithm } from '../../protocol';
+import { ALGORITHM_NAMES, type TrainingAlgorithm } from '../../protocol';
 
 /** The settings object of an experiment's `ddpo.json` as written (absent: empty). */
 export function readDdpoConfigRaw(experimentDir: string): Record<string, unknown> {
@@ -66,9 +66,6 @@ export interface TrainExperimentOptions {
 
 /** What a finished (or stopped-early) run of either algorithm did. */
 export type TrainRunResult = LoopResult<AnyEpochMetrics> & { algorithm: TrainingAlgorithm };
-
-/** Names of the algorithms for people. */
-export const ALGORITHM_NAMES: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
 
 /**
  * The one way from an experiment folder to a fine-tuning run (a new one or a resumed one) of either algorithm: reads

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { atomicWriteFile, resolveInsideOrUndefined } from '../fsutil';
 import { readRatings } from '../reward/store';
 import { blindOutcome, scoreBlind, type BlindScore } from '../reward/blindScore';
-import type { CompareSide, QueuedPair, TrainingAlgorithm } from '../../protocol';
+import { ALGORITHM_NAMES, type CompareSide, type QueuedPair } from '../../protocol';
 
 /** Folder of all comparisons inside an experiment. */
 export const COMPARE_DIR = 'compare';
@@ -41,11 +41,9 @@ export function newCompareId(a: CompareSide, b: CompareSide, now = new Date()): 
   return `${what}-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
 }
 
-const ALGORITHM_LABELS: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
-
 /** A side for people: "base model", "DDPO epoch 3", "Diffusion-DPO epoch 6" (epochs 1-based). */
 export function sideLabel(s: CompareSide): string {
-  return s.kind === 'base' ? 'base model' : `${ALGORITHM_LABELS[s.algorithm]} epoch ${s.epoch + 1}`;
+  return s.kind === 'base' ? 'base model' : `${ALGORITHM_NAMES[s.algorithm]} epoch ${s.epoch + 1}`;
 }
 
 /** What a comparison compares, B first: "DDPO epoch 20 vs base model". */

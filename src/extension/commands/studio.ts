@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { atomicWriteFileSync } from '../../core/fsutil';
 import { presetById } from '../../core/studio/presets';
-import type { TrainingAlgorithm } from '../../protocol';
+import { ALGORITHM_NAMES, type TrainingAlgorithm } from '../../protocol';
 import { openDashboardPanel } from '../panels/dashboardPanel';
 import { openRatingPanel } from '../panels/ratingPanel';
 import type { Services } from '../services';
@@ -13,8 +13,6 @@ import { modelDirOf } from '../studio/models';
 import { pickExperiment, type PickedExperiment } from '../studio/pick';
 import { pickAlgorithm } from '../studio/pickRun';
 import { executionProviderSetting } from '../settings';
-
-const ALGORITHM_LABELS: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
 
 /** Ratings a session aims for unless experiment.json's settings.ratingTarget says otherwise. */
 const DEFAULT_RATING_TARGET = 50;
@@ -79,7 +77,7 @@ export async function startFineTune(services: Services, arg: unknown, resume: bo
   const layout = ddpoLayout(x.dir, algorithm);
   const hasRun = fs.existsSync(layout.metricsFile) && fs.statSync(layout.metricsFile).size > 0;
   if (hasRun && !resume) {
-    const pick = await vscode.window.showWarningMessage(`${x.name} already has a ${ALGORITHM_LABELS[algorithm]} run. Resume it, or delete its ${path.basename(layout.runDir)}/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
+    const pick = await vscode.window.showWarningMessage(`${x.name} already has a ${ALGORITHM_NAMES[algorithm]} run. Resume it, or delete its ${path.basename(layout.runDir)}/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
     if (!pick) return;
     if (pick === 'Start Over') fs.rmSync(layout.runDir, { recursive: true, force: true });
     resume = pick === 'Resume';
@@ -113,7 +111,7 @@ export async function exportLora(services: Services, arg?: unknown): Promise<voi
     const algorithm = x.node?.kind === 'checkpoint' ? x.node.algorithm : await pickAlgorithm(x, `Export the LoRA of which run of ${x.name}?`, true);
     if (!algorithm) return;
     const r = await services.worker.request('exportLora', { experimentDir: x.dir, format: fmt.label as 'kohya' | 'peft', epoch, algorithm });
-    const pick = await vscode.window.showInformationMessage(`Exported the ${ALGORITHM_LABELS[algorithm]} epoch ${r.epoch + 1} LoRA to ${r.file}`, 'Reveal');
+    const pick = await vscode.window.showInformationMessage(`Exported the ${ALGORITHM_NAMES[algorithm]} epoch ${r.epoch + 1} LoRA to ${r.file}`, 'Reveal');
     if (pick) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(r.file));
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not export the LoRA of ${x.name}: ${(e as Error).message}`);

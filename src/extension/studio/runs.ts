@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { DpoEpochPoint, EpochPoint, FineTuneProgress, TrainingAlgorithm } from '../../protocol';
+import { ALGORITHM_NAMES, type DpoEpochPoint, type EpochPoint, type FineTuneProgress, type TrainingAlgorithm } from '../../protocol';
 import { WorkerRequestError, type WorkerClient } from '../../worker/client';
 import { executionProviderSetting } from '../settings';
 import { confirmRewardScript, type RewardScript } from '../../core/ddpo/rewardScript';
@@ -27,7 +27,6 @@ interface ActiveRun {
   last?: FineTuneProgress;
 }
 
-const NAMES: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
 
 /** Starts, stops and tracks fine-tuning runs. */
 export class RunManager implements vscode.Disposable {
@@ -76,7 +75,7 @@ export class RunManager implements vscode.Disposable {
     this.active.set(experimentDir, run);
     this.updateStatusBar();
     this.emitter.fire({ experimentDir, algorithm });
-    const what = algorithm === 'ddpo' ? 'fine-tuning' : `fine-tuning (${NAMES[algorithm]})`;
+    const what = algorithm === 'ddpo' ? 'fine-tuning' : `fine-tuning (${ALGORITHM_NAMES[algorithm]})`;
     // The notification closes when the run ends; what happened is told afterwards, outside it.
     const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: ${what} ${name}`, cancellable: true }, async (progress, token) => {
       token.onCancellationRequested(() => run.abort.abort());
@@ -167,7 +166,7 @@ export class RunManager implements vscode.Disposable {
     if (!first) return this.statusBar.hide();
     const [dir, run] = first;
     const p = run.last;
-    this.statusBar.text = `$(sync~spin) ${NAMES[run.algorithm]} ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
+    this.statusBar.text = `$(sync~spin) ${ALGORITHM_NAMES[run.algorithm]} ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
     this.statusBar.tooltip = `Fine-tuning ${dir}${p?.message ? `\n${p.message}` : ''}\nClick to open the training dashboard.`;
     this.statusBar.command = { command: 'ddpoStudio.openDashboard', title: 'Open Dashboard', arguments: [dir] };
     this.statusBar.accessibilityInformation = { label: `DDPO Studio is fine-tuning ${path.basename(dir)}${p ? `, epoch ${p.epoch + 1} of ${p.numEpochs}` : ''}` };
