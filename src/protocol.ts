@@ -14,6 +14,22 @@ export const EXECUTION_PROVIDER_SETTINGS = ['auto', 'cuda', 'webgpu', 'dml', 'co
 /** One `ddpoStudio.executionProvider` value. */
 export type ExecutionProviderSetting = (typeof EXECUTION_PROVIDER_SETTINGS)[number];
 
+/** The fine-tuning algorithms: DDPO (against a reward model) and Diffusion-DPO (on the rated pairs directly). */
+export const TRAINING_ALGORITHMS = ['ddpo', 'diffusion-dpo'] as const;
+/** One of {@link TRAINING_ALGORITHMS}. */
+export type TrainingAlgorithm = (typeof TRAINING_ALGORITHMS)[number];
+
+/** Names of the algorithms for people. */
+export const ALGORITHM_NAMES: Readonly<Record<TrainingAlgorithm, string>> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
+
+/** True when `x` is one of {@link TRAINING_ALGORITHMS}. */
+export function isTrainingAlgorithm(x: unknown): x is TrainingAlgorithm {
+  return (TRAINING_ALGORITHMS as readonly unknown[]).includes(x);
+}
+
+/** One side of a blind comparison: the base model, or a checkpoint (after `epoch`, 0-based) of one of the experiment's runs. */
+export type CompareSide = { kind: 'base' } | { kind: 'checkpoint'; algorithm: TrainingAlgorithm; epoch: number };
+
 /** What the worker reports about itself and this machine. */
 export interface WorkerStatus {
   pid: number;
@@ -62,14 +78,17 @@ export interface WorkerRequests {
   undo: { params: { experimentDir: string; compareId?: string; ratingId: string }; result: RatingLogView; progress: JobProgress };
   /** Trains the experiment's reward model from its ratings, on its reward backbone (downloaded first when it is a Hub repo not yet cached). */
   trainReward: { params: { experimentDir: string; executionProvider?: ExecutionProviderSetting }; result: RewardSummary; progress: JobProgress };
-  /** Runs DDPO fine-tuning (or resumes it); progress carries each finished epoch's metrics. */
-  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; executionProvider?: ExecutionProviderSetting; rewardScript?: ConfirmedRewardScript }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string }; progress: FineTuneProgress };
+  /** Runs DDPO or Diffusion-DPO fine-tuning (or resumes it; default: ddpo.json's algorithm); progress carries each finished epoch's metrics. */
+  startFineTune: { params: { experimentDir: string; modelDir: string; resume: boolean; algorithm?: TrainingAlgorithm; executionProvider?: ExecutionProviderSetting; rewardScript?: ConfirmedRewardScript }; result: { firstEpoch: number; lastEpoch: number; stoppedEarly?: string; algorithm: TrainingAlgorithm }; progress: FineTuneProgress };
   /** Stops the running fine-tuning of an experiment (it keeps its checkpoints and can be resumed). */
   stopFineTune: { params: { experimentDir: string }; result: { stopped: boolean }; progress: JobProgress };
-  /** Generates base vs checkpoint images for held-out prompts and seeds, to be rated blind. */
-  compare: { params: { experimentDir: string; modelDir: string; epoch?: number; seedsPerPrompt: number; executionProvider?: ExecutionProviderSetting }; result: { compareId: string; pairs: number }; progress: JobProgress };
-  /** Copies a checkpoint's LoRA to `<exp>/exports/`. */
-  exportLora: { params: { experimentDir: string; epoch?: number; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
+  /**
+   * Generates images of two models (A and B: the base model or any run's checkpoint) for held-out prompts and seeds,
+   * to be rated blind; without `a` and `b`, the base model against the DDPO checkpoint of `epoch` (default the newest).
+   */
+  compare: { params: { experimentDir: string; modelDir: string; epoch?: number; a?: CompareSide; b?: CompareSide; seedsPerPrompt: number; executionProvider?: ExecutionProviderSetting }; result: { compareId: string; pairs: number }; progress: JobProgress };
+  /** Copies a checkpoint's LoRA (of the DDPO run, or of `algorithm`'s) to `<exp>/exports/`. */
+  exportLora: { params: { experimentDir: string; epoch?: number; algorithm?: TrainingAlgorithm; format: 'kohya' | 'peft' }; result: { file: string; epoch: number }; progress: JobProgress };
   /** Downloads a Hub model (a Stable Diffusion ONNX pipeline, or with `kind` 'backbone' a reward backbone) into the model cache; returns its folder. */
   downloadModel: { params: { repo: string; cacheDir: string; kind?: 'pipeline' | 'backbone' }; result: { dir: string }; progress: JobProgress };
   /** `ddpo doctor` on a model folder: what it is, whether it samples and trains here, and what to do where it cannot. */
@@ -150,7 +169,7 @@ export interface RatingLogView {
   ratedPairs: string[];
   /** Side-swapped repeats of earlier ratings that are due now: the queue shows them first. */
   dueRepeats: QueuedPair[];
-  /** Blind comparisons only: the checkpoint's win rate over the base model. */
+  /** Blind comparisons only: B's win rate over A. */
   winRate?: WinRateView;
 }
 
@@ -166,7 +185,7 @@ export interface RewardSummary {
   warmStart?: string;
 }
 
-/** Per-epoch numbers the dashboard charts. */
+/** Per-epoch numbers the dashboard charts for a DDPO run. */
 export interface EpochPoint {
   epoch: number;
   rewardMean: number;
@@ -175,13 +194,26 @@ export interface EpochPoint {
   clipfrac: number;
 }
 
+/** Per-epoch numbers the dashboard charts for a Diffusion-DPO run. */
+export interface DpoEpochPoint {
+  epoch: number;
+  loss: number;
+  /** Share of the epoch's training pairs with a positive DPO margin. */
+  implicitAcc: number;
+  /** The same on the held-out pairs, null without any. */
+  heldOutAcc: number | null;
+  marginMean: number;
+}
+
 /** Progress of a fine-tuning run. */
 export interface FineTuneProgress extends JobProgress {
   epoch: number;
   numEpochs: number;
   phase: string;
-  /** Set when an epoch has just finished. */
+  /** Set when a DDPO epoch has just finished. */
   finished?: EpochPoint;
+  /** Set when a Diffusion-DPO epoch has just finished. */
+  finishedDpo?: DpoEpochPoint;
 }
 
 /** Name of one worker request kind. */
@@ -257,16 +289,18 @@ export interface RatingView {
   /** Pairs being generated right now. */
   generating: number;
   canUndo: boolean;
-  /** Set in compare mode once enough is rated: the checkpoint's win rate over the base model. */
+  /** Set in compare mode once enough is rated: B's win rate over A. */
   winRate?: WinRateView;
 }
 
-/** A win rate with its 95% interval. */
+/** A win rate with its 95% interval; in a blind comparison, of model B over model A (named once rating is over). */
 export interface WinRateView {
   rate: number;
   low: number;
   high: number;
   n: number;
+  /** What was compared, e.g. "Diffusion-DPO epoch 6 vs DDPO epoch 20" (B first). */
+  label?: string;
 }
 
 /** One evaluation image in the dashboard. */
@@ -277,15 +311,21 @@ export interface EvalImageView {
   reward: number;
 }
 
-/** Everything the training dashboard shows. */
+/** Everything the training dashboard shows: one run of the experiment (DDPO's or Diffusion-DPO's). */
 export interface DashboardView {
   experiment: string;
+  /** The run shown, and the runs the experiment has (the dashboard switches between them). */
+  algorithm: TrainingAlgorithm;
+  runs: TrainingAlgorithm[];
   state: 'idle' | 'running' | 'done' | 'failed' | 'stopped' | 'interrupted';
   message?: string;
   epoch: number;
   numEpochs: number;
   phase?: string;
+  /** DDPO epochs (empty for a Diffusion-DPO run). */
   points: EpochPoint[];
+  /** Diffusion-DPO epochs (empty for a DDPO run). */
+  dpoPoints: DpoEpochPoint[];
   evalEpoch?: number;
   evalImages: EvalImageView[];
   winRate?: WinRateView & { epoch: number };
@@ -328,6 +368,7 @@ export type DashboardToHost =
   | { type: 'ready' }
   | { type: 'stopRun' }
   | { type: 'resumeRun' }
+  | { type: 'showRun'; algorithm: string }
   /** The walkthrough's button: `step` is one of the loop's steps (core/studio/nextStep.ts), checked by the host. */
   | { type: 'runStep'; step: string };
 
@@ -382,6 +423,7 @@ export const PANEL_TO_HOST_SHAPES: { [P in PanelKind]: ShapeTable<PanelToHost<P>
     ready: {},
     stopRun: {},
     resumeRun: {},
+    showRun: { algorithm: 'string' },
     runStep: { step: 'string' },
   },
   experiment: {

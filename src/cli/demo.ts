@@ -3,7 +3,8 @@ import { defineCommand, UsageError } from './command';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
 import { settingsLines, summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
-import { fullDemoOptions, quickDemoOptions } from '../core/demo/settings';
+import { DPO_DEMO_SETTINGS, fullDemoOptions, quickDemoOptions } from '../core/demo/settings';
+import { TRAINING_ALGORITHMS } from '../protocol';
 
 /** `ddpo demo [--workspace DIR] [--out DIR] [--seed N] [--pairs N] [--epochs N] [--quick]` */
 export const demoCommand = defineCommand({
@@ -11,9 +12,9 @@ export const demoCommand = defineCommand({
   summary: 'Watch a model learn a simulated rater\'s taste on the embedded model, in minutes, no GPU or download',
   flags: {
     workspace: 'text', out: 'text', name: 'text', seed: 'integer>=0', pairs: 'integer>=1', epochs: 'integer>=1', threads: 'integer>=1',
-    taste: ['big', 'warm'], set: 'repeatable', quick: 'boolean',
+    taste: ['big', 'warm'], set: 'repeatable', quick: 'boolean', algorithm: TRAINING_ALGORITHMS,
   },
-  usage: 'ddpo demo [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--quick]\n' +
+  usage: 'ddpo demo [--algorithm ddpo|diffusion-dpo] [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--quick]\n' +
     '  Creates <workspace>/.ddpo/demo-<time>/ on the embedded tiny model and runs, with progress:\n' +
     '   1 generate  base images of 6 training prompts, and of 8 held-out prompts x 10 held-out seeds\n' +
     '   2 rate      a simulated rater who likes BIG shapes (90% consistent, 5% ties) rates same-prompt pairs\n' +
@@ -22,18 +23,22 @@ export const demoCommand = defineCommand({
     '   5 eval      blind test: base and tuned images of the same held-out prompt and seed, sides shuffled,\n' +
     '               judged by the rater; win rate of tuned over base with a 95% Wilson interval\n' +
     '   6 report    report.json (all figures, settings, timings) and grid.png (BASE left, TUNED right)\n' +
+    '  --algorithm diffusion-dpo  phases 3 and 4 become one: Diffusion-DPO trains the LoRA on the rated pairs directly\n' +
+    '                   (no reward model); the same ratings, the same blind test\n' +
     '  --workspace DIR  where .ddpo/ goes (default: current folder)\n' +
     '  --out DIR        where report.json and grid.png go (default: the experiment folder)\n' +
-    '  --pairs N        rated pairs (default 300)      --epochs N  DDPO epochs (default 20)\n' +
+    '  --pairs N        rated pairs (default 300)      --epochs N  epochs of the algorithm (DDPO 20, Diffusion-DPO ' + `${DPO_DEMO_SETTINGS.num_epochs})\n` +
     '  --taste big|warm the simulated rater\'s taste (default big)\n' +
-    '  --set KEY=VALUE  override a ddpo.json setting of the demo (repeatable), e.g. --set train_learning_rate=0.005\n' +
+    '  --set KEY=VALUE  override a ddpo.json setting of the algorithm (repeatable), e.g. --set train_learning_rate=0.005\n' +
     '  --quick          a reduced run (about a minute): fewer pairs, 1 short epoch, a small evaluation',
   async run({ flags }, io) {
     const workspace = path.resolve(flags.workspace ?? '.');
     const o = flags.quick === true ? quickDemoOptions(workspace) : fullDemoOptions(workspace);
     o.seed = flags.seed ?? o.seed;
     o.pairs = flags.pairs ?? o.pairs;
-    o.epochs = flags.epochs ?? o.epochs;
+    o.algorithm = flags.algorithm ?? o.algorithm;
+    if (o.algorithm === 'diffusion-dpo') o.dpoEpochs = flags.epochs ?? o.dpoEpochs;
+    else o.epochs = flags.epochs ?? o.epochs;
     o.threads = flags.threads ?? o.threads;
     o.taste = flags.taste ?? o.taste;
     if (flags.out !== undefined) o.out = path.resolve(flags.out);

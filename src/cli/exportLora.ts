@@ -1,3 +1,4 @@
+import { TRAINING_ALGORITHMS } from '../protocol';
 import { defineCommand } from './command';
 import { exportLora } from '../core/ddpo/exportLora';
 
@@ -5,18 +6,19 @@ import { exportLora } from '../core/ddpo/exportLora';
 export const exportLoraCommand = defineCommand({
   path: ['export-lora'],
   summary: 'Export the trained LoRA (kohya or PEFT/diffusers naming) or a UNet ONNX with it merged',
-  flags: { experiment: 'text', format: ['kohya', 'peft', 'onnx'], out: 'text', epoch: 'integer', force: 'boolean' },
+  flags: { experiment: 'text', format: ['kohya', 'peft', 'onnx'], out: 'text', epoch: 'integer', force: 'boolean', algorithm: TRAINING_ALGORITHMS },
   required: ['experiment', 'format', 'out'],
   usage: 'ddpo export-lora --experiment DIR --format kohya|peft|onnx --out FILE [--epoch N] [--force]\n' +
     '  kohya  lora_unet_*.lora_down/lora_up/alpha: Automatic1111, ComfyUI\n' +
     '  peft   unet.*.lora_A/lora_B (scale folded in): diffusers pipe.load_lora_weights\n' +
     '  onnx   the base UNet with the LoRA merged into its weights (weights in FILE.data next to it)\n' +
     '  --epoch  which checkpoint (default: the newest)\n' +
+    '  --algorithm  whose checkpoints: the DDPO run\'s (default) or the Diffusion-DPO run\'s (diffusion-dpo)\n' +
     '  --force  replace FILE (and FILE.data) if it exists; never a file inside an experiment or model folder',
   async run({ flags }, io) {
     const { experiment: dir, format, out } = flags;
     try {
-      const r = await exportLora(dir, { format, out, epoch: flags.epoch, force: flags.force === true, lockLabel: 'ddpo export-lora' });
+      const r = await exportLora(dir, { format, out, epoch: flags.epoch, algorithm: flags.algorithm, force: flags.force === true, lockLabel: 'ddpo export-lora' });
       io.out(`wrote ${r.files.join(' and ')} (${format}, epoch ${r.epoch})`);
     } catch (e) {
       io.err(`export-lora from ${dir} failed: ${(e as Error).message}`);

@@ -19,7 +19,7 @@ export function activate(context: vscode.ExtensionContext): Services {
   const worker = createWorkerClient(context, output, () => runs?.anyRunning ?? false);
   const services = {} as Services;
   runs = new RunManager(worker, output, (dir) => openDashboard(services, dir), context.globalState);
-  const tree = new ExperimentsTreeProvider(output, (dir) => runs!.isRunning(dir));
+  const tree = new ExperimentsTreeProvider(output, (dir, algorithm) => runs!.isRunning(dir, algorithm));
   Object.assign(services, { context, output, worker, tree, runs });
   context.subscriptions.push(output, tree, runs, vscode.window.registerTreeDataProvider('ddpoStudio.experiments', tree), ...registerCommands(services));
   context.subscriptions.push(...registerPanelRestore(services, {

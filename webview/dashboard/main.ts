@@ -1,5 +1,8 @@
-/** Training dashboard: run state, reward / KL / clip-fraction charts, the newest evaluation images, the win rate. */
-import type { DashboardView, LoopView, PanelMessage } from '../../src/protocol';
+/**
+ * Training dashboard: run state, the run's charts (DDPO: reward, KL, clip fraction; Diffusion-DPO: loss and implicit
+ * reward accuracy), the newest evaluation images, the latest blind comparison's win rate.
+ */
+import type { DashboardView, LoopView, PanelMessage, TrainingAlgorithm } from '../../src/protocol';
 import { fmt, lineChart } from '../lib/chart';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
@@ -39,9 +42,45 @@ function walkthrough(l: LoopView): HTMLElement {
     next);
 }
 
-function render(v: DashboardView): void {
+const RUN_NAMES: Record<TrainingAlgorithm, string> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
+
+// DDPO charts what it optimises (the learned reward) and how far the policy moves; Diffusion-DPO its loss and how
+// often the tuned model prefers the rated winner (the sign of the DPO margin), on the training and the held-out pairs.
+function charts(v: DashboardView): HTMLElement {
+  const section = h('section', { class: 'charts', 'aria-label': 'Training charts' });
+  if (v.algorithm === 'diffusion-dpo') {
+    const xs = v.dpoPoints.map((p) => p.epoch);
+    const held = v.dpoPoints.filter((p) => p.heldOutAcc !== null);
+    section.append(
+      lineChart({ title: 'Implicit reward accuracy, held-out pairs', xs: held.map((p) => p.epoch), ys: held.map((p) => p.heldOutAcc!) }),
+      lineChart({ title: 'Implicit reward accuracy, training pairs', xs, ys: v.dpoPoints.map((p) => p.implicitAcc) }),
+      lineChart({ title: 'Diffusion-DPO loss', xs, ys: v.dpoPoints.map((p) => p.loss) }),
+    );
+    return section;
+  }
   const xs = v.points.map((p) => p.epoch);
-  const finished = v.points.length;
+  section.append(
+    lineChart({ title: 'Reward mean ± std', xs, ys: v.points.map((p) => p.rewardMean), band: v.points.map((p) => p.rewardStd) }),
+    lineChart({ title: 'Approx. KL', xs, ys: v.points.map((p) => p.approxKl) }),
+    lineChart({ title: 'Clip fraction', xs, ys: v.points.map((p) => p.clipfrac) }),
+  );
+  return section;
+}
+
+// Buttons to show the experiment's other run (DDPO or Diffusion-DPO) when it has both.
+function runSwitch(v: DashboardView): HTMLElement | string {
+  if (v.runs.length < 2) return '';
+  const row = h('div', { class: 'row', role: 'group', 'aria-label': 'Fine-tuning run shown' });
+  for (const a of v.runs) {
+    const b = h('vscode-button', { appearance: a === v.algorithm ? 'primary' : 'secondary', 'aria-pressed': String(a === v.algorithm), 'data-testid': `run-${a}` }, RUN_NAMES[a]);
+    b.addEventListener('click', () => host.post({ type: 'showRun', algorithm: a }));
+    row.append(b);
+  }
+  return row;
+}
+
+function render(v: DashboardView): void {
+  const finished = v.algorithm === 'diffusion-dpo' ? v.dpoPoints.length : v.points.length;
   const state = h('p', { class: `state state-${v.state}`, role: 'status', 'aria-live': 'polite', 'data-testid': 'run-state' },
     v.state === 'running' ? h('vscode-progress-ring', { class: 'inline-ring', 'aria-hidden': 'true' }) : '',
     `${STATE_TEXT[v.state]} · ${finished} of ${v.numEpochs} epochs finished`,
@@ -57,28 +96,23 @@ function render(v: DashboardView): void {
     resume.addEventListener('click', () => host.post({ type: 'resumeRun' }));
     actions.append(resume);
   }
-  const charts = h('section', { class: 'charts', 'aria-label': 'Training charts' });
-  charts.append(
-    lineChart({ title: 'Reward mean ± std', xs, ys: v.points.map((p) => p.rewardMean), band: v.points.map((p) => p.rewardStd) }),
-    lineChart({ title: 'Approx. KL', xs, ys: v.points.map((p) => p.approxKl) }),
-    lineChart({ title: 'Clip fraction', xs, ys: v.points.map((p) => p.clipfrac) }),
-  );
   const images = v.evalImages.length
     ? h('div', { class: 'eval-grid' }, ...v.evalImages.map((e) => h('figure', { class: 'eval' },
         h('img', { src: e.uri, alt: `Evaluation image for "${e.prompt}", seed ${e.seed}` }),
-        h('figcaption', {}, h('span', {}, e.prompt), h('span', { class: 'muted' }, ` seed ${e.seed} · reward ${fmt(e.reward)}`)))))
+        h('figcaption', {}, h('span', {}, e.prompt), h('span', { class: 'muted' }, ` seed ${e.seed}${Number.isFinite(e.reward) ? ` · reward ${fmt(e.reward)}` : ''}`)))))
     : h('p', { class: 'muted' }, 'Evaluation images appear after the first epoch starts.');
   const win = v.winRate
-    ? h('p', { class: 'winrate', 'data-testid': 'win-rate' }, `Blind comparison, epoch ${v.winRate.epoch + 1} vs base: win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`)
+    ? h('p', { class: 'winrate', 'data-testid': 'win-rate' }, `Blind comparison, ${v.winRate.label ?? `epoch ${v.winRate.epoch + 1} vs base`}: win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`)
     : h('p', { class: 'muted' }, 'No blind comparison yet: run "Compare with Base Model" on a checkpoint.');
   app.replaceChildren(
-    h('h1', {}, `Training: ${v.experiment}`),
+    h('h1', {}, `Training: ${v.experiment} · ${RUN_NAMES[v.algorithm]}`),
     walkthrough(v.loop),
+    runSwitch(v),
     state,
     // a finished run's message is a note (the divergence guard stopped it early); a failed or stopped run's is an error
     v.message && v.state !== 'running' ? h('p', { class: v.state === 'done' ? 'note' : 'error' }, v.message) : '',
     actions,
-    charts,
+    charts(v),
     h('h2', {}, v.evalEpoch === undefined ? 'Evaluation images' : `Evaluation images (epoch ${v.evalEpoch + 1})`),
     images,
     h('h2', {}, 'Win rate'),

@@ -108,7 +108,7 @@ function render(): void {
     );
   } else if (v.mode === 'compare') {
     body = h('main', { class: 'center' }, h('h2', {}, 'All pairs of this comparison are rated.'),
-      v.winRate && v.winRate.n > 0 ? h('p', { class: 'result' }, `The fine-tuned model won ${Math.round(v.winRate.rate * 100)}% of the time (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n}).`) : h('p', {}, 'Every pair was skipped.'),
+      v.winRate && v.winRate.n > 0 ? h('p', { class: 'result' }, `${winnerText(v.winRate.label)} won ${Math.round(v.winRate.rate * 100)}% of the time (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n}).`) : h('p', {}, 'Every pair was skipped.'),
       button('Undo', 'U', 'Undo the last rating', undo));
   } else if (v.generating > 0 || pending.size > 0) {
     body = h('main', { class: 'center' }, h('vscode-progress-ring', { 'aria-label': 'Generating pairs' }), h('p', {}, `Generating the next pairs (${v.generating} on the way)…`));
@@ -160,3 +160,10 @@ host.onMessage((msg: PanelMessage<'rating'>) => {
 
 render();
 host.post({ type: 'ready' });
+
+// Who "won" in the result line: against the base model, the fine-tuned model; else model B of the comparison
+// ("Diffusion-DPO epoch 6, against DDPO epoch 20,").
+function winnerText(label: string | undefined): string {
+  const [b, a] = (label ?? '').split(' vs ');
+  return a && a !== 'base model' ? `${b}, against ${a},` : 'The fine-tuned model';
+}

@@ -1,3 +1,5 @@
+import { isTrainingAlgorithm, TRAINING_ALGORITHMS, type TrainingAlgorithm } from '../../protocol';
+
 /**
  * DDPO settings: every knob of TRL's `DDPOConfig` under its own snake_case name and default, plus the settings this
  * project adds (LoRA shape, reward, evaluation set, speed and safety knobs). Stored as `ddpo.json` in an experiment folder.
@@ -103,6 +105,15 @@ export interface ProjectDdpoSettings {
    * train_clip_range (float16 sampling and training graphs round differently); in float32 they agree and nothing is scored.
    */
   train_old_log_probs: 'auto' | 'sampler' | 'training_graph';
+  /** What `ddpo train` and Start Fine-Tuning run unless told otherwise: 'ddpo' or 'diffusion-dpo' (on the rated pairs, no reward model). */
+  algorithm: TrainingAlgorithm;
+  /**
+   * Diffusion-DPO's β as the official code takes it: the loss is −log σ(−β/2·Δ) with Δ the difference of per-pixel
+   * mean squared errors (policy minus reference, winner minus loser); 5000 is its SD 1.5 setting.
+   */
+  beta_dpo: number;
+  /** Settings a Diffusion-DPO run takes instead of the ones above (e.g. its own train_learning_rate, num_epochs), so one ddpo.json serves both algorithms. */
+  diffusion_dpo: Record<string, unknown>;
 }
 
 /** Every `ddpo.json` setting: TRL's and this project's. */
@@ -166,6 +177,9 @@ const PROJECT_DEFAULTS: Readonly<ProjectDdpoSettings> = {
   train_timesteps_per_run: 1,
   train_kl_guard: 0,
   train_old_log_probs: 'auto',
+  algorithm: 'ddpo',
+  beta_dpo: 5000,
+  diffusion_dpo: {},
 };
 
 /** TRL's defaults, and ours for the added keys. */
@@ -243,8 +257,31 @@ export function parseDdpoConfig(raw: unknown, source = 'ddpo.json'): ParsedDdpoC
     warnings.push(`${source}: "train_timesteps_per_run" ${config.train_timesteps_per_run} does not divide the ${numTrainTimesteps(config)} timesteps trained per sample ` +
       `(sample_num_steps x train_timestep_fraction); each graph run takes ${k}`);
   }
+  warnings.push(...checkDpoOverrides(config, source));
   if (config.mixed_precision === 'bf16') warnings.push(`${source}: "mixed_precision" "bf16" is not offered by onnxruntime's providers here; training runs in float32 (use "fp16" on a GPU)`);
   return { config, warnings };
+}
+
+// Settings diffusion_dpo cannot override: the choice of algorithm and the overrides themselves.
+const NOT_OVERRIDABLE = new Set(['algorithm', 'diffusion_dpo']);
+
+// The overrides must make a valid config of their own (checked now, so a bad one fails before any run starts).
+function checkDpoOverrides(c: DdpoConfig, source: string): string[] {
+  const bad = Object.keys(c.diffusion_dpo).filter((k) => NOT_OVERRIDABLE.has(k));
+  if (bad.length) throw new Error(`${source}: "diffusion_dpo" cannot set ${bad.map((k) => `"${k}"`).join(', ')}; set them at the top level`);
+  const keys = Object.keys(c.diffusion_dpo);
+  if (keys.length === 0) return [];
+  // the top-level settings were warned about already; only what the overrides bring is new
+  return parseDdpoConfig({ ...c, diffusion_dpo: {}, ...c.diffusion_dpo, algorithm: 'diffusion-dpo' }, `${source} "diffusion_dpo"`).warnings.filter((w) => keys.some((k) => w.includes(`"${k}"`)));
+}
+
+/**
+ * The settings a run of `algorithm` takes, checked for it: `algorithm` set to it and, for Diffusion-DPO, the
+ * `diffusion_dpo` overrides applied. Throws naming `source` and the key when they do not make a valid run.
+ */
+export function settingsFor(c: DdpoConfig, algorithm: TrainingAlgorithm, source = 'ddpo.json'): DdpoConfig {
+  const overrides = algorithm === 'diffusion-dpo' ? c.diffusion_dpo : {};
+  return { ...parseDdpoConfig({ ...c, diffusion_dpo: {}, ...overrides, algorithm }, source).config, diffusion_dpo: c.diffusion_dpo };
 }
 
 /** The timesteps trained per sample: int(sample_num_steps * train_timestep_fraction), as TRL computes it. */
@@ -287,15 +324,19 @@ function validateRanges(c: DdpoConfig, source: string): void {
   if (!['no', 'fp16', 'bf16'].includes(c.mixed_precision)) fail('mixed_precision', 'must be "no", "fp16" or "bf16"');
   if (!(c.train_kl_guard === 0 || c.train_kl_guard > 1)) fail('train_kl_guard', 'must be 0 (off) or a factor above 1, e.g. 100');
   if (numTrainTimesteps(c) < 1) fail('train_timestep_fraction', `leaves no timestep to train (sample_num_steps ${c.sample_num_steps} x fraction < 1)`);
-  // TRL's checks: training batches must tile each sampling batch and the epoch's samples.
-  if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);
-  const perEpoch = c.sample_batch_size * c.sample_num_batches_per_epoch;
-  if (perEpoch % (c.train_batch_size * c.train_gradient_accumulation_steps) !== 0) {
-    fail('train_gradient_accumulation_steps', `x train_batch_size must divide the ${perEpoch} samples per epoch (sample_batch_size x sample_num_batches_per_epoch)`);
+  // TRL's checks: training batches must tile each sampling batch and the epoch's samples (Diffusion-DPO samples nothing to tile).
+  if (c.algorithm === 'ddpo') {
+    if (c.sample_batch_size % c.train_batch_size !== 0) fail('train_batch_size', `must divide sample_batch_size (${c.sample_batch_size})`);
+    const perEpoch = c.sample_batch_size * c.sample_num_batches_per_epoch;
+    if (perEpoch % (c.train_batch_size * c.train_gradient_accumulation_steps) !== 0) {
+      fail('train_gradient_accumulation_steps', `x train_batch_size must divide the ${perEpoch} samples per epoch (sample_batch_size x sample_num_batches_per_epoch)`);
+    }
   }
   if (!c.eval_seeds.every((s) => Number.isSafeInteger(s) && s >= 0)) fail('eval_seeds', 'must be non-negative integers');
   if (!c.eval_prompts.every((p) => typeof p === 'string')) fail('eval_prompts', 'must be strings');
   if (!c.lora_target_modules.every((p) => typeof p === 'string' && p.length > 0)) fail('lora_target_modules', 'must be module names like "to_q"');
+  if (!isTrainingAlgorithm(c.algorithm)) fail('algorithm', `must be one of ${TRAINING_ALGORITHMS.map((a) => `"${a}"`).join(', ')}`);
+  if (!(c.beta_dpo > 0)) fail('beta_dpo', 'must be > 0 (5000 is the Diffusion-DPO paper\'s SD 1.5 setting)');
   if (!/^(jpeg_incompressibility|jpeg_compressibility|learned|aesthetic|clip_score|shape_taste|script:.+)$/.test(c.reward)) {
     fail('reward', 'must be "jpeg_incompressibility", "jpeg_compressibility", "learned", "aesthetic", "clip_score", "shape_taste" or "script:<path to .js/.mjs/.ts>"');
   }

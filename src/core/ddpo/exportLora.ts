@@ -15,6 +15,7 @@ import { mergeLora } from '../train/lora';
 import { readLora } from '../train/loraFile';
 import { CKPT_FILES, listCheckpoints } from './checkpoint';
 import { checkpointName, ddpoLayout } from './layout';
+import type { TrainingAlgorithm } from '../../protocol';
 import { withRunLock } from '../experiment/runLock';
 
 /** What an export writes: the LoRA in kohya or PEFT naming, or the UNet with it merged. */
@@ -24,8 +25,8 @@ export type ExportFormat = 'kohya' | 'peft' | 'onnx';
 export const MERGED_LORA_KEY = 'ddpo_studio.merged_lora';
 
 /** The checkpoint to export: epoch `epoch`, or the newest; throws naming the ones there are. */
-export function checkpointToExport(experimentDir: string, epoch?: number): { epoch: number; dir: string } {
-  const ckDir = ddpoLayout(experimentDir).checkpointsDir;
+export function checkpointToExport(experimentDir: string, epoch?: number, algorithm: TrainingAlgorithm = 'ddpo'): { epoch: number; dir: string } {
+  const ckDir = ddpoLayout(experimentDir, algorithm).checkpointsDir;
   const epochs = listCheckpoints(ckDir);
   const e = epoch ?? epochs[epochs.length - 1];
   if (e === undefined || !epochs.includes(e)) {
@@ -46,6 +47,8 @@ export interface ExportLoraOptions {
   format: ExportFormat;
   out: string;
   epoch?: number;
+  /** Whose checkpoint: the DDPO run's (default) or the Diffusion-DPO run's. */
+  algorithm?: TrainingAlgorithm;
   /** Replace `out` (and its `.data`) when they exist and lie in no experiment or model folder. */
   force?: boolean;
 }
@@ -56,7 +59,7 @@ export async function exportLora(experimentDir: string, o: ExportLoraOptions): P
 }
 
 async function exportLocked(experimentDir: string, o: ExportLoraOptions): Promise<{ files: string[]; epoch: number }> {
-  const ck = checkpointToExport(experimentDir, o.epoch);
+  const ck = checkpointToExport(experimentDir, o.epoch, o.algorithm);
   const out = path.resolve(o.out);
   const files = o.format === 'onnx' ? [out, `${out}.data`] : [out];
   for (const f of files) checkExportTarget(f, o.force === true);
@@ -70,7 +73,7 @@ async function exportLocked(experimentDir: string, o: ExportLoraOptions): Promis
   const merged = alreadyMerged(base);
   if (merged) throw new Error(`the base UNet ${unetFile} already has a LoRA merged into it (${merged}); merging this one too would apply a LoRA twice. Point the experiment's base model at the original model folder`);
   const model = mergeLora(base, readLora(checkpointLoraFile(ck.dir, 'peft')));
-  model.metadata[MERGED_LORA_KEY] = JSON.stringify({ experiment: path.basename(experimentDir), epoch: ck.epoch });
+  model.metadata[MERGED_LORA_KEY] = JSON.stringify({ experiment: path.basename(experimentDir), epoch: ck.epoch, ...(o.algorithm && o.algorithm !== 'ddpo' ? { algorithm: o.algorithm } : {}) });
   saveModel(model, out, { externalData: path.basename(files[1]), replace: o.force === true });
   return { files, epoch: ck.epoch };
 }

@@ -42,19 +42,57 @@ export interface EpochMetrics {
   time: string;
 }
 
+/** Implicit-reward figures of Diffusion-DPO over a set of pairs (the sign of the DPO margin says which image the LoRA prefers). */
+export interface ImplicitReward {
+  /** Pairs whose margin is > 0: the tuned model prefers the image the rater preferred, relative to the base model. */
+  implicit_acc: number;
+  margin_mean: number;
+  /** The DPO loss over these pairs. */
+  loss: number;
+  pairs: number;
+}
+
+/** One line of a Diffusion-DPO run's metrics.jsonl. */
+export interface DpoEpochMetrics extends ImplicitReward {
+  algorithm: 'diffusion-dpo';
+  epoch: number;
+  global_step: number;
+  /** Means over the epoch's steps (the figures of ImplicitReward are over the pairs it trained on). */
+  grad_norm: number;
+  /** The plain diffusion loss of the policy and of the reference on the epoch's pairs (to watch the policy stay a diffusion model). */
+  model_mse: number;
+  ref_mse: number;
+  beta_dpo: number;
+  /** The rated pairs the run trains on and holds out, what it left out of the ratings, and where the latents came from. */
+  data: { train: number; held_out: number; ties: number; skips: number; without_latents: number; latents: 'vae_encoder' | 'stored' };
+  /** The same figures on the held-out pairs (at fixed noise levels), after the epoch's updates; absent without held-out pairs. */
+  held_out?: ImplicitReward;
+  seconds: { eval: number; train: number; held_out: number; checkpoint: number; total: number };
+  eval?: EvalImage[];
+  time: string;
+}
+
+/** A line of either algorithm's metrics.jsonl. */
+export type AnyEpochMetrics = EpochMetrics | DpoEpochMetrics;
+
+/** True for a Diffusion-DPO line. */
+export function isDpoMetrics(m: AnyEpochMetrics): m is DpoEpochMetrics {
+  return (m as DpoEpochMetrics).algorithm === 'diffusion-dpo';
+}
+
 /** Reads metrics.jsonl; a torn last line (a kill mid-write) is dropped. */
-export function readMetrics(file: string): EpochMetrics[] {
+export function readMetrics<T = EpochMetrics>(file: string): T[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
     return [];
   }
-  const out: EpochMetrics[] = [];
+  const out: T[] = [];
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
     try {
-      out.push(JSON.parse(line) as EpochMetrics);
+      out.push(JSON.parse(line) as T);
     } catch {
       // only the last line can be torn; anything after it would be from a later append
     }
@@ -64,7 +102,7 @@ export function readMetrics(file: string): EpochMetrics[] {
 
 /** Rewrites metrics.jsonl keeping only epochs <= `lastEpoch` (what a resume continues from). */
 export async function truncateMetrics(file: string, lastEpoch: number): Promise<void> {
-  const kept = readMetrics(file).filter((m) => m.epoch <= lastEpoch);
+  const kept = readMetrics<{ epoch: number }>(file).filter((m) => m.epoch <= lastEpoch);
   await atomicWriteFile(file, kept.map((m) => JSON.stringify(m) + '\n').join(''));
 }
 

@@ -1,4 +1,7 @@
-/** The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW. */
+/**
+ * The real DDPO policy: a Stable Diffusion ONNX folder, a LoRA on its UNet, our autodiff training graph and AdamW; and
+ * what it shares with the Diffusion-DPO policy (dpoPolicy.ts): the graphs, sampling, AdamW, state.
+ */
 import type { DdpoConfig } from './config';
 import type { Policy, PolicySampleRequest, PolicySamples, PolicyScoreRequest, PolicyState, PolicyTrainRequest, PolicyTrainStats } from './types';
 import { StableDiffusionPipeline, type Embeddings } from '../diffusion/pipeline';
@@ -8,11 +11,11 @@ import { predictInChunks } from '../diffusion/fastUnet';
 import { ddimCoefficients } from '../diffusion/ddim';
 import { toRgbImages } from '../diffusion/generate';
 import { loadModel } from '../onnx/proto';
-import { releaseWeights } from '../onnx/ir';
+import { releaseWeights, type Model } from '../onnx/ir';
 import { loraFeeds, type LoraConfig } from '../train/lora';
 import { runDdpoBatch, type DdpoBatch } from '../train/ddpoBatch';
 import { sdxlTimeIds, unetRoles } from '../diffusion/unetRoles';
-import { TrainingSession } from '../train/session';
+import { TrainingSession, type TrainingSessionOptions } from '../train/session';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import type { LoraWeights } from '../train/loraFile';
 import { createSession, type FeedValue } from '../runtime/ortRun';
@@ -20,7 +23,7 @@ import { buildSamplingGraph } from './samplingGraph';
 import { float32ToHalfBits } from '../safetensors';
 import { probeProvider, type SessionProviders } from '../runtime/sessionProviders';
 import type { SafeTensor } from '../safetensors';
-import { checkMemory } from './memory';
+import { checkMemory, type MemoryEstimate } from './memory';
 import { ddpoRunShapes, ddpoTrainingOptions, pipelineShapeSource, type DdpoRunShapesOf } from './trainingGraph';
 
 /** How {@link createOnnxPolicy} builds its sessions. */
@@ -32,20 +35,40 @@ export interface OnnxPolicyOptions {
 
 /** Opens the model folder and builds the sampling and training sessions (minutes for a full-size UNet). */
 export async function createOnnxPolicy(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions = {}): Promise<Policy> {
-  return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts), c);
+  return new OnnxPolicy(await buildPolicyGraphs(modelDir, c, opts, ddpoTraining(c, opts.onLog)), c);
 }
 
-// What the policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session.
-interface PolicyGraphs {
+/** What sampling needs of any training plan's shapes: the latent grid and the text length. */
+export interface LatentShapes { C: number; h: number; w: number; sequence: number }
+
+/** What a policy runs: the pipeline (text encoder, VAE, schedule), the LoRA training session, the sampling graph's session. */
+export interface PolicyGraphs<S extends LatentShapes> {
   pipe: StableDiffusionPipeline;
   roles: ReturnType<typeof unetRoles>;
-  shapes: DdpoRunShapesOf;
+  /** The training graph's run shapes (the algorithm's own). */
+  shapes: S;
   session: TrainingSession;
   sampling: ReturnType<typeof buildSamplingGraph>;
   samplingSession: Awaited<ReturnType<typeof createSession>>;
 }
 
-async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions): Promise<PolicyGraphs> {
+/** An algorithm's training graph: the shapes of one run, and the session options that build its objective on them. */
+export interface TrainingPlan<S extends LatentShapes> {
+  shapes(pipe: StableDiffusionPipeline, forward: Model): Promise<S>;
+  /** `onEstimate` sees the memory estimate before anything heavy is built, and may throw. */
+  options(shapes: S, pipe: StableDiffusionPipeline, fp16: boolean, onEstimate: (est: MemoryEstimate) => void): TrainingSessionOptions;
+}
+
+// DDPO's plan: CFG + DDIM log-probability + PPO on train_batch_size x train_timesteps_per_run items (or the export's chunks).
+function ddpoTraining(c: DdpoConfig, onLog: OnnxPolicyOptions['onLog']): TrainingPlan<DdpoRunShapesOf> {
+  return {
+    shapes: (pipe, forward) => ddpoRunShapes(pipelineShapeSource(pipe), forward, c, onLog),
+    options: (shapes, pipe, fp16, onEstimate) => ddpoTrainingOptions(c, shapes, pipe.schedule.config, fp16, onEstimate),
+  };
+}
+
+/** Opens the model folder, builds the LoRA sampling graph and the plan's training session (minutes for a full-size UNet). */
+export async function buildPolicyGraphs<S extends LatentShapes>(modelDir: string, c: DdpoConfig, opts: OnnxPolicyOptions, plan: TrainingPlan<S>): Promise<PolicyGraphs<S>> {
   // a prompt cut to the text encoder's length is told to the run's log, once per prompt
   const pipe = await StableDiffusionPipeline.load(modelDir, { providers: opts.providers, onWarning: (m) => opts.onLog?.(`warning: ${m}`) });
   // the policy samples with its own LoRA graph: the pipeline's UNet session would only hold memory
@@ -53,10 +76,10 @@ async function buildPolicyGraphs(modelDir: string, c: DdpoConfig, opts: OnnxPoli
   const forward = loadModel(pipe.folder.unet);
   const roles = unetRoles(forward);
   const lora: LoraConfig = { rank: c.lora_rank, alpha: c.lora_alpha, targets: c.lora_target_modules };
-  const shapes = await ddpoRunShapes(pipelineShapeSource(pipe), forward, c, opts.onLog);
+  const shapes = await plan.shapes(pipe, forward);
   const { ep, fp16 } = await computePrecision(c, opts);
   const session = await TrainingSession.create(forward, {
-    ...ddpoTrainingOptions(c, shapes, pipe.schedule.config, fp16, (est) => {
+    ...plan.options(shapes, pipe, fp16, (est) => {
       opts.onLog?.(`memory estimate ${(est.totalBytes / 2 ** 30).toFixed(2)} GB (training ${(est.trainingBytes / 2 ** 30).toFixed(2)} GB, sampling ${(est.samplingBytes / 2 ** 30).toFixed(2)} GB)`);
       checkMemory(est, c, shapes.h, opts.memoryBudgetBytes);
     }),
@@ -83,9 +106,11 @@ async function computePrecision(c: DdpoConfig, opts: OnnxPolicyOptions) {
   return { ep, fp16 };
 }
 
-// The policy over its built graphs: samples with the current LoRA, accumulates the PPO gradient, steps AdamW, saves
-// and restores its state.
-class OnnxPolicy implements Policy {
+/**
+ * A policy over its built graphs, whatever its algorithm: samples with the current LoRA, steps AdamW on the gradient
+ * the algorithm accumulated (see {@link addGradients}), saves and restores its state.
+ */
+export abstract class LoraPolicy<S extends LatentShapes> implements Pick<Policy, 'sample' | 'update' | 'saveState' | 'loadState' | 'lora' | 'release'> {
   // the LoRA weights as the sampling graph takes them, converted once per sampling batch (they change only in update)
   private samplingLora = new Map<string, FeedValue>();
   // The sampler calls pipe.predict; this view of the pipeline predicts with the current LoRA weights.
@@ -95,7 +120,7 @@ class OnnxPolicy implements Policy {
   private readonly grads: Map<string, Float32Array>;
   private readonly embCache = new Map<string, Promise<Embeddings>>();
 
-  constructor(private readonly g: PolicyGraphs, c: DdpoConfig) {
+  constructor(protected readonly g: PolicyGraphs<S>, c: DdpoConfig) {
     this.loraPipe = Object.create(g.pipe) as StableDiffusionPipeline;
     this.loraPipe.predict = (sample, batch, height, width, t, context) => this.predict(sample, batch, height, width, t, context);
     this.optConfig = { lr: c.train_learning_rate, beta1: c.train_adam_beta1, beta2: c.train_adam_beta2, eps: c.train_adam_epsilon, weightDecay: c.train_adam_weight_decay };
@@ -104,8 +129,8 @@ class OnnxPolicy implements Policy {
   }
 
   async sample(req: PolicySampleRequest): Promise<PolicySamples> {
-    const { pipe, sampling, session, shapes: { C, h, w } } = this.g;
-    this.samplingLora = new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(v.data) } : v]));
+    const { pipe, shapes: { C, h, w } } = this.g;
+    this.samplingLora = this.samplingLoraFeeds();
     const K = req.prompts.length, D = C * h * w;
     const r = await sampleDdim(this.loraPipe, { prompt: req.prompts, negativePrompt: req.negativePrompt, count: K, seed: req.seed, latentHeight: h, latentWidth: w, steps: req.numSteps, guidance: req.guidanceScale, eta: req.eta, signal: req.signal });
     const last = r.trajectory[r.trajectory.length - 1];
@@ -116,19 +141,13 @@ class OnnxPolicy implements Policy {
       latents: Array.from({ length: K }, (_, k) => cat(r.trajectory.map((x) => x.subarray(k * D, (k + 1) * D)))),
       // a deterministic step (σ = 0: linspace spacing's last, to t = 0) has probability 1, as the training graph scores it
       logProbs: Array.from({ length: K }, (_, k) => r.logProbs.map((lp, i) => (ddimCoefficients(pipe.schedule, r.timesteps[i], req.numSteps, req.eta).stdDevT === 0 ? 0 : lp[k]))),
+      latentShape: [C, h, w],
     };
   }
 
-  async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
-    const r = await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, req.oldLogProbs, req.advantages, req.clipRange), 'step');
-    for (const [k, g] of r.grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * req.lossScale; }
-    return { loss: r.loss, approxKl: r.approxKl, clipfrac: r.clipfrac, logProbs: r.logProbs };
-  }
-
-  async score(req: PolicyScoreRequest): Promise<number[]> {
-    // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
-    const zeros = new Array(req.prompts.length).fill(0);
-    return (await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, zeros, zeros, 1), 'evaluate')).logProbs;
+  /** Adds `scale` x a training step's gradients to the accumulator the next {@link update} applies. */
+  protected addGradients(grads: Map<string, Float32Array>, scale: number): void {
+    for (const [k, g] of grads) { const acc = this.grads.get(k)!; for (let i = 0; i < g.length; i++) acc[i] += g[i] * scale; }
   }
 
   async update(maxGradNorm: number) {
@@ -173,16 +192,45 @@ class OnnxPolicy implements Policy {
   // One UNet evaluation of the sampling graph with the current LoRA weights. A graph specialised to sample_batch_size
   // prompts runs other batches (the evaluation pass samples one prompt at a time) in chunks of its batch.
   private predict(...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
-    const { sampling, roles, samplingSession } = this.g;
-    return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, this.samplingLora);
+    return this.predictWith(this.samplingLora, sample, batch, height, width, t, context);
   }
 
-  // one prompt's embeddings, encoded once (a negative prompt as the sampler encodes it: SDXL zeros an empty one)
-  private embed(p: string, negative = false): Promise<Embeddings> {
+  /** One UNet evaluation of the sampling graph with the given LoRA feeds (in the sampling graph's precision). */
+  protected predictWith(lora: Map<string, FeedValue>, ...[sample, batch, height, width, t, context]: Parameters<StableDiffusionPipeline['predict']>): Promise<Float32Array> {
+    const { sampling, roles, samplingSession } = this.g;
+    return predictInChunks({ session: samplingSession, model: sampling.model, roles, staticBatch: sampling.staticBatch }, sample, batch, height, width, t, context, lora);
+  }
+
+  /** The LoRA feeds of the sampling graph: the current weights, or zeros (the base model). */
+  protected samplingLoraFeeds(zero = false): Map<string, FeedValue> {
+    const { sampling, session } = this.g;
+    return new Map([...loraFeeds(sampling.adapters, session.weights)].map(([k, v]) => {
+      const data = zero ? new Float32Array(v.data.length) : v.data;
+      return [k, sampling.fp16 ? { dims: v.dims, data: float32ToHalfBits(data) } : { dims: v.dims, data }];
+    }));
+  }
+
+  /** One prompt's embeddings, encoded once (a negative prompt as the sampler encodes it: SDXL zeros an empty one). */
+  protected embed(p: string, negative = false): Promise<Embeddings> {
     const key = `${negative ? 'negative' : 'prompt'}:${p}`;
     let e = this.embCache.get(key);
     if (!e) { e = this.g.pipe.encodePrompts([p], { negative }); this.embCache.set(key, e); }
     return e;
+  }
+}
+
+// DDPO's policy: the PPO gradient of sampled transitions.
+class OnnxPolicy extends LoraPolicy<DdpoRunShapesOf> implements Policy {
+  async accumulate(req: PolicyTrainRequest): Promise<PolicyTrainStats> {
+    const r = await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, req.oldLogProbs, req.advantages, req.clipRange), 'step');
+    this.addGradients(r.grads, req.lossScale);
+    return { loss: r.loss, approxKl: r.approxKl, clipfrac: r.clipfrac, logProbs: r.logProbs };
+  }
+
+  async score(req: PolicyScoreRequest): Promise<number[]> {
+    // advantage 0: the loss and its gradient vanish; only the log-probabilities are read
+    const zeros = new Array(req.prompts.length).fill(0);
+    return (await runDdpoBatch(this.g.session, this.g.shapes, await this.trainBatch(req, zeros, zeros, 1), 'evaluate')).logProbs;
   }
 
   // a batch of transitions as the training graph takes them

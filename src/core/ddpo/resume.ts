@@ -20,7 +20,7 @@ export interface RunStart {
 export interface StartOptions {
   config: DdpoConfig;
   layout: DdpoLayout;
-  policy: Policy;
+  policy: Pick<Policy, 'loadState'>;
   /** Continue from the newest checkpoint (or config.resume_from); without it an existing run is an error. */
   resume?: boolean;
   log: (line: string) => void;

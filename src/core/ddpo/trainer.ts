@@ -1,20 +1,12 @@
-/** The DDPO loop: per epoch evaluate, sample, score, normalise advantages, PPO-update, log, checkpoint. */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { crashPoint } from '../crashPoint';
-import { appendLineDurable, atomicWriteFile } from '../fsutil';
-import { encodePng } from '../image/png';
-import type { ImageRGB } from '../image/rgb';
+/** The DDPO loop's epoch: evaluate, sample, score, normalise advantages, PPO-update, judge approx_kl (runLoop.ts runs the epochs). */
 import { globalAdvantages, meanStd, perPromptStats } from './advantages';
-import { saveCheckpoint, type LoopState } from './checkpoint';
 import type { DdpoConfig } from './config';
-import { assertFinite, DivergenceWatch, divergenceMessage, NonFiniteError, type EpochStart, type KlSpike } from './guards';
-import { DdpoLayout, evalDirOf } from './layout';
-import { EpochMetrics, EvalImage, jsonSafe, readMetrics } from './metrics';
+import { assertFinite, DivergenceWatch, divergenceMessage, type EpochStart, type KlSpike } from './guards';
+import type { DdpoLayout } from './layout';
+import { readMetrics, type EpochMetrics, type EvalImage } from './metrics';
 import { trainEpoch, type OldLogProbSource, type TrainSummary } from './ppo';
-import { startOrResume, type RunStart } from './resume';
-import { EpochSamples, PromptSource, sampleEpoch, uniformPrompts } from './sampling';
+import { checkpointEpoch, renderEvalImages, reportProgress, runEpochs, type EpochClock, type EpochOutcome, type LoopResult, type LoopRun, type StoppedEarly } from './runLoop';
+import { sampleEpoch, uniformPrompts, type EpochSamples, type PromptSource } from './sampling';
 import type { DdpoProgress, Policy, RewardFn } from './types';
 
 /** Inputs of {@link runDdpo}. */
@@ -34,41 +26,22 @@ export interface DdpoRunOptions {
   onEpoch?: (m: EpochMetrics) => void;
 }
 
-/** What a finished (or stopped-by-signal) run did. */
-export interface DdpoRunResult {
-  firstEpoch: number;
-  lastEpoch: number;
-  metrics: EpochMetrics[];
-  /** Set when train_kl_guard stopped the run: the policy holds the weights of `keptEpoch` (-1: the base model). */
-  stoppedEarly?: { epoch: number; keptEpoch: number; message: string };
-}
-
-type StoppedEarly = NonNullable<DdpoRunResult['stoppedEarly']>;
+/** What a finished (or stopped-early) run did; `stoppedEarly`: train_kl_guard stopped it, the policy holds the weights of `keptEpoch` (-1: the base model). */
+export type DdpoRunResult = LoopResult<EpochMetrics>;
 
 /** Runs epochs until num_epochs; a NaN/Inf throws NonFiniteError after recording it in status.json. */
 export async function runDdpo(opts: DdpoRunOptions): Promise<DdpoRunResult> {
-  const c = opts.config;
-  await fs.promises.mkdir(opts.layout.runDir, { recursive: true });
-  const run = await openRun(opts);
-  let epoch = run.firstEpoch;
-  let stoppedEarly: StoppedEarly | undefined;
-  try {
-    for (; epoch < c.num_epochs; epoch++) {
-      stoppedEarly = await runEpoch(run, epoch);
-      if (stoppedEarly) break;
-    }
-    await finish(run, stoppedEarly);
-  } catch (e) {
-    await recordFailure(run, epoch, e);
-    throw e;
-  }
-  return { firstEpoch: run.firstEpoch, lastEpoch: stoppedEarly?.keptEpoch ?? c.num_epochs - 1, metrics: run.metrics, ...(stoppedEarly ? { stoppedEarly } : {}) };
+  const promptSource = Array.isArray(opts.prompts) ? uniformPrompts(opts.prompts) : opts.prompts;
+  const evalPrompts = opts.config.eval_prompts.length ? opts.config.eval_prompts : Array.isArray(opts.prompts) ? opts.prompts.slice(0, 4) : [];
+  return runEpochs<EpochMetrics, Run>(opts, {
+    open: (run) => openRun(run, opts, promptSource, evalPrompts),
+    epoch: (run, epoch, clock) => runEpoch(run, epoch, clock),
+  });
 }
 
-// A run under way: its options and what carries over from one epoch to the next.
-interface Run extends RunStart {
-  opts: DdpoRunOptions;
-  log: (line: string) => void;
+// A run under way: the loop's state, its options and what DDPO carries over from one epoch to the next.
+interface Run extends LoopRun<EpochMetrics> {
+  ddpo: DdpoRunOptions;
   promptSource: PromptSource;
   evalPrompts: string[];
   watch: DivergenceWatch;
@@ -76,68 +49,56 @@ interface Run extends RunStart {
   // start (a resumed run remembers it from metrics.jsonl)
   oldLogProbs?: OldLogProbSource;
   warnedClipBefore: boolean;
-  // the save after the previous epoch, reported in this epoch's line
-  lastCheckpointSeconds: number;
-  metrics: EpochMetrics[];
 }
 
-// Starts or resumes the run and reads what the epochs it already has say (none for a new run).
-async function openRun(opts: DdpoRunOptions): Promise<Run> {
-  const c = opts.config;
-  const log = opts.onLog ?? (() => undefined);
-  const promptSource = Array.isArray(opts.prompts) ? uniformPrompts(opts.prompts) : opts.prompts;
-  const evalPrompts = c.eval_prompts.length ? c.eval_prompts : Array.isArray(opts.prompts) ? opts.prompts.slice(0, 4) : [];
-  const start = await startOrResume({ config: c, layout: opts.layout, policy: opts.policy, resume: opts.resume, log });
+// What the epochs a resumed run already has say (none for a new run).
+function openRun(run: LoopRun<EpochMetrics>, opts: DdpoRunOptions, promptSource: PromptSource, evalPrompts: string[]): Run {
   const earlier = readMetrics(opts.layout.metricsFile);
   return {
-    ...start, opts, log, promptSource, evalPrompts,
+    ...run, ddpo: opts, promptSource, evalPrompts,
     // train_kl_guard knows the approx_kl of the epochs before this one (a resumed run's too)
-    watch: new DivergenceWatch(c.train_kl_guard, earlier.map((m) => m.approx_kl)),
+    watch: new DivergenceWatch(opts.config.train_kl_guard, earlier.map((m) => m.approx_kl)),
     oldLogProbs: earlier.some((m) => m.old_log_probs === 'training_graph') ? 'training_graph' : undefined,
     warnedClipBefore: false,
-    lastCheckpointSeconds: 0,
-    metrics: [],
   };
 }
 
-// One epoch: sample and train, judge its approx_kl, write its metrics line and checkpoint. Returns how the run
-// stopped early, if this epoch stopped it.
-async function runEpoch(run: Run, epoch: number): Promise<StoppedEarly | undefined> {
+// One epoch: sample and train, judge its approx_kl (the verdict the loop checkpoints by), and hand on its line.
+async function runEpoch(run: Run, epoch: number, clock: EpochClock): Promise<EpochOutcome<EpochMetrics>> {
   const c = run.opts.config;
-  await writeStatus(run.opts.layout, 'running', { epoch, global_step: run.globalStep });
   const start = run.watch.active ? await epochStart(run) : undefined;
-  const clock = epochClock();
   const { line, train } = await sampleAndTrain(run, epoch, clock);
-  crashPoint('epoch-trained');
   const verdict = run.watch.judge(epoch, train.approx_kl, start);
   if (verdict.median !== undefined) line.kl_guard = { median: verdict.median, factor: c.train_kl_guard };
-  // A suspect epoch is checkpointed only as the last (no epoch follows to confirm it).
-  const last = epoch === c.num_epochs - 1;
-  const saveNow = !verdict.diverged && (!verdict.suspect || last) && ((epoch + 1) % c.save_freq === 0 || last);
-  await recordEpoch(run, epoch, line, saveNow, clock);
-  warnClipBeforeUpdate(run, epoch, train);
-  run.log(`epoch ${epoch}: reward ${line.reward_mean.toFixed(4)} ± ${line.reward_std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${line.seconds.total.toFixed(1)} s` + (saveNow ? `, checkpoint ${run.lastCheckpointSeconds.toFixed(1)} s` : ''));
-  return verdict.diverged ? await keepWeightsBeforeSpike(run, epoch, verdict.diverged.first, train.approx_kl, verdict.diverged.ratio) : undefined;
+  return {
+    line, hold: verdict.diverged ? 'diverged' : verdict.suspect ? 'suspect' : undefined,
+    summary: `epoch ${epoch}: reward ${line.reward_mean.toFixed(4)} ± ${line.reward_std.toFixed(4)}, kl ${train.approx_kl.toExponential(2)}, clipfrac ${train.clipfrac.toFixed(3)}, ${line.seconds.total.toFixed(1)} s`,
+    after: async () => {
+      run.ddpo.onEpoch?.(line);
+      warnClipBeforeUpdate(run, epoch, train);
+      return verdict.diverged ? await keepWeightsBeforeSpike(run, epoch, verdict.diverged.first, train.approx_kl, verdict.diverged.ratio) : undefined;
+    },
+  };
 }
 
 // The epoch's work up to its metrics line: evaluation images (every log_image_freq epochs), samples and their
 // rewards, advantages, PPO.
 async function sampleAndTrain(run: Run, epoch: number, clock: EpochClock): Promise<{ line: EpochMetrics; train: TrainSummary }> {
-  const { opts, rngs } = run;
+  const { ddpo: opts, rngs } = run;
   const c = opts.config;
   const seconds = { eval: 0, sample: 0, reward: 0, train: 0, checkpoint: 0, total: 0 };
   let evalImages: EvalImage[] | undefined;
   const evalCount = run.evalPrompts.length * c.eval_seeds.length;
   if (epoch % c.log_image_freq === 0 && evalCount > 0) {
-    progress(run, epoch, 'eval', 0, evalCount);
-    evalImages = await evaluate(opts, run.evalPrompts, epoch, run.globalStep);
+    reportProgress(run, epoch, 'eval', 0, evalCount);
+    evalImages = await renderEvalImages(opts, run.evalPrompts, epoch, run.globalStep, opts.reward);
   }
   seconds.eval = clock.lap();
 
   const rewardSeconds = { value: 0 };
   const samples = await sampleEpoch({
     config: c, policy: opts.policy, reward: opts.reward, promptSource: run.promptSource, promptRng: rngs.prompts, noiseRng: rngs.noise, epoch, globalStep: run.globalStep,
-    signal: opts.signal, rewardSeconds, onBatch: (d, n) => progress(run, epoch, 'sample', d, n),
+    signal: opts.signal, rewardSeconds, onBatch: (d, n) => reportProgress(run, epoch, 'sample', d, n),
   });
   seconds.reward = rewardSeconds.value;
   seconds.sample = clock.lap() - seconds.reward;
@@ -146,7 +107,7 @@ async function sampleAndTrain(run: Run, epoch: number, clock: EpochClock): Promi
   assertFinite(advantages, 'advantage', epoch, run.globalStep, 'reward');
   const train = await trainEpoch({
     config: c, policy: opts.policy, shuffleRng: rngs.shuffle, epoch, globalStep: run.globalStep, oldLogProbs: run.oldLogProbs,
-    signal: opts.signal, onStep: (d, n) => progress(run, epoch, 'train', d, n),
+    signal: opts.signal, onStep: (d, n) => reportProgress(run, epoch, 'train', d, n),
   }, samples, advantages);
   followOldLogProbSource(run, epoch, train);
   run.globalStep = train.globalStep;
@@ -167,24 +128,6 @@ function epochLine(epoch: number, globalStep: number, samples: EpochSamples, adv
     seconds, ...(evalImages ? { eval: evalImages, eval_reward_mean: meanStd(evalImages.map((e) => e.reward)).mean } : {}),
     time: new Date().toISOString(),
   };
-}
-
-// Writes the epoch's metrics line, then (saveNow) its checkpoint, and hands the line on.
-async function recordEpoch(run: Run, epoch: number, line: EpochMetrics, saveNow: boolean, clock: EpochClock): Promise<void> {
-  const { opts } = run;
-  const c = opts.config;
-  line.seconds.checkpoint = run.lastCheckpointSeconds;
-  line.seconds.total = clock.total();
-  // The metrics line goes first: a kill before the checkpoint is complete re-runs this epoch and rewrites it.
-  await appendLineDurable(opts.layout.metricsFile, JSON.stringify(jsonSafe(line)));
-  crashPoint('epoch-logged');
-  if (saveNow) {
-    progress(run, epoch, 'checkpoint', 0, 1);
-    await saveCheckpoint(opts.layout.checkpointsDir, loopState(c, epoch, run.globalStep, run.rngs.state(), run.tracker?.state() ?? null), await opts.policy.saveState(), await opts.policy.lora(), c.num_checkpoint_limit);
-    run.lastCheckpointSeconds = clock.lap();
-  } else run.lastCheckpointSeconds = 0;
-  run.metrics.push(line);
-  opts.onEpoch?.(line);
 }
 
 // Remembers where PPO's old log-probabilities came from; says once why 'auto' switched to the training graph's.
@@ -216,81 +159,14 @@ async function epochStart(run: Run): Promise<EpochStart> {
 
 // Keeps (and checkpoints) the weights the first spiking epoch started from, and says why the run stops.
 async function keepWeightsBeforeSpike(run: Run, epoch: number, first: KlSpike, approxKl: number, ratio: number): Promise<StoppedEarly> {
-  const { policy, layout, config: c } = run.opts;
+  const { policy, config: c } = run.opts;
   const kept = first.start;
   await policy.loadState(kept.policy);
   run.globalStep = kept.globalStep;
-  if (first.epoch > 0) await saveCheckpoint(layout.checkpointsDir, loopState(c, first.epoch - 1, kept.globalStep, kept.rng, kept.tracker), kept.policy, await policy.lora(), c.num_checkpoint_limit);
+  if (first.epoch > 0) await checkpointEpoch(run, first.epoch - 1, kept.globalStep, kept.rng, kept.tracker, kept.policy);
   const message = divergenceMessage(c, epoch, first, approxKl, ratio);
   run.log(message);
   return { epoch, keptEpoch: first.epoch - 1, message };
 }
 
-function loopState(c: DdpoConfig, epoch: number, globalStep: number, rng: LoopState['rng'], statTracker: LoopState['statTracker']): LoopState {
-  return { format: 1, epoch, globalStep, rng, statTracker, config: c, savedAt: new Date().toISOString() };
-}
 
-// status.json and the last progress of a run that finished or stopped early.
-async function finish(run: Run, stoppedEarly: StoppedEarly | undefined): Promise<void> {
-  const c = run.opts.config;
-  await writeStatus(run.opts.layout, 'done', stoppedEarly
-    ? { epoch: stoppedEarly.keptEpoch, global_step: run.globalStep, stopped_early: true, message: stoppedEarly.message }
-    : { epoch: c.num_epochs - 1, global_step: run.globalStep });
-  progress(run, stoppedEarly?.epoch ?? c.num_epochs - 1, 'done', 1, 1);
-}
-
-// status.json after an error: 'stopped' when the signal aborted the run, else 'failed'.
-async function recordFailure(run: Run, epoch: number, e: unknown): Promise<void> {
-  const stopped = run.opts.signal?.aborted === true;
-  await writeStatus(run.opts.layout, stopped ? 'stopped' : 'failed', {
-    epoch, global_step: run.globalStep, message: (e as Error).message,
-    ...(e instanceof NonFiniteError ? { global_step: e.step, phase: e.phase, what: e.what } : {}),
-  }).catch(() => undefined);
-}
-
-// pid and host let a reader tell a "running" run whose process is gone (see src/core/studio/runState.ts).
-function writeStatus(layout: DdpoLayout, state: string, extra: Record<string, unknown> = {}): Promise<void> {
-  return atomicWriteFile(layout.statusFile, JSON.stringify({ state, pid: process.pid, host: os.hostname(), updated: new Date().toISOString(), ...extra }, null, 1) + '\n');
-}
-
-function progress(run: Run, epoch: number, phase: DdpoProgress['phase'], done: number, total: number): void {
-  run.opts.onProgress?.({ epoch, numEpochs: run.opts.config.num_epochs, phase, done, total });
-}
-
-// Wall seconds of an epoch's phases: lap() since the previous lap, total() since the epoch began.
-interface EpochClock { lap(): number; total(): number }
-
-function epochClock(): EpochClock {
-  const begin = performance.now();
-  let mark = begin;
-  return {
-    lap: () => { const now = performance.now(); const s = (now - mark) / 1000; mark = now; return s; },
-    total: () => (performance.now() - begin) / 1000,
-  };
-}
-
-// Renders the fixed evaluation set (prompt x seed) with the current weights and scores it.
-async function evaluate(opts: DdpoRunOptions, prompts: string[], epoch: number, globalStep: number): Promise<EvalImage[]> {
-  const c = opts.config;
-  const dir = evalDirOf(opts.layout, epoch);
-  await fs.promises.mkdir(dir, { recursive: true });
-  const out: EvalImage[] = [];
-  const images: ImageRGB[] = [];
-  const metas: Record<string, unknown>[] = [];
-  for (const [pi, prompt] of prompts.entries()) {
-    for (const seed of c.eval_seeds) {
-      opts.signal?.throwIfAborted();
-      const s = await opts.policy.sample({ prompts: [prompt], negativePrompt: c.negative_prompts, seed, numSteps: c.sample_num_steps, eta: c.sample_eta, guidanceScale: c.sample_guidance_scale, signal: opts.signal });
-      const img = s.images[0];
-      const file = path.join(dir, `p${pi}-s${seed}.png`);
-      await atomicWriteFile(file, encodePng({ ...img, channels: 3 }, { prompt, seed: String(seed), epoch: String(epoch), global_step: String(globalStep) }));
-      images.push(img);
-      metas.push({});
-      out.push({ prompt, seed, image: path.relative(opts.layout.experimentDir, file).split(path.sep).join('/'), reward: NaN });
-    }
-  }
-  const rewards = await opts.reward(images, out.map((e) => e.prompt), metas);
-  assertFinite(rewards, 'evaluation reward', epoch, globalStep, 'eval');
-  rewards.forEach((r, i) => (out[i].reward = r));
-  return out;
-}

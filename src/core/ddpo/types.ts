@@ -29,6 +29,8 @@ export interface PolicySamples {
   latents: Float32Array[];
   /** Per image: T log-probabilities of its transitions (mean over C·H·W). */
   logProbs: number[][];
+  /** `[C, h, w]` of one latent, when the policy says (the final latent of an image is the last C·h·w of its trajectory). */
+  latentShape?: number[];
 }
 
 /** One micro-batch of one PPO step: each item at its own timestep (timesteps are shuffled per sample). */
@@ -95,11 +97,69 @@ export interface Policy {
   release?(): Promise<void>;
 }
 
+/** What every LoRA policy does besides its algorithm's training step: sample, step AdamW, save and restore its state. */
+export type LoraPolicyBase = Pick<Policy, 'sample' | 'update' | 'saveState' | 'loadState' | 'lora' | 'release'>;
+
+/**
+ * B rated pairs of one step, each at its own noise level: the clean latents of the preferred and the rejected image
+ * (scaled as the UNet sees them), noised with the same timestep and the same noise, as Diffusion-DPO trains them.
+ */
+export interface PreferenceBatch {
+  prompts: string[];
+  winners: Float32Array[];
+  losers: Float32Array[];
+  timesteps: number[];
+  noise: Float32Array[];
+}
+
+/** The Diffusion-DPO quantities of one step (unscaled). */
+export interface PreferenceStats {
+  loss: number;
+  /** Per pair: −β/2·((e_θ − e_ref)_w − (e_θ − e_ref)_l), e the per-pixel mean squared error. */
+  margins: number[];
+  /** Mean squared error of the policy's and of the reference's predictions over all rows. */
+  modelMse: number;
+  refMse: number;
+}
+
+/** What Diffusion-DPO needs to know of the model it trains. */
+export interface PreferenceModelInfo {
+  /** `[C, h, w]` of one latent. */
+  latent: number[];
+  /** Timesteps of the noise schedule (1000 for SD); training draws from [0, this). */
+  numTrainTimesteps: number;
+  /** Pairs per training-graph run (train_batch_size, or 1 for a UNet with one scalar timestep). */
+  pairsPerRun: number;
+  /** What the UNet predicts (the scheduler config's prediction_type); the loss's target follows it. */
+  predictionType: 'epsilon' | 'v_prediction' | 'sample';
+  /** True when the model folder has a VAE encoder (`encodeImages` works). */
+  hasEncoder: boolean;
+}
+
+/** A diffusion model with a trainable LoRA that learns from rated pairs directly (Diffusion-DPO). */
+export interface PreferencePolicy extends LoraPolicyBase {
+  readonly model: PreferenceModelInfo;
+  /** Computes the Diffusion-DPO loss of `pairsPerRun` pairs and adds its gradient, times `lossScale`, to the accumulator. */
+  accumulatePreferences(batch: PreferenceBatch, beta: number, lossScale: number): Promise<PreferenceStats>;
+  /**
+   * Per row (the winners, then the losers) the mean squared error of the prediction at the batch's noise, with the
+   * current LoRA or the base model ('base'); pairs may share a timestep. No gradient is touched.
+   */
+  predictionErrors(batch: PreferenceBatch, weights: 'current' | 'base'): Promise<Float64Array>;
+  /** The latents the model's VAE encoder gives for images (scaled as the UNet sees them); only when `model.hasEncoder`. */
+  encodeImages(images: ImageRGB[]): Promise<Float32Array[]>;
+}
+
+/** True for a policy that trains on rated pairs (Diffusion-DPO). */
+export function isPreferencePolicy(p: LoraPolicyBase): p is PreferencePolicy {
+  return typeof (p as PreferencePolicy).accumulatePreferences === 'function';
+}
+
 /** Progress of a run, for a CLI or the worker. */
 export interface DdpoProgress {
   epoch: number;
   numEpochs: number;
-  phase: 'eval' | 'sample' | 'reward' | 'train' | 'checkpoint' | 'done';
+  phase: 'eval' | 'sample' | 'reward' | 'train' | 'held_out' | 'checkpoint' | 'done';
   done: number;
   total: number;
 }

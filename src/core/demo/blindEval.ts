@@ -11,7 +11,7 @@ import type { SampleSettings } from './pairs';
 export type EvalImages = ImageRGB[][];
 
 /** Renders `prompts` x `seeds` with the policy's current weights (seeds must be consecutive: image k uses seed + k). */
-export async function renderEvalSet(policy: Policy, prompts: readonly string[], firstSeed: number, seeds: number, s: SampleSettings & { signal?: AbortSignal; onRow?: (done: number, total: number) => void }): Promise<EvalImages> {
+export async function renderEvalSet(policy: Pick<Policy, 'sample'>, prompts: readonly string[], firstSeed: number, seeds: number, s: SampleSettings & { signal?: AbortSignal; onRow?: (done: number, total: number) => void }): Promise<EvalImages> {
   const rows: EvalImages = [];
   for (const prompt of prompts) {
     s.signal?.throwIfAborted();

@@ -21,9 +21,10 @@ export interface GeneratedSamples {
 
 /**
  * Samples `perPrompt` images of each prompt in one batch (seeds seed + 1000·p + k) and stores seeds k and k+1 as one
- * rating pair folder (`samples/<pairId>/{a,b}.png`, the studio's layout), so the studio lists the demo's pairs.
+ * rating pair folder (`samples/<pairId>/{a,b}.png` and their latents, the studio's layout), so the studio lists the
+ * demo's pairs and either algorithm can train on them.
  */
-export async function generateSamples(policy: Policy, dir: string, prompts: readonly string[], perPrompt: number, s: SampleSettings & { seed: number; signal?: AbortSignal; onImages?: (done: number, total: number) => void }): Promise<GeneratedSamples> {
+export async function generateSamples(policy: Pick<Policy, 'sample'>, dir: string, prompts: readonly string[], perPrompt: number, s: SampleSettings & { seed: number; signal?: AbortSignal; onImages?: (done: number, total: number) => void }): Promise<GeneratedSamples> {
   if (perPrompt % 2 !== 0) throw new Error(`images per prompt must be even (they are stored as pairs), got ${perPrompt}`);
   const out: GeneratedSamples = { refs: [], images: [] };
   const total = prompts.length * perPrompt;
@@ -31,7 +32,11 @@ export async function generateSamples(policy: Policy, dir: string, prompts: read
     s.signal?.throwIfAborted();
     const seed0 = s.seed + 1000 * p;
     const r = await policy.sample({ prompts: new Array(perPrompt).fill(prompt), negativePrompt: '', seed: seed0, numSteps: s.steps, eta: s.eta, guidanceScale: s.guidance, signal: s.signal });
-    const stored = (k: number): PairImage => ({ image: { ...r.images[k], channels: 3 }, metadata: { prompt, seed: String(seed0 + k), steps: String(s.steps), guidance: String(s.guidance), eta: String(s.eta), software: 'DDPO Studio demo' } });
+    const stored = (k: number): PairImage => ({
+      image: { ...r.images[k], channels: 3 }, metadata: { prompt, seed: String(seed0 + k), steps: String(s.steps), guidance: String(s.guidance), eta: String(s.eta), software: 'DDPO Studio demo' },
+      // the latent the image was decoded from, for Diffusion-DPO on a model without a VAE encoder
+      ...(r.latentShape ? { latent: { shape: r.latentShape, data: r.latents[k].slice(r.latents[k].length - r.latentShape.reduce((a, b) => a * b, 1)) } } : {}),
+    });
     for (let k = 0; k < perPrompt; k += 2) {
       const pair = await writePair(dir, planPair(prompt, seed0 + k), [stored(k), stored(k + 1)]);
       out.refs.push({ path: pair.a, prompt, seed: seed0 + k }, { path: pair.b, prompt, seed: seed0 + k + 1 });

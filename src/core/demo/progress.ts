@@ -1,9 +1,11 @@
 /** Progress of the demo's phases: which phase, how far, and an estimate of the time left. */
 
-/** The demo's phases, in order. */
+/** The DDPO demo's phases, in order. */
 export const DEMO_PHASES = ['generate', 'rate', 'reward', 'ddpo', 'eval', 'report'] as const;
-/** One of {@link DEMO_PHASES}. */
-export type DemoPhase = (typeof DEMO_PHASES)[number];
+/** The Diffusion-DPO demo's phases: no reward model, the LoRA learns from the rated pairs. */
+export const DPO_DEMO_PHASES = ['generate', 'rate', 'dpo', 'eval', 'report'] as const;
+/** One phase of either demo. */
+export type DemoPhase = (typeof DEMO_PHASES)[number] | (typeof DPO_DEMO_PHASES)[number];
 
 /** One progress report. */
 export interface DemoProgress {
@@ -27,7 +29,7 @@ export class PhaseClock {
   /** Wall seconds of each finished phase. */
   readonly seconds: Partial<Record<DemoPhase, number>> = {};
 
-  constructor(private readonly sink: (p: DemoProgress) => void = () => undefined) {}
+  constructor(private readonly sink: (p: DemoProgress) => void = () => undefined, private readonly phases: readonly DemoPhase[] = DEMO_PHASES) {}
 
   /** Seconds since the clock started. */
   elapsed(): number {
@@ -48,7 +50,7 @@ export class PhaseClock {
     const fraction = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
     const inPhase = (performance.now() - this.phaseStart) / 1000;
     const etaS = fraction > 0 ? (inPhase / fraction) * (1 - fraction) : NaN;
-    this.sink({ phase: this.current, index: DEMO_PHASES.indexOf(this.current) + 1, phases: DEMO_PHASES.length, fraction, elapsedS: this.elapsed(), etaS, detail });
+    this.sink({ phase: this.current, index: this.phases.indexOf(this.current) + 1, phases: this.phases.length, fraction, elapsedS: this.elapsed(), etaS, detail });
   }
 
   /** Closes the current phase, recording its wall time. */

@@ -1,12 +1,14 @@
 /** `ddpo demo`: a simulated person teaches the embedded model a taste it did not have, end to end, with a blind test. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_DDPO_CONFIG, isTrlSetting, parseDdpoConfig, type DdpoConfig } from '../ddpo/config';
+import { DEFAULT_DDPO_CONFIG, isTrlSetting, parseDdpoConfig, settingsFor, type DdpoConfig } from '../ddpo/config';
+import { createDpoPolicy } from '../ddpo/dpoPolicy';
 import { trainExperiment } from '../ddpo/experimentRun';
 import { ddpoLayout } from '../ddpo/layout';
+import { isDpoMetrics } from '../ddpo/metrics';
 import { createOnnxPolicy } from '../ddpo/onnxPolicy';
 import { makeReward } from '../ddpo/rewards';
-import type { Policy } from '../ddpo/types';
+import type { LoraPolicyBase, Policy, PreferencePolicy } from '../ddpo/types';
 import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
 import { withRunLock } from '../experiment/runLock';
 import { ExperimentStore } from '../experiment/store';
@@ -14,11 +16,12 @@ import { BUILTIN_BACKBONE_ID } from '../experiment/schema';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
 import { trainExperimentReward } from '../reward/experiment';
-import { judgeBlind, renderEvalSet } from './blindEval';
+import type { SimulatedRater } from '../reward/sim';
+import { judgeBlind, renderEvalSet, type BlindResult, type EvalImages } from './blindEval';
 import { composeGrid, GRID_LAYOUT } from './grid';
-import { generateSamples, rateSamples } from './pairs';
-import { PhaseClock, type DemoProgress } from './progress';
-import { DEMO_TARGETS, type DemoCurvePoint, type DemoReport } from './report';
+import { generateSamples, rateSamples, type RatingSummary, type SampleSettings } from './pairs';
+import { DEMO_PHASES, DPO_DEMO_PHASES, PhaseClock, type DemoProgress } from './progress';
+import { DEMO_TARGETS, type AnyDemoReport, type DemoCurvePoint, type DemoReport, type DemoReportCommon, type DpoCurvePoint, type DpoDemoReport } from './report';
 import { demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
 import { makeDemoRater, TASTE_DESCRIPTIONS, tasteUtility } from './taste';
 
@@ -31,13 +34,16 @@ export interface DemoHooks {
 
 /** What a finished demo wrote. */
 export interface DemoResult {
-  report: DemoReport;
+  report: AnyDemoReport;
   experimentDir: string;
   reportFile: string;
   gridFile: string;
 }
 
-/** Runs the six phases (generate, rate, reward, ddpo, eval, report) and writes report.json and grid.png. */
+/**
+ * Runs the phases (generate, rate, then reward and ddpo, or dpo for Diffusion-DPO, then eval, report) and writes
+ * report.json and grid.png.
+ */
 export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoResult> {
   const modelDir = o.modelDir ?? embeddedModelDir();
   assertModelPresent(modelDir);
@@ -52,113 +58,181 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
   return withRunLock(dir, 'ddpo demo', () => runPhases(o, h, modelDir, dir), h.onLog);
 }
 
-// Everything after the experiment exists: the six phases and the report.
+// Everything after the experiment exists: the phases and the report.
 async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: string): Promise<DemoResult> {
-  const clock = new PhaseClock(h.onProgress);
+  const dpo = o.algorithm === 'diffusion-dpo';
+  const clock = new PhaseClock(h.onProgress, dpo ? DPO_DEMO_PHASES : DEMO_PHASES);
   const log = h.onLog ?? (() => undefined);
-  const ddpoSettings = demoDdpoSettings(o);
-  await atomicWriteFile(ddpoLayout(dir).configFile, JSON.stringify(ddpoSettings, null, 2) + '\n');
-  const { config } = parseDdpoConfig(ddpoSettings, ddpoLayout(dir).configFile);
+  const settings = demoDdpoSettings(o);
+  const file = ddpoLayout(dir).configFile;
+  await atomicWriteFile(file, JSON.stringify(settings, null, 2) + '\n');
+  const config = settingsFor(parseDdpoConfig(settings, file).config, o.algorithm, file);
   log(`experiment ${dir} on ${modelDir}`);
   log(`taste of the simulated rater: ${TASTE_DESCRIPTIONS[o.taste]}`);
 
-  const sampling = { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, signal: h.signal };
-  const evalSeeds = Array.from({ length: o.evalSeeds }, (_, k) => EVAL_SEED_BASE + k);
+  const run: DemoRun = { o, h, dir, clock, log, config, sampling: { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, signal: h.signal } };
   clock.start('generate', 'loading the model');
-  const policy = await createOnnxPolicy(modelDir, config, { threads: o.threads });
+  const policy: LoraPolicyBase = dpo ? await createDpoPolicy(modelDir, config, { threads: o.threads }) : await createOnnxPolicy(modelDir, config, { threads: o.threads });
   try {
-    // 1. Base-model samples to rate, and the base images of the held-out set (rendered now, while the LoRA is zero).
-    const nImages = o.trainPrompts.length * o.imagesPerPrompt + o.evalPrompts.length * o.evalSeeds;
-    const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, {
-      ...sampling, seed: o.seed, onImages: (d) => clock.report(d, `${d}/${nImages} base images`, nImages),
-    });
-    const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
-      ...sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
-    });
-    const utils = samples.images.map(tasteUtility(o.taste));
-    log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
-
-    // 2. The simulated rater rates same-prompt pairs.
-    clock.start('rate', `${o.pairs} pairs`);
-    const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 1 });
-    const rated = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
-    log(`rated ${rated.ratings} pairs into ratings.jsonl (left ${rated.left}, right ${rated.right}, ties ${rated.ties}, repeats ${rated.repeats})`);
-
-    // 3. A reward model learns the rater from the ratings alone.
-    clock.start('reward', 'training the reward model');
-    const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, onProgress: (line) => clock.report(0.5, line) });
-    log(`reward model: ${card.summary}`);
-
-    // 4. DDPO against the learned reward.
-    clock.start('ddpo', `${config.num_epochs} epochs`);
-    const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, h.signal);
-
+    const rated = await generateAndRate(run, policy);
+    const trained = dpo ? await dpoPhase(run, policy as PreferencePolicy) : await ddpoPhase(run, policy as Policy);
     // 5. Blind evaluation with the rater's true taste and noise.
     clock.start('eval', 'rendering tuned images');
     const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
-      ...sampling, onRow: (d, n) => clock.report(d, `${d}/${n} held-out prompts rendered with the tuned model`, n),
+      ...run.sampling, onRow: (d, n) => clock.report(d, `${d}/${n} held-out prompts rendered with the tuned model`, n),
     });
-    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 3 });
-    const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, base, tuned, o.seed + 4);
-    const learned = await makeReward('learned', dir);
-    const meanOf = async (rows: typeof base) => {
-      const r = await learned(rows.flat(), rows.flatMap((row, p) => row.map(() => o.evalPrompts[p])), []);
-      return r.reduce((s, x) => s + x, 0) / Math.max(1, r.length);
-    };
-    const learnedReward = { base: await meanOf(base), tuned: await meanOf(tuned) };
-    await learned.release?.();
-
-    // 6. Report and grid.
-    clock.start('report', 'writing report.json and grid.png');
-    const outDir = path.resolve(o.out ?? dir);
-    fs.mkdirSync(outDir, { recursive: true });
-    const cols = Math.min(o.gridColumns, o.evalSeeds);
-    const gridFile = path.join(outDir, 'grid.png');
-    await atomicWriteFile(gridFile, encodePng(composeGrid(base.map((b, p) => ({ base: b.slice(0, cols), tuned: tuned[p].slice(0, cols) }))), { layout: GRID_LAYOUT, software: 'DDPO Studio demo' }));
-    const q = [...utils].sort((a, b) => a - b);
-    const quart = (f: number) => q[Math.min(q.length - 1, Math.floor(f * q.length))];
-    clock.finish();
-    const total = clock.elapsed();
-    const report: DemoReport = {
-      format: 'ddpo-demo-report', version: 1, createdAt: new Date().toISOString(), experimentDir: dir, model: modelDir, taste: TASTE_DESCRIPTIONS[o.taste],
-      baseModel: { samples: utils.length, utilityMean: utils.reduce((s, x) => s + x, 0) / utils.length, utilityQuartiles: [quart(0.25), quart(0.5), quart(0.75)] },
-      ratings: { ...rated, raterConsistency: rater.opts.consistency, raterTieRate: rater.opts.tieRate ?? 0 },
-      rewardModel: {
-        backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
-        learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
-      },
-      ddpo: { curve, settings: ddpoSettings, ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
-      eval: {
-        prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate,
-        meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned,
-        learnedRewardBase: learnedReward.base, learnedRewardTuned: learnedReward.tuned, judgements: blind.judgements,
-      },
-      grid: { file: path.relative(outDir, gridFile), layout: GRID_LAYOUT, seeds: evalSeeds.slice(0, cols) },
-      timings: { phases: { ...clock.seconds }, totalSeconds: total },
-      targets: { ...DEMO_TARGETS, timeMet: total <= DEMO_TARGETS.maxSeconds, winRateMet: blind.winRate.rate >= DEMO_TARGETS.minWinRate },
-      settings: { ...o, ddpo: undefined },
-    };
-    const reportFile = path.join(outDir, 'report.json');
-    await atomicWriteFile(reportFile, JSON.stringify(report, null, 2) + '\n');
-    return { report, experimentDir: dir, reportFile, gridFile };
+    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, seed: o.seed + 3 });
+    const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, rated.base, tuned, o.seed + 4);
+    return await writeReport(run, modelDir, rated, tuned, blind, trained);
   } finally {
     await policy.release?.();
+  }
+}
+
+// The demo's state that every phase reads.
+interface DemoRun {
+  o: DemoOptions;
+  h: DemoHooks;
+  dir: string;
+  clock: PhaseClock;
+  log: (line: string) => void;
+  config: DdpoConfig;
+  sampling: SampleSettings & { signal?: AbortSignal };
+}
+
+// What phases 1 and 2 leave: the held-out base images, the rated samples' utilities and the ratings' tally.
+interface Rated { base: EvalImages; utils: number[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
+
+// Phases 1 and 2: base-model samples to rate (and the base images of the held-out set, rendered while the LoRA is
+// zero), then the simulated rater rates same-prompt pairs.
+async function generateAndRate(run: DemoRun, policy: Pick<Policy, 'sample'>): Promise<Rated> {
+  const { o, clock, dir } = run;
+  const nImages = o.trainPrompts.length * o.imagesPerPrompt + o.evalPrompts.length * o.evalSeeds;
+  const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, {
+    ...run.sampling, seed: o.seed, onImages: (d) => clock.report(d, `${d}/${nImages} base images`, nImages),
+  });
+  const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
+    ...run.sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
+  });
+  const utils = samples.images.map(tasteUtility(o.taste));
+  run.log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
+  clock.start('rate', `${o.pairs} pairs`);
+  const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 1 });
+  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
+  run.log(`rated ${summary.ratings} pairs into ratings.jsonl (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
+  return { base, utils, summary, raterOpts: rater.opts };
+}
+
+// What the training phase adds to the report.
+type Trained = Pick<DemoReport, 'rewardModel' | 'ddpo'> | Pick<DpoDemoReport, 'diffusionDpo'>;
+
+// Phases 3 and 4 of the DDPO demo: a reward model learns the rater from the ratings alone, then DDPO against it.
+async function ddpoPhase(run: DemoRun, policy: Policy): Promise<Trained> {
+  const { o, clock, dir, log, config } = run;
+  clock.start('reward', 'training the reward model');
+  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, onProgress: (line) => clock.report(0.5, line) });
+  log(`reward model: ${card.summary}`);
+  clock.start('ddpo', `${config.num_epochs} epochs`);
+  const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, run.h.signal);
+  return {
+    rewardModel: {
+      backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
+      learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
+    },
+    ddpo: { curve, settings: demoDdpoSettings(o), ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
+  };
+}
+
+// Phase 3 of the Diffusion-DPO demo: the LoRA learns from the rated pairs directly, no reward model.
+async function dpoPhase(run: DemoRun, policy: PreferencePolicy): Promise<Trained> {
+  const { o, clock, dir, log, config } = run;
+  clock.start('dpo', `${config.num_epochs} epochs`);
+  const curve: DpoCurvePoint[] = [];
+  let pairs: DpoDemoReport['diffusionDpo']['pairs'] | undefined;
+  await trainExperiment(dir, {
+    policy, signal: run.h.signal, algorithm: 'diffusion-dpo',
+    onLog: (line) => { if (/^(warning:|Diffusion-DPO on )/.test(line)) log(line); },
+    onProgress: (p) => clock.report(p.epoch + (p.phase === 'done' ? 1 : p.total > 0 ? p.done / p.total : 0), `epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`, p.numEpochs),
+    onEpoch: (m) => {
+      if (!isDpoMetrics(m)) return;
+      pairs = { train: m.data.train, heldOut: m.data.held_out, ties: m.data.ties, skips: m.data.skips, withoutLatents: m.data.without_latents, latents: m.data.latents };
+      curve.push({ epoch: m.epoch, loss: m.loss, implicitAcc: m.implicit_acc, ...(m.held_out ? { heldOutAcc: m.held_out.implicit_acc } : {}), seconds: m.seconds.total });
+      const ho = m.held_out ? `, held-out ${(100 * m.held_out.implicit_acc).toFixed(1)}%` : '';
+      log(`Diffusion-DPO epoch ${m.epoch + 1}/${config.num_epochs}: loss ${m.loss.toFixed(4)}, implicit reward accuracy ${(100 * m.implicit_acc).toFixed(1)}%${ho}, ${m.seconds.total.toFixed(1)} s`);
+    },
+  });
+  const effective = Object.fromEntries(Object.keys(config.diffusion_dpo).map((k) => [k, (config as unknown as Record<string, unknown>)[k]]));
+  return {
+    diffusionDpo: {
+      curve, settings: demoDdpoSettings(o), effective, checkpointDir: path.relative(dir, ddpoLayout(dir, 'diffusion-dpo').checkpointsDir),
+      pairs: pairs ?? { train: 0, heldOut: 0, ties: 0, skips: 0, withoutLatents: 0, latents: 'unknown' },
+    },
+  };
+}
+
+// Phase 6: report.json and grid.png.
+async function writeReport(run: DemoRun, modelDir: string, rated: Rated, tuned: EvalImages, blind: BlindResult, trained: Trained): Promise<DemoResult> {
+  const { o, clock, dir } = run;
+  clock.start('report', 'writing report.json and grid.png');
+  const outDir = path.resolve(o.out ?? dir);
+  fs.mkdirSync(outDir, { recursive: true });
+  const cols = Math.min(o.gridColumns, o.evalSeeds);
+  const gridFile = path.join(outDir, 'grid.png');
+  await atomicWriteFile(gridFile, encodePng(composeGrid(rated.base.map((b, p) => ({ base: b.slice(0, cols), tuned: tuned[p].slice(0, cols) }))), { layout: GRID_LAYOUT, software: 'DDPO Studio demo' }));
+  const { utils } = rated;
+  const q = [...utils].sort((a, b) => a - b);
+  const quart = (f: number) => q[Math.min(q.length - 1, Math.floor(f * q.length))];
+  const evalSeeds = Array.from({ length: o.evalSeeds }, (_, k) => EVAL_SEED_BASE + k);
+  const evalPart = { prompts: [...o.evalPrompts], seeds: evalSeeds, wins: blind.wins, losses: blind.losses, ties: blind.ties, skips: blind.skips, winRate: blind.winRate, meanUtilityBase: blind.meanUtilityBase, meanUtilityTuned: blind.meanUtilityTuned, judgements: blind.judgements };
+  const learned = 'ddpo' in trained ? await learnedRewardMeans(dir, o.evalPrompts, rated.base, tuned) : undefined;
+  clock.finish();
+  const total = clock.elapsed();
+  const common: DemoReportCommon = {
+    format: 'ddpo-demo-report', version: 1, createdAt: new Date().toISOString(), experimentDir: dir, model: modelDir, taste: TASTE_DESCRIPTIONS[o.taste],
+    baseModel: { samples: utils.length, utilityMean: utils.reduce((s, x) => s + x, 0) / utils.length, utilityQuartiles: [quart(0.25), quart(0.5), quart(0.75)] },
+    ratings: { ...rated.summary, raterConsistency: rated.raterOpts.consistency, raterTieRate: rated.raterOpts.tieRate ?? 0 },
+    eval: evalPart,
+    grid: { file: path.relative(outDir, gridFile), layout: GRID_LAYOUT, seeds: evalSeeds.slice(0, cols) },
+    timings: { phases: { ...clock.seconds }, totalSeconds: total },
+    targets: { ...DEMO_TARGETS, timeMet: total <= DEMO_TARGETS.maxSeconds, winRateMet: blind.winRate.rate >= DEMO_TARGETS.minWinRate },
+    settings: { ...o, ddpo: undefined },
+  };
+  const report: AnyDemoReport = 'diffusionDpo' in trained
+    ? { ...common, algorithm: 'diffusion-dpo', diffusionDpo: trained.diffusionDpo }
+    : { ...common, algorithm: 'ddpo', rewardModel: trained.rewardModel, ddpo: trained.ddpo, eval: { ...evalPart, ...learned! } };
+  const reportFile = path.join(outDir, 'report.json');
+  await atomicWriteFile(reportFile, JSON.stringify(report, null, 2) + '\n');
+  return { report, experimentDir: dir, reportFile, gridFile };
+}
+
+// The learned reward model's mean score on the base and tuned held-out images (what DDPO optimised).
+async function learnedRewardMeans(dir: string, prompts: readonly string[], base: EvalImages, tuned: EvalImages): Promise<{ learnedRewardBase: number; learnedRewardTuned: number }> {
+  const learned = await makeReward('learned', dir);
+  try {
+    const meanOf = async (rows: EvalImages) => {
+      const r = await learned(rows.flat(), rows.flatMap((row, p) => row.map(() => prompts[p])), []);
+      return r.reduce((s, x) => s + x, 0) / Math.max(1, r.length);
+    };
+    return { learnedRewardBase: await meanOf(base), learnedRewardTuned: await meanOf(tuned) };
+  } finally {
+    await learned.release?.();
   }
 }
 
 // Phase 4: DDPO epochs on the learned reward, progress per sampling batch and PPO step.
 async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
   const curve: DemoCurvePoint[] = [];
-  const phaseShare = { eval: 0, sample: 0, reward: 0.5, train: 0.5, checkpoint: 1, done: 1 } as const;
+  const phaseShare = { eval: 0, sample: 0, reward: 0.5, train: 0.5, held_out: 1, checkpoint: 1, done: 1 } as const;
   // The demo's policy is passed in: it renders the tuned images of the blind evaluation afterwards.
   const result = await trainExperiment(dir, {
-    policy, signal,
+    policy, signal, algorithm: 'ddpo',
     onProgress: (p) => {
       const within = p.total > 0 ? p.done / p.total : 1;
       const frac = p.phase === 'sample' ? within * 0.5 : p.phase === 'train' ? 0.5 + within * 0.5 : phaseShare[p.phase];
       clock.report(p.epoch + frac, `epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`, p.numEpochs);
     },
     onEpoch: (m) => {
+      if (isDpoMetrics(m)) return;
       curve.push({ epoch: m.epoch, reward_mean: m.reward_mean, reward_std: m.reward_std, approx_kl: m.approx_kl, clipfrac: m.clipfrac, seconds: m.seconds.total });
       log(`DDPO epoch ${m.epoch + 1}/${config.num_epochs}: learned reward ${m.reward_mean.toFixed(4)} ± ${m.reward_std.toFixed(4)}, kl ${m.approx_kl.toExponential(2)}, clipfrac ${m.clipfrac.toFixed(3)}, ${m.seconds.total.toFixed(1)} s`);
     },
@@ -170,7 +244,7 @@ async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: 
 // The settings where the demo departs from the defaults (printed and recorded): TRL's DDPOConfig keys against TRL's
 // defaults, the keys this project adds against ours. The run's name, seed and checkpoint spacing are no tuning.
 function deviations(c: DdpoConfig): Pick<DemoReport['ddpo'], 'deviationsFromTrl' | 'projectSettings'> {
-  const skip = new Set(['exp_name', 'save_freq', 'seed']);
+  const skip = new Set(['exp_name', 'save_freq', 'seed', 'algorithm', 'beta_dpo', 'diffusion_dpo']);
   const out: Pick<DemoReport['ddpo'], 'deviationsFromTrl' | 'projectSettings'> = { deviationsFromTrl: {}, projectSettings: {} };
   for (const [k, v] of Object.entries(c)) {
     const d = (DEFAULT_DDPO_CONFIG as unknown as Record<string, unknown>)[k];

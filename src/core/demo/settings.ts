@@ -1,5 +1,6 @@
 /** The demo's knobs: sizes of each phase and the DDPO settings, full and `--quick`. */
 import { renameEarlierSettings } from '../ddpo/config';
+import type { TrainingAlgorithm } from '../../protocol';
 import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, type DemoTaste } from './taste';
 
 /** Everything `ddpo demo` can be told. */
@@ -21,8 +22,12 @@ export interface DemoOptions {
   rewardL1: number;
   /** Base images generated per training prompt for rating. */
   imagesPerPrompt: number;
+  /** What fine-tunes the LoRA: DDPO against a reward model learned from the ratings, or Diffusion-DPO on the rated pairs. */
+  algorithm: TrainingAlgorithm;
   /** DDPO epochs. */
   epochs: number;
+  /** Diffusion-DPO epochs (passes over the rated pairs). */
+  dpoEpochs: number;
   /** DDPO samples per epoch = sampleBatch x batchesPerEpoch. */
   sampleBatch: number;
   batchesPerEpoch: number;
@@ -34,7 +39,7 @@ export interface DemoOptions {
   evalSeeds: number;
   gridColumns: number;
   threads?: number;
-  /** ddpo.json keys over {@link demoDdpoSettings}. */
+  /** ddpo.json keys over {@link demoDdpoSettings}, for the algorithm that runs. */
   ddpo?: Record<string, unknown>;
 }
 
@@ -44,7 +49,7 @@ export const EVAL_SEED_BASE = 900_000;
 /** The full demo (the README's main job): under a minute on two idle CPU cores. */
 export function fullDemoOptions(workspace: string): DemoOptions {
   return {
-    workspace, seed: 0, taste: 'big', pairs: 300, rewardL1: 0.3, imagesPerPrompt: 16, epochs: 20, sampleBatch: 16, batchesPerEpoch: 2, steps: 6, guidance: 5,
+    workspace, seed: 0, taste: 'big', pairs: 300, rewardL1: 0.3, imagesPerPrompt: 16, algorithm: 'ddpo', epochs: 20, dpoEpochs: DPO_DEMO_SETTINGS.num_epochs as number, sampleBatch: 16, batchesPerEpoch: 2, steps: 6, guidance: 5,
     trainPrompts: DEMO_TRAIN_PROMPTS, evalPrompts: DEMO_EVAL_PROMPTS, evalSeeds: 10, gridColumns: 6,
   };
 }
@@ -52,7 +57,7 @@ export function fullDemoOptions(workspace: string): DemoOptions {
 /** A reduced demo for tests and a first look (well under a minute): fewer pairs, one short epoch, a small eval. */
 export function quickDemoOptions(workspace: string): DemoOptions {
   return {
-    ...fullDemoOptions(workspace), pairs: 30, imagesPerPrompt: 6, epochs: 1, sampleBatch: 4, batchesPerEpoch: 2, steps: 6,
+    ...fullDemoOptions(workspace), pairs: 30, imagesPerPrompt: 6, epochs: 1, dpoEpochs: 1, sampleBatch: 4, batchesPerEpoch: 2, steps: 6,
     trainPrompts: DEMO_TRAIN_PROMPTS.slice(0, 3), evalPrompts: DEMO_EVAL_PROMPTS.slice(0, 2), evalSeeds: 4, gridColumns: 4,
   };
 }
@@ -78,6 +83,25 @@ export function quickDemoOptions(workspace: string): DemoOptions {
  * correlates with size (yellow backgrounds, colour contrast, scattered noise) and loses the blind test.
  */
 export function demoDdpoSettings(o: DemoOptions): Record<string, unknown> {
+  // an override under a setting's earlier name (--set num_inner_epochs=3) replaces the demo's value too
+  const set = renameEarlierSettings(o.ddpo ?? {}).settings;
+  const dpo = o.algorithm === 'diffusion-dpo';
+  return {
+    ...ddpoPart(o), ...(dpo ? {} : set),
+    // both algorithms' settings, so the studio can run the other one on the demo's ratings and compare them blind
+    algorithm: o.algorithm, diffusion_dpo: { ...DPO_DEMO_SETTINGS, num_epochs: dpo ? o.dpoEpochs : DPO_DEMO_SETTINGS.num_epochs, ...(dpo ? set : {}) },
+  };
+}
+
+/**
+ * The Diffusion-DPO demo's settings (`diffusion_dpo` in its ddpo.json, over the DDPO demo's): chosen on the demo's
+ * rater at seeds 0..4 (docs/performance.md, "Diffusion-DPO on the demo").
+ */
+export const DPO_DEMO_SETTINGS: Readonly<Record<string, unknown>> = Object.freeze({
+  num_epochs: 6, train_batch_size: 8, train_gradient_accumulation_steps: 1, train_learning_rate: 1e-3, beta_dpo: 5000,
+});
+
+function ddpoPart(o: DemoOptions): Record<string, unknown> {
   return {
     exp_name: 'ddpo-demo', seed: o.seed, num_epochs: o.epochs, sample_num_steps: o.steps, sample_eta: 1, sample_guidance_scale: o.guidance,
     sample_batch_size: o.sampleBatch, sample_num_batches_per_epoch: o.batchesPerEpoch, train_batch_size: 2, train_gradient_accumulation_steps: 4,
@@ -86,7 +110,5 @@ export function demoDdpoSettings(o: DemoOptions): Record<string, unknown> {
     lora_rank: 4, lora_alpha: 4,
     per_prompt_stat_tracking: true, per_prompt_stat_tracking_buffer_size: 32, per_prompt_stat_tracking_min_count: 4,
     latent_size: 16, eval_seeds: [], save_freq: 1000, reward: 'learned', train_kl_guard: 100,
-    // an override under a setting's earlier name (--set num_inner_epochs=3) replaces the demo's value too
-    ...renameEarlierSettings(o.ddpo ?? {}).settings,
   };
 }

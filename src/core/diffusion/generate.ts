@@ -40,6 +40,8 @@ export interface GeneratedImage {
   seed: number;
   /** PNG text metadata: prompt, negative_prompt, seed, steps, guidance, eta, model_id, model_hash, ... */
   metadata: Record<string, string>;
+  /** The final latent `[C, h, w]` the image was decoded from (scaled as the UNet sees it). */
+  latent: { shape: number[]; data: Float32Array };
 }
 
 /** CHW float images in about [-1, 1] -> 8-bit RGB, as diffusers does: round(clamp(x/2 + 0.5, 0, 1) · 255). */
@@ -91,7 +93,8 @@ export async function* generateBatches(
     yield toRgbImages(dec.data, n, dec.height, dec.width).map((image, k) => {
       const seed = r.seeds[k];
       defects.add(seed, imageDefect(r.trajectory, k, perImage, image));
-      return { image, seed, metadata: { ...common, seed: String(seed), size: `${image.width}x${image.height}` } };
+      const latent = { shape: [r.channels, r.latentHeight, r.latentWidth], data: r.trajectory[r.trajectory.length - 1].slice(k * perImage, (k + 1) * perImage) };
+      return { image, seed, metadata: { ...common, seed: String(seed), size: `${image.width}x${image.height}` }, latent };
     });
   }
   if (!opts.defects) defects.finish();

@@ -12,6 +12,8 @@ export interface ModelFolderParts {
   /** SDXL's second text encoder (written with the tokenizer again as `tokenizer_2/`). */
   textEncoder2?: Model;
   vaeDecoder: Model;
+  /** Written as `vae_encoder/` when given (optional in the layout; Diffusion-DPO encodes rated images with it). */
+  vaeEncoder?: Model;
   /** Folder holding the CLIP tokenizer files (vocab.json, merges.txt, tokenizer_config.json, ...), copied as `tokenizer/`. */
   tokenizerDir: string;
   /** scheduler/scheduler_config.json; default DDIM with SD 1.x betas. */
@@ -48,7 +50,7 @@ function writeJson(file: string, v: unknown): void {
   atomicWriteFileSync(file, JSON.stringify(v, null, 2) + '\n');
 }
 
-/** Writes model_index.json, unet/, text_encoder/, vae_decoder/ (+ config.json with scaling_factor), scheduler/, tokenizer/. */
+/** Writes model_index.json, unet/, text_encoder/, vae_decoder/ (+ config.json with scaling_factor), vae_encoder/ when given, scheduler/, tokenizer/. */
 export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
   if (!existsSync(join(parts.tokenizerDir, 'vocab.json')) && !existsSync(join(parts.tokenizerDir, 'tokenizer.json'))) {
     throw new Error(`writeModelFolder: ${parts.tokenizerDir} has no vocab.json or tokenizer.json; pass a CLIP tokenizer folder`);
@@ -61,6 +63,7 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
     ...(parts.textEncoder2 ? { text_encoder_2: ['diffusers', 'OnnxRuntimeModel'], tokenizer_2: ['transformers', 'CLIPTokenizer'] } : {}),
     unet: ['diffusers', 'OnnxRuntimeModel'],
     vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+    ...(parts.vaeEncoder ? { vae_encoder: ['diffusers', 'OnnxRuntimeModel'] } : {}),
     scheduler: ['diffusers', 'DDIMScheduler'],
     tokenizer: ['transformers', 'CLIPTokenizer'],
   };
@@ -72,6 +75,7 @@ export function writeModelFolder(dir: string, parts: ModelFolderParts): void {
     ['text_encoder', parts.textEncoder, { model_type: 'clip_text_model', ...configOf(parts.textEncoder, 'config') }],
     ...(parts.textEncoder2 ? [['text_encoder_2', parts.textEncoder2, { model_type: 'clip_text_model', ...configOf(parts.textEncoder2, 'config') }] as [string, Model, Record<string, unknown>]] : []),
     ['vae_decoder', parts.vaeDecoder, { _class_name: 'AutoencoderKL', ...vaeCfg, scaling_factor: scaling }],
+    ...(parts.vaeEncoder ? [['vae_encoder', parts.vaeEncoder, { _class_name: 'AutoencoderKL', ...configOf(parts.vaeEncoder, 'config'), scaling_factor: scaling }] as [string, Model, Record<string, unknown>]] : []),
   ];
   for (const [sub, model, cfg] of models) {
     mkdirSync(join(dir, sub), { recursive: true });

@@ -1,4 +1,8 @@
-/** Scoring of blind comparisons (tuned against base model): a tie counts half a win, a skip is no judgement. */
+/**
+ * Scoring of blind comparisons: a tie counts half a win, a skip is no judgement. "tuned" is the model under test and
+ * "base" the one it is measured against: the fine-tuned and the base model in the demo; in the studio's comparisons,
+ * model B and model A, whichever each is (the base model, or a DDPO or Diffusion-DPO checkpoint; its manifest says).
+ */
 import { winRateWithCI, type RateWithCI } from './stats';
 import type { Choice } from '../../protocol';
 

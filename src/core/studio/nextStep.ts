@@ -48,7 +48,7 @@ export function nextStep(s: ExperimentSummary, reward?: string): NextStep {
   if (run.state === 'idle' || latest === undefined) {
     return { step: 'startFineTune', why: learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${reward} (ddpo.json); it needs no ratings.` };
   }
-  if (!s.comparisons.some((c) => c.epoch === latest && c.rated >= c.total)) {
+  if (!s.comparisons.some((c) => c.b.kind === 'checkpoint' && c.b.algorithm === 'ddpo' && c.b.epoch === latest && c.rated >= c.total)) {
     return { step: 'compare', why: `Compare epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
   }
   return { step: 'rate', why: learned ? 'Compared: rate more pairs to sharpen the reward model, then train it and fine-tune again.' : 'Compared: to teach it your own taste, rate pairs, train the reward model and set "reward": "learned" in ddpo.json.' };

@@ -7,6 +7,7 @@ import { encodePng, type RasterImage } from '../image/png';
 import type { QueuedPair } from '../../protocol';
 import { pairIdFor, schedulePairs, type PairProposal } from '../reward/schedule';
 import type { Rating } from '../reward/types';
+import { encodePairLatents, PAIR_LATENTS_FILE, type ImageLatent } from '../experiment/pairLatents';
 
 /** Folder of generated pairs inside an experiment. */
 export const SAMPLES_DIR = 'samples';
@@ -81,24 +82,30 @@ export function planPair(prompt: string, firstSeed: number): PairPlan {
 export interface PairImage {
   image: RasterImage;
   metadata: Record<string, string>;
+  /** The latent the image was decoded from (kept for Diffusion-DPO, see pairLatents.ts). */
+  latent?: ImageLatent;
 }
 
 /**
- * Writes a pair folder: a.png and b.png, then `pair.json` last (each atomically), so a listed pair is complete. A
- * failure (a full disk) removes what it wrote, so no half pair is left behind.
+ * Writes a pair folder: a.png and b.png, the latents they were decoded from (when both images carry one), then
+ * `pair.json` last (each atomically), so a listed pair is complete. A failure (a full disk) removes what it wrote, so
+ * no half pair is left behind.
  */
 export async function writePair(experimentDir: string, plan: PairPlan, images: readonly [PairImage, PairImage]): Promise<StoredPair> {
   const dir = resolveInside(experimentDir, path.dirname(plan.a));
   const [a, b] = [resolveInside(experimentDir, plan.a), resolveInside(experimentDir, plan.b)];
+  const latentsFile = path.join(dir, PAIR_LATENTS_FILE);
   await fs.promises.mkdir(dir, { recursive: true });
   try {
     await atomicWriteFile(a, encodePng(images[0].image, images[0].metadata));
     await atomicWriteFile(b, encodePng(images[1].image, images[1].metadata));
+    const [la, lb] = [images[0].latent, images[1].latent];
+    if (la && lb) await atomicWriteFile(latentsFile, encodePairLatents({ [path.basename(a, '.png')]: la, [path.basename(b, '.png')]: lb }));
     const pair: StoredPair = { ...plan, createdAt: new Date().toISOString() };
     await atomicWriteFile(path.join(dir, PAIR_FILE), JSON.stringify(pair, null, 1) + '\n');
     return pair;
   } catch (e) {
-    await Promise.all([a, b].map((f) => fs.promises.rm(f, { force: true })));
+    await Promise.all([a, b, latentsFile].map((f) => fs.promises.rm(f, { force: true })));
     await fs.promises.rmdir(dir).catch(() => undefined); // only when nothing else is in it
     throw e;
   }

@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import { raterConsistency } from '../reward/consistency';
 import { readRatings } from '../reward/store';
 import type { Rating } from '../reward/types';
-import { compareDir, compareResult, listComparisons } from './compare';
+import { compareDir, compareResult, listComparisons, type CompareResult } from './compare';
+import type { WinRateView } from '../../protocol';
 import { dueRepeats } from './pairs';
 
 /** Who rates at this machine's rating panel, as each of their ratings records it: the account's user name. */
@@ -42,6 +43,11 @@ export function summarizeRatings(experimentDir: string, compareId: string | unde
     // a blind comparison shows each pair once: no repeats; a repeat measures one rater's consistency, so only the
     // ratings of the person at the panel come back (not those of another rater, e.g. the demo's simulated one)
     dueRepeats: compareId === undefined ? dueRepeats(ratings.filter((r) => r.rater === studioRater())) : [],
-    ...(manifest ? { winRate: compareResult(experimentDir, manifest, ratings).winRate } : {}),
+    ...(manifest ? { winRate: winRateOf(compareResult(experimentDir, manifest, ratings)) } : {}),
   };
+}
+
+// B's win rate over A, named: "DDPO epoch 20 vs base model".
+function winRateOf(r: CompareResult): WinRateView {
+  return { ...r.winRate, label: r.label };
 }

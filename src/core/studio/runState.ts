@@ -1,9 +1,10 @@
 /** A fine-tuning run's state as the disk tells it: status.json, metrics.jsonl, checkpoints and eval images. */
 import * as fs from 'node:fs';
 import { listCheckpoints } from '../ddpo/checkpoint';
-import { parseDdpoConfig } from '../ddpo/config';
+import { parseDdpoConfig, settingsFor } from '../ddpo/config';
 import { ddpoLayout } from '../ddpo/layout';
-import { readMetrics, type EvalImage } from '../ddpo/metrics';
+import { isDpoMetrics, readMetrics, type AnyEpochMetrics, type EvalImage } from '../ddpo/metrics';
+import type { DpoEpochPoint, TrainingAlgorithm } from '../../protocol';
 import { resolveInsideOrUndefined } from '../fsutil';
 import { processState, readRunLock } from '../experiment/runLock';
 
@@ -21,22 +22,29 @@ export interface RunPoint {
 
 /** Everything the tree and the dashboard need about one run. */
 export interface RunState {
+  /** Absent: DDPO. */
+  algorithm?: TrainingAlgorithm;
   state: RunStateName;
   message?: string;
   /** Last finished epoch (0-based), -1 before the first. */
   lastEpoch: number;
   numEpochs: number;
+  /** DDPO's epochs. */
   points: RunPoint[];
+  /** Diffusion-DPO's epochs (absent for DDPO). */
+  dpoPoints?: DpoEpochPoint[];
   checkpoints: number[];
   /** The newest evaluation images (paths relative to the experiment folder). */
   evalEpoch?: number;
   evalImages: EvalImage[];
 }
 
-/** Reads the run of an experiment; `runningHere` says whether this process's worker is running it now. */
-export function readRunState(experimentDir: string, runningHere: boolean): RunState {
-  const layout = ddpoLayout(experimentDir);
-  const metrics = readMetrics(layout.metricsFile);
+/** Reads the run of `algorithm` of an experiment; `runningHere` says whether this process's worker is running it now. */
+export function readRunState(experimentDir: string, runningHere: boolean, algorithm: TrainingAlgorithm = 'ddpo'): RunState {
+  const layout = ddpoLayout(experimentDir, algorithm);
+  const all = readMetrics<AnyEpochMetrics>(layout.metricsFile);
+  const metrics = all.filter((m) => !isDpoMetrics(m)) as Extract<AnyEpochMetrics, { reward_mean: number }>[];
+  const dpo = all.filter(isDpoMetrics);
   let status: { state?: string; message?: string; pid?: unknown; host?: unknown } = {};
   try {
     status = JSON.parse(fs.readFileSync(layout.statusFile, 'utf8')) as typeof status;
@@ -45,12 +53,13 @@ export function readRunState(experimentDir: string, runningHere: boolean): RunSt
   }
   const num = (x: unknown) => (typeof x === 'number' ? x : Number(x));
   const points = metrics.map((m) => ({ epoch: m.epoch, rewardMean: num(m.reward_mean), rewardStd: num(m.reward_std), approxKl: num(m.approx_kl), clipfrac: num(m.clipfrac) }));
-  const withEval = [...metrics].reverse().find((m) => m.eval && m.eval.length > 0);
+  const withEval = [...all].reverse().find((m) => m.eval && m.eval.length > 0);
   return {
+    ...(algorithm === 'ddpo' ? {} : { algorithm, dpoPoints: dpo.map((m) => ({ epoch: m.epoch, loss: num(m.loss), implicitAcc: num(m.implicit_acc), heldOutAcc: m.held_out ? num(m.held_out.implicit_acc) : null, marginMean: num(m.margin_mean) })) }),
     state: effectiveState(status.state, runningHere, writerStillRuns(experimentDir, status)),
     message: status.message,
-    lastEpoch: metrics.length ? metrics[metrics.length - 1].epoch : -1,
-    numEpochs: numEpochsOf(experimentDir),
+    lastEpoch: all.length ? all[all.length - 1].epoch : -1,
+    numEpochs: numEpochsOf(experimentDir, algorithm),
     points,
     checkpoints: listCheckpoints(layout.checkpointsDir),
     evalEpoch: withEval?.epoch,
@@ -97,12 +106,18 @@ export function ddpoRewardOf(experimentDir: string): string | undefined {
   }
 }
 
-/** `num_epochs` from ddpo.json (default when absent or unreadable). */
-export function numEpochsOf(experimentDir: string): number {
+/** `num_epochs` of an algorithm's run from ddpo.json (default when absent or unreadable). */
+export function numEpochsOf(experimentDir: string, algorithm: TrainingAlgorithm = 'ddpo'): number {
   try {
     const raw = JSON.parse(fs.readFileSync(ddpoLayout(experimentDir).configFile, 'utf8')) as unknown;
-    return parseDdpoConfig(raw).config.num_epochs;
+    return settingsFor(parseDdpoConfig(raw).config, algorithm).num_epochs;
   } catch {
     return parseDdpoConfig({}).config.num_epochs;
   }
+}
+
+/** True when the experiment has a run of `algorithm` (its folder holds a status or metrics). */
+export function hasRun(experimentDir: string, algorithm: TrainingAlgorithm): boolean {
+  const l = ddpoLayout(experimentDir, algorithm);
+  return fs.existsSync(l.statusFile) || fs.existsSync(l.metricsFile);
 }

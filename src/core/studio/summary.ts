@@ -4,8 +4,9 @@ import { describeBackboneRef } from '../reward/backboneRef';
 import { raterConsistency } from '../reward/consistency';
 import { rewardPaths, type RewardCard } from '../reward/model';
 import { readRatings } from '../reward/store';
+import type { TrainingAlgorithm } from '../../protocol';
 import { compareResult, listComparisons, type CompareResult } from './compare';
-import { readRunState, type RunState } from './runState';
+import { hasRun, readRunState, type RunState } from './runState';
 
 /** What the Experiments tree shows below an experiment. */
 export interface ExperimentSummary {
@@ -14,12 +15,16 @@ export interface ExperimentSummary {
   consistency: number | null;
   /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card); `ratings`: how many it was trained from. */
   reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; ratings?: number; warmStart?: string };
+  /** The DDPO run (idle when there is none). */
   run: RunState;
+  /** The Diffusion-DPO run, when the experiment has one. */
+  dpoRun?: RunState;
   comparisons: CompareResult[];
 }
 
-/** Reads the summary; never throws for missing files (an empty experiment has empty parts). */
-export function readSummary(experimentDir: string, runningHere: boolean): ExperimentSummary {
+/** Reads the summary; never throws for missing files (an empty experiment has empty parts). `runningHere` is per algorithm. */
+export function readSummary(experimentDir: string, runningHere: boolean | ((a: TrainingAlgorithm) => boolean)): ExperimentSummary {
+  const running = (a: TrainingAlgorithm) => (typeof runningHere === 'function' ? runningHere(a) : runningHere && a === 'ddpo');
   const log = readRatings(experimentDir);
   const c = raterConsistency(log.ratings);
   let reward: ExperimentSummary['reward'];
@@ -34,7 +39,8 @@ export function readSummary(experimentDir: string, runningHere: boolean): Experi
     ratings: log.ratings.length,
     consistency: c.repeats > 0 && Number.isFinite(c.estimatedConsistency) ? c.estimatedConsistency : null,
     reward,
-    run: readRunState(experimentDir, runningHere),
+    run: readRunState(experimentDir, running('ddpo')),
+    ...(hasRun(experimentDir, 'diffusion-dpo') || running('diffusion-dpo') ? { dpoRun: readRunState(experimentDir, running('diffusion-dpo'), 'diffusion-dpo') } : {}),
     comparisons: listComparisons(experimentDir).map((m) => compareResult(experimentDir, m)),
   };
 }

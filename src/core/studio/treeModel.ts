@@ -1,7 +1,9 @@
 /** The studio's Experiments tree as plain data; the TreeDataProvider only maps nodes to TreeItems. */
 import type { ExperimentEntry } from '../experiment/store';
+import type { TrainingAlgorithm } from '../../protocol';
 import { modelLabel } from './presets';
 import { describeBackboneRef, rewardBackboneOf } from '../reward/backboneRef';
+import type { RunState } from './runState';
 import { formatWinRate, type ExperimentSummary } from './summary';
 
 /** Node kinds; the provider turns them (and `status`) into context values for the menus. */
@@ -19,6 +21,8 @@ export interface StudioNode {
   /** Run state for status icons. */
   status?: 'running' | 'failed' | 'done' | 'stopped' | 'interrupted' | 'idle';
   epoch?: number;
+  /** The run a run, checkpoints or checkpoint row belongs to. */
+  algorithm?: TrainingAlgorithm;
   compareId?: string;
   children: StudioNode[];
 }
@@ -35,12 +39,12 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
   const base = { dir: e.dir, experiment: e.name };
   const id = (suffix: string) => `${e.name}/${suffix}`;
   const run = s.run;
-  const runDesc = run.state === 'idle' ? 'not started' : `${run.state}, epoch ${run.lastEpoch + 1}/${run.numEpochs}` + (run.points.length ? `, reward ${run.points[run.points.length - 1].rewardMean.toFixed(3)}` : '');
-  const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: `epoch-${String(ep).padStart(6, '0')}`, epoch: ep, children: [] }));
+  // the experiment's row shows the DDPO run's state, unless the Diffusion-DPO run is the one under way
+  const shown = s.dpoRun?.state === 'running' ? s.dpoRun : run;
   const comparisons: StudioNode[] = s.comparisons.map((c) => ({
-    ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: `epoch ${c.epoch + 1} vs base`, compareId: c.id, epoch: c.epoch,
+    ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: c.label, compareId: c.id, ...(c.b.kind === 'checkpoint' ? { epoch: c.b.epoch, algorithm: c.b.algorithm } : {}),
     description: `win rate ${formatWinRate(c.winRate)}${c.rated < c.total ? ` · ${c.rated}/${c.total} rated` : ''}`,
-    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of the fine-tuned model against the base model (a tie counts half; ${c.skips} skips not counted)`, children: [],
+    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of ${c.label.replace(' vs ', ' against ')} (a tie counts half; ${c.skips} skips not counted)`, children: [],
   }));
   const latest = s.comparisons[s.comparisons.length - 1];
   const prompts: StudioNode[] = x.prompts.map((p, i) => ({ ...base, id: id(`prompts/${i}`), kind: 'prompt', label: p, children: [] }));
@@ -49,18 +53,16 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
     id: e.name,
     kind: 'experiment',
     label: e.name,
-    description: run.state === 'idle' ? modelLabel(x.baseModel) : `${modelLabel(x.baseModel)} · ${run.state}`,
+    description: shown.state === 'idle' ? modelLabel(x.baseModel) : `${modelLabel(x.baseModel)} · ${shown.state}`,
     tooltip: `${e.dir}\nBase model: ${modelLabel(x.baseModel)}${x.baseModel.path ? ` (${x.baseModel.path})` : ''}\nCreated: ${x.createdAt}`,
-    status: run.state,
+    status: shown.state,
     children: [
       { ...base, id: id('base'), kind: 'model', label: 'Base model', description: modelLabel(x.baseModel), tooltip: x.baseModel.path ?? x.baseModel.id, children: [] },
       { ...base, id: id('prompts'), kind: 'prompts', label: 'Prompts', description: prompts.length ? String(prompts.length) : 'none yet', children: prompts },
       { ...base, id: id('ratings'), kind: 'ratings', label: 'Ratings', description: `${s.ratings} rated` + (s.consistency !== null ? ` · consistency ${pct(s.consistency)}` : ''), children: [] },
       rewardNode(e, s, id('reward')),
-      {
-        ...base, id: id('run'), kind: 'run', label: 'Fine-tuning', description: runDesc, tooltip: run.message, status: run.state,
-        children: [{ ...base, id: id('checkpoints'), kind: 'checkpoints', label: 'Checkpoints', description: checkpoints.length ? String(checkpoints.length) : 'none yet', children: checkpoints }],
-      },
+      runNode(base, id, 'ddpo', run),
+      ...(s.dpoRun ? [runNode(base, id, 'diffusion-dpo', s.dpoRun)] : []),
       { ...base, id: id('compare'), kind: 'comparisons', label: 'Blind comparisons', description: latest ? `latest: ${formatWinRate(latest.winRate)}` : 'none yet', children: comparisons },
     ],
   };
@@ -75,5 +77,21 @@ function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experiment
   return {
     dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
     description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,
+  };
+}
+
+// A run's row (DDPO's "Fine-tuning", Diffusion-DPO's "Fine-tuning (Diffusion-DPO)") with its checkpoints.
+function runNode(base: Pick<StudioNode, 'dir' | 'experiment'>, id: (suffix: string) => string, algorithm: TrainingAlgorithm, run: RunState): StudioNode {
+  const dpo = algorithm === 'diffusion-dpo';
+  const folder = dpo ? 'dpo/' : '';
+  const last = run.dpoPoints?.at(-1);
+  const figure = dpo
+    ? last ? `, held-out accuracy ${last.heldOutAcc === null ? 'n/a' : `${Math.round(last.heldOutAcc * 100)}%`}` : ''
+    : run.points.length ? `, reward ${run.points[run.points.length - 1].rewardMean.toFixed(3)}` : '';
+  const description = run.state === 'idle' ? 'not started' : `${run.state}, epoch ${run.lastEpoch + 1}/${run.numEpochs}${figure}`;
+  const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`${folder}checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: `epoch-${String(ep).padStart(6, '0')}`, epoch: ep, algorithm, children: [] }));
+  return {
+    ...base, id: id(`${folder}run`), kind: 'run', label: dpo ? 'Fine-tuning (Diffusion-DPO)' : 'Fine-tuning', description, tooltip: run.message, status: run.state, algorithm,
+    children: [{ ...base, id: id(`${folder}checkpoints`), kind: 'checkpoints', label: 'Checkpoints', description: checkpoints.length ? String(checkpoints.length) : 'none yet', algorithm, children: checkpoints }],
   };
 }

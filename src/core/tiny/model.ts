@@ -1,4 +1,4 @@
-/** The embedded tiny model's fixed parts: UNet and scheduler configs, the pixel-space "VAE" decoder and its encoder. */
+/** The embedded tiny model's fixed parts: UNet and scheduler configs, the pixel-space "VAE" (decoder and encoder graphs, and the encoder on the host). */
 import { A, GraphBuilder } from '../onnx/builder';
 import { DataType, emptyGraph, makeModel, Model } from '../onnx/ir';
 import { UNetConfig } from '../graphs/unet';
@@ -60,6 +60,30 @@ export function buildTinyVaeDecoder(): Model {
   model.metadata = {
     source: 'ddpo-studio tiny model (fixed pooled-RGB decoder)',
     config: JSON.stringify({ latent_channels: 4, out_channels: 3, block_out_channels: [3, 3], sample_size: TINY_IMAGE_SIZE, scaling_factor: TINY_SCALING_FACTOR }),
+  };
+  return model;
+}
+
+/**
+ * The encoder as an ONNX graph like a VAE encoder's (`sample [b,3,2h,2w]` in [-1, 1] -> `latent_sample [b,4,h,w]`,
+ * before the scaling factor): a 2x2 average pool and a fixed 1x1 conv that keeps RGB in channels 0-2 and a zero
+ * channel 3, exactly {@link encodeLatent}. Diffusion-DPO encodes the rated images with it.
+ */
+export function buildTinyVaeEncoder(): Model {
+  const g = emptyGraph('vae_encoder');
+  const b = new GraphBuilder(g);
+  const x = b.input('sample', DataType.FLOAT, ['batch', 3, 'H', 'W']);
+  const w = new Float32Array(12);
+  for (let c = 0; c < 3; c++) w[c * 3 + c] = 1;
+  const wName = b.initializer({ name: 'quant_conv.weight', dataType: DataType.FLOAT, dims: [4, 3, 1, 1], data: w }, true);
+  const bName = b.initializer({ name: 'quant_conv.bias', dataType: DataType.FLOAT, dims: [4], data: new Float32Array(4) }, true);
+  const pooled = b.within('encoder', () => b.op('AveragePool', [x], { kernel_shape: A.ints([2, 2]), strides: A.ints([2, 2]) }));
+  b.within('quant_conv', () => b.op('Conv', [pooled, wName, bName], { kernel_shape: A.ints([1, 1]) }, { outputs: ['latent_sample'] }));
+  g.outputs.push({ name: 'latent_sample', elemType: DataType.FLOAT, shape: ['batch', 4, 'h', 'w'] });
+  const model = makeModel(g, 17);
+  model.metadata = {
+    source: 'ddpo-studio tiny model (fixed pooled-RGB encoder)',
+    config: JSON.stringify({ latent_channels: 4, in_channels: 3, block_out_channels: [3, 3], sample_size: TINY_IMAGE_SIZE, scaling_factor: TINY_SCALING_FACTOR }),
   };
   return model;
 }

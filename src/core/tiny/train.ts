@@ -17,7 +17,7 @@ import { mulberry32 } from '../random';
 import { caption, captionWords, randomScene, renderScene } from './scenes';
 import { buildVocab, writeTokenizerFolder } from './vocab';
 import {
-  buildTinyVaeDecoder, encodeLatent, TINY_IMAGE_SIZE, TINY_LATENT_SIZE, TINY_MODEL_UNET, TINY_SCALING_FACTOR, TINY_SCHEDULER_CONFIG,
+  buildTinyVaeDecoder, buildTinyVaeEncoder, encodeLatent, TINY_IMAGE_SIZE, TINY_LATENT_SIZE, TINY_MODEL_UNET, TINY_SCALING_FACTOR, TINY_SCHEDULER_CONFIG,
 } from './model';
 import { buildTinyTextEncoder, TINY_TEXT_DIM } from './textEncoder';
 import { createUNetTrainer, withWeights } from './trainGraph';
@@ -116,7 +116,7 @@ async function buildParts(seed: number, threads: number | undefined): Promise<Ti
 // Writes `o.out` as a Stable Diffusion ONNX folder with the EMA weights, and training.json.
 function writeTinyFolder(o: TinyTrainOptions, parts: TinyParts, ema: Map<string, Float32Array>, step: number, losses: Array<[number, number]>): void {
   writeModelFolder(o.out, {
-    unet: withWeights(parts.unet, ema), textEncoder: parts.textEncoder, vaeDecoder: parts.vae, tokenizerDir: parts.tokDir, scheduler: TINY_SCHEDULER_CONFIG,
+    unet: withWeights(parts.unet, ema), textEncoder: parts.textEncoder, vaeDecoder: parts.vae, vaeEncoder: buildTinyVaeEncoder(), tokenizerDir: parts.tokDir, scheduler: TINY_SCHEDULER_CONFIG,
     name: 'ddpo-studio/tiny-shapes', scalingFactor: TINY_SCALING_FACTOR,
   });
   atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({

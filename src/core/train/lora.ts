@@ -55,7 +55,7 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
     node.outputs[0] = base;
     const inputA = b.input(peftKey(t.module, 'A'), DataType.FLOAT, [cfg.rank, t.inFeatures]);
     const inputB = b.input(peftKey(t.module, 'B'), DataType.FLOAT, [t.outFeatures, cfg.rank]);
-    b.within(`lora/${t.module}`, () => {
+    b.within(`${LORA_SCOPE}/${t.module}`, () => {
       // Two Gemms with transB read A and B in their PEFT layout and carry the scale in alpha: no Transpose or Mul
       // nodes, and their gradients are Gemms too, so an adapter costs few kernels forward and backward.
       // A MatMul's activations ([batch, tokens, in]) are flattened to rows and the result takes the layer's shape;
@@ -76,6 +76,22 @@ export function injectLora(model: Model, cfg: LoraConfig): InjectedLora {
   g.nodes.forEach((n, k) => { nodes.push(n); const extra = inserted.get(k); if (extra) nodes.push(...extra); });
   g.nodes = nodes;
   return { model: out, adapters, rank: cfg.rank, alpha: cfg.alpha };
+}
+
+/** Node-name scope of the nodes {@link injectLora} adds (`/lora/<module>/...`). */
+export const LORA_SCOPE = 'lora';
+
+/**
+ * The nodes of a LoRA-injected graph with the adapters switched off: each adapter's nodes are left out and its final
+ * Add (base + delta) becomes an Identity of the base, so the layers compute exactly the model without LoRA.
+ */
+export function nodesWithoutLora(nodes: readonly Node[]): Node[] {
+  const prefix = `/${LORA_SCOPE}/`;
+  return nodes.flatMap((n) => {
+    if (!n.name.startsWith(prefix)) return [n];
+    // an adapter has one Add, base + delta (injectLora), whose first input is the layer's own output
+    return n.opType === 'Add' ? [{ ...n, opType: 'Identity', inputs: [n.inputs[0]], attrs: {} }] : [];
+  });
 }
 
 /**

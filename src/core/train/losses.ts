@@ -1,4 +1,4 @@
-/** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Bradley–Terry, and a dot product for vector-Jacobian checks. */
+/** Training objectives as ONNX subgraphs of standard ops: DDPO (CFG + DDIM log-prob + PPO), Diffusion-DPO, Bradley–Terry, and a dot product for vector-Jacobian checks. */
 import { GraphBuilder } from '../onnx/builder';
 import type { Node } from '../onnx/ir';
 
@@ -103,6 +103,60 @@ export function appendDdpoLoss(b: GraphBuilder, v: DdpoLossInputs, cfg: PpoConfi
     const outside = b.op('Greater', [b.op('Abs', [b.op('Sub', [ratio, one])]), v.clipRange]);
     const clipFrac = reduce(b, 'ReduceMean', b.op('Cast', [outside], { to: { type: 'int', value: 1 } }), null, false, opset);
     return { loss, logProb, ratio, approxKl, clipFrac, prevMean: mean, std };
+  });
+}
+
+/** Value names the Diffusion-DPO objective reads: predictions and targets of B pairs as 2B rows, winners first. */
+export interface DiffusionDpoLossInputs {
+  /** The policy's (LoRA) prediction [2B, C, H, W]: rows 0..B-1 the preferred images, B..2B-1 the rejected ones. */
+  pred: string;
+  /** The reference (base UNet) prediction of the same rows. */
+  refPred: string;
+  /** What the model is trained to predict: the noise ε, or v for a v-prediction model [2B, C, H, W]. */
+  target: string;
+  /** β []. */
+  beta: string;
+}
+
+/** Names of the Diffusion-DPO subgraph's results. */
+export interface DiffusionDpoLossOutputs {
+  loss: string;
+  /** The DPO margin per pair [B] (its sign is the implicit reward's verdict: > 0 prefers the winner). */
+  margin: string;
+  /** Fraction of pairs with a positive margin []. */
+  accuracy: string;
+  /** Mean squared errors of the policy and the reference over all rows [] (the plain diffusion loss, to watch). */
+  modelMse: string;
+  refMse: string;
+}
+
+/** Node-name scope of the Diffusion-DPO objective (its gradient nodes carry it too). */
+export const DIFFUSION_DPO_LOSS_SCOPE = 'diffusion_dpo_loss';
+
+/** True for the nodes of either objective and their gradients: float16 training keeps them float32. */
+export function isLossNode(n: Node): boolean {
+  return isDdpoLossNode(n) || n.name.includes(DIFFUSION_DPO_LOSS_SCOPE);
+}
+
+/**
+ * Appends Diffusion-DPO's loss (Wallace et al. 2023, as the official training code computes it): per row the mean
+ * over C·H·W of (pred − target)², e = mse_θ − mse_ref; margin = −β/2·(e_w − e_l); loss = mean over pairs of
+ * −log σ(margin) = softplus(−margin). The reference rows carry no gradient (no path to the LoRA inputs).
+ */
+export function appendDiffusionDpoLoss(b: GraphBuilder, v: DiffusionDpoLossInputs, opset: number, rank = 4): DiffusionDpoLossOutputs {
+  return b.within(DIFFUSION_DPO_LOSS_SCOPE, () => {
+    const pixels = Array.from({ length: rank - 1 }, (_, k) => k + 1);
+    const mse = (pred: string) => { const d = b.op('Sub', [pred, v.target]); return reduce(b, 'ReduceMean', b.op('Mul', [d, d]), pixels, false, opset); };
+    const halves = (x: string) => b.nodeN('Split', [x], opset >= 18 ? { axis: { type: 'int', value: 0 }, num_outputs: { type: 'int', value: 2 } } : { axis: { type: 'int', value: 0 } }, { outputs: 2 });
+    const modelRows = mse(v.pred), refRows = mse(v.refPred);
+    const [ew, el] = halves(b.op('Sub', [modelRows, refRows]));
+    const margin = b.op('Mul', [b.op('Mul', [b.scalar(-0.5), v.beta]), b.op('Sub', [ew, el])]);
+    const loss = reduce(b, 'ReduceMean', b.op('Softplus', [b.op('Neg', [margin])]), null, false, opset);
+    const won = b.op('Cast', [b.op('Greater', [margin, b.scalar(0)])], { to: { type: 'int', value: 1 } });
+    return {
+      loss, margin, accuracy: reduce(b, 'ReduceMean', won, null, false, opset),
+      modelMse: reduce(b, 'ReduceMean', modelRows, null, false, opset), refMse: reduce(b, 'ReduceMean', refRows, null, false, opset),
+    };
   });
 }
 

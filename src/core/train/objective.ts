@@ -1,9 +1,10 @@
-/** Wraps a UNet graph with a training objective: the DDPO policy-gradient step, or a dot-product (VJP) loss. */
+/** Wraps a UNet graph with a training objective: the DDPO policy-gradient step, the Diffusion-DPO step, or a dot-product (VJP) loss. */
 import { GraphBuilder } from '../onnx/builder';
 import { DataType, Dim, Model, cloneModel, onnxOpset } from '../onnx/ir';
 import { DdimConfig, DdimSchedule, ddimCoefficients } from '../diffusion/ddim';
 import { unetRoles, unetStatics, type UnetRoles } from '../diffusion/unetRoles';
-import { PpoConfig, appendDdpoLoss, appendDotLoss } from './losses';
+import { PpoConfig, appendDdpoLoss, appendDiffusionDpoLoss, appendDotLoss } from './losses';
+import { nodesWithoutLora } from './lora';
 import { FeedValue } from '../runtime/ortRun';
 
 /** Renames a value everywhere it is produced or read. */
@@ -177,4 +178,56 @@ export function dotObjective(unet: Model, weightsInput = 'vjp_weights'): Model {
   b.output(loss, 'loss', DataType.FLOAT, []);
   b.output(out.name, out.name, out.elemType, out.shape);
   return model;
+}
+
+/**
+ * Builds the Diffusion-DPO step graph around a LoRA-injected UNet: the UNet runs on `noisy_latents` (2B rows, the B
+ * preferred images first, then the B rejected ones, pair k's two rows at the same timestep and noise) with
+ * `cond_embeds`, and a second copy of its nodes with the LoRA switched off (the reference model: the same weights,
+ * no second copy of them) runs on the same inputs; the loss compares both with `target` (see appendDiffusionDpoLoss).
+ * `timestep` keeps the UNet's own type and rank ([2B], or one scalar shared by a run's rows).
+ */
+export function diffusionDpoObjective(unet: Model): Model {
+  const model = cloneModel(unet);
+  const roles = unetRoles(model);
+  const opset = onnxOpset(model);
+  const io = internalize(model, roles);
+  const refOut = appendReferenceCopy(model, new Set([io.sample, io.timestep, io.ehs]), io.out);
+  const b = new GraphBuilder(model.graph);
+  const [n, c, h, w] = roles.sample.shape!;
+  const [, seq, dim] = roles.encoderHiddenStates.shape!;
+  const rows: Dim = typeof n === 'string' ? n : 'batch';
+  const lat: Dim[] = [rows, c, h, w];
+  const tRank = roles.timestep.shape?.length ?? 1;
+  b.op('Identity', [b.input('noisy_latents', DataType.FLOAT, lat)], {}, { outputs: [io.sample] });
+  b.op('Identity', [b.input('timestep', roles.timestep.elemType, tRank === 0 ? [] : [rows])], {}, { outputs: [io.timestep] });
+  b.op('Identity', [b.input('cond_embeds', DataType.FLOAT, [rows, seq, dim])], {}, { outputs: [io.ehs] });
+  const target = b.input('target', DataType.FLOAT, lat);
+  const beta = b.input('beta_dpo', DataType.FLOAT, []);
+  const r = appendDiffusionDpoLoss(b, { pred: io.out, refPred: refOut, target, beta }, opset, 4);
+  b.output(r.loss, 'loss', DataType.FLOAT, []);
+  b.output(r.margin, 'margin', DataType.FLOAT, ['pairs']);
+  b.output(r.accuracy, 'implicit_acc', DataType.FLOAT, []);
+  b.output(r.modelMse, 'model_mse', DataType.FLOAT, []);
+  b.output(r.refMse, 'ref_mse', DataType.FLOAT, []);
+  return model;
+}
+
+/** Static shapes of the Diffusion-DPO objective's inputs for B pairs (2B rows; timestep [] for scalar-timestep UNets). */
+export function diffusionDpoInputShapes(pairs: number, latent: readonly number[], embeds: readonly number[], scalarTimestep: boolean): Record<string, number[]> {
+  const rows = 2 * pairs;
+  return { noisy_latents: [rows, ...latent], target: [rows, ...latent], timestep: scalarTimestep ? [] : [rows], cond_embeds: [rows, ...embeds] };
+}
+
+// Appends a copy of the UNet's nodes without the LoRA (the reference model) that reads the same `inputs` and shares
+// every weight; returns the name of its output.
+function appendReferenceCopy(model: Model, inputs: Set<string>, out: string): string {
+  const g = model.graph;
+  const shared = new Set([...g.initializers.keys(), ...g.inputs.map((v) => v.name), ...inputs]);
+  const rename = (v: string) => (!v || shared.has(v) ? v : `ref/${v}`);
+  for (const nd of nodesWithoutLora(g.nodes)) {
+    if (Object.values(nd.attrs).some((a) => a.type === 'graph')) throw new Error(`cannot add the reference UNet to the training graph: node ${nd.name || nd.opType} has a subgraph`);
+    g.nodes.push({ ...nd, name: `ref${nd.name.startsWith('/') ? '' : '/'}${nd.name}`, inputs: nd.inputs.map(rename), outputs: nd.outputs.map(rename), attrs: { ...nd.attrs } });
+  }
+  return rename(out);
 }

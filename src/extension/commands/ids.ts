@@ -16,6 +16,7 @@ export const COMMANDS = {
   stopFineTune: 'ddpoStudio.stopFineTune',
   openDashboard: 'ddpoStudio.openDashboard',
   compare: 'ddpoStudio.compare',
+  compareModels: 'ddpoStudio.compareModels',
   openComparison: 'ddpoStudio.openComparison',
   exportLora: 'ddpoStudio.exportLora',
   reveal: 'ddpoStudio.revealExperiment',

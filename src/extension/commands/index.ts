@@ -3,7 +3,8 @@ import * as vscode from 'vscode';
 import type { Services } from '../services';
 import { openExperimentPanel } from '../panels/experimentPanel';
 import { newExperiment } from './newExperiment';
-import { compareWithBase, deleteExperiment, exportLora, openComparison, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
+import { compareModels, compareWithBase, openComparison } from './compare';
+import { deleteExperiment, exportLora, openDashboard, ratePairs, revealExperiment, startFineTune, stopFineTune, trainReward } from './studio';
 import { workerStatus } from './workerStatus';
 import { pickExperiment } from '../studio/pick';
 import { COMMANDS } from './ids';
@@ -33,6 +34,7 @@ export function registerCommands(services: Services): vscode.Disposable[] {
       if (x) openDashboard(services, x.dir);
     }),
     reg(COMMANDS.compare, (arg?: unknown) => compareWithBase(services, arg)),
+    reg(COMMANDS.compareModels, (arg?: unknown) => compareModels(services, arg)),
     reg(COMMANDS.openComparison, (arg?: unknown) => openComparison(services, arg)),
     reg(COMMANDS.exportLora, (arg?: unknown) => exportLora(services, arg)),
     reg(COMMANDS.reveal, (arg?: unknown) => revealExperiment(arg)),

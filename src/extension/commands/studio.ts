@@ -1,24 +1,24 @@
 /** The studio's commands: rate, train the reward model, fine-tune, compare, export, reveal, delete. */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { listCheckpoints } from '../../core/ddpo/checkpoint';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { atomicWriteFileSync } from '../../core/fsutil';
-import { listComparisons } from '../../core/studio/compare';
-import { formatWinRate } from '../../core/studio/summary';
-import { compareResult } from '../../core/studio/compare';
 import { presetById } from '../../core/studio/presets';
+import { ALGORITHM_NAMES, type TrainingAlgorithm } from '../../protocol';
 import { openDashboardPanel } from '../panels/dashboardPanel';
 import { openRatingPanel } from '../panels/ratingPanel';
 import type { Services } from '../services';
 import { modelDirOf } from '../studio/models';
 import { pickExperiment, type PickedExperiment } from '../studio/pick';
+import { pickAlgorithm } from '../studio/pickRun';
 import { executionProviderSetting } from '../settings';
 
 /** Ratings a session aims for unless experiment.json's settings.ratingTarget says otherwise. */
 const DEFAULT_RATING_TARGET = 50;
 
-function modelDir(services: Services, x: PickedExperiment): string | undefined {
+/** The experiment's model folder, or undefined after telling the person why there is none. */
+export function modelDir(services: Services, x: PickedExperiment): string | undefined {
   try {
     return modelDirOf(services.context, x.experiment, x.dir);
   } catch (e) {
@@ -65,22 +65,25 @@ function ensureDdpoConfig(x: PickedExperiment): void {
   }
 }
 
-/** "Start Fine-Tuning" (resume: continue from the newest checkpoint). */
-export async function startFineTune(services: Services, arg: unknown, resume: boolean): Promise<void> {
+/** "Start Fine-Tuning" (resume: continue from the newest checkpoint), with DDPO or Diffusion-DPO. */
+export async function startFineTune(services: Services, arg: unknown, resume: boolean, chosen?: TrainingAlgorithm): Promise<void> {
   const x = await pickExperiment(arg, resume ? 'Resume fine-tuning of which experiment?' : 'Fine-tune which experiment?');
   if (!x) return;
   const dir = modelDir(services, x);
   if (!dir) return;
+  const algorithm = chosen ?? await pickAlgorithm(x, resume ? `Resume which fine-tuning run of ${x.name}?` : `Fine-tune ${x.name} with`, resume);
+  if (!algorithm) return;
   ensureDdpoConfig(x);
-  const hasRun = fs.existsSync(ddpoLayout(x.dir).metricsFile) && fs.statSync(ddpoLayout(x.dir).metricsFile).size > 0;
+  const layout = ddpoLayout(x.dir, algorithm);
+  const hasRun = fs.existsSync(layout.metricsFile) && fs.statSync(layout.metricsFile).size > 0;
   if (hasRun && !resume) {
-    const pick = await vscode.window.showWarningMessage(`${x.name} already has a fine-tuning run. Resume it, or delete its ddpo/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
+    const pick = await vscode.window.showWarningMessage(`${x.name} already has a ${ALGORITHM_NAMES[algorithm]} run. Resume it, or delete its ${path.basename(layout.runDir)}/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
     if (!pick) return;
-    if (pick === 'Start Over') fs.rmSync(ddpoLayout(x.dir).runDir, { recursive: true, force: true });
+    if (pick === 'Start Over') fs.rmSync(layout.runDir, { recursive: true, force: true });
     resume = pick === 'Resume';
   }
-  openDashboard(services, x.dir);
-  await services.runs.start(x.dir, dir, resume);
+  openDashboard(services, x.dir, undefined, algorithm);
+  await services.runs.start(x.dir, dir, resume, algorithm);
 }
 
 /** "Stop Fine-Tuning". */
@@ -89,42 +92,9 @@ export async function stopFineTune(services: Services, arg?: unknown): Promise<v
   if (x && !services.runs.stop(x.dir)) void vscode.window.showInformationMessage(`${x.name} is not fine-tuning in this window.`);
 }
 
-/** "Open Training Dashboard" (`restored`: the panel VS Code brought back after a reload). */
-export function openDashboard(services: Services, dir: string, restored?: vscode.WebviewPanel): void {
-  openDashboardPanel(services, dir, () => void startFineTune(services, dir, true), restored);
-}
-
-/** "Compare with Base Model": renders a blind comparison, then opens it for rating. */
-export async function compareWithBase(services: Services, arg?: unknown): Promise<void> {
-  const x = await pickExperiment(arg, 'Compare which experiment\'s checkpoint with its base model?');
-  if (!x) return;
-  const dir = modelDir(services, x);
-  if (!dir) return;
-  const epochs = listCheckpoints(ddpoLayout(x.dir).checkpointsDir);
-  if (epochs.length === 0) return void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first.`);
-  const epoch = x.node?.kind === 'checkpoint' && x.node.epoch !== undefined ? x.node.epoch : epochs[epochs.length - 1];
-  try {
-    const r = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: rendering base vs epoch ${epoch + 1} of ${x.name}`, cancellable: true }, (progress, token) => {
-      const ctl = new AbortController();
-      token.onCancellationRequested(() => ctl.abort());
-      return services.worker.request('compare', { experimentDir: x.dir, modelDir: dir, epoch, seedsPerPrompt: 2, executionProvider: executionProviderSetting() }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
-    });
-    openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: r.compareId, target: r.pairs });
-  } catch (e) {
-    void vscode.window.showErrorMessage(`Could not render the comparison for ${x.name}: ${(e as Error).message}`);
-  }
-}
-
-/** Opens an existing comparison (tree row) for rating, or shows its result when it is complete. */
-export async function openComparison(services: Services, arg?: unknown): Promise<void> {
-  const x = await pickExperiment(arg, 'Open a comparison of which experiment?');
-  if (!x) return;
-  const all = listComparisons(x.dir);
-  const m = all.find((c) => c.id === x.node?.compareId) ?? all.at(-1);
-  if (!m) return void vscode.window.showInformationMessage(`${x.name} has no blind comparison yet: run "Compare with Base Model".`);
-  const res = compareResult(x.dir, m);
-  if (res.rated >= res.total) void vscode.window.showInformationMessage(`Epoch ${m.epoch + 1} vs base: win rate ${formatWinRate(res.winRate)}.`);
-  openRatingPanel(services, { mode: 'compare', experiment: x.name, experimentDir: x.dir, compareId: m.id, target: m.items.length });
+/** "Open Training Dashboard" of a run (`algorithm`; default the one under way, else the newest); `restored`: the panel VS Code brought back after a reload. */
+export function openDashboard(services: Services, dir: string, restored?: vscode.WebviewPanel, algorithm?: TrainingAlgorithm): void {
+  openDashboardPanel(services, dir, (a) => void startFineTune(services, dir, true, a), restored, algorithm);
 }
 
 /** "Export LoRA". */
@@ -138,8 +108,10 @@ export async function exportLora(services: Services, arg?: unknown): Promise<voi
   if (!fmt) return;
   try {
     const epoch = x.node?.kind === 'checkpoint' ? x.node.epoch : undefined;
-    const r = await services.worker.request('exportLora', { experimentDir: x.dir, format: fmt.label as 'kohya' | 'peft', epoch });
-    const pick = await vscode.window.showInformationMessage(`Exported the epoch ${r.epoch + 1} LoRA to ${r.file}`, 'Reveal');
+    const algorithm = x.node?.kind === 'checkpoint' ? x.node.algorithm : await pickAlgorithm(x, `Export the LoRA of which run of ${x.name}?`, true);
+    if (!algorithm) return;
+    const r = await services.worker.request('exportLora', { experimentDir: x.dir, format: fmt.label as 'kohya' | 'peft', epoch, algorithm });
+    const pick = await vscode.window.showInformationMessage(`Exported the ${ALGORITHM_NAMES[algorithm]} epoch ${r.epoch + 1} LoRA to ${r.file}`, 'Reveal');
     if (pick) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(r.file));
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not export the LoRA of ${x.name}: ${(e as Error).message}`);

@@ -1,8 +1,13 @@
-/** The training dashboard: live reward, KL and clip-fraction charts, the newest evaluation images, the win rate. */
+/**
+ * The training dashboard of one experiment: for DDPO live reward, KL and clip-fraction charts, for Diffusion-DPO the
+ * loss and the implicit reward accuracy; the newest evaluation images; the latest blind comparison's win rate.
+ */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
+import { hasRun } from '../../core/studio/runState';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { compareResult, listComparisons } from '../../core/studio/compare';
@@ -10,21 +15,32 @@ import { ddpoRewardOf, readRunState } from '../../core/studio/runState';
 import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
 import { readSummary } from '../../core/studio/summary';
 import { COMMANDS } from '../commands/ids';
-import { assertNever, panelReceiver, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView } from '../../protocol';
+import { assertNever, isTrainingAlgorithm, panelReceiver, TRAINING_ALGORITHMS, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView, type TrainingAlgorithm } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
 
 const open = new Map<string, DashboardPanel>();
 
-/** Opens (or reveals) the dashboard of an experiment; `resume` is what its Resume button does; `restored` comes back after a reload. */
-export function openDashboardPanel(services: Services, experimentDir: string, resume: () => void, restored?: vscode.WebviewPanel): void {
+/**
+ * Opens (or reveals) the dashboard of an experiment, showing the run of `algorithm` (default: the run under way, else
+ * the newest); `resume` is what its Resume button does for the run shown; `restored` comes back after a reload.
+ */
+export function openDashboardPanel(services: Services, experimentDir: string, resume: (algorithm: TrainingAlgorithm) => void, restored?: vscode.WebviewPanel, algorithm?: TrainingAlgorithm): void {
   const existing = open.get(experimentDir);
   if (existing) {
     restored?.dispose();
+    if (algorithm) existing.show(algorithm);
     return existing.panel.reveal();
   }
-  open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir), restored));
+  const shown = algorithm ?? services.runs.algorithmOf(experimentDir) ?? newestRun(experimentDir);
+  open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir), shown, restored));
+}
+
+// The run whose status changed last (DDPO when there is none).
+function newestRun(dir: string): TrainingAlgorithm {
+  const when = (a: TrainingAlgorithm) => { try { return fs.statSync(ddpoLayout(dir, a).statusFile).mtimeMs; } catch { return -1; } };
+  return [...TRAINING_ALGORITHMS].sort((x, y) => when(y) - when(x))[0];
 }
 
 /** Redraws every open dashboard of `experimentDir` (after a file change on disk). */
@@ -37,10 +53,10 @@ class DashboardPanel {
   private pending: NodeJS.Timeout | undefined;
   private readonly restoreKey: string;
 
-  constructor(private readonly services: Services, private readonly dir: string, private readonly resume: () => void, onDispose: () => void, restored?: vscode.WebviewPanel) {
+  constructor(private readonly services: Services, private readonly dir: string, private readonly resume: (algorithm: TrainingAlgorithm) => void, onDispose: () => void, private algorithm: TrainingAlgorithm, restored?: vscode.WebviewPanel) {
     const { extensionUri } = services.context;
     const name = path.basename(dir);
-    this.panel = openWebviewPanel(extensionUri, 'ddpoStudio.dashboard', `Training: ${name}`, ddpoLayout(dir).evalDir, restored);
+    this.panel = openWebviewPanel(extensionUri, 'ddpoStudio.dashboard', `Training: ${name}`, TRAINING_ALGORITHMS.map((a) => ddpoLayout(dir, a).evalDir), restored);
     this.restoreKey = rememberPanel(services, { kind: 'dashboard', experimentDir: dir });
     this.panel.webview.html = webviewHtml(this.panel.webview, extensionUri, 'dashboard', `Training: ${name}`);
     const sub = services.runs.onDidChange((e) => e.experimentDir === dir && this.schedule());
@@ -50,6 +66,12 @@ class DashboardPanel {
       clearTimeout(this.pending);
       onDispose();
     });
+  }
+
+  /** Shows the run of `algorithm`. */
+  show(algorithm: TrainingAlgorithm): void {
+    this.algorithm = algorithm;
+    this.update();
   }
 
   /** Sends the current state now. */
@@ -79,7 +101,10 @@ class DashboardPanel {
         if (!this.services.runs.stop(this.dir)) this.tellWhereItRuns();
         return;
       case 'resumeRun':
-        return this.resume();
+        return this.resume(this.algorithm);
+      case 'showRun':
+        if (isTrainingAlgorithm(msg.algorithm)) this.show(msg.algorithm);
+        return;
       case 'runStep':
         if (!isLoopStep(msg.step)) return this.services.output.appendLine(`[host] rejected a dashboard message: unknown step ${JSON.stringify(msg.step)}`);
         return this.runStep(msg.step);
@@ -102,23 +127,26 @@ class DashboardPanel {
   }
 
   private view(): DashboardView {
-    const running = this.services.runs.isRunning(this.dir);
-    const s = readRunState(this.dir, running);
-    const live = this.services.runs.progressOf(this.dir);
+    const running = this.services.runs.isRunning(this.dir, this.algorithm);
+    const s = readRunState(this.dir, running, this.algorithm);
+    const live = running ? this.services.runs.progressOf(this.dir) : undefined;
     const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(this.dir, rel))).toString();
     const cmp = listComparisons(this.dir).at(-1);
     const win = cmp ? compareResult(this.dir, cmp) : undefined;
     return {
       experiment: path.basename(this.dir),
+      algorithm: this.algorithm,
+      runs: TRAINING_ALGORITHMS.filter((a) => a === this.algorithm || hasRun(this.dir, a) || this.services.runs.isRunning(this.dir, a)),
       state: s.state,
       message: s.message,
       epoch: live && running ? live.epoch : s.lastEpoch,
       numEpochs: live?.numEpochs || s.numEpochs,
       phase: running ? live?.message : undefined,
       points: s.points,
+      dpoPoints: s.dpoPoints ?? [],
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
-      winRate: win && win.winRate.n > 0 ? { ...win.winRate, epoch: win.epoch } : undefined,
+      winRate: win && win.winRate.n > 0 ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
       loop: this.loop(running),
     };
   }

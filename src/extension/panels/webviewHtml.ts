@@ -12,10 +12,10 @@ export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions 
  * The webview panel of `viewType`: `restored` (the one VS Code brought back after a window reload) retitled and given
  * its options again, else a new one beside the editor. It may read dist/, media/ and `extraRoot` alone (its images).
  */
-export function openWebviewPanel(extensionUri: vscode.Uri, viewType: string, title: string, extraRoot: string, restored?: vscode.WebviewPanel,
+export function openWebviewPanel(extensionUri: vscode.Uri, viewType: string, title: string, extraRoot: string | string[], restored?: vscode.WebviewPanel,
   createOptions: vscode.WebviewPanelOptions = {}): vscode.WebviewPanel {
   const opts = webviewOptions(extensionUri);
-  const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), vscode.Uri.file(extraRoot)] };
+  const options = { ...opts, localResourceRoots: [...(opts.localResourceRoots ?? []), ...[extraRoot].flat().map((r) => vscode.Uri.file(r))] };
   const panel = restored ?? vscode.window.createWebviewPanel(viewType, title, vscode.ViewColumn.Active, { ...options, ...createOptions });
   if (restored) {
     panel.title = title;

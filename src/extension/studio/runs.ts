@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { EpochPoint, FineTuneProgress } from '../../protocol';
+import { ALGORITHM_NAMES, type DpoEpochPoint, type EpochPoint, type FineTuneProgress, type TrainingAlgorithm } from '../../protocol';
 import { WorkerRequestError, type WorkerClient } from '../../worker/client';
 import { executionProviderSetting } from '../settings';
 import { confirmRewardScript, type RewardScript } from '../../core/ddpo/rewardScript';
@@ -12,16 +12,21 @@ import { confirmRewardScript, type RewardScript } from '../../core/ddpo/rewardSc
 /** What listeners (dashboard, tree) hear while a run goes. */
 export interface RunEvent {
   experimentDir: string;
+  /** The run's algorithm. */
+  algorithm?: TrainingAlgorithm;
   progress?: FineTuneProgress;
   finished?: EpochPoint;
+  finishedDpo?: DpoEpochPoint;
   ended?: 'done' | 'stopped' | 'failed' | 'crashed';
   message?: string;
 }
 
 interface ActiveRun {
+  algorithm: TrainingAlgorithm;
   abort: AbortController;
   last?: FineTuneProgress;
 }
+
 
 /** Starts, stops and tracks fine-tuning runs. */
 export class RunManager implements vscode.Disposable {
@@ -35,9 +40,15 @@ export class RunManager implements vscode.Disposable {
     this.statusBar.name = 'DDPO Studio fine-tuning';
   }
 
-  /** True while this window's worker runs the experiment's fine-tuning. */
-  isRunning(experimentDir: string): boolean {
-    return this.active.has(experimentDir);
+  /** True while this window's worker runs the experiment's fine-tuning (of `algorithm`, when given). */
+  isRunning(experimentDir: string, algorithm?: TrainingAlgorithm): boolean {
+    const run = this.active.get(experimentDir);
+    return !!run && (algorithm === undefined || run.algorithm === algorithm);
+  }
+
+  /** The algorithm of the experiment's run under way in this window. */
+  algorithmOf(experimentDir: string): TrainingAlgorithm | undefined {
+    return this.active.get(experimentDir)?.algorithm;
   }
 
   /** True while any run is going in this window. */
@@ -50,25 +61,27 @@ export class RunManager implements vscode.Disposable {
     return this.active.get(experimentDir)?.last;
   }
 
-  /** Starts (or resumes) fine-tuning; resolves when the run ends, however it ends. */
-  async start(experimentDir: string, modelDir: string, resume: boolean): Promise<void> {
+  /** Starts (or resumes) fine-tuning with `algorithm`; resolves when the run ends, however it ends. */
+  async start(experimentDir: string, modelDir: string, resume: boolean, algorithm: TrainingAlgorithm = 'ddpo'): Promise<void> {
     const name = path.basename(experimentDir);
     if (this.active.has(experimentDir)) {
       this.openDashboard(experimentDir);
       return;
     }
-    const confirmed = await this.confirmRewardScript(experimentDir);
+    // a script reward is DDPO's; Diffusion-DPO runs no reward
+    const confirmed = algorithm === 'ddpo' ? await this.confirmRewardScript(experimentDir) : {};
     if (!confirmed || this.active.has(experimentDir)) return;
-    const run: ActiveRun = { abort: new AbortController() };
+    const run: ActiveRun = { algorithm, abort: new AbortController() };
     this.active.set(experimentDir, run);
     this.updateStatusBar();
-    this.emitter.fire({ experimentDir });
+    this.emitter.fire({ experimentDir, algorithm });
+    const what = algorithm === 'ddpo' ? 'fine-tuning' : `fine-tuning (${ALGORITHM_NAMES[algorithm]})`;
     // The notification closes when the run ends; what happened is told afterwards, outside it.
-    const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: fine-tuning ${name}`, cancellable: true }, async (progress, token) => {
+    const outcome = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `DDPO Studio: ${what} ${name}`, cancellable: true }, async (progress, token) => {
       token.onCancellationRequested(() => run.abort.abort());
       let reported = 0;
       try {
-        const r = await this.worker.request('startFineTune', { experimentDir, modelDir, resume, executionProvider: executionProviderSetting(), rewardScript: confirmed.script }, {
+        const r = await this.worker.request('startFineTune', { experimentDir, modelDir, resume, algorithm, executionProvider: executionProviderSetting(), rewardScript: confirmed.script }, {
           signal: run.abort.signal,
           onProgress: (p) => {
             run.last = p;
@@ -76,7 +89,7 @@ export class RunManager implements vscode.Disposable {
             progress.report({ message: p.message, increment: Math.max(0, (frac - reported) * 100) });
             reported = Math.max(reported, frac);
             this.updateStatusBar();
-            this.emitter.fire({ experimentDir, progress: p, finished: p.finished });
+            this.emitter.fire({ experimentDir, algorithm, progress: p, finished: p.finished, finishedDpo: p.finishedDpo });
           },
         });
         return r;
@@ -91,13 +104,13 @@ export class RunManager implements vscode.Disposable {
       void (outcome.stoppedEarly ? vscode.window.showWarningMessage : vscode.window.showInformationMessage)(text, 'Open Dashboard').then((pick) => pick && this.openDashboard(experimentDir));
     } else if (outcome.code === 'cancelled') {
       this.end(experimentDir, 'stopped');
-      void vscode.window.showInformationMessage(`Fine-tuning of ${name} stopped; its checkpoints are kept.`, 'Resume').then((pick) => pick && void this.start(experimentDir, modelDir, true));
+      void vscode.window.showInformationMessage(`Fine-tuning of ${name} stopped; its checkpoints are kept.`, 'Resume').then((pick) => pick && void this.start(experimentDir, modelDir, true, algorithm));
     } else if (outcome.code === 'worker-crashed') {
       const why = outcome.message.replace(/\s*It restarts on the next request\.$/, '');
       this.end(experimentDir, 'crashed', why);
       this.output.appendLine(`[host] fine-tuning of ${name} interrupted: ${why}`);
       void vscode.window.showErrorMessage(`Fine-tuning of ${name} was interrupted. ${why} Resume continues from the last checkpoint.`, 'Resume', 'Show Worker Log').then((pick) => {
-        if (pick === 'Resume') void this.start(experimentDir, modelDir, true);
+        if (pick === 'Resume') void this.start(experimentDir, modelDir, true, algorithm);
         else if (pick === 'Show Worker Log') this.output.show(true);
       });
     } else {
@@ -142,9 +155,10 @@ export class RunManager implements vscode.Disposable {
   }
 
   private end(experimentDir: string, how: RunEvent['ended'], message?: string): void {
+    const algorithm = this.active.get(experimentDir)?.algorithm;
     this.active.delete(experimentDir);
     this.updateStatusBar();
-    this.emitter.fire({ experimentDir, ended: how, message });
+    this.emitter.fire({ experimentDir, algorithm, ended: how, message });
   }
 
   private updateStatusBar(): void {
@@ -152,7 +166,7 @@ export class RunManager implements vscode.Disposable {
     if (!first) return this.statusBar.hide();
     const [dir, run] = first;
     const p = run.last;
-    this.statusBar.text = `$(sync~spin) DDPO ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
+    this.statusBar.text = `$(sync~spin) ${ALGORITHM_NAMES[run.algorithm]} ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
     this.statusBar.tooltip = `Fine-tuning ${dir}${p?.message ? `\n${p.message}` : ''}\nClick to open the training dashboard.`;
     this.statusBar.command = { command: 'ddpoStudio.openDashboard', title: 'Open Dashboard', arguments: [dir] };
     this.statusBar.accessibilityInformation = { label: `DDPO Studio is fine-tuning ${path.basename(dir)}${p ? `, epoch ${p.epoch + 1} of ${p.numEpochs}` : ''}` };

@@ -1,5 +1,6 @@
 /** Thin TreeDataProvider over the studio tree model; reloads from disk on refresh. */
 import * as vscode from 'vscode';
+import type { TrainingAlgorithm } from '../../protocol';
 import { readSummary } from '../../core/studio/summary';
 import { buildStudioTree, type StudioNode } from '../../core/studio/treeModel';
 import { currentStore } from '../workspaceStore';
@@ -27,7 +28,7 @@ export class ExperimentsTreeProvider implements vscode.TreeDataProvider<StudioNo
   private roots: StudioNode[] = [];
   private loading: Promise<void> | undefined;
 
-  constructor(private readonly output: vscode.OutputChannel, private readonly isRunning: (dir: string) => boolean) {}
+  constructor(private readonly output: vscode.OutputChannel, private readonly isRunning: (dir: string, algorithm: TrainingAlgorithm) => boolean) {}
 
   /** Re-reads `.ddpo/` and redraws the view. */
   refresh(): Promise<void> {
@@ -76,7 +77,7 @@ export class ExperimentsTreeProvider implements vscode.TreeDataProvider<StudioNo
     const store = currentStore();
     let next: StudioNode[];
     try {
-      next = store ? buildStudioTree(await store.list(), (e) => readSummary(e.dir, this.isRunning(e.dir))) : [];
+      next = store ? buildStudioTree(await store.list(), (e) => readSummary(e.dir, (a) => this.isRunning(e.dir, a))) : [];
     } catch (e) {
       // Listing itself failed (e.g. .ddpo is a file): show why instead of an empty or broken view.
       const reason = (e as Error).message;

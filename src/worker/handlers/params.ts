@@ -1,7 +1,7 @@
 /** Checks for untrusted request params; each throws an Error naming the field and what it should be. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXECUTION_PROVIDER_SETTINGS, type ConfirmedRewardScript, type ExecutionProviderSetting } from '../../protocol';
+import { EXECUTION_PROVIDER_SETTINGS, isTrainingAlgorithm, TRAINING_ALGORITHMS, type CompareSide, type ConfirmedRewardScript, type ExecutionProviderSetting, type TrainingAlgorithm } from '../../protocol';
 
 /** The params as a plain object. */
 export function obj(params: unknown): Record<string, unknown> {
@@ -58,4 +58,22 @@ export function confirmedScript(p: Record<string, unknown>): ConfirmedRewardScri
   if (!path.isAbsolute(file)) throw new Error(`"rewardScript.file" must be an absolute path, got ${file}`);
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error('"rewardScript.sha256" must be 64 hex digits');
   return { file, sha256 };
+}
+
+/** An optional training-algorithm field. */
+export function optAlgorithm(p: Record<string, unknown>, key = 'algorithm'): TrainingAlgorithm | undefined {
+  const v = p[key];
+  if (v !== undefined && !isTrainingAlgorithm(v)) throw new Error(`"${key}" must be one of ${TRAINING_ALGORITHMS.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as TrainingAlgorithm | undefined;
+}
+
+/** An optional side of a blind comparison: `{ kind: 'base' }` or `{ kind: 'checkpoint', algorithm, epoch }`. */
+export function optCompareSide(p: Record<string, unknown>, key: string): CompareSide | undefined {
+  if (p[key] === undefined) return undefined;
+  const s = obj(p[key]);
+  if (s.kind === 'base') return { kind: 'base' };
+  if (s.kind !== 'checkpoint') throw new Error(`"${key}.kind" must be "base" or "checkpoint", got ${JSON.stringify(s.kind)}`);
+  const algorithm = optAlgorithm(s);
+  if (!algorithm) throw new Error(`"${key}.algorithm" must be one of ${TRAINING_ALGORITHMS.join(', ')}`);
+  return { kind: 'checkpoint', algorithm, epoch: int(s, 'epoch', 0, 1e7) };
 }

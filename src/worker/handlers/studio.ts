@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { CHOICES, isChoice } from '../../protocol';
 import { trainExperiment } from '../../core/ddpo/experimentRun';
+import { isDpoMetrics } from '../../core/ddpo/metrics';
 import { confirmedScriptGate } from '../../core/ddpo/rewardScript';
 import { BACKBONE_REPO, PIPELINE_REPO, resolveModel, type DownloadProgress } from '../../core/models/hubDownload';
 import { diagnoseModel } from '../../core/doctor/doctor';
@@ -17,7 +18,7 @@ import { jobProviders, machineBackends } from '../../core/runtime/jobProviders';
 import type { JobContext, JobHandler } from '../jobs';
 import { pipelineFor, releasePipelines } from '../models';
 import { noteBackboneOpened } from '../rewardBackbones';
-import { confirmedScript, existingDir, experimentDir, int, obj, optStr, providerSetting, str } from './params';
+import { confirmedScript, existingDir, experimentDir, int, obj, optAlgorithm, optCompareSide, optStr, providerSetting, str } from './params';
 import type { ExecutionProviderSetting, WorkerRequestKind } from '../../protocol';
 
 // One AbortController per experiment being fine-tuned, so stopFineTune can reach the running job.
@@ -122,9 +123,9 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true, executionProvider: providerSetting(p), rewardScript: confirmedScript(p) };
+    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), resume: p.resume === true, algorithm: optAlgorithm(p), executionProvider: providerSetting(p), rewardScript: confirmedScript(p) };
   },
-  async run({ experimentDir: dir, modelDir, resume, executionProvider, rewardScript }, ctx) {
+  async run({ experimentDir: dir, modelDir, resume, algorithm, executionProvider, rewardScript }, ctx) {
     if (runs.has(dir)) throw new Error(`${path.basename(dir)} is already fine-tuning`);
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
@@ -134,18 +135,21 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
     try {
       await releasePipelines();
       const r = await trainExperiment(dir, {
-        modelDir, resume, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning', onBackboneOpened: noteBackboneOpened,
+        modelDir, resume, algorithm, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning', onBackboneOpened: noteBackboneOpened,
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;
           ctx.progress({ epoch: p.epoch, numEpochs: p.numEpochs, phase: p.phase, fraction: (p.epoch + (p.phase === 'done' ? 1 : frac)) / p.numEpochs, message: `epoch ${p.epoch + 1}/${p.numEpochs}: ${p.phase} ${p.done}/${p.total}` });
         },
-        onEpoch: (m) => ctx.progress({
+        onEpoch: (m) => ctx.progress(isDpoMetrics(m) ? {
+          epoch: m.epoch, numEpochs, phase: 'epoch', fraction: (m.epoch + 1) / Math.max(1, numEpochs), message: `epoch ${m.epoch + 1} done: implicit reward accuracy ${(100 * (m.held_out ?? m).implicit_acc).toFixed(0)}%${m.held_out ? ' (held-out pairs)' : ''}`,
+          finishedDpo: { epoch: m.epoch, loss: m.loss, implicitAcc: m.implicit_acc, heldOutAcc: m.held_out?.implicit_acc ?? null, marginMean: m.margin_mean },
+        } : {
           epoch: m.epoch, numEpochs, phase: 'epoch', fraction: (m.epoch + 1) / Math.max(1, numEpochs), message: `epoch ${m.epoch + 1} done: reward ${m.reward_mean.toFixed(3)}`,
           finished: { epoch: m.epoch, rewardMean: m.reward_mean, rewardStd: m.reward_std, approxKl: m.approx_kl, clipfrac: m.clipfrac },
         }),
       });
-      return { firstEpoch: r.firstEpoch, lastEpoch: r.lastEpoch, ...(r.stoppedEarly ? { stoppedEarly: r.stoppedEarly.message } : {}) };
+      return { firstEpoch: r.firstEpoch, lastEpoch: r.lastEpoch, algorithm: r.algorithm, ...(r.stoppedEarly ? { stoppedEarly: r.stoppedEarly.message } : {}) };
     } finally {
       runs.delete(dir);
       ctx.signal.removeEventListener('abort', onAbort);
@@ -168,11 +172,14 @@ export const compareHandler: JobHandler<'compare'> = {
   exclusive: true,
   parse: (raw) => {
     const p = obj(raw);
-    return { experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7), seedsPerPrompt: int(p, 'seedsPerPrompt', 1, 50), executionProvider: providerSetting(p) };
+    return {
+      experimentDir: experimentDir(p), modelDir: existingDir(p, 'modelDir'), epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7),
+      a: optCompareSide(p, 'a'), b: optCompareSide(p, 'b'), seedsPerPrompt: int(p, 'seedsPerPrompt', 1, 50), executionProvider: providerSetting(p),
+    };
   },
-  async run({ experimentDir: dir, modelDir, epoch, seedsPerPrompt, executionProvider }, ctx) {
+  async run({ experimentDir: dir, modelDir, epoch, a, b, seedsPerPrompt, executionProvider }, ctx) {
     await releasePipelines();
-    const m = await runComparison(dir, { modelDir, epoch, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }), lockLabel: 'DDPO Studio blind comparison' });
+    const m = await runComparison(dir, { modelDir, epoch, a, b, seedsPerPrompt, providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onProgress: (d, n) => ctx.progress({ fraction: d / n, message: `image ${d} of ${n}` }), lockLabel: 'DDPO Studio blind comparison' });
     return { compareId: m.id, pairs: m.items.length };
   },
 };
@@ -183,9 +190,9 @@ export const exportLoraHandler: JobHandler<'exportLora'> = {
     const p = obj(raw);
     const format = str(p, 'format');
     if (format !== 'kohya' && format !== 'peft') throw new Error('"format" must be "kohya" or "peft"');
-    return { experimentDir: experimentDir(p), format, epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7) };
+    return { experimentDir: experimentDir(p), format, epoch: p.epoch === undefined ? undefined : int(p, 'epoch', 0, 1e7), algorithm: optAlgorithm(p) };
   },
-  run: ({ experimentDir: dir, format, epoch }) => exportLoraFile(dir, format, epoch),
+  run: ({ experimentDir: dir, format, epoch, algorithm }) => exportLoraFile(dir, format, epoch, algorithm),
 };
 
 /** Handler for `downloadModel`. */

@@ -8,7 +8,8 @@ import { commands } from '../../../src/cli/commands';
 import { runCli } from '../../../src/cli/dispatch';
 import { composeGrid } from '../../../src/core/demo/grid';
 import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
-import type { DemoReport } from '../../../src/core/demo/report';
+import type { DemoReport, DpoDemoReport } from '../../../src/core/demo/report';
+import { readMetrics, type DpoEpochMetrics } from '../../../src/core/ddpo/metrics';
 import { decodePng } from '../../../src/core/image/png';
 import { rewardModelFiles } from '../../../src/core/reward/model';
 import { readRatings } from '../../../src/core/reward/store';
@@ -77,6 +78,30 @@ test('ddpo demo --quick runs every phase on the embedded model and writes a cohe
   // progress named every phase, and the summary printed both headline figures
   for (const phase of ['generate', 'rate', 'reward', 'ddpo', 'eval', 'report']) assert.ok(progress.some((l) => l.includes(phase)), `no progress for ${phase}`);
   assert.ok(out.some((l) => /WIN RATE .*95% CI/.test(l)) && out.some((l) => /WALL TIME/.test(l)), out.join('\n'));
+});
+
+test('ddpo demo --quick --algorithm diffusion-dpo trains on the rated pairs directly: no reward model, the implicit reward accuracy per epoch, the same blind test', { skip: noModel }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const out: string[] = [], progress: string[] = [], err: string[] = [];
+  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), progress: (l) => progress.push(l), signal: new AbortController().signal };
+  assert.equal(await runCli(['demo', '--quick', '--algorithm', 'diffusion-dpo', '--workspace', ws, '--name', 'dpo'], io, commands), 0, err.join('\n'));
+  const dir = path.join(ws, '.ddpo', 'dpo');
+  assert.ok(!fs.existsSync(path.join(dir, 'reward')) && !fs.existsSync(path.join(dir, 'ddpo')), 'no reward model and no DDPO run');
+  const r = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as DpoDemoReport;
+  assert.equal(r.algorithm, 'diffusion-dpo');
+  // every decided rating of the simulated rater is a pair, trained on or held out; ties carry no preference
+  const p = r.diffusionDpo.pairs;
+  assert.deepEqual([p.train + p.heldOut + p.ties + p.skips + p.withoutLatents, p.ties, p.withoutLatents, p.latents], [r.ratings.ratings, r.ratings.ties, 0, 'stored']);
+  const lines = readMetrics<DpoEpochMetrics>(path.join(dir, 'diffusion-dpo', 'metrics.jsonl'));
+  assert.equal(lines.length, (r.settings as { dpoEpochs: number }).dpoEpochs);
+  assert.deepEqual(r.diffusionDpo.curve.map((c) => c.heldOutAcc), lines.map((l) => l.held_out!.implicit_acc));
+  assert.equal(lines[0].held_out!.pairs, p.heldOut);
+  assert.ok(lines.every((l) => l.implicit_acc >= 0 && l.implicit_acc <= 1 && Number.isFinite(l.loss)));
+  const n = r.eval.prompts.length * r.eval.seeds.length;
+  assert.equal(r.eval.winRate.n, n);
+  for (const phase of ['generate', 'rate', 'dpo', 'eval', 'report']) assert.ok(progress.some((l) => l.includes(phase)), `no progress for ${phase}`);
+  assert.ok(!progress.some((l) => / reward /.test(l)), 'no reward phase');
+  assert.ok(out.some((l) => /implicit reward accuracy on the held-out pairs/.test(l)) && out.some((l) => /WIN RATE .*95% CI/.test(l)), out.join('\n'));
 });
 
 test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { created, installFakeVscode, Uri, workspace, type FakeWebviewPanel } from './fakeVscode';
 import { ExperimentStore } from '../../../src/core/experiment/store';
 import type { Services } from '../../../src/extension/services';
+import type { DashboardView } from '../../../src/protocol';
 
 installFakeVscode();
 // after the fake is installed: these modules import `vscode`
@@ -28,7 +29,7 @@ function fakeServices(): { services: Services; effects: Effects } {
     output: { appendLine: (l: string) => effects.output.push(l) },
     worker: { request: (kind: string) => { effects.workerCalls.push(kind); return new Promise(() => undefined); } },
     tree: { refresh: () => Promise.resolve(void effects.treeRefreshes++) },
-    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: (dir: string) => void effects.stopped.push(dir), isRunning: () => false, progressOf: () => undefined },
+    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: (dir: string) => void effects.stopped.push(dir), isRunning: () => false, progressOf: () => undefined, algorithmOf: () => undefined },
   };
   return { services: services as unknown as Services, effects };
 }
@@ -85,6 +86,35 @@ test('the dashboard drops malformed messages and other panels\' messages, and St
   panel.webview.send({ type: 'stopRun' });
   panel.webview.send({ type: 'resumeRun' });
   assert.deepEqual([effects.stopped, effects.resumed], [[dir], 1]);
+  panel.dispose();
+});
+
+test('the dashboard of a Diffusion-DPO run charts its implicit reward accuracy from metrics.jsonl, and switches to the DDPO run', async () => {
+  const { dashboard } = await load();
+  const { dir, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const line = (epoch: number, acc: number, held: number) => JSON.stringify({
+    algorithm: 'diffusion-dpo', epoch, global_step: 8 * (epoch + 1), implicit_acc: acc, margin_mean: 0.1, loss: 0.6, pairs: 32, grad_norm: 1, model_mse: 1, ref_mse: 1, beta_dpo: 5000,
+    data: { train: 32, held_out: 8, ties: 0, skips: 0, without_latents: 0, latents: 'stored' }, held_out: { implicit_acc: held, margin_mean: 0.2, loss: 0.5, pairs: 8 },
+    seconds: { eval: 0, train: 1, held_out: 0, checkpoint: 0, total: 1 }, time: '2026-01-01T00:00:00Z',
+  });
+  fs.mkdirSync(path.join(dir, 'diffusion-dpo'));
+  fs.writeFileSync(path.join(dir, 'diffusion-dpo', 'metrics.jsonl'), `${line(0, 0.5, 0.625)}\n${line(1, 0.75, 0.875)}\n`);
+  fs.writeFileSync(path.join(dir, 'diffusion-dpo', 'status.json'), JSON.stringify({ state: 'done', algorithm: 'diffusion-dpo', epoch: 1 }));
+  const { services } = fakeServices();
+  dashboard.openDashboardPanel(services, dir, () => undefined);
+  const panel = created.at(-1)!;
+  const views = () => panel.webview.posted.filter((m): m is { type: 'dashboard'; view: DashboardView } => (m as { type: string }).type === 'dashboard').map((m) => m.view);
+  panel.webview.send({ type: 'ready' });
+  await settle();
+  const v = views().at(-1)!;
+  assert.equal(v.algorithm, 'diffusion-dpo', 'the only run is shown');
+  assert.deepEqual(v.dpoPoints.map((p) => [p.epoch, p.implicitAcc, p.heldOutAcc]), [[0, 0.5, 0.625], [1, 0.75, 0.875]]);
+  assert.equal(v.state, 'done');
+  panel.webview.send({ type: 'showRun', algorithm: 'ddpo' });
+  await settle();
+  assert.equal(views().at(-1)!.algorithm, 'ddpo');
+  assert.deepEqual(views().at(-1)!.runs, ['ddpo', 'diffusion-dpo'], 'both runs offered once the DDPO one is shown');
   panel.dispose();
 });
 

@@ -47,7 +47,8 @@ test('pair generation on a full disk leaves only complete pairs: no lone image, 
   for (const r of run.result as PairsRun[]) {
     assert.match(r.err, DISK_FULL, JSON.stringify(r));
     assert.equal(r.pairs, 2);
-    assert.deepEqual(r.folders, ['a.png,b.png,pair.json', 'a.png,b.png,pair.json'], `${r.pages} pages free`);
+    // a complete pair keeps the latents its images were decoded from (Diffusion-DPO trains on them)
+    assert.deepEqual(r.folders, ['a.png,b.png,latents.safetensors,pair.json', 'a.png,b.png,latents.safetensors,pair.json'], `${r.pages} pages free`);
     assert.deepEqual(r.temps, []);
   }
 });

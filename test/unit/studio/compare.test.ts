@@ -9,8 +9,8 @@ import type { Choice } from '../../../src/protocol';
 
 function setup(): { dir: string; m: CompareManifest } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-compare-'));
-  const items = Array.from({ length: 6 }, (_, k) => ({ pairId: `cmp-${k}`, prompt: `p${k % 2}`, seed: k, base: blindImageName(), tuned: blindImageName() }));
-  return { dir, m: { id: 'epoch-000001-20260101T000000', epoch: 1, createdAt: new Date().toISOString(), items } };
+  const items = Array.from({ length: 6 }, (_, k) => ({ pairId: `cmp-${k}`, prompt: `p${k % 2}`, seed: k, a: blindImageName(), b: blindImageName() }));
+  return { dir, m: { id: 'epoch-000001-20260101T000000', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 1 }, createdAt: new Date().toISOString(), items } };
 }
 
 test('blind image names say nothing about which model drew them', () => {
@@ -35,9 +35,9 @@ test('the queue shows each base/tuned pair once, with the tuned image on both si
   assert.equal(q.length, 6);
   for (const item of q) {
     const it = m.items.find((x) => x.pairId === item.pairId)!;
-    assert.deepEqual(new Set([item.left, item.right]), new Set([it.base, it.tuned]));
+    assert.deepEqual(new Set([item.left, item.right]), new Set([it.a, it.b]));
   }
-  const tunedLeft = q.filter((item) => m.items.find((x) => x.pairId === item.pairId)!.tuned === item.left).length;
+  const tunedLeft = q.filter((item) => m.items.find((x) => x.pairId === item.pairId)!.b === item.left).length;
   assert.ok(tunedLeft > 0 && tunedLeft < 6, 'sides are shuffled');
 });
 
@@ -48,7 +48,7 @@ test('the win rate counts the tuned image winning, ties as half, skips not at al
   const store = PreferenceStore.open(compareDir(dir, m.id));
   const pick = (i: number, tunedWins: boolean) => {
     const it = m.items.find((x) => x.pairId === q[i].pairId)!;
-    const tunedIsLeft = q[i].left === it.tuned;
+    const tunedIsLeft = q[i].left === it.b;
     return tunedWins === tunedIsLeft ? 'left' : 'right';
   };
   const add = (i: number, choice: Choice) => store.append({ pairId: q[i].pairId, prompt: q[i].prompt, left: q[i].left, right: q[i].right, choice, sideOrder: 'ab', rater: 't' });

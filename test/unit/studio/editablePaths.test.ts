@@ -48,7 +48,7 @@ test('evaluation images named in metrics.jsonl outside the experiment are left o
 
 test('a comparison manifest naming an image outside its folder (../ or through a symlink) is refused', () => {
   const { dir } = experimentBesideOutside();
-  const manifest = (id: string, base: string): CompareManifest => ({ id, epoch: 0, createdAt: `2026-01-01T00:00:0${id.length % 10}Z`, items: [{ pairId: 'p', prompt: 'x', seed: 0, base, tuned: 'images/b.png' }] });
+  const manifest = (id: string, base: string): CompareManifest => ({ id, a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 0 }, createdAt: `2026-01-01T00:00:0${id.length % 10}Z`, items: [{ pairId: 'p', prompt: 'x', seed: 0, a: base, b: 'images/b.png' }] });
   const write = (m: CompareManifest) => {
     fs.mkdirSync(path.join(dir, COMPARE_DIR, m.id, 'images'), { recursive: true });
     fs.writeFileSync(path.join(dir, COMPARE_DIR, m.id, MANIFEST_FILE), JSON.stringify(m));

@@ -66,11 +66,11 @@ test('the worker\'s rate and undo replies carry the count, consistency, what Und
 
 test('in a blind comparison the reply carries the win rate: a tie counts half, a skip not at all', async () => {
   const { dir } = experiment(0);
-  const items = Array.from({ length: 4 }, (_, k) => ({ pairId: `cmp-${k}`, prompt: 'p', seed: k, base: blindImageName(), tuned: blindImageName() }));
-  const m: CompareManifest = { id: 'epoch-000001-20260101T000000', epoch: 1, createdAt: new Date().toISOString(), items };
+  const items = Array.from({ length: 4 }, (_, k) => ({ pairId: `cmp-${k}`, prompt: 'p', seed: k, a: blindImageName(), b: blindImageName() }));
+  const m: CompareManifest = { id: 'epoch-000001-20260101T000000', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 1 }, createdAt: new Date().toISOString(), items };
   await saveManifest(dir, m);
   const q = compareQueue(dir, m);
-  const tunedSide = (i: number) => (q[i].left === items.find((it) => it.pairId === q[i].pairId)!.tuned ? 'left' : 'right');
+  const tunedSide = (i: number) => (q[i].left === items.find((it) => it.pairId === q[i].pairId)!.b ? 'left' : 'right');
   await call('rate', rateParams(dir, q[0], tunedSide(0), m.id));
   await call('rate', rateParams(dir, q[1], 'tie', m.id));
   const r = await call('rate', rateParams(dir, q[2], 'skip', m.id));

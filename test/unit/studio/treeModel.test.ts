@@ -13,7 +13,7 @@ const summary: ExperimentSummary = {
   consistency: 0.83,
   reward: { accuracy: 0.714, heldOut: 7, comparisons: 12, trainedAt: '', backbone: 'built-in shape features' },
   run: { state: 'interrupted', lastEpoch: 2, numEpochs: 8, points: [{ epoch: 2, rewardMean: 0.4567, rewardStd: 0.1, approxKl: 0, clipfrac: 0 }], checkpoints: [1, 2], evalImages: [] },
-  comparisons: [{ id: 'c1', epoch: 2, total: 4, rated: 4, wins: 3, losses: 1, ties: 0, skips: 1, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
+  comparisons: [{ id: 'c1', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 2 }, label: 'DDPO epoch 3 vs base model', total: 4, rated: 4, wins: 3, losses: 1, ties: 0, skips: 1, winRate: { rate: 0.75, low: 0.3, high: 0.95, n: 4 } }],
 };
 
 const find = (nodes: StudioNode[], kind: string): StudioNode => nodes.find((n) => n.kind === kind)!;

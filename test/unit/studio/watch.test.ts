@@ -106,11 +106,11 @@ test('each change the studio makes to an experiment is reported once, for its ex
       await atomicWriteFile(path.join(dir, 'reward', 'card.json'), '{}');
     }],
     ['a blind comparison rendered', async () => {
-      const id = newCompareId(0);
+      const id = newCompareId({ kind: 'base' }, { kind: 'checkpoint', algorithm: 'ddpo', epoch: 0 });
       fs.mkdirSync(path.join(compareDir(dir, id), 'images'), { recursive: true });
       fs.writeFileSync(path.join(compareDir(dir, id), 'images', 'x.png'), 'x');
       await slow();
-      await saveManifest(dir, { id, epoch: 0, createdAt: '', items: [] });
+      await saveManifest(dir, { id, a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 0 }, createdAt: '', items: [] });
     }],
     ['a checkpoint saved', async () => {
       // as saveCheckpoint does: the tensors into a temporary folder, renamed in whole

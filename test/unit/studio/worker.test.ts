@@ -64,7 +64,7 @@ test('reward training, a fine-tuning run reporting each epoch, a blind compariso
   assert.equal(cmp.pairs, 2);
   const [m] = listComparisons(dir);
   assert.equal(m.id, cmp.compareId);
-  for (const it of m.items) assert.notEqual(it.base, it.tuned);
+  for (const it of m.items) assert.notEqual(it.a, it.b);
   const exp = await call('exportLora', { experimentDir: dir, format: 'kohya' });
   assert.equal(exp.epoch, 1);
   assert.ok(fs.statSync(exp.file).size > 0);
