@@ -27,7 +27,7 @@ function fakeServices(output: string[], running: () => boolean): Services {
   return {
     context: { extensionUri: Uri.file(path.resolve(__dirname, '../../..')), workspaceState: { get: (k: string) => state.get(k), update: (k: string, v: unknown) => Promise.resolve(void state.set(k, v)) } },
     output: { appendLine: (l: string) => output.push(l) },
-    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: () => undefined, isRunning: running, progressOf: () => undefined },
+    runs: { onDidChange: () => ({ dispose: () => undefined }), stop: () => undefined, isRunning: running, progressOf: () => undefined, algorithmOf: () => undefined },
   } as unknown as Services;
 }
 
@@ -141,6 +141,6 @@ test('fine-tuning on a built-in reward (ddpo.json\'s "reward": "aesthetic") need
   assert.equal(nextStep(base).step, 'rate', 'no ddpo.json yet: the studio\'s preset fine-tunes on the learned reward');
   const done = { ...run, state: 'done' as const, checkpoints: [3] };
   assert.equal(nextStep({ ...base, run: done }, 'clip_score').step, 'compare');
-  const compared = [{ id: 'c', epoch: 3, total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
+  const compared = [{ id: 'c', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 3 }, label: 'DDPO epoch 4 vs base model', total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
   assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, 'clip_score').why, /"reward": "learned"/);
 });
