@@ -61,9 +61,14 @@ export interface SimulatedRaterOptions {
 
 /** The temperature T at which the mean of σ(|ui-uj|/T) over all pairs of `utils` equals `consistency`. */
 export function temperatureForConsistency(utils: number[], consistency: number): number {
-  if (!(consistency > 0.5 && consistency < 1)) throw new Error(`consistency ${consistency} must be strictly between 0.5 and 1 for a Bradley-Terry rater`);
   const gaps: number[] = [];
   for (let i = 0; i < utils.length; i++) for (let j = i + 1; j < utils.length && gaps.length < 50000; j++) gaps.push(Math.abs(utils[i] - utils[j]));
+  return temperatureForGaps(gaps, consistency);
+}
+
+/** The temperature T at which the mean of σ(gap/T) over the given utility gaps equals `consistency`. */
+export function temperatureForGaps(gaps: number[], consistency: number): number {
+  if (!(consistency > 0.5 && consistency < 1)) throw new Error(`consistency ${consistency} must be strictly between 0.5 and 1 for a Bradley-Terry rater`);
   const agree = (t: number) => gaps.reduce((s, g) => s + 1 / (1 + Math.exp(-g / t)), 0) / gaps.length;
   let lo = 1e-6, hi = 1e6;
   for (let k = 0; k < 100; k++) { const mid = Math.sqrt(lo * hi); if (agree(mid) > consistency) lo = mid; else hi = mid; }
