@@ -3,17 +3,18 @@ import { defineCommand, UsageError } from './command';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
 import { settingsLines, summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
-import { fullDemoOptions, quickDemoOptions } from '../core/demo/settings';
+import { fullDemoOptions, quickDemoOptions, withTaste } from '../core/demo/settings';
+import { DEMO_TASTES } from '../core/demo/taste';
 
-/** `ddpo demo [--workspace DIR] [--out DIR] [--seed N] [--pairs N] [--epochs N] [--quick]` */
+/** `ddpo demo [--workspace DIR] [--out DIR] [--seed N] [--pairs N] [--epochs N] [--taste T] [--backbone B] [--quick]` */
 export const demoCommand = defineCommand({
   path: ['demo'],
   summary: 'Watch a model learn a simulated rater\'s taste on the embedded model, in minutes, no GPU or download',
   flags: {
     workspace: 'text', out: 'text', name: 'text', seed: 'integer>=0', pairs: 'integer>=1', epochs: 'integer>=1', threads: 'integer>=1',
-    taste: ['big', 'warm'], set: 'repeatable', quick: 'boolean',
+    taste: [...DEMO_TASTES], backbone: 'text', set: 'repeatable', quick: 'boolean',
   },
-  usage: 'ddpo demo [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--quick]\n' +
+  usage: 'ddpo demo [--workspace DIR] [--out DIR] [--name NAME] [--seed N] [--pairs N] [--epochs N] [--threads N] [--taste T] [--backbone B] [--quick]\n' +
     '  Creates <workspace>/.ddpo/demo-<time>/ on the embedded tiny model and runs, with progress:\n' +
     '   1 generate  base images of 6 training prompts, and of 8 held-out prompts x 10 held-out seeds\n' +
     '   2 rate      a simulated rater who likes BIG shapes (90% consistent, 5% ties) rates same-prompt pairs\n' +
@@ -25,17 +26,20 @@ export const demoCommand = defineCommand({
     '  --workspace DIR  where .ddpo/ goes (default: current folder)\n' +
     '  --out DIR        where report.json and grid.png go (default: the experiment folder)\n' +
     '  --pairs N        rated pairs (default 300)      --epochs N  DDPO epochs (default 20)\n' +
-    '  --taste big|warm the simulated rater\'s taste (default big)\n' +
+    '  --taste big|warm|fidelity  the simulated rater\'s taste (default big); fidelity: big shapes, but only while the\n' +
+    '                   shape is the one the prompt names (a geometric test judges), on prompts whose shapes the base model misdraws\n' +
+    '  --backbone B     the reward backbone the experiment records: builtin, embedded:tiny-clip, a folder or a Hub repo\n' +
+    '                   (default: embedded:tiny-clip for --taste fidelity, which needs the prompt, else builtin)\n' +
     '  --set KEY=VALUE  override a ddpo.json setting of the demo (repeatable), e.g. --set train_learning_rate=0.005\n' +
     '  --quick          a reduced run (about a minute): fewer pairs, 1 short epoch, a small evaluation',
   async run({ flags }, io) {
     const workspace = path.resolve(flags.workspace ?? '.');
-    const o = flags.quick === true ? quickDemoOptions(workspace) : fullDemoOptions(workspace);
+    const o = withTaste(flags.quick === true ? quickDemoOptions(workspace) : fullDemoOptions(workspace), flags.taste ?? 'big');
     o.seed = flags.seed ?? o.seed;
     o.pairs = flags.pairs ?? o.pairs;
     o.epochs = flags.epochs ?? o.epochs;
     o.threads = flags.threads ?? o.threads;
-    o.taste = flags.taste ?? o.taste;
+    o.backbone = flags.backbone ?? o.backbone;
     if (flags.out !== undefined) o.out = path.resolve(flags.out);
     if (flags.name !== undefined) o.name = flags.name;
     for (const kv of flags.set ?? []) {

@@ -17,7 +17,8 @@ export interface DemoReport {
   /** The base model's samples measured by the rater's utility (mean and quartiles). */
   baseModel: { samples: number; utilityMean: number; utilityQuartiles: [number, number, number] };
   ratings: { ratings: number; left: number; right: number; ties: number; repeats: number; raterConsistency: number; raterTieRate: number };
-  rewardModel: { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
+  /** `backbone`: the backbone's id (its weights' hash); `backboneLabel`: its name, as the reward card gives it. */
+  rewardModel: { backbone: string; backboneLabel?: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string };
   /**
    * `deviationsFromTrl`: TRL DDPOConfig keys the demo sets away from TRL's defaults; `projectSettings`: the keys this
    * project adds that the demo sets away from their defaults. `stoppedEarly`: why train_kl_guard ended DDPO before
@@ -63,7 +64,7 @@ export function summaryLines(r: DemoReport): string[] {
   const curve = r.ddpo.curve.map((p) => p.reward_mean.toFixed(3)).join(' -> ');
   return [
     `taste of the simulated rater: ${r.taste}`,
-    `reward model: ${pct(r.rewardModel.heldOutAccuracy)} accuracy on ${r.rewardModel.heldOutDecisive} held-out pairs`,
+    `reward model: ${pct(r.rewardModel.heldOutAccuracy)} accuracy on ${r.rewardModel.heldOutDecisive} held-out pairs (backbone: ${r.rewardModel.backboneLabel ?? r.rewardModel.backbone})`,
     `DDPO reward curve (learned reward, mean per epoch): ${curve}`,
     `blind evaluation on ${r.eval.prompts.length} held-out prompts x ${r.eval.seeds.length} held-out seeds: tuned won ${r.eval.wins}, base won ${r.eval.losses}, ties ${r.eval.ties}`,
     `WIN RATE of tuned over base: ${pct(w.rate)} (95% CI ${pct(w.low)} .. ${pct(w.high)}, n = ${w.n})  target >= ${pct(r.targets.minWinRate)}: ${r.targets.winRateMet ? 'met' : 'NOT met'}`,

@@ -10,17 +10,17 @@ import type { Policy } from '../ddpo/types';
 import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
 import { withRunLock } from '../experiment/runLock';
 import { ExperimentStore } from '../experiment/store';
-import { BUILTIN_BACKBONE_ID } from '../experiment/schema';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
+import { backboneRefFromSpec } from '../reward/backboneRef';
 import { trainExperimentReward } from '../reward/experiment';
 import { judgeBlind, renderEvalSet } from './blindEval';
 import { composeGrid, GRID_LAYOUT } from './grid';
 import { generateSamples, rateSamples } from './pairs';
 import { PhaseClock, type DemoProgress } from './progress';
 import { DEMO_TARGETS, type DemoCurvePoint, type DemoReport } from './report';
-import { demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
-import { makeDemoRater, TASTE_DESCRIPTIONS, tasteUtility } from './taste';
+import { demoBackbone, demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
+import { makeDemoRater, RATER_NAMES, TASTE_DESCRIPTIONS, tasteReadsPrompt, tasteUtility } from './taste';
 
 /** Hooks of {@link runDemo}. */
 export interface DemoHooks {
@@ -44,7 +44,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
   const name = o.name ?? `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}`;
   const store = new ExperimentStore(o.workspace);
   await store.create(name, {
-    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: { id: BUILTIN_BACKBONE_ID },
+    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec(o.backbone ?? demoBackbone(o.taste)),
     settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
   const dir = store.dirOf(name);
@@ -75,13 +75,15 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
     const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
       ...sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
     });
-    const utils = samples.images.map(tasteUtility(o.taste));
+    const utility = tasteUtility(o.taste);
+    const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
+    const typicalPrompts = tasteReadsPrompt(o.taste) ? samples.refs.map((r) => r.prompt) : undefined;
     log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
 
     // 2. The simulated rater rates same-prompt pairs.
     clock.start('rate', `${o.pairs} pairs`);
-    const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 1 });
-    const rated = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
+    const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 1 });
+    const rated = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs), RATER_NAMES[o.taste]);
     log(`rated ${rated.ratings} pairs into ratings.jsonl (left ${rated.left}, right ${rated.right}, ties ${rated.ties}, repeats ${rated.repeats})`);
 
     // 3. A reward model learns the rater from the ratings alone.
@@ -98,7 +100,7 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
     const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
       ...sampling, onRow: (d, n) => clock.report(d, `${d}/${n} held-out prompts rendered with the tuned model`, n),
     });
-    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 3 });
+    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 3 });
     const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, base, tuned, o.seed + 4);
     const learned = await makeReward('learned', dir);
     const meanOf = async (rows: typeof base) => {
@@ -124,7 +126,7 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
       baseModel: { samples: utils.length, utilityMean: utils.reduce((s, x) => s + x, 0) / utils.length, utilityQuartiles: [quart(0.25), quart(0.5), quart(0.75)] },
       ratings: { ...rated, raterConsistency: rater.opts.consistency, raterTieRate: rater.opts.tieRate ?? 0 },
       rewardModel: {
-        backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
+        backbone: card.backbone, backboneLabel: card.backboneLabel, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
         learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
       },
       ddpo: { curve, settings: ddpoSettings, ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },

@@ -2,7 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fidelityUtility, fitShape, promptShape } from '../../../src/core/tiny/fidelity';
-import { pooledDecode } from '../../../src/core/tiny/clipScenes';
+import { pooledDecode, toImageRGB } from '../../../src/core/tiny/clipScenes';
+import { makeDemoRater, tasteUtility } from '../../../src/core/demo/taste';
+import { temperatureForGaps } from '../../../src/core/reward/sim';
 import { renderScene, SHAPES, type ColourName, type ShapeName } from '../../../src/core/tiny/scenes';
 import { makeScene } from './sceneHelpers';
 
@@ -35,4 +37,18 @@ test('the fidelity utility prefers bigger shapes of the named shape, and any nam
   assert.ok(big > small, `${big} > ${small}`);
   assert.ok(small > bigCircle, `a small square ${small} beats a big circle ${bigCircle} for "${prompt}"`);
   assert.ok(fidelityUtility(decoded('circle', 'red', 'blue', 0.36), 'a red circle on a blue background') > big);
+});
+
+test('the demo\'s fidelity rater judges one image by the prompt it was made for, and calibrates on same-prompt pairs', () => {
+  const square = toImageRGB(decoded('square', 'red', 'blue', 0.3));
+  const u = tasteUtility('fidelity');
+  assert.ok(u(square, 'a red square on a blue background') > u(square, 'a red circle on a blue background'));
+  const utils = [0.1, 0.2, -0.9, -0.8], prompts = ['p', 'p', 'q', 'q'];
+  const rater = makeDemoRater({ taste: 'fidelity', typicalUtilities: utils, typicalPrompts: prompts, seed: 1 });
+  // only the two same-prompt gaps (0.1 each) set the noise, not the cross-prompt gaps of about 1
+  assert.ok(Math.abs(rater.temperature - temperatureForGaps([0.1, 0.1], 0.9)) < 1e-9, `${rater.temperature}`);
+  const bigCircle = toImageRGB(decoded('circle', 'red', 'blue', 0.36));
+  const sure = makeDemoRater({ taste: 'fidelity', typicalUtilities: utils, typicalPrompts: prompts, seed: 2, tieRate: 0 });
+  const answers = Array.from({ length: 20 }, () => sure.rate(square, bigCircle, 'a red square on a blue background'));
+  assert.deepEqual(new Set(answers), new Set(['left']), 'the square wins for a square prompt however big the circle');
 });

@@ -1,7 +1,7 @@
 /** The shipped tiny CLIP: a Hub-layout folder of a few MB whose towers match captions to held-out scenes. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../../../src/core/onnx/proto';
 import { DataType } from '../../../src/core/onnx/ir';
@@ -10,14 +10,14 @@ import { openBackbone } from '../../../src/core/reward/openBackbone';
 import type { Backbone } from '../../../src/core/reward/backbone';
 import { retrievalAccuracy } from '../../../src/core/tiny/clipEval';
 import { readPreprocess } from '../../../src/core/reward/onnxBackbone';
+import { needsTinyClip, tinyClipDir } from '../fixtures';
 
-const DIR = join(__dirname, '../../../media/tiny-clip');
-const present = existsSync(join(DIR, 'config.json'));
-const skip = present ? false : 'media/tiny-clip is absent; run scripts/train-tiny-clip.ts';
+const DIR = tinyClipDir;
+const skip = needsTinyClip();
 let clip: Backbone;
 
 // through the path an experiment's `rewardBackbone: { id: 'embedded:tiny-clip' }` takes
-before(async () => { if (present) clip = await openBackbone('embedded:tiny-clip'); });
+before(async () => { if (!skip) clip = await openBackbone('embedded:tiny-clip'); });
 after(async () => { await clip?.dispose?.(); });
 
 function folderBytes(dir: string): number {
