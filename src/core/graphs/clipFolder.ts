@@ -13,8 +13,9 @@
  * Embeddings are compared by cosine: unit-normalise `image_embeds` and `text_embeds` first (CLIP's logits are
  * `exp(logit_scale)·cos`).
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { atomicWriteFileSync } from '../fsutil';
 import { Model } from '../onnx/ir';
 import { saveModel } from '../onnx/proto';
 import { ClipTextConfig } from './clipText';
@@ -39,7 +40,7 @@ export interface ClipFolderParts {
 const TOKENIZER_FILES = ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json'];
 
 function writeJson(file: string, v: unknown): void {
-  writeFileSync(file, JSON.stringify(v, null, 2) + '\n');
+  atomicWriteFileSync(file, JSON.stringify(v, null, 2) + '\n');
 }
 
 /** Writes the folder described at the top of this file. */

@@ -1,7 +1,8 @@
 /** Trains the tiny CLIP contrastively on the shapes world with our own autodiff and writes its Hub-layout folder. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { atomicWriteFileSync } from '../fsutil';
 import { buildClipTextEncoder, ClipTextConfig } from '../graphs/clipText';
 import { buildClipVisionModel } from '../graphs/clipVision';
 import { writeClipFolder } from '../graphs/clipFolder';
@@ -109,7 +110,7 @@ function writeTinyClipFolder(o: TinyClipTrainOptions, vocab: BpeVocab, textConfi
   } finally {
     rmSync(tokDir, { recursive: true, force: true });
   }
-  writeFileSync(join(o.out, 'training.json'), JSON.stringify({
+  atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({
     steps: o.steps, seed: o.seed, batch: o.batch, lr: o.lr, weight_decay: o.weightDecay ?? 0.1, learn_temperature: o.learnTemperature ?? true,
     logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
   }) + '\n');
