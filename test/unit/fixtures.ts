@@ -43,3 +43,12 @@ export function needsTinyModel(): false | string {
   const unet = join(tinyModelDir, 'unet', 'model.onnx');
   return requireInput(existsSync(unet), `the embedded tiny model is missing (${unet} not found; scripts/train-tiny-model.ts builds it)`);
 }
+
+/** The embedded tiny CLIP the product ships (media/tiny-clip), a reward backbone. */
+export const tinyClipDir = resolve(__dirname, '../../media/tiny-clip');
+
+/** The `skip` option of a test that needs the embedded tiny CLIP. */
+export function needsTinyClip(): false | string {
+  const vision = join(tinyClipDir, 'onnx', 'vision_model.onnx');
+  return requireInput(existsSync(vision), `the embedded tiny CLIP is missing (${vision} not found; scripts/train-tiny-clip.ts builds it)`);
+}

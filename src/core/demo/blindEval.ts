@@ -47,8 +47,8 @@ export function judgeBlind(rater: SimulatedRater, prompts: readonly string[], fi
   prompts.forEach((prompt, p) => base[p].forEach((b, k) => {
     const t = tuned[p][k];
     const tunedSide = coin() < 0.5 ? 'left' : 'right';
-    const choice = tunedSide === 'left' ? rater.rate(t, b) : rater.rate(b, t);
-    judgements.push({ prompt, seed: firstSeed + k, tunedSide, choice, outcome: blindOutcome(choice, tunedSide), utilityBase: rater.utility(b), utilityTuned: rater.utility(t) });
+    const choice = tunedSide === 'left' ? rater.rate(t, b, prompt) : rater.rate(b, t, prompt);
+    judgements.push({ prompt, seed: firstSeed + k, tunedSide, choice, outcome: blindOutcome(choice, tunedSide), utilityBase: rater.utility(b, prompt), utilityTuned: rater.utility(t, prompt) });
   }));
   const mean = (f: (j: BlindJudgement) => number) => judgements.reduce((s, j) => s + f(j), 0) / Math.max(1, judgements.length);
   return { ...scoreBlind(judgements.map((j) => j.outcome)), meanUtilityBase: mean((j) => j.utilityBase), meanUtilityTuned: mean((j) => j.utilityTuned), judgements };

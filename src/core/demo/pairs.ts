@@ -57,8 +57,8 @@ export interface RatingSummary {
 }
 
 /** Has `rater` rate `pairs` same-prompt pairs (10% of them side-swapped repeats) into `<dir>/ratings.jsonl`. */
-export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void): RatingSummary {
-  const utility = new Map(samples.refs.map((r, i) => [r.path, rater.utility(samples.images[i])]));
+export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void, raterName = 'simulated: big shapes'): RatingSummary {
+  const utility = new Map(samples.refs.map((r, i) => [r.path, rater.utility(samples.images[i], r.prompt)]));
   const sum: RatingSummary = { ratings: 0, left: 0, right: 0, ties: 0, repeats: 0 };
   const store = PreferenceStore.open(dir);
   try {
@@ -68,7 +68,7 @@ export function rateSamples(dir: string, samples: GeneratedSamples, rater: Simul
       if (queue.length === 0) break;
       for (const pr of queue) {
         const choice = rater.rateUtilities(utility.get(pr.left)!, utility.get(pr.right)!);
-        store.append({ pairId: pr.pairId, prompt: pr.prompt, left: pr.left, right: pr.right, choice, rater: 'simulated: big shapes', sideOrder: pr.sideOrder, repeatOf: pr.repeatOf });
+        store.append({ pairId: pr.pairId, prompt: pr.prompt, left: pr.left, right: pr.right, choice, rater: raterName, sideOrder: pr.sideOrder, repeatOf: pr.repeatOf });
         sum.ratings++;
         if (choice === 'left') sum.left++; else if (choice === 'right') sum.right++; else if (choice === 'tie') sum.ties++;
         if (pr.repeatOf) sum.repeats++;

@@ -58,7 +58,8 @@ export interface DpoDemoReport extends DemoReportCommon {
 export type AnyDemoReport = DemoReport | DpoDemoReport;
 
 /** What the reward model of a DDPO demo reports. */
-export interface RewardModelSummary { backbone: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string }
+/** `backbone`: the backbone's id (its weights' hash); `backboneLabel`: its name, as the reward card gives it. */
+export interface RewardModelSummary { backbone: string; backboneLabel?: string; heldOutAccuracy: number; heldOutDecisive: number; trainComparisons: number; learningCurve: { comparisons: number; accuracy: number }[]; summary: string }
 
 /** What both demos report. */
 export interface DemoReportCommon {
@@ -118,7 +119,7 @@ function trainingLines(r: AnyDemoReport): string[] {
     ];
   }
   return [
-    `reward model: ${pct(r.rewardModel.heldOutAccuracy)} accuracy on ${r.rewardModel.heldOutDecisive} held-out pairs`,
+    `reward model: ${pct(r.rewardModel.heldOutAccuracy)} accuracy on ${r.rewardModel.heldOutDecisive} held-out pairs (backbone: ${r.rewardModel.backboneLabel ?? r.rewardModel.backbone})`,
     `DDPO reward curve (learned reward, mean per epoch): ${r.ddpo.curve.map((p) => p.reward_mean.toFixed(3)).join(' -> ')}`,
   ];
 }

@@ -12,9 +12,9 @@ import type { LoraPolicyBase, Policy, PreferencePolicy } from '../ddpo/types';
 import { assertModelPresent, embeddedModelDir } from '../experiment/modelDir';
 import { withRunLock } from '../experiment/runLock';
 import { ExperimentStore } from '../experiment/store';
-import { BUILTIN_BACKBONE_ID } from '../experiment/schema';
 import { atomicWriteFile } from '../fsutil';
 import { encodePng } from '../image/png';
+import { backboneRefFromSpec } from '../reward/backboneRef';
 import { trainExperimentReward } from '../reward/experiment';
 import type { SimulatedRater } from '../reward/sim';
 import { judgeBlind, renderEvalSet, type BlindResult, type EvalImages } from './blindEval';
@@ -22,8 +22,8 @@ import { composeGrid, GRID_LAYOUT } from './grid';
 import { generateSamples, rateSamples, type RatingSummary, type SampleSettings } from './pairs';
 import { DEMO_PHASES, DPO_DEMO_PHASES, PhaseClock, type DemoProgress } from './progress';
 import { DEMO_TARGETS, type AnyDemoReport, type DemoCurvePoint, type DemoReport, type DemoReportCommon, type DpoCurvePoint, type DpoDemoReport } from './report';
-import { demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
-import { makeDemoRater, TASTE_DESCRIPTIONS, tasteUtility } from './taste';
+import { demoBackbone, demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
+import { makeDemoRater, RATER_NAMES, TASTE_DESCRIPTIONS, tasteReadsPrompt, tasteUtility } from './taste';
 
 /** Hooks of {@link runDemo}. */
 export interface DemoHooks {
@@ -50,7 +50,7 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
   const name = o.name ?? `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}`;
   const store = new ExperimentStore(o.workspace);
   await store.create(name, {
-    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: { id: BUILTIN_BACKBONE_ID },
+    baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec(o.backbone ?? demoBackbone(o.taste)),
     settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
   const dir = store.dirOf(name);
@@ -81,7 +81,7 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
     const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
       ...run.sampling, onRow: (d, n) => clock.report(d, `${d}/${n} held-out prompts rendered with the tuned model`, n),
     });
-    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, seed: o.seed + 3 });
+    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, typicalPrompts: rated.typicalPrompts, seed: o.seed + 3 });
     const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, rated.base, tuned, o.seed + 4);
     return await writeReport(run, modelDir, rated, tuned, blind, trained);
   } finally {
@@ -101,7 +101,8 @@ interface DemoRun {
 }
 
 // What phases 1 and 2 leave: the held-out base images, the rated samples' utilities and the ratings' tally.
-interface Rated { base: EvalImages; utils: number[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
+// `typicalPrompts`: the rated samples' prompts, for a taste that reads the prompt.
+interface Rated { base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
 
 // Phases 1 and 2: base-model samples to rate (and the base images of the held-out set, rendered while the LoRA is
 // zero), then the simulated rater rates same-prompt pairs.
@@ -114,13 +115,15 @@ async function generateAndRate(run: DemoRun, policy: Pick<Policy, 'sample'>): Pr
   const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
     ...run.sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
   });
-  const utils = samples.images.map(tasteUtility(o.taste));
+  const utility = tasteUtility(o.taste);
+  const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
+  const typicalPrompts = tasteReadsPrompt(o.taste) ? samples.refs.map((r) => r.prompt) : undefined;
   run.log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
   clock.start('rate', `${o.pairs} pairs`);
-  const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, seed: o.seed + 1 });
-  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
+  const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 1 });
+  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs), RATER_NAMES[o.taste]);
   run.log(`rated ${summary.ratings} pairs into ratings.jsonl (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
-  return { base, utils, summary, raterOpts: rater.opts };
+  return { base, utils, typicalPrompts, summary, raterOpts: rater.opts };
 }
 
 // What the training phase adds to the report.
@@ -136,7 +139,7 @@ async function ddpoPhase(run: DemoRun, policy: Policy): Promise<Trained> {
   const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, run.h.signal);
   return {
     rewardModel: {
-      backbone: card.backbone, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
+      backbone: card.backbone, backboneLabel: card.backboneLabel, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
       learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
     },
     ddpo: { curve, settings: demoDdpoSettings(o), ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },

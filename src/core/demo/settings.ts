@@ -1,7 +1,8 @@
 /** The demo's knobs: sizes of each phase and the DDPO settings, full and `--quick`. */
 import { renameEarlierSettings } from '../ddpo/config';
 import type { TrainingAlgorithm } from '../../protocol';
-import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, type DemoTaste } from './taste';
+import { BUILTIN_BACKBONE_ID, TINY_CLIP_BACKBONE_ID } from '../experiment/schema';
+import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS, type DemoTaste } from './taste';
 
 /** Everything `ddpo demo` can be told. */
 export interface DemoOptions {
@@ -16,6 +17,8 @@ export interface DemoOptions {
   seed: number;
   /** The simulated rater's taste. */
   taste: DemoTaste;
+  /** The reward backbone the experiment records (a `--backbone` value; default {@link demoBackbone} of the taste). */
+  backbone?: string;
   /** Rated pairs. */
   pairs: number;
   /** L1 penalty of the reward head's fit (see FitOptions.l1). */
@@ -60,6 +63,20 @@ export function quickDemoOptions(workspace: string): DemoOptions {
     ...fullDemoOptions(workspace), pairs: 30, imagesPerPrompt: 6, epochs: 1, dpoEpochs: 1, sampleBatch: 4, batchesPerEpoch: 2, steps: 6,
     trainPrompts: DEMO_TRAIN_PROMPTS.slice(0, 3), evalPrompts: DEMO_EVAL_PROMPTS.slice(0, 2), evalSeeds: 4, gridColumns: 4,
   };
+}
+
+/**
+ * The options with another taste: its prompts (as many as `o` has, so `--quick` stays small). The fidelity taste rates
+ * prompts whose shapes the base model often misdraws, so the ratings hold the cases the taste is about.
+ */
+export function withTaste(o: DemoOptions, taste: DemoTaste): DemoOptions {
+  if (taste !== 'fidelity') return { ...o, taste };
+  return { ...o, taste, trainPrompts: FIDELITY_TRAIN_PROMPTS.slice(0, o.trainPrompts.length), evalPrompts: FIDELITY_EVAL_PROMPTS.slice(0, o.evalPrompts.length) };
+}
+
+/** The reward backbone a demo's experiment records unless told: the tiny CLIP for a taste that reads the prompt, else the built-in features. */
+export function demoBackbone(taste: DemoTaste): string {
+  return taste === 'fidelity' ? TINY_CLIP_BACKBONE_ID : BUILTIN_BACKBONE_ID;
 }
 
 /**

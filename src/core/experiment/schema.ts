@@ -28,6 +28,9 @@ export interface RewardBackboneRef {
 /** `rewardBackbone.id` of the built-in hand-made features (colour histograms, foreground shape). */
 export const BUILTIN_BACKBONE_ID = 'builtin:stats';
 
+/** The tiny CLIP shipped in media/tiny-clip/ (image and text towers trained on the shapes world by scripts/train-tiny-clip.ts). */
+export const TINY_CLIP_BACKBONE_ID = 'embedded:tiny-clip';
+
 /** The reward backbone of experiments on real models unless they name another: CLIP ViT-L/14, exported for transformers.js. */
 export const DEFAULT_CLIP_BACKBONE_ID = 'Xenova/clip-vit-large-patch14';
 

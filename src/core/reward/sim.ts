@@ -56,14 +56,20 @@ export interface SimulatedRaterOptions {
   /** Probability of lazily answering left regardless of the pair (position bias). */
   leftBias?: number;
   seed?: number;
-  utility?: (img: ImageRGB) => number;
+  /** The rater's taste; `prompt` is what the image was made for (a taste may depend on it). */
+  utility?: (img: ImageRGB, prompt?: string) => number;
 }
 
 /** The temperature T at which the mean of σ(|ui-uj|/T) over all pairs of `utils` equals `consistency`. */
 export function temperatureForConsistency(utils: number[], consistency: number): number {
-  if (!(consistency > 0.5 && consistency < 1)) throw new Error(`consistency ${consistency} must be strictly between 0.5 and 1 for a Bradley-Terry rater`);
   const gaps: number[] = [];
   for (let i = 0; i < utils.length; i++) for (let j = i + 1; j < utils.length && gaps.length < 50000; j++) gaps.push(Math.abs(utils[i] - utils[j]));
+  return temperatureForGaps(gaps, consistency);
+}
+
+/** The temperature T at which the mean of σ(gap/T) over the given utility gaps equals `consistency`. */
+export function temperatureForGaps(gaps: number[], consistency: number): number {
+  if (!(consistency > 0.5 && consistency < 1)) throw new Error(`consistency ${consistency} must be strictly between 0.5 and 1 for a Bradley-Terry rater`);
   const agree = (t: number) => gaps.reduce((s, g) => s + 1 / (1 + Math.exp(-g / t)), 0) / gaps.length;
   let lo = 1e-6, hi = 1e6;
   for (let k = 0; k < 100; k++) { const mid = Math.sqrt(lo * hi); if (agree(mid) > consistency) lo = mid; else hi = mid; }
@@ -73,7 +79,7 @@ export function temperatureForConsistency(utils: number[], consistency: number):
 /** A rater with a known utility, a consistency level, a tie rate and optional position bias. */
 export class SimulatedRater {
   private rng: () => number;
-  readonly utility: (img: ImageRGB) => number;
+  readonly utility: (img: ImageRGB, prompt?: string) => number;
   readonly temperature: number;
   constructor(readonly opts: SimulatedRaterOptions) {
     this.rng = mulberry32(opts.seed ?? 1);
@@ -82,9 +88,9 @@ export class SimulatedRater {
     if (bt && opts.temperature === undefined && !opts.typicalUtilities) throw new Error('a Bradley-Terry simulated rater needs typicalUtilities or temperature to turn consistency into a noise level');
     this.temperature = bt ? opts.temperature ?? temperatureForConsistency(opts.typicalUtilities!, opts.consistency) : 0;
   }
-  /** Answer for a shown pair. */
-  rate(left: ImageRGB, right: ImageRGB): Choice {
-    return this.rateUtilities(this.utility(left), this.utility(right));
+  /** Answer for a shown pair (of one prompt, when given). */
+  rate(left: ImageRGB, right: ImageRGB, prompt?: string): Choice {
+    return this.rateUtilities(this.utility(left, prompt), this.utility(right, prompt));
   }
   /** Answer given the two utilities directly (saves recomputing them in simulations). */
   rateUtilities(uLeft: number, uRight: number): Choice {

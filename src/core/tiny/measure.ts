@@ -87,13 +87,11 @@ export function measureImage(input: Rgb8Image | RgbImage, threshold = 0.25): Ima
   let nCore = 0;
   for (let i = 0; i < n; i++) if (d[i] >= core) { nCore++; for (let c = 0; c < 3; c++) fg[c] += data[i * 3 + c]; }
   const shape: [number, number, number] = [fg[0] / nCore, fg[1] / nCore, fg[2] / nCore];
-  const axis = [shape[0] - bg[0], shape[1] - bg[1], shape[2] - bg[2]];
-  const len2 = axis[0] ** 2 + axis[1] ** 2 + axis[2] ** 2;
+  const cover = coverageOf(img, bg, shape);
   let area = 0, sx = 0, sy = 0, solid = 0, x0 = w, x1 = -1, y0 = h, y1 = -1;
   for (let i = 0; i < n; i++) {
-    const o = i * 3;
-    const a = Math.min(1, Math.max(0, ((data[o] - bg[0]) * axis[0] + (data[o + 1] - bg[1]) * axis[1] + (data[o + 2] - bg[2]) * axis[2]) / len2));
-    if (a < 0.2) continue; // sampling noise in the background is not shape
+    const a = cover[i];
+    if (a === 0) continue;
     const x = i % w, y = Math.floor(i / w);
     area += a; sx += a * (x + 0.5); sy += a * (y + 0.5);
     if (a >= 0.5) { solid++; x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
@@ -106,4 +104,24 @@ export function measureImage(input: Rgb8Image | RgbImage, threshold = 0.25): Ima
     offCentre: Math.hypot(cx - 0.5, cy - 0.5), warmth: warmth(shape),
     fill, shapeGuess: fill > 0.88 ? 'square' : fill > 0.64 ? 'circle' : 'triangle',
   };
+}
+
+/** Each pixel's share of shape in [0, 1] given a measurement's background and shape colours (0 where under 0.2). */
+export function shapeCoverage(input: Rgb8Image | RgbImage, m: ImageMeasurement): Float64Array {
+  return coverageOf(toFloatImage(input), m.background, m.shape);
+}
+
+// The projection of each pixel onto the background→shape colour line; below 0.2 it is sampling noise, not shape.
+function coverageOf(img: RgbImage, bg: ArrayLike<number>, shape: ArrayLike<number>): Float64Array {
+  const data = img.data, n = img.width * img.height;
+  const axis = [shape[0] - bg[0], shape[1] - bg[1], shape[2] - bg[2]];
+  const len2 = axis[0] ** 2 + axis[1] ** 2 + axis[2] ** 2;
+  const out = new Float64Array(n);
+  if (len2 === 0) return out;
+  for (let i = 0; i < n; i++) {
+    const o = i * 3;
+    const a = Math.min(1, Math.max(0, ((data[o] - bg[0]) * axis[0] + (data[o + 1] - bg[1]) * axis[1] + (data[o + 2] - bg[2]) * axis[2]) / len2));
+    out[i] = a < 0.2 ? 0 : a;
+  }
+  return out;
 }

@@ -105,19 +105,36 @@ function inside(s: Scene, x: number, y: number): boolean {
 
 /** Renders a scene at `size`x`size` with 4x4 supersampling; returns HWC RGB in [0, 1]. */
 export function renderScene(s: Scene, size = 32): RgbImage {
-  const data = new Float32Array(size * size * 3);
-  const fg = PALETTE[s.colour], bg = PALETTE[s.background];
+  return compositeScene(sceneCoverage(s, size), PALETTE[s.colour], PALETTE[s.background], size);
+}
+
+/**
+ * The share of each pixel the shape covers (4x4 supersampling), row-major `size`x`size`. `warp` moves each sample
+ * point (fractions of the side) before the inside test, for shapes with uneven edges.
+ */
+export function sceneCoverage(s: Scene, size = 32, warp?: (x: number, y: number) => [number, number]): Float32Array {
+  const cover = new Float32Array(size * size);
   const ss = 4;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       let hits = 0;
       for (let sy = 0; sy < ss; sy++) for (let sx = 0; sx < ss; sx++) {
-        if (inside(s, (x + (sx + 0.5) / ss) / size, (y + (sy + 0.5) / ss) / size)) hits++;
+        const px = (x + (sx + 0.5) / ss) / size, py = (y + (sy + 0.5) / ss) / size;
+        const [wx, wy] = warp ? warp(px, py) : [px, py];
+        if (inside(s, wx, wy)) hits++;
       }
-      const a = hits / (ss * ss);
-      const o = (y * size + x) * 3;
-      for (let c = 0; c < 3; c++) data[o + c] = a * fg[c] + (1 - a) * bg[c];
+      cover[y * size + x] = hits / (ss * ss);
     }
+  }
+  return cover;
+}
+
+/** Blends shape colour `fg` over background `bg` by coverage; returns HWC RGB in [0, 1]. */
+export function compositeScene(cover: Float32Array, fg: ArrayLike<number>, bg: ArrayLike<number>, size = 32): RgbImage {
+  const data = new Float32Array(size * size * 3);
+  for (let p = 0; p < size * size; p++) {
+    const a = cover[p];
+    for (let c = 0; c < 3; c++) data[p * 3 + c] = a * fg[c] + (1 - a) * bg[c];
   }
   return { width: size, height: size, data };
 }

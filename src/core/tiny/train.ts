@@ -132,8 +132,8 @@ function updateEma(ema: Map<string, Float32Array>, params: Map<string, Float32Ar
   }
 }
 
-// The mean loss of every 50 steps (and of the last), logged with the learning rate and the time per step.
-class LossLog {
+/** The mean loss of every 50 steps (and of the last), logged with the learning rate and the time per step. */
+export class LossLog {
   readonly losses: Array<[number, number]> = [];
   private sum = 0;
   private n = 0;

@@ -67,3 +67,30 @@ export function writeTokenizerFolder(dir: string, v: BpeVocab, maxLength = 77): 
   }, null, 2) + '\n');
   atomicWriteFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(special, null, 2) + '\n');
 }
+
+/**
+ * Writes `tokenizer.json` in the Hugging Face tokenizers format that CLIP repositories publish (what transformers.js
+ * reads): CLIP's normalizer and pre-tokenizer, BPE with `</w>` word ends, `<|startoftext|> … <|endoftext|>` around.
+ */
+export function writeTokenizerJson(dir: string, v: BpeVocab): void {
+  const bos = '<|startoftext|>', eos = '<|endoftext|>';
+  const added = (content: string) => ({ id: v.vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true });
+  const json = {
+    version: '1.0', truncation: null, padding: null, added_tokens: [added(bos), added(eos)],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }] },
+    pre_tokenizer: {
+      type: 'Sequence', pretokenizers: [
+        { type: 'Split', pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" }, behavior: 'Removed', invert: true },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: { type: 'RobertaProcessing', sep: [eos, v.vocab[eos]], cls: [bos, v.vocab[bos]], trim_offsets: false, add_prefix_space: false },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: eos, continuing_subword_prefix: '', end_of_word_suffix: '</w>', fuse_unk: false, byte_fallback: false,
+      vocab: v.vocab, merges: v.merges.map(([a, b]) => `${a} ${b}`),
+    },
+  };
+  mkdirSync(dir, { recursive: true });
+  atomicWriteFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+}

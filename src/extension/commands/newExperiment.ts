@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EMBEDDED_MODEL_ID } from '../../core/experiment/modelDir';
 import { atomicWriteFileSync } from '../../core/fsutil';
-import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, type BaseModelRef, type RewardBackboneRef } from '../../core/experiment/schema';
+import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, TINY_CLIP_BACKBONE_ID, type BaseModelRef, type RewardBackboneRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
 import { inspectBackboneFolder } from '../../core/models/backboneFolder';
 import { cachedModelDir, defaultModelCacheDir, hubEndpoint, isCompleteDownload, BACKBONE_REPO } from '../../core/models/hubDownload';
@@ -117,10 +117,13 @@ async function pickBackbone(services: Services, embedded: boolean): Promise<Rewa
     { id: 'folder', label: '$(folder) Local folder…', detail: 'A CLIP ONNX export: onnx/vision_model.onnx with onnx/text_model.onnx and tokenizer.json, onnx/model.onnx, or an image encoder model.onnx' },
     { id: 'hub', label: '$(cloud-download) Another Hugging Face repo…', detail: 'A CLIP ONNX export in the transformers.js layout, e.g. Xenova/clip-vit-base-patch32' },
   ];
-  const ordered = embedded ? [builtin, ...items] : [...items, builtin];
+  // the embedded model's images are the tiny CLIP's world: with it the reward also sees the prompt
+  const tinyClip = { id: 'tiny-clip', label: '$(symbol-misc) Embedded tiny CLIP', description: 'no download', detail: 'Image and text towers trained on the shapes world: the reward sees each image and the prompt it was made for (whether the shape is the one asked for).' };
+  const ordered = embedded ? [builtin, tinyClip, ...items] : [...items, builtin];
   const pick = await vscode.window.showQuickPick(ordered, { title: 'New DDPO Studio experiment (3/5): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
   if (!pick) return undefined;
   if (pick.id === 'builtin') return { id: BUILTIN_BACKBONE_ID };
+  if (pick.id === 'tiny-clip') return { id: TINY_CLIP_BACKBONE_ID };
   if (pick.id === 'folder') return pickBackboneFolder();
   const repo = pick.id === 'clip' ? DEFAULT_CLIP_BACKBONE_ID : (await vscode.window.showInputBox({
     title: 'Hugging Face repo with a CLIP ONNX export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name'),

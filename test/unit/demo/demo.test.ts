@@ -14,7 +14,9 @@ import { decodePng } from '../../../src/core/image/png';
 import { rewardModelFiles } from '../../../src/core/reward/model';
 import { readRatings } from '../../../src/core/reward/store';
 import { listPairs } from '../../../src/core/studio/pairs';
-import { needsTinyModel } from '../fixtures';
+import { needsTinyClip, needsTinyModel } from '../fixtures';
+import { FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS } from '../../../src/core/demo/taste';
+import { TINY_CLIP_BACKBONE_ID } from '../../../src/core/experiment/schema';
 
 const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
 const noModel = needsTinyModel();
@@ -102,6 +104,24 @@ test('ddpo demo --quick --algorithm diffusion-dpo trains on the rated pairs dire
   for (const phase of ['generate', 'rate', 'dpo', 'eval', 'report']) assert.ok(progress.some((l) => l.includes(phase)), `no progress for ${phase}`);
   assert.ok(!progress.some((l) => / reward /.test(l)), 'no reward phase');
   assert.ok(out.some((l) => /implicit reward accuracy on the held-out pairs/.test(l)) && out.some((l) => /WIN RATE .*95% CI/.test(l)), out.join('\n'));
+});
+
+test('ddpo demo --taste fidelity records the tiny CLIP as the experiment\'s backbone, rates by the prompt\'s shape, and names the backbone in report.json', { skip: noModel || needsTinyClip() }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const out: string[] = [], err: string[] = [];
+  const io: CliIO = { out: (l) => out.push(l), err: (l) => err.push(l), progress: () => undefined, signal: new AbortController().signal };
+  assert.equal(await runCli(['demo', '--quick', '--taste', 'fidelity', '--workspace', ws, '--name', 'fidelity'], io, commands), 0, err.join('\n'));
+  const dir = path.join(ws, '.ddpo', 'fidelity');
+  const exp = JSON.parse(fs.readFileSync(path.join(dir, 'experiment.json'), 'utf8'));
+  assert.deepEqual(exp.rewardBackbone, { id: TINY_CLIP_BACKBONE_ID });
+  assert.deepEqual(exp.prompts, FIDELITY_TRAIN_PROMPTS.slice(0, exp.prompts.length));
+  const r = JSON.parse(fs.readFileSync(path.join(dir, 'report.json'), 'utf8')) as DemoReport;
+  assert.match(r.rewardModel.backbone, /^clip:/, 'the head saw images and prompts');
+  assert.match(r.rewardModel.backboneLabel ?? '', /tiny-clip \(image \+ text\)/);
+  assert.ok(out.some((l) => /reward model: .*backbone: embedded tiny-clip/.test(l)), out.join('\n'));
+  assert.ok(r.eval.prompts.every((p) => FIDELITY_EVAL_PROMPTS.includes(p)));
+  assert.equal(typeof r.eval.winRate.rate, 'number');
+  assert.ok(readRatings(dir).ratings.every((x) => x.rater === "simulated: big shapes of the prompt's shape"));
 });
 
 test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {

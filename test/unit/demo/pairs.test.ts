@@ -40,7 +40,7 @@ test('the demo\'s samples are stored as the studio\'s pair folders, seeds k and 
 test('a demo experiment opened in the studio counts the stored pairs the simulated rater compared as rated and offers only the others', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-pairs-'));
   const s = await generateSamples(toy(), dir, ['a big red circle', 'a small blue square'], 8, { steps: 3, guidance: 2, eta: 1, seed: 5 });
-  const utils = s.images.map(tasteUtility('big'));
+  const utils = s.images.map((img) => tasteUtility('big')(img));
   rateSamples(dir, s, makeDemoRater({ taste: 'big', typicalUtilities: utils, seed: 1 }), 30, 2);
   const compared = new Set(readRatings(dir).ratings.map((r) => [r.left, r.right].sort().join('|')));
   const pairs = listPairs(dir);

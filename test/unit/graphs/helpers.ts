@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { Model } from '../../../src/core/onnx/ir';
 import { encodeModel } from '../../../src/core/onnx/proto';
 import type { ClipTextConfig } from '../../../src/core/graphs/clipText';
+import type { ClipVisionConfig } from '../../../src/core/graphs/clipVision';
 import type { UNetConfig } from '../../../src/core/graphs/unet';
 import type { VaeDecoderConfig } from '../../../src/core/graphs/vaeDecoder';
 
@@ -46,4 +47,10 @@ export const TINY_CLIP_TEXT_CONFIG: ClipTextConfig = {
 /** The reference fixture's tiny VAE decoder (x2 upsampling). */
 export const TINY_VAE_CONFIG: VaeDecoderConfig = {
   block_out_channels: [32, 64], layers_per_block: 1, latent_channels: 4, out_channels: 3, norm_num_groups: 32, scaling_factor: 0.18215,
+};
+
+/** The reference CLIP vision fixture's tower (its config.json: 32 px, patch 4, width 32, 2 layers, 4 heads, projection 16). */
+export const TINY_CLIP_VISION_CONFIG: ClipVisionConfig = {
+  image_size: 32, patch_size: 4, num_channels: 3, hidden_size: 32, intermediate_size: 37, num_hidden_layers: 2, num_attention_heads: 4,
+  projection_dim: 16, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5,
 };

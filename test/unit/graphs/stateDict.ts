@@ -10,7 +10,8 @@ export interface ExtractOptions {
 
 /**
  * Names every weight of an export by its module path: Conv/Gemm/LayerNormalization inputs, MatMul weights (transposed
- * back to `[out, in]`), the bias `Add` of a linear, GroupNorm `Mul`/`Add` after InstanceNormalization, embedding Gathers.
+ * back to `[out, in]`), the bias `Add` of a linear, GroupNorm `Mul`/`Add` after InstanceNormalization, embedding Gathers,
+ * a ViT's class token (the `Expand` in `embeddings`).
  * Anonymous initializers (`onnx::MatMul_1624`) and deduplicated ones (behind Identity nodes) are resolved.
  */
 export function extractStateDict(model: Model, opts: ExtractOptions = {}): StateDict {
@@ -41,6 +42,7 @@ export function extractStateDict(model: Model, opts: ExtractOptions = {}): State
       }
       case 'MatMul': put(scope, 'weight', constOf(n.inputs[1]), true); break;
       case 'Gather': if (scope.endsWith('embedding')) put(scope, 'weight', constOf(n.inputs[0])); break;
+      case 'Expand': if (scope.endsWith('embeddings')) put(scope, 'class_embedding', constOf(n.inputs[0])); break;
       case 'Add': case 'Mul': {
         if (leafOp !== n.opType) break; // only the first Add/Mul of a scope is a bias/scale
         const t = n.inputs.map(constOf).find((c) => c && c.dims.length > 0 && c.dims[0] > 1);

@@ -23,6 +23,6 @@ export const NON_DIFFERENTIABLE = new Set([
 /** Input positions that can carry a gradient, for ops whose other inputs are shapes, indices, bounds or sizes. */
 export const DIFF_INPUTS: Record<string, number[]> = {
   Reshape: [0], Expand: [0], Squeeze: [0], Unsqueeze: [0], Slice: [0], Split: [0], Pad: [0], Tile: [0],
-  Resize: [0], Upsample: [0], Gather: [0], GatherElements: [0], ReduceSum: [0], ReduceMean: [0], ReduceSumSquare: [0],
+  Resize: [0], Upsample: [0], Gather: [0], GatherElements: [0], GatherND: [0], ReduceSum: [0], ReduceMean: [0], ReduceSumSquare: [0],
   Clip: [0], Where: [1, 2], Dropout: [0], LayerNormalization: [0, 1, 2],
 };

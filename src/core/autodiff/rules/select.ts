@@ -1,4 +1,4 @@
-/** Gradient rules of ops that pick elements: Slice, Pad, Gather, GatherElements, Resize (nearest). */
+/** Gradient rules of ops that pick elements: Slice, Pad, Gather, GatherElements, GatherND, Resize (nearest). */
 import { A } from '../../onnx/builder';
 import { DataType } from '../../onnx/ir';
 import type { GradCtx, GradRule } from '../context';
@@ -101,6 +101,33 @@ const gatherElements: GradRule = (c, [g]) => {
   return [c.op('ScatterElements', [c.zeros(c.dims(x), c.dtype(x)), at, g!], { axis: A.i(a), reduction: A.s('add') })];
 };
 
+// y[b..., i...] = x[b..., idx[b..., i..., :]] (the first batch_dims axes shared): dx = scatter-add of dy at the
+// full coordinates, the batch coordinates put in front of idx's (ScatterND has no batch_dims)
+const gatherND: GradRule = (c, [g]) => {
+  const [x, idx] = c.node.inputs;
+  const xd = c.dims(x), id = c.dims(idx), nb = c.attrI('batch_dims', 0), k = id[id.length - 1];
+  const i64 = c.dtype(idx) === DataType.INT64 ? idx : c.op('Cast', [idx], { to: A.i(DataType.INT64) });
+  const known = c.ints(idx);
+  const wrapped = known && known.every((v) => v >= 0) ? i64
+    : c.op('Where', [c.op('Less', [i64, c.b.scalar(0, DataType.INT64)]), c.op('Add', [i64, c.i64(xd.slice(nb, nb + k))]), i64]);
+  const lead = id.slice(0, -1);
+  const at = nb === 0 ? wrapped : c.op('Concat', [c.b.constI64(batchCoordinates(lead, nb), [...lead, nb]), wrapped], { axis: A.i(-1) });
+  return [c.op('ScatterND', [c.zeros(xd, c.dtype(x)), at, g!], { reduction: A.s('add') })];
+};
+
+/** For every cell of an index grid of shape `lead`, its coordinates along the first `nb` axes (row-major). */
+function batchCoordinates(lead: number[], nb: number): number[] {
+  const out: number[] = [];
+  const cells = lead.reduce((a, d) => a * d, 1);
+  for (let cell = 0; cell < cells; cell++) {
+    const coord: number[] = [];
+    let rest = cell;
+    for (let a = lead.length - 1; a >= 0; a--) { coord.unshift(rest % lead[a]); rest = Math.floor(rest / lead[a]); }
+    out.push(...coord.slice(0, nb));
+  }
+  return out;
+}
+
 const NEAREST_FLOOR = new Set(['half_pixel:round_prefer_floor', 'half_pixel:round_prefer_ceil', 'pytorch_half_pixel:round_prefer_floor',
   'pytorch_half_pixel:round_prefer_ceil', 'asymmetric:floor']);
 
@@ -122,5 +149,5 @@ const resize: GradRule = (c, [g]) => {
 };
 
 export const SELECT_RULES: Record<string, GradRule> = {
-  Slice: slice, Pad: padGrad, Gather: gather, GatherElements: gatherElements, Resize: resize, Upsample: resize,
+  Slice: slice, Pad: padGrad, Gather: gather, GatherElements: gatherElements, GatherND: gatherND, Resize: resize, Upsample: resize,
 };
