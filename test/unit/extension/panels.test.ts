@@ -35,6 +35,10 @@ function fakeServices(): { services: Services; effects: Effects } {
 }
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
+/** Waits until `done` holds, up to 5 s: a panel answers after reading files, later on a loaded machine. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 250 && !done(); i++) await settle();
+}
 
 /** Messages no panel accepts, and messages of the other panels. */
 const NOT_A_MESSAGE: unknown[] = [null, 'ready', 42, [], {}, { type: 'bogus' }, { type: 'READY' }];
@@ -129,11 +133,11 @@ test('the experiment panel drops malformed messages and other panels\' messages,
   await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('experiment'), { type: 'addPrompt', prompt: 42 }, { type: 'addPrompt' }], 'experiment');
   assert.deepEqual((await store.read('cats')).prompts, ['a cat']);
   panel.webview.send({ type: 'addPrompt', prompt: 'a dog' });
-  await settle();
-  assert.deepEqual((await store.read('cats')).prompts, ['a cat', 'a dog']);
   // the panel shows the new prompt; the tree redraws from its watch on experiment.json, not from the panel
-  const shown = panel.webview.posted.filter((m) => (m as { type: string }).type === 'experiment').at(-1) as { experiment: { prompts: string[] } } | undefined;
-  assert.deepEqual(shown?.experiment.prompts, ['a cat', 'a dog']);
+  const shown = () => (panel.webview.posted.filter((m) => (m as { type: string }).type === 'experiment').at(-1) as { experiment: { prompts: string[] } } | undefined)?.experiment.prompts;
+  await until(() => shown()?.length === 2);
+  assert.deepEqual((await store.read('cats')).prompts, ['a cat', 'a dog']);
+  assert.deepEqual(shown(), ['a cat', 'a dog']);
   assert.equal(effects.treeRefreshes, 0);
   panel.dispose();
 });
