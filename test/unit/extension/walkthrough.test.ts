@@ -42,6 +42,13 @@ async function viewOf(panel: FakeWebviewPanel): Promise<DashboardView> {
   return msg.view;
 }
 
+/** The folder of a new experiment in a fresh workspace. */
+async function newExperimentDir(): Promise<string> {
+  const store = new ExperimentStore(fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-')));
+  await store.create('shapes', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'] });
+  return store.dirOf('shapes');
+}
+
 // A finished fine-tuning run of one epoch with its checkpoint, as the trainer leaves it on disk.
 function finishRun(dir: string): void {
   const l = ddpoLayout(dir);
@@ -65,10 +72,7 @@ function compareRated(dir: string): void {
 
 test('the dashboard shows where the person is and the next step at each stage, and its button runs that step\'s command', async () => {
   const { openDashboardPanel } = await loadDashboard();
-  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
-  const store = new ExperimentStore(ws);
-  await store.create('shapes', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'] });
-  const dir = store.dirOf('shapes');
+  const dir = await newExperimentDir();
   const output: string[] = [];
   let running = false;
   openDashboardPanel(fakeServices(output, () => running), dir, () => undefined);
@@ -110,10 +114,7 @@ test('the dashboard shows where the person is and the next step at each stage, a
 
 test('the dashboard reads ddpo.json\'s reward: on a built-in one it offers Start Fine-Tuning before any rating', async () => {
   const { openDashboardPanel } = await loadDashboard();
-  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
-  const store = new ExperimentStore(ws);
-  await store.create('pretty', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
-  const dir = store.dirOf('pretty');
+  const dir = await newExperimentDir();
   fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ reward: 'aesthetic' }));
   openDashboardPanel(fakeServices([], () => false), dir, () => undefined);
   const panel = created.at(-1)!;
