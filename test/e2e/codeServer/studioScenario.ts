@@ -174,12 +174,13 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         assert.equal(recs.length, 4);
         assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
         recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `comparison rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
-        // the win rate from the keys pressed and the manifest's key to which image was the fine-tuned one
-        const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'compare', cmp[0], 'manifest.json'), 'utf8')) as { items: { base: string; tuned: string }[] };
+        // the win rate from the keys pressed and the manifest's key to which image was the fine-tuned one (side B)
+        const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'compare', cmp[0], 'manifest.json'), 'utf8')) as { a: { kind: string }; b: { kind: string }; items: { a: string; b: string }[] };
+        assert.deepEqual([manifest.a.kind, manifest.b.kind], ['base', 'checkpoint']);
         const tunedShownLeft = lefts.map((src) => {
-          const item = manifest.items.find((it) => src.includes(`/${it.tuned}`) || src.includes(`/${it.base}`));
+          const item = manifest.items.find((it) => src.includes(`/${it.b}`) || src.includes(`/${it.a}`));
           assert.ok(item, `the left image ${src} is one of the comparison's`);
-          return src.includes(`/${item.tuned}`);
+          return src.includes(`/${item.b}`);
         });
         const wins = keys.filter((k, i) => (KEY_CHOICE[k] === 'left') === tunedShownLeft[i]).length;
         assert.equal(pct, String(Math.round((100 * wins) / keys.length)), `the panel's win rate against ${wins} wins of ${keys.length} by the keys pressed`);
