@@ -203,7 +203,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await closeToasts();
         await contextMenu(page, treeRow(page, EXP), 'Export LoRA');
         await pickQuick(page, 'kohya');
-        const t = toast(page, /Exported the epoch 8 LoRA/);
+        const t = toast(page, /Exported the DDPO epoch 8 LoRA/);
         await t.waitFor({ timeout: 30_000 });
         assert.ok(fs.statSync(path.join(dir, 'exports', `${EXP}-epoch-8-kohya.safetensors`)).size > 0);
         // Hovering keeps the toast open; the short wait lets its fade-in finish so the screenshot is legible.
