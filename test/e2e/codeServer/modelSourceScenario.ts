@@ -6,7 +6,7 @@ import type { Page } from 'playwright-core';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
 import type { MockHub } from '../../unit/models/mockHub';
 import type { Step } from './scenario';
-import { acceptDialog, answerStep, pickQuick, runCommand, toast, treeRow, typeFolderInDialog } from './workbench';
+import { acceptDialog, answerStep, closeToasts, pickQuick, runCommand, toast, treeRow, typeFolderInDialog } from './workbench';
 
 /** What the harness set up for these steps: code-server's HOME, a scratch folder outside the workspace, and the mock Hub (HF_ENDPOINT). */
 export interface ModelSourceEnv {
@@ -29,9 +29,10 @@ export function modelSourceSteps(page: Page, workspace: string, env: ModelSource
   const localModel = path.join(env.scratch, 'models', 'tiny-local');
   const emptyFolder = path.join(env.scratch, 'models', 'empty');
   const cached = path.join(env.home, '.cache', 'ddpo-studio', 'models', REPO.replace('/', '--'), 'main');
-  const closeToasts = () => page.locator('.notifications-toasts .codicon-notifications-clear').evaluateAll((els) => els.forEach((e) => (e as unknown as { click(): void }).click())).catch(() => undefined);
   const newExperimentUpToModel = async (name: string, source: string) => {
-    await closeToasts();
+    await closeToasts(page);
+    // A webview editor can take the focus back and so close a quick pick of the flow halfway: none stays open.
+    await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'DDPO Studio: New Experiment');
     await answerStep(page, '(1/5): name', name);
     await pickQuick(page, source);

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { startMockHub } from '../../unit/models/mockHub';
 import { installVsix, startCodeServer } from './codeServer';
+import { CLIP_FOLDER, CLIP_REPO } from './hubBackboneScenario';
 import { scenario } from './scenario';
 import { ensureCodeServer } from './setup';
 
@@ -43,10 +44,14 @@ async function main(): Promise<number> {
     console.log(`e2e: media/tiny-model is missing; the embedded model is ${fixture} for this run`);
     process.env.DDPO_STUDIO_EMBEDDED_MODEL = fixture;
   }
-  // The Hub steps download from a mock Hub (HF_ENDPOINT) into a HOME of this run, so ~/.cache stays untouched.
+  // The Hub steps download from a mock Hub (HF_ENDPOINT) serving the embedded model and the tiny CLIP as two repos, into a HOME of this run, so ~/.cache stays untouched.
   const home = path.join(run, 'home');
   fs.mkdirSync(home);
-  const hub = await startMockHub({ root: process.env.DDPO_STUDIO_EMBEDDED_MODEL ?? path.join(repo, 'media', 'tiny-model'), stall: { file: 'unet/model.onnx', ms: 6000 } });
+  const hub = await startMockHub({
+    root: process.env.DDPO_STUDIO_EMBEDDED_MODEL ?? path.join(repo, 'media', 'tiny-model'),
+    repos: { [CLIP_REPO]: CLIP_FOLDER },
+    stall: [{ file: 'unet/model.onnx', ms: 6000 }, { file: 'onnx/vision_model.onnx', ms: 4000 }],
+  });
   const server = await startCodeServer(cs, dirs, serverLog, { HOME: home, HF_ENDPOINT: hub.url });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
   let passed = 0;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Step } from './scenario';
-import { activeWebview, contextMenu, pickQuick, runCommand, toast, treeRow } from './workbench';
+import { activeWebview, closeToasts, contextMenu, pickQuick, runCommand, toast, treeRow } from './workbench';
 
 const EXP = 'watercolor-cats';
 
@@ -26,24 +26,15 @@ function status(dir: string): { state: string; pid: number } {
   return JSON.parse(fs.readFileSync(path.join(dir, 'ddpo', 'status.json'), 'utf8'));
 }
 
-async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** Steps that run after the foundation steps, on the experiment they created with the embedded model. */
 export function studioSteps(page: Page, workspace: string): Step[] {
   const dir = path.join(workspace, '.ddpo', EXP);
   const ratings = path.join(dir, 'ratings.jsonl');
-  const closeToasts = () => page.locator('.notifications-toasts .codicon-notifications-clear').evaluateAll((els) => els.forEach((e) => (e as unknown as { click(): void }).click())).catch(() => undefined);
   return [
     {
       name: 'the rating panel rates 10 pairs by keyboard alone, and 10 ratings are in ratings.jsonl',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         await runCommand(page, 'DDPO Studio: Rate Pairs');
         await pickQuick(page, EXP);
         const frame = activeWebview(page);
@@ -94,7 +85,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'Train Reward Model from the tree\'s context menu reports its held-out accuracy',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         // Only this experiment stays expanded, so its rows are the only "Reward model", "Ratings" ... rows.
         const other = treeRow(page, 'made-by-hand');
         if ((await other.getAttribute('aria-expanded')) === 'true') await other.locator('.monaco-tl-twistie').click();
@@ -111,7 +102,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'Start Fine-Tuning opens the dashboard, which charts a finished epoch, with a status-bar item and a progress notification',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         // A longer run than the preset's two epochs, so there is time to kill the worker in the next step.
         const cfgFile = path.join(dir, 'ddpo.json');
         fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), num_epochs: 8 }, null, 2));
@@ -153,7 +144,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'a blind comparison of base vs the last checkpoint is rated by keyboard and shows its win rate',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         await contextMenu(page, treeRow(page, EXP), 'Compare with Base Model (Blind)');
         const frame = activeWebview(page);
         await frame.getByText('0 / 4 rated').waitFor({ timeout: 90_000 });
@@ -200,7 +191,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'Export LoRA from the tree writes the kohya file into the experiment\'s exports folder',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         await contextMenu(page, treeRow(page, EXP), 'Export LoRA');
         await pickQuick(page, 'kohya');
         const t = toast(page, /Exported the DDPO epoch 8 LoRA/);
@@ -214,7 +205,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'Delete Experiment asks for confirmation first',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         await contextMenu(page, treeRow(page, 'made-by-hand'), 'Delete Experiment');
         await page.locator('.monaco-dialog-box').getByText(/Delete the experiment "made-by-hand"\?/).waitFor();
         assert.ok(fs.existsSync(path.join(workspace, '.ddpo', 'made-by-hand')));
@@ -273,7 +264,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
     {
       name: 'the rating panel and the dashboard open before the reload come back with their content',
       async run() {
-        await closeToasts();
+        await closeToasts(page);
         const tab = (title: string) => page.locator('.tabs-container .tab', { hasText: title }).first();
         await tab('Rate: watercolor-cats').click({ timeout: 30_000 });
         const rating = activeWebview(page);

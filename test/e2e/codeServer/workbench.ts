@@ -21,6 +21,20 @@ export async function answerInputBox(page: Page, text: string): Promise<void> {
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }
 
+/** Closes every notification toast on screen. */
+export async function closeToasts(page: Page): Promise<void> {
+  await page.locator('.notifications-toasts .codicon-notifications-clear').evaluateAll((els) => els.forEach((e) => (e as unknown as { click(): void }).click())).catch(() => undefined);
+}
+
+/** Polls `ok` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, ok: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** A row of the tree in the side bar whose label contains `label`. */
 export function treeRow(page: Page, label: string): Locator {
   return page.locator('#workbench\\.parts\\.sidebar .monaco-list-row[role="treeitem"]', { hasText: label }).first();

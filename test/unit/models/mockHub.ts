@@ -1,4 +1,4 @@
-/** A Hugging Face Hub stand-in on 127.0.0.1: serves one model folder in the Hub's API + resolve URL layout. */
+/** A Hugging Face Hub stand-in on 127.0.0.1: serves model folders in the Hub's API + resolve URL layout. */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,17 +6,22 @@ import { join, relative } from 'node:path';
 
 /** How the mock Hub behaves. */
 export interface MockHubOptions {
-  /** The model folder every repo id serves. */
+  /** The model folder every repo id serves, except those in `repos`. */
   root: string;
+  /** Other folders by repo id (`owner/name`), e.g. a reward backbone beside the pipeline. */
+  repos?: Record<string, string>;
   /** Repos under the owner `gated` answer 401 unless this token is sent as `Authorization: Bearer`. */
   token?: string;
   /** A file whose first full download is cut off halfway, as a flaky connection would. */
   dropOnce?: string;
-  /** A file sent half, then the rest after `ms` (a download in progress long enough to see). */
-  stall?: { file: string; ms: number };
+  /** A file (or several) sent half, then the rest after `ms` (a download in progress long enough to see). */
+  stall?: Stall | Stall[];
   /** Extra names listed in the siblings (not downloadable), e.g. weights the pipeline must skip. */
   extraSiblings?: string[];
 }
+
+/** A file the mock Hub sends half of, then the rest after `ms`. */
+export interface Stall { file: string; ms: number }
 
 /** A running mock Hub: its base URL (for `baseUrl` or HF_ENDPOINT), every request it got, and a way to stop it. */
 export interface MockHub {
@@ -33,6 +38,8 @@ function listFiles(dir: string): string[] {
 export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
   const requests: MockHub['requests'] = [];
   let dropped = false;
+  const rootOf = (owner: string, name: string) => opts.repos?.[`${owner}/${name}`] ?? opts.root;
+  const stalls = [opts.stall ?? []].flat();
   const server = createServer((req, res) => {
     const url = new URL(req.url!, 'http://x');
     requests.push({ path: url.pathname, range: req.headers.range, auth: req.headers.authorization });
@@ -43,16 +50,17 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
     const api = url.pathname.match(/^\/api\/models\/([\w.-]+)\/([\w.-]+)\/revision\/([\w.-]+)$/);
     if (api) {
       const huge = api[1] === 'huge';
-      const siblings = [...listFiles(opts.root), ...(opts.extraSiblings ?? [])].map((f) => ({
-        rfilename: f, size: huge ? 1e15 : existsSync(join(opts.root, f)) ? statSync(join(opts.root, f)).size : 10,
+      const root = rootOf(api[1], api[2]);
+      const siblings = [...listFiles(root), ...(opts.extraSiblings ?? [])].map((f) => ({
+        rfilename: f, size: huge ? 1e15 : existsSync(join(root, f)) ? statSync(join(root, f)).size : 10,
       }));
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha: 'abc123', siblings }));
       return;
     }
-    const file = url.pathname.match(/^\/[\w.-]+\/[\w.-]+\/resolve\/[\w.-]+\/(.+)$/);
-    const rel = file ? decodeURIComponent(file[1]) : '';
-    if (!file || !existsSync(join(opts.root, rel))) { res.writeHead(404).end('Entry not found'); return; }
-    const data = readFileSync(join(opts.root, rel));
+    const file = url.pathname.match(/^\/([\w.-]+)\/([\w.-]+)\/resolve\/[\w.-]+\/(.+)$/);
+    const rel = file ? decodeURIComponent(file[3]) : '';
+    if (!file || !existsSync(join(rootOf(file[1], file[2]), rel))) { res.writeHead(404).end('Entry not found'); return; }
+    const data = readFileSync(join(rootOf(file[1], file[2]), rel));
     const range = req.headers.range?.match(/^bytes=(\d+)-$/);
     if (range) {
       const start = Number(range[1]);
@@ -65,9 +73,10 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
       res.write(data.subarray(0, data.length >> 1), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
     }
-    if (rel === opts.stall?.file) {
+    const stall = stalls.find((s) => s.file === rel);
+    if (stall) {
       res.write(data.subarray(0, data.length >> 1));
-      setTimeout(() => res.end(data.subarray(data.length >> 1)), opts.stall.ms);
+      setTimeout(() => res.end(data.subarray(data.length >> 1)), stall.ms);
       return;
     }
     res.end(data);
