@@ -1,7 +1,8 @@
 /**
  * "DDPO Studio: New Experiment": name, model (embedded tiny model, a local folder, or a Hub download), the reward
  * backbone (built-in features, CLIP from the Hub, a local folder), prompts (typed or from a file) and a preset, all in
- * quick picks; writes experiment.json and ddpo.json.
+ * quick picks that stay open when focus moves (a dashboard redrawing, a notification), so a half-answered wizard is
+ * never lost; writes experiment.json and ddpo.json.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -32,6 +33,7 @@ export async function newExperiment(services: Services, name?: string): Promise<
     name ??
     (await vscode.window.showInputBox({
       title: 'New DDPO Studio experiment (1/5): name',
+      ignoreFocusOut: true,
       prompt: `Name of the experiment folder under ${store.root}`,
       placeHolder: 'e.g. watercolor-cats',
       validateInput: (v) => experimentNameProblem(v.trim()) ?? (existing.has(v.trim()) ? `"${v.trim()}" already exists` : null),
@@ -68,7 +70,7 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
     { id: 'hub', label: '$(cloud-download) Download from the Hugging Face Hub…', detail: 'A repo with the ONNX export, e.g. an optimum-exported SD 1.5' },
   ];
   if (!hasEmbeddedModel(services.context)) items.shift();
-  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (2/5): base model', placeHolder: 'Which image model do you want to teach?' });
+  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (2/5): base model', placeHolder: 'Which image model do you want to teach?' });
   if (!pick) return undefined;
   if (pick.id === 'embedded') return { id: EMBEDDED_MODEL_ID, path: embeddedModelDir(services.context) };
   if (pick.id === 'folder') {
@@ -81,7 +83,7 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
     }
     return { id: folder.modelId || path.basename(uri[0].fsPath), path: uri[0].fsPath };
   }
-  const repo = await vscode.window.showInputBox({ title: 'Hugging Face repo with an ONNX Stable Diffusion export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name') });
+  const repo = await vscode.window.showInputBox({ ignoreFocusOut: true, title: 'Hugging Face repo with an ONNX Stable Diffusion export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name') });
   if (!repo) return undefined;
   const dir = await download(services, repo.trim(), 'pipeline');
   return dir === undefined ? undefined : { id: repo.trim(), path: dir };
@@ -120,13 +122,13 @@ async function pickBackbone(services: Services, embedded: boolean): Promise<Rewa
   // the embedded model's images are the tiny CLIP's world: with it the reward also sees the prompt
   const tinyClip = { id: 'tiny-clip', label: '$(symbol-misc) Embedded tiny CLIP', description: 'no download', detail: 'Image and text towers trained on the shapes world: the reward sees each image and the prompt it was made for (whether the shape is the one asked for).' };
   const ordered = embedded ? [builtin, tinyClip, ...items] : [...items, builtin];
-  const pick = await vscode.window.showQuickPick(ordered, { title: 'New DDPO Studio experiment (3/5): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
+  const pick = await vscode.window.showQuickPick(ordered, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (3/5): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
   if (!pick) return undefined;
   if (pick.id === 'builtin') return { id: BUILTIN_BACKBONE_ID };
   if (pick.id === 'tiny-clip') return { id: TINY_CLIP_BACKBONE_ID };
   if (pick.id === 'folder') return pickBackboneFolder();
   const repo = pick.id === 'clip' ? DEFAULT_CLIP_BACKBONE_ID : (await vscode.window.showInputBox({
-    title: 'Hugging Face repo with a CLIP ONNX export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name'),
+    ignoreFocusOut: true, title: 'Hugging Face repo with a CLIP ONNX export', placeHolder: 'owner/name', validateInput: (v) => (/^[\w.-]+\/[\w.-]+$/.test(v.trim()) ? null : 'use the form owner/name'),
   }))?.trim();
   if (!repo) return undefined;
   const dir = await download(services, repo, 'backbone');
@@ -148,7 +150,7 @@ async function pickBackboneFolder(): Promise<RewardBackboneRef | undefined> {
 async function pickPrompts(suggested: string): Promise<string[] | undefined> {
   const how = await vscode.window.showQuickPick(
     [{ id: 'type', label: '$(edit) Type prompts…', detail: 'Separate prompts with ";"' }, { id: 'file', label: '$(file) Read prompts from a file…', detail: 'One prompt per line; lines starting with # are ignored' }],
-    { title: 'New DDPO Studio experiment (4/5): prompts', placeHolder: 'Which prompts should the model get better at?' },
+    { ignoreFocusOut: true, title: 'New DDPO Studio experiment (4/5): prompts', placeHolder: 'Which prompts should the model get better at?' },
   );
   if (!how) return undefined;
   if (how.id === 'file') {
@@ -158,14 +160,14 @@ async function pickPrompts(suggested: string): Promise<string[] | undefined> {
     if (prompts.length === 0) void vscode.window.showWarningMessage(`${uri[0].fsPath} has no prompts; add some later in the experiment panel.`);
     return prompts;
   }
-  const text = await vscode.window.showInputBox({ title: 'Prompts, separated by ";"', value: suggested, prompt: 'e.g. a watercolor cat; a lighthouse at dusk', validateInput: (v) => (parsePrompts(v).length ? null : 'type at least one prompt') });
+  const text = await vscode.window.showInputBox({ ignoreFocusOut: true, title: 'Prompts, separated by ";"', value: suggested, prompt: 'e.g. a watercolor cat; a lighthouse at dusk', validateInput: (v) => (parsePrompts(v).length ? null : 'type at least one prompt') });
   return text === undefined ? undefined : parsePrompts(text);
 }
 
 async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefined> {
   const items = PRESETS.map((p) => ({ label: p.label, detail: p.detail, preset: p }));
   if (!cpuFirst) items.reverse();
-  const pick = await vscode.window.showQuickPick(items, { title: 'New DDPO Studio experiment (5/5): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
+  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (5/5): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
   return pick?.preset;
 }
 
