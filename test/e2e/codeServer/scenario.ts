@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
+import { dpoSteps } from './dpoScenario';
 import { modelSourceSteps, type ModelSourceEnv } from './modelSourceScenario';
 import { studioSteps } from './studioScenario';
 import { answerStep, pickQuick, runCommand, toast, treeRow } from './workbench';
@@ -110,6 +111,7 @@ export function scenario(page: Page, workspace: string, url: string, env: ModelS
       },
     },
     ...studioSteps(page, workspace),
+    ...dpoSteps(page, workspace),
     ...modelSourceSteps(page, workspace, env),
   ];
 }
