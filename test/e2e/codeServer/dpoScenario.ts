@@ -4,11 +4,48 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Step } from './scenario';
-import { checkComparisonRatings, lines, rateComparisonByKeys } from './studioScenario';
+import { KEY_CHOICE, lines, shownLeft } from './studioScenario';
 import { activeWebview, contextMenu, pickQuick, treeRow } from './workbench';
 
 const EXP = 'watercolor-cats';
 const DPO_EPOCHS = 2;
+
+// A comparison's manifest: its sides and which blind image is which side's.
+interface ComparisonManifest {
+  a: { kind: string; algorithm?: string; epoch?: number };
+  b: { kind: string; algorithm?: string; epoch?: number };
+  items: { a: string; b: string }[];
+}
+
+// Rates the open comparison's pairs by pressing `keys`, one a pair; returns the left image shown for each.
+async function rateComparisonByKeys(page: Page, keys: string[]): Promise<string[]> {
+  const frame = activeWebview(page);
+  await frame.getByText(`0 / ${keys.length} rated`).waitFor({ timeout: 90_000 });
+  await frame.locator('.prompt').click();
+  const lefts: string[] = [];
+  for (const [i, key] of keys.entries()) {
+    lefts.push(await shownLeft(frame));
+    await page.keyboard.press(key);
+    await frame.getByText(`${i + 1} / ${keys.length} rated`).waitFor();
+  }
+  return lefts;
+}
+
+// Checks the comparison's stored ratings against the keys pressed and the images shown; returns its manifest and
+// side B's wins counted from the keys pressed and the manifest's key to which image was B's.
+function checkComparisonRatings(compareDir: string, keys: string[], lefts: string[]): { manifest: ComparisonManifest; winsOfB: number } {
+  const recs = lines(path.join(compareDir, 'ratings.jsonl'));
+  assert.equal(recs.length, keys.length);
+  assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
+  recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `comparison rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
+  const manifest = JSON.parse(fs.readFileSync(path.join(compareDir, 'manifest.json'), 'utf8')) as ComparisonManifest;
+  const bShownLeft = lefts.map((src) => {
+    const item = manifest.items.find((it) => src.includes(`/${it.b}`) || src.includes(`/${it.a}`));
+    assert.ok(item, `the left image ${src} is one of the comparison's`);
+    return src.includes(`/${item.b}`);
+  });
+  return { manifest, winsOfB: keys.filter((k, i) => (KEY_CHOICE[k] === 'left') === bShownLeft[i]).length };
+}
 
 /** Steps that run after the studio steps, on their experiment: its ratings and its finished 8-epoch DDPO run. */
 export function dpoSteps(page: Page, workspace: string): Step[] {

@@ -17,50 +17,10 @@ export function lines(file: string): { kind: string; id: string; choice?: string
 export const KEY_CHOICE: Record<string, string> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right' };
 
 /** The decoded src of the left image now on screen: its webview URI holds the image's file path. */
-async function shownLeft(frame: ReturnType<typeof activeWebview>): Promise<string> {
+export async function shownLeft(frame: ReturnType<typeof activeWebview>): Promise<string> {
   const img = frame.getByRole('img', { name: /Left image for/ });
   await img.waitFor({ timeout: 60_000 });
   return decodeURIComponent((await img.getAttribute('src')) ?? '');
-}
-
-/** Rates the open comparison's pairs by pressing `keys`, one a pair; returns the left image shown for each. */
-export async function rateComparisonByKeys(page: Page, keys: string[]): Promise<string[]> {
-  const frame = activeWebview(page);
-  await frame.getByText(`0 / ${keys.length} rated`).waitFor({ timeout: 90_000 });
-  await frame.getByText('Skipped pairs are not counted in the win rate').waitFor();
-  await frame.locator('.prompt').click();
-  const lefts: string[] = [];
-  for (const [i, key] of keys.entries()) {
-    lefts.push(await shownLeft(frame));
-    await page.keyboard.press(key);
-    await frame.getByText(`${i + 1} / ${keys.length} rated`).waitFor();
-  }
-  return lefts;
-}
-
-/** A comparison's manifest: its sides and which blind image is which side's. */
-export interface ComparisonManifest {
-  a: { kind: string; algorithm?: string; epoch?: number };
-  b: { kind: string; algorithm?: string; epoch?: number };
-  items: { a: string; b: string }[];
-}
-
-/**
- * Checks the comparison's stored ratings against the keys pressed and the images shown, and returns side B's wins
- * counted from the keys pressed and the manifest's key to which image was side B's.
- */
-export function checkComparisonRatings(compareDir: string, keys: string[], lefts: string[]): { manifest: ComparisonManifest; winsOfB: number } {
-  const recs = lines(path.join(compareDir, 'ratings.jsonl'));
-  assert.equal(recs.length, keys.length);
-  assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
-  recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `comparison rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
-  const manifest = JSON.parse(fs.readFileSync(path.join(compareDir, 'manifest.json'), 'utf8')) as ComparisonManifest;
-  const bShownLeft = lefts.map((src) => {
-    const item = manifest.items.find((it) => src.includes(`/${it.b}`) || src.includes(`/${it.a}`));
-    assert.ok(item, `the left image ${src} is one of the comparison's`);
-    return src.includes(`/${item.b}`);
-  });
-  return { manifest, winsOfB: keys.filter((k, i) => (KEY_CHOICE[k] === 'left') === bShownLeft[i]).length };
 }
 
 function status(dir: string): { state: string; pid: number } {
@@ -196,15 +156,34 @@ export function studioSteps(page: Page, workspace: string): Step[] {
       async run() {
         await closeToasts();
         await contextMenu(page, treeRow(page, EXP), 'Compare with Base Model (Blind)');
+        const frame = activeWebview(page);
+        await frame.getByText('0 / 4 rated').waitFor({ timeout: 90_000 });
+        await frame.getByText('Skipped pairs are not counted in the win rate').waitFor();
+        await frame.locator('.prompt').click();
         const keys = ['1', '2', '1', 'ArrowLeft'];
-        const lefts = await rateComparisonByKeys(page, keys);
-        const result = await activeWebview(page).getByText(/The fine-tuned model won \d+% of the time \(95% CI/).innerText();
+        const lefts: string[] = [];
+        for (const [i, key] of keys.entries()) {
+          lefts.push(await shownLeft(frame));
+          await page.keyboard.press(key);
+          await frame.getByText(`${i + 1} / 4 rated`).waitFor();
+        }
+        const result = await frame.getByText(/The fine-tuned model won \d+% of the time \(95% CI/).innerText();
         const pct = /won (\d+)%/.exec(result)![1];
         const cmp = fs.readdirSync(path.join(dir, 'compare'));
         assert.equal(cmp.length, 1);
+        const recs = lines(path.join(dir, 'compare', cmp[0], 'ratings.jsonl'));
+        assert.equal(recs.length, 4);
+        assert.deepEqual(recs.map((r) => r.choice), keys.map((k) => KEY_CHOICE[k]));
+        recs.forEach((r, i) => assert.ok(lefts[i].includes(`/${r.left}`), `comparison rating ${i + 1}: stored left ${r.left}, shown left ${lefts[i]}`));
         // the win rate from the keys pressed and the manifest's key to which image was the fine-tuned one (side B)
-        const { manifest, winsOfB: wins } = checkComparisonRatings(path.join(dir, 'compare', cmp[0]), keys, lefts);
+        const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'compare', cmp[0], 'manifest.json'), 'utf8')) as { a: { kind: string }; b: { kind: string }; items: { a: string; b: string }[] };
         assert.deepEqual([manifest.a.kind, manifest.b.kind], ['base', 'checkpoint']);
+        const tunedShownLeft = lefts.map((src) => {
+          const item = manifest.items.find((it) => src.includes(`/${it.b}`) || src.includes(`/${it.a}`));
+          assert.ok(item, `the left image ${src} is one of the comparison's`);
+          return src.includes(`/${item.b}`);
+        });
+        const wins = keys.filter((k, i) => (KEY_CHOICE[k] === 'left') === tunedShownLeft[i]).length;
         assert.equal(pct, String(Math.round((100 * wins) / keys.length)), `the panel's win rate against ${wins} wins of ${keys.length} by the keys pressed`);
         await treeRow(page, 'Blind comparisons').getByText(`latest: ${pct}% (95% CI`).waitFor();
       },
