@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { hubBackboneSteps } from './hubBackboneScenario';
+import { dpoSteps } from './dpoScenario';
 import { modelSourceSteps, type ModelSourceEnv } from './modelSourceScenario';
 import { studioSteps } from './studioScenario';
 import { answerStep, pickQuick, runCommand, toast, treeRow } from './workbench';
@@ -111,6 +112,7 @@ export function scenario(page: Page, workspace: string, url: string, env: ModelS
       },
     },
     ...studioSteps(page, workspace),
+    ...dpoSteps(page, workspace),
     ...modelSourceSteps(page, workspace, env),
     ...hubBackboneSteps(page, workspace, env),
   ];

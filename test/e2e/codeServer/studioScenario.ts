@@ -8,15 +8,16 @@ import { activeWebview, closeToasts, contextMenu, pickQuick, runCommand, toast, 
 
 const EXP = 'watercolor-cats';
 
-function lines(file: string): { kind: string; id: string; choice?: string; left?: string }[] {
+/** The records of a JSON-lines file. */
+export function lines(file: string): { kind: string; id: string; choice?: string; left?: string }[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
-// What each rating key answers (the rating panel's keyboard map).
-const KEY_CHOICE: Record<string, string> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right' };
+/** What each rating key answers (the rating panel's keyboard map). */
+export const KEY_CHOICE: Record<string, string> = { '1': 'left', ArrowLeft: 'left', '2': 'right', ArrowRight: 'right' };
 
 /** The decoded src of the left image now on screen: its webview URI holds the image's file path. */
-async function shownLeft(frame: ReturnType<typeof activeWebview>): Promise<string> {
+export async function shownLeft(frame: ReturnType<typeof activeWebview>): Promise<string> {
   const img = frame.getByRole('img', { name: /Left image for/ });
   await img.waitFor({ timeout: 60_000 });
   return decodeURIComponent((await img.getAttribute('src')) ?? '');
