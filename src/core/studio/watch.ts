@@ -1,6 +1,7 @@
 /** Watches the files under `.ddpo/` that change what the studio shows (not the images themselves). */
 import * as path from 'node:path';
 import { watch } from 'chokidar';
+import { RUN_DIRS } from '../ddpo/layout';
 import { DDPO_DIR } from '../experiment/store';
 
 /** A running watch. */
@@ -11,12 +12,14 @@ export interface StudioWatch {
   close(): Promise<void>;
 }
 
+// each algorithm's run folder (ddpo/, diffusion-dpo/)
+const RUNS = `(${Object.values(RUN_DIRS).join('|')})`;
 // Paths below `.ddpo/<experiment>/` that matter; folders on the way to them must be descended into. A checkpoint is
 // written into a hidden temporary folder and renamed in whole, so only the renamed folder shows.
-const FILES = [/^experiment\.json$/, /^ddpo\.json$/, /^ratings\.jsonl$/, /^reward(\/card\.json)?$/, /^ddpo(\/(status\.json|metrics\.jsonl|checkpoints(\/[^/.][^/]*)?))?$/, /^compare(\/[^/]+(\/(manifest\.json|ratings\.jsonl))?)?$/];
+const FILES = [/^experiment\.json$/, /^ddpo\.json$/, /^ratings\.jsonl$/, /^reward(\/card\.json)?$/, new RegExp(`^${RUNS}(/(status\\.json|metrics\\.jsonl|checkpoints(/[^/.][^/]*)?))?$`), /^compare(\/[^/]+(\/(manifest\.json|ratings\.jsonl))?)?$/];
 // Folders whose appearing shows in the tree: an experiment (also one made by hand) and a complete checkpoint. The
 // others (reward/, compare/<id>/) show once the file written last in them appears, which is reported then.
-const FOLDERS_SHOWN = /^(|ddpo\/checkpoints\/[^/]+)$/;
+const FOLDERS_SHOWN = new RegExp(`^(|${RUNS}/checkpoints/[^/]+)$`);
 
 /** True for a path (relative to the experiment folder, "/"-separated) the studio reacts to. */
 export function isStudioPath(rel: string): boolean {

@@ -120,6 +120,15 @@ test('each change the studio makes to an experiment is reported once, for its ex
       await slow();
       fs.renameSync(tmp, path.join(ddpoLayout(dir).checkpointsDir, checkpointName(0)));
     }],
+    ['a Diffusion-DPO epoch logged and its checkpoint saved', async () => {
+      const l = ddpoLayout(dir, 'diffusion-dpo');
+      fs.mkdirSync(l.checkpointsDir, { recursive: true });
+      fs.appendFileSync(l.metricsFile, '{"epoch":0}\n');
+      const tmp = path.join(l.checkpointsDir, '.tmp-epoch-000000-1-abc');
+      fs.mkdirSync(tmp, { recursive: true });
+      fs.writeFileSync(path.join(tmp, 'state.json'), '{}');
+      fs.renameSync(tmp, path.join(l.checkpointsDir, checkpointName(0)));
+    }],
     ['an experiment deleted', () => fs.promises.rm(store.dirOf('exp2'), { recursive: true, force: true })],
   ];
   try {
