@@ -11,7 +11,7 @@ import { hasRun } from '../../core/studio/runState';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { compareResult, listComparisons } from '../../core/studio/compare';
-import { ddpoRewardOf, readRunState } from '../../core/studio/runState';
+import { ddpoRewardOf, readRunState, type RunState } from '../../core/studio/runState';
 import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
 import { readSummary } from '../../core/studio/summary';
 import { COMMANDS } from '../commands/ids';
@@ -147,19 +147,20 @@ class DashboardPanel {
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
-      loop: this.loop(running),
+      loop: this.loop(s),
     };
   }
 
-  private loop(running: boolean): LoopView {
-    const s = readSummary(this.dir, running);
+  // the loop's figures; the fine-tuning ones are those of the run shown (DDPO or Diffusion-DPO)
+  private loop(shown: RunState): LoopView {
+    const s = readSummary(this.dir, (a) => this.services.runs.isRunning(this.dir, a));
     const next = nextStep(s, ddpoRewardOf(this.dir));
     const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
     return {
       rated: s.ratings,
       rewardAccuracy: s.reward && Number.isFinite(s.reward.accuracy) ? s.reward.accuracy : undefined,
-      epochsDone: s.run.points.length,
-      numEpochs: s.run.numEpochs,
+      epochsDone: this.algorithm === 'diffusion-dpo' ? (shown.dpoPoints ?? []).length : shown.points.length,
+      numEpochs: shown.numEpochs,
       winRate: win?.winRate.rate,
       next: { ...next, label: next.step && STEP_LABELS[next.step] },
     };

@@ -110,14 +110,16 @@ test('the dashboard of a Diffusion-DPO run charts its implicit reward accuracy f
   const panel = created.at(-1)!;
   const views = () => panel.webview.posted.filter((m): m is { type: 'dashboard'; view: DashboardView } => (m as { type: string }).type === 'dashboard').map((m) => m.view);
   panel.webview.send({ type: 'ready' });
-  await settle();
+  await until(() => views().length > 0);
   const v = views().at(-1)!;
   assert.equal(v.algorithm, 'diffusion-dpo', 'the only run is shown');
   assert.deepEqual(v.dpoPoints.map((p) => [p.epoch, p.implicitAcc, p.heldOutAcc]), [[0, 0.5, 0.625], [1, 0.75, 0.875]]);
   assert.equal(v.state, 'done');
+  assert.equal(v.loop.epochsDone, 2, 'the walkthrough counts the epochs of the run shown');
   panel.webview.send({ type: 'showRun', algorithm: 'ddpo' });
-  await settle();
+  await until(() => views().at(-1)!.algorithm === 'ddpo');
   assert.equal(views().at(-1)!.algorithm, 'ddpo');
+  assert.equal(views().at(-1)!.loop.epochsDone, 0, 'the DDPO run has no epochs');
   assert.deepEqual(views().at(-1)!.runs, ['ddpo', 'diffusion-dpo'], 'both runs offered once the DDPO one is shown');
   panel.dispose();
 });
