@@ -100,7 +100,8 @@ export class RunManager implements vscode.Disposable {
     if (!(outcome instanceof Error)) {
       this.end(experimentDir, 'done');
       // a run the divergence guard ended is finished too, with the weights from before the spike
-      const text = outcome.stoppedEarly ? `Fine-tuning of ${name} ${outcome.stoppedEarly}.` : `Fine-tuning of ${name} finished.`;
+      const what = `${ALGORITHM_NAMES[algorithm]} fine-tuning of ${name}`;
+      const text = outcome.stoppedEarly ? `${what} ${outcome.stoppedEarly}.` : `${what} finished.`;
       void (outcome.stoppedEarly ? vscode.window.showWarningMessage : vscode.window.showInformationMessage)(text, 'Open Dashboard').then((pick) => pick && this.openDashboard(experimentDir));
     } else if (outcome.code === 'cancelled') {
       this.end(experimentDir, 'stopped');
