@@ -67,6 +67,8 @@ function copyTree() {
     fs.chmodSync(path.join(dest, f), st.mode);
   }
   fs.symlinkSync(fs.realpathSync(path.join(root, 'node_modules')), path.join(dest, 'node_modules'), 'dir');
+  // the e2e's cached Node 24 and code-server, so an e2e mutation does not install them again
+  if (fs.existsSync(path.join(root, '.e2e'))) fs.symlinkSync(fs.realpathSync(path.join(root, '.e2e')), path.join(dest, '.e2e'), 'dir');
   const shared = path.join(root, '..', 'shared');
   if (fs.existsSync(shared)) fs.symlinkSync(fs.realpathSync(shared), path.join(base, 'shared'), 'dir');
   return { base, dest };
@@ -90,7 +92,7 @@ function runTests(cwd, tests, pattern, timeoutS) {
   const argv = tests[0] === E2E ? ['--import', 'tsx', 'test/e2e/codeServer/run.ts'] : ['--import', 'tsx', '--test', '--test-reporter=tap', ...(pattern ? ['--test-name-pattern', pattern] : []), ...tests];
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, argv, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DDPO_SKIP_E2E: '1' } });
+    const child = spawn(process.execPath, argv, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: tests[0] === E2E ? process.env : { ...process.env, DDPO_SKIP_E2E: '1' } });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
