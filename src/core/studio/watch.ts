@@ -29,8 +29,9 @@ export function isStudioPath(rel: string): boolean {
 /**
  * Calls `onChange(experimentName | undefined)` (debounced per experiment) when an experiment's description,
  * ratings, reward card, run status, metrics, checkpoints or comparisons change; undefined means `.ddpo/` itself.
+ * `onError` hears the watcher's errors.
  */
-export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150): StudioWatch {
+export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150, onError?: (message: string) => void): StudioWatch {
   const root = path.resolve(workspace);
   const ddpo = path.join(root, DDPO_DIR);
   // the path below its experiment folder ("/"-separated), or undefined for the root, `.ddpo`, paths outside it and
@@ -61,8 +62,9 @@ export function watchStudio(workspace: string, onChange: (experiment: string | u
       onChange(name);
     }, debounceMs));
   });
-  // Errors (e.g. too many watched files) must not take down the caller; a manual refresh still works.
-  watcher.on('error', () => undefined);
+  // Errors (e.g. the system's limit of watched files) must not take down the caller, but are said: changes the watch
+  // then misses show only after a manual refresh.
+  watcher.on('error', (e) => onError?.(`the .ddpo/ folder watch failed (${(e as Error).message}); the Experiments tree may miss changes until Refresh`));
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return {
     ready,
