@@ -7,13 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
-import { hasRun } from '../../core/studio/runState';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
-import { compareResult, listComparisons } from '../../core/studio/compare';
-import { ddpoRewardOf, readRunState, type RunState } from '../../core/studio/runState';
+import { ddpoRewardOf, hasRun, readRunState, type RunState } from '../../core/studio/runState';
 import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
-import { readSummary } from '../../core/studio/summary';
+import { readSummary, type ExperimentSummary } from '../../core/studio/summary';
 import { COMMANDS } from '../commands/ids';
 import { assertNever, isTrainingAlgorithm, panelReceiver, TRAINING_ALGORITHMS, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView, type TrainingAlgorithm } from '../../protocol';
 import type { Services } from '../services';
@@ -127,12 +125,13 @@ class DashboardPanel {
   }
 
   private view(): DashboardView {
+    // one read of the experiment serves the run shown, the latest comparison and the walkthrough
+    const summary = readSummary(this.dir, (a) => this.services.runs.isRunning(this.dir, a));
     const running = this.services.runs.isRunning(this.dir, this.algorithm);
-    const s = readRunState(this.dir, running, this.algorithm);
+    const s = this.algorithm === 'ddpo' ? summary.run : summary.dpoRun ?? readRunState(this.dir, running, this.algorithm);
     const live = running ? this.services.runs.progressOf(this.dir) : undefined;
     const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(this.dir, rel))).toString();
-    const cmp = listComparisons(this.dir).at(-1);
-    const win = cmp ? compareResult(this.dir, cmp) : undefined;
+    const win = summary.comparisons.at(-1);
     return {
       experiment: path.basename(this.dir),
       algorithm: this.algorithm,
@@ -147,13 +146,12 @@ class DashboardPanel {
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
-      loop: this.loop(s),
+      loop: this.loop(summary, s),
     };
   }
 
   // the loop's figures; the fine-tuning ones are those of the run shown (DDPO or Diffusion-DPO)
-  private loop(shown: RunState): LoopView {
-    const s = readSummary(this.dir, (a) => this.services.runs.isRunning(this.dir, a));
+  private loop(s: ExperimentSummary, shown: RunState): LoopView {
     const next = nextStep(s, ddpoRewardOf(this.dir));
     const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
     return {
