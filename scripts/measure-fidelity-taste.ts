@@ -2,7 +2,8 @@
  * Measures `ddpo demo --taste fidelity` (big shapes, but only of the shape the prompt names) per reward backbone over
  * seeds: each seed's demo runs once per backbone, on the same base images and the same ratings (checked), and the
  * table gives the reward model's held-out accuracy, the blind win rate of tuned over base, and how often the held-out
- * images show another shape than the prompt's (base -> tuned).
+ * images show another shape than the prompt's (base -> tuned). The ceiling row is the rater's own utility scored on the
+ * same held-out ratings: what a reward model that knew the taste exactly would reach against the rater's noise.
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
  *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
@@ -15,7 +16,11 @@ import { parseArgs } from 'node:util';
 import { runDemo } from '../src/core/demo/run';
 import type { DemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
+import { loadImageRGB } from '../src/core/reward/backbone';
+import { isHeldOut } from '../src/core/reward/experiment';
 import { readRatings } from '../src/core/reward/store';
+import { resolveInside } from '../src/core/fsutil';
+import { fidelityUtility } from '../src/core/tiny/fidelity';
 
 /** One demo run's figures. */
 interface Row {
@@ -29,6 +34,8 @@ interface Row {
   seconds: number;
   /** sha256 of what was rated (prompt, sides, choice per rating). */
   ratings: string;
+  /** The rater's own utility's accuracy on the held-out decisive ratings. */
+  ceiling: number;
 }
 
 const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' } } });
@@ -44,6 +51,13 @@ const wrongShare = (r: DemoReport, side: 'utilityBase' | 'utilityTuned') => r.ev
 // What was rated, without ids and times: equal across backbones when the runs saw the same ratings.
 const ratingsKey = (dir: string) => createHash('sha256').update(JSON.stringify(readRatings(dir).ratings.map((r) => [r.prompt, r.left, r.right, r.choice]))).digest('hex');
 
+// The held-out split and share the reward card uses (src/core/reward/experiment.ts), scored with the taste itself.
+function ceilingOf(dir: string): number {
+  const held = readRatings(dir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, 0.2));
+  const u = (rel: string, prompt: string) => fidelityUtility(loadImageRGB(resolveInside(dir, rel)), prompt);
+  return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
+}
+
 async function runOne(seed: number, backbone: string): Promise<Row> {
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, backbone, name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
@@ -51,7 +65,7 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
   if (r.algorithm === 'diffusion-dpo') throw new Error('the fidelity measurement runs the DDPO demo');
   const row: Row = {
     seed, backbone, label: r.rewardModel.backboneLabel ?? r.rewardModel.backbone, accuracy: r.rewardModel.heldOutAccuracy, winRate: r.eval.winRate.rate,
-    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir),
+    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir), ceiling: ceilingOf(experimentDir),
   };
   console.log(`seed ${seed} ${backbone}: reward ${pct(row.accuracy)} held-out, blind win ${pct(row.winRate)}, wrong shape ${pct(row.wrongBase)} -> ${pct(row.wrongTuned)}, ${row.seconds.toFixed(0)} s`);
   return row;
@@ -60,6 +74,8 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
 function table(rows: Row[]): string {
   const backbones = [...new Set(rows.map((r) => r.backbone))];
   const lines = [`| backbone | figure | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean |`, `|---|---|${seeds.map(() => '---').join('|')}|---|`];
+  const ceilings = seeds.map((s) => rows.find((r) => r.seed === s)!.ceiling);
+  lines.push(`| (the taste itself) | ceiling: the rater's utility on the same held-out ratings | ${ceilings.map(pct).join(' | ')} | **${pct(mean(ceilings))}** |`);
   for (const b of backbones) {
     const mine = seeds.map((s) => rows.find((r) => r.seed === s && r.backbone === b)!);
     const line = (name: string, f: (r: Row) => number, fmt = pct) => `| ${b} | ${name} | ${mine.map((r) => fmt(f(r))).join(' | ')} | **${fmt(mean(mine.map(f)))}** |`;

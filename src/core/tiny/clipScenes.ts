@@ -21,11 +21,23 @@ export interface ClipClaim {
   size?: ClipSize;
 }
 
-/** One training or evaluation item: the scene drawn and the caption written for it. */
+/**
+ * A shape between two: the outline blends the signed distances of `from` and `toward` (equal areas), `t` of the way
+ * (0: `from`, 1: `toward`), as the tiny diffusion model's rounded squares and squarish circles are. The scene's shape is
+ * the nearer one (`from` while t < 1/2), which is what its caption names.
+ */
+export interface Morph {
+  from: ShapeName;
+  toward: ShapeName;
+  t: number;
+}
+
+/** One training or evaluation item: the scene drawn (between two shapes when `morph` is set) and the caption written for it. */
 export interface ClipItem {
   scene: Scene;
   claim: ClipClaim;
   caption: string;
+  morph?: Morph;
 }
 
 // Shape radii (fractions of the side) the data spans, and the radius band of each size word; between bands a caption
@@ -58,10 +70,12 @@ const pick = <T>(rand: () => number, list: readonly T[]): T => list[Math.floor(r
 
 /**
  * A scene of the given shape and colours at a position that keeps it mostly in view; its radius is random over the
- * whole range, or within ±10% of `near` when given.
+ * whole range, within ±10% of `near` when it is a number, or within `near` when it is a range.
  */
-export function clipScene(rand: () => number, shape: ShapeName, colour: ColourName, background: ColourName, near?: number): Scene {
-  const radius = near === undefined ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : Math.min(RADIUS_MAX, Math.max(RADIUS_MIN, near * (0.9 + 0.2 * rand())));
+export function clipScene(rand: () => number, shape: ShapeName, colour: ColourName, background: ColourName, near?: number | readonly [number, number]): Scene {
+  const radius = near === undefined ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN)
+    : typeof near === 'number' ? Math.min(RADIUS_MAX, Math.max(RADIUS_MIN, near * (0.9 + 0.2 * rand())))
+    : near[0] + rand() * (near[1] - near[0]);
   const span = Math.max(0, 1 - 2 * radius) * 0.9;
   const cx = 0.5 + (rand() - 0.5) * span, cy = 0.5 + (rand() - 0.5) * span;
   return { shape, colour, background, size: radius < 0.225 ? 'small' : 'big', position: 'centre', cx, cy, radius, captionHasSize: sizeClass(radius) !== undefined, captionHasPosition: false };
@@ -74,20 +88,45 @@ export function clipItem(scene: Scene, rand: () => number, nameSize = 0.7): Clip
   return { scene, claim, caption: claimCaption(claim) };
 }
 
+/** A scene `t` of the way from one shape to another, captioned with the nearer shape (see {@link Morph}). */
+export function morphItem(rand: () => number, morph: Morph, colour: ColourName, background: ColourName, near?: number, nameSize = 0.7): ClipItem {
+  const scene = clipScene(rand, morph.t < 0.5 ? morph.from : morph.toward, colour, background, near);
+  return { ...clipItem(scene, rand, nameSize), morph };
+}
+
 /**
- * A batch of `groups` x `groupSize` items. The items of a group share colour and background; in every other group
- * they also share their size and differ in shape, in the rest shapes and sizes are drawn freely. So colour never tells
- * a caption's image apart, and half the groups can only be told apart by shape.
+ * What tells a group's captions apart (its items always share colour and background, so colour never does):
+ * - `shape`: one size, different shapes;
+ * - `free`: shapes and sizes drawn freely;
+ * - `free-off`: as `free`, but half the items a little way (under a third) towards another shape;
+ * - `between`: one size, one pair of shapes, each item a different way between them: only how square, round or pointed
+ *   it is tells (the caption names the nearer shape);
+ * - `size`: one shape at sizes of different size words, most of them named: only the size tells.
  */
-export function drawClipBatch(rand: () => number, groups: number, groupSize: number): ClipItem[] {
+export type ClipGroupKind = 'shape' | 'free' | 'free-off' | 'between' | 'size';
+
+/** Every group kind, for the training script's choices. */
+export const CLIP_GROUP_KINDS: readonly ClipGroupKind[] = ['shape', 'free', 'free-off', 'between', 'size'];
+
+/** The cycle of group kinds the embedded tiny CLIP (media/tiny-clip) was trained on. */
+export const DEFAULT_CLIP_GROUPS: readonly ClipGroupKind[] = ['shape', 'free'];
+
+/** A batch of `groups` x `groupSize` items whose groups cycle through `kinds` (see {@link ClipGroupKind}). */
+export function drawClipBatch(rand: () => number, groups: number, groupSize: number, kinds: readonly ClipGroupKind[] = DEFAULT_CLIP_GROUPS): ClipItem[] {
   const items: ClipItem[] = [];
   for (let g = 0; g < groups; g++) {
     const colour = pick(rand, COLOURS);
     const background = pick(rand, COLOURS.filter((c) => c !== colour));
     const shapes = shuffled(SHAPES, rand);
-    const near = g % 2 === 0 ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : undefined;
+    const kind = kinds[g % kinds.length];
+    const near = kind === 'shape' || kind === 'between' ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : undefined;
+    const words = kind === 'size' ? shuffled(CLIP_SIZES, rand) : CLIP_SIZES;
     for (let k = 0; k < groupSize; k++) {
-      items.push(clipItem(clipScene(rand, k < shapes.length ? shapes[k] : pick(rand, SHAPES), colour, background, near), rand));
+      const shape = k < shapes.length ? shapes[k] : pick(rand, SHAPES);
+      if (kind === 'free-off' && rand() < 0.5) items.push(morphItem(rand, { from: shape, toward: pick(rand, SHAPES.filter((x) => x !== shape)), t: 0.3 * rand() }, colour, background));
+      else if (kind === 'between') items.push(morphItem(rand, { from: shapes[0], toward: shapes[1], t: (k + rand()) / groupSize }, colour, background, near));
+      else if (kind === 'size') items.push(clipItem(clipScene(rand, shapes[0], colour, background, SIZE_BANDS[words[k % words.length]]), rand, 0.9));
+      else items.push(clipItem(clipScene(rand, shape, colour, background, near), rand));
     }
   }
   return items;
@@ -133,7 +172,9 @@ export function renderClipItem(item: ClipItem, rand: () => number, gauss: Gaussi
     if (a.colourJitter > 0) gauss.fill(d);
     return rgb.map((v, c) => Math.min(1, Math.max(0, v + a.colourJitter * d[c])));
   };
-  let img = compositeScene(sceneCoverage(item.scene, size, wobble(rand, a.wobble)), jitter(PALETTE[item.scene.colour]), jitter(PALETTE[item.scene.background]), size);
+  const warp = wobble(rand, a.wobble);
+  const cover = item.morph ? morphCoverage(item.scene, item.morph, size, warp) : sceneCoverage(item.scene, size, warp);
+  let img = compositeScene(cover, jitter(PALETTE[item.scene.colour]), jitter(PALETTE[item.scene.background]), size);
   if (rand() < a.decoded) img = pooledDecode(img);
   if (a.noise > 0) {
     const sd = rand() * a.noise, n = new Float32Array(img.data.length);
@@ -141,6 +182,40 @@ export function renderClipItem(item: ClipItem, rand: () => number, gauss: Gaussi
     for (let i = 0; i < n.length; i++) img.data[i] = Math.min(1, Math.max(0, img.data[i] + sd * n[i]));
   }
   return img;
+}
+
+// Signed distance (fractions of the side, negative inside) from a shape of the scenes' sizes centred at the origin:
+// exact for the circle and the square, the largest side-line distance for the triangle (exact inside).
+function signedDistance(shape: ShapeName, dx: number, dy: number, r: number): number {
+  switch (shape) {
+    case 'circle': return Math.hypot(dx, dy) - r;
+    case 'square': {
+      const h = r * 0.886, qx = Math.abs(dx) - h, qy = Math.abs(dy) - h;
+      return Math.hypot(Math.max(qx, 0), Math.max(qy, 0)) + Math.min(Math.max(qx, qy), 0);
+    }
+    case 'triangle': {
+      // upward equilateral triangle of circumradius 1.2r centred on its centroid: inradius 0.6r, y grows downwards
+      const R = 1.2 * r, s3 = Math.sqrt(3) / 2;
+      return Math.max(dy, -0.5 * dy + s3 * dx, -0.5 * dy - s3 * dx) - R / 2;
+    }
+  }
+}
+
+/** Coverage of a shape between two (4x4 supersampling, as sceneCoverage): where the blended signed distance is below 0. */
+export function morphCoverage(s: Scene, m: Morph, size = 32, warp?: (x: number, y: number) => [number, number]): Float32Array {
+  const cover = new Float32Array(size * size);
+  const ss = 4;
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+    let hits = 0;
+    for (let sy = 0; sy < ss; sy++) for (let sx = 0; sx < ss; sx++) {
+      const px = (x + (sx + 0.5) / ss) / size, py = (y + (sy + 0.5) / ss) / size;
+      const [wx, wy] = warp ? warp(px, py) : [px, py];
+      const dx = wx - s.cx, dy = wy - s.cy;
+      if ((1 - m.t) * signedDistance(m.from, dx, dy, s.radius) + m.t * signedDistance(m.toward, dx, dy, s.radius) <= 0) hits++;
+    }
+    cover[y * size + x] = hits / (ss * ss);
+  }
+  return cover;
 }
 
 // A random smooth displacement: each axis moves along a sine of the other, 2-4 waves across the image.

@@ -12,7 +12,7 @@ import { CLIP_MEAN, CLIP_STD, toPixelValues } from '../reward/onnxBackbone';
 import { AdamW, clipGradNorm } from '../train/adamw';
 import { mulberry32 } from '../random';
 import { buildClipTrainingGraph, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, TINY_CLIP_VISION, tinyClipTextConfig } from './clipModel';
-import { CLIP_SIZES, drawClipBatch, matchTargets, renderClipItem, toImageRGB } from './clipScenes';
+import { CLIP_SIZES, DEFAULT_CLIP_GROUPS, drawClipBatch, type ClipGroupKind, matchTargets, renderClipItem, toImageRGB } from './clipScenes';
 import { captionWords } from './scenes';
 import { learningRate, LossLog, TINY_SEQUENCE } from './train';
 import { createGraphTrainer, GraphTrainer, withWeights } from './trainGraph';
@@ -31,6 +31,8 @@ export interface TinyClipTrainOptions {
   weightDecay?: number;
   /** Learn CLIP's logit scale (default) or keep it at ln(1/0.07). */
   learnTemperature?: boolean;
+  /** The cycle of group kinds each batch is drawn from (default {@link DEFAULT_CLIP_GROUPS}, the embedded model's). */
+  groups?: readonly ClipGroupKind[];
   threads?: number;
   log?: (line: string) => void;
 }
@@ -60,7 +62,7 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
   const lossLog = new LossLog(o.steps, log);
   try {
     for (let step = 1; step <= o.steps; step++) {
-      const loss = await trainStep(trainer, tokenizer, rand, gauss, o.batch);
+      const loss = await trainStep(trainer, tokenizer, rand, gauss, o.batch, o.groups ?? DEFAULT_CLIP_GROUPS);
       if (!Number.isFinite(loss.value)) throw new Error(`tiny CLIP training diverged at step ${step} (loss ${loss.value}); lower --lr`);
       clipGradNorm(loss.grads.values(), 1);
       const lr = learningRate(step, o.steps, o.warmup ?? 100, o.lr);
@@ -79,8 +81,8 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
 }
 
 // One contrastive step on a fresh batch: render, tokenize, soft targets, forward + backward.
-async function trainStep(trainer: GraphTrainer, tok: ClipTokenizer, rand: () => number, gauss: GaussianRng, B: number): Promise<{ value: number; grads: Map<string, Float32Array> }> {
-  const items = drawClipBatch(rand, B / 4, 4);
+async function trainStep(trainer: GraphTrainer, tok: ClipTokenizer, rand: () => number, gauss: GaussianRng, B: number, groups: readonly ClipGroupKind[]): Promise<{ value: number; grads: Map<string, Float32Array> }> {
+  const items = drawClipBatch(rand, B / 4, 4, groups);
   const images = items.map((it) => toImageRGB(renderClipItem(it, rand, gauss)));
   const S = TINY_CLIP_VISION.image_size;
   const pixels = toPixelValues(images, { size: S, mean: CLIP_MEAN, std: CLIP_STD });
@@ -112,6 +114,6 @@ function writeTinyClipFolder(o: TinyClipTrainOptions, vocab: BpeVocab, textConfi
   }
   atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({
     steps: o.steps, seed: o.seed, batch: o.batch, lr: o.lr, weight_decay: o.weightDecay ?? 0.1, learn_temperature: o.learnTemperature ?? true,
-    logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
+    groups: o.groups ?? DEFAULT_CLIP_GROUPS, logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
   }) + '\n');
 }

@@ -1,0 +1,108 @@
+/**
+ * How well reward heads learn the fidelity taste (`ddpo demo --taste fidelity`), per backbone and head, in seconds
+ * instead of a demo's minutes: each seed runs only the demo's first two phases (base images of the fidelity prompts,
+ * then the simulated rater's 300 ratings), and every backbone x head is trained on those same ratings exactly as the
+ * demo trains its reward model and scored on the same held-out pairs. Besides the heads, it prints
+ * - the ceiling: the rater's own utility scored on those held-out ratings (a model that knew the taste exactly);
+ * - a diagnosis per backbone (`+ shape verdict`): the same linear head with one more input, whether the geometric test
+ *   finds the prompt's shape. How far it lifts a backbone is what that backbone's view of the shape costs.
+ * Usage: node --import tsx scripts/measure-fidelity-heads.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip,DIR]
+ *        [--workspace DIR] [--pairs 300]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDdpoConfig, settingsFor } from '../src/core/ddpo/config';
+import { createOnnxPolicy } from '../src/core/ddpo/onnxPolicy';
+import { generateSamples, rateSamples } from '../src/core/demo/pairs';
+import { demoDdpoSettings, fullDemoOptions, withTaste } from '../src/core/demo/settings';
+import { makeDemoRater, RATER_NAMES, tasteUtility } from '../src/core/demo/taste';
+import { embeddedModelDir } from '../src/core/experiment/modelDir';
+import { ExperimentStore } from '../src/core/experiment/store';
+import { resolveInside } from '../src/core/fsutil';
+import { mulberry32, shuffled } from '../src/core/random';
+import { loadImageRGB, type Backbone } from '../src/core/reward/backbone';
+import { backboneRefFromSpec } from '../src/core/reward/backboneRef';
+import { isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample } from '../src/core/reward/experiment';
+import { pairMetrics } from '../src/core/reward/metrics';
+import { openBackbone } from '../src/core/reward/openBackbone';
+import { readRatings } from '../src/core/reward/store';
+import { fitHeadUsingAll } from '../src/core/reward/trainer';
+import { fitShape, promptShape } from '../src/core/tiny/fidelity';
+
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, pairs: { type: 'string' } } });
+const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
+const specs = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
+const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-heads-')));
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const HEADS = { 'linear, L1 0.3 (the demo\'s)': { l1: 0.3 }, 'MLP, 32 hidden': { kind: 'mlp' as const, hidden: 32 } };
+
+// Phases 1 and 2 of the fidelity demo for one seed (src/core/demo/run.ts), into experiment `s<seed>`; reused when there.
+async function rated(seed: number): Promise<string> {
+  const store = new ExperimentStore(workspace);
+  const dir = store.dirOf(`s${seed}`);
+  if (fs.existsSync(path.join(dir, 'ratings.jsonl'))) return dir;
+  const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, ...(values.pairs ? { pairs: Number(values.pairs) } : {}) };
+  const modelDir = embeddedModelDir();
+  await store.create(`s${seed}`, { baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec('builtin'), settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed, demo: true } });
+  const config = settingsFor(parseDdpoConfig(demoDdpoSettings(o), 'ddpo.json').config, 'ddpo', 'ddpo.json');
+  const policy = await createOnnxPolicy(modelDir, config, {});
+  try {
+    const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, seed });
+    const utility = tasteUtility('fidelity');
+    const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
+    const rater = makeDemoRater({ taste: 'fidelity', typicalUtilities: utils, typicalPrompts: samples.refs.map((r) => r.prompt), seed: seed + 1 });
+    rateSamples(dir, samples, rater, o.pairs, seed + 2, undefined, RATER_NAMES.fidelity);
+  } finally {
+    await policy.release?.();
+  }
+  return dir;
+}
+
+// The rater's own utility on the held-out decisive ratings.
+function ceiling(dir: string): number {
+  const utility = tasteUtility('fidelity');
+  const held = readRatings(dir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, 0.2));
+  const u = (rel: string, prompt: string) => utility(loadImageRGB(resolveInside(dir, rel)), prompt);
+  return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
+}
+
+// The demo's linear head on the backbone's inputs plus the geometric test's verdict on each image (1: the prompt's shape).
+async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): Promise<number> {
+  const { examples } = await ratingsToExamples(dir, readRatings(dir), backbone);
+  const verdict = (rel: string, prompt: string) => (fitShape(loadImageRGB(resolveInside(dir, rel)))?.shape === promptShape(prompt) ? 1 : 0);
+  const xs: RatedExample[] = examples.map((e) => ({ ...e, left: Float32Array.of(...e.left, verdict(e.rating.left, e.rating.prompt)), right: Float32Array.of(...e.right, verdict(e.rating.right, e.rating.prompt)) }));
+  const train = shuffled(xs.filter((e) => !isHeldOut(e.rating.pairId, 0.2)), mulberry32(seed));
+  const nVal = Math.max(3, Math.round(train.length * 0.15));
+  const fit = await fitHeadUsingAll(train.slice(nVal), train.slice(0, nVal), { seed, l1: 0.3 });
+  return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, 0.2))).accuracy;
+}
+
+async function main(): Promise<void> {
+  const dirs = new Map<number, string>();
+  for (const seed of seeds) dirs.set(seed, await rated(seed));
+  const rows: Array<[string, number[]]> = [['ceiling: the rater\'s own utility', seeds.map((s) => ceiling(dirs.get(s)!))]];
+  for (const spec of specs) {
+    const backbone = await openBackbone(spec);
+    try {
+      for (const [head, fit] of Object.entries(HEADS)) {
+        const accs: number[] = [];
+        for (const seed of seeds) accs.push((await trainExperimentReward(dirs.get(seed)!, { backbone, seed, prior: 'none', ...fit })).card.heldOut.accuracy);
+        rows.push([`${backbone.label ?? spec}, ${head}`, accs]);
+        console.log(`${rows[rows.length - 1][0]}: ${accs.map(pct).join(' ')}`);
+      }
+      const diag: number[] = [];
+      for (const seed of seeds) diag.push(await withShapeVerdict(dirs.get(seed)!, backbone, seed));
+      rows.push([`${backbone.label ?? spec}, linear + shape verdict (diagnosis)`, diag]);
+    } finally {
+      await backbone.dispose?.();
+    }
+  }
+  console.log(`\n| reward head held-out accuracy | ${seeds.map((s) => `seed ${s}`).join(' | ')} | mean |\n|---|${seeds.map(() => '---').join('|')}|---|`);
+  for (const [name, accs] of rows) console.log(`| ${name} | ${accs.map(pct).join(' | ')} | **${pct(mean(accs))}** |`);
+  console.log(`\n(workspace ${workspace})`);
+}
+
+main().catch((e) => { console.error((e as Error).stack ?? (e as Error).message); process.exit(1); });
