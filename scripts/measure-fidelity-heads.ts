@@ -24,7 +24,7 @@ import { resolveInside } from '../src/core/fsutil';
 import { mulberry32, shuffled } from '../src/core/random';
 import { loadImageRGB, type Backbone } from '../src/core/reward/backbone';
 import { backboneRefFromSpec } from '../src/core/reward/backboneRef';
-import { isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample } from '../src/core/reward/experiment';
+import { heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample } from '../src/core/reward/experiment';
 import { pairMetrics } from '../src/core/reward/metrics';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
@@ -61,14 +61,6 @@ async function rated(seed: number): Promise<string> {
   return dir;
 }
 
-// The rater's own utility on the held-out decisive ratings.
-function ceiling(dir: string): number {
-  const utility = tasteUtility('fidelity');
-  const held = readRatings(dir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, 0.2));
-  const u = (rel: string, prompt: string) => utility(loadImageRGB(resolveInside(dir, rel)), prompt);
-  return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
-}
-
 // The demo's linear head on the backbone's inputs plus the geometric test's verdict on each image (1: the prompt's shape).
 async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): Promise<number> {
   const { examples } = await ratingsToExamples(dir, readRatings(dir), backbone);
@@ -83,7 +75,7 @@ async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): 
 async function main(): Promise<void> {
   const dirs = new Map<number, string>();
   for (const seed of seeds) dirs.set(seed, await rated(seed));
-  const rows: Array<[string, number[]]> = [['ceiling: the rater\'s own utility', seeds.map((s) => ceiling(dirs.get(s)!))]];
+  const rows: Array<[string, number[]]> = [['ceiling: the rater\'s own utility', seeds.map((s) => heldOutUtilityAccuracy(dirs.get(s)!, tasteUtility('fidelity')))]];
   for (const spec of specs) {
     const backbone = await openBackbone(spec);
     try {

@@ -16,11 +16,9 @@ import { parseArgs } from 'node:util';
 import { runDemo } from '../src/core/demo/run';
 import type { DemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
-import { loadImageRGB } from '../src/core/reward/backbone';
-import { isHeldOut } from '../src/core/reward/experiment';
+import { tasteUtility } from '../src/core/demo/taste';
+import { heldOutUtilityAccuracy } from '../src/core/reward/experiment';
 import { readRatings } from '../src/core/reward/store';
-import { resolveInside } from '../src/core/fsutil';
-import { fidelityUtility } from '../src/core/tiny/fidelity';
 
 /** One demo run's figures. */
 interface Row {
@@ -51,13 +49,6 @@ const wrongShare = (r: DemoReport, side: 'utilityBase' | 'utilityTuned') => r.ev
 // What was rated, without ids and times: equal across backbones when the runs saw the same ratings.
 const ratingsKey = (dir: string) => createHash('sha256').update(JSON.stringify(readRatings(dir).ratings.map((r) => [r.prompt, r.left, r.right, r.choice]))).digest('hex');
 
-// The held-out split and share the reward card uses (src/core/reward/experiment.ts), scored with the taste itself.
-function ceilingOf(dir: string): number {
-  const held = readRatings(dir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, 0.2));
-  const u = (rel: string, prompt: string) => fidelityUtility(loadImageRGB(resolveInside(dir, rel)), prompt);
-  return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
-}
-
 async function runOne(seed: number, backbone: string): Promise<Row> {
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, backbone, name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
@@ -65,7 +56,7 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
   if (r.algorithm === 'diffusion-dpo') throw new Error('the fidelity measurement runs the DDPO demo');
   const row: Row = {
     seed, backbone, label: r.rewardModel.backboneLabel ?? r.rewardModel.backbone, accuracy: r.rewardModel.heldOutAccuracy, winRate: r.eval.winRate.rate,
-    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir), ceiling: ceilingOf(experimentDir),
+    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir), ceiling: heldOutUtilityAccuracy(experimentDir, tasteUtility('fidelity')),
   };
   console.log(`seed ${seed} ${backbone}: reward ${pct(row.accuracy)} held-out, blind win ${pct(row.winRate)}, wrong shape ${pct(row.wrongBase)} -> ${pct(row.wrongTuned)}, ${row.seconds.toFixed(0)} s`);
   return row;

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EmbeddingCache, type Backbone } from './backbone';
+import { EmbeddingCache, loadImageRGB, type Backbone } from './backbone';
 import { rewardBackboneOf } from './backboneRef';
 import { openBackbone, type OpenBackboneOptions } from './openBackbone';
 import { raterConsistency } from './consistency';
@@ -22,6 +22,7 @@ import { isPriorName, openPrior, PRIOR_NAMES, type PriorName, type RewardPrior }
 import { priorOnlyHead, warmStartFrom, WarmHead } from './warmStart';
 import { fitHeadUsingAll, type FitOptions, type FitResult } from './trainer';
 import type { Rating } from './types';
+import type { ImageRGB } from '../image/rgb';
 
 /** A comparison with the rating it came from. */
 export type RatedExample = PairExample & { rating: Rating };
@@ -67,6 +68,16 @@ export async function openExperimentBackbone(experimentDir: string, o: OpenBackb
 /** Deterministic held-out split by pair id, so a pair and its repeats land on the same side. */
 export function isHeldOut(pairId: string, share: number): boolean {
   return createHash('sha256').update(pairId).digest().readUInt32BE(0) / 2 ** 32 < share;
+}
+
+/**
+ * How often a known utility (a simulated rater's taste) agrees with the decisive held-out ratings: what a reward model
+ * that knew the taste exactly would score on the card, against the rater's own noise.
+ */
+export function heldOutUtilityAccuracy(experimentDir: string, utility: (img: ImageRGB, prompt: string) => number, share = 0.2): number {
+  const held = readRatings(experimentDir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, share));
+  const u = (rel: string, prompt: string) => utility(loadImageRGB(resolveInside(experimentDir, rel)), prompt);
+  return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
 }
 
 /** Options for trainExperimentReward. */

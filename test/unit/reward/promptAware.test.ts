@@ -5,12 +5,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Backbone } from '../../../src/core/reward/backbone';
 import { statsBackbone } from '../../../src/core/reward/backbone';
-import { trainExperimentReward, evalExperimentReward } from '../../../src/core/reward/experiment';
+import { trainExperimentReward, evalExperimentReward, heldOutUtilityAccuracy, isHeldOut } from '../../../src/core/reward/experiment';
 import { headInput } from '../../../src/core/reward/headInput';
 import { loadRewardModel, rewardPaths } from '../../../src/core/reward/model';
 import { openRewardScorer } from '../../../src/core/reward/scorer';
 import { makeReward } from '../../../src/core/ddpo/rewards';
-import { PreferenceStore } from '../../../src/core/reward/store';
+import { PreferenceStore, readRatings } from '../../../src/core/reward/store';
 import { encodePng } from '../../../src/core/image/png';
 import type { ImageRGB } from '../../../src/core/image/rgb';
 import { mulberry32 } from '../../../src/core/random';
@@ -60,6 +60,20 @@ function oppositeTastes(dir: string, pairs: number, seed: number): void {
     }
   } finally { store.close(); }
 }
+
+test('the rater\'s own taste scored on the held-out ratings: the ceiling a reward card is read against', () => {
+  const dir = tmp();
+  oppositeTastes(dir, 200, 3);
+  const taste = (img: ImageRGB, prompt: string) => (prompt.includes('bright') ? 1 : -1) * img.data[0];
+  assert.equal(heldOutUtilityAccuracy(dir, taste), 1);
+  assert.equal(heldOutUtilityAccuracy(dir, (img, prompt) => -taste(img, prompt)), 0);
+  // a prompt-blind taste is right on one prompt's pairs only; ties and training pairs are not scored
+  const held = readRatings(dir).ratings.filter((r) => r.choice !== 'tie' && isHeldOut(r.pairId, 0.2));
+  const bright = held.filter((r) => r.prompt === PROMPTS[0]).length;
+  assert.ok(bright > 0 && bright < held.length);
+  assert.equal(heldOutUtilityAccuracy(dir, (img) => img.data[0]), bright / held.length);
+  assert.equal(heldOutUtilityAccuracy(dir, (img) => img.data[0], 1), readRatings(dir).ratings.filter((r) => r.choice !== 'tie' && r.prompt === PROMPTS[0]).length / readRatings(dir).ratings.filter((r) => r.choice !== 'tie').length);
+});
 
 test('a prompt-aware head learns a taste that flips with the prompt, which an image-only head cannot', async () => {
   const dir = tmp();
