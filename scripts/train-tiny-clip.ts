@@ -3,6 +3,7 @@
  * Hub layout (src/core/graphs/clipFolder.ts), then prints its zero-shot retrieval accuracy on held-out scenes.
  * Usage: node --import tsx scripts/train-tiny-clip.ts --out media/tiny-clip --steps 1500 --seed 0 [--batch 64] [--lr 2e-3]
  *        [--warmup 100] [--weight-decay 0.1] [--fixed-temperature] [--threads 2] [--groups shape,free]
+ *        [--width 64] [--vision-layers 3] [--projection 32]
  * `--groups`: the cycle of batch group kinds (src/core/tiny/clipScenes.ts, ClipGroupKind); the default is the embedded model's.
  */
 import { loadOnnxBackbone } from '../src/core/reward/onnxBackbone';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const { losses, logitScale } = await trainTinyClip({
     out, steps: num('steps'), seed: num('seed', '0'), batch: num('batch', '64'), lr: num('lr', '2e-3'), warmup: num('warmup', '100'),
-    weightDecay: num('weight-decay', '0.1'), learnTemperature: !process.argv.includes('--fixed-temperature'), groups: groups(), threads: num('threads', '0') || undefined,
+    weightDecay: num('weight-decay', '0.1'), learnTemperature: !process.argv.includes('--fixed-temperature'), groups: groups(), towers: { width: num('width', '64'), visionLayers: num('vision-layers', '3'), projection: num('projection', '32') }, threads: num('threads', '0') || undefined,
   });
   console.log(`trained in ${((Date.now() - started) / 60000).toFixed(1)} min; final loss ${losses[losses.length - 1]?.[1]}, logit scale ${logitScale.toFixed(3)}`);
   const clip = await loadOnnxBackbone(out);

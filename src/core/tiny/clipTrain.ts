@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { atomicWriteFileSync } from '../fsutil';
 import { buildClipTextEncoder, ClipTextConfig } from '../graphs/clipText';
-import { buildClipVisionModel } from '../graphs/clipVision';
+import { buildClipVisionModel, type ClipVisionConfig } from '../graphs/clipVision';
 import { writeClipFolder } from '../graphs/clipFolder';
 import { ClipTokenizer } from '../diffusion/tokenizer';
 import { GaussianRng } from '../diffusion/rng';
@@ -31,10 +31,27 @@ export interface TinyClipTrainOptions {
   weightDecay?: number;
   /** Learn CLIP's logit scale (default) or keep it at ln(1/0.07). */
   learnTemperature?: boolean;
+  /** Tower sizes over the embedded model's (width 64, 3 vision layers, 32-wide embedding). */
+  towers?: TinyClipTowers;
   /** The cycle of group kinds each batch is drawn from (default {@link DEFAULT_CLIP_GROUPS}, the embedded model's). */
   groups?: readonly ClipGroupKind[];
   threads?: number;
   log?: (line: string) => void;
+}
+
+/** Sizes of the tiny CLIP's towers: both towers' width (MLPs twice as wide), the vision tower's depth, the shared embedding's width. */
+export interface TinyClipTowers {
+  width?: number;
+  visionLayers?: number;
+  projection?: number;
+}
+
+// The towers' configs: the embedded model's, resized as told.
+function towerConfigs(t: TinyClipTowers, text: ClipTextConfig): { vision: ClipVisionConfig; text: ClipTextConfig } {
+  const width = t.width ?? TINY_CLIP_VISION.hidden_size, projection = t.projection ?? TINY_CLIP_VISION.projection_dim;
+  if (width % TINY_CLIP_VISION.num_attention_heads !== 0) throw new Error(`tower width ${width} must be a multiple of ${TINY_CLIP_VISION.num_attention_heads} (attention heads)`);
+  const sized = { hidden_size: width, intermediate_size: 2 * width, projection_dim: projection };
+  return { vision: { ...TINY_CLIP_VISION, ...sized, num_hidden_layers: t.visionLayers ?? TINY_CLIP_VISION.num_hidden_layers }, text: { ...text, ...sized } };
 }
 
 /** What a run returns: the loss curve and the learned logit scale. */
@@ -51,9 +68,9 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
   const log = o.log ?? ((l: string) => console.log(l));
   const vocab = buildVocab([...captionWords(), ...CLIP_SIZES]);
   const tokenizer = new ClipTokenizer({ vocab: vocab.vocab, merges: vocab.merges, maxLength: SEQ });
-  const textConfig = tinyClipTextConfig(Object.keys(vocab.vocab).length, tokenizer.eosId, SEQ);
+  const { vision: visionConfig, text: textConfig } = towerConfigs(o.towers ?? {}, tinyClipTextConfig(Object.keys(vocab.vocab).length, tokenizer.eosId, SEQ));
   const learn = o.learnTemperature ?? true;
-  const { model, weights } = buildClipTrainingGraph(TINY_CLIP_VISION, textConfig, o.seed, learn);
+  const { model, weights } = buildClipTrainingGraph(visionConfig, textConfig, o.seed, learn);
   const trainer = await createGraphTrainer(model, weights, { dims: { batch: o.batch, sequence: SEQ } }, o.threads);
   const matrices = new Set(weights.filter((k) => (model.graph.initializers.get(k)?.dims.length ?? 0) >= 2 && !k.includes('embedding')));
   const opt = new AdamW({ lr: o.lr, weightDecay: o.weightDecay ?? 0.1, noDecay: (k) => !matrices.has(k) });
@@ -76,7 +93,7 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
     await trainer.release();
   }
   const logitScale = trainer.params.get('logit_scale')?.[0] ?? LOGIT_SCALE_INIT;
-  writeTinyClipFolder(o, vocab, textConfig, trainer.params, logitScale, lossLog.losses);
+  writeTinyClipFolder(o, vocab, visionConfig, textConfig, trainer.params, logitScale, lossLog.losses);
   return { losses: lossLog.losses, logitScale };
 }
 
@@ -97,23 +114,23 @@ async function trainStep(trainer: GraphTrainer, tok: ClipTokenizer, rand: () => 
 }
 
 // The trained weights into the standalone towers, and the folder with its tokenizer and training.json.
-function writeTinyClipFolder(o: TinyClipTrainOptions, vocab: BpeVocab, textConfig: ClipTextConfig, params: Map<string, Float32Array>, logitScale: number, losses: Array<[number, number]>): void {
+function writeTinyClipFolder(o: TinyClipTrainOptions, vocab: BpeVocab, visionConfig: ClipVisionConfig, textConfig: ClipTextConfig, params: Map<string, Float32Array>, logitScale: number, losses: Array<[number, number]>): void {
   const pick = (prefixes: string[]) => new Map([...params].filter(([k]) => prefixes.some((p) => k.startsWith(p))));
-  const vision = withWeights(buildClipVisionModel(TINY_CLIP_VISION, { seed: o.seed }), pick(['vision_model.', 'visual_projection.']));
+  const vision = withWeights(buildClipVisionModel(visionConfig, { seed: o.seed }), pick(['vision_model.', 'visual_projection.']));
   const text = withWeights(buildClipTextEncoder(textConfig, { seed: o.seed, projectionDim: textConfig.projection_dim, inputIds: 'int64' }), pick(['text_model.', 'text_projection.']));
   const tokDir = mkdtempSync(join(tmpdir(), 'tiny-clip-tokenizer-'));
   try {
     writeTokenizerFolder(tokDir, vocab, SEQ);
     writeTokenizerJson(tokDir, vocab);
     writeClipFolder(o.out, {
-      vision, text, visionConfig: TINY_CLIP_VISION, textConfig, logitScale, tokenizerDir: tokDir, name: 'ddpo-studio/tiny-clip',
-      preprocess: { size: TINY_CLIP_VISION.image_size, mean: CLIP_MEAN, std: CLIP_STD },
+      vision, text, visionConfig, textConfig, logitScale, tokenizerDir: tokDir, name: 'ddpo-studio/tiny-clip',
+      preprocess: { size: visionConfig.image_size, mean: CLIP_MEAN, std: CLIP_STD },
     });
   } finally {
     rmSync(tokDir, { recursive: true, force: true });
   }
   atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({
     steps: o.steps, seed: o.seed, batch: o.batch, lr: o.lr, weight_decay: o.weightDecay ?? 0.1, learn_temperature: o.learnTemperature ?? true,
-    groups: o.groups ?? DEFAULT_CLIP_GROUPS, logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
+    groups: o.groups ?? DEFAULT_CLIP_GROUPS, ...(o.towers ? { towers: o.towers } : {}), logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
   }) + '\n');
 }

@@ -132,3 +132,23 @@ test('trainTinyClip writes a folder in the Hub layout that the reward backbone l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('trainTinyClip resizes the towers as told, and the folder, its config and training.json say so', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tiny-clip-'));
+  try {
+    await trainTinyClip({ out: dir, steps: 1, seed: 0, batch: 8, lr: 1e-3, warmup: 1, threads: 1, log: () => {}, towers: { width: 32, visionLayers: 1, projection: 16 }, groups: ['between', 'size'] });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    assert.deepEqual([cfg.projection_dim, cfg.vision_config.hidden_size, cfg.vision_config.num_hidden_layers, cfg.text_config.hidden_size, cfg.text_config.intermediate_size], [16, 32, 1, 32, 64]);
+    const training = JSON.parse(readFileSync(join(dir, 'training.json'), 'utf8'));
+    assert.deepEqual([training.groups, training.towers], [['between', 'size'], { width: 32, visionLayers: 1, projection: 16 }]);
+    const clip = await loadOnnxBackbone(dir);
+    try {
+      const [image] = await clip.embed([{ width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(90) }]);
+      const [text] = await clip.text!.embed(['a big red circle on a blue background']);
+      assert.deepEqual([clip.dim, image.length, text.length], [16, 16, 16]);
+    } finally { await clip.dispose?.(); }
+    await assert.rejects(trainTinyClip({ out: dir, steps: 1, seed: 0, batch: 8, lr: 1e-3, towers: { width: 30 } }), /width 30 must be a multiple of 4/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
