@@ -13,9 +13,9 @@ import { COLOURS, ColourName, compositeScene, PALETTE, RgbImage, Scene, sceneCov
 export const CLIP_SIZES = ['tiny', 'small', 'medium', 'big', 'huge'] as const;
 export type ClipSize = (typeof CLIP_SIZES)[number];
 
-/** What a caption claims: shape, colour and background always, size only when it names one. */
+/** What a caption claims: shape (or a blob: an outline that is no shape), colour and background always, size only when it names one. */
 export interface ClipClaim {
-  shape: ShapeName;
+  shape: ShapeName | 'blob';
   colour: ColourName;
   background: ColourName;
   size?: ClipSize;
@@ -32,12 +32,16 @@ export interface Morph {
   t: number;
 }
 
-/** One training or evaluation item: the scene drawn (between two shapes when `morph` is set) and the caption written for it. */
+/**
+ * One training or evaluation item: the scene drawn (between two shapes when `morph` is set; with a lumpy outline, no
+ * shape at all, when `blob` is) and the caption written for it.
+ */
 export interface ClipItem {
   scene: Scene;
   claim: ClipClaim;
   caption: string;
   morph?: Morph;
+  blob?: boolean;
 }
 
 // Shape radii (fractions of the side) the data spans, and the radius band of each size word; between bands a caption
@@ -60,9 +64,10 @@ export function claimCaption(c: ClipClaim): string {
   return [article(lead), ...(c.size ? [c.size] : []), c.colour, c.shape, 'on', article(c.background), c.background, 'background'].join(' ');
 }
 
-/** Whether `claim` is true of `scene` (a named size must be the scene's clear size class). */
-export function describes(claim: ClipClaim, scene: Scene): boolean {
-  return claim.shape === scene.shape && claim.colour === scene.colour && claim.background === scene.background
+/** Whether `claim` is true of what `item` shows (a named size must be the scene's clear size class; a blob is no shape but a blob). */
+export function describes(claim: ClipClaim, item: Pick<ClipItem, 'scene' | 'blob'>): boolean {
+  const { scene } = item;
+  return claim.shape === (item.blob ? 'blob' : scene.shape) && claim.colour === scene.colour && claim.background === scene.background
     && (claim.size === undefined || claim.size === sizeClass(scene.radius));
 }
 
@@ -94,6 +99,18 @@ export function morphItem(rand: () => number, morph: Morph, colour: ColourName, 
   return { ...clipItem(scene, rand, nameSize), morph };
 }
 
+/** A blob: an outline halfway between two shapes (a third to two thirds of the way), made lumpy when rendered. */
+export function blobItem(rand: () => number, from: ShapeName, toward: ShapeName, colour: ColourName, background: ColourName, near?: number): ClipItem {
+  const morph = { from, toward, t: 0.3 + 0.4 * rand() };
+  const scene = clipScene(rand, from, colour, background, near);
+  const size = sizeClass(scene.radius);
+  const claim: ClipClaim = { shape: 'blob', colour, background, ...(size && rand() < 0.7 ? { size } : {}) };
+  return { scene, claim, caption: claimCaption(claim), morph, blob: true };
+}
+
+/** The largest displacement of a blob's outline (fraction of the side): well past the ordinary shapes' {@link TRAIN_AUGMENT} wobble. */
+const BLOB_WOBBLE = 0.05;
+
 /**
  * What tells a group's captions apart (its items always share colour and background, so colour never does):
  * - `shape`: one size, different shapes;
@@ -102,11 +119,13 @@ export function morphItem(rand: () => number, morph: Morph, colour: ColourName, 
  * - `between`: one size, one pair of shapes, each item a different way between them: only how square, round or pointed
  *   it is tells (the caption names the nearer shape);
  * - `size`: one shape at sizes of different size words, most of them named: only the size tells.
+ * - `blob`: one size, two shapes and two blobs (outlines halfway between two shapes, lumpy): only whether the outline
+ *   is a shape at all, and which, tells.
  */
-export type ClipGroupKind = 'shape' | 'free' | 'free-off' | 'between' | 'size';
+export type ClipGroupKind = 'shape' | 'free' | 'free-off' | 'between' | 'size' | 'blob';
 
 /** Every group kind, for the training script's choices. */
-export const CLIP_GROUP_KINDS: readonly ClipGroupKind[] = ['shape', 'free', 'free-off', 'between', 'size'];
+export const CLIP_GROUP_KINDS: readonly ClipGroupKind[] = ['shape', 'free', 'free-off', 'between', 'size', 'blob'];
 
 /** The cycle of group kinds the embedded tiny CLIP (media/tiny-clip) was trained on. */
 export const DEFAULT_CLIP_GROUPS: readonly ClipGroupKind[] = ['shape', 'free'];
@@ -119,12 +138,13 @@ export function drawClipBatch(rand: () => number, groups: number, groupSize: num
     const background = pick(rand, COLOURS.filter((c) => c !== colour));
     const shapes = shuffled(SHAPES, rand);
     const kind = kinds[g % kinds.length];
-    const near = kind === 'shape' || kind === 'between' ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : undefined;
+    const near = kind === 'shape' || kind === 'between' || kind === 'blob' ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : undefined;
     const words = kind === 'size' ? shuffled(CLIP_SIZES, rand) : CLIP_SIZES;
     for (let k = 0; k < groupSize; k++) {
       const shape = k < shapes.length ? shapes[k] : pick(rand, SHAPES);
       if (kind === 'free-off' && rand() < 0.5) items.push(morphItem(rand, { from: shape, toward: pick(rand, SHAPES.filter((x) => x !== shape)), t: 0.3 * rand() }, colour, background));
       else if (kind === 'between') items.push(morphItem(rand, { from: shapes[0], toward: shapes[1], t: (k + rand()) / groupSize }, colour, background, near));
+      else if (kind === 'blob' && k >= 2) items.push(blobItem(rand, shapes[k - 2], pick(rand, SHAPES.filter((x) => x !== shapes[k - 2])), colour, background, near));
       else if (kind === 'size') items.push(clipItem(clipScene(rand, shapes[0], colour, background, SIZE_BANDS[words[k % words.length]]), rand, 0.9));
       else items.push(clipItem(clipScene(rand, shape, colour, background, near), rand));
     }
@@ -139,7 +159,7 @@ export function drawClipBatch(rand: () => number, groups: number, groupSize: num
 export function matchTargets(items: ClipItem[]): { imageToText: Float32Array; textToImage: Float32Array } {
   const B = items.length;
   const m = new Float32Array(B * B);
-  for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) m[i * B + j] = i === j || describes(items[j].claim, items[i].scene) ? 1 : 0;
+  for (let i = 0; i < B; i++) for (let j = 0; j < B; j++) m[i * B + j] = i === j || describes(items[j].claim, items[i]) ? 1 : 0;
   const imageToText = new Float32Array(B * B), textToImage = new Float32Array(B * B);
   for (let i = 0; i < B; i++) {
     let row = 0, col = 0;
@@ -172,7 +192,7 @@ export function renderClipItem(item: ClipItem, rand: () => number, gauss: Gaussi
     if (a.colourJitter > 0) gauss.fill(d);
     return rgb.map((v, c) => Math.min(1, Math.max(0, v + a.colourJitter * d[c])));
   };
-  const warp = wobble(rand, a.wobble);
+  const warp = wobble(rand, item.blob ? Math.max(a.wobble, BLOB_WOBBLE) : a.wobble);
   const cover = item.morph ? morphCoverage(item.scene, item.morph, size, warp) : sceneCoverage(item.scene, size, warp);
   let img = compositeScene(cover, jitter(PALETTE[item.scene.colour]), jitter(PALETTE[item.scene.background]), size);
   if (rand() < a.decoded) img = pooledDecode(img);

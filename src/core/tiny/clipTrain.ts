@@ -66,7 +66,9 @@ const SEQ = TINY_SEQUENCE;
 export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTrainResult> {
   if (o.batch % 4 !== 0) throw new Error(`--batch ${o.batch} must be a multiple of 4 (groups of four scenes share their colours)`);
   const log = o.log ?? ((l: string) => console.log(l));
-  const vocab = buildVocab([...captionWords(), ...CLIP_SIZES]);
+  const groups = o.groups ?? DEFAULT_CLIP_GROUPS;
+  // 'blob' joins the vocabulary only with blob groups, so the embedded model's recipe keeps its tokenizer
+  const vocab = buildVocab([...captionWords(), ...CLIP_SIZES, ...(groups.includes('blob') ? ['blob'] : [])]);
   const tokenizer = new ClipTokenizer({ vocab: vocab.vocab, merges: vocab.merges, maxLength: SEQ });
   const { vision: visionConfig, text: textConfig } = towerConfigs(o.towers ?? {}, tinyClipTextConfig(Object.keys(vocab.vocab).length, tokenizer.eosId, SEQ));
   const learn = o.learnTemperature ?? true;
@@ -79,7 +81,7 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
   const lossLog = new LossLog(o.steps, log);
   try {
     for (let step = 1; step <= o.steps; step++) {
-      const loss = await trainStep(trainer, tokenizer, rand, gauss, o.batch, o.groups ?? DEFAULT_CLIP_GROUPS);
+      const loss = await trainStep(trainer, tokenizer, rand, gauss, o.batch, groups);
       if (!Number.isFinite(loss.value)) throw new Error(`tiny CLIP training diverged at step ${step} (loss ${loss.value}); lower --lr`);
       clipGradNorm(loss.grads.values(), 1);
       const lr = learningRate(step, o.steps, o.warmup ?? 100, o.lr);

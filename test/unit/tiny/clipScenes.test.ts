@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import { mulberry32 } from '../../../src/core/random';
-import { CLEAN, CLIP_SIZES, drawClipBatch, morphCoverage, morphItem, pooledDecode, renderClipItem, sizeClass, toImageRGB, TRAIN_AUGMENT } from '../../../src/core/tiny/clipScenes';
+import { CLEAN, CLIP_SIZES, describes, drawClipBatch, morphCoverage, morphItem, pooledDecode, renderClipItem, sizeClass, toImageRGB, TRAIN_AUGMENT } from '../../../src/core/tiny/clipScenes';
 import { fitShape } from '../../../src/core/tiny/fidelity';
 import { sceneCoverage, SHAPES, type Scene } from '../../../src/core/tiny/scenes';
 
@@ -73,4 +73,23 @@ test('the default batches are the embedded model\'s recipe: shape groups and fre
   // rendering goes through the same path with or without an outline between shapes
   const img = renderClipItem(items[0], mulberry32(1), new GaussianRng(1), TRAIN_AUGMENT);
   assert.equal(pooledDecode(img).data.length, 32 * 32 * 3);
+});
+
+test('blob groups: two shapes and two lumpy outlines between shapes, captioned "blob", which no shape caption describes', () => {
+  const items = drawClipBatch(mulberry32(21), 12, 4, ['blob']);
+  for (let g = 0; g < 12; g++) {
+    const [a, b, c, d] = items.slice(4 * g, 4 * g + 4);
+    assert.ok(!a.blob && !b.blob && a.scene.shape !== b.scene.shape, 'two different shapes');
+    for (const blob of [c, d]) {
+      assert.ok(blob.blob && blob.morph && blob.morph.t >= 0.3 && blob.morph.t <= 0.7, 'halfway between two shapes');
+      assert.match(blob.caption, / blob on /);
+      assert.ok(describes(blob.claim, blob) && !describes(blob.claim, a) && !describes(a.claim, blob) && !describes(b.claim, blob));
+    }
+  }
+  // rendered lumpier than the shapes: further from every template of the geometric test
+  const rand = mulberry32(2), gauss = new GaussianRng(2);
+  const bestIou = (i: number) => Math.max(...Object.values(fitShape(toImageRGB(renderClipItem(items[i], rand, gauss)))!.iou));
+  const shapes = items.map((_, i) => i).filter((i) => !items[i].blob), blobs = items.map((_, i) => i).filter((i) => items[i].blob);
+  const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(mean(blobs.map(bestIou)) < mean(shapes.map(bestIou)) - 0.03, `blobs ${mean(blobs.map(bestIou)).toFixed(3)}, shapes ${mean(shapes.map(bestIou)).toFixed(3)}`);
 });

@@ -12,6 +12,8 @@ import { loadOnnxBackbone } from '../../../src/core/reward/onnxBackbone';
 import { buildClipTrainingGraph, contrastiveLoss, TINY_CLIP_VISION, tinyClipTextConfig } from '../../../src/core/tiny/clipModel';
 import { describes, drawClipBatch, matchTargets, renderClipItem, toImageRGB } from '../../../src/core/tiny/clipScenes';
 import { trainTinyClip } from '../../../src/core/tiny/clipTrain';
+
+const tinyClipVocab = join(__dirname, '../../../media/tiny-clip/vocab.json');
 import { createGraphTrainer } from '../../../src/core/tiny/trainGraph';
 import { GaussianRng } from '../../../src/core/diffusion/rng';
 import { CLIP_MEAN, CLIP_STD, toPixelValues } from '../../../src/core/reward/onnxBackbone';
@@ -78,7 +80,7 @@ test('soft targets: each image spreads over the captions true of it, each captio
     for (let j = 0; j < B; j++) { row += imageToText[i * B + j]; col += textToImage[i * B + j]; }
     assert.ok(Math.abs(row - 1) < 1e-6 && Math.abs(col - 1) < 1e-6);
     assert.ok(imageToText[i * B + i] > 0);
-    for (let j = 0; j < B; j++) assert.equal(imageToText[i * B + j] > 0, i === j || describes(items[j].claim, items[i].scene));
+    for (let j = 0; j < B; j++) assert.equal(imageToText[i * B + j] > 0, i === j || describes(items[j].claim, items[i]));
   }
   // a group shares its colours, so its other captions differ from the image in shape or size
   assert.ok(items.slice(0, 4).every((it) => it.scene.colour === items[0].scene.colour && it.scene.background === items[0].scene.background));
@@ -121,6 +123,8 @@ test('trainTinyClip writes a folder in the Hub layout that the reward backbone l
       assert.ok(existsSync(join(dir, f)), f);
     }
     assert.equal(JSON.parse(readFileSync(join(dir, 'training.json'), 'utf8')).steps, 2);
+    // the embedded model's recipe keeps its vocabulary
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8'))), Object.keys(JSON.parse(readFileSync(tinyClipVocab, 'utf8'))));
     const clip = await loadOnnxBackbone(dir);
     try {
       assert.equal(clip.dim, 32);
@@ -136,11 +140,12 @@ test('trainTinyClip writes a folder in the Hub layout that the reward backbone l
 test('trainTinyClip resizes the towers as told, and the folder, its config and training.json say so', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tiny-clip-'));
   try {
-    await trainTinyClip({ out: dir, steps: 1, seed: 0, batch: 8, lr: 1e-3, warmup: 1, threads: 1, log: () => {}, towers: { width: 32, visionLayers: 1, projection: 16 }, groups: ['between', 'size'] });
+    await trainTinyClip({ out: dir, steps: 1, seed: 0, batch: 8, lr: 1e-3, warmup: 1, threads: 1, log: () => {}, towers: { width: 32, visionLayers: 1, projection: 16 }, groups: ['between', 'size', 'blob'] });
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     assert.deepEqual([cfg.projection_dim, cfg.vision_config.hidden_size, cfg.vision_config.num_hidden_layers, cfg.text_config.hidden_size, cfg.text_config.intermediate_size], [16, 32, 1, 32, 64]);
     const training = JSON.parse(readFileSync(join(dir, 'training.json'), 'utf8'));
-    assert.deepEqual([training.groups, training.towers], [['between', 'size'], { width: 32, visionLayers: 1, projection: 16 }]);
+    assert.deepEqual([training.groups, training.towers], [['between', 'size', 'blob'], { width: 32, visionLayers: 1, projection: 16 }]);
+    assert.ok('blob</w>' in JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')), 'blob groups put "blob" in the vocabulary');
     const clip = await loadOnnxBackbone(dir);
     try {
       const [image] = await clip.embed([{ width: 32, height: 32, data: new Uint8Array(32 * 32 * 3).fill(90) }]);
