@@ -5,7 +5,9 @@
  * demo trains its reward model and scored on the same held-out pairs. Besides the heads, it prints
  * - the ceiling: the rater's own utility scored on those held-out ratings (a model that knew the taste exactly);
  * - a diagnosis per backbone (`+ shape verdict`): the same linear head with one more input, whether the geometric test
- *   finds the prompt's shape. How far it lifts a backbone is what that backbone's view of the shape costs.
+ *   finds the prompt's shape. How far it lifts a backbone is what that backbone's view of the shape costs;
+ * - for a backbone with a text tower, how often its zero-shot choice among the prompt and the prompt with each other
+ *   shape agrees with the geometric test, over every rated base image: how well it sees the shape DDPO must keep.
  * Usage: node --import tsx scripts/measure-fidelity-heads.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip,DIR]
  *        [--workspace DIR] [--pairs 300]
  */
@@ -29,7 +31,9 @@ import { pairMetrics } from '../src/core/reward/metrics';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
 import { fitHeadUsingAll } from '../src/core/reward/trainer';
+import { cosine } from '../src/core/reward/headInput';
 import { fitShape, promptShape } from '../src/core/tiny/fidelity';
+import { SHAPES } from '../src/core/tiny/scenes';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, pairs: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
@@ -72,6 +76,25 @@ async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): 
   return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, 0.2))).accuracy;
 }
 
+// The share of rated base images whose nearest caption, among the prompt with each shape, names the shape the geometric test finds.
+async function zeroShotAgreement(dirs: string[], backbone: Backbone): Promise<number> {
+  let n = 0, agree = 0;
+  for (const dir of dirs) {
+    const seen = new Map<string, string>();
+    for (const r of readRatings(dir).ratings) for (const rel of [r.left, r.right]) seen.set(rel, r.prompt);
+    for (const [rel, prompt] of seen) {
+      const wanted = promptShape(prompt);
+      if (!wanted) continue;
+      const img = loadImageRGB(resolveInside(dir, rel));
+      const [u] = await backbone.embed([img]);
+      const sims = (await backbone.text!.embed(SHAPES.map((s) => prompt.replace(wanted, s)))).map((t) => cosine(u, t));
+      n++;
+      if (SHAPES[sims.indexOf(Math.max(...sims))] === fitShape(img)?.shape) agree++;
+    }
+  }
+  return agree / n;
+}
+
 async function main(): Promise<void> {
   const dirs = new Map<number, string>();
   for (const seed of seeds) dirs.set(seed, await rated(seed));
@@ -88,6 +111,7 @@ async function main(): Promise<void> {
       const diag: number[] = [];
       for (const seed of seeds) diag.push(await withShapeVerdict(dirs.get(seed)!, backbone, seed));
       rows.push([`${backbone.label ?? spec}, linear + shape verdict (diagnosis)`, diag]);
+      if (backbone.text) console.log(`${backbone.label ?? spec}: zero-shot shape agrees with the geometric test on ${pct(await zeroShotAgreement([...dirs.values()], backbone))} of the rated base images`);
     } finally {
       await backbone.dispose?.();
     }

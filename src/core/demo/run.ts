@@ -133,7 +133,7 @@ type Trained = Pick<DemoReport, 'rewardModel' | 'ddpo'> | Pick<DpoDemoReport, 'd
 async function ddpoPhase(run: DemoRun, policy: Policy): Promise<Trained> {
   const { o, clock, dir, log, config } = run;
   clock.start('reward', 'training the reward model');
-  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, onProgress: (line) => clock.report(0.5, line) });
+  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, kind: o.rewardHead ?? 'linear', onProgress: (line) => clock.report(0.5, line) });
   log(`reward model: ${card.summary}`);
   clock.start('ddpo', `${config.num_epochs} epochs`);
   const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, run.h.signal);

@@ -21,8 +21,10 @@ export interface DemoOptions {
   backbone?: string;
   /** Rated pairs. */
   pairs: number;
-  /** L1 penalty of the reward head's fit (see FitOptions.l1). */
+  /** L1 penalty of the reward head's fit (see FitOptions.l1); a linear head's only. */
   rewardL1: number;
+  /** The reward head: linear (default) or a one-hidden-layer MLP of 32. */
+  rewardHead?: 'linear' | 'mlp';
   /** Base images generated per training prompt for rating. */
   imagesPerPrompt: number;
   /** What fine-tunes the LoRA: DDPO against a reward model learned from the ratings, or Diffusion-DPO on the rated pairs. */

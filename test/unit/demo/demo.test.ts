@@ -17,6 +17,8 @@ import { listPairs } from '../../../src/core/studio/pairs';
 import { needsTinyClip, needsTinyModel } from '../fixtures';
 import { FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS } from '../../../src/core/demo/taste';
 import { TINY_CLIP_BACKBONE_ID } from '../../../src/core/experiment/schema';
+import { runDemo } from '../../../src/core/demo/run';
+import { quickDemoOptions, withTaste } from '../../../src/core/demo/settings';
 
 const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
 const noModel = needsTinyModel();
@@ -122,6 +124,15 @@ test('ddpo demo --taste fidelity records the tiny CLIP as the experiment\'s back
   assert.ok(r.eval.prompts.every((p) => FIDELITY_EVAL_PROMPTS.includes(p)));
   assert.equal(typeof r.eval.winRate.rate, 'number');
   assert.ok(readRatings(dir).ratings.every((x) => x.rater === "simulated: big shapes of the prompt's shape"));
+});
+
+test('a demo told to fit an MLP reward head trains one, saves it with its card, and DDPO runs against it', { skip: noModel || needsTinyClip() }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const { report, experimentDir } = await runDemo({ ...withTaste(quickDemoOptions(ws), 'fidelity'), name: 'mlp', rewardHead: 'mlp' });
+  const { card } = rewardModelFiles(experimentDir);
+  assert.deepEqual([card?.head.kind, card?.head.hidden], ['mlp', 32]);
+  assert.ok('ddpo' in report && report.ddpo.curve.length === 1, 'one DDPO epoch against the MLP head');
+  assert.equal(report.rewardModel.heldOutAccuracy, card?.heldOut.accuracy);
 });
 
 test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {
