@@ -26,7 +26,7 @@ import { resolveInside } from '../src/core/fsutil';
 import { mulberry32, shuffled } from '../src/core/random';
 import { loadImageRGB, type Backbone } from '../src/core/reward/backbone';
 import { backboneRefFromSpec } from '../src/core/reward/backboneRef';
-import { heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample } from '../src/core/reward/experiment';
+import { heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample, type TrainRewardOptions } from '../src/core/reward/experiment';
 import { pairMetrics } from '../src/core/reward/metrics';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
@@ -41,7 +41,7 @@ const specs = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-heads-')));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const HEADS = { 'linear, L1 0.3 (the demo\'s)': { l1: 0.3 }, 'MLP, 32 hidden': { kind: 'mlp' as const, hidden: 32 } };
+const HEADS: Record<string, TrainRewardOptions> = { 'linear, L1 0.3 (the demo\'s)': { l1: 0.3 }, 'MLP, 32 hidden': { kind: 'mlp' as const, hidden: 32 } };
 
 // Phases 1 and 2 of the fidelity demo for one seed (src/core/demo/run.ts), into experiment `s<seed>`; reused when there.
 async function rated(seed: number): Promise<string> {
@@ -102,7 +102,8 @@ async function main(): Promise<void> {
   for (const spec of specs) {
     const backbone = await openBackbone(spec);
     try {
-      for (const [head, fit] of Object.entries(HEADS)) {
+      const heads: Array<[string, TrainRewardOptions]> = [...Object.entries(HEADS), ...(backbone.text ? [['linear, L1 0.3, warm from clip_score', { l1: 0.3, prior: 'clip_score' }] as [string, TrainRewardOptions]] : [])];
+      for (const [head, fit] of heads) {
         const accs: number[] = [];
         for (const seed of seeds) accs.push((await trainExperimentReward(dirs.get(seed)!, { backbone, seed, prior: 'none', ...fit })).card.heldOut.accuracy);
         rows.push([`${backbone.label ?? spec}, ${head}`, accs]);
