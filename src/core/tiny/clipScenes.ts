@@ -119,13 +119,14 @@ const BLOB_WOBBLE = 0.05;
  * - `between`: one size, one pair of shapes, each item a different way between them: only how square, round or pointed
  *   it is tells (the caption names the nearer shape);
  * - `size`: one shape at sizes of different size words, most of them named: only the size tells.
+ * - `shape-size`: two shapes, each at two sizes of different size words, most of them named: both tell.
  * - `blob`: one size, two shapes and two blobs (outlines halfway between two shapes, lumpy): only whether the outline
  *   is a shape at all, and which, tells.
  */
-export type ClipGroupKind = 'shape' | 'free' | 'free-off' | 'between' | 'size' | 'blob';
+export type ClipGroupKind = 'shape' | 'free' | 'free-off' | 'between' | 'size' | 'blob' | 'shape-size';
 
 /** Every group kind, for the training script's choices. */
-export const CLIP_GROUP_KINDS: readonly ClipGroupKind[] = ['shape', 'free', 'free-off', 'between', 'size', 'blob'];
+export const CLIP_GROUP_KINDS: readonly ClipGroupKind[] = ['shape', 'free', 'free-off', 'between', 'size', 'blob', 'shape-size'];
 
 /** The cycle of group kinds the embedded tiny CLIP (media/tiny-clip) was trained on. */
 export const DEFAULT_CLIP_GROUPS: readonly ClipGroupKind[] = ['shape', 'free'];
@@ -139,12 +140,13 @@ export function drawClipBatch(rand: () => number, groups: number, groupSize: num
     const shapes = shuffled(SHAPES, rand);
     const kind = kinds[g % kinds.length];
     const near = kind === 'shape' || kind === 'between' || kind === 'blob' ? RADIUS_MIN + rand() * (RADIUS_MAX - RADIUS_MIN) : undefined;
-    const words = kind === 'size' ? shuffled(CLIP_SIZES, rand) : CLIP_SIZES;
+    const words = kind === 'size' || kind === 'shape-size' ? shuffled(CLIP_SIZES, rand) : CLIP_SIZES;
     for (let k = 0; k < groupSize; k++) {
       const shape = k < shapes.length ? shapes[k] : pick(rand, SHAPES);
       if (kind === 'free-off' && rand() < 0.5) items.push(morphItem(rand, { from: shape, toward: pick(rand, SHAPES.filter((x) => x !== shape)), t: 0.3 * rand() }, colour, background));
       else if (kind === 'between') items.push(morphItem(rand, { from: shapes[0], toward: shapes[1], t: (k + rand()) / groupSize }, colour, background, near));
       else if (kind === 'blob' && k >= 2) items.push(blobItem(rand, shapes[k - 2], pick(rand, SHAPES.filter((x) => x !== shapes[k - 2])), colour, background, near));
+      else if (kind === 'shape-size') items.push(clipItem(clipScene(rand, shapes[k % 2], colour, background, SIZE_BANDS[words[k < 2 ? 0 : 1]]), rand, 0.9));
       else if (kind === 'size') items.push(clipItem(clipScene(rand, shapes[0], colour, background, SIZE_BANDS[words[k % words.length]]), rand, 0.9));
       else items.push(clipItem(clipScene(rand, shape, colour, background, near), rand));
     }

@@ -93,3 +93,15 @@ test('blob groups: two shapes and two lumpy outlines between shapes, captioned "
   const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(mean(blobs.map(bestIou)) < mean(shapes.map(bestIou)) - 0.03, `blobs ${mean(blobs.map(bestIou)).toFixed(3)}, shapes ${mean(shapes.map(bestIou)).toFixed(3)}`);
 });
+
+test('shape-size groups: two shapes, each at two size words, so shape and size both tell the captions apart', () => {
+  const items = drawClipBatch(mulberry32(31), 20, 4, ['shape-size']);
+  for (let g = 0; g < 20; g++) {
+    const its = items.slice(4 * g, 4 * g + 4);
+    const key = (i: number) => `${its[i].scene.shape} ${sizeClass(its[i].scene.radius)}`;
+    assert.equal(new Set([0, 1, 2, 3].map(key)).size, 4, `four shape x size combinations: ${[0, 1, 2, 3].map(key).join(', ')}`);
+    assert.equal(new Set(its.map((it) => it.scene.shape)).size, 2);
+    assert.equal(new Set(its.map((it) => sizeClass(it.scene.radius))).size, 2);
+    assert.ok(its.every((it) => it.claim.size === undefined || it.claim.size === sizeClass(it.scene.radius)));
+  }
+});
