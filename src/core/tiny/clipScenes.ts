@@ -7,7 +7,7 @@ import { GaussianRng } from '../diffusion/rng';
 import type { ImageRGB } from '../image/rgb';
 import { shuffled } from '../random';
 import { encodeLatent } from './model';
-import { COLOURS, ColourName, compositeScene, PALETTE, RgbImage, Scene, sceneCoverage, ShapeName, SHAPES } from './scenes';
+import { COLOURS, ColourName, compositeScene, PALETTE, RgbImage, Scene, sceneCoverage, shapeSignedDistance, ShapeName, SHAPES, supersampledCoverage } from './scenes';
 
 /** Size words of the tiny CLIP's captions, smallest first (a superset of the tiny diffusion model's "small" and "big"). */
 export const CLIP_SIZES = ['tiny', 'small', 'medium', 'big', 'huge'] as const;
@@ -206,38 +206,12 @@ export function renderClipItem(item: ClipItem, rand: () => number, gauss: Gaussi
   return img;
 }
 
-// Signed distance (fractions of the side, negative inside) from a shape of the scenes' sizes centred at the origin:
-// exact for the circle and the square, the largest side-line distance for the triangle (exact inside).
-function signedDistance(shape: ShapeName, dx: number, dy: number, r: number): number {
-  switch (shape) {
-    case 'circle': return Math.hypot(dx, dy) - r;
-    case 'square': {
-      const h = r * 0.886, qx = Math.abs(dx) - h, qy = Math.abs(dy) - h;
-      return Math.hypot(Math.max(qx, 0), Math.max(qy, 0)) + Math.min(Math.max(qx, qy), 0);
-    }
-    case 'triangle': {
-      // upward equilateral triangle of circumradius 1.2r centred on its centroid: inradius 0.6r, y grows downwards
-      const R = 1.2 * r, s3 = Math.sqrt(3) / 2;
-      return Math.max(dy, -0.5 * dy + s3 * dx, -0.5 * dy - s3 * dx) - R / 2;
-    }
-  }
-}
-
-/** Coverage of a shape between two (4x4 supersampling, as sceneCoverage): where the blended signed distance is below 0. */
+/** Coverage of a shape between two (as sceneCoverage draws one): where the blended signed distance is below 0. */
 export function morphCoverage(s: Scene, m: Morph, size = 32, warp?: (x: number, y: number) => [number, number]): Float32Array {
-  const cover = new Float32Array(size * size);
-  const ss = 4;
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
-    let hits = 0;
-    for (let sy = 0; sy < ss; sy++) for (let sx = 0; sx < ss; sx++) {
-      const px = (x + (sx + 0.5) / ss) / size, py = (y + (sy + 0.5) / ss) / size;
-      const [wx, wy] = warp ? warp(px, py) : [px, py];
-      const dx = wx - s.cx, dy = wy - s.cy;
-      if ((1 - m.t) * signedDistance(m.from, dx, dy, s.radius) + m.t * signedDistance(m.toward, dx, dy, s.radius) <= 0) hits++;
-    }
-    cover[y * size + x] = hits / (ss * ss);
-  }
-  return cover;
+  return supersampledCoverage((x, y) => {
+    const dx = x - s.cx, dy = y - s.cy;
+    return (1 - m.t) * shapeSignedDistance(m.from, dx, dy, s.radius) + m.t * shapeSignedDistance(m.toward, dx, dy, s.radius) <= 0;
+  }, size, warp);
 }
 
 // A random smooth displacement: each axis moves along a sine of the other, 2-4 waves across the image.

@@ -5,7 +5,7 @@
 import type { ImageRGB } from '../image/rgb';
 import { pooledDecode } from './clipScenes';
 import { measureImage, shapeCoverage } from './measure';
-import { compositeScene, RgbImage, Scene, sceneCoverage, ShapeName, SHAPES } from './scenes';
+import { compositeScene, RgbImage, Scene, sceneCoverage, ShapeName, SHAPES, SQUARE_HALF_SIDE, TRIANGLE_CIRCUMRADIUS } from './scenes';
 
 /** The shape a prompt names (its first shape word), or undefined when it names none. */
 export function promptShape(prompt: string): ShapeName | undefined {
@@ -18,9 +18,8 @@ export interface ShapeFit {
   iou: Record<ShapeName, number>;
 }
 
-// Area of each shape as a fraction of the image for radius r (scenes.ts): circle πr², square (1.772r)², triangle of
-// circumradius 1.2r.
-const AREA_PER_R2: Record<ShapeName, number> = { circle: Math.PI, square: (2 * 0.886) ** 2, triangle: ((3 * Math.sqrt(3)) / 4) * 1.2 ** 2 };
+// Area of each shape as a fraction of the image for radius r (scenes.ts), per r².
+const AREA_PER_R2: Record<ShapeName, number> = { circle: Math.PI, square: (2 * SQUARE_HALF_SIDE) ** 2, triangle: ((3 * Math.sqrt(3)) / 4) * TRIANGLE_CIRCUMRADIUS ** 2 };
 
 /**
  * Fits an upright circle, square and triangle of the shape's measured area at its centroid (the scenes' shapes are

@@ -86,19 +86,43 @@ export function captionWords(): string[] {
   return [...new Set(['a', ...SIZE_NAMES, ...COLOURS, ...SHAPES, ...phrases, 'on', 'background', 'center', 'an', 'of', 'and', 'photo', 'image'])];
 }
 
+/** Half the side of a square of radius r, per r: the square has the circle's area. */
+export const SQUARE_HALF_SIDE = 0.886;
+/** The circumradius of a triangle of radius r, per r (upward equilateral, centred on its centroid). */
+export const TRIANGLE_CIRCUMRADIUS = 1.2;
+
 /** Signed inside test for the shape at pixel-space point (x, y) (fractions of the side). */
 function inside(s: Scene, x: number, y: number): boolean {
   const dx = x - s.cx, dy = y - s.cy, r = s.radius;
   switch (s.shape) {
     case 'circle': return dx * dx + dy * dy <= r * r;
-    case 'square': return Math.abs(dx) <= r * 0.886 && Math.abs(dy) <= r * 0.886; // same area as the circle
+    case 'square': return Math.abs(dx) <= r * SQUARE_HALF_SIDE && Math.abs(dy) <= r * SQUARE_HALF_SIDE;
     case 'triangle': {
-      // upward equilateral triangle centred on its centroid, circumradius 1.2 r
-      const R = r * 1.2;
+      const R = r * TRIANGLE_CIRCUMRADIUS;
       const h = -dy; // up is positive
       if (h < -R / 2) return false;
       const halfWidth = ((R - h) / (1.5 * R)) * (R * Math.sqrt(3)) / 2;
       return h <= R && Math.abs(dx) <= halfWidth;
+    }
+  }
+}
+
+/**
+ * Signed distance (fractions of the side, negative inside) from a shape of radius r centred at the origin, the shape
+ * {@link inside} tests: exact for the circle and the square, the largest side-line distance for the triangle (exact
+ * inside). Blending two shapes' distances draws the outlines between them.
+ */
+export function shapeSignedDistance(shape: ShapeName, dx: number, dy: number, r: number): number {
+  switch (shape) {
+    case 'circle': return Math.hypot(dx, dy) - r;
+    case 'square': {
+      const h = r * SQUARE_HALF_SIDE, qx = Math.abs(dx) - h, qy = Math.abs(dy) - h;
+      return Math.hypot(Math.max(qx, 0), Math.max(qy, 0)) + Math.min(Math.max(qx, qy), 0);
+    }
+    case 'triangle': {
+      // inradius half the circumradius; y grows downwards
+      const R = r * TRIANGLE_CIRCUMRADIUS, s3 = Math.sqrt(3) / 2;
+      return Math.max(dy, -0.5 * dy + s3 * dx, -0.5 * dy - s3 * dx) - R / 2;
     }
   }
 }
@@ -113,6 +137,11 @@ export function renderScene(s: Scene, size = 32): RgbImage {
  * point (fractions of the side) before the inside test, for shapes with uneven edges.
  */
 export function sceneCoverage(s: Scene, size = 32, warp?: (x: number, y: number) => [number, number]): Float32Array {
+  return supersampledCoverage((x, y) => inside(s, x, y), size, warp);
+}
+
+/** The share of each pixel (4x4 supersampling) where `isInside` holds at the (warped) sample point, row-major `size`x`size`. */
+export function supersampledCoverage(isInside: (x: number, y: number) => boolean, size = 32, warp?: (x: number, y: number) => [number, number]): Float32Array {
   const cover = new Float32Array(size * size);
   const ss = 4;
   for (let y = 0; y < size; y++) {
@@ -121,7 +150,7 @@ export function sceneCoverage(s: Scene, size = 32, warp?: (x: number, y: number)
       for (let sy = 0; sy < ss; sy++) for (let sx = 0; sx < ss; sx++) {
         const px = (x + (sx + 0.5) / ss) / size, py = (y + (sy + 0.5) / ss) / size;
         const [wx, wy] = warp ? warp(px, py) : [px, py];
-        if (inside(s, wx, wy)) hits++;
+        if (isInside(wx, wy)) hits++;
       }
       cover[y * size + x] = hits / (ss * ss);
     }
