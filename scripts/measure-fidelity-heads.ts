@@ -17,20 +17,18 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDdpoConfig, settingsFor } from '../src/core/ddpo/config';
 import { createOnnxPolicy } from '../src/core/ddpo/onnxPolicy';
-import { generateSamples, rateSamples } from '../src/core/demo/pairs';
+import { generateSamples } from '../src/core/demo/pairs';
+import { createDemoExperiment, rateDemoSamples } from '../src/core/demo/run';
 import { demoDdpoSettings, fullDemoOptions, withTaste } from '../src/core/demo/settings';
-import { makeDemoRater, RATER_NAMES, tasteUtility } from '../src/core/demo/taste';
+import { tasteUtility } from '../src/core/demo/taste';
 import { embeddedModelDir } from '../src/core/experiment/modelDir';
 import { ExperimentStore } from '../src/core/experiment/store';
 import { resolveInside } from '../src/core/fsutil';
-import { mulberry32, shuffled } from '../src/core/random';
 import { loadImageRGB, type Backbone } from '../src/core/reward/backbone';
-import { backboneRefFromSpec } from '../src/core/reward/backboneRef';
-import { heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample, type TrainRewardOptions } from '../src/core/reward/experiment';
+import { fitRewardHead, HELD_OUT_SHARE, heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample, type TrainRewardOptions } from '../src/core/reward/experiment';
 import { pairMetrics } from '../src/core/reward/metrics';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
-import { fitHeadUsingAll } from '../src/core/reward/trainer';
 import { cosine } from '../src/core/reward/headInput';
 import { fitShape, promptShape } from '../src/core/tiny/fidelity';
 import { SHAPES } from '../src/core/tiny/scenes';
@@ -45,20 +43,15 @@ const HEADS: Record<string, TrainRewardOptions> = { 'linear, L1 0.3 (the demo\'s
 
 // Phases 1 and 2 of the fidelity demo for one seed (src/core/demo/run.ts), into experiment `s<seed>`; reused when there.
 async function rated(seed: number): Promise<string> {
-  const store = new ExperimentStore(workspace);
-  const dir = store.dirOf(`s${seed}`);
+  const dir = new ExperimentStore(workspace).dirOf(`s${seed}`);
   if (fs.existsSync(path.join(dir, 'ratings.jsonl'))) return dir;
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, ...(values.pairs ? { pairs: Number(values.pairs) } : {}) };
   const modelDir = embeddedModelDir();
-  await store.create(`s${seed}`, { baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec('builtin'), settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed, demo: true } });
+  await createDemoExperiment(o, modelDir, `s${seed}`);
   const config = settingsFor(parseDdpoConfig(demoDdpoSettings(o), 'ddpo.json').config, 'ddpo', 'ddpo.json');
   const policy = await createOnnxPolicy(modelDir, config, {});
   try {
-    const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, seed });
-    const utility = tasteUtility('fidelity');
-    const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
-    const rater = makeDemoRater({ taste: 'fidelity', typicalUtilities: utils, typicalPrompts: samples.refs.map((r) => r.prompt), seed: seed + 1 });
-    rateSamples(dir, samples, rater, o.pairs, seed + 2, undefined, RATER_NAMES.fidelity);
+    rateDemoSamples(o, dir, await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, seed }));
   } finally {
     await policy.release?.();
   }
@@ -70,15 +63,14 @@ async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): 
   const { examples } = await ratingsToExamples(dir, readRatings(dir), backbone);
   const verdict = (rel: string, prompt: string) => (fitShape(loadImageRGB(resolveInside(dir, rel)))?.shape === promptShape(prompt) ? 1 : 0);
   const xs: RatedExample[] = examples.map((e) => ({ ...e, left: Float32Array.of(...e.left, verdict(e.rating.left, e.rating.prompt)), right: Float32Array.of(...e.right, verdict(e.rating.right, e.rating.prompt)) }));
-  const train = shuffled(xs.filter((e) => !isHeldOut(e.rating.pairId, 0.2)), mulberry32(seed));
-  const nVal = Math.max(3, Math.round(train.length * 0.15));
-  const fit = await fitHeadUsingAll(train.slice(nVal), train.slice(0, nVal), { seed, l1: 0.3 });
-  return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, 0.2))).accuracy;
+  const fit = await fitRewardHead(xs.filter((e) => !isHeldOut(e.rating.pairId, HELD_OUT_SHARE)), { seed, l1: 0.3 });
+  return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, HELD_OUT_SHARE))).accuracy;
 }
 
 // The share of rated base images whose nearest caption, among the prompt with each shape, names the shape the geometric test finds.
 async function zeroShotAgreement(dirs: string[], backbone: Backbone): Promise<number> {
   let n = 0, agree = 0;
+  const captions = new Map<string, Float32Array[]>();
   for (const dir of dirs) {
     const seen = new Map<string, string>();
     for (const r of readRatings(dir).ratings) for (const rel of [r.left, r.right]) seen.set(rel, r.prompt);
@@ -87,7 +79,8 @@ async function zeroShotAgreement(dirs: string[], backbone: Backbone): Promise<nu
       if (!wanted) continue;
       const img = loadImageRGB(resolveInside(dir, rel));
       const [u] = await backbone.embed([img]);
-      const sims = (await backbone.text!.embed(SHAPES.map((s) => prompt.replace(wanted, s)))).map((t) => cosine(u, t));
+      if (!captions.has(prompt)) captions.set(prompt, await backbone.text!.embed(SHAPES.map((s) => prompt.replace(wanted, s))));
+      const sims = captions.get(prompt)!.map((t) => cosine(u, t));
       n++;
       if (SHAPES[sims.indexOf(Math.max(...sims))] === fitShape(img)?.shape) agree++;
     }

@@ -14,12 +14,12 @@ import { StoredLatents, type ImageLatent } from '../experiment/pairLatents';
 import { resolveInside } from '../fsutil';
 import { decodePng } from '../image/png';
 import type { ImageRGB } from '../image/rgb';
-import { isHeldOut } from '../reward/experiment';
+import { HELD_OUT_SHARE, isHeldOut } from '../reward/experiment';
 import { readRatings } from '../reward/store';
 import type { PreferencePolicy } from './types';
 
-/** Share of pairs held out (the reward model's). */
-export const DPO_HELD_OUT_SHARE = 0.2;
+/** Share of pairs held out: the reward model's, so both are scored on the same pairs. */
+export const DPO_HELD_OUT_SHARE = HELD_OUT_SHARE;
 
 /** One rated pair ready to train on: clean latents `[C, h, w]` of the preferred and the rejected image. */
 export interface PreferencePair {

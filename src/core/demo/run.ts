@@ -19,7 +19,7 @@ import { trainExperimentReward } from '../reward/experiment';
 import type { SimulatedRater } from '../reward/sim';
 import { judgeBlind, renderEvalSet, type BlindResult, type EvalImages } from './blindEval';
 import { composeGrid, GRID_LAYOUT } from './grid';
-import { generateSamples, rateSamples, type RatingSummary, type SampleSettings } from './pairs';
+import { generateSamples, rateSamples, type GeneratedSamples, type RatingSummary, type SampleSettings } from './pairs';
 import { DEMO_PHASES, DPO_DEMO_PHASES, PhaseClock, type DemoProgress } from './progress';
 import { DEMO_TARGETS, type AnyDemoReport, type DemoCurvePoint, type DemoReport, type DemoReportCommon, type DpoCurvePoint, type DpoDemoReport } from './report';
 import { demoBackbone, demoDdpoSettings, EVAL_SEED_BASE, type DemoOptions } from './settings';
@@ -48,14 +48,19 @@ export async function runDemo(o: DemoOptions, h: DemoHooks = {}): Promise<DemoRe
   const modelDir = o.modelDir ?? embeddedModelDir();
   assertModelPresent(modelDir);
   const name = o.name ?? `demo-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}`;
+  const dir = await createDemoExperiment(o, modelDir, name);
+  // held for the whole demo; the reward and DDPO training it runs inside are part of it
+  return withRunLock(dir, 'ddpo demo', () => runPhases(o, h, modelDir, dir), h.onLog);
+}
+
+/** Creates the demo's experiment `name` under `o.workspace` (its model, prompts, reward backbone, sampling) and returns its folder. */
+export async function createDemoExperiment(o: DemoOptions, modelDir: string, name: string): Promise<string> {
   const store = new ExperimentStore(o.workspace);
   await store.create(name, {
     baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec(o.backbone ?? demoBackbone(o.taste)),
     settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
-  const dir = store.dirOf(name);
-  // held for the whole demo; the reward and DDPO training it runs inside are part of it
-  return withRunLock(dir, 'ddpo demo', () => runPhases(o, h, modelDir, dir), h.onLog);
+  return store.dirOf(name);
 }
 
 // Everything after the experiment exists: the phases and the report.
@@ -100,9 +105,11 @@ interface DemoRun {
   sampling: SampleSettings & { signal?: AbortSignal };
 }
 
-// What phases 1 and 2 leave: the held-out base images, the rated samples' utilities and the ratings' tally.
-// `typicalPrompts`: the rated samples' prompts, for a taste that reads the prompt.
-interface Rated { base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
+/**
+ * What phases 1 and 2 leave: the held-out base images, the rated samples' utilities and the ratings' tally.
+ * `typicalPrompts`: the rated samples' prompts, for a taste that reads the prompt.
+ */
+export interface Rated { base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
 
 // Phases 1 and 2: base-model samples to rate (and the base images of the held-out set, rendered while the LoRA is
 // zero), then the simulated rater rates same-prompt pairs.
@@ -115,15 +122,25 @@ async function generateAndRate(run: DemoRun, policy: Pick<Policy, 'sample'>): Pr
   const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
     ...run.sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
   });
+  run.log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
+  clock.start('rate', `${o.pairs} pairs`);
+  const rated = rateDemoSamples(o, dir, samples, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
+  const { summary } = rated;
+  run.log(`rated ${summary.ratings} pairs into ratings.jsonl (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
+  return { base, ...rated };
+}
+
+/**
+ * Phase 2: the simulated rater of `o`'s taste, its noise set on these samples' utilities, rates `o.pairs` pairs of them
+ * into `<dir>/ratings.jsonl`.
+ */
+export function rateDemoSamples(o: DemoOptions, dir: string, samples: GeneratedSamples, onRated?: (done: number, total: number) => void): Omit<Rated, 'base'> {
   const utility = tasteUtility(o.taste);
   const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
   const typicalPrompts = tasteReadsPrompt(o.taste) ? samples.refs.map((r) => r.prompt) : undefined;
-  run.log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
-  clock.start('rate', `${o.pairs} pairs`);
   const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 1 });
-  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs), RATER_NAMES[o.taste]);
-  run.log(`rated ${summary.ratings} pairs into ratings.jsonl (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
-  return { base, utils, typicalPrompts, summary, raterOpts: rater.opts };
+  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, onRated, RATER_NAMES[o.taste]);
+  return { utils, typicalPrompts, summary, raterOpts: rater.opts };
 }
 
 // What the training phase adds to the report.
@@ -133,7 +150,7 @@ type Trained = Pick<DemoReport, 'rewardModel' | 'ddpo'> | Pick<DpoDemoReport, 'd
 async function ddpoPhase(run: DemoRun, policy: Policy): Promise<Trained> {
   const { o, clock, dir, log, config } = run;
   clock.start('reward', 'training the reward model');
-  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, kind: o.rewardHead ?? 'linear', onProgress: (line) => clock.report(0.5, line) });
+  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, kind: o.rewardHead, onProgress: (line) => clock.report(0.5, line) });
   log(`reward model: ${card.summary}`);
   clock.start('ddpo', `${config.num_epochs} epochs`);
   const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, run.h.signal);

@@ -65,6 +65,9 @@ export async function openExperimentBackbone(experimentDir: string, o: OpenBackb
   return openBackbone(rewardBackboneOf(await readExperiment(experimentDir)), { ...o, baseDir: experimentDir, experimentFile: file });
 }
 
+/** The share of rated pairs the reward card holds out (and Diffusion-DPO with it, so both are scored on the same pairs). */
+export const HELD_OUT_SHARE = 0.2;
+
 /** Deterministic held-out split by pair id, so a pair and its repeats land on the same side. */
 export function isHeldOut(pairId: string, share: number): boolean {
   return createHash('sha256').update(pairId).digest().readUInt32BE(0) / 2 ** 32 < share;
@@ -74,7 +77,7 @@ export function isHeldOut(pairId: string, share: number): boolean {
  * How often a known utility (a simulated rater's taste) agrees with the decisive held-out ratings: what a reward model
  * that knew the taste exactly would score on the card, against the rater's own noise.
  */
-export function heldOutUtilityAccuracy(experimentDir: string, utility: (img: ImageRGB, prompt: string) => number, share = 0.2): number {
+export function heldOutUtilityAccuracy(experimentDir: string, utility: (img: ImageRGB, prompt: string) => number, share = HELD_OUT_SHARE): number {
   const held = readRatings(experimentDir).ratings.filter((r) => (r.choice === 'left' || r.choice === 'right') && isHeldOut(r.pairId, share));
   const u = (rel: string, prompt: string) => utility(loadImageRGB(resolveInside(experimentDir, rel)), prompt);
   return held.filter((r) => (u(r.left, r.prompt) > u(r.right, r.prompt)) === (r.choice === 'left')).length / held.length;
@@ -115,19 +118,14 @@ async function trainRewardLocked(experimentDir: string, o: TrainRewardOptions): 
 }
 
 async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRewardOptions): Promise<{ card: RewardCard; head: RewardHead; log: RatingsLog }> {
-  const share = o.heldOutShare ?? 0.2;
+  const share = o.heldOutShare ?? HELD_OUT_SHARE;
   const layout = layoutFor(backbone);
   const prior = await chosenPrior(experimentDir, backbone, o);
   const { log, examples } = await readExamples(experimentDir, backbone, layout, o.onProgress);
   const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
   const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
   if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
-  const fitOnce: FitOnce = (xs, from) => {
-    const s = shuffled(xs, mulberry32(o.seed ?? 0));
-    const nVal = xs.length >= 12 ? Math.max(3, Math.round(xs.length * 0.15)) : 0;
-    // the product's reward model trains through our ONNX autodiff, like the LoRA does
-    return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), { makeTrainer: (h, a) => new AutodiffHeadTrainer(h, a), ...o, wrap: from && warmStartFrom(from, layout, xs) });
-  };
+  const fitOnce: FitOnce = (xs, from) => fitRewardHead(xs, { ...o, wrap: from && warmStartFrom(from, layout, xs) });
   const learningCurve = await learningCurveOf(trainAll, heldOut, (xs) => fitOnce(xs, prior), o.onProgress);
   const fit = await fitOnce(trainAll, prior);
   const metrics = pairMetrics(fit.head, heldOut);
@@ -152,6 +150,16 @@ async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRew
 }
 
 type FitOnce = (xs: RatedExample[], from: RewardPrior | undefined) => Promise<FitResult>;
+
+/**
+ * How the card's head is fitted to training comparisons: 15% of them (once there are 12) pick the epoch count, then
+ * every one of them trains, through our ONNX autodiff as the LoRA does.
+ */
+export function fitRewardHead(xs: PairExample[], o: FitOptions = {}): Promise<FitResult> {
+  const s = shuffled(xs, mulberry32(o.seed ?? 0));
+  const nVal = xs.length >= 12 ? Math.max(3, Math.round(xs.length * 0.15)) : 0;
+  return fitHeadUsingAll(s.slice(nVal), s.slice(0, nVal), { makeTrainer: (h, a) => new AutodiffHeadTrainer(h, a), ...o });
+}
 
 // Held-out accuracy after training on growing shares of the training comparisons (the last point, all of them, is the caller's).
 async function learningCurveOf(trainAll: RatedExample[], heldOut: RatedExample[], fit: (xs: RatedExample[]) => Promise<FitResult>, onProgress?: (line: string) => void): Promise<RewardCard['learningCurve']> {
@@ -199,7 +207,7 @@ async function chosenPrior(experimentDir: string, backbone: Backbone, o: TrainRe
  * Score the saved model on the experiment's current held-out ratings (and on all of them), on the backbone it was
  * trained on, or on `backbone` when given (which must be that one).
  */
-export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = 0.2, open: OpenBackboneOptions = {}) {
+export async function evalExperimentReward(experimentDir: string, backbone?: Backbone, heldOutShare = HELD_OUT_SHARE, open: OpenBackboneOptions = {}) {
   const saved = loadRewardModel(experimentDir);
   if (backbone && backbone.id !== saved.backbone && saved.backbone !== 'unknown') {
     throw new Error(`the reward model was trained on backbone ${saved.backbone} but ${backbone.id} was given; pass --backbone with the same encoder or retrain`);
