@@ -10,19 +10,9 @@ import { loadOnnxBackbone } from '../src/core/reward/onnxBackbone';
 import { retrievalAccuracy } from '../src/core/tiny/clipEval';
 import { CLIP_GROUP_KINDS, DEFAULT_CLIP_GROUPS, type ClipGroupKind } from '../src/core/tiny/clipScenes';
 import { trainTinyClip } from '../src/core/tiny/clipTrain';
+import { scriptFlags } from './flags';
 
-function flag(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`missing --${name}; usage: train-tiny-clip.ts --out DIR --steps N --seed S`);
-  return v;
-}
-
-function num(name: string, fallback?: string): number {
-  const v = Number(flag(name, fallback));
-  if (!Number.isFinite(v)) throw new Error(`--${name} must be a number`);
-  return v;
-}
+const { flag, num } = scriptFlags('train-tiny-clip.ts --out DIR --steps N --seed S');
 
 function groups(): ClipGroupKind[] {
   const list = flag('groups', DEFAULT_CLIP_GROUPS.join(',')).split(',');

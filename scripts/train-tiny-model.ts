@@ -10,6 +10,7 @@ import { StableDiffusionPipeline } from '../src/core/diffusion/pipeline';
 import { encodePng } from '../src/core/image/png';
 import { sampleImages, tileImages } from '../src/core/tiny/preview';
 import { trainTinyModel } from '../src/core/tiny/train';
+import { scriptFlags } from './flags';
 
 const PREVIEW_PROMPTS = [
   'a big red circle on a blue background',
@@ -21,18 +22,7 @@ const PREVIEW_PROMPTS = [
   '',
 ];
 
-function flag(name: string, fallback?: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : fallback;
-  if (v === undefined) throw new Error(`missing --${name}; usage: train-tiny-model.ts --out DIR --steps N --seed S`);
-  return v;
-}
-
-function num(name: string, fallback?: string): number {
-  const v = Number(flag(name, fallback));
-  if (!Number.isFinite(v)) throw new Error(`--${name} must be a number`);
-  return v;
-}
+const { flag, num } = scriptFlags('train-tiny-model.ts --out DIR --steps N --seed S');
 
 async function writePreview(dir: string): Promise<void> {
   const pipe = await StableDiffusionPipeline.load(dir);

@@ -95,7 +95,7 @@ export async function trainTinyClip(o: TinyClipTrainOptions): Promise<TinyClipTr
     await trainer.release();
   }
   const logitScale = trainer.params.get('logit_scale')?.[0] ?? LOGIT_SCALE_INIT;
-  writeTinyClipFolder(o, vocab, visionConfig, textConfig, trainer.params, logitScale, lossLog.losses);
+  writeTinyClipFolder({ ...o, groups }, vocab, visionConfig, textConfig, trainer.params, logitScale, lossLog.losses);
   return { losses: lossLog.losses, logitScale };
 }
 
@@ -133,6 +133,6 @@ function writeTinyClipFolder(o: TinyClipTrainOptions, vocab: BpeVocab, visionCon
   }
   atomicWriteFileSync(join(o.out, 'training.json'), JSON.stringify({
     steps: o.steps, seed: o.seed, batch: o.batch, lr: o.lr, weight_decay: o.weightDecay ?? 0.1, learn_temperature: o.learnTemperature ?? true,
-    groups: o.groups ?? DEFAULT_CLIP_GROUPS, ...(o.towers ? { towers: o.towers } : {}), logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
+    groups: o.groups, ...(o.towers ? { towers: o.towers } : {}), logit_scale: +logitScale.toFixed(5), loss_every_50_steps: losses,
   }) + '\n');
 }
