@@ -2,7 +2,8 @@
 import { ExperimentStore } from '../core/experiment/store';
 import { BUILTIN_BACKBONE_ID } from '../core/experiment/schema';
 import { backboneRefFromSpec, isBuiltinBackbone } from '../core/reward/backboneRef';
-import { defineCommand } from './command';
+import { isPriorName, PRIOR_NAMES } from '../core/reward/priors';
+import { defineCommand, UsageError } from './command';
 
 /** Handler for `ddpo experiments list`. */
 export const experimentsListCommand = defineCommand({
@@ -34,18 +35,22 @@ export const experimentsListCommand = defineCommand({
 export const experimentsNewCommand = defineCommand({
   path: ['experiments', 'new'],
   summary: 'Create a new experiment folder',
-  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text', 'reward-backbone': 'text' },
+  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text', 'reward-backbone': 'text', 'reward-prior': 'text' },
   args: ['NAME'],
-  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT] [--reward-backbone builtin|REPO|DIR]\n\n' +
+  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT] [--reward-backbone builtin|REPO|DIR]\n' +
+    `  [--reward-prior ${PRIOR_NAMES.join('|')}]\n\n` +
     'Creates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder). --reward-backbone is what the reward model\n' +
-    'sees images through (default: the built-in features for the embedded model, Xenova/clip-vit-large-patch14 for others).',
+    'sees images through (default: the built-in features for the embedded model, Xenova/clip-vit-large-patch14 for others);\n' +
+    '--reward-prior the built-in reward its head starts from, which the ratings then correct (default: none, it starts cold).',
   async run({ flags, positionals: [name] }, io) {
     const store = new ExperimentStore(flags.workspace ?? process.cwd());
     const baseModel = flags['base-model'] === undefined ? undefined : { id: flags['base-model'] };
     const prompts = flags.prompt === undefined ? undefined : [flags.prompt];
     const spec = flags['reward-backbone'];
     const rewardBackbone = spec === undefined ? undefined : isBuiltinBackbone(spec) ? { id: BUILTIN_BACKBONE_ID } : backboneRefFromSpec(spec);
-    await store.create(name, { baseModel, prompts, rewardBackbone });
+    const rewardPrior = flags['reward-prior'];
+    if (rewardPrior !== undefined && !isPriorName(rewardPrior)) throw new UsageError(`--reward-prior: unknown prior "${rewardPrior}"; use one of ${PRIOR_NAMES.join(', ')}`);
+    await store.create(name, { baseModel, prompts, rewardBackbone, rewardPrior });
     io.out(`Created ${store.dirOf(name)}`);
     return 0;
   },

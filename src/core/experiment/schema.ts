@@ -72,7 +72,7 @@ export class ExperimentFormatError extends Error {
 }
 
 /** A new experiment's content with defaults filled in. */
-export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; prompts?: string[]; settings?: Partial<ExperimentSettings>; rewardBackbone?: RewardBackboneRef; now?: Date } = {}): Experiment {
+export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; prompts?: string[]; settings?: Partial<ExperimentSettings>; rewardBackbone?: RewardBackboneRef; rewardPrior?: string; now?: Date } = {}): Experiment {
   return {
     schemaVersion: EXPERIMENT_SCHEMA_VERSION,
     name,
@@ -81,6 +81,7 @@ export function newExperiment(name: string, opts: { baseModel?: BaseModelRef; pr
     prompts: opts.prompts ?? [],
     settings: { ...DEFAULT_SETTINGS, ...opts.settings },
     ...(opts.rewardBackbone ? { rewardBackbone: { ...opts.rewardBackbone } } : {}),
+    ...(opts.rewardPrior ? { rewardPrior: opts.rewardPrior } : {}),
   };
 }
 

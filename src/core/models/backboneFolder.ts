@@ -10,7 +10,7 @@
  * | `tokenizer.json` or `vocab.json` + `merges.txt` | the text tower's CLIP BPE tokenizer (`tokenizer_config.json` beside it) |
  * | `preprocessor_config.json`, `config.json` | image size and normalisation; the towers' configs (`text_config.vocab_size`) |
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { onnxProblem } from './modelFolder';
 
@@ -99,4 +99,23 @@ function checked(f: BackboneFiles): BackboneFiles {
     if (problem) throw new Error(`reward backbone ${f.dir}: ${file} ${problem}`);
   }
   return f;
+}
+
+/**
+ * Whether a backbone folder embeds prompts (a text tower, or a combined model with a tokenizer; a plain `model.onnx` is
+ * taken for an image encoder) and how wide its image
+ * embedding is by its config.json (`projection_dim`; undefined when no config says).
+ */
+export function backboneFolderTraits(files: BackboneFiles): { textTower: boolean; embeddingWidth?: number } {
+  const combined = !files.plain && files.image === join(files.dir, BACKBONE_LAYOUT.combined);
+  const textTower = !!files.text || (combined && !!files.tokenizerDir);
+  const config = join(files.dir, 'config.json');
+  let width: unknown;
+  try {
+    const c = existsSync(config) ? JSON.parse(readFileSync(config, 'utf8')) : undefined;
+    width = c?.projection_dim ?? c?.vision_config?.projection_dim;
+  } catch {
+    width = undefined; // a config that does not parse says nothing about the width; loading the backbone names the problem
+  }
+  return { textTower, ...(typeof width === 'number' ? { embeddingWidth: width } : {}) };
 }

@@ -6,6 +6,8 @@ import { backboneRefFromSpec, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from
 import { loadOnnxBackbone, type OnnxBackboneOptions } from './onnxBackbone';
 import { findMediaFolder } from '../experiment/modelDir';
 import { BUILTIN_BACKBONE_ID, EXPERIMENT_FILE, type RewardBackboneRef } from '../experiment/schema';
+import { backboneFolderTraits, inspectBackboneFolder } from '../models/backboneFolder';
+import type { BackboneTraits } from './priors';
 import { BACKBONE_REPO, cachedModelDir, defaultModelCacheDir, downloadModel, isCompleteDownload, isHubRepoId, type DownloadProgress } from '../models/hubDownload';
 
 /** Options of {@link openBackbone}: where its sessions run, and how a Hub repo is fetched. */
@@ -51,6 +53,18 @@ async function openNamed(ref: RewardBackboneRef, o: OpenBackboneOptions): Promis
   if (!isHubRepoId(ref.id)) throw new Error(`reward backbone "${ref.id}" is not a local folder, a Hugging Face repo id (owner/name) or builtin; ${fixHint(ref.id, o)}`);
   const dir = await hubBackboneDir(ref.id, o);
   return load(dir, { id: ref.id, path: dir });
+}
+
+/**
+ * What decides which priors fit a backbone already on this machine (the built-in features, a shipped one, or one with
+ * a folder `path`), read from its files without opening a session; see fittingPriors.
+ */
+export function localBackboneTraits(ref: RewardBackboneRef, baseDir = '.'): BackboneTraits {
+  if (isBuiltinBackbone(ref.id)) return { builtin: true, textTower: false };
+  const dir = ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX) ? embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length))
+    : ref.path ? path.resolve(baseDir, ref.path) : undefined;
+  if (!dir) throw new Error(`reward backbone ${ref.id} is not on this machine yet: download it first`);
+  return { builtin: false, ...backboneFolderTraits(inspectBackboneFolder(dir)) };
 }
 
 // The cache folder of a Hub backbone, downloaded first unless it is complete there.

@@ -8,7 +8,7 @@
  *   + (red − blue)) read from the built-in shape features: a hand-made prior for the shapes world, where no
  *   pretrained model means anything.
  */
-import { AESTHETIC_HUB_REPO, AESTHETIC_REPO, aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, missingAestheticWeights, type AestheticPredictor } from './aesthetic';
+import { AESTHETIC_HUB_REPO, AESTHETIC_REPO, AESTHETIC_WIDTHS, aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, missingAestheticWeights, type AestheticPredictor } from './aesthetic';
 import type { OpenBackboneOptions } from './openBackbone';
 import { isBuiltinBackbone } from './backboneRef';
 import type { Backbone } from './backbone';
@@ -35,6 +35,31 @@ export interface RewardPrior {
   /** The tensors that rebuild it (saved with a warm-started head, so that the head needs no other file). */
   tensors(): Record<string, SafeTensor>;
 }
+
+/** What decides which priors fit a reward backbone: the built-in features, a text tower, the image embedding's width. */
+export interface BackboneTraits {
+  builtin: boolean;
+  textTower: boolean;
+  /** The width of the image embedding, when the folder's config.json states it (`projection_dim`). */
+  embeddingWidth?: number;
+}
+
+/**
+ * The priors a personal head on this backbone can start from, the most useful first: `shape_taste` on the built-in
+ * features; on a CLIP, `aesthetic` where the image embedding is ViT-L/14's width (what the predictor reads) and
+ * `clip_score` where a text tower gives the prompt's embedding.
+ */
+export function fittingPriors(t: BackboneTraits): PriorName[] {
+  if (t.builtin) return ['shape_taste'];
+  return [...(t.embeddingWidth === AESTHETIC_WIDTHS[0] ? ['aesthetic' as const] : []), ...(t.textTower ? ['clip_score' as const] : [])];
+}
+
+/** What each prior starts a head from, in a person's words (New Experiment's choice). */
+export const PRIOR_DESCRIPTIONS: Record<PriorName, string> = {
+  aesthetic: 'the LAION aesthetic predictor (the DDPO paper\'s reward): how beautiful people rated similar images',
+  clip_score: 'prompt alignment (CLIP score): how well each image shows what its prompt asks for',
+  shape_taste: 'a hand-made taste for the shapes world: bigger, more centred, warmer shapes',
+};
 
 // Where the built-in features put √area, the distance from the centre and red − blue of the subject (see statsFeatures).
 const SQRT_AREA = 20, CENTRE_DISTANCE = 25, RED_MINUS_BLUE = 30;

@@ -1,6 +1,7 @@
 /**
  * "DDPO Studio: New Experiment": name, model (embedded tiny model, a local folder, or a Hub download), the reward
- * backbone (built-in features, CLIP from the Hub, a local folder), prompts (typed or from a file) and a preset, all in
+ * backbone (built-in features, CLIP from the Hub, a local folder), where its reward model starts (a built-in prior that
+ * fits the backbone, or cold), prompts (typed or from a file) and a preset, all in
  * quick picks that stay open when focus moves (a dashboard redrawing, a notification), so a half-answered wizard is
  * never lost; writes experiment.json and ddpo.json.
  */
@@ -12,6 +13,8 @@ import { atomicWriteFileSync } from '../../core/fsutil';
 import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, TINY_CLIP_BACKBONE_ID, type BaseModelRef, type RewardBackboneRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
 import { inspectBackboneFolder } from '../../core/models/backboneFolder';
+import { localBackboneTraits } from '../../core/reward/openBackbone';
+import { fittingPriors, PRIOR_DESCRIPTIONS, type BackboneTraits, type PriorName } from '../../core/reward/priors';
 import { cachedModelDir, defaultModelCacheDir, hubEndpoint, isCompleteDownload, BACKBONE_REPO } from '../../core/models/hubDownload';
 import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
@@ -32,28 +35,30 @@ export async function newExperiment(services: Services, name?: string): Promise<
   const chosen =
     name ??
     (await vscode.window.showInputBox({
-      title: 'New DDPO Studio experiment (1/5): name',
+      title: 'New DDPO Studio experiment (1/6): name',
       ignoreFocusOut: true,
       prompt: `Name of the experiment folder under ${store.root}`,
       placeHolder: 'e.g. watercolor-cats',
       validateInput: (v) => experimentNameProblem(v.trim()) ?? (existing.has(v.trim()) ? `"${v.trim()}" already exists` : null),
     }));
   if (chosen === undefined) return undefined;
-  let init: { baseModel?: BaseModelRef; rewardBackbone?: RewardBackboneRef; prompts?: string[]; preset?: ExperimentPreset } = {};
+  let init: { baseModel?: BaseModelRef; rewardBackbone?: RewardBackboneRef; rewardPrior?: PriorName; prompts?: string[]; preset?: ExperimentPreset } = {};
   if (name === undefined) {
     const baseModel = await pickModel(services);
     if (!baseModel) return undefined;
     const rewardBackbone = await pickBackbone(services, baseModel.id === EMBEDDED_MODEL_ID);
     if (!rewardBackbone) return undefined;
+    const start = await pickPrior(rewardBackbone);
+    if (!start) return undefined;
     const prompts = await pickPrompts(baseModel.id === EMBEDDED_MODEL_ID ? TINY_PROMPTS : '');
     if (!prompts) return undefined;
     const preset = await pickPreset(baseModel.id === EMBEDDED_MODEL_ID);
     if (!preset) return undefined;
     if (baseModel.id !== EMBEDDED_MODEL_ID && baseModel.path && !(await modelUsable(services, baseModel.path, preset))) return undefined;
-    init = { baseModel, rewardBackbone, prompts, preset };
+    init = { baseModel, rewardBackbone, ...(start.prior ? { rewardPrior: start.prior } : {}), prompts, preset };
   }
   try {
-    const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, rewardBackbone: init.rewardBackbone, prompts: init.prompts, settings: init.preset?.settings });
+    const exp = await store.create(chosen.trim(), { baseModel: init.baseModel, rewardBackbone: init.rewardBackbone, rewardPrior: init.rewardPrior, prompts: init.prompts, settings: init.preset?.settings });
     if (init.preset) atomicWriteFileSync(path.join(store.dirOf(exp.name), 'ddpo.json'), JSON.stringify(init.preset.ddpo, null, 2) + '\n');
   } catch (e) {
     void vscode.window.showErrorMessage(`Could not create the experiment: ${(e as Error).message}`);
@@ -70,7 +75,7 @@ async function pickModel(services: Services): Promise<BaseModelRef | undefined> 
     { id: 'hub', label: '$(cloud-download) Download from the Hugging Face Hub…', detail: 'A repo with the ONNX export, e.g. an optimum-exported SD 1.5' },
   ];
   if (!hasEmbeddedModel(services.context)) items.shift();
-  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (2/5): base model', placeHolder: 'Which image model do you want to teach?' });
+  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (2/6): base model', placeHolder: 'Which image model do you want to teach?' });
   if (!pick) return undefined;
   if (pick.id === 'embedded') return { id: EMBEDDED_MODEL_ID, path: embeddedModelDir(services.context) };
   if (pick.id === 'folder') {
@@ -122,7 +127,7 @@ async function pickBackbone(services: Services, embedded: boolean): Promise<Rewa
   // the embedded model's images are the tiny CLIP's world: with it the reward also sees the prompt
   const tinyClip = { id: 'tiny-clip', label: '$(symbol-misc) Embedded tiny CLIP', description: 'no download', detail: 'Image and text towers trained on the shapes world: the reward sees each image and the prompt it was made for (whether the shape is the one asked for).' };
   const ordered = embedded ? [builtin, tinyClip, ...items] : [...items, builtin];
-  const pick = await vscode.window.showQuickPick(ordered, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (3/5): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
+  const pick = await vscode.window.showQuickPick(ordered, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (3/6): reward backbone', placeHolder: 'What should the reward model see your ratings through?' });
   if (!pick) return undefined;
   if (pick.id === 'builtin') return { id: BUILTIN_BACKBONE_ID };
   if (pick.id === 'tiny-clip') return { id: TINY_CLIP_BACKBONE_ID };
@@ -133,6 +138,29 @@ async function pickBackbone(services: Services, embedded: boolean): Promise<Rewa
   if (!repo) return undefined;
   const dir = await download(services, repo, 'backbone');
   return dir === undefined ? undefined : { id: repo, path: dir };
+}
+
+/**
+ * Where the reward model starts: each built-in prior that fits the backbone (a pretrained one first, so that a few dozen
+ * ratings correct a good reward instead of building one), or cold, from the ratings alone (first on the built-in
+ * features, whose prior is only a guess at a taste). `{}` is cold; undefined: the wizard was closed.
+ */
+async function pickPrior(backbone: RewardBackboneRef): Promise<{ prior?: PriorName } | undefined> {
+  let traits: BackboneTraits;
+  try {
+    traits = localBackboneTraits(backbone);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`${(e as Error).message}; nothing was created.`);
+    return undefined;
+  }
+  const priors = fittingPriors(traits).map((name) => ({ label: `$(sparkle) Start from ${name}`, detail: PRIOR_DESCRIPTIONS[name], prior: name }));
+  const cold = { label: '$(circle-outline) Start cold', detail: 'Learn only from your ratings: nothing assumed, but it needs more of them.', prior: undefined };
+  const items = traits.builtin ? [cold, ...priors] : [...priors, cold];
+  const pick = await vscode.window.showQuickPick(items, {
+    ignoreFocusOut: true, title: 'New DDPO Studio experiment (4/6): where the reward model starts',
+    placeHolder: 'Start from a built-in reward that your ratings then correct, or learn from the ratings alone? (rewardPrior in experiment.json)',
+  });
+  return pick && (pick.prior ? { prior: pick.prior } : {});
 }
 
 async function pickBackboneFolder(): Promise<RewardBackboneRef | undefined> {
@@ -150,7 +178,7 @@ async function pickBackboneFolder(): Promise<RewardBackboneRef | undefined> {
 async function pickPrompts(suggested: string): Promise<string[] | undefined> {
   const how = await vscode.window.showQuickPick(
     [{ id: 'type', label: '$(edit) Type prompts…', detail: 'Separate prompts with ";"' }, { id: 'file', label: '$(file) Read prompts from a file…', detail: 'One prompt per line; lines starting with # are ignored' }],
-    { ignoreFocusOut: true, title: 'New DDPO Studio experiment (4/5): prompts', placeHolder: 'Which prompts should the model get better at?' },
+    { ignoreFocusOut: true, title: 'New DDPO Studio experiment (5/6): prompts', placeHolder: 'Which prompts should the model get better at?' },
   );
   if (!how) return undefined;
   if (how.id === 'file') {
@@ -167,7 +195,7 @@ async function pickPrompts(suggested: string): Promise<string[] | undefined> {
 async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefined> {
   const items = PRESETS.map((p) => ({ label: p.label, detail: p.detail, preset: p }));
   if (!cpuFirst) items.reverse();
-  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (5/5): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
+  const pick = await vscode.window.showQuickPick(items, { ignoreFocusOut: true, title: 'New DDPO Studio experiment (6/6): preset', placeHolder: 'How big should sampling and training be? (editable later in ddpo.json)' });
   return pick?.preset;
 }
 

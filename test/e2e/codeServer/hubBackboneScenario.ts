@@ -32,7 +32,7 @@ export function hubBackboneSteps(page: Page, workspace: string, env: ModelSource
         // A webview editor can take the focus back and so close a quick pick of the flow halfway: none stays open.
         await runCommand(page, 'View: Close All Editors');
         await runCommand(page, 'DDPO Studio: New Experiment');
-        await answerStep(page, '(1/5): name', EXP);
+        await answerStep(page, '(1/6): name', EXP);
         await pickQuick(page, 'Download from the Hugging Face Hub');
         await answerStep(page, 'Hugging Face repo with an ONNX Stable Diffusion export', MODEL_REPO);
         await pickQuick(page, 'Another Hugging Face repo');
@@ -43,14 +43,19 @@ export function hubBackboneSteps(page: Page, workspace: string, env: ModelSource
       },
     },
     {
-      name: 'the CLIP lands in ~/.cache/ddpo-studio/models and experiment.json records it as the reward backbone, which the tree names',
+      name: 'the CLIP lands in ~/.cache/ddpo-studio/models; the wizard offers clip_score (not aesthetic: the CLIP is not ViT-L/14) and experiment.json records both, the tree the backbone',
       async run() {
+        const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+        await rows.filter({ hasText: 'Start from clip_score' }).waitFor({ timeout: 60_000 });
+        assert.deepEqual((await rows.allInnerTexts()).map((t) => t.split('\n')[0].trim()), ['Start from clip_score', 'Start cold']);
+        await pickQuick(page, 'Start from clip_score');
         await pickQuick(page, 'Type prompts');
         await answerStep(page, 'Prompts, separated by', 'a big red circle on a blue background; a small yellow square on the left on a black background');
         await pickQuick(page, 'Quick test on CPU');
         await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
         await treeRow(page, EXP).waitFor({ timeout: 60_000 });
         assert.deepEqual(readJson('experiment.json').rewardBackbone, { id: CLIP_REPO, path: cached });
+        assert.equal(readJson('experiment.json').rewardPrior, 'clip_score');
         for (const f of ['onnx/vision_model.onnx', 'onnx/text_model.onnx', 'tokenizer.json', 'preprocessor_config.json', 'config.json']) {
           assert.ok(fs.readFileSync(path.join(cached, f)).equals(fs.readFileSync(path.join(CLIP_FOLDER, f))), `${f} in the cache equals the served file`);
         }
@@ -68,8 +73,6 @@ export function hubBackboneSteps(page: Page, workspace: string, env: ModelSource
     {
       name: 'the rating panel rates pairs of the Hub model by keyboard until some are held out for the reward model\'s test',
       async run() {
-        // The studio offers no choice of prior yet: the experiment starts its reward model from clip_score by its experiment.json.
-        writeJson('experiment.json', { ...readJson('experiment.json'), rewardPrior: 'clip_score' });
         await closeToasts(page);
         await runCommand(page, 'DDPO Studio: Rate Pairs');
         await pickQuick(page, EXP);

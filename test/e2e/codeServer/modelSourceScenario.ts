@@ -34,11 +34,12 @@ export function modelSourceSteps(page: Page, workspace: string, env: ModelSource
     // A webview editor can take the focus back and so close a quick pick of the flow halfway: none stays open.
     await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'DDPO Studio: New Experiment');
-    await answerStep(page, '(1/5): name', name);
+    await answerStep(page, '(1/6): name', name);
     await pickQuick(page, source);
   };
   const finishWithPromptsAndPreset = async (prompts: string) => {
     await pickQuick(page, 'Built-in shape features');
+    await pickQuick(page, 'Start cold');
     await pickQuick(page, 'Type prompts');
     await answerStep(page, 'Prompts, separated by', prompts);
     await pickQuick(page, 'Quick test on CPU');

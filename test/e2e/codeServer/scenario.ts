@@ -38,9 +38,10 @@ export function scenario(page: Page, workspace: string, url: string, env: ModelS
       name: '"DDPO Studio: New Experiment" (quick picks: embedded model, typed prompts, CPU preset) adds the experiment to the tree and to disk',
       async run() {
         await runCommand(page, 'DDPO Studio: New Experiment');
-        await answerStep(page, '(1/5): name', 'watercolor-cats');
+        await answerStep(page, '(1/6): name', 'watercolor-cats');
         await pickQuick(page, 'Embedded tiny model');
         await pickQuick(page, 'Built-in shape features');
+        await pickQuick(page, 'Start cold');
         await pickQuick(page, 'Type prompts');
         await answerStep(page, 'Prompts, separated by', 'a big red circle on a blue background; a small yellow square on the left on a black background');
         await pickQuick(page, 'Quick test on CPU');
@@ -50,6 +51,7 @@ export function scenario(page: Page, workspace: string, url: string, env: ModelS
         assert.equal(json.name, 'watercolor-cats');
         assert.equal(json.baseModel.id, 'embedded:tiny-shapes');
         assert.equal(json.prompts.length, 2);
+        assert.equal(json.rewardPrior, undefined, 'started cold');
         assert.equal(JSON.parse(fs.readFileSync(path.join(ddpo, 'watercolor-cats', 'ddpo.json'), 'utf8')).reward, 'learned');
       },
     },

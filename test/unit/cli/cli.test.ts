@@ -52,6 +52,21 @@ test('experiments new then list shows the experiment; a second new with the same
   assert.match(again.err, /already exists/);
 });
 
+test('experiments new --reward-prior records where the reward model starts; an unknown prior is refused before anything is written', async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
+  const created = await ddpo('experiments', 'new', 'warm', '--workspace', ws, '--reward-backbone', 'embedded:tiny-clip', '--reward-prior', 'clip_score');
+  assert.equal(created.code, 0, created.err);
+  const json = JSON.parse(fs.readFileSync(path.join(ws, '.ddpo', 'warm', 'experiment.json'), 'utf8'));
+  assert.equal(json.rewardPrior, 'clip_score');
+  assert.deepEqual(json.rewardBackbone, { id: 'embedded:tiny-clip' });
+  const bad = await ddpo('experiments', 'new', 'typo', '--workspace', ws, '--reward-prior', 'aesthetics');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /unknown prior "aesthetics"; use one of aesthetic, clip_score, shape_taste/);
+  assert.ok(!fs.existsSync(path.join(ws, '.ddpo', 'typo')));
+  const cold = await ddpo('experiments', 'new', 'cold', '--workspace', ws);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(ws, '.ddpo', 'cold', 'experiment.json'), 'utf8')).rewardPrior, undefined, cold.err);
+});
+
 test('list exits 1 and names the reason when an experiment is broken', async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
   fs.mkdirSync(path.join(ws, '.ddpo', 'broken'), { recursive: true });

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AESTHETIC_LAYERS, AESTHETIC_WIDTHS, aestheticScore, loadAestheticPredictor } from '../../../src/core/reward/aesthetic';
-import { openPrior } from '../../../src/core/reward/priors';
-import { openBackbone } from '../../../src/core/reward/openBackbone';
+import { fittingPriors, openPrior, PRIOR_NAMES } from '../../../src/core/reward/priors';
+import { localBackboneTraits, openBackbone } from '../../../src/core/reward/openBackbone';
 import { statsBackbone, type Backbone } from '../../../src/core/reward/backbone';
 import { makeReward } from '../../../src/core/ddpo/rewards';
 import { parseDdpoConfig } from '../../../src/core/ddpo/config';
@@ -101,6 +101,37 @@ test('the aesthetic prior refuses a backbone whose embeddings are not 768 wide, 
   await assert.rejects(openPrior('aesthetic', statsBackbone, { experimentDir: exp }), (e: Error) => /768-wide/.test(e.message) && /gives 31/.test(e.message) && /clip-vit-large-patch14/.test(e.message));
   await assert.rejects(openPrior('clip_score', statsBackbone), /no text tower/);
   await assert.rejects(openPrior('shape_taste', { ...statsBackbone, id: 'test:other', label: 'other' }), /built-in shape features/);
+});
+
+test('New Experiment offers the priors that fit the backbone, read from its files: each one offered opens on it, each one left out is refused', async () => {
+  const root = tmp();
+  const folder = (name: string, o: Parameters<typeof writeTestClipFolder>[1]) => ({ id: name, path: writeTestClipFolder(path.join(root, name), o) });
+  const cases = [
+    { ref: { id: 'builtin' }, want: ['shape_taste'] },
+    { ref: { id: 'embedded:tiny-clip' }, want: ['clip_score'] },
+    { ref: folder('vit-l-like', { proj: 768 }), want: ['aesthetic', 'clip_score'] },
+    { ref: folder('vit-l-image-only', { proj: 768, towers: 'image-only' }), want: ['aesthetic'] },
+    { ref: folder('combined', { towers: 'combined' }), want: ['clip_score'] },
+    { ref: folder('plain', { towers: 'plain', tokenizer: 'none' }), want: [] },
+  ];
+  const exp = tmp();
+  fs.mkdirSync(path.join(exp, 'reward', 'priors'), { recursive: true });
+  writeAestheticSafetensors(path.join(exp, 'reward', 'priors', 'aesthetic.safetensors'), aestheticTensors(3));
+  for (const c of cases) {
+    const offered = fittingPriors(localBackboneTraits(c.ref));
+    assert.deepEqual(offered, c.want, c.ref.id);
+    const backbone = await openBackbone(c.ref);
+    try {
+      for (const name of PRIOR_NAMES) {
+        const opened = openPrior(name, backbone, { experimentDir: exp, offline: true });
+        if (offered.includes(name)) await assert.doesNotReject(opened, `${name} on ${c.ref.id}`);
+        else await assert.rejects(opened, Error, `${name} on ${c.ref.id}`);
+      }
+    } finally {
+      await backbone.dispose?.();
+    }
+  }
+  assert.throws(() => localBackboneTraits({ id: 'owner/not-downloaded' }), /download it first/);
 });
 
 test('clip_score is 100·max(cos, 0) of the image and prompt embeddings', async () => {
