@@ -40,7 +40,7 @@ export function activate(context: vscode.ExtensionContext): Services {
       ? watchStudio(store.workspace, (name) => {
           void tree.refresh();
           if (name) refreshDashboard(store.dirOf(name));
-        }, undefined, (message) => services.output.appendLine(`[host] ${message}`))
+        }, { onError: (message) => services.output.appendLine(`[host] ${message}`) })
       : undefined;
     return tree.refresh();
   };

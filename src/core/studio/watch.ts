@@ -26,12 +26,20 @@ export function isStudioPath(rel: string): boolean {
   return rel === '' || FILES.some((re) => re.test(rel));
 }
 
+/** How {@link watchStudio} reports. */
+export interface WatchOptions {
+  /** Changes of one experiment closer together than this are reported once (default 150 ms). */
+  debounceMs?: number;
+  /** Hears the watcher's errors, in words. */
+  onError?: (message: string) => void;
+}
+
 /**
  * Calls `onChange(experimentName | undefined)` (debounced per experiment) when an experiment's description,
  * ratings, reward card, run status, metrics, checkpoints or comparisons change; undefined means `.ddpo/` itself.
- * `onError` hears the watcher's errors.
  */
-export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, debounceMs = 150, onError?: (message: string) => void): StudioWatch {
+export function watchStudio(workspace: string, onChange: (experiment: string | undefined) => void, o: WatchOptions = {}): StudioWatch {
+  const debounceMs = o.debounceMs ?? 150;
   const root = path.resolve(workspace);
   const ddpo = path.join(root, DDPO_DIR);
   // the path below its experiment folder ("/"-separated), or undefined for the root, `.ddpo`, paths outside it and
@@ -64,7 +72,7 @@ export function watchStudio(workspace: string, onChange: (experiment: string | u
   });
   // Errors (e.g. the system's limit of watched files) must not take down the caller, but are said: changes the watch
   // then misses show only after a manual refresh.
-  watcher.on('error', (e) => onError?.(`the .ddpo/ folder watch failed (${(e as Error).message}); the Experiments tree may miss changes until Refresh`));
+  watcher.on('error', (e) => o.onError?.(`the .ddpo/ folder watch failed (${(e as Error).message}); the Experiments tree may miss changes until Refresh`));
   const ready = new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return {
     ready,

@@ -17,7 +17,7 @@ function nextChange(waiters: (() => void)[]): Promise<void> {
 test('the watcher reports .ddpo appearing, experiment folders added and removed by hand', { timeout: 15_000 }, async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
   const waiters: (() => void)[] = [];
-  const w = watchStudio(ws, () => waiters.splice(0).forEach((r) => r()), 50);
+  const w = watchStudio(ws, () => waiters.splice(0).forEach((r) => r()), { debounceMs: 50 });
   try {
     await w.ready;
     let change = nextChange(waiters);
