@@ -5,11 +5,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { A, GraphBuilder } from '../../../../src/core/onnx/builder';
+import { GraphBuilder } from '../../../../src/core/onnx/builder';
 import { DataType, emptyGraph, makeModel, type Graph, type Model } from '../../../../src/core/onnx/ir';
 import { saveModel } from '../../../../src/core/onnx/proto';
 import { buildClipTextEncoder, type ClipTextConfig } from '../../../../src/core/graphs/clipText';
-import { attention, layerNorm, linear, Net } from '../../../../src/core/graphs/layers';
+import { clipProjection } from '../../../../src/core/graphs/clipEncoder';
+import { clipVisionTower } from '../../../../src/core/graphs/clipVision';
+import { linear, Net } from '../../../../src/core/graphs/layers';
 import { WeightSource } from '../../../../src/core/graphs/weights';
 
 /** The embedded model's tokenizer (603 tokens, 16 positions): always in the repo. */
@@ -38,37 +40,15 @@ export interface TestClipOptions {
 /** A small vision size (32 px, 16 patches). */
 export const TINY_VISION: VisionSize = { image: 32, patch: 8, hidden: 32, layers: 1, heads: 4, mlp: 64 };
 
-const QUICK_GELU = (b: GraphBuilder, u: string) => b.op('Mul', [u, b.op('Sigmoid', [b.op('Mul', [u, b.scalar(1.702)])])]);
-
-/** Adds a ViT image tower `pixel_values [batch,3,S,S]` -> `image_embeds [batch,proj]` to `graph` (CLIPVisionModelWithProjection's shape). */
+/** Adds a ViT image tower `pixel_values [batch,3,S,S]` -> `image_embeds [batch,proj]` to `graph` (CLIPVisionModelWithProjection's shape), built by the product's own tower. */
 export function addVisionTower(graph: Graph, v: VisionSize, proj: number, seed: number): void {
   const b = new GraphBuilder(graph);
   const net = new Net(b, new WeightSource(null, seed, 'test vision tower'));
-  const d = v.hidden, tokens = (v.image / v.patch) ** 2 + 1;
   const pixels = b.input('pixel_values', DataType.FLOAT, ['batch', 3, v.image, v.image]);
-  const pooled = net.sub('vision_model', () => {
-    const conv = b.op('Conv', [pixels, net.param('embeddings.patch_embedding.weight', [d, 3, v.patch, v.patch], { kind: 'normal', std: 0.02 })], {
-      kernel_shape: A.ints([v.patch, v.patch]), strides: A.ints([v.patch, v.patch]),
-    });
-    const patches = b.op('Transpose', [b.op('Reshape', [conv, b.constI64([0, d, -1])])], { perm: A.ints([0, 2, 1]) });
-    const batch = b.op('Gather', [b.op('Shape', [pixels]), b.constI64([0])], { axis: A.i(0) });
-    const cls = b.op('Expand', [net.param('embeddings.class_embedding', [d], { kind: 'normal', std: 0.5 }), b.op('Concat', [batch, b.constI64([1, d])], { axis: A.i(0) })]);
-    let h = b.op('Add', [b.op('Concat', [cls, patches], { axis: A.i(1) }), net.param('embeddings.position_embedding.weight', [tokens, d], { kind: 'normal', std: 0.02 })]);
-    h = layerNorm(net, h, 'pre_layrnorm', d, 1e-5);
-    for (let l = 0; l < v.layers; l++) {
-      const x = h;
-      h = net.sub(`encoder.layers.${l}`, () => {
-        const n1 = layerNorm(net, x, 'layer_norm1', d, 1e-5);
-        const a = net.sub('self_attn', () => attention(net, n1, n1, d, { heads: v.heads, qkvBias: true, names: { q: 'q_proj', k: 'k_proj', v: 'v_proj', out: 'out_proj' } }));
-        const r = b.op('Add', [x, a]);
-        const m = net.sub('mlp', () => linear(net, QUICK_GELU(b, linear(net, layerNorm(net, r, 'layer_norm2', d, 1e-5), 'fc1', d, v.mlp)), 'fc2', v.mlp, d));
-        return b.op('Add', [r, m]);
-      });
-    }
-    return layerNorm(net, b.op('Gather', [h, b.scalar(0, DataType.INT64)], { axis: A.i(1) }), 'post_layernorm', d, 1e-5);
+  const { pooled } = clipVisionTower(net, pixels, {
+    image_size: v.image, patch_size: v.patch, hidden_size: v.hidden, intermediate_size: v.mlp, num_hidden_layers: v.layers, num_attention_heads: v.heads,
   });
-  const embeds = linear(net, pooled, 'visual_projection', d, proj, false);
-  b.op('Identity', [embeds], {}, { outputs: ['image_embeds'] });
+  b.op('Identity', [clipProjection(net, pooled, 'visual_projection', v.hidden, proj)], {}, { outputs: ['image_embeds'] });
   graph.outputs.push({ name: 'image_embeds', elemType: DataType.FLOAT, shape: ['batch', proj] });
 }
 
