@@ -5,7 +5,7 @@
  * images show another shape than the prompt's (base -> tuned). The ceiling row is the rater's own utility scored on the
  * same held-out ratings: what a reward model that knew the taste exactly would reach against the rater's noise.
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
- *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp]
+ *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
  */
 import { createHash } from 'node:crypto';
@@ -18,6 +18,7 @@ import type { DemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
 import { tasteUtility } from '../src/core/demo/taste';
 import { heldOutUtilityAccuracy } from '../src/core/reward/experiment';
+import { isPriorName, PRIOR_NAMES } from '../src/core/reward/priors';
 import { readRatings } from '../src/core/reward/store';
 
 /** One demo run's figures. */
@@ -36,7 +37,7 @@ interface Row {
   ceiling: number;
 }
 
-const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' } } });
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
 const backbones = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-taste-')));
@@ -54,6 +55,8 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
   if (values.threads) o.threads = Number(values.threads);
   if (values.head === 'mlp' || values.head === 'linear') o.rewardHead = values.head;
   else if (values.head) throw new Error(`--head ${values.head}: use linear or mlp`);
+  if (isPriorName(values.prior)) o.rewardPrior = values.prior;
+  else if (values.prior) throw new Error(`--prior ${values.prior}: use one of ${PRIOR_NAMES.join(', ')}`);
   const { report: r, experimentDir } = await runDemo(o);
   if (r.algorithm === 'diffusion-dpo') throw new Error('the fidelity measurement runs the DDPO demo');
   const row: Row = {

@@ -58,7 +58,7 @@ export async function createDemoExperiment(o: DemoOptions, modelDir: string, nam
   const store = new ExperimentStore(o.workspace);
   await store.create(name, {
     baseModel: { id: 'tiny-shapes', path: modelDir }, prompts: [...o.trainPrompts], rewardBackbone: backboneRefFromSpec(o.backbone ?? demoBackbone(o.taste)),
-    settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
+    rewardPrior: o.rewardPrior, settings: { steps: o.steps, guidanceScale: o.guidance, imageSize: 32, seed: o.seed, demo: true },
   });
   return store.dirOf(name);
 }

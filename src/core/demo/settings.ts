@@ -1,6 +1,7 @@
 /** The demo's knobs: sizes of each phase and the DDPO settings, full and `--quick`. */
 import { renameEarlierSettings } from '../ddpo/config';
 import type { TrainingAlgorithm } from '../../protocol';
+import type { PriorName } from '../reward/priors';
 import { BUILTIN_BACKBONE_ID, TINY_CLIP_BACKBONE_ID } from '../experiment/schema';
 import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS, type DemoTaste } from './taste';
 
@@ -25,6 +26,8 @@ export interface DemoOptions {
   rewardL1: number;
   /** The reward head: linear (default) or a one-hidden-layer MLP of 32. */
   rewardHead?: 'linear' | 'mlp';
+  /** The built-in prior the reward head starts from (the experiment's `rewardPrior`); absent: it starts cold. */
+  rewardPrior?: PriorName;
   /** Base images generated per training prompt for rating. */
   imagesPerPrompt: number;
   /** What fine-tunes the LoRA: DDPO against a reward model learned from the ratings, or Diffusion-DPO on the rated pairs. */

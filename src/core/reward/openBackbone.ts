@@ -6,8 +6,6 @@ import { backboneRefFromSpec, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from
 import { loadOnnxBackbone, type OnnxBackboneOptions } from './onnxBackbone';
 import { findMediaFolder } from '../experiment/modelDir';
 import { BUILTIN_BACKBONE_ID, EXPERIMENT_FILE, type RewardBackboneRef } from '../experiment/schema';
-import { backboneFolderTraits, inspectBackboneFolder } from '../models/backboneFolder';
-import type { BackboneTraits } from './priors';
 import { BACKBONE_REPO, cachedModelDir, defaultModelCacheDir, downloadModel, isCompleteDownload, isHubRepoId, type DownloadProgress } from '../models/hubDownload';
 
 /** Options of {@link openBackbone}: where its sessions run, and how a Hub repo is fetched. */
@@ -55,18 +53,6 @@ async function openNamed(ref: RewardBackboneRef, o: OpenBackboneOptions): Promis
   return load(dir, { id: ref.id, path: dir });
 }
 
-/**
- * What decides which priors fit a backbone already on this machine (the built-in features, a shipped one, or one with
- * a folder `path`), read from its files without opening a session; see fittingPriors.
- */
-export function localBackboneTraits(ref: RewardBackboneRef, baseDir = '.'): BackboneTraits {
-  if (isBuiltinBackbone(ref.id)) return { builtin: true, textTower: false };
-  const dir = ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX) ? embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length))
-    : ref.path ? path.resolve(baseDir, ref.path) : undefined;
-  if (!dir) throw new Error(`reward backbone ${ref.id} is not on this machine yet: download it first`);
-  return { builtin: false, ...backboneFolderTraits(inspectBackboneFolder(dir)) };
-}
-
 // The cache folder of a Hub backbone, downloaded first unless it is complete there.
 async function hubBackboneDir(repo: string, o: OpenBackboneOptions): Promise<string> {
   const cacheDir = o.cacheDir ?? defaultModelCacheDir();
@@ -92,7 +78,7 @@ function fixHint(id: string, o: OpenBackboneOptions): string {
 }
 
 /** The folder of a backbone shipped in `media/<name>/`, searched upwards from `from` (this file's folder by default). */
-function embeddedBackboneDir(name: string, from: string = __dirname): string {
+export function embeddedBackboneDir(name: string, from: string = __dirname): string {
   const found = findMediaFolder(name, 'config.json', from);
   if (found) return found;
   throw new Error(`cannot find the embedded reward backbone media/${name} above ${from}; reinstall DDPO Studio, or choose another reward backbone`);

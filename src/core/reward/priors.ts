@@ -8,9 +8,12 @@
  *   + (red − blue)) read from the built-in shape features: a hand-made prior for the shapes world, where no
  *   pretrained model means anything.
  */
+import * as path from 'node:path';
 import { AESTHETIC_HUB_REPO, AESTHETIC_REPO, AESTHETIC_WIDTHS, aestheticScore, aestheticSearchDirs, findAestheticWeights, loadAestheticPredictor, missingAestheticWeights, type AestheticPredictor } from './aesthetic';
-import type { OpenBackboneOptions } from './openBackbone';
-import { isBuiltinBackbone } from './backboneRef';
+import { embeddedBackboneDir, type OpenBackboneOptions } from './openBackbone';
+import { EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from './backboneRef';
+import type { RewardBackboneRef } from '../experiment/schema';
+import { backboneFolderTraits, inspectBackboneFolder } from '../models/backboneFolder';
 import type { Backbone } from './backbone';
 import { cosine, type FeatureLayout } from './headInput';
 import { STATS_FEATURE_DIM } from './features';
@@ -52,6 +55,18 @@ export interface BackboneTraits {
 export function fittingPriors(t: BackboneTraits): PriorName[] {
   if (t.builtin) return ['shape_taste'];
   return [...(t.embeddingWidth === AESTHETIC_WIDTHS[0] ? ['aesthetic' as const] : []), ...(t.textTower ? ['clip_score' as const] : [])];
+}
+
+/**
+ * What decides which priors fit a backbone already on this machine (the built-in features, a shipped one, or one with
+ * a folder `path`), read from its files without opening a session; see fittingPriors.
+ */
+export function localBackboneTraits(ref: RewardBackboneRef, baseDir = '.'): BackboneTraits {
+  if (isBuiltinBackbone(ref.id)) return { builtin: true, textTower: false };
+  const dir = ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX) ? embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length))
+    : ref.path ? path.resolve(baseDir, ref.path) : undefined;
+  if (!dir) throw new Error(`reward backbone ${ref.id} is not on this machine yet: download it first`);
+  return { builtin: false, ...backboneFolderTraits(inspectBackboneFolder(dir)) };
 }
 
 /** What each prior starts a head from, in a person's words (New Experiment's choice). */
