@@ -6,6 +6,9 @@
  * - the ceiling: the rater's own utility scored on those held-out ratings (a model that knew the taste exactly);
  * - a diagnosis per backbone (`+ shape verdict`): the same linear head with one more input, whether the geometric test
  *   finds the prompt's shape. How far it lifts a backbone is what that backbone's view of the shape costs;
+ * - the same with another judge's verdict (`+ outline-profile verdict`): a shape judge made apart from the rater's test
+ *   (the outline's 3- and 4-fold waviness around the centroid, its cuts halfway between the clean shapes' means), to see
+ *   what a backbone that saw shapes well, but not exactly as the rater does, could reach;
  * - for a backbone with a text tower, how often its zero-shot choice among the prompt and the prompt with each other
  *   shape agrees with the geometric test, over every rated base image: how well it sees the shape DDPO must keep.
  * Usage: node --import tsx scripts/measure-fidelity-heads.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip,DIR]
@@ -30,8 +33,13 @@ import { pairMetrics } from '../src/core/reward/metrics';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
 import { cosine } from '../src/core/reward/headInput';
+import { GaussianRng } from '../src/core/diffusion/rng';
+import type { ImageRGB } from '../src/core/image/rgb';
+import { mulberry32 } from '../src/core/random';
+import { clipItem, clipScene, renderClipItem, toImageRGB, TRAIN_AUGMENT } from '../src/core/tiny/clipScenes';
 import { fitShape, promptShape } from '../src/core/tiny/fidelity';
-import { SHAPES } from '../src/core/tiny/scenes';
+import { measureImage, shapeCoverage } from '../src/core/tiny/measure';
+import { COLOURS, SHAPES, type ShapeName } from '../src/core/tiny/scenes';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, pairs: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
@@ -58,13 +66,63 @@ async function rated(seed: number): Promise<string> {
   return dir;
 }
 
-// The demo's linear head on the backbone's inputs plus the geometric test's verdict on each image (1: the prompt's shape).
-async function withShapeVerdict(dir: string, backbone: Backbone, seed: number): Promise<number> {
+// The demo's linear head on the backbone's inputs plus a shape judge's verdict on each image (1: the prompt's shape).
+async function withShapeVerdict(dir: string, backbone: Backbone, seed: number, judge: ShapeJudge): Promise<number> {
   const { examples } = await ratingsToExamples(dir, readRatings(dir), backbone);
-  const verdict = (rel: string, prompt: string) => (fitShape(loadImageRGB(resolveInside(dir, rel)))?.shape === promptShape(prompt) ? 1 : 0);
+  const verdict = (rel: string, prompt: string) => (judge(loadImageRGB(resolveInside(dir, rel))) === promptShape(prompt) ? 1 : 0);
   const xs: RatedExample[] = examples.map((e) => ({ ...e, left: Float32Array.of(...e.left, verdict(e.rating.left, e.rating.prompt)), right: Float32Array.of(...e.right, verdict(e.rating.right, e.rating.prompt)) }));
   const fit = await fitRewardHead(xs.filter((e) => !isHeldOut(e.rating.pairId, HELD_OUT_SHARE)), { seed, l1: 0.3 });
   return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, HELD_OUT_SHARE))).accuracy;
+}
+
+type ShapeJudge = (img: ImageRGB) => ShapeName | undefined;
+
+// How wavy the outline is with 3 and 4 waves around the centroid: the outline's distance from the centroid at 72
+// angles (where the shape's coverage falls under a half), its 3rd and 4th Fourier amplitudes over its mean.
+function outlineWaviness(img: ImageRGB): { w3: number; w4: number } | undefined {
+  const m = measureImage(img);
+  if (m.area === 0) return undefined;
+  const cover = shapeCoverage(img, m), W = img.width, H = img.height;
+  const at = (x: number, y: number) => {
+    const fx = x - 0.5, fy = y - 0.5, x0 = Math.floor(fx), y0 = Math.floor(fy), tx = fx - x0, ty = fy - y0;
+    const c = (u: number, v: number) => (u < 0 || v < 0 || u >= W || v >= H ? 0 : cover[v * W + u]);
+    return (c(x0, y0) * (1 - tx) + c(x0 + 1, y0) * tx) * (1 - ty) + (c(x0, y0 + 1) * (1 - tx) + c(x0 + 1, y0 + 1) * tx) * ty;
+  };
+  const N = 72, r = new Float64Array(N);
+  for (let k = 0; k < N; k++) {
+    const th = (2 * Math.PI * k) / N;
+    let s = 0;
+    while (s < W && at(m.cx * W + s * Math.cos(th), m.cy * H + s * Math.sin(th)) >= 0.5) s += 0.1;
+    r[k] = s;
+  }
+  const mean = r.reduce((a, b) => a + b, 0) / N;
+  const amp = (waves: number) => {
+    let re = 0, im = 0;
+    r.forEach((v, k) => { re += v * Math.cos((2 * Math.PI * k * waves) / N); im += v * Math.sin((2 * Math.PI * k * waves) / N); });
+    return Math.hypot(re, im) / N / mean;
+  };
+  return { w3: amp(3), w4: amp(4) };
+}
+
+// The outline-profile judge: triangle where the 3-fold waviness passes halfway between the other shapes' and the
+// triangles' means on training scenes (src/core/tiny/clipScenes.ts, augmented as for the tiny CLIP), else square where
+// the 4-fold one passes halfway between circles' and squares'. Its cuts come from those scenes alone, never from ratings.
+function outlineProfileJudge(): { judge: ShapeJudge; cuts: string } {
+  const rand = mulberry32(5), gauss = new GaussianRng(6);
+  const sums = Object.fromEntries(SHAPES.map((s) => [s, { w3: 0, w4: 0, n: 0 }]));
+  for (let i = 0; i < 600; i++) {
+    const shape = SHAPES[i % SHAPES.length], colour = COLOURS[Math.floor(rand() * COLOURS.length)];
+    const background = COLOURS.filter((c) => c !== colour)[Math.floor(rand() * (COLOURS.length - 1))];
+    const w = outlineWaviness(toImageRGB(renderClipItem(clipItem(clipScene(rand, shape, colour, background), rand), rand, gauss, TRAIN_AUGMENT)));
+    if (w) { sums[shape].w3 += w.w3; sums[shape].w4 += w.w4; sums[shape].n++; }
+  }
+  const m = (s: ShapeName, k: 'w3' | 'w4') => sums[s][k] / sums[s].n;
+  const cut3 = ((m('circle', 'w3') + m('square', 'w3')) / 2 + m('triangle', 'w3')) / 2, cut4 = (m('circle', 'w4') + m('square', 'w4')) / 2;
+  const judge: ShapeJudge = (img) => {
+    const w = outlineWaviness(img);
+    return !w ? undefined : w.w3 > cut3 ? 'triangle' : w.w4 > cut4 ? 'square' : 'circle';
+  };
+  return { judge, cuts: `3-fold ${cut3.toFixed(4)}, 4-fold ${cut4.toFixed(4)}` };
 }
 
 // The share of rated base images whose nearest caption, among the prompt with each shape, names the shape the geometric test finds.
@@ -88,9 +146,26 @@ async function zeroShotAgreement(dirs: string[], backbone: Backbone): Promise<nu
   return agree / n;
 }
 
+// The share of rated base images on which two judges name the same shape.
+function judgesAgree(dirs: string[], a: ShapeJudge, b: ShapeJudge): number {
+  let n = 0, same = 0;
+  for (const dir of dirs) {
+    const seen = new Set(readRatings(dir).ratings.flatMap((r) => [r.left, r.right]));
+    for (const rel of seen) {
+      const img = loadImageRGB(resolveInside(dir, rel));
+      n++;
+      if (a(img) === b(img)) same++;
+    }
+  }
+  return same / n;
+}
+
 async function main(): Promise<void> {
   const dirs = new Map<number, string>();
   for (const seed of seeds) dirs.set(seed, await rated(seed));
+  const geometric: ShapeJudge = (img) => fitShape(img)?.shape;
+  const profile = outlineProfileJudge();
+  console.log(`outline-profile judge (cuts ${profile.cuts}): agrees with the geometric test on ${pct(judgesAgree([...dirs.values()], geometric, profile.judge))} of the rated base images`);
   const rows: Array<[string, number[]]> = [['ceiling: the rater\'s own utility', seeds.map((s) => heldOutUtilityAccuracy(dirs.get(s)!, tasteUtility('fidelity')))]];
   for (const spec of specs) {
     const backbone = await openBackbone(spec);
@@ -102,9 +177,11 @@ async function main(): Promise<void> {
         rows.push([`${backbone.label ?? spec}, ${head}`, accs]);
         console.log(`${rows[rows.length - 1][0]}: ${accs.map(pct).join(' ')}`);
       }
-      const diag: number[] = [];
-      for (const seed of seeds) diag.push(await withShapeVerdict(dirs.get(seed)!, backbone, seed));
-      rows.push([`${backbone.label ?? spec}, linear + shape verdict (diagnosis)`, diag]);
+      for (const [name, judge] of [['shape verdict', geometric], ['outline-profile verdict', profile.judge]] as const) {
+        const diag: number[] = [];
+        for (const seed of seeds) diag.push(await withShapeVerdict(dirs.get(seed)!, backbone, seed, judge));
+        rows.push([`${backbone.label ?? spec}, linear + ${name} (diagnosis)`, diag]);
+      }
       if (backbone.text) console.log(`${backbone.label ?? spec}: zero-shot shape agrees with the geometric test on ${pct(await zeroShotAgreement([...dirs.values()], backbone))} of the rated base images`);
     } finally {
       await backbone.dispose?.();

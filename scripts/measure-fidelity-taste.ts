@@ -5,7 +5,7 @@
  * images show another shape than the prompt's (base -> tuned). The ceiling row is the rater's own utility scored on the
  * same held-out ratings: what a reward model that knew the taste exactly would reach against the rater's noise.
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
- *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME]
+ *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
  */
 import { createHash } from 'node:crypto';
@@ -37,7 +37,7 @@ interface Row {
   ceiling: number;
 }
 
-const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' } } });
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' }, epochs: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
 const backbones = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-taste-')));
@@ -53,6 +53,7 @@ const ratingsKey = (dir: string) => createHash('sha256').update(JSON.stringify(r
 async function runOne(seed: number, backbone: string): Promise<Row> {
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, backbone, name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
+  if (values.epochs) o.epochs = Number(values.epochs);
   if (values.head === 'mlp' || values.head === 'linear') o.rewardHead = values.head;
   else if (values.head) throw new Error(`--head ${values.head}: use linear or mlp`);
   if (isPriorName(values.prior)) o.rewardPrior = values.prior;
