@@ -6,6 +6,7 @@
  * - the ceiling: the rater's own utility scored on those held-out ratings (a model that knew the taste exactly);
  * - a diagnosis per backbone (`+ shape verdict`): the same linear head with one more input, whether the geometric test
  *   finds the prompt's shape. How far it lifts a backbone is what that backbone's view of the shape costs;
+ * - the linear head with its L1 penalty chosen per seed by 5-fold cross-validation of the training comparisons;
  * - the same with another judge's verdict (`+ outline-profile verdict`): a shape judge made apart from the rater's test
  *   (the outline's 3- and 4-fold waviness around the centroid, its cuts halfway between the clean shapes' means), to see
  *   what a backbone that saw shapes well, but not exactly as the rater does, could reach;
@@ -30,6 +31,7 @@ import { resolveInside } from '../src/core/fsutil';
 import { loadImageRGB, type Backbone } from '../src/core/reward/backbone';
 import { fitRewardHead, HELD_OUT_SHARE, heldOutUtilityAccuracy, isHeldOut, ratingsToExamples, trainExperimentReward, type RatedExample, type TrainRewardOptions } from '../src/core/reward/experiment';
 import { pairMetrics } from '../src/core/reward/metrics';
+import { meanLoss } from '../src/core/reward/trainer';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
 import { cosine } from '../src/core/reward/headInput';
@@ -73,6 +75,23 @@ async function withShapeVerdict(dir: string, backbone: Backbone, seed: number, j
   const xs: RatedExample[] = examples.map((e) => ({ ...e, left: Float32Array.of(...e.left, verdict(e.rating.left, e.rating.prompt)), right: Float32Array.of(...e.right, verdict(e.rating.right, e.rating.prompt)) }));
   const fit = await fitRewardHead(xs.filter((e) => !isHeldOut(e.rating.pairId, HELD_OUT_SHARE)), { seed, l1: 0.3 });
   return pairMetrics(fit.head, xs.filter((e) => isHeldOut(e.rating.pairId, HELD_OUT_SHARE))).accuracy;
+}
+
+// The linear head with the L1 penalty whose 5-fold cross-validated log-loss on the training comparisons is lowest.
+async function crossValidatedL1(dir: string, backbone: Backbone, seed: number): Promise<{ l1: number; accuracy: number }> {
+  const { examples } = await ratingsToExamples(dir, readRatings(dir), backbone);
+  const train = examples.filter((e) => !isHeldOut(e.rating.pairId, HELD_OUT_SHARE)), K = 5;
+  let best = { l1: 0, loss: Infinity };
+  for (const l1 of [0, 0.03, 0.1, 0.3, 1]) {
+    let loss = 0;
+    for (let k = 0; k < K; k++) {
+      const fold = train.filter((_, i) => i % K === k);
+      loss += meanLoss((await fitRewardHead(train.filter((_, i) => i % K !== k), { seed, l1 })).head, fold) * fold.length;
+    }
+    if (loss < best.loss) best = { l1, loss };
+  }
+  const fit = await fitRewardHead(train, { seed, l1: best.l1 });
+  return { l1: best.l1, accuracy: pairMetrics(fit.head, examples.filter((e) => isHeldOut(e.rating.pairId, HELD_OUT_SHARE))).accuracy };
 }
 
 type ShapeJudge = (img: ImageRGB) => ShapeName | undefined;
@@ -177,6 +196,9 @@ async function main(): Promise<void> {
         rows.push([`${backbone.label ?? spec}, ${head}`, accs]);
         console.log(`${rows[rows.length - 1][0]}: ${accs.map(pct).join(' ')}`);
       }
+      const cv = [];
+      for (const seed of seeds) cv.push(await crossValidatedL1(dirs.get(seed)!, backbone, seed));
+      rows.push([`${backbone.label ?? spec}, linear, L1 by cross-validation (${cv.map((c) => c.l1).join(', ')})`, cv.map((c) => c.accuracy)]);
       for (const [name, judge] of [['shape verdict', geometric], ['outline-profile verdict', profile.judge]] as const) {
         const diag: number[] = [];
         for (const seed of seeds) diag.push(await withShapeVerdict(dirs.get(seed)!, backbone, seed, judge));
