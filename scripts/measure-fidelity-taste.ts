@@ -7,6 +7,8 @@
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
  *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
+ * `diffusion-dpo` among the backbones runs the Diffusion-DPO demo instead: no reward model, the LoRA learns from the
+ * same rated pairs (its "reward held-out accuracy" is the implicit reward's held-out accuracy after the last epoch).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -14,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runDemo } from '../src/core/demo/run';
-import type { DemoReport } from '../src/core/demo/report';
+import type { AnyDemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
 import { tasteUtility } from '../src/core/demo/taste';
 import { heldOutUtilityAccuracy } from '../src/core/reward/experiment';
@@ -45,26 +47,31 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 // The fidelity utility is the shape's share of the picture, less 1 when the shape is not the prompt's: below 0 is a wrong shape.
-const wrongShare = (r: DemoReport, side: 'utilityBase' | 'utilityTuned') => r.eval.judgements.filter((j) => j[side] < 0).length / r.eval.judgements.length;
+const wrongShare = (r: AnyDemoReport, side: 'utilityBase' | 'utilityTuned') => r.eval.judgements.filter((j) => j[side] < 0).length / r.eval.judgements.length;
 
 // What was rated, without ids and times: equal across backbones when the runs saw the same ratings.
 const ratingsKey = (dir: string) => createHash('sha256').update(JSON.stringify(readRatings(dir).ratings.map((r) => [r.prompt, r.left, r.right, r.choice]))).digest('hex');
 
+/** The pseudo-backbone that runs the Diffusion-DPO demo. */
+const DPO = 'diffusion-dpo';
+
 async function runOne(seed: number, backbone: string): Promise<Row> {
-  const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, backbone, name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
+  const dpo = backbone === DPO;
+  const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, ...(dpo ? { algorithm: 'diffusion-dpo' as const } : { backbone }), name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
-  if (values.epochs) o.epochs = Number(values.epochs);
+  if (values.epochs) { o.epochs = Number(values.epochs); o.dpoEpochs = Number(values.epochs); }
   if (values.head === 'mlp' || values.head === 'linear') o.rewardHead = values.head;
   else if (values.head) throw new Error(`--head ${values.head}: use linear or mlp`);
   if (isPriorName(values.prior)) o.rewardPrior = values.prior;
   else if (values.prior) throw new Error(`--prior ${values.prior}: use one of ${PRIOR_NAMES.join(', ')}`);
   const { report: r, experimentDir } = await runDemo(o);
-  if (r.algorithm === 'diffusion-dpo') throw new Error('the fidelity measurement runs the DDPO demo');
+  const [label, accuracy] = r.algorithm === 'diffusion-dpo' ? ['Diffusion-DPO (no reward model)', r.diffusionDpo.curve[r.diffusionDpo.curve.length - 1]?.heldOutAcc ?? NaN]
+    : [r.rewardModel.backboneLabel ?? r.rewardModel.backbone, r.rewardModel.heldOutAccuracy];
   const row: Row = {
-    seed, backbone, label: r.rewardModel.backboneLabel ?? r.rewardModel.backbone, accuracy: r.rewardModel.heldOutAccuracy, winRate: r.eval.winRate.rate,
+    seed, backbone, label, accuracy, winRate: r.eval.winRate.rate,
     wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir), ceiling: heldOutUtilityAccuracy(experimentDir, tasteUtility('fidelity')),
   };
-  console.log(`seed ${seed} ${backbone}: reward ${pct(row.accuracy)} held-out, blind win ${pct(row.winRate)}, wrong shape ${pct(row.wrongBase)} -> ${pct(row.wrongTuned)}, ${row.seconds.toFixed(0)} s`);
+  console.log(`seed ${seed} ${label}: reward ${pct(row.accuracy)} held-out, blind win ${pct(row.winRate)}, wrong shape ${pct(row.wrongBase)} -> ${pct(row.wrongTuned)}, ${row.seconds.toFixed(0)} s`);
   return row;
 }
 

@@ -103,8 +103,8 @@ function checked(f: BackboneFiles): BackboneFiles {
 
 /**
  * Whether a backbone folder embeds prompts (a text tower, or a combined model with a tokenizer; a plain `model.onnx` is
- * taken for an image encoder) and how wide its image
- * embedding is by its config.json (`projection_dim`; undefined when no config says).
+ * taken for an image encoder) and how wide its image embedding is by its config.json (`projection_dim`; undefined when
+ * no config says).
  */
 export function backboneFolderTraits(files: BackboneFiles): { textTower: boolean; embeddingWidth?: number } {
   const combined = !files.plain && files.image === join(files.dir, BACKBONE_LAYOUT.combined);
