@@ -2,6 +2,8 @@
  * Where a person is in the loop (rate → train the reward model → fine-tune → compare blind → rate more) and the one
  * step that moves them on, read from the experiment's summary. The dashboard shows it as a button.
  */
+import type { TrainingAlgorithm } from '../../protocol';
+import type { RunState } from './runState';
 import type { ExperimentSummary } from './summary';
 
 /** The loop's steps, each the studio command of the same name. */
@@ -31,26 +33,41 @@ export interface NextStep {
   why: string;
 }
 
+/** What the next step depends on besides the summary. */
+export interface NextStepContext {
+  /** The reward ddpo.json names (undefined: none yet; the studio's presets fine-tune on the learned one). */
+  reward?: string;
+  /** The run the person is looking at (default DDPO). */
+  algorithm?: TrainingAlgorithm;
+}
+
 /**
- * The step that moves the person on from where `s` says they are. `reward` is the reward ddpo.json names (undefined:
- * none yet, and the studio's presets fine-tune on the learned one); any other than `learned` needs no ratings to
- * fine-tune, so the loop skips rating and training the reward model until the person chooses their own taste.
+ * The step that moves the person on from where `s` says they are, for the run of `c.algorithm`. DDPO on a reward other
+ * than `learned` needs no ratings, so the loop skips rating and training the reward model until the person chooses
+ * their own taste; Diffusion-DPO learns from the rated pairs themselves, so it needs ratings but no reward model.
  */
-export function nextStep(s: ExperimentSummary, reward?: string): NextStep {
-  const run = s.run;
-  if (run.state === 'running') return { why: 'Fine-tuning is running; once it has a checkpoint, compare it with the base model.' };
-  const learned = reward === undefined || reward === 'learned';
-  if (learned) {
+export function nextStep(s: ExperimentSummary, c: NextStepContext = {}): NextStep {
+  const dpo = c.algorithm === 'diffusion-dpo';
+  const run: Pick<RunState, 'state' | 'checkpoints'> = dpo ? s.dpoRun ?? { state: 'idle', checkpoints: [] } : s.run;
+  const name = dpo ? 'Diffusion-DPO' : 'Fine-tuning';
+  if (run.state === 'running') return { why: `${name} is running; once it has a checkpoint, compare it with the base model.` };
+  const learned = c.reward === undefined || c.reward === 'learned';
+  if (dpo && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so Diffusion-DPO has enough of your choices to learn from.` };
+  if (learned && !dpo) {
     const rewardStep = rewardModelStep(s);
     if (rewardStep) return rewardStep;
   }
   const latest = run.checkpoints.at(-1);
   if (run.state === 'idle' || latest === undefined) {
-    return { step: 'startFineTune', why: learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${reward} (ddpo.json); it needs no ratings.` };
+    const why = dpo ? `Fine-tune the image model with Diffusion-DPO on your ${s.ratings} rated pairs (no reward model needed).`
+      : learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${c.reward} (ddpo.json); it needs no ratings.`;
+    return { step: 'startFineTune', why };
   }
-  if (!s.comparisons.some((c) => c.b.kind === 'checkpoint' && c.b.algorithm === 'ddpo' && c.b.epoch === latest && c.rated >= c.total)) {
-    return { step: 'compare', why: `Compare epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
+  const algorithm: TrainingAlgorithm = dpo ? 'diffusion-dpo' : 'ddpo';
+  if (!s.comparisons.some((x) => x.b.kind === 'checkpoint' && x.b.algorithm === algorithm && x.b.epoch === latest && x.rated >= x.total)) {
+    return { step: 'compare', why: `Compare ${dpo ? 'Diffusion-DPO ' : ''}epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
   }
+  if (dpo) return { step: 'rate', why: 'Compared: rate more pairs, then fine-tune again on all of them.' };
   return { step: 'rate', why: learned ? 'Compared: rate more pairs to sharpen the reward model, then train it and fine-tune again.' : 'Compared: to teach it your own taste, rate pairs, train the reward model and set "reward": "learned" in ddpo.json.' };
 }
 

@@ -11,6 +11,7 @@ import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { ddpoRewardOf, hasRun, readRunState, type RunState } from '../../core/studio/runState';
 import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
+import type { RunArg } from '../studio/pick';
 import { readSummary, type ExperimentSummary } from '../../core/studio/summary';
 import { COMMANDS } from '../commands/ids';
 import { assertNever, isTrainingAlgorithm, panelReceiver, TRAINING_ALGORITHMS, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView, type TrainingAlgorithm } from '../../protocol';
@@ -111,9 +112,11 @@ class DashboardPanel {
     }
   }
 
-  // The walkthrough's button runs the studio command of its step on this experiment, as the tree's menu does.
+  // The walkthrough's button runs the studio command of its step on this experiment, as the tree's menu does; fine-tuning
+  // and comparing act on the run this dashboard shows.
   private runStep(step: LoopStep): void {
-    void vscode.commands.executeCommand(COMMANDS[step], this.dir);
+    const run: RunArg = { experiment: path.basename(this.dir), algorithm: this.algorithm };
+    void vscode.commands.executeCommand(COMMANDS[step], step === 'startFineTune' || step === 'compare' ? run : this.dir);
   }
 
   // A run shown as running that this window did not start: another process (a terminal, another window) holds it.
@@ -152,7 +155,7 @@ class DashboardPanel {
 
   // the loop's figures; the fine-tuning ones are those of the run shown (DDPO or Diffusion-DPO)
   private loop(s: ExperimentSummary, shown: RunState): LoopView {
-    const next = nextStep(s, ddpoRewardOf(this.dir));
+    const next = nextStep(s, { reward: ddpoRewardOf(this.dir), algorithm: this.algorithm });
     const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
     return {
       rated: s.ratings,

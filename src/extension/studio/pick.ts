@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import type { StudioNode } from '../../core/studio/treeModel';
+import { isTrainingAlgorithm, type TrainingAlgorithm } from '../../protocol';
 import { requireStore } from '../workspaceStore';
 
 /** An experiment a command acts on. */
@@ -12,17 +13,28 @@ export interface PickedExperiment {
   experiment: Experiment;
   /** The tree node the command was invoked on, if any. */
   node?: StudioNode;
+  /** The run the command is for, when its argument names one (a run or checkpoint row, or a dashboard's {@link RunArg}). */
+  algorithm?: TrainingAlgorithm;
 }
 
-/** A tree node, an experiment name or folder path; undefined asks with a quick pick. */
+/** What a dashboard passes a command: its experiment and the run it shows, so the command acts on that run without asking. */
+export interface RunArg {
+  experiment: string;
+  algorithm: TrainingAlgorithm;
+}
+
+/** A tree node, a {@link RunArg}, an experiment name or folder path; undefined asks with a quick pick. */
 export async function pickExperiment(arg: unknown, title: string): Promise<PickedExperiment | undefined> {
   const store = requireStore();
   if (!store) return undefined;
   let name: string | undefined;
   let node: StudioNode | undefined;
-  if (typeof arg === 'object' && arg !== null && typeof (arg as StudioNode).experiment === 'string') {
-    node = arg as StudioNode;
-    name = node.experiment;
+  let algorithm: TrainingAlgorithm | undefined;
+  if (typeof arg === 'object' && arg !== null && typeof (arg as RunArg).experiment === 'string') {
+    name = (arg as RunArg).experiment;
+    if (typeof (arg as StudioNode).kind === 'string') node = arg as StudioNode;
+    const a = (arg as Partial<RunArg>).algorithm;
+    algorithm = isTrainingAlgorithm(a) ? a : undefined;
   } else if (typeof arg === 'string') name = path.isAbsolute(arg) ? path.basename(arg) : arg;
   if (!name) {
     const names = (await store.list()).filter((e) => e.status === 'ok').map((e) => e.name);
@@ -31,7 +43,7 @@ export async function pickExperiment(arg: unknown, title: string): Promise<Picke
     if (!name) return undefined;
   }
   try {
-    return { name, dir: store.dirOf(name), experiment: await store.read(name), node };
+    return { name, dir: store.dirOf(name), experiment: await store.read(name), node, ...(algorithm ? { algorithm } : {}) };
   } catch (e) {
     void vscode.window.showErrorMessage(`Cannot open experiment "${name}": ${(e as Error).message}`);
     return undefined;

@@ -15,11 +15,11 @@ const DESCRIPTIONS: Readonly<Record<TrainingAlgorithm, { label: string; detail: 
 };
 
 /**
- * The algorithm of the tree node the command came from; else, with `existing`, the only run the experiment has (or
+ * The algorithm of the tree node or dashboard the command came from; else, with `existing`, the only run the experiment has (or
  * the person's pick of its runs); else the person's pick, ddpo.json's `algorithm` first.
  */
 export async function pickAlgorithm(x: PickedExperiment, title: string, existing: boolean): Promise<TrainingAlgorithm | undefined> {
-  if (x.node?.algorithm) return x.node.algorithm;
+  if (x.algorithm) return x.algorithm;
   const runs = existing ? TRAINING_ALGORITHMS.filter((a) => hasRun(x.dir, a)) : [...TRAINING_ALGORITHMS];
   if (runs.length <= 1) return runs[0] ?? 'ddpo';
   const preferred = configuredAlgorithm(x.dir);

@@ -15,14 +15,14 @@ import { trainExperimentReward } from '../../../src/core/reward/experiment';
 import { PreferenceStore } from '../../../src/core/reward/store';
 import { COMPARE_DIR, MANIFEST_FILE } from '../../../src/core/studio/compare';
 import { nextStep, RATINGS_TO_TRAIN } from '../../../src/core/studio/nextStep';
-import { parsePanelMessage, type DashboardView } from '../../../src/protocol';
+import { parsePanelMessage, type DashboardView, type TrainingAlgorithm } from '../../../src/protocol';
 import type { Services } from '../../../src/extension/services';
 import { makeSimulatedExperiment } from '../reward/helpers/simulatedExperiment';
 
 installFakeVscode();
 const loadDashboard = () => import('../../../src/extension/panels/dashboardPanel');
 
-function fakeServices(output: string[], running: () => boolean): Services {
+function fakeServices(output: string[], running: (dir: string, algorithm: TrainingAlgorithm) => boolean): Services {
   const state = new Map<string, unknown>();
   return {
     context: { extensionUri: Uri.file(path.resolve(__dirname, '../../..')), workspaceState: { get: (k: string) => state.get(k), update: (k: string, v: unknown) => Promise.resolve(void state.set(k, v)) } },
@@ -50,21 +50,21 @@ async function newExperimentDir(): Promise<string> {
 }
 
 // A finished fine-tuning run of one epoch with its checkpoint, as the trainer leaves it on disk.
-function finishRun(dir: string): void {
-  const l = ddpoLayout(dir);
+function finishRun(dir: string, algorithm: TrainingAlgorithm = 'ddpo'): void {
+  const l = ddpoLayout(dir, algorithm);
   fs.mkdirSync(path.join(l.checkpointsDir, 'epoch-000000'), { recursive: true });
   fs.writeFileSync(path.join(l.checkpointsDir, 'epoch-000000', CKPT_FILES.state), '{}');
-  fs.writeFileSync(l.metricsFile, JSON.stringify({ epoch: 0, reward_mean: 0.5, reward_std: 0.1, approx_kl: 0, clipfrac: 0 }) + '\n');
+  fs.writeFileSync(l.metricsFile, JSON.stringify(algorithm === 'ddpo' ? { epoch: 0, reward_mean: 0.5, reward_std: 0.1, approx_kl: 0, clipfrac: 0 } : { algorithm: 'diffusion-dpo', epoch: 0, loss: 0.6, implicit_acc: 0.6 }) + '\n');
   fs.writeFileSync(l.statusFile, JSON.stringify({ state: 'done' }));
 }
 
-// A blind comparison of epoch 0 with every pair rated (the tuned image wins both).
-function compareRated(dir: string): void {
-  const id = 'epoch-000000-20261206T120000';
+// A blind comparison of epoch 0 of a run with every pair rated (the tuned image wins both).
+function compareRated(dir: string, algorithm: TrainingAlgorithm = 'ddpo'): void {
+  const id = `${algorithm}-epoch-000000-20261206T120000`;
   const cdir = path.join(dir, COMPARE_DIR, id);
   fs.mkdirSync(cdir, { recursive: true });
   const items = [0, 1].map((k) => ({ pairId: `p${k}`, prompt: 'a shape', seed: k, base: `b${k}.png`, tuned: `t${k}.png` }));
-  fs.writeFileSync(path.join(cdir, MANIFEST_FILE), JSON.stringify({ id, epoch: 0, createdAt: new Date().toISOString(), items }));
+  fs.writeFileSync(path.join(cdir, MANIFEST_FILE), JSON.stringify({ id, a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm, epoch: 0 }, createdAt: new Date().toISOString(), items: items.map((it) => ({ pairId: it.pairId, prompt: it.prompt, seed: it.seed, a: it.base, b: it.tuned })) }));
   const store = PreferenceStore.open(cdir);
   for (const it of items) store.append({ pairId: it.pairId, prompt: it.prompt, left: it.tuned, right: it.base, choice: 'left', rater: 'me', sideOrder: 'ab' });
   store.close();
@@ -103,12 +103,46 @@ test('the dashboard shows where the person is and the next step at each stage, a
     assert.deepEqual(parsePanelMessage('dashboard', msg), msg);
     commands.executed.length = 0;
     panel.webview.send(msg);
-    assert.deepEqual(commands.executed, [{ id: `ddpoStudio.${want}`, args: [dir] }], stage);
+    const arg = want === 'startFineTune' || want === 'compare' ? { experiment: 'shapes', algorithm: 'ddpo' } : dir;
+    assert.deepEqual(commands.executed, [{ id: `ddpoStudio.${want}`, args: [arg] }], stage);
   }
   commands.executed.length = 0;
   for (const bad of [{ type: 'runStep' }, { type: 'runStep', step: 7 }, { type: 'runStep', step: 'deleteExperiment' }]) panel.webview.send(bad);
   assert.deepEqual(commands.executed, [], 'a step that is missing, not a string or not a step of the loop runs nothing');
   assert.equal(output.filter((l) => l.startsWith('[host] rejected a dashboard message')).length, 3, output.join('\n'));
+  panel.dispose();
+});
+
+// A Diffusion-DPO run learns from the rated pairs themselves: its dashboard never asks for a reward model, and its
+// buttons fine-tune and compare that run, not the DDPO one.
+test('on a Diffusion-DPO run the walkthrough skips the reward model, and its buttons start and compare the Diffusion-DPO run', async () => {
+  const { openDashboardPanel } = await loadDashboard();
+  const dir = await newExperimentDir();
+  let running = false;
+  openDashboardPanel(fakeServices([], (_d: string, a: TrainingAlgorithm) => running && a === 'diffusion-dpo'), dir, () => undefined, undefined, 'diffusion-dpo');
+  const panel = created.at(-1)!;
+  const dpo = ddpoLayout(dir, 'diffusion-dpo');
+  const stages: [string, () => void, string | undefined, RegExp][] = [
+    ['nothing rated', () => undefined, 'rate', /Diffusion-DPO has enough/],
+    ['enough rated', () => void makeSimulatedExperiment(dir, { pairs: RATINGS_TO_TRAIN + 4, seed: 3 }), 'startFineTune', /no reward model/],
+    ['fine-tuning', () => void (running = true), undefined, /Diffusion-DPO is running/],
+    ['fine-tuned', () => { running = false; finishRun(dir, 'diffusion-dpo'); }, 'compare', /Diffusion-DPO epoch 1/],
+    ['a DDPO comparison does not count', () => compareRated(dir), 'compare', /Diffusion-DPO epoch 1/],
+    ['compared', () => compareRated(dir, 'diffusion-dpo'), 'rate', /fine-tune again/],
+  ];
+  for (const [stage, act, want, why] of stages) {
+    act();
+    const { loop } = await viewOf(panel);
+    assert.equal(loop.next.step, want, `${stage}: ${JSON.stringify(loop)}`);
+    assert.match(loop.next.why, why, stage);
+    if (stage === 'fine-tuned') assert.equal(loop.epochsDone, 1);
+    if (!want) continue;
+    commands.executed.length = 0;
+    panel.webview.send({ type: 'runStep', step: want });
+    assert.deepEqual(commands.executed, [{ id: `ddpoStudio.${want}`, args: [want === 'rate' ? dir : { experiment: 'shapes', algorithm: 'diffusion-dpo' }] }], stage);
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'reward')), 'no reward model was asked for');
+  assert.ok(fs.existsSync(dpo.metricsFile));
   panel.dispose();
 });
 
@@ -136,12 +170,12 @@ test('without a reward model, a few ratings short of enough still ask for rating
 test('fine-tuning on a built-in reward (ddpo.json\'s "reward": "aesthetic") needs no ratings: the loop starts at Start Fine-Tuning', () => {
   const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
   const base = { ratings: 0, consistency: null, run, comparisons: [] };
-  assert.equal(nextStep(base, 'aesthetic').step, 'startFineTune');
-  assert.match(nextStep(base, 'aesthetic').why, /built-in reward aesthetic/);
-  assert.equal(nextStep(base, 'learned').step, 'rate');
+  assert.equal(nextStep(base, { reward: 'aesthetic' }).step, 'startFineTune');
+  assert.match(nextStep(base, { reward: 'aesthetic' }).why, /built-in reward aesthetic/);
+  assert.equal(nextStep(base, { reward: 'learned' }).step, 'rate');
   assert.equal(nextStep(base).step, 'rate', 'no ddpo.json yet: the studio\'s preset fine-tunes on the learned reward');
   const done = { ...run, state: 'done' as const, checkpoints: [3] };
-  assert.equal(nextStep({ ...base, run: done }, 'clip_score').step, 'compare');
+  assert.equal(nextStep({ ...base, run: done }, { reward: 'clip_score' }).step, 'compare');
   const compared = [{ id: 'c', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 3 }, label: 'DDPO epoch 4 vs base model', total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
-  assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, 'clip_score').why, /"reward": "learned"/);
+  assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, { reward: 'clip_score' }).why, /"reward": "learned"/);
 });
