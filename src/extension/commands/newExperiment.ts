@@ -157,7 +157,7 @@ async function pickPrior(backbone: RewardBackboneRef): Promise<{ prior?: PriorNa
   const items = traits.builtin ? [cold, ...priors] : [...priors, cold];
   const pick = await vscode.window.showQuickPick(items, {
     ignoreFocusOut: true, title: 'New DDPO Studio experiment (4/6): where the reward model starts',
-    placeHolder: 'Start from a built-in reward that your ratings then correct, or learn from the ratings alone? (rewardPrior in experiment.json)',
+    placeHolder: 'A built-in reward that your ratings correct, or your ratings alone? (rewardPrior)',
   });
   return pick && (pick.prior ? { prior: pick.prior } : {});
 }

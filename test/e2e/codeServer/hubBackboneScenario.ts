@@ -43,11 +43,17 @@ export function hubBackboneSteps(page: Page, workspace: string, env: ModelSource
       },
     },
     {
-      name: 'the CLIP lands in ~/.cache/ddpo-studio/models; the wizard offers clip_score (not aesthetic: the CLIP is not ViT-L/14) and experiment.json records both, the tree the backbone',
+      name: 'once the CLIP is downloaded, the wizard asks where the reward model starts: clip_score (it has a text tower; not aesthetic, it is not ViT-L/14) or cold',
       async run() {
         const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
         await rows.filter({ hasText: 'Start from clip_score' }).waitFor({ timeout: 60_000 });
+        await page.locator('.quick-input-widget').getByText('(4/6): where the reward model starts').waitFor();
         assert.deepEqual((await rows.allInnerTexts()).map((t) => t.split('\n')[0].trim()), ['Start from clip_score', 'Start cold']);
+      },
+    },
+    {
+      name: 'the CLIP lands in ~/.cache/ddpo-studio/models and experiment.json records it with the chosen start (clip_score); the tree names the backbone',
+      async run() {
         await pickQuick(page, 'Start from clip_score');
         await pickQuick(page, 'Type prompts');
         await answerStep(page, 'Prompts, separated by', 'a big red circle on a blue background; a small yellow square on the left on a black background');
