@@ -1,5 +1,6 @@
 /** Extension entry point: wires the output channel, worker client, Experiments tree, runs and commands. */
 import * as vscode from 'vscode';
+import { interruptedRuns } from '../core/studio/treeModel';
 import { watchStudio, type StudioWatch } from '../core/studio/watch';
 import { registerCommands } from './commands';
 import { openDashboard } from './commands/studio';
@@ -7,6 +8,7 @@ import { refreshDashboard } from './panels/dashboardPanel';
 import { openRatingPanel } from './panels/ratingPanel';
 import { registerPanelRestore } from './panels/restore';
 import type { Services } from './services';
+import type { RunArg } from './studio/pick';
 import { currentStore } from './workspaceStore';
 import { RunManager } from './studio/runs';
 import { ExperimentsTreeProvider } from './tree/experimentsProvider';
@@ -49,13 +51,13 @@ export function activate(context: vscode.ExtensionContext): Services {
   return services;
 }
 
-// After a reload, a run that was going when the window closed (or its worker died) is offered for resuming.
+// After a reload, each run that was going when the window closed (or its worker died) is offered for resuming.
 function offerResume(services: Services): void {
-  const interrupted = services.tree.nodes.filter((n) => n.kind === 'experiment' && n.status === 'interrupted');
-  for (const n of interrupted) {
-    void vscode.window.showWarningMessage(`Fine-tuning of ${n.experiment} was interrupted (the window closed or its worker stopped). Its checkpoints are kept.`, 'Resume', 'Open Dashboard').then((pick) => {
-      if (pick === 'Resume') void vscode.commands.executeCommand('ddpoStudio.resumeFineTune', n.experiment);
-      else if (pick === 'Open Dashboard') openDashboard(services, n.dir);
+  for (const r of interruptedRuns(services.tree.nodes)) {
+    void vscode.window.showWarningMessage(`${r.label} of ${r.experiment} was interrupted (the window closed or its worker stopped). Its checkpoints are kept.`, 'Resume', 'Open Dashboard').then((pick) => {
+      const run: RunArg = { experiment: r.experiment, algorithm: r.algorithm };
+      if (pick === 'Resume') void vscode.commands.executeCommand('ddpoStudio.resumeFineTune', run);
+      else if (pick === 'Open Dashboard') openDashboard(services, r.dir, undefined, r.algorithm);
     });
   }
 }

@@ -39,8 +39,10 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
   const base = { dir: e.dir, experiment: e.name };
   const id = (suffix: string) => `${e.name}/${suffix}`;
   const run = s.run;
-  // the experiment's row shows the DDPO run's state, unless the Diffusion-DPO run is the one under way
-  const shown = s.dpoRun?.state === 'running' ? s.dpoRun : run;
+  // the experiment's row shows the DDPO run's state, unless the Diffusion-DPO run is the one under way, or the one a
+  // closed window or dead worker left interrupted while DDPO's is not under way
+  const dpoFirst = s.dpoRun?.state === 'running' || (s.dpoRun?.state === 'interrupted' && run.state !== 'running');
+  const shown = dpoFirst && s.dpoRun ? s.dpoRun : run;
   const comparisons: StudioNode[] = s.comparisons.map((c) => ({
     ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: c.label, compareId: c.id, ...(c.b.kind === 'checkpoint' ? { epoch: c.b.epoch, algorithm: c.b.algorithm } : {}),
     description: `win rate ${formatWinRate(c.winRate)}${c.rated < c.total ? ` · ${c.rated}/${c.total} rated` : ''}`,
@@ -78,6 +80,12 @@ function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experiment
     dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
     description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,
   };
+}
+
+/** The runs a closed window or a dead worker left interrupted (the rows to offer Resume for), in tree order. */
+export function interruptedRuns(nodes: readonly StudioNode[]): { experiment: string; dir: string; algorithm: TrainingAlgorithm; label: string }[] {
+  return nodes.flatMap((n) => n.children).filter((c) => c.kind === 'run' && c.status === 'interrupted' && c.algorithm)
+    .map((c) => ({ experiment: c.experiment, dir: c.dir, algorithm: c.algorithm!, label: c.label }));
 }
 
 // A run's row (DDPO's "Fine-tuning", Diffusion-DPO's "Fine-tuning (Diffusion-DPO)") with its checkpoints.

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newExperiment } from '../../../src/core/experiment/schema';
 import type { ExperimentEntry } from '../../../src/core/experiment/store';
-import { buildStudioTree, type StudioNode } from '../../../src/core/studio/treeModel';
+import { buildStudioTree, interruptedRuns, type StudioNode } from '../../../src/core/studio/treeModel';
 import { EMBEDDED_MODEL_ID } from '../../../src/core/experiment/modelDir';
 import type { ExperimentSummary } from '../../../src/core/studio/summary';
 
@@ -44,4 +44,19 @@ test('an empty experiment says what is missing; an unreadable one shows its reas
   assert.equal(find(exp.children, 'comparisons').description, 'none yet');
   assert.equal(bad.kind, 'error');
   assert.equal(bad.description, 'not valid JSON');
+});
+
+// After a reload the studio offers Resume for every interrupted run, a Diffusion-DPO one too, and the experiment's row
+// shows the interrupted run when the other is not under way.
+test('an interrupted Diffusion-DPO run shows on its experiment\'s row and is offered for resuming, as an interrupted DDPO run is', () => {
+  const idle = { state: 'idle' as const, lastEpoch: -1, numEpochs: 8, points: [], checkpoints: [], evalImages: [] };
+  const dpoRun = { ...idle, state: 'interrupted' as const, lastEpoch: 1, checkpoints: [0, 1], algorithm: 'diffusion-dpo' as const, dpoPoints: [] };
+  const [exp] = buildStudioTree([entry], () => ({ ...summary, run: idle, dpoRun }));
+  assert.equal(exp.status, 'interrupted');
+  assert.deepEqual(interruptedRuns([exp]), [{ experiment: 'cats', dir: entry.dir, algorithm: 'diffusion-dpo', label: 'Fine-tuning (Diffusion-DPO)' }]);
+  const both = buildStudioTree([entry], () => ({ ...summary, dpoRun }));
+  assert.deepEqual(interruptedRuns(both).map((r) => r.algorithm), ['ddpo', 'diffusion-dpo']);
+  const running = buildStudioTree([entry], () => ({ ...summary, run: { ...idle, state: 'running' as const }, dpoRun }));
+  assert.equal(running[0].status, 'running', 'a run under way is what the row shows');
+  assert.deepEqual(buildStudioTree([entry], () => ({ ...summary, run: idle })).flatMap((n) => interruptedRuns([n])), []);
 });
