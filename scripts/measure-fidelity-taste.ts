@@ -20,7 +20,7 @@ import type { AnyDemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
 import { tasteUtility } from '../src/core/demo/taste';
 import { heldOutUtilityAccuracy } from '../src/core/reward/experiment';
-import { isPriorName, PRIOR_NAMES } from '../src/core/reward/priors';
+import { isPriorName, PRIOR_NAMES } from '../src/core/reward/priorNames';
 import { readRatings } from '../src/core/reward/store';
 
 /** One demo run's figures. */

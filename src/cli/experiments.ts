@@ -2,7 +2,7 @@
 import { ExperimentStore } from '../core/experiment/store';
 import { BUILTIN_BACKBONE_ID } from '../core/experiment/schema';
 import { backboneRefFromSpec, isBuiltinBackbone } from '../core/reward/backboneRef';
-import { isPriorName, PRIOR_NAMES } from '../core/reward/priors';
+import { isPriorName, PRIOR_NAMES } from '../core/reward/priorNames';
 import { defineCommand, UsageError } from './command';
 
 /** Handler for `ddpo experiments list`. */

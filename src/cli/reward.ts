@@ -1,7 +1,7 @@
 import { defineCommand, type CliCommand, type CliIO, type FlagValues } from './command';
 import { evalExperimentReward, trainExperimentReward } from '../core/reward/experiment';
 import { openBackbone, type OpenBackboneOptions } from '../core/reward/openBackbone';
-import { PRIOR_NAMES } from '../core/reward/priors';
+import { PRIOR_NAMES } from '../core/reward/priorNames';
 import { learningCurve, simulateSession } from '../core/reward/simulate';
 import { summarizeRatingsProblems } from '../core/reward/store';
 import { parseProviderSetting } from '../core/runtime/providers';

@@ -1,7 +1,7 @@
 /** The demo's knobs: sizes of each phase and the DDPO settings, full and `--quick`. */
 import { renameEarlierSettings } from '../ddpo/config';
 import type { TrainingAlgorithm } from '../../protocol';
-import type { PriorName } from '../reward/priors';
+import type { PriorName } from '../reward/priorNames';
 import { BUILTIN_BACKBONE_ID, TINY_CLIP_BACKBONE_ID } from '../experiment/schema';
 import { DEMO_EVAL_PROMPTS, DEMO_TRAIN_PROMPTS, FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS, type DemoTaste } from './taste';
 

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { statsBackbone, statsBackboneV1 } from './backbone';
-import { EMBEDDED_MODEL_ID } from '../experiment/modelDir';
+import { EMBEDDED_MODEL_ID, findMediaFolder } from '../experiment/modelDir';
 import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, type Experiment, type RewardBackboneRef } from '../experiment/schema';
 
 /** `rewardBackbone.id` prefix of backbones shipped with the extension in `media/<name>/`. */
@@ -31,4 +31,11 @@ export function backboneRefFromSpec(spec: string): RewardBackboneRef {
   if (isBuiltinBackbone(spec) || spec.startsWith(EMBEDDED_BACKBONE_PREFIX)) return { id: spec };
   if (fs.existsSync(spec)) return { id: path.basename(path.resolve(spec)), path: path.resolve(spec) };
   return { id: spec };
+}
+
+/** The folder of a backbone shipped in `media/<name>/`, searched upwards from `from` (this file's folder by default). */
+export function embeddedBackboneDir(name: string, from: string = __dirname): string {
+  const found = findMediaFolder(name, 'config.json', from);
+  if (found) return found;
+  throw new Error(`cannot find the embedded reward backbone media/${name} above ${from}; reinstall DDPO Studio, or choose another reward backbone`);
 }

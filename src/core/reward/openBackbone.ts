@@ -2,9 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { statsBackbone, statsBackboneV1, type Backbone } from './backbone';
-import { backboneRefFromSpec, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from './backboneRef';
+import { backboneRefFromSpec, embeddedBackboneDir, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from './backboneRef';
 import { loadOnnxBackbone, type OnnxBackboneOptions } from './onnxBackbone';
-import { findMediaFolder } from '../experiment/modelDir';
 import { BUILTIN_BACKBONE_ID, EXPERIMENT_FILE, type RewardBackboneRef } from '../experiment/schema';
 import { BACKBONE_REPO, cachedModelDir, defaultModelCacheDir, downloadModel, isCompleteDownload, isHubRepoId, type DownloadProgress } from '../models/hubDownload';
 
@@ -75,11 +74,4 @@ function fixHint(id: string, o: OpenBackboneOptions): string {
   return `Connect to the Hub once to download ${isHubRepoId(id) ? id : 'it'}, or point at a local copy (a folder with onnx/vision_model.onnx, ` +
     `onnx/text_model.onnx and tokenizer.json): set "rewardBackbone": { "id": "${id}", "path": "/path/to/folder" } in ${where}, ` +
     'or pass `ddpo reward train --backbone /path/to/folder`';
-}
-
-/** The folder of a backbone shipped in `media/<name>/`, searched upwards from `from` (this file's folder by default). */
-export function embeddedBackboneDir(name: string, from: string = __dirname): string {
-  const found = findMediaFolder(name, 'config.json', from);
-  if (found) return found;
-  throw new Error(`cannot find the embedded reward backbone media/${name} above ${from}; reinstall DDPO Studio, or choose another reward backbone`);
 }

@@ -13,7 +13,7 @@ import { atomicWriteFileSync } from '../../core/fsutil';
 import { BUILTIN_BACKBONE_ID, DEFAULT_CLIP_BACKBONE_ID, TINY_CLIP_BACKBONE_ID, type BaseModelRef, type RewardBackboneRef } from '../../core/experiment/schema';
 import { experimentNameProblem } from '../../core/experiment/store';
 import { inspectBackboneFolder } from '../../core/models/backboneFolder';
-import { fittingPriors, localBackboneTraits, PRIOR_DESCRIPTIONS, type BackboneTraits, type PriorName } from '../../core/reward/priors';
+import { fittingPriors, localBackboneTraits, PRIOR_DESCRIPTIONS, type BackboneTraits, type PriorName } from '../../core/reward/priorNames';
 import { cachedModelDir, defaultModelCacheDir, hubEndpoint, isCompleteDownload, BACKBONE_REPO } from '../../core/models/hubDownload';
 import { inspectModelFolder, type ModelFolderProblem } from '../../core/models/modelFolder';
 import { parsePrompts, PRESETS, type ExperimentPreset } from '../../core/studio/presets';
