@@ -35,13 +35,9 @@ import { meanLoss } from '../src/core/reward/trainer';
 import { openBackbone } from '../src/core/reward/openBackbone';
 import { readRatings } from '../src/core/reward/store';
 import { cosine } from '../src/core/reward/headInput';
-import { GaussianRng } from '../src/core/diffusion/rng';
-import type { ImageRGB } from '../src/core/image/rgb';
-import { mulberry32 } from '../src/core/random';
-import { clipItem, clipScene, renderClipItem, toImageRGB, TRAIN_AUGMENT } from '../src/core/tiny/clipScenes';
 import { fitShape, promptShape } from '../src/core/tiny/fidelity';
-import { measureImage, shapeCoverage } from '../src/core/tiny/measure';
-import { COLOURS, SHAPES, type ShapeName } from '../src/core/tiny/scenes';
+import { SHAPES } from '../src/core/tiny/scenes';
+import { outlineProfileJudge, type ShapeJudge } from './shapeJudges';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, pairs: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
@@ -92,56 +88,6 @@ async function crossValidatedL1(dir: string, backbone: Backbone, seed: number): 
   }
   const fit = await fitRewardHead(train, { seed, l1: best.l1 });
   return { l1: best.l1, accuracy: pairMetrics(fit.head, examples.filter((e) => isHeldOut(e.rating.pairId, HELD_OUT_SHARE))).accuracy };
-}
-
-type ShapeJudge = (img: ImageRGB) => ShapeName | undefined;
-
-// How wavy the outline is with 3 and 4 waves around the centroid: the outline's distance from the centroid at 72
-// angles (where the shape's coverage falls under a half), its 3rd and 4th Fourier amplitudes over its mean.
-function outlineWaviness(img: ImageRGB): { w3: number; w4: number } | undefined {
-  const m = measureImage(img);
-  if (m.area === 0) return undefined;
-  const cover = shapeCoverage(img, m), W = img.width, H = img.height;
-  const at = (x: number, y: number) => {
-    const fx = x - 0.5, fy = y - 0.5, x0 = Math.floor(fx), y0 = Math.floor(fy), tx = fx - x0, ty = fy - y0;
-    const c = (u: number, v: number) => (u < 0 || v < 0 || u >= W || v >= H ? 0 : cover[v * W + u]);
-    return (c(x0, y0) * (1 - tx) + c(x0 + 1, y0) * tx) * (1 - ty) + (c(x0, y0 + 1) * (1 - tx) + c(x0 + 1, y0 + 1) * tx) * ty;
-  };
-  const N = 72, r = new Float64Array(N);
-  for (let k = 0; k < N; k++) {
-    const th = (2 * Math.PI * k) / N;
-    let s = 0;
-    while (s < W && at(m.cx * W + s * Math.cos(th), m.cy * H + s * Math.sin(th)) >= 0.5) s += 0.1;
-    r[k] = s;
-  }
-  const mean = r.reduce((a, b) => a + b, 0) / N;
-  const amp = (waves: number) => {
-    let re = 0, im = 0;
-    r.forEach((v, k) => { re += v * Math.cos((2 * Math.PI * k * waves) / N); im += v * Math.sin((2 * Math.PI * k * waves) / N); });
-    return Math.hypot(re, im) / N / mean;
-  };
-  return { w3: amp(3), w4: amp(4) };
-}
-
-// The outline-profile judge: triangle where the 3-fold waviness passes halfway between the other shapes' and the
-// triangles' means on training scenes (src/core/tiny/clipScenes.ts, augmented as for the tiny CLIP), else square where
-// the 4-fold one passes halfway between circles' and squares'. Its cuts come from those scenes alone, never from ratings.
-function outlineProfileJudge(): { judge: ShapeJudge; cuts: string } {
-  const rand = mulberry32(5), gauss = new GaussianRng(6);
-  const sums = Object.fromEntries(SHAPES.map((s) => [s, { w3: 0, w4: 0, n: 0 }]));
-  for (let i = 0; i < 600; i++) {
-    const shape = SHAPES[i % SHAPES.length], colour = COLOURS[Math.floor(rand() * COLOURS.length)];
-    const background = COLOURS.filter((c) => c !== colour)[Math.floor(rand() * (COLOURS.length - 1))];
-    const w = outlineWaviness(toImageRGB(renderClipItem(clipItem(clipScene(rand, shape, colour, background), rand), rand, gauss, TRAIN_AUGMENT)));
-    if (w) { sums[shape].w3 += w.w3; sums[shape].w4 += w.w4; sums[shape].n++; }
-  }
-  const m = (s: ShapeName, k: 'w3' | 'w4') => sums[s][k] / sums[s].n;
-  const cut3 = ((m('circle', 'w3') + m('square', 'w3')) / 2 + m('triangle', 'w3')) / 2, cut4 = (m('circle', 'w4') + m('square', 'w4')) / 2;
-  const judge: ShapeJudge = (img) => {
-    const w = outlineWaviness(img);
-    return !w ? undefined : w.w3 > cut3 ? 'triangle' : w.w4 > cut4 ? 'square' : 'circle';
-  };
-  return { judge, cuts: `3-fold ${cut3.toFixed(4)}, 4-fold ${cut4.toFixed(4)}` };
 }
 
 // The share of rated base images whose nearest caption, among the prompt with each shape, names the shape the geometric test finds.

@@ -12,6 +12,7 @@ import { runDiffusionDpo } from './dpoTrainer';
 import { ddpoLayout } from './layout';
 import type { AnyEpochMetrics } from './metrics';
 import { makeReward } from './rewards';
+import type { RewardFn } from './types';
 import type { RewardScriptGate } from './rewardScript';
 import { createOnnxPolicy } from './onnxPolicy';
 import type { LoopResult } from './runLoop';
@@ -56,6 +57,8 @@ export interface TrainExperimentOptions {
   policy?: Policy | PreferencePolicy;
   /** The model folder, when the caller has resolved it (the studio's embedded model); else from experiment.json. */
   modelDir?: string;
+  /** A reward to fine-tune against instead of the one ddpo.json names (measurements); the caller keeps it and releases it. */
+  reward?: RewardFn;
   /** Lets a `script:` reward run (it is refused without one): the CLI says what it runs, the studio checks the confirmation. */
   approveRewardScript?: RewardScriptGate;
   /** What the experiment's run lock names as its holder while this runs (default "DDPO training" or "Diffusion-DPO training"). */
@@ -89,7 +92,7 @@ export async function trainExperiment(experimentDir: string, o: TrainExperimentO
 async function runDdpoLocked(experimentDir: string, exp: Experiment, config: DdpoConfig, o: TrainExperimentOptions, log: (line: string) => void): Promise<LoopResult<AnyEpochMetrics>> {
   if (o.policy && isPreferencePolicy(o.policy)) throw new Error('DDPO needs a policy that samples with log-probabilities; the one given trains on rated pairs (Diffusion-DPO)');
   // the learned reward's backbone opens on the policy's providers, so it runs on the same GPU when one opens it
-  const reward = await makeReward(config.reward, experimentDir, o.approveRewardScript, { providers: o.providers, onLog: log, signal: o.signal, onOpened: o.onBackboneOpened });
+  const reward = o.reward ?? await makeReward(config.reward, experimentDir, o.approveRewardScript, { providers: o.providers, onLog: log, signal: o.signal, onOpened: o.onBackboneOpened });
   try {
     const policy = (o.policy as Policy | undefined) ?? (await buildPolicy(modelDirOf(experimentDir, exp, o), (d) => createOnnxPolicy(d, config, { onLog: log, providers: o.providers }), log));
     try {
@@ -101,7 +104,7 @@ async function runDdpoLocked(experimentDir: string, exp: Experiment, config: Ddp
       if (!o.policy) await policy.release?.();
     }
   } finally {
-    await reward.release?.();
+    if (!o.reward) await reward.release?.();
   }
 }
 

@@ -30,6 +30,18 @@ test('an injected policy is trained on the experiment\'s prompts and settings, r
   assert.equal(released, 0, 'the caller keeps using its policy (the demo evaluates with it)');
 });
 
+test('a reward given to the run replaces the one ddpo.json names, is asked per prompt, and is left to its owner', async () => {
+  const dir = await experiment(['a cat', 'a dog']);
+  let released = 0;
+  const seen = new Set<string>();
+  const reward = Object.assign(async (images: unknown[], prompts: string[]) => { prompts.forEach((p) => seen.add(p)); return prompts.map((p) => (p === 'a cat' ? 1 : -1)); }, { release: async () => { released++; } });
+  await trainExperiment(dir, { policy: toyPolicyFor(toyConfig()), reward });
+  const [first] = readMetrics(ddpoLayout(dir).metricsFile);
+  assert.deepEqual(Object.fromEntries(Object.entries(first.reward_per_prompt).map(([p, r]) => [p, [r.mean, r.std]])), { 'a cat': [1, 0], 'a dog': [-1, 0] }, 'the given reward scored the samples, not jpeg_incompressibility');
+  assert.deepEqual([...seen].sort(), ['a cat', 'a dog']);
+  assert.equal(released, 0);
+});
+
 test('an experiment without prompts is refused naming experiment.json and the field', async () => {
   const dir = await experiment([]);
   await assert.rejects(trainExperiment(dir, { policy: toyPolicyFor(toyConfig()) }), (e: Error) => e.message === `${path.join(dir, 'experiment.json')}: "prompts" is empty; add the prompts to train on`);
