@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseSettingOverrides } from '../src/core/ddpo/config';
 import { CPU_CURVE_SETTINGS, rewardCurve } from '../src/core/ddpo/rewardCurve';
 
 function defaultModel(): string {
@@ -17,18 +18,16 @@ function defaultModel(): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const overrides: Record<string, unknown> = {};
+  const sets: string[] = [];
   let model = defaultModel(), out: string | undefined, threads: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i], v = args[i + 1];
     if (a === '--model') { model = v; i++; } else if (a === '--out') { out = v; i++; } else if (a === '--threads') { threads = Number(v); i++; } else if (a === '--set') {
-      const eq = v.indexOf('=');
-      if (eq < 1) throw new Error(`--set expects key=value, got "${v}"`);
-      const raw = v.slice(eq + 1);
-      try { overrides[v.slice(0, eq)] = JSON.parse(raw); } catch { overrides[v.slice(0, eq)] = raw; }
+      sets.push(v);
       i++;
     } else throw new Error(`unknown argument ${a}; usage: ddpo-curve.ts [--model DIR] [--set key=value ...] [--out DIR] [--threads N]`);
   }
+  const overrides = parseSettingOverrides(sets);
   const settings = { ...CPU_CURVE_SETTINGS, ...overrides };
   console.log(`model ${model}\nsettings ${JSON.stringify(settings)}`);
   const t0 = Date.now();

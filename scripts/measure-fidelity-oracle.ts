@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseDdpoConfig, settingsFor } from '../src/core/ddpo/config';
+import { parseDdpoConfig, parseSettingOverrides, settingsFor } from '../src/core/ddpo/config';
 import { trainExperiment } from '../src/core/ddpo/experimentRun';
 import { ddpoLayout } from '../src/core/ddpo/layout';
 import { createOnnxPolicy } from '../src/core/ddpo/onnxPolicy';
@@ -31,12 +31,7 @@ import { outlineProfileJudge } from './shapeJudges';
 const { values } = parseArgs({ options: { rewards: { type: 'string' }, seeds: { type: 'string' }, set: { type: 'string', multiple: true }, workspace: { type: 'string' } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-oracle-')));
-const overrides = Object.fromEntries((values.set ?? []).map((kv) => {
-  const eq = kv.indexOf('=');
-  if (eq < 1) throw new Error(`--set expects KEY=VALUE, got "${kv}"`);
-  const raw = kv.slice(eq + 1);
-  try { return [kv.slice(0, eq), JSON.parse(raw)]; } catch { return [kv.slice(0, eq), raw]; }
-}));
+const overrides = parseSettingOverrides(values.set ?? []);
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 function rewardOf(name: string): RewardFn {

@@ -5,7 +5,7 @@
  * images show another shape than the prompt's (base -> tuned). The ceiling row is the rater's own utility scored on the
  * same held-out ratings: what a reward model that knew the taste exactly would reach against the rater's noise.
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
- *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N]
+ *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N] [--set KEY=VALUE ...]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
  * `diffusion-dpo` among the backbones runs the Diffusion-DPO demo instead: no reward model, the LoRA learns from the
  * same rated pairs (its "reward held-out accuracy" is the implicit reward's held-out accuracy after the last epoch).
@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseSettingOverrides } from '../src/core/ddpo/config';
 import { runDemo } from '../src/core/demo/run';
 import type { AnyDemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
@@ -39,7 +40,7 @@ interface Row {
   ceiling: number;
 }
 
-const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' }, epochs: { type: 'string' } } });
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' }, epochs: { type: 'string' }, set: { type: 'string', multiple: true } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
 const backbones = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-taste-')));
@@ -60,6 +61,7 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, ...(dpo ? { algorithm: 'diffusion-dpo' as const } : { backbone }), name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
   if (values.epochs) { o.epochs = Number(values.epochs); o.dpoEpochs = Number(values.epochs); }
+  if (values.set) o.ddpo = parseSettingOverrides(values.set);
   if (values.head === 'mlp' || values.head === 'linear') o.rewardHead = values.head;
   else if (values.head) throw new Error(`--head ${values.head}: use linear or mlp`);
   if (isPriorName(values.prior)) o.rewardPrior = values.prior;

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { defineCommand, UsageError } from './command';
+import { parseSettingOverrides } from '../core/ddpo/config';
 import { formatProgress, type DemoProgress } from '../core/demo/progress';
 import { settingsLines, summaryLines } from '../core/demo/report';
 import { runDemo } from '../core/demo/run';
@@ -47,16 +48,15 @@ export const demoCommand = defineCommand({
     o.backbone = flags.backbone ?? o.backbone;
     if (flags.out !== undefined) o.out = path.resolve(flags.out);
     if (flags.name !== undefined) o.name = flags.name;
-    for (const kv of flags.set ?? []) {
-      const eq = kv.indexOf('=');
-      if (eq < 1) throw new UsageError(`--set expects key=value (a ddpo.json key), got ${JSON.stringify(kv)}`);
-      const raw = kv.slice(eq + 1);
-      let v: unknown = raw;
-      try { v = JSON.parse(raw); } catch { /* a plain string */ }
-      o.ddpo = { ...o.ddpo, [kv.slice(0, eq)]: v };
-      if (kv.slice(0, eq) === 'sample_batch_size') o.sampleBatch = Number(v);
-      if (kv.slice(0, eq) === 'sample_num_batches_per_epoch') o.batchesPerEpoch = Number(v);
+    let overrides: Record<string, unknown>;
+    try {
+      overrides = parseSettingOverrides(flags.set ?? []);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
     }
+    if (Object.keys(overrides).length) o.ddpo = { ...o.ddpo, ...overrides };
+    if ('sample_batch_size' in overrides) o.sampleBatch = Number(overrides.sample_batch_size);
+    if ('sample_num_batches_per_epoch' in overrides) o.batchesPerEpoch = Number(overrides.sample_num_batches_per_epoch);
     try {
       // At most one progress line a second per phase (plus each phase's start), so a log file stays readable.
       let last = { phase: '', t: 0 };

@@ -194,6 +194,25 @@ export function isTrlSetting(key: string): key is keyof TrlDdpoSettings {
 const RENAMED: Readonly<Record<string, keyof DdpoConfig>> = { num_inner_epochs: 'train_num_inner_epochs' };
 
 /**
+ * `--set KEY=VALUE` overrides of ddpo.json settings as one object, each value parsed as JSON where it parses (numbers,
+ * booleans, lists) and kept as a string otherwise; a pair without a key is an error naming it.
+ */
+export function parseSettingOverrides(pairs: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--set expects key=value (a ddpo.json key), got ${JSON.stringify(kv)}`);
+    const raw = kv.slice(eq + 1);
+    try {
+      out[kv.slice(0, eq)] = JSON.parse(raw);
+    } catch {
+      out[kv.slice(0, eq)] = raw; // a plain string
+    }
+  }
+  return out;
+}
+
+/**
  * `settings` with every key of an earlier name under its current one (when both are given, the current one wins),
  * and the earlier names it held; for ddpo.json files and checkpoints written before the rename.
  */

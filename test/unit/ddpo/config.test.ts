@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_DDPO_CONFIG, isTrlSetting, numTrainTimesteps, parseDdpoConfig } from '../../../src/core/ddpo/config';
+import { DEFAULT_DDPO_CONFIG, isTrlSetting, numTrainTimesteps, parseDdpoConfig, parseSettingOverrides } from '../../../src/core/ddpo/config';
 import { globalAdvantages, PerPromptStatTracker } from '../../../src/core/ddpo/advantages';
 
 test("defaults are TRL's DDPOConfig defaults (LoRA r=4, alpha=4)", () => {
@@ -80,4 +80,11 @@ test('per-prompt stat tracker uses the batch stats until a prompt has min_count 
 
 test('global advantages are (r - mean) / (std + 1e-8) with the population std', () => {
   assert.deepEqual(globalAdvantages([1, 3]).map((x) => +x.toFixed(6)), [-1, 1]);
+});
+
+test('--set overrides read numbers, booleans and lists as JSON and anything else as text; a pair without a key is refused by name', () => {
+  assert.deepEqual(parseSettingOverrides(['train_learning_rate=0.002', 'use_lora=true', 'eval_seeds=[1,2]', 'reward=script:r.js', 'exp_name=a=b']),
+    { train_learning_rate: 0.002, use_lora: true, eval_seeds: [1, 2], reward: 'script:r.js', exp_name: 'a=b' });
+  assert.deepEqual(parseSettingOverrides([]), {});
+  assert.throws(() => parseSettingOverrides(['=3']), /--set expects key=value \(a ddpo.json key\), got "=3"/);
 });
