@@ -18,11 +18,10 @@ import { trainExperiment } from '../src/core/ddpo/experimentRun';
 import { ddpoLayout } from '../src/core/ddpo/layout';
 import { createOnnxPolicy } from '../src/core/ddpo/onnxPolicy';
 import type { RewardFn } from '../src/core/ddpo/types';
-import { judgeBlind, renderEvalSet } from '../src/core/demo/blindEval';
+import { renderEvalSet } from '../src/core/demo/blindEval';
 import { generateSamples } from '../src/core/demo/pairs';
-import { createDemoExperiment, rateDemoSamples } from '../src/core/demo/run';
+import { createDemoExperiment, judgeDemoBlind, rateDemoSamples } from '../src/core/demo/run';
 import { demoDdpoSettings, EVAL_SEED_BASE, fullDemoOptions, withTaste } from '../src/core/demo/settings';
-import { makeDemoRater } from '../src/core/demo/taste';
 import { embeddedModelDir } from '../src/core/experiment/modelDir';
 import { fidelityUtility, promptShape, WRONG_SHAPE_PENALTY } from '../src/core/tiny/fidelity';
 import { measureImage } from '../src/core/tiny/measure';
@@ -58,13 +57,10 @@ async function runOne(name: string, seed: number): Promise<OracleRow> {
     const sampling = { steps: o.steps, guidance: o.guidance, eta: config.sample_eta };
     const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, { ...sampling, seed });
     const base = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, sampling);
-    const rated = rateDemoSamples(o, dir, samples);
+    const rated = { base, ...rateDemoSamples(o, dir, samples) };
     const t0 = Date.now();
     const run = await trainExperiment(dir, { policy, algorithm: 'ddpo', reward: rewardOf(name) });
-    const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, sampling);
-    // the demo's judge: the rater's taste with its noise, set on the same rated samples
-    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, typicalPrompts: rated.typicalPrompts, seed: seed + 3 });
-    const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, base, tuned, seed + 4);
+    const blind = judgeDemoBlind(o, rated, await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, sampling));
     return { win: blind.winRate.rate, wrong: blind.judgements.filter((j) => j.utilityTuned < 0).length / blind.judgements.length, seconds: (Date.now() - t0) / 1000, stopped: run.stoppedEarly?.message };
   } finally {
     await policy.release?.();

@@ -86,12 +86,20 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
     const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
       ...run.sampling, onRow: (d, n) => clock.report(d, `${d}/${n} held-out prompts rendered with the tuned model`, n),
     });
-    const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, typicalPrompts: rated.typicalPrompts, seed: o.seed + 3 });
-    const blind = judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, rated.base, tuned, o.seed + 4);
+    const blind = judgeDemoBlind(o, rated, tuned);
     return await writeReport(run, modelDir, rated, tuned, blind, trained);
   } finally {
     await policy.release?.();
   }
+}
+
+/**
+ * Phase 5's judgement: the rater of `o`'s taste, its noise set on the rated samples' utilities (`rated`), shown the
+ * held-out base and tuned images of each prompt and seed with sides shuffled.
+ */
+export function judgeDemoBlind(o: DemoOptions, rated: Pick<Rated, 'base' | 'utils' | 'typicalPrompts'>, tuned: EvalImages): BlindResult {
+  const judge = makeDemoRater({ taste: o.taste, typicalUtilities: rated.utils, typicalPrompts: rated.typicalPrompts, seed: o.seed + 3 });
+  return judgeBlind(judge, o.evalPrompts, EVAL_SEED_BASE, rated.base, tuned, o.seed + 4);
 }
 
 // The demo's state that every phase reads.
