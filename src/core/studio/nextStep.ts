@@ -47,12 +47,13 @@ export interface NextStepContext {
  * their own taste; Diffusion-DPO learns from the rated pairs themselves, so it needs ratings but no reward model.
  */
 export function nextStep(s: ExperimentSummary, c: NextStepContext = {}): NextStep {
-  const dpo = c.algorithm === 'diffusion-dpo';
+  const algorithm = c.algorithm ?? 'ddpo';
+  const dpo = algorithm === 'diffusion-dpo';
   const run: Pick<RunState, 'state' | 'checkpoints'> = dpo ? s.dpoRun ?? { state: 'idle', checkpoints: [] } : s.run;
   const name = dpo ? 'Diffusion-DPO' : 'Fine-tuning';
   if (run.state === 'running') return { why: `${name} is running; once it has a checkpoint, compare it with the base model.` };
   const learned = c.reward === undefined || c.reward === 'learned';
-  if (dpo && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so Diffusion-DPO has enough of your choices to learn from.` };
+  if (dpo && s.ratings < RATINGS_TO_TRAIN) return rateMore(s, 'Diffusion-DPO has enough of your choices to learn from');
   if (learned && !dpo) {
     const rewardStep = rewardModelStep(s);
     if (rewardStep) return rewardStep;
@@ -63,7 +64,6 @@ export function nextStep(s: ExperimentSummary, c: NextStepContext = {}): NextSte
       : learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${c.reward} (ddpo.json); it needs no ratings.`;
     return { step: 'startFineTune', why };
   }
-  const algorithm: TrainingAlgorithm = dpo ? 'diffusion-dpo' : 'ddpo';
   if (!s.comparisons.some((x) => x.b.kind === 'checkpoint' && x.b.algorithm === algorithm && x.b.epoch === latest && x.rated >= x.total)) {
     return { step: 'compare', why: `Compare ${dpo ? 'Diffusion-DPO ' : ''}epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
   }
@@ -73,9 +73,14 @@ export function nextStep(s: ExperimentSummary, c: NextStepContext = {}): NextSte
 
 // Rate until there is enough to train on, then train, and train again once enough new ratings came in.
 function rewardModelStep(s: ExperimentSummary): NextStep | undefined {
-  if (!s.reward && s.ratings < RATINGS_TO_TRAIN) return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so the reward model has enough to learn your taste.` };
+  if (!s.reward && s.ratings < RATINGS_TO_TRAIN) return rateMore(s, 'the reward model has enough to learn your taste');
   if (!s.reward) return { step: 'trainReward', why: `${s.ratings} pairs rated: train the reward model on them.` };
   const fresh = s.ratings - (s.reward.ratings ?? s.ratings);
   if (fresh >= RATINGS_TO_RETRAIN) return { step: 'trainReward', why: `${fresh} pairs rated since the reward model was trained: train it again.` };
   return undefined;
+}
+
+// Rate up to the ratings a first training needs, `so` what.
+function rateMore(s: ExperimentSummary, so: string): NextStep {
+  return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so ${so}.` };
 }
