@@ -33,6 +33,15 @@ export function backboneRefFromSpec(spec: string): RewardBackboneRef {
   return { id: spec };
 }
 
+/**
+ * The folder a backbone is read from without the Hub: `media/<name>/` of a shipped one, else its `path` resolved from
+ * `baseDir` (which may not exist); undefined for the built-in features and a repo id without a path.
+ */
+export function localBackboneDir(ref: RewardBackboneRef, baseDir = '.'): string | undefined {
+  if (ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX)) return embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length));
+  return ref.path ? path.resolve(baseDir, ref.path) : undefined;
+}
+
 /** The folder of a backbone shipped in `media/<name>/`, searched upwards from `from` (this file's folder by default). */
 export function embeddedBackboneDir(name: string, from: string = __dirname): string {
   const found = findMediaFolder(name, 'config.json', from);

@@ -1,8 +1,7 @@
 /** Opening a reward backbone by name: the built-in features, a shipped one, a folder, or a Hub repo (from the cache or downloaded). */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { statsBackbone, statsBackboneV1, type Backbone } from './backbone';
-import { backboneRefFromSpec, embeddedBackboneDir, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from './backboneRef';
+import { backboneRefFromSpec, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone, localBackboneDir } from './backboneRef';
 import { loadOnnxBackbone, type OnnxBackboneOptions } from './onnxBackbone';
 import { BUILTIN_BACKBONE_ID, EXPERIMENT_FILE, type RewardBackboneRef } from '../experiment/schema';
 import { BACKBONE_REPO, cachedModelDir, defaultModelCacheDir, downloadModel, isCompleteDownload, isHubRepoId, type DownloadProgress } from '../models/hubDownload';
@@ -41,11 +40,11 @@ export async function openBackbone(spec: string | RewardBackboneRef | undefined,
 async function openNamed(ref: RewardBackboneRef, o: OpenBackboneOptions): Promise<Backbone> {
   if (isBuiltinBackbone(ref.id)) return ref.id === statsBackboneV1.id ? statsBackboneV1 : statsBackbone;
   const load = (dir: string, source: RewardBackboneRef) => loadOnnxBackbone(dir, { ...o, source });
-  if (ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX)) return load(embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length)), { id: ref.id });
-  if (ref.path) {
-    const dir = path.resolve(o.baseDir ?? '.', ref.path);
-    if (fs.existsSync(dir)) return load(dir, { id: ref.id, path: dir });
-    if (!isHubRepoId(ref.id)) throw new Error(`reward backbone ${ref.id}: its folder ${dir} does not exist; ${fixHint(ref.id, o)}`);
+  const local = localBackboneDir(ref, o.baseDir);
+  if (ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX)) return load(local!, { id: ref.id });
+  if (local) {
+    if (fs.existsSync(local)) return load(local, { id: ref.id, path: local });
+    if (!isHubRepoId(ref.id)) throw new Error(`reward backbone ${ref.id}: its folder ${local} does not exist; ${fixHint(ref.id, o)}`);
   }
   if (!isHubRepoId(ref.id)) throw new Error(`reward backbone "${ref.id}" is not a local folder, a Hugging Face repo id (owner/name) or builtin; ${fixHint(ref.id, o)}`);
   const dir = await hubBackboneDir(ref.id, o);

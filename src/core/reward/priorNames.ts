@@ -2,9 +2,8 @@
  * The built-in priors by name: which there are, what each starts a personal head from, and which fit a reward backbone.
  * It loads no model (the extension host reads it to offer the choice); opening a prior is priors.ts.
  */
-import * as path from 'node:path';
 import { AESTHETIC_WIDTHS } from './aesthetic';
-import { embeddedBackboneDir, EMBEDDED_BACKBONE_PREFIX, isBuiltinBackbone } from './backboneRef';
+import { isBuiltinBackbone, localBackboneDir } from './backboneRef';
 import type { RewardBackboneRef } from '../experiment/schema';
 import { backboneFolderTraits, inspectBackboneFolder } from '../models/backboneFolder';
 
@@ -40,8 +39,7 @@ export function fittingPriors(t: BackboneTraits): PriorName[] {
  */
 export function localBackboneTraits(ref: RewardBackboneRef, baseDir = '.'): BackboneTraits {
   if (isBuiltinBackbone(ref.id)) return { builtin: true, textTower: false };
-  const dir = ref.id.startsWith(EMBEDDED_BACKBONE_PREFIX) ? embeddedBackboneDir(ref.id.slice(EMBEDDED_BACKBONE_PREFIX.length))
-    : ref.path ? path.resolve(baseDir, ref.path) : undefined;
+  const dir = localBackboneDir(ref, baseDir);
   if (!dir) throw new Error(`reward backbone ${ref.id} is not on this machine yet: download it first`);
   return { builtin: false, ...backboneFolderTraits(inspectBackboneFolder(dir)) };
 }
