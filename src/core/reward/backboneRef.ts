@@ -26,6 +26,15 @@ export function describeBackboneRef(ref: RewardBackboneRef): string {
   return ref.id;
 }
 
+/**
+ * Whether a reward model trained on `trained` (its card's source) used the backbone `chosen` names: both the built-in
+ * features, or the same id from the same folder when both name one (relative folders are taken from `baseDir`).
+ */
+export function sameBackbone(trained: RewardBackboneRef, chosen: RewardBackboneRef, baseDir = '.'): boolean {
+  if (isBuiltinBackbone(trained.id) || isBuiltinBackbone(chosen.id)) return isBuiltinBackbone(trained.id) && isBuiltinBackbone(chosen.id);
+  return trained.id === chosen.id && (!trained.path || !chosen.path || path.resolve(baseDir, trained.path) === path.resolve(baseDir, chosen.path));
+}
+
 /** The backbone a `--backbone` value names: `builtin`, a Hub repo id, or a local folder or `.onnx` file (which wins over a repo id). */
 export function backboneRefFromSpec(spec: string): RewardBackboneRef {
   if (isBuiltinBackbone(spec) || spec.startsWith(EMBEDDED_BACKBONE_PREFIX)) return { id: spec };

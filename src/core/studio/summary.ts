@@ -4,6 +4,7 @@ import { describeBackboneRef } from '../reward/backboneRef';
 import { raterConsistency } from '../reward/consistency';
 import { rewardPaths, type RewardCard } from '../reward/model';
 import { readRatings } from '../reward/store';
+import type { RewardBackboneRef } from '../experiment/schema';
 import type { TrainingAlgorithm } from '../../protocol';
 import { compareResult, listComparisons, type CompareResult } from './compare';
 import { hasRun, readRunState, type RunState } from './runState';
@@ -13,8 +14,11 @@ export interface ExperimentSummary {
   ratings: number;
   /** Per-answer consistency from repeats, null before any repeat. */
   consistency: number | null;
-  /** `backbone`: what the model was trained on, named for people (absent in summaries made without a card); `ratings`: how many it was trained from. */
-  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; ratings?: number; warmStart?: string };
+  /**
+   * `backbone`: what the model was trained on, named for people (absent in summaries made without a card), and
+   * `backboneRef` where it was opened from (the card's id and folder); `ratings`: how many it was trained from.
+   */
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; backboneRef?: RewardBackboneRef; ratings?: number; warmStart?: string };
   /** The DDPO run (idle when there is none). */
   run: RunState;
   /** The Diffusion-DPO run, when the experiment has one. */
@@ -31,7 +35,8 @@ export function readSummary(experimentDir: string, runningHere: boolean | ((a: T
   try {
     const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
     const backbone = typeof card.backboneLabel === 'string' ? card.backboneLabel : typeof card.backbone === 'string' ? describeBackboneRef({ id: card.backbone }) : undefined;
-    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined, warmStart: formatWarmStart(card.warmStart) };
+    const backboneRef = typeof card.backboneSource?.id === 'string' ? card.backboneSource : typeof card.backbone === 'string' ? { id: card.backbone } : undefined;
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, backboneRef, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined, warmStart: formatWarmStart(card.warmStart) };
   } catch {
     // not trained yet
   }

@@ -2,7 +2,7 @@
 import type { ExperimentEntry } from '../experiment/store';
 import type { TrainingAlgorithm } from '../../protocol';
 import { modelLabel } from './presets';
-import { describeBackboneRef, rewardBackboneOf } from '../reward/backboneRef';
+import { describeBackboneRef, rewardBackboneOf, sameBackbone } from '../reward/backboneRef';
 import type { RunState } from './runState';
 import { formatWinRate, type ExperimentSummary } from './summary';
 
@@ -75,7 +75,8 @@ function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experiment
   const chosen = rewardBackboneOf(e.experiment);
   const next = `${describeBackboneRef(chosen)}${chosen.path ? ` (${chosen.path})` : ''}`;
   const trained = s.reward?.backbone;
-  const tooltip = (trained ? `Trained on ${trained}${trained === describeBackboneRef(chosen) ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`) + (s.reward?.warmStart ? `\n${s.reward.warmStart}` : '');
+  const unchanged = !s.reward?.backboneRef || sameBackbone(s.reward.backboneRef, chosen, e.dir);
+  const tooltip = (trained ? `Trained on ${trained}${unchanged ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`) + (s.reward?.warmStart ? `\n${s.reward.warmStart}` : '');
   return {
     dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
     description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,

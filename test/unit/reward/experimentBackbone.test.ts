@@ -11,7 +11,7 @@ import { openExperimentBackbone, trainExperimentReward } from '../../../src/core
 import { statsBackbone } from '../../../src/core/reward/backbone';
 import { openBackbone } from '../../../src/core/reward/openBackbone';
 import { buildStudioTree } from '../../../src/core/studio/treeModel';
-import type { ExperimentSummary } from '../../../src/core/studio/summary';
+import { readSummary, type ExperimentSummary } from '../../../src/core/studio/summary';
 import { experimentsNewCommand } from '../../../src/cli/experiments';
 import { rewardTrainCommand } from '../../../src/cli/reward';
 import type { CliIO } from '../../../src/cli/command';
@@ -62,9 +62,16 @@ test('the tree names the backbone the reward model trains on, and the one it was
   const local = rewardRow(entry({ id: 'my-clip', path: '/clip' }), summary());
   assert.equal(local.description, 'not trained · my-clip');
   assert.equal(local.tooltip, 'Trains on my-clip (/clip)');
-  const trained = rewardRow(entry({ id: BUILTIN_BACKBONE_ID }), summary({ accuracy: 0.8, heldOut: 10, comparisons: 50, trainedAt: '', backbone: 'my-clip (image + text)' }));
+  const onClip = (backboneRef: { id: string; path?: string }) => summary({ accuracy: 0.8, heldOut: 10, comparisons: 50, trainedAt: '', backbone: 'my-clip (image + text)', backboneRef });
+  const trained = rewardRow(entry({ id: BUILTIN_BACKBONE_ID }), onClip({ id: 'my-clip', path: '/clip' }));
   assert.equal(trained.description, 'accuracy 80% on 10 held-out · my-clip (image + text)');
   assert.equal(trained.tooltip, 'Trained on my-clip (image + text)\nThe next training uses built-in shape features');
+  // trained on the backbone the experiment still names: nothing changes at the next training
+  assert.equal(rewardRow(entry({ id: 'my-clip', path: '/clip' }), onClip({ id: 'my-clip', path: '/clip' })).tooltip, 'Trained on my-clip (image + text)');
+  assert.equal(rewardRow(entry({ id: 'my-clip', path: '../../../clip' }), onClip({ id: 'my-clip', path: '/clip' })).tooltip, 'Trained on my-clip (image + text)', 'a path relative to the experiment');
+  assert.equal(rewardRow(entry({ id: 'my-clip', path: '/other-clip' }), onClip({ id: 'my-clip', path: '/clip' })).tooltip, 'Trained on my-clip (image + text)\nThe next training uses my-clip (/other-clip)');
+  assert.equal(rewardRow(entry(), onClip({ id: DEFAULT_CLIP_BACKBONE_ID, path: '/cache/models--x' })).tooltip, 'Trained on my-clip (image + text)', 'a Hub backbone opened from the cache');
+  assert.equal(rewardRow(entry({ id: BUILTIN_BACKBONE_ID }), onClip({ id: statsBackbone.id })).tooltip, 'Trained on my-clip (image + text)');
   assert.equal(describeBackboneRef({ id: 'builtin:stats-v2' }), 'built-in shape features');
 });
 
@@ -83,6 +90,9 @@ test('ddpo experiments new --reward-backbone and ddpo reward train --backbone ta
   assert.match(t.lines.join('\n'), /with clip \(image \+ text\), reading each image's prompt/);
   const card = JSON.parse(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8')) as RewardCard;
   assert.deepEqual(card.backboneSource, { id: 'clip', path: clip });
+  const entries = await new ExperimentStore(ws).list();
+  const row = buildStudioTree(entries, (x) => readSummary(x.dir, false)).find((n) => n.experiment === 'e')!.children.find((c) => c.kind === 'reward')!;
+  assert.equal(row.tooltip, 'Trained on clip (image + text)', 'the tree reads where the card was trained from');
   const b = io();
   assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir, '--backbone', 'builtin'], b), 0, b.lines.join('\n'));
   assert.match(b.lines.join('\n'), /with built-in shape features\n/);
