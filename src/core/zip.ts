@@ -81,9 +81,20 @@ export function readZipEntry(file: string, entry: ZipEntry): Buffer {
     if (head.readUInt32LE(0) !== 0x04034b50) throw new Error(`${file}: bad local header for ${entry.name}`);
     const data = read(fd, entry.localHeaderOffset + 30 + head.readUInt16LE(26) + head.readUInt16LE(28), entry.compressedSize);
     if (entry.method === 0) return data;
-    if (entry.method === 8) return zlib.inflateRawSync(data);
+    if (entry.method === 8) return inflateAtMost(data, entry, file);
     throw new Error(`${file}: ${entry.name} uses compression method ${entry.method}, which this reader does not support`);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+// A deflated entry inflates to at most the size its directory gives, so a crafted archive (a "zip bomb") is refused
+// before it fills memory.
+function inflateAtMost(data: Buffer, entry: ZipEntry, file: string): Buffer {
+  try {
+    return zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, entry.size) });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`${file}: ${entry.name} inflates to more than the ${entry.size} bytes its directory gives; the archive is corrupt or crafted`);
+    throw e;
   }
 }

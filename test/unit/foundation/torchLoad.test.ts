@@ -211,6 +211,13 @@ test('a checkpoint that is not a state dict says what it is', () => {
   assert.throws(() => readTorchCheckpoint(writeBytes(zipArchive([['readme.txt', Buffer.from('hi')]]))), /ZIP archive without <archive>\/data\.pkl, so not a torch\.save checkpoint/);
 });
 
+test('a deflated pickle that inflates past the size its directory gives is refused before it fills memory', () => {
+  // 16 MiB of zeros deflate to a few KB; the directory then claims 100 bytes, as a crafted archive would
+  const zip = zipArchive([['m/data.pkl', new Uint8Array(16 << 20)]], true);
+  zip.writeUInt32LE(100, zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 24);
+  assert.throws(() => readTorchCheckpoint(writeBytes(zip)), /m\/data\.pkl \(.*inflates to more than the 100 bytes its directory gives; the archive is corrupt or crafted\); the file is damaged/);
+});
+
 test('big-endian checkpoints are refused; one without a byteorder record is read as little-endian', () => {
   const specs = { w: { storage: f32('0', [1.5]), shape: [1] } };
   const f = file();
