@@ -10,7 +10,7 @@
  * | `tokenizer.json` or `vocab.json` + `merges.txt` | the text tower's CLIP BPE tokenizer (`tokenizer_config.json` beside it) |
  * | `preprocessor_config.json`, `config.json` | image size and normalisation; the towers' configs (`text_config.vocab_size`) |
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { onnxProblem } from './modelFolder';
 
@@ -80,6 +80,8 @@ export function inspectBackboneFolder(pathOrDir: string): BackboneFiles {
     if (!at.endsWith('.onnx')) throw new Error(`reward backbone ${at} is neither a folder nor an .onnx file; give ${BACKBONE_FOLDER_HINT}`);
     return checked({ dir: dirname(at), image: at, plain: true });
   }
+  const partial = partlyDownloaded(at);
+  if (partial) throw new Error(`reward backbone ${at}: ${partial.slice(0, -'.part'.length)} is only partly downloaded (${basename(partial)}); run the download again to resume it`);
   const file = (rel: string) => (existsSync(join(at, rel)) ? join(at, rel) : undefined);
   const tokenizerDir = hasTokenizer(at) ? at : undefined;
   const vision = file(BACKBONE_LAYOUT.vision);
@@ -88,9 +90,19 @@ export function inspectBackboneFolder(pathOrDir: string): BackboneFiles {
   if (combined) return checked({ dir: at, image: combined, tokenizerDir, plain: false });
   const plain = file(BACKBONE_LAYOUT.plain);
   if (plain) return checked({ dir: at, image: plain, tokenizerDir, plain: true });
-  const partial = [BACKBONE_LAYOUT.vision, BACKBONE_LAYOUT.combined, BACKBONE_LAYOUT.plain].find((f) => existsSync(join(at, f + '.part')));
-  if (partial) throw new Error(`reward backbone ${at}: ${partial} is only partly downloaded (${basename(partial)}.part); run the download again to resume it`);
   throw new Error(`reward backbone ${at} has no image encoder; give ${BACKBONE_FOLDER_HINT}`);
+}
+
+// A file the Hub downloader left cut off (`<file>.part`), at the top or in onnx/: a tower or tokenizer that is missing
+// for that reason must not pass for one the repo lacks (an image-only reward, or none).
+function partlyDownloaded(dir: string): string | undefined {
+  for (const sub of ['', 'onnx']) {
+    const at = join(dir, sub);
+    if (!existsSync(at) || !statSync(at).isDirectory()) continue;
+    const part = readdirSync(at).find((n) => n.endsWith('.part'));
+    if (part) return join(sub, part).replace(/\\/g, '/');
+  }
+  return undefined;
 }
 
 function checked(f: BackboneFiles): BackboneFiles {
@@ -102,13 +114,13 @@ function checked(f: BackboneFiles): BackboneFiles {
 }
 
 /**
- * Whether a backbone folder embeds prompts (a text tower, or a combined model with a tokenizer; a plain `model.onnx` is
- * taken for an image encoder) and how wide its image embedding is by its config.json (`projection_dim`; undefined when
+ * Whether a backbone folder embeds prompts (a text tower or a combined model, with a tokenizer beside it, as the loader
+ * needs; a plain `model.onnx` is taken for an image encoder) and how wide its image embedding is by its config.json (`projection_dim`; undefined when
  * no config says).
  */
 export function backboneFolderTraits(files: BackboneFiles): { textTower: boolean; embeddingWidth?: number } {
   const combined = !files.plain && files.image === join(files.dir, BACKBONE_LAYOUT.combined);
-  const textTower = !!files.text || (combined && !!files.tokenizerDir);
+  const textTower = (!!files.text || combined) && !!files.tokenizerDir;
   const config = join(files.dir, 'config.json');
   let width: unknown;
   try {

@@ -136,6 +136,10 @@ test('a folder without an image encoder, or with a cut-off one, says what it nee
   const textOnly = tmp();
   fs.copyFileSync(path.join(folders.separate, 'onnx', 'text_model.onnx'), path.join(textOnly, 'model.onnx'));
   await assert.rejects(loadOnnxBackbone(textOnly), /takes input_ids.*not images \(pixel_values\): a text encoder alone cannot score images/);
+  // a text tower cut off mid-download is not a backbone without one (which would give an image-only reward)
+  const cut = writeTestClipFolder(tmp());
+  fs.renameSync(path.join(cut, 'onnx', 'text_model.onnx'), path.join(cut, 'onnx', 'text_model.onnx.part'));
+  assert.throws(() => inspectBackboneFolder(cut), /onnx\/text_model\.onnx is only partly downloaded \(text_model\.onnx\.part\); run the download again to resume it/);
 });
 
 test('only the float32 towers, tokenizer and configs of a backbone repo are fetched; separate towers win over the combined model', () => {

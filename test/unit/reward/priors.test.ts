@@ -112,6 +112,7 @@ test('New Experiment offers the priors that fit the backbone, read from its file
     { ref: { id: 'embedded:tiny-clip' }, want: ['clip_score'] },
     { ref: folder('vit-l-like', { proj: 768 }), want: ['aesthetic', 'clip_score'] },
     { ref: folder('vit-l-image-only', { proj: 768, towers: 'image-only' }), want: ['aesthetic'] },
+    { ref: folder('text-tower-without-tokenizer', { proj: 768, tokenizer: 'none' }), want: ['aesthetic'] },
     { ref: folder('combined', { towers: 'combined' }), want: ['clip_score'] },
     { ref: folder('plain', { towers: 'plain', tokenizer: 'none' }), want: [] },
   ];
