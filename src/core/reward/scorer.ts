@@ -1,4 +1,6 @@
 /** A reward model as a scorer of (image, prompt) pairs: a head on its backbone's embeddings, as DDPO's learned reward uses it. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { EmbeddingCache, type Backbone } from './backbone';
 import { describeBackboneRef, isBuiltinBackbone, rewardBackboneOf } from './backboneRef';
 import { openBackbone, type OpenBackboneOptions } from './openBackbone';
@@ -58,7 +60,8 @@ export function priorScorer(prior: RewardPrior, backbone: Backbone): Pick<Reward
 }
 
 /**
- * Opens an experiment's saved reward model on the backbone it was trained on: the one the head recorded, else (heads
+ * Opens an experiment's saved reward model on the backbone it was trained on: the one the head recorded (found where
+ * experiment.json now says when its folder moved), else (heads
  * saved before they recorded it) the built-in features they name or the folder experiment.json names; its id must be
  * the head's. `onLog` hears when the experiment now names another backbone than the head was trained on.
  */
@@ -85,7 +88,13 @@ export async function openRewardScorer(experimentDir: string, o: OpenBackboneOpt
 
 // Where the backbone a saved head was trained on is opened from.
 function trainedOn(saved: LoadedRewardHead, exp: Experiment | undefined, dir: string): RewardBackboneRef {
-  if (saved.backboneSource) return saved.backboneSource;
+  const src = saved.backboneSource;
+  if (src) {
+    // the folder moved since training and experiment.json says where it is now: open it there (its weights are checked against the head's)
+    const named = exp && rewardBackboneOf(exp);
+    if (src.path && !fs.existsSync(path.resolve(dir, src.path)) && named?.id === src.id && named.path) return named;
+    return src;
+  }
   // heads from before the source was recorded: the built-in features by id (`unknown` in the oldest), else the experiment's folder
   if (saved.backbone === 'unknown' || isBuiltinBackbone(saved.backbone)) return { id: saved.backbone === 'unknown' ? BUILTIN_BACKBONE_ID : saved.backbone };
   if (exp?.rewardBackbone) return exp.rewardBackbone;

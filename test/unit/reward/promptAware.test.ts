@@ -146,6 +146,15 @@ test('the learned DDPO reward scores (image, prompt) on the CLIP backbone the he
   // `reward eval` reopens the backbone the head records and reproduces the card's held-out figures
   const ev = await evalExperimentReward(exp);
   assert.deepEqual([ev.heldOut.decisive, ev.heldOut.accuracy], [card.heldOut.decisive, card.heldOut.accuracy]);
+  // the backbone's folder moves: the error's advice (say where it is now in experiment.json) is what lets the head score again
+  const moved = path.join(dir, 'clip-moved');
+  fs.renameSync(clip, moved);
+  await assert.rejects(openRewardScorer(exp), /reward backbone test-clip: its folder .*clip does not exist; .*"rewardBackbone": \{ "id": "test-clip", "path": "\/path\/to\/folder" \}/);
+  const expFile = path.join(exp, 'experiment.json');
+  fs.writeFileSync(expFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(expFile, 'utf8')), rewardBackbone: { id: 'test-clip', path: moved } }));
+  const again = await openRewardScorer(exp);
+  assert.deepEqual(await again.score([img, img], ['a red circle', 'a blue square']), [asCircle, asSquare]);
+  await again.release();
 });
 
 test('an old reward model (image-only head, no backbone source) on an old experiment (no rewardBackbone) still loads and scores', async () => {
