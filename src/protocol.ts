@@ -254,6 +254,12 @@ export interface ExperimentView {
   prompts: string[];
   createdAt: string;
   settings: Record<string, unknown>;
+  /** The reward backbone the next training uses, named for people, and the built-in prior its head starts from. */
+  rewardBackbone: string;
+  rewardPrior?: string;
+  /** Where the person is in the loop, for the run the dashboard would show (`algorithm`). */
+  algorithm: TrainingAlgorithm;
+  loop: LoopView;
 }
 
 /** A rater's answer to a shown pair: the left image, the right one, both equally good, or no opinion. */
@@ -333,7 +339,7 @@ export interface DashboardView {
   loop: LoopView;
 }
 
-/** The dashboard's walkthrough: rated pairs, the reward model's held-out accuracy, fine-tuning, the last blind win rate. */
+/** The walkthrough (dashboard and experiment panel): rated pairs, the reward model's held-out accuracy, fine-tuning, the last blind win rate. */
 export interface LoopView {
   rated: number;
   rewardAccuracy?: number;
@@ -382,7 +388,9 @@ export type HostToDashboard =
 export type ExperimentToHost =
   | { type: 'ready' }
   | { type: 'openExperimentFile' }
-  | { type: 'addPrompt'; prompt: string };
+  | { type: 'addPrompt'; prompt: string }
+  /** The walkthrough's button, as the dashboard's. */
+  | { type: 'runStep'; step: string };
 
 /** Extension host -> experiment panel. */
 export type HostToExperiment =
@@ -430,6 +438,7 @@ export const PANEL_TO_HOST_SHAPES: { [P in PanelKind]: ShapeTable<PanelToHost<P>
     ready: {},
     openExperimentFile: {},
     addPrompt: { prompt: 'string' },
+    runStep: { step: 'string' },
   },
 };
 

@@ -1,8 +1,8 @@
 /** `ddpo experiments list|new`: the experiments of a workspace folder. */
 import { ExperimentStore } from '../core/experiment/store';
-import { BUILTIN_BACKBONE_ID } from '../core/experiment/schema';
-import { backboneRefFromSpec, isBuiltinBackbone } from '../core/reward/backboneRef';
-import { isPriorName, PRIOR_NAMES } from '../core/reward/priorNames';
+import { BUILTIN_BACKBONE_ID, DEFAULT_BASE_MODEL, type RewardBackboneRef } from '../core/experiment/schema';
+import { backboneRefFromSpec, describeBackboneRef, isBuiltinBackbone, localBackboneDir, rewardBackboneOf } from '../core/reward/backboneRef';
+import { fittingPriors, isPriorName, localBackboneTraits, PRIOR_NAMES, type PriorName } from '../core/reward/priorNames';
 import { defineCommand, UsageError } from './command';
 
 /** Handler for `ddpo experiments list`. */
@@ -31,6 +31,16 @@ export const experimentsListCommand = defineCommand({
   },
 });
 
+// A prior that cannot open on the backbone would fail only at the first training, after the ratings: refuse it now,
+// where the backbone's files are here to read (a Hub backbone not downloaded yet is checked when it trains).
+function checkPriorFits(prior: PriorName, ref: RewardBackboneRef): void {
+  if (!isBuiltinBackbone(ref.id) && localBackboneDir(ref) === undefined) return;
+  const fits = fittingPriors(localBackboneTraits(ref));
+  if (!fits.includes(prior)) {
+    throw new UsageError(`--reward-prior ${prior} does not fit the reward backbone ${describeBackboneRef(ref)}: ${fits.length ? `it takes ${fits.join(' or ')}` : 'it takes none'}; or leave --reward-prior out to start cold`);
+  }
+}
+
 /** Handler for `ddpo experiments new`. */
 export const experimentsNewCommand = defineCommand({
   path: ['experiments', 'new'],
@@ -50,6 +60,7 @@ export const experimentsNewCommand = defineCommand({
     const rewardBackbone = spec === undefined ? undefined : isBuiltinBackbone(spec) ? { id: BUILTIN_BACKBONE_ID } : backboneRefFromSpec(spec);
     const rewardPrior = flags['reward-prior'];
     if (rewardPrior !== undefined && !isPriorName(rewardPrior)) throw new UsageError(`--reward-prior: unknown prior "${rewardPrior}"; use one of ${PRIOR_NAMES.join(', ')}`);
+    if (rewardPrior !== undefined) checkPriorFits(rewardPrior, rewardBackboneOf({ baseModel: baseModel ?? DEFAULT_BASE_MODEL, rewardBackbone }));
     await store.create(name, { baseModel, prompts, rewardBackbone, rewardPrior });
     io.out(`Created ${store.dirOf(name)}`);
     return 0;

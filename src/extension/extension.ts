@@ -5,6 +5,7 @@ import { watchStudio, type StudioWatch } from '../core/studio/watch';
 import { registerCommands } from './commands';
 import { openDashboard } from './commands/studio';
 import { refreshDashboard } from './panels/dashboardPanel';
+import { refreshExperimentPanel } from './panels/experimentPanel';
 import { openRatingPanel } from './panels/ratingPanel';
 import { registerPanelRestore } from './panels/restore';
 import type { Services } from './services';
@@ -41,7 +42,9 @@ export function activate(context: vscode.ExtensionContext): Services {
     watch = store
       ? watchStudio(store.workspace, (name) => {
           void tree.refresh();
-          if (name) refreshDashboard(store.dirOf(name));
+          if (!name) return;
+          refreshDashboard(store.dirOf(name));
+          refreshExperimentPanel(name);
         }, { onError: (message) => services.output.appendLine(`[host] ${message}`) })
       : undefined;
     return tree.refresh();

@@ -2,11 +2,12 @@
  * Training dashboard: run state, the run's charts (DDPO: reward, KL, clip fraction; Diffusion-DPO: loss and implicit
  * reward accuracy), the newest evaluation images, the latest blind comparison's win rate.
  */
-import type { DashboardView, LoopView, PanelMessage, TrainingAlgorithm } from '../../src/protocol';
+import type { DashboardView, PanelMessage, TrainingAlgorithm } from '../../src/protocol';
 import { fmt, lineChart } from '../lib/chart';
 import { h } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
+import { walkthrough } from '../lib/walkthrough';
 
 registerToolkit();
 const host = hostBridge<'dashboard'>();
@@ -21,26 +22,6 @@ const STATE_TEXT: Record<DashboardView['state'], string> = {
   interrupted: 'Interrupted (the worker stopped mid-run)',
 };
 
-const pct = (x: number | undefined) => (x === undefined ? '–' : `${Math.round(x * 100)}%`);
-
-// Where the person is in the loop, and its next step as a button that runs the studio's command.
-function walkthrough(l: LoopView): HTMLElement {
-  const stat = (label: string, value: string, id: string) => h('div', { class: 'loop-stat', 'data-testid': id }, h('span', { class: 'muted' }, label), ' ', h('strong', {}, value));
-  const next = h('div', { class: 'row loop-next' }, h('p', { 'data-testid': 'next-step-why' }, l.next.why));
-  if (l.next.step) {
-    const step = l.next.step;
-    const button = h('vscode-button', { appearance: 'primary', 'data-testid': 'next-step' }, l.next.label ?? step);
-    button.addEventListener('click', () => host.post({ type: 'runStep', step }));
-    next.prepend(button);
-  }
-  return h('section', { class: 'loop', 'aria-label': 'Where you are' },
-    h('div', { class: 'row' },
-      stat('Rated', `${l.rated} pairs`, 'loop-rated'),
-      stat('Reward accuracy', pct(l.rewardAccuracy), 'loop-reward'),
-      stat('Fine-tuning', `${l.epochsDone} of ${l.numEpochs} epochs`, 'loop-epochs'),
-      stat('Last blind win rate', pct(l.winRate), 'loop-win')),
-    next);
-}
 
 const RUN_NAMES: Record<TrainingAlgorithm, string> = { ddpo: 'DDPO', 'diffusion-dpo': 'Diffusion-DPO' };
 
@@ -106,7 +87,7 @@ function render(v: DashboardView): void {
     : h('p', { class: 'muted' }, 'No blind comparison yet: run "Compare with Base Model" on a checkpoint.');
   app.replaceChildren(
     h('h1', {}, `Training: ${v.experiment} · ${RUN_NAMES[v.algorithm]}`),
-    walkthrough(v.loop),
+    walkthrough(v.loop, (step) => host.post({ type: 'runStep', step })),
     runSwitch(v),
     state,
     // a finished run's message is a note (the divergence guard stopped it early); a failed or stopped run's is an error

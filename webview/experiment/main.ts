@@ -1,7 +1,11 @@
-/** Experiment panel: shows the experiment and lets the user add prompts. */
+/** Experiment panel: where the person is in the loop and its next step, the reward backbone, the prompts (which can be added to) and settings. */
 import type { ExperimentView, PanelMessage } from '../../src/protocol';
 import { h } from '../lib/dom';
+import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
+import { walkthrough } from '../lib/walkthrough';
+
+registerToolkit();
 
 const host = hostBridge<'experiment'>();
 const app = document.getElementById('app')!;
@@ -21,6 +25,8 @@ function render(exp: ExperimentView): void {
   app.replaceChildren(
     h('h1', {}, exp.name),
     h('p', { class: 'muted' }, `Base model: ${exp.baseModel} · created ${new Date(exp.createdAt).toLocaleString()}`),
+    walkthrough(exp.loop, (step) => host.post({ type: 'runStep', step })),
+    h('p', { class: 'muted', 'data-testid': 'reward-backbone' }, `Reward model: trains on ${exp.rewardBackbone}${exp.rewardPrior ? `, starting from ${exp.rewardPrior}` : ''}`),
     h('h2', {}, 'Prompts'),
     prompts,
     form,

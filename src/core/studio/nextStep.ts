@@ -2,7 +2,7 @@
  * Where a person is in the loop (rate → train the reward model → fine-tune → compare blind → rate more) and the one
  * step that moves them on, read from the experiment's summary. The dashboard shows it as a button.
  */
-import type { TrainingAlgorithm } from '../../protocol';
+import type { LoopView, TrainingAlgorithm } from '../../protocol';
 import type { RunState } from './runState';
 import type { ExperimentSummary } from './summary';
 
@@ -83,4 +83,21 @@ function rewardModelStep(s: ExperimentSummary): NextStep | undefined {
 // Rate up to the ratings a first training needs, `so` what.
 function rateMore(s: ExperimentSummary, so: string): NextStep {
   return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so ${so}.` };
+}
+
+/**
+ * What a panel's walkthrough shows for the run of `c.algorithm`: where the person is in the loop (its fine-tuning
+ * figures are those of `shown`, that run's state) and the next step with its button's text.
+ */
+export function loopView(s: ExperimentSummary, shown: RunState, c: NextStepContext & { algorithm: TrainingAlgorithm }): LoopView {
+  const next = nextStep(s, c);
+  const win = [...s.comparisons].reverse().find((x) => x.winRate.n > 0);
+  return {
+    rated: s.ratings,
+    rewardAccuracy: s.reward && Number.isFinite(s.reward.accuracy) ? s.reward.accuracy : undefined,
+    epochsDone: c.algorithm === 'diffusion-dpo' ? (shown.dpoPoints ?? []).length : shown.points.length,
+    numEpochs: shown.numEpochs,
+    winRate: win?.winRate.rate,
+    next: { ...next, label: next.step && STEP_LABELS[next.step] },
+  };
 }

@@ -4,7 +4,7 @@ import { listCheckpoints } from '../ddpo/checkpoint';
 import { parseDdpoConfig, settingsFor } from '../ddpo/config';
 import { ddpoLayout } from '../ddpo/layout';
 import { isDpoMetrics, readMetrics, type AnyEpochMetrics, type EvalImage } from '../ddpo/metrics';
-import type { DpoEpochPoint, TrainingAlgorithm } from '../../protocol';
+import { TRAINING_ALGORITHMS, type DpoEpochPoint, type TrainingAlgorithm } from '../../protocol';
 import { resolveInsideOrUndefined } from '../fsutil';
 import { processState, readRunLock } from '../experiment/runLock';
 
@@ -120,4 +120,24 @@ export function numEpochsOf(experimentDir: string, algorithm: TrainingAlgorithm 
 export function hasRun(experimentDir: string, algorithm: TrainingAlgorithm): boolean {
   const l = ddpoLayout(experimentDir, algorithm);
   return fs.existsSync(l.statusFile) || fs.existsSync(l.metricsFile);
+}
+
+/** ddpo.json's `algorithm` (DDPO when it is absent or unreadable). */
+export function configuredAlgorithm(experimentDir: string): TrainingAlgorithm {
+  try {
+    return parseDdpoConfig(JSON.parse(fs.readFileSync(ddpoLayout(experimentDir).configFile, 'utf8'))).config.algorithm;
+  } catch {
+    return 'ddpo';
+  }
+}
+
+/**
+ * The run a panel shows unless told: the one `running` here, else the run whose status changed last, else the one
+ * ddpo.json would start.
+ */
+export function runToShow(experimentDir: string, running?: TrainingAlgorithm): TrainingAlgorithm {
+  if (running) return running;
+  const when = (a: TrainingAlgorithm) => { try { return fs.statSync(ddpoLayout(experimentDir, a).statusFile).mtimeMs; } catch { return -1; } };
+  const runs = TRAINING_ALGORITHMS.filter((a) => hasRun(experimentDir, a)).sort((x, y) => when(y) - when(x));
+  return runs[0] ?? configuredAlgorithm(experimentDir);
 }

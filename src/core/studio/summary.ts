@@ -50,6 +50,11 @@ export function readSummary(experimentDir: string, runningHere: boolean | ((a: T
   };
 }
 
+/** The state of the run of `algorithm` in a summary; a Diffusion-DPO run not begun reads as idle, with ddpo.json's epochs. */
+export function summaryRun(experimentDir: string, s: ExperimentSummary, algorithm: TrainingAlgorithm): RunState {
+  return algorithm === 'ddpo' ? s.run : s.dpoRun ?? readRunState(experimentDir, false, algorithm);
+}
+
 /** The card's warm-vs-cold comparison in one line ("Started from aesthetic (61% before any rating). Held-out accuracy, cold → warm: 8 ratings 55% → 63%, …"); undefined without one. */
 export function formatWarmStart(w: RewardCard['warmStart'] | undefined): string | undefined {
   if (!w || !Array.isArray(w.points)) return undefined;

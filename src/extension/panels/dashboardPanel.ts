@@ -2,19 +2,17 @@
  * The training dashboard of one experiment: for DDPO live reward, KL and clip-fraction charts, for Diffusion-DPO the
  * loss and the implicit reward accuracy; the newest evaluation images; the latest blind comparison's win rate.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
-import { ddpoRewardOf, hasRun, readRunState, type RunState } from '../../core/studio/runState';
-import { isLoopStep, nextStep, STEP_LABELS, type LoopStep } from '../../core/studio/nextStep';
-import type { RunArg } from '../studio/pick';
-import { readSummary, type ExperimentSummary } from '../../core/studio/summary';
-import { COMMANDS } from '../commands/ids';
-import { assertNever, isTrainingAlgorithm, panelReceiver, TRAINING_ALGORITHMS, type DashboardToHost, type DashboardView, type HostToDashboard, type LoopView, type TrainingAlgorithm } from '../../protocol';
+import { ddpoRewardOf, hasRun, runToShow } from '../../core/studio/runState';
+import { loopView } from '../../core/studio/nextStep';
+import { readSummary, summaryRun } from '../../core/studio/summary';
+import { runLoopStep } from './walkthrough';
+import { assertNever, isTrainingAlgorithm, panelReceiver, TRAINING_ALGORITHMS, type DashboardToHost, type DashboardView, type HostToDashboard, type TrainingAlgorithm } from '../../protocol';
 import type { Services } from '../services';
 import { openWebviewPanel, webviewHtml } from './webviewHtml';
 import { rememberPanel } from './restore';
@@ -32,14 +30,8 @@ export function openDashboardPanel(services: Services, experimentDir: string, re
     if (algorithm) existing.show(algorithm);
     return existing.panel.reveal();
   }
-  const shown = algorithm ?? services.runs.algorithmOf(experimentDir) ?? newestRun(experimentDir);
+  const shown = algorithm ?? runToShow(experimentDir, services.runs.algorithmOf(experimentDir));
   open.set(experimentDir, new DashboardPanel(services, experimentDir, resume, () => open.delete(experimentDir), shown, restored));
-}
-
-// The run whose status changed last (DDPO when there is none).
-function newestRun(dir: string): TrainingAlgorithm {
-  const when = (a: TrainingAlgorithm) => { try { return fs.statSync(ddpoLayout(dir, a).statusFile).mtimeMs; } catch { return -1; } };
-  return [...TRAINING_ALGORITHMS].sort((x, y) => when(y) - when(x))[0];
 }
 
 /** Redraws every open dashboard of `experimentDir` (after a file change on disk). */
@@ -105,19 +97,12 @@ class DashboardPanel {
         if (isTrainingAlgorithm(msg.algorithm)) this.show(msg.algorithm);
         return;
       case 'runStep':
-        if (!isLoopStep(msg.step)) return this.services.output.appendLine(`[host] rejected a dashboard message: unknown step ${JSON.stringify(msg.step)}`);
-        return this.runStep(msg.step);
+        return runLoopStep(this.services, 'dashboard', this.dir, msg.step, this.algorithm);
       default:
         assertNever(msg);
     }
   }
 
-  // The walkthrough's button runs the studio command of its step on this experiment, as the tree's menu does; fine-tuning
-  // and comparing act on the run this dashboard shows.
-  private runStep(step: LoopStep): void {
-    const run: RunArg = { experiment: path.basename(this.dir), algorithm: this.algorithm };
-    void vscode.commands.executeCommand(COMMANDS[step], step === 'startFineTune' || step === 'compare' ? run : this.dir);
-  }
 
   // A run shown as running that this window did not start: another process (a terminal, another window) holds it.
   private tellWhereItRuns(): void {
@@ -131,7 +116,7 @@ class DashboardPanel {
     // one read of the experiment serves the run shown, the latest comparison and the walkthrough
     const summary = readSummary(this.dir, (a) => this.services.runs.isRunning(this.dir, a));
     const running = this.services.runs.isRunning(this.dir, this.algorithm);
-    const s = this.algorithm === 'ddpo' ? summary.run : summary.dpoRun ?? readRunState(this.dir, running, this.algorithm);
+    const s = summaryRun(this.dir, summary, this.algorithm);
     const live = running ? this.services.runs.progressOf(this.dir) : undefined;
     const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(this.dir, rel))).toString();
     const win = summary.comparisons.at(-1);
@@ -149,21 +134,8 @@ class DashboardPanel {
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
       winRate: win && win.winRate.n > 0 ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
-      loop: this.loop(summary, s),
+      loop: loopView(summary, s, { reward: ddpoRewardOf(this.dir), algorithm: this.algorithm }),
     };
   }
 
-  // the loop's figures; the fine-tuning ones are those of the run shown (DDPO or Diffusion-DPO)
-  private loop(s: ExperimentSummary, shown: RunState): LoopView {
-    const next = nextStep(s, { reward: ddpoRewardOf(this.dir), algorithm: this.algorithm });
-    const win = [...s.comparisons].reverse().find((c) => c.winRate.n > 0);
-    return {
-      rated: s.ratings,
-      rewardAccuracy: s.reward && Number.isFinite(s.reward.accuracy) ? s.reward.accuracy : undefined,
-      epochsDone: this.algorithm === 'diffusion-dpo' ? (shown.dpoPoints ?? []).length : shown.points.length,
-      numEpochs: shown.numEpochs,
-      winRate: win?.winRate.rate,
-      next: { ...next, label: next.step && STEP_LABELS[next.step] },
-    };
-  }
 }

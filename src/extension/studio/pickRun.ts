@@ -1,11 +1,9 @@
 /** Which run (DDPO or Diffusion-DPO) or which model (the base model, a run's checkpoint) a command acts on. */
-import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import { listCheckpoints } from '../../core/ddpo/checkpoint';
-import { parseDdpoConfig } from '../../core/ddpo/config';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { sideLabel } from '../../core/studio/compare';
-import { hasRun } from '../../core/studio/runState';
+import { configuredAlgorithm, hasRun } from '../../core/studio/runState';
 import { TRAINING_ALGORITHMS, type CompareSide, type TrainingAlgorithm } from '../../protocol';
 import type { PickedExperiment } from './pick';
 
@@ -27,14 +25,6 @@ export async function pickAlgorithm(x: PickedExperiment, title: string, existing
   return (await vscode.window.showQuickPick(items, { title, placeHolder: 'Which algorithm?', ignoreFocusOut: true }))?.algorithm;
 }
 
-/** ddpo.json's `algorithm` (DDPO when it is absent or unreadable). */
-export function configuredAlgorithm(experimentDir: string): TrainingAlgorithm {
-  try {
-    return parseDdpoConfig(JSON.parse(fs.readFileSync(ddpoLayout(experimentDir).configFile, 'utf8'))).config.algorithm;
-  } catch {
-    return 'ddpo';
-  }
-}
 
 /** Every checkpoint of the experiment's runs, newest first per run. */
 export function checkpointSides(experimentDir: string): CompareSide[] {

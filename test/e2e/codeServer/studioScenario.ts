@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import type { Step } from './scenario';
-import { activeWebview, closeToasts, contextMenu, pickQuick, runCommand, toast, treeRow } from './workbench';
+import { activeWebview, closeToasts, contextMenu, pickQuick, toast, treeRow } from './workbench';
 
 const EXP = 'watercolor-cats';
 
@@ -33,11 +33,23 @@ export function studioSteps(page: Page, workspace: string): Step[] {
   const ratings = path.join(dir, 'ratings.jsonl');
   return [
     {
-      name: 'the rating panel rates 10 pairs by keyboard alone, and 10 ratings are in ratings.jsonl',
+      name: 'clicking the experiment shows where the person is in the loop; its next step, Rate, opens the rating panel',
       async run() {
         await closeToasts(page);
-        await runCommand(page, 'DDPO Studio: Rate Pairs');
-        await pickQuick(page, EXP);
+        await treeRow(page, EXP).click();
+        const panel = activeWebview(page);
+        await panel.locator('h1', { hasText: EXP }).waitFor({ timeout: 30_000 });
+        await panel.getByTestId('loop-rated').getByText('0 pairs').waitFor();
+        await panel.getByTestId('next-step-why').getByText(/^Rate 20 more pairs \(0 of 20\)/).waitFor();
+        await panel.getByTestId('reward-backbone').getByText('Reward model: trains on built-in shape features').waitFor();
+        await panel.getByTestId('next-step').click();
+        await activeWebview(page).getByText('0 / 50 rated').waitFor({ timeout: 60_000 });
+      },
+    },
+    {
+      name: 'the rating panel rates 10 pairs by keyboard alone, and 10 ratings are in ratings.jsonl',
+      async run() {
+        // the rating panel the walkthrough's Rate button opened
         const frame = activeWebview(page);
         await frame.getByText('0 / 50 rated').waitFor({ timeout: 60_000 });
         // Every control has an accessible name.

@@ -52,7 +52,7 @@ test('experiments new then list shows the experiment; a second new with the same
   assert.match(again.err, /already exists/);
 });
 
-test('experiments new --reward-prior records where the reward model starts; an unknown prior is refused before anything is written', async () => {
+test('experiments new --reward-prior records where the reward model starts; an unknown prior, or one the backbone cannot run, is refused before anything is written', async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
   const created = await ddpo('experiments', 'new', 'warm', '--workspace', ws, '--reward-backbone', 'embedded:tiny-clip', '--reward-prior', 'clip_score');
   assert.equal(created.code, 0, created.err);
@@ -63,6 +63,15 @@ test('experiments new --reward-prior records where the reward model starts; an u
   assert.equal(bad.code, 2);
   assert.match(bad.err, /unknown prior "aesthetics"; use one of aesthetic, clip_score, shape_taste/);
   assert.ok(!fs.existsSync(path.join(ws, '.ddpo', 'typo')));
+  // a prior the backbone cannot run (aesthetic needs 768-wide CLIP embeddings; the embedded model's default is the built-in features)
+  const misfit = await ddpo('experiments', 'new', 'misfit', '--workspace', ws, '--base-model', 'embedded:tiny-shapes', '--reward-prior', 'aesthetic');
+  assert.equal(misfit.code, 2);
+  assert.match(misfit.err, /--reward-prior aesthetic does not fit the reward backbone built-in shape features: it takes shape_taste; or leave --reward-prior out to start cold/);
+  assert.ok(!fs.existsSync(path.join(ws, '.ddpo', 'misfit')));
+  const tiny = await ddpo('experiments', 'new', 'misfit', '--workspace', ws, '--reward-backbone', 'embedded:tiny-clip', '--reward-prior', 'shape_taste');
+  assert.match(tiny.err, /does not fit the reward backbone embedded tiny-clip: it takes clip_score;/);
+  // a Hub backbone not downloaded yet is checked when it trains
+  assert.equal((await ddpo('experiments', 'new', 'hub', '--workspace', ws, '--reward-prior', 'aesthetic')).code, 0);
   const cold = await ddpo('experiments', 'new', 'cold', '--workspace', ws);
   assert.equal(JSON.parse(fs.readFileSync(path.join(ws, '.ddpo', 'cold', 'experiment.json'), 'utf8')).rewardPrior, undefined, cold.err);
 });

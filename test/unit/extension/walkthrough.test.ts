@@ -1,4 +1,4 @@
-// The dashboard walks the person through the loop: at each stage (nothing rated, enough rated, reward trained,
+// The dashboard and the experiment panel walk the person through the loop: at each stage (nothing rated, enough rated, reward trained,
 // fine-tuned, compared, rated again) it shows where they are and the right next step, and its button runs that
 // step's command on the experiment, through the dashboard's validated message union.
 import { test } from 'node:test';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { commands, created, installFakeVscode, Uri, type FakeWebviewPanel } from './fakeVscode';
+import { commands, created, installFakeVscode, Uri, workspace, type FakeWebviewPanel } from './fakeVscode';
 import { ExperimentStore } from '../../../src/core/experiment/store';
 import { CKPT_FILES } from '../../../src/core/ddpo/checkpoint';
 import { ddpoLayout } from '../../../src/core/ddpo/layout';
@@ -15,7 +15,7 @@ import { trainExperimentReward } from '../../../src/core/reward/experiment';
 import { PreferenceStore } from '../../../src/core/reward/store';
 import { COMPARE_DIR, MANIFEST_FILE } from '../../../src/core/studio/compare';
 import { nextStep, RATINGS_TO_TRAIN } from '../../../src/core/studio/nextStep';
-import { parsePanelMessage, type DashboardView, type TrainingAlgorithm } from '../../../src/protocol';
+import { parsePanelMessage, type DashboardView, type ExperimentView, type TrainingAlgorithm } from '../../../src/protocol';
 import type { Services } from '../../../src/extension/services';
 import { makeSimulatedExperiment } from '../reward/helpers/simulatedExperiment';
 
@@ -143,6 +143,39 @@ test('on a Diffusion-DPO run the walkthrough skips the reward model, and its but
   }
   assert.ok(!fs.existsSync(path.join(dir, 'reward')), 'no reward model was asked for');
   assert.ok(fs.existsSync(dpo.metricsFile));
+  panel.dispose();
+});
+
+// Clicking an experiment opens its panel, not the dashboard: the same walkthrough is there, for the run the dashboard
+// would show (here ddpo.json's Diffusion-DPO, as nothing has run yet), with the backbone the reward model trains on.
+test('the experiment panel shows the walkthrough of the run ddpo.json names and the reward backbone, and its button runs the step', async () => {
+  const { openExperimentPanel, refreshExperimentPanel } = await import('../../../src/extension/panels/experimentPanel');
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-walkthrough-'));
+  const store = new ExperimentStore(ws);
+  await store.create('shapes', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a shape'], rewardBackbone: { id: 'my-clip', path: '/clip' }, rewardPrior: 'clip_score' });
+  const dir = store.dirOf('shapes');
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ algorithm: 'diffusion-dpo' }));
+  workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
+  const output: string[] = [];
+  await openExperimentPanel(fakeServices(output, () => false), 'shapes');
+  const panel = created.at(-1)!;
+  const latest = () => (panel.webview.posted.filter((m) => (m as { type: string }).type === 'experiment').at(-1) as { experiment: ExperimentView } | undefined)?.experiment;
+  panel.webview.send({ type: 'ready' });
+  await settle();
+  assert.deepEqual([latest()!.algorithm, latest()!.rewardBackbone, latest()!.rewardPrior, latest()!.loop.next.step], ['diffusion-dpo', 'my-clip (/clip)', 'clip_score', 'rate']);
+  assert.match(latest()!.loop.next.why, /Diffusion-DPO has enough/);
+  // ratings arrive on disk; the studio's watch redraws the panel
+  makeSimulatedExperiment(dir, { pairs: RATINGS_TO_TRAIN + 4, seed: 3 });
+  refreshExperimentPanel('shapes');
+  await settle();
+  assert.deepEqual([latest()!.loop.rated, latest()!.loop.next.step, latest()!.loop.next.label], [RATINGS_TO_TRAIN + 4, 'startFineTune', 'Start Fine-Tuning']);
+  const msg = { type: 'runStep', step: 'startFineTune' };
+  assert.deepEqual(parsePanelMessage('experiment', msg), msg);
+  commands.executed.length = 0;
+  panel.webview.send(msg);
+  panel.webview.send({ type: 'runStep', step: 'deleteExperiment' });
+  assert.deepEqual(commands.executed, [{ id: 'ddpoStudio.startFineTune', args: [{ experiment: 'shapes', algorithm: 'diffusion-dpo' }] }]);
+  assert.deepEqual(output, ['[host] rejected an experiment panel message: unknown step "deleteExperiment"']);
   panel.dispose();
 });
 
