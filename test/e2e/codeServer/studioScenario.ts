@@ -33,7 +33,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
   const ratings = path.join(dir, 'ratings.jsonl');
   return [
     {
-      name: 'clicking the experiment shows where the person is in the loop; its next step, Rate, opens the rating panel',
+      name: 'clicking the experiment shows where the person is in the loop, its next step and the reward backbone',
       async run() {
         await closeToasts(page);
         await treeRow(page, EXP).click();
@@ -42,14 +42,12 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         await panel.getByTestId('loop-rated').getByText('0 pairs').waitFor();
         await panel.getByTestId('next-step-why').getByText(/^Rate 20 more pairs \(0 of 20\)/).waitFor();
         await panel.getByTestId('reward-backbone').getByText('Reward model: trains on built-in shape features').waitFor();
-        await panel.getByTestId('next-step').click();
-        await activeWebview(page).getByText('0 / 50 rated').waitFor({ timeout: 60_000 });
       },
     },
     {
-      name: 'the rating panel rates 10 pairs by keyboard alone, and 10 ratings are in ratings.jsonl',
+      name: 'the walkthrough\'s Rate button opens the rating panel, which rates 10 pairs by keyboard alone, and 10 ratings are in ratings.jsonl',
       async run() {
-        // the rating panel the walkthrough's Rate button opened
+        await activeWebview(page).getByTestId('next-step').click();
         const frame = activeWebview(page);
         await frame.getByText('0 / 50 rated').waitFor({ timeout: 60_000 });
         // Every control has an accessible name.
