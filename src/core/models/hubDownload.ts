@@ -136,13 +136,22 @@ export async function listRepoFiles(opts: HubDownloadOptions): Promise<{ sha?: s
 }
 
 // One attempt: continue `<dest>.part` from its current length with Range, then fsync it and rename it into place
-// (the `.part` is written in place on purpose: it is what a later attempt resumes).
-async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions, report: (n: number, total: number) => void): Promise<void> {
+// (the `.part` is written in place on purpose: it is what a later attempt resumes). `size` is the listing's size of
+// the file: a reply without a length that ends early, or a `.part` longer than the file, is never committed.
+async function downloadOnce(url: string, dest: string, size: number | undefined, opts: HubDownloadOptions, report: (n: number, total: number) => void): Promise<void> {
   const part = dest + '.part';
   const have = existsSync(part) ? statSync(part).size : 0;
+  const commit = () => {
+    const got = statSync(part).size;
+    if (size !== undefined && got !== size) {
+      if (got > size) unlinkSync(part); // more than the file holds: nothing in it can be trusted, start over
+      throw new Error(`Download of ${url} holds ${got} bytes, not the ${size} the Hub lists`);
+    }
+    commitFileSync(part, dest);
+  };
   const headers: Record<string, string> = { ...authHeaders(opts.token), ...(have > 0 ? { Range: `bytes=${have}-` } : {}) };
   const res = await fetch(url, { headers, signal: opts.signal });
-  if (res.status === 416 && have > 0) { commitFileSync(part, dest); return; }
+  if (res.status === 416 && have > 0) return commit();
   if (!res.ok || !res.body) throw await hubError(res, `Downloading ${url}`, opts.repo);
   const resumed = res.status === 206;
   let done = resumed ? have : 0;
@@ -158,7 +167,7 @@ async function downloadOnce(url: string, dest: string, opts: HubDownloadOptions,
     await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
   }
   if (Number.isFinite(total) && done !== total) throw new Error(`Download of ${url} ended early (${done} of ${total} bytes)`);
-  commitFileSync(part, dest);
+  commit();
 }
 
 /**
@@ -197,7 +206,7 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
     const report = (n: number, t: number) => opts.onProgress?.({ file: path, fileBytes: n, fileTotal: size ?? t, bytes: doneBefore + n, total });
     for (let attempt = 0; ; attempt++) {
       try {
-        await downloadOnce(url, dest, opts, report);
+        await downloadOnce(url, dest, size, opts, report);
         break;
       } catch (e) {
         opts.signal?.throwIfAborted();

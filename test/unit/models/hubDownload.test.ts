@@ -61,6 +61,29 @@ test('a gated repo downloads with the token, resumes a dropped file with Range, 
   } finally { rmSync(cache, { recursive: true, force: true }); }
 });
 
+test('a file whose reply ends early without saying its length is resumed to the listed size, never committed short', async () => {
+  const mock = await startMockHub({ root: tinyModel, endEarlyOnce: 'unet/model.onnx' });
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    const dir = await downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url });
+    const unet = mock.requests.filter((r) => r.path.endsWith('/unet/model.onnx'));
+    const size = statSync(join(tinyModel, 'unet/model.onnx')).size;
+    assert.deepEqual(unet.map((r) => r.range), [undefined, `bytes=${size >> 1}-`], 'the second request resumes where the short reply ended');
+    assert.ok(readFileSync(join(dir, 'unet/model.onnx')).equals(readFileSync(join(tinyModel, 'unet/model.onnx'))));
+    // a .part longer than the file is thrown away and fetched again whole
+    const again = mkdtempSync(join(tmpdir(), 'hub-'));
+    const partDir = join(again, relative(cache, dir), 'unet');
+    mkdirSync(partDir, { recursive: true });
+    writeFileSync(join(partDir, 'model.onnx.part'), Buffer.alloc(size + 5));
+    const dir2 = await downloadModel({ repo: 'owner/tiny', cacheDir: again, baseUrl: mock.url });
+    assert.ok(readFileSync(join(dir2, 'unet/model.onnx')).equals(readFileSync(join(tinyModel, 'unet/model.onnx'))));
+    rmSync(again, { recursive: true, force: true });
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+    await mock.close();
+  }
+});
+
 test('the disk-space check fails before downloading anything', { skip: needsFixture() }, async () => {
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {

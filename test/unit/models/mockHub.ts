@@ -14,6 +14,8 @@ export interface MockHubOptions {
   token?: string;
   /** A file whose first full download is cut off halfway, as a flaky connection would. */
   dropOnce?: string;
+  /** A file whose first full download is sent without a length and ends cleanly halfway (a proxy that cut it short). */
+  endEarlyOnce?: string;
   /** A file (or several) sent half, then the rest after `ms` (a download in progress long enough to see). */
   stall?: Stall | Stall[];
   /** Extra names listed in the siblings (not downloadable), e.g. weights the pipeline must skip. */
@@ -37,7 +39,7 @@ function listFiles(dir: string): string[] {
 /** Starts the mock Hub; repos of the owner `huge` list every file as 1 PB (for disk-space checks), of `missing` do not exist. */
 export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
   const requests: MockHub['requests'] = [];
-  let dropped = false;
+  let dropped = false, endedEarly = false;
   const rootOf = (owner: string, name: string) => opts.repos?.[`${owner}/${name}`] ?? opts.root;
   const stalls = [opts.stall ?? []].flat();
   const server = createServer((req, res) => {
@@ -64,7 +66,13 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
     const range = req.headers.range?.match(/^bytes=(\d+)-$/);
     if (range) {
       const start = Number(range[1]);
+      if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end(); return; }
       res.writeHead(206, { 'content-length': data.length - start, 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` }).end(data.subarray(start));
+      return;
+    }
+    if (rel === opts.endEarlyOnce && !endedEarly) {
+      endedEarly = true;
+      res.writeHead(200).end(data.subarray(0, data.length >> 1));
       return;
     }
     res.writeHead(200, { 'content-length': data.length });
