@@ -20,6 +20,7 @@ import { runDdpo } from './trainer';
 import { isPreferencePolicy, type DdpoProgress, type LoraPolicyBase, type Policy, type PreferencePolicy } from './types';
 import type { SessionProviders } from '../runtime/sessionProviders';
 import type { Backbone } from '../reward/backbone';
+import type { DownloadProgress } from '../models/hubDownload';
 import { ALGORITHM_NAMES, type TrainingAlgorithm } from '../../protocol';
 
 /** The settings object of an experiment's `ddpo.json` as written (absent: empty). */
@@ -65,6 +66,8 @@ export interface TrainExperimentOptions {
   lockLabel?: string;
   /** Hears the learned reward's backbone once it is open. */
   onBackboneOpened?: (backbone: Backbone) => void;
+  /** Hears the reward backbone's download, when the reward needs one that is not in the cache (a cleared cache, another machine). */
+  onBackboneDownload?: (p: DownloadProgress) => void;
 }
 
 /** What a finished (or stopped-early) run of either algorithm did. */
@@ -92,7 +95,7 @@ export async function trainExperiment(experimentDir: string, o: TrainExperimentO
 async function runDdpoLocked(experimentDir: string, exp: Experiment, config: DdpoConfig, o: TrainExperimentOptions, log: (line: string) => void): Promise<LoopResult<AnyEpochMetrics>> {
   if (o.policy && isPreferencePolicy(o.policy)) throw new Error('DDPO needs a policy that samples with log-probabilities; the one given trains on rated pairs (Diffusion-DPO)');
   // the learned reward's backbone opens on the policy's providers, so it runs on the same GPU when one opens it
-  const reward = o.reward ?? await makeReward(config.reward, experimentDir, o.approveRewardScript, { providers: o.providers, onLog: log, signal: o.signal, onOpened: o.onBackboneOpened });
+  const reward = o.reward ?? await makeReward(config.reward, experimentDir, o.approveRewardScript, { providers: o.providers, onLog: log, signal: o.signal, onOpened: o.onBackboneOpened, onProgress: o.onBackboneDownload });
   try {
     const policy = (o.policy as Policy | undefined) ?? (await buildPolicy(modelDirOf(experimentDir, exp, o), (d) => createOnnxPolicy(d, config, { onLog: log, providers: o.providers }), log));
     try {

@@ -167,10 +167,11 @@ export class RunManager implements vscode.Disposable {
     if (!first) return this.statusBar.hide();
     const [dir, run] = first;
     const p = run.last;
-    this.statusBar.text = `$(sync~spin) ${ALGORITHM_NAMES[run.algorithm]} ${path.basename(dir)}` + (p ? `: epoch ${p.epoch + 1}/${p.numEpochs}` : ': starting');
+    const where = !p ? 'starting' : p.phase === 'download' ? p.message : `epoch ${p.epoch + 1}/${p.numEpochs}`;
+    this.statusBar.text = `$(sync~spin) ${ALGORITHM_NAMES[run.algorithm]} ${path.basename(dir)}: ${where}`;
     this.statusBar.tooltip = `Fine-tuning ${dir}${p?.message ? `\n${p.message}` : ''}\nClick to open the training dashboard.`;
     this.statusBar.command = { command: 'ddpoStudio.openDashboard', title: 'Open Dashboard', arguments: [dir] };
-    this.statusBar.accessibilityInformation = { label: `DDPO Studio is fine-tuning ${path.basename(dir)}${p ? `, epoch ${p.epoch + 1} of ${p.numEpochs}` : ''}` };
+    this.statusBar.accessibilityInformation = { label: `DDPO Studio is fine-tuning ${path.basename(dir)}${p?.phase === 'download' ? `, ${p.message}` : p ? `, epoch ${p.epoch + 1} of ${p.numEpochs}` : ''}` };
     this.statusBar.show();
   }
 }

@@ -136,6 +136,8 @@ export const startFineTuneHandler: JobHandler<'startFineTune'> = {
       await releasePipelines();
       const r = await trainExperiment(dir, {
         modelDir, resume, algorithm, signal: ctl.signal, onLog: ctx.log, providers: await providersFor(executionProvider, ctx), approveRewardScript: confirmedScriptGate(rewardScript), lockLabel: 'DDPO Studio fine-tuning', onBackboneOpened: noteBackboneOpened,
+        // before the first epoch: the reward's backbone, downloaded again when the cache lost it
+        onBackboneDownload: (p) => ctx.progress({ epoch: 0, numEpochs, phase: 'download', fraction: 0, message: downloadMessage(p) }),
         onProgress: (p) => {
           numEpochs = p.numEpochs;
           const frac = p.total > 0 ? p.done / p.total : 0;

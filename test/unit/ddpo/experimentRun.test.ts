@@ -9,6 +9,11 @@ import { readMetrics } from '../../../src/core/ddpo/metrics';
 import { ExperimentStore } from '../../../src/core/experiment/store';
 import { embeddedModelDir } from '../../../src/core/experiment/modelDir';
 import { toyConfig, toyPolicyFor } from './helpers';
+import { cachedModelDir, defaultModelCacheDir } from '../../../src/core/models/hubDownload';
+import { trainExperimentReward } from '../../../src/core/reward/experiment';
+import { startMockHub } from '../models/mockHub';
+import { writeTestClipFolder } from '../reward/helpers/clipFolder';
+import { makeSimulatedExperiment } from '../reward/helpers/simulatedExperiment';
 
 // An experiment whose model has no folder: only an injected policy can train it.
 async function experiment(prompts: string[]): Promise<string> {
@@ -40,6 +45,29 @@ test('a reward given to the run replaces the one ddpo.json names, is asked per p
   assert.deepEqual(Object.fromEntries(Object.entries(first.reward_per_prompt).map(([p, r]) => [p, [r.mean, r.std]])), { 'a cat': [1, 0], 'a dog': [-1, 0] }, 'the given reward scored the samples, not jpeg_incompressibility');
   assert.deepEqual([...seen].sort(), ['a cat', 'a dog']);
   assert.equal(released, 0);
+});
+
+test('a learned reward whose Hub backbone left the cache is downloaded again before the first epoch, and the run hears its progress', async () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-home-'));
+  const hub = await startMockHub({ root: writeTestClipFolder(path.join(home, 'served')) });
+  const env = { HOME: process.env.HOME, HF_ENDPOINT: process.env.HF_ENDPOINT };
+  Object.assign(process.env, { HOME: home, HF_ENDPOINT: hub.url });
+  try {
+    const store = new ExperimentStore(fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-run-')));
+    await store.create('e', { baseModel: { id: 'no-folder' }, prompts: ['a big red circle on a blue background'], rewardBackbone: { id: 'someone/tiny-clip' } });
+    const dir = store.dirOf('e');
+    makeSimulatedExperiment(dir, { pairs: 30, seed: 5, prompts: ['a big red circle on a blue background'] });
+    await trainExperimentReward(dir);
+    fs.rmSync(cachedModelDir(defaultModelCacheDir(), 'someone/tiny-clip'), { recursive: true });
+    fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ num_epochs: 1, sample_num_steps: 10, sample_batch_size: 4, sample_num_batches_per_epoch: 1, train_batch_size: 2, eval_seeds: [], reward: 'learned' }));
+    const files: string[] = [];
+    const r = await trainExperiment(dir, { policy: toyPolicyFor(toyConfig()), onBackboneDownload: (p) => files.push(p.file) });
+    assert.equal(r.lastEpoch, 0);
+    assert.ok(files.includes('onnx/vision_model.onnx') && files.includes('onnx/text_model.onnx'), files.join(', '));
+  } finally {
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    await hub.close();
+  }
 });
 
 test('an experiment without prompts is refused naming experiment.json and the field', async () => {
