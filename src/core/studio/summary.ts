@@ -18,7 +18,7 @@ export interface ExperimentSummary {
    * `backbone`: what the model was trained on, named for people (absent in summaries made without a card), and
    * `backboneRef` where it was opened from (the card's id and folder); `ratings`: how many it was trained from.
    */
-  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; backboneRef?: RewardBackboneRef; ratings?: number; warmStart?: string };
+  reward?: { accuracy: number; heldOut: number; comparisons: number; trainedAt: string; backbone?: string; backboneRef?: RewardBackboneRef; ratings?: number; warmStart?: string; curve?: string };
   /** The DDPO run (idle when there is none). */
   run: RunState;
   /** The Diffusion-DPO run, when the experiment has one. */
@@ -36,7 +36,7 @@ export function readSummary(experimentDir: string, runningHere: boolean | ((a: T
     const card = JSON.parse(fs.readFileSync(rewardPaths(experimentDir).card, 'utf8'));
     const backbone = typeof card.backboneLabel === 'string' ? card.backboneLabel : typeof card.backbone === 'string' ? describeBackboneRef({ id: card.backbone }) : undefined;
     const backboneRef = typeof card.backboneSource?.id === 'string' ? card.backboneSource : typeof card.backbone === 'string' ? { id: card.backbone } : undefined;
-    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, backboneRef, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined, warmStart: formatWarmStart(card.warmStart) };
+    reward = { accuracy: Number(card.heldOut?.accuracy), heldOut: card.data?.heldOutComparisons ?? 0, comparisons: card.data?.comparisons ?? 0, trainedAt: card.trainedAt, backbone, backboneRef, ratings: typeof card.data?.ratings === 'number' ? card.data.ratings : undefined, warmStart: formatWarmStart(card.warmStart), curve: formatLearningCurve(card.learningCurve) };
   } catch {
     // not trained yet
   }
@@ -60,6 +60,13 @@ export function formatWarmStart(w: RewardCard['warmStart'] | undefined): string 
   if (!w || !Array.isArray(w.points)) return undefined;
   const p = (x: number) => (Number.isFinite(x) ? `${Math.round(x * 100)}%` : 'n/a');
   return `Started from ${w.prior} (${p(w.priorAccuracy)} before any rating). Held-out accuracy, cold → warm: ${w.points.map((q) => `${q.comparisons} comparisons ${p(q.cold)} → ${p(q.warm)}`).join(', ')}`;
+}
+
+/** How held-out accuracy grew with the comparisons trained on ("Held-out accuracy by comparisons: 8 → 55%, 16 → 61%, 40 → 70%"); undefined without points. */
+export function formatLearningCurve(curve: RewardCard['learningCurve'] | undefined): string | undefined {
+  const points = Array.isArray(curve) ? curve.filter((q) => Number.isFinite(q.accuracy)) : [];
+  if (points.length === 0) return undefined;
+  return `Held-out accuracy by comparisons trained on: ${points.map((q) => `${q.comparisons} → ${Math.round(q.accuracy * 100)}%`).join(', ')}`;
 }
 
 /** "62% (95% CI 41–79%, n=8)", or "not rated yet". */

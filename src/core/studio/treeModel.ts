@@ -76,7 +76,9 @@ function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experiment
   const next = `${describeBackboneRef(chosen)}${chosen.path ? ` (${chosen.path})` : ''}`;
   const trained = s.reward?.backbone;
   const unchanged = !s.reward?.backboneRef || sameBackbone(s.reward.backboneRef, chosen, e.dir);
-  const tooltip = (trained ? `Trained on ${trained}${unchanged ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`) + (s.reward?.warmStart ? `\n${s.reward.warmStart}` : '');
+  // how accuracy grew with ratings: warm against cold when the head started from a prior, else cold alone
+  const growth = s.reward?.warmStart ?? s.reward?.curve;
+  const tooltip = (trained ? `Trained on ${trained}${unchanged ? '' : `\nThe next training uses ${next}`}` : `Trains on ${next}`) + (growth ? `\n${growth}` : '');
   return {
     dir: e.dir, experiment: e.name, id: nodeId, kind: 'reward', label: 'Reward model', tooltip, children: [],
     description: s.reward ? `accuracy ${pct(s.reward.accuracy)} on ${s.reward.heldOut} held-out · ${trained ?? describeBackboneRef(chosen)}` : `not trained · ${describeBackboneRef(chosen)}`,

@@ -92,7 +92,7 @@ test('ddpo experiments new --reward-backbone and ddpo reward train --backbone ta
   assert.deepEqual(card.backboneSource, { id: 'clip', path: clip });
   const entries = await new ExperimentStore(ws).list();
   const row = buildStudioTree(entries, (x) => readSummary(x.dir, false)).find((n) => n.experiment === 'e')!.children.find((c) => c.kind === 'reward')!;
-  assert.equal(row.tooltip, 'Trained on clip (image + text)', 'the tree reads where the card was trained from');
+  assert.match(row.tooltip!, /^Trained on clip \(image \+ text\)\nHeld-out accuracy by comparisons trained on: (\d+ → \d+%, )+\d+ → \d+%$/, 'the tree reads where the card was trained from, and how accuracy grew');
   const b = io();
   assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir, '--backbone', 'builtin'], b), 0, b.lines.join('\n'));
   assert.match(b.lines.join('\n'), /with built-in shape features\n/);
