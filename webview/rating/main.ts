@@ -71,7 +71,8 @@ function header(v: RatingView): HTMLElement {
       bar(pct, v),
       h('span', { class: 'count', 'data-testid': 'rated-count' }, `${v.rated} / ${v.target} rated`),
       v.mode === 'compare' ? '' : h('span', { class: 'pill', title: 'How often you pick the same image when a pair comes back with its sides swapped' }, consistency),
-      v.winRate && v.winRate.n > 0 ? h('span', { class: 'pill winrate' }, `win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`) : '',
+      // while a blind comparison is rated its running win rate stays hidden: it would tell which side is which
+      v.winRate && v.winRate.n > 0 && v.rated >= v.target ? h('span', { class: 'pill winrate' }, `win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`) : '',
     ),
     // a skip is no judgement, so it leaves the win rate alone; a tie is half a win
     v.mode === 'compare' ? h('p', { class: 'muted scoring', 'data-testid': 'scoring-rule' }, 'Skipped pairs are not counted in the win rate; a tie counts as half a win.') : '',

@@ -107,7 +107,7 @@ export function compareQueue(experimentDir: string, m: CompareManifest, ratedPai
   const rated = new Set(ratedPairs ?? readRatings(compareDir(experimentDir, m.id)).ratings.map((r) => r.pairId));
   return m.items.filter((it) => !rated.has(it.pairId)).map((it) => {
     const bLeft = (createHash('sha256').update(`${m.id}/${it.pairId}`).digest()[0] & 1) === 1;
-    return { id: it.pairId, pairId: it.pairId, prompt: it.prompt, left: bLeft ? it.b : it.a, right: bLeft ? it.a : it.b, sideOrder: 'ab' as const };
+    return { id: it.pairId, pairId: it.pairId, prompt: it.prompt, left: bLeft ? it.b : it.a, right: bLeft ? it.a : it.b, sideOrder: bLeft ? 'ba' as const : 'ab' as const };
   });
 }
 
@@ -121,6 +121,17 @@ export interface CompareResult extends BlindScore {
   total: number;
   /** Ratings given, skips included. */
   rated: number;
+}
+
+/** Whether every pair of a comparison has an answer: only then is its win rate shown (see {@link latestResult}). */
+export const ratedThrough = (c: Pick<CompareResult, 'rated' | 'total'>): boolean => c.rated >= c.total;
+
+/**
+ * The newest comparison whose win rate may be shown: rated through, with a decisive answer. One still being rated shows
+ * none, since a rate that moves with each answer would tell the rater which side is the fine-tuned model.
+ */
+export function latestResult(comparisons: readonly CompareResult[]): CompareResult | undefined {
+  return [...comparisons].reverse().find((c) => ratedThrough(c) && c.winRate.n > 0);
 }
 
 /** Scores a comparison from its ratings (B is the side blindScore counts as "tuned"); `ratings` defaults to those in its log. */

@@ -3,6 +3,7 @@
  * step that moves them on, read from the experiment's summary. The dashboard shows it as a button.
  */
 import type { LoopView, TrainingAlgorithm } from '../../protocol';
+import { latestResult } from './compare';
 import type { RunState } from './runState';
 import type { ExperimentSummary } from './summary';
 
@@ -91,7 +92,7 @@ function rateMore(s: ExperimentSummary, so: string): NextStep {
  */
 export function loopView(s: ExperimentSummary, shown: RunState, c: NextStepContext & { algorithm: TrainingAlgorithm }): LoopView {
   const next = nextStep(s, c);
-  const win = [...s.comparisons].reverse().find((x) => x.winRate.n > 0);
+  const win = latestResult(s.comparisons);
   return {
     rated: s.ratings,
     rewardAccuracy: s.reward && Number.isFinite(s.reward.accuracy) ? s.reward.accuracy : undefined,

@@ -5,6 +5,7 @@ import { modelLabel } from './presets';
 import { describeBackboneRef, rewardBackboneOf, sameBackbone } from '../reward/backboneRef';
 import type { RunState } from './runState';
 import { formatWinRate, type ExperimentSummary } from './summary';
+import { latestResult, ratedThrough } from './compare';
 
 /** Node kinds; the provider turns them (and `status`) into context values for the menus. */
 export type StudioNodeKind = 'experiment' | 'error' | 'model' | 'prompts' | 'prompt' | 'ratings' | 'reward' | 'run' | 'checkpoints' | 'checkpoint' | 'comparisons' | 'comparison';
@@ -45,10 +46,16 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
   const shown = dpoFirst && s.dpoRun ? s.dpoRun : run;
   const comparisons: StudioNode[] = s.comparisons.map((c) => ({
     ...base, id: id(`compare/${c.id}`), kind: 'comparison', label: c.label, compareId: c.id, ...(c.b.kind === 'checkpoint' ? { epoch: c.b.epoch, algorithm: c.b.algorithm } : {}),
-    description: `win rate ${formatWinRate(c.winRate)}${c.rated < c.total ? ` · ${c.rated}/${c.total} rated` : ''}`,
-    tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of ${c.label.replace(' vs ', ' against ')} (a tie counts half; ${c.skips} skips not counted)`, children: [],
+    ...(ratedThrough(c) ? {
+      description: `win rate ${formatWinRate(c.winRate)}`,
+      tooltip: `${c.wins} wins, ${c.losses} losses, ${c.ties} ties of ${c.label.replace(' vs ', ' against ')} (a tie counts half; ${c.skips} skips not counted)`,
+    } : {
+      description: `${c.rated}/${c.total} rated`,
+      tooltip: `The win rate shows once every pair is rated: until then it stays hidden, so the comparison stays blind.`,
+    }),
+    children: [],
   }));
-  const latest = s.comparisons[s.comparisons.length - 1];
+  const latest = latestResult(s.comparisons);
   const prompts: StudioNode[] = x.prompts.map((p, i) => ({ ...base, id: id(`prompts/${i}`), kind: 'prompt', label: p, children: [] }));
   return {
     ...base,
@@ -65,7 +72,7 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
       rewardNode(e, s, id('reward')),
       runNode(base, id, 'ddpo', run),
       ...(s.dpoRun ? [runNode(base, id, 'diffusion-dpo', s.dpoRun)] : []),
-      { ...base, id: id('compare'), kind: 'comparisons', label: 'Blind comparisons', description: latest ? `latest: ${formatWinRate(latest.winRate)}` : 'none yet', children: comparisons },
+      { ...base, id: id('compare'), kind: 'comparisons', label: 'Blind comparisons', description: latest ? `latest: ${formatWinRate(latest.winRate)}` : s.comparisons.length ? 'being rated' : 'none yet', children: comparisons },
     ],
   };
 }

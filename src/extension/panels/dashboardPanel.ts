@@ -9,6 +9,7 @@ import { ddpoLayout } from '../../core/ddpo/layout';
 import { resolveInside } from '../../core/fsutil';
 import { readRunLock } from '../../core/experiment/runLock';
 import { ddpoRewardOf, hasRun, runToShow } from '../../core/studio/runState';
+import { latestResult } from '../../core/studio/compare';
 import { loopView } from '../../core/studio/nextStep';
 import { readSummary, summaryRun } from '../../core/studio/summary';
 import { runLoopStep } from './walkthrough';
@@ -119,7 +120,7 @@ class DashboardPanel {
     const s = summaryRun(this.dir, summary, this.algorithm);
     const live = running ? this.services.runs.progressOf(this.dir) : undefined;
     const uri = (rel: string) => this.panel.webview.asWebviewUri(vscode.Uri.file(resolveInside(this.dir, rel))).toString();
-    const win = summary.comparisons.at(-1);
+    const win = latestResult(summary.comparisons);
     return {
       experiment: path.basename(this.dir),
       algorithm: this.algorithm,
@@ -133,7 +134,7 @@ class DashboardPanel {
       dpoPoints: s.dpoPoints ?? [],
       evalEpoch: s.evalEpoch,
       evalImages: s.evalImages.map((e) => ({ prompt: e.prompt, seed: e.seed, reward: Number(e.reward), uri: uri(e.image) })),
-      winRate: win && win.winRate.n > 0 ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
+      winRate: win ? { ...win.winRate, label: win.label, epoch: win.b.kind === 'checkpoint' ? win.b.epoch : -1 } : undefined,
       loop: loopView(summary, s, { reward: ddpoRewardOf(this.dir), algorithm: this.algorithm }),
     };
   }

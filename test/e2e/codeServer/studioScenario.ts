@@ -167,6 +167,11 @@ export function studioSteps(page: Page, workspace: string): Step[] {
           lefts.push(await shownLeft(frame));
           await page.keyboard.press(key);
           await frame.getByText(`${i + 1} / 4 rated`).waitFor();
+          // blind until the last answer: no running win rate in the panel or the tree
+          if (i < keys.length - 1) {
+            assert.equal(await frame.locator('.winrate').count(), 0, `a win rate showed after ${i + 1} of 4 answers`);
+            await treeRow(page, 'being rated').getByText('Blind comparisons').waitFor();
+          }
         }
         const result = await frame.getByText(/The fine-tuned model won \d+% of the time \(95% CI/).innerText();
         const pct = /won (\d+)%/.exec(result)![1];

@@ -36,6 +36,23 @@ test('an experiment row carries its run state, and its children say what the per
   assert.equal(new Set(all.map((n) => n.id)).size, all.length, 'ids are unique, so expansion survives refreshes');
 });
 
+// A win rate that moves with each answer tells the rater which image is the fine-tuned one: while a comparison is
+// rated, its row shows progress only, and the latest result shown is the newest comparison rated through.
+test('a comparison being rated shows no win rate anywhere until every pair is answered', async () => {
+  const done = summary.comparisons[0];
+  const partway = { ...done, id: 'c2', rated: 2, wins: 2, losses: 0, skips: 0, winRate: { rate: 1, low: 0.34, high: 1, n: 2 } };
+  const [exp] = buildStudioTree([entry], () => ({ ...summary, comparisons: [done, partway] }));
+  const cmp = find(exp.children, 'comparisons');
+  assert.match(cmp.description!, /^latest: 75% /, 'the newest comparison rated through, not the one being rated');
+  assert.equal(cmp.children[1].description, '2/4 rated');
+  assert.doesNotMatch(cmp.children[1].tooltip!, /\d+ wins|%/);
+  const { loopView } = await import('../../../src/core/studio/nextStep');
+  const { latestResult } = await import('../../../src/core/studio/compare');
+  assert.equal(loopView({ ...summary, comparisons: [done, partway] }, summary.run, { algorithm: 'ddpo' }).winRate, 0.75);
+  assert.equal(latestResult([partway]), undefined);
+  assert.equal(find(buildStudioTree([entry], () => ({ ...summary, comparisons: [partway] }))[0].children, 'comparisons').description, 'being rated');
+});
+
 test('an empty experiment says what is missing; an unreadable one shows its reason', () => {
   const empty: ExperimentSummary = { ratings: 0, consistency: null, run: { state: 'idle', lastEpoch: -1, numEpochs: 100, points: [], checkpoints: [], evalImages: [] }, comparisons: [] };
   const [exp, bad] = buildStudioTree([entry, { status: 'error', name: 'x', dir: '/w/.ddpo/x', reason: 'not valid JSON' }], () => empty);
