@@ -34,8 +34,8 @@ export function pairMetrics(head: RewardHead, xs: PairExample[], bins = 5): Pair
     const p = sigmoid(d);
     if (ex.y !== 0.5) {
       decisive++;
-      if ((p > 0.5) === (ex.y > 0.5)) correct++;
-      else if (p === 0.5) correct += 0.5;
+      if (p === 0.5) correct += 0.5; // no preference: half right, whichever side won
+      else if ((p > 0.5) === (ex.y > 0.5)) correct++;
     }
     const pf = Math.max(p, 1 - p);
     const won = p >= 0.5 ? ex.y : 1 - ex.y;

@@ -63,3 +63,10 @@ test('early stopping keeps the epoch with the best validation loss', async () =>
   assert.ok(r.history.length < 300, 'stopped before the epoch limit');
   assert.ok(Math.abs(meanLoss(r.head, val) - best) < 1e-6, 'restored the best-validation weights');
 });
+
+test('a head with no preference between the two images counts half right, whichever side won', () => {
+  const same = Float32Array.of(1, 2);
+  const flat = new LinearHead(new Float32Array(2), new Float32Array(2).fill(1), new Float32Array(2));
+  const xs: PairExample[] = [{ left: same, right: same, y: 1 }, { left: same, right: same, y: 0 }, { left: same, right: same, y: 0 }];
+  assert.equal(pairMetrics(flat, xs).accuracy, 0.5);
+});
