@@ -36,6 +36,8 @@ test('the queue shows each base/tuned pair once, with the tuned image on both si
   for (const item of q) {
     const it = m.items.find((x) => x.pairId === item.pairId)!;
     assert.deepEqual(new Set([item.left, item.right]), new Set([it.a, it.b]));
+    // 'ab': the manifest's first image (A) is the one shown left, as ratings.jsonl records it
+    assert.equal(item.sideOrder, item.left === it.a ? 'ab' : 'ba');
   }
   const tunedLeft = q.filter((item) => m.items.find((x) => x.pairId === item.pairId)!.b === item.left).length;
   assert.ok(tunedLeft > 0 && tunedLeft < 6, 'sides are shuffled');
