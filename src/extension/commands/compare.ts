@@ -48,6 +48,7 @@ async function checkpointOf(x: PickedExperiment): Promise<CompareSide | undefine
   const n = x.node;
   if (n?.kind === 'checkpoint' && n.algorithm && n.epoch !== undefined) return { kind: 'checkpoint', algorithm: n.algorithm, epoch: n.epoch };
   const algorithm = await pickAlgorithm(x, `Compare the newest checkpoint of which run of ${x.name}?`, true);
+  if (!algorithm) return undefined; // the pick was closed
   const newest = checkpointSides(x.dir).find((s) => s.kind === 'checkpoint' && s.algorithm === algorithm);
   if (!newest) void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first.`);
   return newest;
