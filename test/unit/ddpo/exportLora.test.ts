@@ -82,7 +82,7 @@ test('the merged ONNX export writes FILE and FILE.data under the same rules, and
   const out = path.join(root, 'merged.onnx');
   const r = await exportLora('--experiment', exp, '--format', 'onnx', '--out', out);
   assert.equal(r.code, 0, r.err);
-  assert.deepEqual(r.out, [`wrote ${out} and ${out}.data (onnx, epoch 0)`]);
+  assert.deepEqual(r.out, [`wrote ${out} and ${out}.data (onnx, checkpoint epoch-000000: epoch 1 in the studio)`]);
   const merged = loadModel(out);
   assert.deepEqual(JSON.parse(merged.metadata[MERGED_LORA_KEY]), { experiment: 'exp', epoch: 0 });
 
