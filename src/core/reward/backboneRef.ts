@@ -26,6 +26,11 @@ export function describeBackboneRef(ref: RewardBackboneRef): string {
   return ref.id;
 }
 
+/** The name of a backbone choice with the folder it is read from, when it names one ("my-clip (/models/clip)"). */
+export function describeBackboneChoice(ref: RewardBackboneRef): string {
+  return `${describeBackboneRef(ref)}${ref.path ? ` (${ref.path})` : ''}`;
+}
+
 /**
  * Whether a reward model trained on `trained` (its card's source) used the backbone `chosen` names: both the built-in
  * features, or the same id from the same folder when both name one (relative folders are taken from `baseDir`).

@@ -2,7 +2,7 @@
 import type { ExperimentEntry } from '../experiment/store';
 import type { TrainingAlgorithm } from '../../protocol';
 import { modelLabel } from './presets';
-import { describeBackboneRef, rewardBackboneOf, sameBackbone } from '../reward/backboneRef';
+import { describeBackboneChoice, describeBackboneRef, rewardBackboneOf, sameBackbone } from '../reward/backboneRef';
 import type { RunState } from './runState';
 import { formatWinRate, type ExperimentSummary } from './summary';
 import { latestResult, ratedThrough } from './compare';
@@ -80,7 +80,7 @@ function experimentNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: Experi
 // The reward model's row names its backbone: the one it was trained on, or before training the one it will train on.
 function rewardNode(e: Extract<ExperimentEntry, { status: 'ok' }>, s: ExperimentSummary, nodeId: string): StudioNode {
   const chosen = rewardBackboneOf(e.experiment);
-  const next = `${describeBackboneRef(chosen)}${chosen.path ? ` (${chosen.path})` : ''}`;
+  const next = describeBackboneChoice(chosen);
   const trained = s.reward?.backbone;
   const unchanged = !s.reward?.backboneRef || sameBackbone(s.reward.backboneRef, chosen, e.dir);
   // how accuracy grew with ratings: warm against cold when the head started from a prior, else cold alone

@@ -1,7 +1,7 @@
 /** "DDPO Studio: Worker Status": asks the worker for versions and execution providers. */
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
-import { describeBackboneRef, rewardBackboneOf } from '../../core/reward/backboneRef';
+import { describeBackboneChoice, rewardBackboneOf } from '../../core/reward/backboneRef';
 import type { WorkerStatus } from '../../protocol';
 import { executionProviderSetting } from '../settings';
 import type { Services } from '../services';
@@ -25,7 +25,7 @@ export function describeStatusLong(s: WorkerStatus, experiments: readonly { name
   const backbone = `\n  reward backbone opened last: ${s.rewardBackbone ?? 'none yet'}`;
   const chosen = experiments.map((e) => {
     const ref = rewardBackboneOf(e.experiment);
-    return `\n    ${e.name}: ${describeBackboneRef(ref)}${ref.path ? ` (${ref.path})` : ''}${e.experiment.rewardPrior ? `, starting from ${e.experiment.rewardPrior}` : ''}`;
+    return `\n    ${e.name}: ${describeBackboneChoice(ref)}${e.experiment.rewardPrior ? `, starting from ${e.experiment.rewardPrior}` : ''}`;
   }).join('');
   return `worker pid ${s.pid}, ${s.platform}-${s.arch}, up ${s.uptimeSeconds} s\n  ${describeStatus(s)}${choice}${backbone}${chosen ? `\n  reward backbones the experiments train on:${chosen}` : ''}${missing}`;
 }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Experiment } from '../../core/experiment/schema';
 import { EXPERIMENT_FILE } from '../../core/experiment/schema';
-import { describeBackboneRef, rewardBackboneOf } from '../../core/reward/backboneRef';
+import { describeBackboneChoice, rewardBackboneOf } from '../../core/reward/backboneRef';
 import { loopView } from '../../core/studio/nextStep';
 import { ddpoRewardOf, runToShow } from '../../core/studio/runState';
 import { readSummary, summaryRun } from '../../core/studio/summary';
@@ -87,7 +87,7 @@ function toView(exp: Experiment, dir: string, algorithm: TrainingAlgorithm, serv
   const backbone = rewardBackboneOf(exp);
   return {
     name: exp.name, dir, baseModel: exp.baseModel.path ?? exp.baseModel.id, prompts: exp.prompts, createdAt: exp.createdAt, settings: exp.settings,
-    rewardBackbone: `${describeBackboneRef(backbone)}${backbone.path ? ` (${backbone.path})` : ''}`, ...(exp.rewardPrior ? { rewardPrior: exp.rewardPrior } : {}),
+    rewardBackbone: describeBackboneChoice(backbone), ...(exp.rewardPrior ? { rewardPrior: exp.rewardPrior } : {}),
     algorithm, loop: loopView(summary, summaryRun(dir, summary, algorithm), { reward: ddpoRewardOf(dir), algorithm }),
   };
 }
