@@ -1,5 +1,6 @@
 /** The studio's commands: rate, train the reward model, fine-tune, compare, export, reveal, delete. */
 import * as fs from 'node:fs';
+import { ExperimentBusyError, withRunLock } from '../../core/experiment/runLock';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ddpoLayout } from '../../core/ddpo/layout';
@@ -79,7 +80,7 @@ export async function startFineTune(services: Services, arg: unknown, resume: bo
   if (hasRun && !resume) {
     const pick = await vscode.window.showWarningMessage(`${x.name} already has a ${ALGORITHM_NAMES[algorithm]} run. Resume it, or delete its ${path.basename(layout.runDir)}/ folder to start over?`, { modal: true }, 'Resume', 'Start Over');
     if (!pick) return;
-    if (pick === 'Start Over') fs.rmSync(layout.runDir, { recursive: true, force: true });
+    if (pick === 'Start Over' && !(await underRunLock(x.dir, 'DDPO Studio start over', () => fs.promises.rm(layout.runDir, { recursive: true, force: true })))) return;
     resume = pick === 'Resume';
   }
   openDashboard(services, x.dir, undefined, algorithm);
@@ -131,5 +132,18 @@ export async function deleteExperiment(services: Services, arg?: unknown): Promi
   if (services.runs.isRunning(x.dir)) return void vscode.window.showWarningMessage(`${x.name} is fine-tuning; stop it before deleting.`);
   const pick = await vscode.window.showWarningMessage(`Delete the experiment "${x.name}"? Its folder ${x.dir} with all ratings, reward model and checkpoints is removed.`, { modal: true }, 'Delete');
   if (pick !== 'Delete') return;
-  await fs.promises.rm(x.dir, { recursive: true, force: true });
+  await underRunLock(x.dir, 'DDPO Studio delete', () => fs.promises.rm(x.dir, { recursive: true, force: true }));
+}
+
+// Removes what a job may be writing only while holding the experiment's run lock: a run under way anywhere (this
+// window's worker, another window, a `ddpo` terminal) refuses, naming itself, and nothing is deleted. False when refused.
+async function underRunLock(dir: string, what: string, remove: () => Promise<void>): Promise<boolean> {
+  try {
+    await withRunLock(dir, what, remove);
+    return true;
+  } catch (e) {
+    if (!(e instanceof ExperimentBusyError)) throw e;
+    void vscode.window.showWarningMessage(`Nothing was deleted: ${e.message}`);
+    return false;
+  }
 }

@@ -65,6 +65,9 @@ export const created: FakeWebviewPanel[] = [];
 
 const dismissed = () => Promise.resolve(undefined);
 
+/** Warnings shown (modal or not), and the button each next one is answered with (dismissed when none is queued). */
+export const warnings = { shown: [] as string[], answers: [] as string[] };
+
 /** `vscode.ViewColumn`. */
 export const ViewColumn = { Active: -1, Beside: -2, One: 1 };
 
@@ -77,7 +80,10 @@ export const window = {
   },
   registerWebviewPanelSerializer: () => ({ dispose: () => undefined }),
   showInformationMessage: dismissed,
-  showWarningMessage: dismissed,
+  showWarningMessage: (message: string) => {
+    warnings.shown.push(message);
+    return Promise.resolve(warnings.answers.shift());
+  },
   showErrorMessage: dismissed,
   showTextDocument: dismissed,
   showQuickPick: dismissed,
