@@ -50,9 +50,13 @@ export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, po
     await writeFileDurable(path.join(tmp, CKPT_FILES.state), JSON.stringify(loop, null, 1));
     await fsyncDir(tmp);
     crashPoint('checkpoint-files-written');
-    await fs.promises.rm(final, { recursive: true, force: true });
+    // an epoch saved again (the divergence guard, a rewound run) replaces its folder without a moment when neither
+    // copy is in place: the old one steps aside first, and a kill between the renames is repaired by the next prune
+    const old = fs.existsSync(final) ? path.join(checkpointsDir, `.old-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) : undefined;
+    if (old) await fs.promises.rename(final, old);
     await fs.promises.rename(tmp, final);
     await fsyncDir(checkpointsDir);
+    if (old) await fs.promises.rm(old, { recursive: true, force: true });
   } catch (e) {
     await fs.promises.rm(tmp, { recursive: true, force: true });
     throw new Error(`Could not write checkpoint ${final}: ${(e as Error).message}. Check free disk space; the previous checkpoint is kept.`);
@@ -99,7 +103,10 @@ export function latestCheckpoint(checkpointsDir: string): Checkpoint | undefined
   return loadCheckpoint(path.join(checkpointsDir, checkpointName(epochs[epochs.length - 1])));
 }
 
-/** Deletes all but the newest `keep` checkpoints, and temp folders a kill left behind. */
+/**
+ * Deletes all but the newest `keep` checkpoints, and the temp folders a killed process left behind (one holding the
+ * only complete copy of its epoch is put in place instead).
+ */
 export async function pruneCheckpoints(checkpointsDir: string, keep: number): Promise<void> {
   const epochs = listCheckpoints(checkpointsDir);
   for (const e of epochs.slice(0, Math.max(0, epochs.length - keep))) {
@@ -109,6 +116,11 @@ export async function pruneCheckpoints(checkpointsDir: string, keep: number): Pr
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
   for (const n of await fs.promises.readdir(checkpointsDir)) {
-    if (n.startsWith('.tmp-') && !n.includes(`-${process.pid}-`)) await fs.promises.rm(path.join(checkpointsDir, n), { recursive: true, force: true });
+    const left = /^\.(?:tmp|old)-(epoch-\d+)-(\d+)-/.exec(n);
+    if (!left || Number(left[2]) === process.pid) continue; // not a leftover, or one this process is writing
+    const at = path.join(checkpointsDir, n), final = path.join(checkpointsDir, left[1]);
+    // a kill between a replacement's two renames left the epoch only here, complete: put it back
+    if (!fs.existsSync(final) && fs.existsSync(path.join(at, CKPT_FILES.state))) await fs.promises.rename(at, final);
+    else await fs.promises.rm(at, { recursive: true, force: true });
   }
 }
