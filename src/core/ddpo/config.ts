@@ -27,6 +27,7 @@ export interface TrlDdpoSettings {
   mixed_precision: string;
   /** No meaning here (a CUDA matmul flag of PyTorch). */
   allow_tf32: boolean;
+  /** A checkpoint folder (relative to the experiment) the next run rewinds to, once per value (core/ddpo/resume.ts). */
   resume_from: string;
   sample_num_steps: number;
   sample_eta: number;

@@ -1,9 +1,11 @@
 /** Where a DDPO run starts: epoch 0 of a new run, or the epoch after the checkpoint an interrupted one resumes from. */
 import { PerPromptStatTracker } from './advantages';
-import { latestCheckpoint, loadCheckpoint } from './checkpoint';
-import { PathEscapeError, resolveInside } from '../fsutil';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { latestCheckpoint, listCheckpoints, loadCheckpoint } from './checkpoint';
+import { atomicWriteFileSync, PathEscapeError, resolveInside } from '../fsutil';
 import { DEFAULT_DDPO_CONFIG, type DdpoConfig } from './config';
-import type { DdpoLayout } from './layout';
+import { checkpointName, type DdpoLayout } from './layout';
 import { readMetrics, truncateMetrics } from './metrics';
 import { RunRngs } from './random';
 import type { Policy } from './types';
@@ -26,6 +28,9 @@ export interface StartOptions {
   log: (line: string) => void;
 }
 
+/** Where a run records the `resume_from` it was rewound to, so that the same value does not rewind it again. */
+export const RESUMED_FROM_FILE = 'resumed-from.json';
+
 /**
  * Resuming (`resume`, or config.resume_from) loads the checkpoint into the policy and drops the metrics lines after
  * it (those epochs run again and write the same lines). `resume` with no checkpoint starts at epoch 0 when no epoch
@@ -40,7 +45,14 @@ export async function startOrResume(o: StartOptions): Promise<RunStart> {
     globalStep: 0,
     firstEpoch: 0,
   };
-  const ckpt = o.resume || c.resume_from ? (c.resume_from ? loadCheckpoint(resumeFromDir(layout, c.resume_from)) : latestCheckpoint(layout.checkpointsDir)) : undefined;
+  // resume_from rewinds a run once: a later Resume with it still in ddpo.json continues the rewound run
+  const rewind = c.resume_from !== undefined && c.resume_from !== '' && c.resume_from !== appliedResumeFrom(layout) ? c.resume_from : undefined;
+  const ckpt = rewind ? loadCheckpoint(resumeFromDir(layout, rewind)) : o.resume || c.resume_from ? latestCheckpoint(layout.checkpointsDir) : undefined;
+  if (rewind && ckpt) {
+    await setAsideNewer(layout, ckpt.loop.epoch, o.log);
+    fs.mkdirSync(layout.runDir, { recursive: true });
+    atomicWriteFileSync(path.join(layout.runDir, RESUMED_FROM_FILE), JSON.stringify({ resume_from: rewind, epoch: ckpt.loop.epoch, at: new Date().toISOString() }) + '\n');
+  }
   if (ckpt) {
     await o.policy.loadState(ckpt.policy);
     const start: RunStart = {
@@ -81,6 +93,27 @@ function configChanges(before: DdpoConfig, now: DdpoConfig): string[] {
   return Object.keys(now)
     .filter((k) => !ignore.has(k) && JSON.stringify(was(k)) !== JSON.stringify(is(k)))
     .map((k) => `"${k}" changed from ${JSON.stringify(was(k))} to ${JSON.stringify(is(k))}`);
+}
+
+// The resume_from this run was last rewound to, if any.
+function appliedResumeFrom(layout: DdpoLayout): string | undefined {
+  try {
+    const v = (JSON.parse(fs.readFileSync(path.join(layout.runDir, RESUMED_FROM_FILE), 'utf8')) as { resume_from?: unknown }).resume_from;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The run's checkpoints after the epoch it rewinds to move into checkpoints/superseded-<time>/: kept for the person,
+// out of the way of the rewound run's own (which would otherwise mix with them when it resumes and prunes).
+async function setAsideNewer(layout: DdpoLayout, epoch: number, log: (line: string) => void): Promise<void> {
+  const newer = listCheckpoints(layout.checkpointsDir).filter((e) => e > epoch);
+  if (newer.length === 0) return;
+  const aside = path.join(layout.checkpointsDir, `superseded-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await fs.promises.mkdir(aside, { recursive: true });
+  for (const e of newer) await fs.promises.rename(path.join(layout.checkpointsDir, checkpointName(e)), path.join(aside, checkpointName(e)));
+  log(`resume_from rewinds the run to epoch ${epoch + 1}: its ${newer.length} later checkpoint${newer.length === 1 ? '' : 's'} moved to ${aside}`);
 }
 
 // `resume_from` comes from ddpo.json, which anyone can edit: it names a checkpoint of this experiment or is refused.

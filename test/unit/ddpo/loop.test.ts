@@ -139,3 +139,39 @@ test('checkpoints are kept up to num_checkpoint_limit and hold both LoRA namings
   assert.ok(kohya.every((k) => /^lora_unet_[a-z0-9_]+\.(lora_down\.weight|lora_up\.weight|alpha)$/.test(k)), kohya.join());
   assert.equal(fs.readdirSync(layout.checkpointsDir).filter((n) => n.startsWith('.tmp')).length, 0);
 });
+
+// resume_from left in ddpo.json must not rewind every later Resume: it rewinds once, keeps the later checkpoints aside,
+// and a stop and Resume after it continue the rewound run from its newest checkpoint.
+test('resume_from rewinds a run once, sets its later checkpoints aside, and later resumes continue the rewound run', async () => {
+  const dir = tempExperiment();
+  const layout = ddpoLayout(dir);
+  await runToy(dir, toyConfig({ num_epochs: 4, eval_seeds: [] }), bright);
+  assert.deepEqual(listCheckpoints(layout.checkpointsDir), [0, 1, 2, 3]);
+  const rewound = toyConfig({ num_epochs: 3, eval_seeds: [], resume_from: `ddpo/checkpoints/${checkpointName(1)}` });
+  const first = await runToy(dir, rewound, bright, { resume: true });
+  assert.deepEqual([first.firstEpoch, first.lastEpoch], [2, 2]);
+  assert.deepEqual(listCheckpoints(layout.checkpointsDir), [0, 1, 2]);
+  const aside = fs.readdirSync(layout.checkpointsDir).filter((n) => n.startsWith('superseded-'));
+  assert.equal(aside.length, 1);
+  assert.deepEqual(fs.readdirSync(path.join(layout.checkpointsDir, aside[0])).sort(), [checkpointName(2), checkpointName(3)], 'the old run\'s later checkpoints are kept');
+  assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1, 2]);
+  // the same resume_from, still in ddpo.json: Resume continues from epoch 3 of the rewound run
+  const again = await runToy(dir, { ...rewound, num_epochs: 5 }, bright, { resume: true });
+  assert.deepEqual([again.firstEpoch, again.lastEpoch], [3, 4]);
+  assert.deepEqual(readMetrics(layout.metricsFile).map((m) => m.epoch), [0, 1, 2, 3, 4]);
+});
+
+test('a checkpoint whose replacement was killed between its two renames is put back by the next prune', async () => {
+  const { pruneCheckpoints } = await import('../../../src/core/ddpo/checkpoint');
+  const dir = tempExperiment();
+  const layout = ddpoLayout(dir);
+  await runToy(dir, toyConfig({ num_epochs: 2, eval_seeds: [] }), bright);
+  // the old copy of epoch 1 stepped aside, and the process died before the new one was renamed in
+  const ck = layout.checkpointsDir;
+  fs.renameSync(path.join(ck, checkpointName(1)), path.join(ck, `.old-${checkpointName(1)}-999999999-abc`));
+  fs.cpSync(path.join(ck, checkpointName(0)), path.join(ck, `.old-${checkpointName(0)}-999999999-def`), { recursive: true });
+  await pruneCheckpoints(ck, 5);
+  assert.deepEqual(listCheckpoints(ck), [0, 1]);
+  assert.equal(loadCheckpoint(path.join(ck, checkpointName(1))).loop.epoch, 1);
+  assert.deepEqual(fs.readdirSync(ck).filter((n) => n.startsWith('.')), [], 'a leftover whose epoch is in place is removed');
+});
