@@ -1,5 +1,5 @@
 import { createWriteStream, existsSync, mkdirSync, statSync, unlinkSync, readFileSync } from 'node:fs';
-import { atomicWriteFileSync, commitFileSync } from '../fsutil';
+import { atomicWriteFileSync, commitFileSync, PathEscapeError, resolveInside } from '../fsutil';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -184,6 +184,15 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   const problem = layout.problem(wanted, `${opts.repo}@${revision}`);
   if (problem) throw new Error(problem);
   const base = baseOf(opts);
+  // file names come from the server: one that leads out of the model's folder (a hostile mirror) is never written
+  for (const p of wanted) {
+    try {
+      resolveInside(dir, p);
+    } catch (e) {
+      if (!(e instanceof PathEscapeError)) throw e;
+      throw new Error(`The file list of ${opts.repo} from ${base} names "${p}", which is outside the model's folder (${e.why}); nothing was downloaded. Check that ${base} is the Hub or a mirror you trust`);
+    }
+  }
   const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
   const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
   const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);

@@ -84,6 +84,20 @@ test('a file whose reply ends early without saying its length is resumed to the 
   }
 });
 
+test('a file list naming a path outside the model folder (a hostile mirror) is refused before anything is written', async () => {
+  const mock = await startMockHub({ root: tinyModel, extraSiblings: ['unet/../../../escaped.onnx'] });
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    await assert.rejects(downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, layout: { select: (ps) => ps, problem: () => undefined } }),
+      /The file list of owner\/tiny from http:\/\/127\.0\.0\.1:\d+ names "unet\/\.\.\/\.\.\/\.\.\/escaped\.onnx", which is outside the model's folder \(it goes above the folder\); nothing was downloaded/);
+    assert.deepEqual(mock.requests.filter((r) => r.path.includes('/resolve/')), []);
+    assert.equal(existsSync(join(cache, 'escaped.onnx')), false);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+    await mock.close();
+  }
+});
+
 test('the disk-space check fails before downloading anything', { skip: needsFixture() }, async () => {
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {
