@@ -118,13 +118,22 @@ export async function writeFileDurable(file: string, data: string | Uint8Array):
   }
 }
 
-/** Appends one line (a newline is added) and fsyncs, so a crash loses at most the line being written. */
+/**
+ * Appends one line (a newline is added) and fsyncs, so a crash loses at most the line being written. A write that
+ * fails (a full disk) takes back what it wrote of the line, so the next line does not run on from half of this one.
+ */
 export async function appendLineDurable(file: string, line: string): Promise<void> {
   const bytes = lineBytes(file, line);
   const handle = await fs.promises.open(file, 'a');
   try {
-    await handle.write(bytes);
-    await handle.sync();
+    const before = (await handle.stat()).size;
+    try {
+      await handle.write(bytes);
+      await handle.sync();
+    } catch (e) {
+      await handle.truncate(before).catch(() => undefined);
+      throw appendError(file, e);
+    }
   } finally {
     await handle.close();
   }
@@ -135,8 +144,25 @@ export async function appendLineDurable(file: string, line: string): Promise<voi
  * lines; `file` only names it in errors. An empty line ends a line a crash left without its newline.
  */
 export function appendLineDurableSync(fd: number, line: string, file: string): void {
-  fs.writeFileSync(fd, lineBytes(file, line));
-  fs.fsyncSync(fd);
+  const before = fs.fstatSync(fd).size;
+  try {
+    fs.writeFileSync(fd, lineBytes(file, line));
+    fs.fsyncSync(fd);
+  } catch (e) {
+    try {
+      fs.ftruncateSync(fd, before);
+    } catch {
+      // the next open ends a cut-off line (PreferenceStore), and readers skip it
+    }
+    throw appendError(file, e);
+  }
+}
+
+// A full disk while appending: the log keeps every line it had.
+function appendError(file: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  if (!isDiskFull(err)) return err;
+  return Object.assign(new Error(`Could not append to ${file}: the disk is full (${err.code}); every line it held before is kept. Free some disk space and try again.`, { cause: err }), { code: err.code });
 }
 
 /** Fsyncs a folder, so the entries created or renamed in it survive a crash. */

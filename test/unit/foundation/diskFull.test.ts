@@ -52,3 +52,12 @@ test('pair generation on a full disk leaves only complete pairs: no lone image, 
     assert.deepEqual(r.temps, []);
   }
 });
+
+test('a rating refused on a full disk takes back what it wrote: every earlier rating and the next one read back whole', (t) => {
+  const run = runOnTmpfs(SCENARIOS, '2m', ['ratings']);
+  if (!requireTmpfs(run, (why) => t.skip(why))) return;
+  const r = run.result as { err: string; pairIds: string[]; problems: string[] };
+  assert.match(r.err, /Could not append to .*ratings\.jsonl: the disk is full \(ENOSPC\); every line it held before is kept\. Free some disk space/);
+  assert.deepEqual(r.pairIds, ['p0', 'p1', 'p3']);
+  assert.deepEqual(r.problems, []);
+});

@@ -1,5 +1,5 @@
 /**
- * Disk-full scenarios, run by diskFull.test.ts on a tmpfs of their own (see tmpfs.ts): `<mount> reward|generate|pairs`.
+ * Disk-full scenarios, run by diskFull.test.ts on a tmpfs of their own (see tmpfs.ts): `<mount> reward|generate|pairs|ratings`.
  * Each fills the disk up to a few free pages, runs a product write, and prints one JSON line describing what the
  * disk holds afterwards; the test asserts on it.
  */
@@ -12,6 +12,7 @@ import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { newExperiment, serializeExperiment, EXPERIMENT_FILE } from '../../../src/core/experiment/schema';
 import { decodePng } from '../../../src/core/image/png';
 import { loadRewardModel, rewardPaths } from '../../../src/core/reward/model';
+import { PreferenceStore, readRatings } from '../../../src/core/reward/store';
 import { generatePairsInto } from '../../../src/core/studio/generate';
 import { listPairs } from '../../../src/core/studio/pairs';
 import { makeSimulatedExperiment } from '../reward/helpers/simulatedExperiment';
@@ -124,7 +125,26 @@ async function pairs(): Promise<unknown> {
   return runs;
 }
 
-const scenarios: Record<string, () => Promise<unknown>> = { reward, generate, pairs };
+// A rating longer than the room left (a long prompt): refused, and once there is room again the next rating is read
+// back whole, not run on from a half line of the refused one.
+async function ratings(): Promise<unknown> {
+  const dir = path.join(mount, 'exp');
+  fs.mkdirSync(dir, { recursive: true });
+  const store = PreferenceStore.open(dir);
+  const rec = (i: number, prompt = 'a red circle') => ({ pairId: `p${i}`, prompt, left: 'a.png', right: 'b.png', choice: 'left' as const, rater: 'me', sideOrder: 'ab' as const });
+  store.append(rec(0));
+  store.append(rec(1));
+  fillLeaving(0);
+  let err = '';
+  try { store.append(rec(2, 'x'.repeat(3 * PAGE))); } catch (e) { err = (e as Error).message; }
+  fs.rmSync(FILLER);
+  store.append(rec(3));
+  store.close();
+  const log = readRatings(dir);
+  return { err, pairIds: log.ratings.map((r) => r.pairId), problems: log.problems.map((p) => p.reason) };
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = { reward, generate, pairs, ratings };
 void (async () => {
   const run = scenarios[scenario];
   if (!run) throw new Error(`unknown scenario ${scenario}; use ${Object.keys(scenarios).join(', ')}`);
