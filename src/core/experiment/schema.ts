@@ -57,6 +57,9 @@ export interface Experiment {
   rewardPrior?: string;
 }
 
+/** The top-level keys of experiment.json this version reads; any other is a newer version's or a person's own, and kept. */
+export const EXPERIMENT_KEYS = ['schemaVersion', 'name', 'createdAt', 'baseModel', 'prompts', 'settings', 'rewardBackbone', 'rewardPrior'] as const satisfies readonly (keyof Experiment)[];
+
 /** Settings a new experiment starts with. */
 export const DEFAULT_SETTINGS: ExperimentSettings = { steps: 20, guidanceScale: 7.5, imageSize: 512, seed: 0 };
 

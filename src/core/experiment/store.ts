@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atomicWriteFile, fsyncDir, resolveInside } from '../fsutil';
-import { EXPERIMENT_FILE, Experiment, ExperimentFormatError, newExperiment, parseExperiment, serializeExperiment } from './schema';
+import { EXPERIMENT_FILE, EXPERIMENT_KEYS, Experiment, ExperimentFormatError, newExperiment, parseExperiment, serializeExperiment } from './schema';
 
 /** Folder under the workspace that holds all experiments. */
 export const DDPO_DIR = '.ddpo';
@@ -93,11 +93,28 @@ export class ExperimentStore {
     return exp;
   }
 
-  /** Writes `experiment.json` atomically. */
-  async save(exp: Experiment): Promise<void> {
-    await atomicWriteFile(path.join(this.dirOf(exp.name), EXPERIMENT_FILE), serializeExperiment(exp));
+  /**
+   * Changes experiment `name` through `change` and writes experiment.json atomically. Keys this version does not know
+   * (a newer studio's, a person's own) are kept, and edits of one file run one at a time, so no edit is lost.
+   */
+  async update(name: string, change: (exp: Experiment) => Experiment): Promise<Experiment> {
+    const file = path.join(this.dirOf(name), EXPERIMENT_FILE);
+    const edit = (pendingEdits.get(file) ?? Promise.resolve()).then(async () => {
+      const text = await fs.promises.readFile(file, 'utf8');
+      const next = change(parseExperiment(text, file));
+      const others = Object.fromEntries(Object.entries(JSON.parse(text) as Record<string, unknown>).filter(([k]) => !(EXPERIMENT_KEYS as readonly string[]).includes(k)));
+      await atomicWriteFile(file, serializeExperiment({ ...next, ...others }));
+      return next;
+    });
+    const settled = edit.then(() => undefined, () => undefined);
+    pendingEdits.set(file, settled);
+    void settled.then(() => { if (pendingEdits.get(file) === settled) pendingEdits.delete(file); });
+    return edit;
   }
 }
+
+// The edit of each experiment.json last queued, so the next one reads what it wrote.
+const pendingEdits = new Map<string, Promise<void>>();
 
 /** Reads and validates `<dir>/experiment.json`; throws ExperimentFormatError for a bad or missing file. */
 export async function readExperiment(dir: string): Promise<Experiment> {

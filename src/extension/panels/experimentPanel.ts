@@ -63,10 +63,8 @@ export async function openExperimentPanel(services: Services, name?: string): Pr
       case 'addPrompt': {
         const prompt = msg.prompt.trim();
         if (!prompt) return;
-        const exp = await store.read(expName);
-        exp.prompts.push(prompt);
         // the Experiments tree redraws from the watch on experiment.json
-        await store.save(exp);
+        await store.update(expName, (exp) => ({ ...exp, prompts: [...exp.prompts, prompt] }));
         return sendState();
       }
       default:

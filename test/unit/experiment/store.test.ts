@@ -69,12 +69,17 @@ test('malformed experiment.json files become error entries with the reason, othe
   assert.match(tree[1].description ?? '', /not valid JSON/);
 });
 
-test('save keeps unknown settings written by newer code', async () => {
+test('an edit keeps unknown settings and top-level keys written by newer code or by hand, and concurrent edits all land', async () => {
   const store = new ExperimentStore(workspace());
-  const exp = await store.create('keep');
-  exp.settings.loraRank = 8;
-  await store.save(exp);
+  await store.create('keep');
+  await store.update('keep', (exp) => ({ ...exp, settings: { ...exp.settings, loraRank: 8 } }));
   assert.equal((await store.read('keep')).settings.loraRank, 8);
+  const file = path.join(store.dirOf('keep'), 'experiment.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), notes: 'my own notes', futureField: { a: 1 } }));
+  // two prompts added at once (two quick messages from the panel): both are kept, and so are the keys it does not know
+  await Promise.all(['a cat', 'a dog'].map((p) => store.update('keep', (exp) => ({ ...exp, prompts: [...exp.prompts, p] }))));
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.deepEqual([raw.prompts, raw.notes, raw.futureField, raw.settings.loraRank], [['a cat', 'a dog'], 'my own notes', { a: 1 }, 8]);
 });
 
 test('parseExperiment fills default settings for an older file without them', () => {

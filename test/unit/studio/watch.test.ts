@@ -90,9 +90,7 @@ test('each change the studio makes to an experiment is reported once, for its ex
   const slow = () => new Promise((r) => setTimeout(r, 400));
   const changes: [string, () => Promise<unknown>][] = [
     ['a prompt added in the experiment panel', async () => {
-      const exp = await store.read('exp');
-      exp.prompts.push('a dog');
-      await store.save(exp);
+      await store.update('exp', (exp) => ({ ...exp, prompts: [...exp.prompts, 'a dog'] }));
     }],
     ['a new experiment with its ddpo.json', async () => {
       await store.create('exp2');
