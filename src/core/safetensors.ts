@@ -41,19 +41,19 @@ export function readSafetensorsWithMetadata(src: string | Uint8Array): { tensors
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(dv.getBigUint64(0, true));
   if (headerLen > buf.byteLength - 8 || headerLen > 100_000_000) throw new Error(`${where} is not a safetensors file (bad header length); only .safetensors weights are accepted`);
-  let header: Record<string, unknown>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + headerLen)));
   } catch {
     throw new Error(`${where} has a corrupt safetensors header`);
   }
+  if (!isRecord(header)) throw new Error(`${where} has a corrupt safetensors header (not a JSON object)`);
   const base = 8 + headerLen;
   const tensors = new Map<string, SafeTensor>();
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = (v ?? {}) as Record<string, string>; continue; }
-    const e = v as { dtype: SafeDtype; shape: number[]; data_offsets: [number, number] };
-    if (!(e.dtype in DTYPE_BYTES)) throw new Error(`${where}: tensor ${name} has unsupported dtype ${e.dtype}`);
+    if (name === '__metadata__') { metadata = checkedMetadata(v, where); continue; }
+    const e = checkedEntry(v, name, where);
     const [a, b] = e.data_offsets;
     const n = e.shape.reduce((x, y) => x * y, 1);
     if (b - a !== n * DTYPE_BYTES[e.dtype] || base + b > buf.byteLength) throw new Error(`${where}: tensor ${name} is truncated or its offsets are wrong`);
@@ -62,6 +62,26 @@ export function readSafetensorsWithMetadata(src: string | Uint8Array): { tensors
     tensors.set(name, { dtype: e.dtype, shape: e.shape, data });
   }
   return { tensors, metadata };
+}
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+// A header entry is whatever the file says: each field is checked before it sizes or locates anything.
+function checkedEntry(v: unknown, name: string, where: string): { dtype: SafeDtype; shape: number[]; data_offsets: [number, number] } {
+  const bad = (what: string) => new Error(`${where}: tensor ${name} ${what}; the file is corrupt or not a safetensors file`);
+  if (!isRecord(v)) throw bad('has no description (dtype, shape, data_offsets)');
+  if (typeof v.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, v.dtype)) throw new Error(`${where}: tensor ${name} has unsupported dtype ${String(v.dtype)}`);
+  if (!Array.isArray(v.shape) || !v.shape.every(isCount)) throw bad('has no shape of whole non-negative sizes');
+  const o = v.data_offsets;
+  if (!Array.isArray(o) || o.length !== 2 || !isCount(o[0]) || !isCount(o[1]) || o[1] < o[0]) throw bad('has no data_offsets [begin, end]');
+  return { dtype: v.dtype as SafeDtype, shape: v.shape as number[], data_offsets: [o[0], o[1]] };
+}
+
+function checkedMetadata(v: unknown, where: string): Record<string, string> {
+  if (v === null || v === undefined) return {};
+  if (!isRecord(v) || !Object.values(v).every((x) => typeof x === 'string')) throw new Error(`${where}: its __metadata__ is not a map of strings; the file is corrupt`);
+  return v as Record<string, string>;
 }
 
 /** Parses a safetensors file or buffer into named tensors. */
