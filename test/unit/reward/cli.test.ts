@@ -52,6 +52,21 @@ test('reward train / eval / export-preferences on a simulated experiment', async
   const pairRows = rows.filter((r) => r.ranking_id === rep.pairId);
   assert.equal(pairRows.length, 2);
   assert.equal(pairRows[0].jpg_0, pairRows[1].jpg_0);
+
+  // the dataset is not replaced unasked, and never by a mistyped folder's nothing
+  const again = io();
+  assert.equal(await runCommand(exportPreferencesCommand, ['--experiment', dir, '--out', out], again), 1);
+  assert.match(again.lines.join('\n'), /train\.jsonl exists; pass --force to replace it/);
+  const typo = io();
+  assert.equal(await runCommand(exportPreferencesCommand, ['--experiment', dir + '-typo', '--out', out, '--force'], typo), 1);
+  assert.match(typo.lines.join('\n'), /has no ratings\.jsonl: give an experiment folder with ratings/);
+  assert.equal(fs.readFileSync(path.join(out, 'train.jsonl'), 'utf8').trim().split('\n').length, rows.length, 'the dataset is as it was');
+  // an image gone from the experiment leaves its ratings out, counted, not the whole export
+  fs.rmSync(path.join(dir, log.ratings[0].left));
+  const gone = io();
+  assert.equal(await runCommand(exportPreferencesCommand, ['--experiment', dir, '--out', out, '--force'], gone), 0, gone.lines.join('\n'));
+  assert.match(gone.lines.join('\n'), /ERR \d+ ratings? left out: an image could not be read \(first: /);
+  assert.ok(fs.readFileSync(path.join(out, 'train.jsonl'), 'utf8').trim().split('\n').length < rows.length);
 });
 
 test('reward train explains what to do when there are too few ratings', async () => {
