@@ -122,8 +122,12 @@ export class JobRunner {
     const run = () => (controller.signal.aborted ? Promise.reject(new CancelledError()) : handler.run(params, ctx));
     let job: Promise<unknown>;
     if (handler.exclusive) {
-      job = this.exclusiveTail.then(run, run);
-      this.exclusiveTail = job.catch(() => undefined);
+      // a job cancelled while it waits its turn ends at once (its Stop or Cancel answers now, not when the job ahead
+      // ends); the next job still waits for the one ahead
+      const ahead = this.exclusiveTail;
+      const cancelled = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(new CancelledError()), { once: true }));
+      job = Promise.race([ahead, cancelled]).then(run);
+      this.exclusiveTail = Promise.allSettled([ahead, job]).then(() => undefined);
     } else job = run();
     try {
       const result = await job;

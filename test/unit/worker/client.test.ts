@@ -58,10 +58,26 @@ test('exclusive jobs run one after another; a cancelled queued job never starts'
   const b = client.request('selfTest', { steps: 1, delayMs: 0 }, { signal: ctl.signal, onProgress: () => order.push('b') });
   const c = client.request('selfTest', { steps: 2, delayMs: 0 }, { onProgress: (p) => order.push(`c${p.step}`) });
   ctl.abort();
+  const bCancelled = assert.rejects(b, /Cancelled/);
   await a;
-  await assert.rejects(b, /Cancelled/);
+  await bCancelled;
   await c;
   assert.deepEqual(order, ['a1', 'a2', 'a3', 'c1', 'c2']);
+  client.dispose();
+});
+
+test('a queued exclusive job cancelled while it waits ends at once, not when the job ahead of it ends', async () => {
+  const { factory } = memoryChannels(realHandlers);
+  const client = new WorkerClient(factory);
+  const ctl = new AbortController();
+  let aheadDone = false;
+  const ahead = client.request('selfTest', { steps: 40, delayMs: 10 }).then((r) => { aheadDone = true; return r; });
+  const queued = client.request('selfTest', { steps: 1, delayMs: 0 }, { signal: ctl.signal });
+  setTimeout(() => ctl.abort(), 20);
+  await assert.rejects(queued, /Cancelled/);
+  assert.equal(aheadDone, false, 'the cancel answered while the job ahead still ran');
+  assert.deepEqual(await ahead, { completed: 40 });
+  assert.deepEqual(await client.request('selfTest', { steps: 1, delayMs: 0 }), { completed: 1 }, 'the queue goes on');
   client.dispose();
 });
 
