@@ -96,6 +96,8 @@ export interface TrainRewardOptions extends FitOptions {
   lockLabel?: string;
   /** The built-in prior the head starts from (its weights found or fetched as `open` says); default the experiment's `rewardPrior`; `none`: start cold. */
   prior?: PriorName | 'none';
+  /** Cancels the training: checked before each fit and before saving, so a cancelled training leaves the saved model as it was. */
+  signal?: AbortSignal;
 }
 
 /** Train, evaluate on held-out pairs, save head + card (holding the experiment's run lock); returns the card and the trained head. */
@@ -123,10 +125,14 @@ async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRew
   const layout = layoutFor(backbone);
   const prior = await chosenPrior(experimentDir, backbone, o);
   const { log, examples } = await readExamples(experimentDir, backbone, layout, o.onProgress);
+  o.signal?.throwIfAborted();
   const heldOut = examples.filter((e) => isHeldOut(e.rating.pairId, share));
   const trainAll = examples.filter((e) => !isHeldOut(e.rating.pairId, share));
   if (trainAll.length < 4) throw new Error(`only ${trainAll.length} usable training comparisons in ${experimentDir}; rate at least 10 pairs (skips do not count)`);
-  const fitOnce: FitOnce = (xs, from) => fitRewardHead(xs, { ...o, wrap: from && warmStartFrom(from, layout, xs) });
+  const fitOnce: FitOnce = (xs, from) => {
+    o.signal?.throwIfAborted();
+    return fitRewardHead(xs, { ...o, wrap: from && warmStartFrom(from, layout, xs) });
+  };
   const learningCurve = await learningCurveOf(trainAll, heldOut, (xs) => fitOnce(xs, prior), o.onProgress);
   const fit = await fitOnce(trainAll, prior);
   const metrics = pairMetrics(fit.head, heldOut);
@@ -147,6 +153,7 @@ async function fitAndSave(experimentDir: string, backbone: Backbone, o: TrainRew
     },
     heldOut: metrics, learningCurve, ...(warmStart ? { warmStart } : {}), rater, summary: summarize(metrics, rater.estimatedConsistency, heldOut.length),
   };
+  o.signal?.throwIfAborted();
   return { card: saveRewardModel(experimentDir, fit.head, card), head: fit.head, log };
 }
 

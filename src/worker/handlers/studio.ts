@@ -108,7 +108,7 @@ export const trainRewardHandler: JobHandler<'trainReward'> = {
   async run({ experimentDir: dir, executionProvider }, ctx) {
     const progress = (line: string) => ctx.progress({ message: line });
     const { card, log } = await trainExperimentReward(dir, {
-      onProgress: progress, lockLabel: 'DDPO Studio reward training',
+      onProgress: progress, lockLabel: 'DDPO Studio reward training', signal: ctx.signal,
       open: { providers: await providersFor(executionProvider, ctx), signal: ctx.signal, onLog: ctx.log, onOpened: noteBackboneOpened, onProgress: (p) => progress(downloadMessage(p)) },
     });
     for (const line of summarizeRatingsProblems(log.problems)) ctx.log(`warning: ${line}`);

@@ -97,3 +97,15 @@ test('ddpo experiments new --reward-backbone and ddpo reward train --backbone ta
   assert.equal(await runCommand(rewardTrainCommand, ['--experiment', dir, '--backbone', 'builtin'], b), 0, b.lines.join('\n'));
   assert.match(b.lines.join('\n'), /with built-in shape features\n/);
 });
+
+test('a reward training cancelled part-way leaves the saved model as it was', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cancel-'));
+  makeSimulatedExperiment(dir, { pairs: 60, seed: 6 });
+  await trainExperimentReward(dir, { backbone: statsBackbone });
+  const before = fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8');
+  const ctl = new AbortController();
+  const lines: string[] = [];
+  await assert.rejects(trainExperimentReward(dir, { backbone: statsBackbone, signal: ctl.signal, seed: 1, onProgress: (l) => { lines.push(l); if (l.startsWith('learning curve')) ctl.abort(); } }), { name: 'AbortError' });
+  assert.ok(lines.some((l) => l.startsWith('learning curve')), lines.join('\n'));
+  assert.equal(fs.readFileSync(path.join(dir, 'reward', 'card.json'), 'utf8'), before, 'the card (and the head it names) are the earlier training\'s');
+});
