@@ -27,6 +27,8 @@ export interface DoctorOptions {
   availableBytes?: number;
   /** Hears each phase as it starts. */
   onProgress?: (message: string) => void;
+  /** Cancels the check: it stops before the next phase (loading, sampling, building the training graph). */
+  signal?: AbortSignal;
 }
 
 /** Checks the model folder `dir`; never throws for a problem of the model, which becomes a finding. */
@@ -36,6 +38,7 @@ export async function diagnoseModel(dir: string, opts: DoctorOptions = {}): Prom
   for (const p of problems) report.findings.push({ area: 'folder', level: 'error', message: p.file === '.' ? p.problem : `${p.file}: ${p.problem}`, fix: FIX.folder });
   if (!folder) return report;
   report.dir = folder.dir;
+  opts.signal?.throwIfAborted();
   opts.onProgress?.('reading the UNet');
   const model = attempt(report, 'model', FIX.model, () => loadModel(folder.unet));
   if (!model) return report;
@@ -43,8 +46,10 @@ export async function diagnoseModel(dir: string, opts: DoctorOptions = {}): Prom
   const scheduler = attempt(report, 'model', FIX.scheduler, () => parseDdimConfig(folder.schedulerConfig, `${folder.dir}/scheduler/scheduler_config.json`));
   if (!attempt(report, 'model', FIX.roles, () => unetRoles(model))) return report;
   report.facts.push(...describe(report, model, scheduler, c));
+  opts.signal?.throwIfAborted();
   opts.onProgress?.('sampling one step on the CPU');
   report.canSample = await checkSampling(report, folder, model);
+  opts.signal?.throwIfAborted();
   opts.onProgress?.('building the training graph');
   // DDPO trains on its own samples, so a model that cannot sample cannot train either
   report.canTrain = report.canSample && !!c && (await checkTraining(report, folder, model, c, opts.availableBytes));

@@ -204,16 +204,18 @@ async function pickPreset(cpuFirst: boolean): Promise<ExperimentPreset | undefin
  */
 async function modelUsable(services: Services, modelDir: string, preset: ExperimentPreset): Promise<boolean> {
   let report: ModelReport;
+  const ctl = new AbortController();
   try {
     report = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Checking the model', cancellable: true }, (progress, token) => {
-      const ctl = new AbortController();
       token.onCancellationRequested(() => ctl.abort());
       return services.worker.request('checkModel', { modelDir, ddpo: preset.ddpo }, { signal: ctl.signal, onProgress: (p) => progress.report({ message: p.message }) });
     });
   } catch (e) {
-    void vscode.window.showErrorMessage(`Could not check the model ${modelDir}: ${(e as Error).message}`);
+    if (!ctl.signal.aborted) void vscode.window.showErrorMessage(`Could not check the model ${modelDir}: ${(e as Error).message}`);
     return false;
   }
+  // a check that finished as it was cancelled: the person said no, so nothing is created
+  if (ctl.signal.aborted) return false;
   for (const line of formatModelReport(report)) services.output.appendLine(`[doctor] ${line}`);
   if (report.canSample && report.canTrain) return true;
   const detail = report.findings.filter((f) => f.level === 'error').map((f) => `• ${f.message}\n  What to do: ${f.fix}`).join('\n\n');

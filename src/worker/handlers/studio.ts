@@ -230,6 +230,6 @@ export const checkModelHandler: JobHandler<'checkModel'> = {
   },
   async run({ modelDir, ddpo }, ctx) {
     await releasePipelines();
-    return diagnoseModel(modelDir, { ddpo, onProgress: (message) => ctx.progress({ message }) });
+    return diagnoseModel(modelDir, { ddpo, signal: ctx.signal, onProgress: (message) => ctx.progress({ message }) });
   },
 };

@@ -36,6 +36,13 @@ test('the reference fixture: what it is, its LoRA targets per block with their n
   assert.match(out, /can sample +yes\n +can train +yes/);
 });
 
+test('a cancelled check stops before its next phase', async () => {
+  const ctl = new AbortController();
+  const phases: string[] = [];
+  await assert.rejects(diagnoseModel(TINY, { signal: ctl.signal, onProgress: (m) => { phases.push(m); if (m.startsWith('sampling')) ctl.abort(); } }), { name: 'AbortError' });
+  assert.deepEqual(phases, ['reading the UNet', 'sampling one step on the CPU'], 'the training graph was never built');
+});
+
 test('the embedded tiny model samples and trains; a static-batch export says what it fixes', { skip: needsFixture() }, async () => {
   const tiny = await diagnoseModel(TINY);
   assert.ok(tiny.canSample && tiny.canTrain, formatModelReport(tiny).join('\n'));
