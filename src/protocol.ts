@@ -415,7 +415,7 @@ export type PanelMessage<P extends PanelKind> = Exclude<HostToPanel<P>, RestoreK
 // ---- runtime validation ----
 
 /** The field types the validators understand; a trailing `?` makes the field optional. */
-export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}?`;
+export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'array' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}?`;
 
 type FieldsOf<U, T> = Exclude<keyof Extract<U, { type: T }>, 'type'>;
 type ShapeTable<U extends { type: string }> = { [T in U['type']]: { [F in FieldsOf<U, T>]-?: FieldShape } };
@@ -454,6 +454,48 @@ const WORKER_TO_HOST_SHAPES: { [T in WorkerToHost['type']]: Record<string, Field
   progress: { id: 'number', progress: 'object' },
   fatal: { error: 'errorInfo' },
 };
+
+// The fields the host reads of each request kind's result and progress (numbers that may be NaN, sent as null, are
+// left out): a worker of another build is refused by name instead of being read as if it fitted.
+const RESULT_SHAPES: { [K in WorkerRequestKind]: Record<string, FieldShape> } = {
+  ping: { pid: 'number', uptimeSeconds: 'number' },
+  status: { pid: 'number', node: 'string', executionProviders: 'string[]', missingExecutionProviders: 'string[]', chosenExecutionProvider: 'string', uptimeSeconds: 'number' },
+  selfTest: { completed: 'number' },
+  generatePairs: { pairs: 'array' },
+  rate: { ratingId: 'string', rated: 'number', repeats: 'number', ratedPairs: 'string[]', dueRepeats: 'array' },
+  undo: { rated: 'number', repeats: 'number', ratedPairs: 'string[]', dueRepeats: 'array' },
+  trainReward: { heldOut: 'number', comparisons: 'number', summary: 'string', backbone: 'string', warmStart: 'string?' },
+  startFineTune: { firstEpoch: 'number', lastEpoch: 'number', stoppedEarly: 'string?', algorithm: 'string' },
+  stopFineTune: { stopped: 'boolean' },
+  compare: { compareId: 'string', pairs: 'number' },
+  exportLora: { file: 'string', epoch: 'number' },
+  downloadModel: { dir: 'string' },
+  checkModel: { dir: 'string', facts: 'array', canSample: 'boolean', canTrain: 'boolean', findings: 'array' },
+};
+const PROGRESS_BASE: Record<string, FieldShape> = { message: 'string?', fraction: 'number?' };
+const PROGRESS_SHAPES: Partial<{ [K in WorkerRequestKind]: Record<string, FieldShape> }> = {
+  selfTest: { step: 'number', total: 'number' },
+  generatePairs: { pair: 'object?' },
+  startFineTune: { epoch: 'number', numEpochs: 'number', phase: 'string', finished: 'object?', finishedDpo: 'object?' },
+};
+
+/** Checks a reply's result against what the host reads of a `kind` result; throws ProtocolError naming the field. */
+export function parseJobResult<K extends WorkerRequestKind>(kind: K, raw: unknown): ResultOf<K> {
+  return checkFields(raw, RESULT_SHAPES[kind], `worker result of "${kind}"`) as ResultOf<K>;
+}
+
+/** Checks a progress event of a `kind` job; throws ProtocolError naming the field. */
+export function parseJobProgress<K extends WorkerRequestKind>(kind: K, raw: unknown): ProgressOf<K> {
+  return checkFields(raw, { ...PROGRESS_BASE, ...PROGRESS_SHAPES[kind] }, `worker progress of "${kind}"`) as ProgressOf<K>;
+}
+
+function checkFields(raw: unknown, shape: Record<string, FieldShape>, what: string): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProtocolError(`${what}: expected an object`);
+  for (const [field, f] of Object.entries(shape)) {
+    if (!fieldMatches((raw as Record<string, unknown>)[field], f)) throw new ProtocolError(`${what}: field "${field}" should be ${f}`);
+  }
+  return raw as Record<string, unknown>;
+}
 
 /** Thrown when a message does not have the expected shape. */
 export class ProtocolError extends Error {
@@ -505,10 +547,7 @@ function check(raw: unknown, table: Record<string, Record<string, FieldShape>>, 
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProtocolError(`${what}: expected an object`);
   const msg = raw as Record<string, unknown>;
   if (typeof msg.type !== 'string' || !Object.prototype.hasOwnProperty.call(table, msg.type)) throw new ProtocolError(`${what}: unknown type ${JSON.stringify(msg.type)}`);
-  for (const [field, shape] of Object.entries(table[msg.type])) {
-    if (!fieldMatches(msg[field], shape)) throw new ProtocolError(`${what} "${msg.type}": field "${field}" should be ${shape}`);
-  }
-  return msg;
+  return checkFields(msg, table[msg.type], `${what} "${msg.type}"`);
 }
 
 function fieldMatches(v: unknown, shape: FieldShape): boolean {
@@ -525,6 +564,8 @@ function fieldMatches(v: unknown, shape: FieldShape): boolean {
       return typeof v === 'object' && v !== null && !Array.isArray(v);
     case 'string[]':
       return Array.isArray(v) && v.every((s) => typeof s === 'string');
+    case 'array':
+      return Array.isArray(v);
     case 'errorInfo':
       return typeof v === 'object' && v !== null && typeof (v as ErrorInfo).code === 'string' && typeof (v as ErrorInfo).message === 'string';
     default:

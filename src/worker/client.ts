@@ -1,6 +1,6 @@
 /** Host-side worker client: starts the worker lazily, correlates replies, forwards progress, survives crashes. */
 import type { ErrorInfo, HostToWorker, ParamsOf, ProgressOf, ResultOf, WorkerRequestKind } from '../protocol';
-import { assertNever, parseWorkerToHost } from '../protocol';
+import { assertNever, parseJobProgress, parseJobResult, parseWorkerToHost } from '../protocol';
 
 /** How the worker process ended. */
 export interface ExitInfo {
@@ -131,9 +131,19 @@ export class WorkerClient {
     switch (msg.type) {
       case 'hello':
         return;
-      case 'progress':
-        this.pending.get(msg.id)?.onProgress?.(msg.progress);
+      case 'progress': {
+        const p = this.pending.get(msg.id);
+        if (!p?.onProgress) return;
+        let progress;
+        try {
+          progress = parseJobProgress(p.kind, msg.progress);
+        } catch (e) {
+          this.hooks.log?.(`Ignored a malformed progress message from the worker: ${(e as Error).message}`);
+          return;
+        }
+        p.onProgress(progress);
         return;
+      }
       case 'fatal':
         this.lastFatal = msg.error.message;
         return;
@@ -142,8 +152,12 @@ export class WorkerClient {
         if (!p) return;
         this.pending.delete(msg.id);
         p.cleanup();
-        if (msg.ok) p.resolve(msg.result);
-        else p.reject(new WorkerRequestError(msg.error));
+        if (!msg.ok) return p.reject(new WorkerRequestError(msg.error));
+        try {
+          p.resolve(parseJobResult(p.kind, msg.result));
+        } catch (e) {
+          p.reject(new WorkerRequestError({ code: 'failed', message: `The worker's answer is not one this version of DDPO Studio reads (${(e as Error).message}); the extension and worker builds may not match: rebuild or reinstall.` }));
+        }
         return;
       }
       default:

@@ -81,6 +81,25 @@ test('a queued exclusive job cancelled while it waits ends at once, not when the
   client.dispose();
 });
 
+// A worker of another build (or a bug) answering in a shape the host does not read: refused by name, never read as if
+// it fitted (a fine-tune "result" without its epochs once ended a run and then threw in the host).
+test('a result or progress the host cannot read is refused by name, and the request fails instead of resolving', async () => {
+  const logs: string[] = [];
+  const odd: HandlerTable = {
+    ...realHandlers,
+    ping: { parse: () => ({}), run: async () => ({ pid: 'one' }) as unknown as { pid: number; uptimeSeconds: number } },
+    selfTest: { parse: () => ({ steps: 1, delayMs: 0 }), run: async (_p, ctx) => { ctx.progress({ step: 'x' } as never); ctx.progress({ step: 1, total: 1 }); return { completed: 1 }; } },
+  };
+  const { factory } = memoryChannels(odd);
+  const client = new WorkerClient(factory, { log: (l) => logs.push(l) });
+  await assert.rejects(client.request('ping', {}), (e: WorkerRequestError) => e.code === 'failed' && /worker result of "ping": field "pid" should be number.*builds may not match/.test(e.message));
+  const seen: unknown[] = [];
+  assert.deepEqual(await client.request('selfTest', { steps: 1, delayMs: 0 }, { onProgress: (p) => seen.push(p) }), { completed: 1 });
+  assert.deepEqual(seen, [{ step: 1, total: 1 }], 'only the progress it can read reaches the caller');
+  assert.ok(logs.some((l) => /malformed progress message .*worker progress of "selfTest": field "step" should be number/.test(l)), logs.join('\n'));
+  client.dispose();
+});
+
 test('bad params and unknown kinds come back as errors a user can read', async () => {
   const { factory } = memoryChannels(realHandlers);
   const client = new WorkerClient(factory);
