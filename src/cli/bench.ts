@@ -40,7 +40,7 @@ const OPTIONS = `[--unet sd15|sdxl|sdxl-tiny|fixture|DIR|FILE] [--ep auto|cpu|we
 
 const FLAGS = {
   unet: 'text', ep: 'text', batch: 'text', latent: 'integer>=0', precision: 'text', fp16: 'boolean', 'train-precision': 'text', 'train-timesteps': 'text',
-  attention: 'text', warmup: 'integer>=0', runs: 'integer>=0', steps: 'integer>=0', placement: 'boolean', profile: 'text', 'no-ddim': 'boolean',
+  attention: 'text', warmup: 'integer>=0', runs: 'integer>=1', steps: 'integer>=1', placement: 'boolean', profile: 'text', 'no-ddim': 'boolean',
   'no-recompute': 'boolean', webgpu: 'text', cache: 'text', out: 'text', anchor: 'text',
 } as const;
 

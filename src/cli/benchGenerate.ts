@@ -6,7 +6,7 @@ import { PIPELINE_FLAGS, openPipeline, toLatent } from './generate';
 export const benchGenerateCommand = defineCommand({
   path: ['bench', 'generate'],
   summary: 'Measure image generation speed (UNet evals/s, images/s)',
-  flags: { ...PIPELINE_FLAGS, steps: 'integer', guidance: 'number', images: 'integer', width: 'integer>=1', height: 'integer>=1', json: 'boolean' },
+  flags: { ...PIPELINE_FLAGS, steps: 'integer>=1', guidance: 'number', images: 'integer>=1', width: 'integer>=1', height: 'integer>=1', json: 'boolean' },
   required: ['model'],
   usage: 'ddpo bench generate --model DIR [--ep cpu|webgpu|cuda] [--steps 20] [--guidance 7.5] [--images 4] [--width PX --height PX] [--json] [--revision REV] [--cache DIR] [--offline] [--fast-unet auto|on|off]',
   async run({ flags }, io) {

@@ -70,7 +70,8 @@ export class UsageError extends Error {
 
 /**
  * Parses `--name value`, `--name=value` and boolean `--name` against `table`; the rest are positionals.
- * Throws UsageError on an unknown flag (naming the closest known one), a missing value, or a value of the wrong kind.
+ * Throws UsageError on an unknown flag (naming the closest known one), a missing value, a value of the wrong kind, or a
+ * flag that takes one value given twice (the second would silently win).
  */
 export function parseFlags<F extends FlagTable>(argv: readonly string[], table: F): ParsedArgs<F> {
   const flags: Record<string, string | number | true | string[]> = {};
@@ -92,6 +93,7 @@ export function parseFlags<F extends FlagTable>(argv: readonly string[], table: 
     if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value${kind === 'text' || kind === 'repeatable' ? '' : ` (${describeKind(kind)})`}`);
     if (eq < 0) i++;
     if (kind === 'repeatable') flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
+    else if (flags[name] !== undefined) throw new UsageError(`--${name} is given twice; give it once`);
     else flags[name] = checkValue(name, kind, value);
   }
   return { flags: flags as FlagValues<F>, positionals };

@@ -1,7 +1,9 @@
 /** `ddpo doctor MODEL`: what a model is and whether it samples and trains here; for anything it cannot do, why and what to do. */
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { defineCommand } from './command';
+import { defineCommand, UsageError } from './command';
+import { EXPERIMENT_FILE } from '../core/experiment/schema';
 import { resolveModel } from '../core/models/hubDownload';
 import { diagnoseModel } from '../core/doctor/doctor';
 import { formatModelReport } from '../core/doctor/format';
@@ -28,6 +30,8 @@ export const doctorCommand = defineCommand({
       token: process.env.HF_TOKEN, offline: flags.offline === true, signal: io.signal, onLog: (l) => io.err(l),
       onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
     });
+    // a mistyped folder would read as no ddpo.json and be checked at the defaults without a word
+    if (flags.experiment && !existsSync(join(flags.experiment, EXPERIMENT_FILE))) throw new UsageError(`--experiment ${flags.experiment}: no ${EXPERIMENT_FILE} there; give an experiment folder (.ddpo/<name>)`);
     const ddpo = flags.experiment ? readDdpoConfigRaw(flags.experiment) : undefined;
     const report = await diagnoseModel(dir, { ddpo, onProgress: (m) => io.progress(`${m}…`) });
     if (flags.json) io.out(JSON.stringify(report, null, 1));

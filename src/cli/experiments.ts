@@ -45,9 +45,9 @@ function checkPriorFits(prior: PriorName, ref: RewardBackboneRef): void {
 export const experimentsNewCommand = defineCommand({
   path: ['experiments', 'new'],
   summary: 'Create a new experiment folder',
-  flags: { workspace: 'text', 'base-model': 'text', prompt: 'text', 'reward-backbone': 'text', 'reward-prior': 'text' },
+  flags: { workspace: 'text', 'base-model': 'text', prompt: 'repeatable', 'reward-backbone': 'text', 'reward-prior': 'text' },
   args: ['NAME'],
-  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT] [--reward-backbone builtin|REPO|DIR]\n' +
+  usage: 'ddpo experiments new NAME [--workspace DIR] [--base-model ID] [--prompt TEXT ...] [--reward-backbone builtin|REPO|DIR]\n' +
     `  [--reward-prior ${PRIOR_NAMES.join('|')}]\n\n` +
     'Creates DIR/.ddpo/NAME/experiment.json (default DIR: the current folder). --reward-backbone is what the reward model\n' +
     'sees images through (default: the built-in features for the embedded model, Xenova/clip-vit-large-patch14 for others);\n' +
@@ -55,7 +55,7 @@ export const experimentsNewCommand = defineCommand({
   async run({ flags, positionals: [name] }, io) {
     const store = new ExperimentStore(flags.workspace ?? process.cwd());
     const baseModel = flags['base-model'] === undefined ? undefined : { id: flags['base-model'] };
-    const prompts = flags.prompt === undefined ? undefined : [flags.prompt];
+    const prompts = flags.prompt;
     const spec = flags['reward-backbone'];
     const rewardBackbone = spec === undefined ? undefined : isBuiltinBackbone(spec) ? { id: BUILTIN_BACKBONE_ID } : backboneRefFromSpec(spec);
     const rewardPrior = flags['reward-prior'];

@@ -2,7 +2,8 @@ import { defineCommand, UsageError, type CliIO, type FlagValues } from './comman
 import { StableDiffusionPipeline } from '../core/diffusion/pipeline';
 import { MAX_FOLDER_IMAGES, generateIntoFolder } from '../core/diffusion/outputFolder';
 import { useFastUnet } from '../core/diffusion/fastUnet';
-import { parseExecutionProvider } from '../core/runtime/providers';
+import { jobProviders, machineBackends } from '../core/runtime/jobProviders';
+import { parseProviderSetting } from '../core/runtime/providers';
 import { defaultModelCacheDir, resolveModel } from '../core/models/hubDownload';
 
 /** The flags {@link openPipeline} reads, for every command that opens a model (--model required). */
@@ -12,14 +13,16 @@ export const PIPELINE_FLAGS = { model: 'text', ep: 'text', revision: 'text', cac
 export async function openPipeline(flags: FlagValues<typeof PIPELINE_FLAGS, 'model'>, io: CliIO): Promise<StableDiffusionPipeline> {
   // auto: on a GPU provider the UNet is rebuilt in float16 with fused attention (about twice as fast there)
   const fast = flags['fast-unet'] ?? 'auto';
-  const ep = parseExecutionProvider(flags.ep ?? 'cpu');
+  // auto: the best provider this machine offers, as `ddpo train --ep auto` and the studio choose it
+  const setting = parseProviderSetting(flags.ep ?? 'cpu');
+  const providers = setting === 'auto' ? jobProviders(setting, await machineBackends(), (l) => io.err(l)) : undefined;
   const dir = await resolveModel(flags.model, {
     cacheDir: flags.cache ?? defaultModelCacheDir(),
     revision: flags.revision,
     token: process.env.HF_TOKEN, offline: flags.offline === true, signal: io.signal, onLog: (l) => io.err(l),
     onProgress: (p) => io.progress(`downloading ${p.file} ${(p.bytes / 2 ** 20).toFixed(0)}/${(p.total / 2 ** 20).toFixed(0)} MiB`),
   });
-  const pipe = await StableDiffusionPipeline.load(dir, { ep, onWarning: (m) => io.err(`warning: ${m}`) });
+  const pipe = await StableDiffusionPipeline.load(dir, { ...(setting === 'auto' ? { providers } : { ep: setting }), onWarning: (m) => io.err(`warning: ${m}`) });
   if (fast === 'on' || (fast === 'auto' && pipe.ep !== 'cpu')) useFastUnet(pipe, { providers: { candidates: [pipe.ep] }, onLog: (l) => io.err(l) });
   return pipe;
 }

@@ -36,7 +36,7 @@ export async function backboneOptions(flags: FlagValues<typeof BACKBONE_FLAGS>, 
 export const rewardTrainCommand = defineCommand({
   path: ['reward', 'train'],
   summary: 'Train the reward model of an experiment from its ratings',
-  flags: { experiment: 'text', ...BACKBONE_FLAGS, head: ['linear', 'mlp'], hidden: 'integer', seed: 'integer', prior: [...PRIOR_NAMES, 'none'] },
+  flags: { experiment: 'text', ...BACKBONE_FLAGS, head: ['linear', 'mlp'], hidden: 'integer>=1', seed: 'integer>=0', prior: [...PRIOR_NAMES, 'none'] },
   required: ['experiment'],
   usage: 'ddpo reward train --experiment DIR [--backbone builtin|REPO|PATH] [--ep EP] [--head linear|mlp] [--hidden N] [--seed N] [--prior aesthetic|clip_score|shape_taste|none]\n' +
     BACKBONE_USAGE +
@@ -94,7 +94,7 @@ export const rewardEvalCommand = defineCommand({
 export const rewardSimulateCommand = defineCommand({
   path: ['reward', 'simulate'],
   summary: 'Measure the reward model with a simulated rater (learning curve, active vs random)',
-  flags: { consistency: 'number', ties: 'number', noise: ['bradley-terry', 'uniform'], seeds: 'integer', budget: 'integer' },
+  flags: { consistency: 'number', ties: 'number', noise: ['bradley-terry', 'uniform'], seeds: 'integer>=1', budget: 'integer>=1' },
   usage: 'ddpo reward simulate [--consistency 0.9] [--ties 0.1] [--noise bradley-terry|uniform] [--seeds 3] [--budget 300]',
   async run({ flags }, io) {
     const rater = { consistency: flags.consistency ?? 0.9, tieRate: flags.ties ?? 0.1, noise: flags.noise ?? 'bradley-terry' };

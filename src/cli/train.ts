@@ -37,7 +37,9 @@ export const trainCommand = defineCommand({
         approveRewardScript: (s) => io.out(`running reward script ${s.file} (sha256 ${s.sha256})`),
         onProgress: (p) => io.progress(`epoch ${p.epoch + 1}/${p.numEpochs} ${p.phase} ${p.done}/${p.total}`),
       });
-      io.out(`done: epochs ${r.firstEpoch}..${r.lastEpoch}; metrics in ${dir}/${RUN_DIRS[r.algorithm]}/metrics.jsonl`);
+      // epochs counted from 1, as the progress lines count them
+      io.out(r.firstEpoch > r.lastEpoch ? `nothing to do: all ${r.lastEpoch + 1} epochs of ${dir}/${RUN_DIRS[r.algorithm]} are done (raise num_epochs in ddpo.json to train on)`
+        : `done: epochs ${r.firstEpoch + 1}..${r.lastEpoch + 1}; metrics in ${dir}/${RUN_DIRS[r.algorithm]}/metrics.jsonl`);
       return 0;
     } catch (e) {
       if (io.signal.aborted) { io.err('stopped; resume with --resume'); return 130; }

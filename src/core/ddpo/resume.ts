@@ -63,7 +63,7 @@ export async function startOrResume(o: StartOptions): Promise<RunStart> {
     };
     for (const w of configChanges(ckpt.loop.config, c)) o.log(`warning: ${w} since the checkpoint; the resumed run will not match an uninterrupted one`);
     await truncateMetrics(layout.metricsFile, ckpt.loop.epoch);
-    o.log(`resuming from ${ckpt.dir} (epoch ${start.firstEpoch} of ${c.num_epochs}, global step ${start.globalStep})`);
+    o.log(`resuming from ${ckpt.dir} (epoch ${start.firstEpoch + 1} of ${c.num_epochs}, global step ${start.globalStep})`);
     return start;
   }
   const recorded = readMetrics(layout.metricsFile).length;

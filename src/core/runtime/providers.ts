@@ -11,14 +11,6 @@ import { ortBinDir } from './cudaLibraries';
 /** Execution providers a user may ask for; availability depends on the onnxruntime-node build. */
 export type ExecutionProvider = Exclude<ProviderSetting, 'auto'>;
 
-const EXECUTION_PROVIDERS = EXECUTION_PROVIDER_SETTINGS.filter((s): s is ExecutionProvider => s !== 'auto');
-
-/** Parses a user-given EP name, failing with the list of valid ones. */
-export function parseExecutionProvider(s: string): ExecutionProvider {
-  if ((EXECUTION_PROVIDERS as string[]).includes(s)) return s as ExecutionProvider;
-  throw new Error(`Unknown execution provider '${s}'; use one of ${EXECUTION_PROVIDERS.join(', ')}`);
-}
-
 /** A `--ep` value checked: auto or one provider. */
 export function parseProviderSetting(text: string, flag = '--ep'): ProviderSetting {
   const all: readonly string[] = EXECUTION_PROVIDER_SETTINGS;

@@ -41,12 +41,12 @@ test('every command has its own --help text', async () => {
 test('experiments new then list shows the experiment; a second new with the same name fails', async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
   assert.match((await ddpo('experiments', 'list', '--workspace', ws)).out, /No experiments/);
-  const created = await ddpo('experiments', 'new', 'cats', '--workspace', ws, '--prompt', 'a cat');
+  const created = await ddpo('experiments', 'new', 'cats', '--workspace', ws, '--prompt', 'a cat', '--prompt', 'a dog');
   assert.equal(created.code, 0, created.err);
-  assert.ok(fs.existsSync(path.join(ws, '.ddpo', 'cats', 'experiment.json')));
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(ws, '.ddpo', 'cats', 'experiment.json'), 'utf8')).prompts, ['a cat', 'a dog'], 'every --prompt is kept');
   const list = await ddpo('experiments', 'list', '--workspace', ws);
   assert.equal(list.code, 0);
-  assert.match(list.out, /cats .*1 prompt/);
+  assert.match(list.out, /cats .*2 prompt/);
   const again = await ddpo('experiments', 'new', 'cats', '--workspace', ws);
   assert.equal(again.code, 1);
   assert.match(again.err, /already exists/);
@@ -137,7 +137,7 @@ test('a value outside a flag\'s allowed words, a missing value or a non-number i
   assert.match(swallowed.err, /--experiment needs a value/);
   const nan = await ddpo('reward', 'train', '--experiment', '/nonexistent', '--hidden', 'big');
   assert.equal(nan.code, 2);
-  assert.match(nan.err, /--hidden must be an integer, got 'big'/);
+  assert.match(nan.err, /--hidden must be an integer >= 1, got 'big'/);
   const boolWithValue = await ddpo('experiments', 'list', '--json=yes');
   assert.equal(boolWithValue.code, 2);
   assert.match(boolWithValue.err, /--json takes no value/);
@@ -246,4 +246,17 @@ test('export-lora, reward train and train refuse an experiment another process h
   assert.equal(train.code, 1);
   assert.ok(train.err.startsWith(held), train.err);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['.run.lock', 'ddpo', 'ddpo.json', 'experiment.json']);
+});
+
+test('a flag that takes one value given twice, or a count below its least, is a usage error, not a silent choice or a crash', async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cli-'));
+  const twice = await ddpo('experiments', 'new', 'x', '--workspace', ws, '--workspace', ws + '-other');
+  assert.equal(twice.code, 2);
+  assert.match(twice.err, /--workspace is given twice; give it once/);
+  const sim = await ddpo('reward', 'simulate', '--seeds', '0');
+  assert.equal(sim.code, 2);
+  assert.match(sim.err, /--seeds .*an integer >= 1/);
+  const doctor = await ddpo('doctor', path.join(__dirname, '../../../media/tiny-model'), '--experiment', path.join(ws, 'typo'));
+  assert.equal(doctor.code, 2);
+  assert.match(doctor.err, /--experiment .*typo: no experiment\.json there; give an experiment folder/);
 });

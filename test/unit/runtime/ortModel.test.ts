@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { tensorFor, tensorToFloat32 } from '../../../src/core/runtime/ortModel';
-import { parseExecutionProvider } from '../../../src/core/runtime/providers';
+import { parseProviderSetting } from '../../../src/core/runtime/providers';
 
 test('host values are fed as the element type the model declares', () => {
   const spec = (type: ort.Tensor.Type) => ({ name: 'x', type, shape: ['batch'] });
@@ -23,7 +23,8 @@ test('float16 tensors round-trip through their Uint16 bits', () => {
   assert.ok(Math.abs(back[3] - 0.1) < 1e-4 && back[4] === 65504 && Math.abs(back[5] - 1e-7) < 3e-8);
 });
 
-test('unknown execution providers are refused with the valid list', () => {
-  assert.equal(parseExecutionProvider('cuda'), 'cuda');
-  assert.throws(() => parseExecutionProvider('tpu'), /use one of cuda, webgpu, dml, coreml, cpu$/);
+test('unknown execution providers are refused with the valid list; auto is one', () => {
+  assert.equal(parseProviderSetting('cuda'), 'cuda');
+  assert.equal(parseProviderSetting('auto'), 'auto');
+  assert.throws(() => parseProviderSetting('tpu'), /--ep tpu: use auto, cuda, webgpu, dml, coreml or cpu$/);
 });
