@@ -1,7 +1,7 @@
 /** Where a DDPO run starts: epoch 0 of a new run, or the epoch after the checkpoint an interrupted one resumes from. */
-import { PerPromptStatTracker } from './advantages';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { PerPromptStatTracker } from './advantages';
 import { latestCheckpoint, listCheckpoints, loadCheckpoint } from './checkpoint';
 import { atomicWriteFileSync, PathEscapeError, resolveInside } from '../fsutil';
 import { DEFAULT_DDPO_CONFIG, type DdpoConfig } from './config';
