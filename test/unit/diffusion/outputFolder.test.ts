@@ -17,7 +17,8 @@ async function ddpo(argv: string[], onOut?: (line: string, signal: AbortControll
   return { code: await runCli(argv, io, commands), out, err };
 }
 
-const generate = (dir: string, ...more: string[]) => ['generate', '--model', TINY, '--prompt', 'a red circle', '--seed', '7', '--steps', '3', '--count', '4', '--out', dir, ...more];
+// four images unless `more` says how many (a flag given twice is refused)
+const generate = (dir: string, ...more: string[]) => ['generate', '--model', TINY, '--prompt', 'a red circle', '--seed', '7', '--steps', '3', ...(more.includes('--count') ? [] : ['--count', '4']), '--out', dir, ...more];
 
 test('ddpo generate writes each image as it is made; an interrupted run keeps them and a rerun makes only the rest', async () => {
   const ref = mkdtempSync(join(tmpdir(), 'gen-ref-'));
