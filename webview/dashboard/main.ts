@@ -4,7 +4,7 @@
  */
 import type { DashboardView, PanelMessage, TrainingAlgorithm } from '../../src/protocol';
 import { fmt, lineChart } from '../lib/chart';
-import { h } from '../lib/dom';
+import { h, replaceKeepingFocus } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
 import { walkthrough } from '../lib/walkthrough';
@@ -85,7 +85,7 @@ function render(v: DashboardView): void {
   const win = v.winRate
     ? h('p', { class: 'winrate', 'data-testid': 'win-rate' }, `Blind comparison, ${v.winRate.label ?? `epoch ${v.winRate.epoch + 1} vs base`}: win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`)
     : h('p', { class: 'muted' }, 'No blind comparison yet: run "Compare with Base Model" on a checkpoint.');
-  app.replaceChildren(
+  replaceKeepingFocus(app,
     h('h1', {}, `Training: ${v.experiment} · ${RUN_NAMES[v.algorithm]}`),
     walkthrough(v.loop, (step) => host.post({ type: 'runStep', step })),
     runSwitch(v),

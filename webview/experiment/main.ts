@@ -1,6 +1,6 @@
 /** Experiment panel: where the person is in the loop and its next step, the reward backbone, the prompts (which can be added to) and settings. */
 import type { ExperimentView, PanelMessage } from '../../src/protocol';
-import { h } from '../lib/dom';
+import { h, replaceKeepingFocus } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
 import { walkthrough } from '../lib/walkthrough';
@@ -22,7 +22,7 @@ function render(exp: ExperimentView): void {
   open.addEventListener('click', () => host.post({ type: 'openExperimentFile' }));
   const settings = h('dl', {}, ...Object.entries(exp.settings).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
   const prompts = exp.prompts.length ? h('ol', {}, ...exp.prompts.map((p) => h('li', {}, p))) : h('p', { class: 'muted' }, 'No prompts yet.');
-  app.replaceChildren(
+  replaceKeepingFocus(app,
     h('h1', {}, exp.name),
     h('p', { class: 'muted' }, `Base model: ${exp.baseModel} · created ${new Date(exp.createdAt).toLocaleString()}`),
     walkthrough(exp.loop, (step) => host.post({ type: 'runStep', step })),

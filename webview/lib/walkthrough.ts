@@ -16,7 +16,7 @@ export function walkthrough(l: LoopView, onStep: (step: string) => void): HTMLEl
   }
   return h('section', { class: 'loop', 'aria-label': 'Where you are' },
     h('div', { class: 'row' },
-      stat('Rated', `${l.rated} pairs`, 'loop-rated'),
+      stat('Rated', `${l.rated} ${l.rated === 1 ? 'pair' : 'pairs'}`, 'loop-rated'),
       stat('Reward accuracy', pct(l.rewardAccuracy), 'loop-reward'),
       stat('Fine-tuning', `${l.epochsDone} of ${l.numEpochs} epochs`, 'loop-epochs'),
       stat('Last blind win rate', pct(l.winRate), 'loop-win')),

@@ -4,7 +4,7 @@
  */
 import type { PanelMessage, RatingItemView, RatingView } from '../../src/protocol';
 import type { Choice } from '../../src/protocol';
-import { h } from '../lib/dom';
+import { h, replaceKeepingFocus } from '../lib/dom';
 import { registerToolkit } from '../lib/toolkit';
 import { hostBridge } from '../lib/vscodeApi';
 
@@ -18,6 +18,14 @@ let shownId: string | undefined;
 let shownAt = performance.now();
 let zoom = false;
 let status = '';
+// An undo sent and not yet answered: its "Undoing…" stays until the log shows one rating fewer.
+let undoing = false;
+// The status line is one element for the panel's life, changed only in its text, so screen readers announce each
+// change ("Saved ✓", "Undone ✓", an error); the pair and the keys above and below it are redrawn.
+const top = h('div');
+const live = h('p', { class: 'status', role: 'status', 'aria-live': 'polite' });
+const bottom = h('div');
+app.replaceChildren(top, live, bottom);
 const preloaded = new Set<string>();
 
 function current(): RatingItemView | undefined {
@@ -36,6 +44,7 @@ function choose(choice: Choice): void {
 function undo(): void {
   if (!view?.canUndo && pending.size === 0) return;
   host.post({ type: 'undo' });
+  undoing = true;
   status = 'Undoing the last rating…';
   render();
 }
@@ -81,7 +90,7 @@ function header(v: RatingView): HTMLElement {
 
 function render(): void {
   if (!view) {
-    app.replaceChildren(h('div', { class: 'center' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), h('p', {}, 'Loading…')));
+    top.replaceChildren(h('div', { class: 'center' }, h('vscode-progress-ring', { 'aria-label': 'Loading' }), h('p', {}, 'Loading…')));
     return;
   }
   const v = view;
@@ -92,7 +101,6 @@ function render(): void {
   }
   // Warm the image cache for the pairs after this one.
   for (const next of v.items.slice(0, 4)) for (const u of [next.leftUri, next.rightUri]) if (!preloaded.has(u)) { preloaded.add(u); new Image().src = u; }
-  const live = h('p', { class: 'status', role: 'status', 'aria-live': 'polite' }, status);
   let body: HTMLElement;
   if (item) {
     body = h('main', { class: 'pair' },
@@ -112,16 +120,19 @@ function render(): void {
       v.winRate && v.winRate.n > 0 ? h('p', { class: 'result' }, `${winnerText(v.winRate.label)} won ${Math.round(v.winRate.rate * 100)}% of the time (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n}).`) : h('p', {}, 'Every pair was skipped.'),
       button('Undo', 'U', 'Undo the last rating', undo));
   } else if (v.generating > 0 || pending.size > 0) {
-    body = h('main', { class: 'center' }, h('vscode-progress-ring', { 'aria-label': 'Generating pairs' }), h('p', {}, `Generating the next pairs (${v.generating} on the way)…`));
+    body = h('main', { class: 'center' }, h('vscode-progress-ring', { 'aria-label': v.generating > 0 ? 'Generating pairs' : 'Saving' }), h('p', {}, v.generating > 0 ? `Generating the next pairs (${v.generating} on the way)…` : 'Saving your last answer…'));
   } else {
     body = h('main', { class: 'center' }, h('h2', {}, v.rated >= v.target ? `Target reached: ${v.rated} ratings.` : 'No pairs to rate right now.'), h('p', { class: 'muted' }, 'Train the reward model from the Experiments view, or keep rating later.'), button('Undo', 'U', 'Undo the last rating', undo));
   }
   const footer = h('footer', { class: 'muted keys' }, 'Keys: 1 or ← left · 2 or → right · T or = tie · S skip · U or Ctrl+Z undo · Z zoom', v.generating > 0 && item ? h('span', {}, ` · generating ${v.generating} more`) : '');
-  app.replaceChildren(header(v), body, live, footer);
+  replaceKeepingFocus(top, header(v), body);
+  if (live.textContent !== status) live.textContent = status;
+  bottom.replaceChildren(footer);
 }
 
 window.addEventListener('keydown', (e) => {
-  if (e.altKey || e.metaKey) return;
+  // a held key rates (or undoes) once, not every pair that comes up while it is down
+  if (e.altKey || e.metaKey || e.repeat) return;
   const k = e.key;
   if ((e.ctrlKey && k.toLowerCase() === 'z') || (!e.ctrlKey && (k === 'u' || k === 'U'))) return e.preventDefault(), undo();
   if (e.ctrlKey) return;
@@ -139,17 +150,22 @@ window.addEventListener('keydown', (e) => {
 host.onMessage((msg: PanelMessage<'rating'>) => {
   switch (msg.type) {
     case 'rating':
-      if (status.startsWith('Undoing') && view && msg.view.rated < view.rated) status = `Undone ✓ (${msg.view.rated} rated)`;
+      if (undoing && view && msg.view.rated < view.rated) {
+        undoing = false;
+        status = `Undone ✓ (${msg.view.rated} rated)`;
+      }
       view = msg.view;
       // Ids the host no longer lists were saved (or never existed); stop waiting for them.
       for (const id of pending) if (!view.items.some((i) => i.id === id)) pending.delete(id);
       return render();
     case 'saved':
       pending.delete(msg.itemId);
-      status = `Saved ✓ (${msg.rated} rated)`;
+      // a save confirmed after the person pressed Undo: the undo's answer is the news
+      if (!undoing) status = `Saved ✓ (${msg.rated} rated)`;
       if (view) view.rated = msg.rated;
       return render();
     case 'error':
+      undoing = false;
       status = msg.message;
       return render();
     default: {

@@ -83,7 +83,8 @@ function rewardModelStep(s: ExperimentSummary): NextStep | undefined {
 
 // Rate up to the ratings a first training needs, `so` what.
 function rateMore(s: ExperimentSummary, so: string): NextStep {
-  return { step: 'rate', why: `Rate ${RATINGS_TO_TRAIN - s.ratings} more pairs (${s.ratings} of ${RATINGS_TO_TRAIN}) so ${so}.` };
+  const more = RATINGS_TO_TRAIN - s.ratings;
+  return { step: 'rate', why: `Rate ${more} more ${more === 1 ? 'pair' : 'pairs'} (${s.ratings} of ${RATINGS_TO_TRAIN}) so ${so}.` };
 }
 
 /**

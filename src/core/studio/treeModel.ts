@@ -106,7 +106,8 @@ function runNode(base: Pick<StudioNode, 'dir' | 'experiment'>, id: (suffix: stri
   const figure = dpo
     ? last ? `, held-out accuracy ${last.heldOutAcc === null ? 'n/a' : `${Math.round(last.heldOutAcc * 100)}%`}` : ''
     : run.points.length ? `, reward ${run.points[run.points.length - 1].rewardMean.toFixed(3)}` : '';
-  const description = run.state === 'idle' ? 'not started' : `${run.state}, epoch ${run.lastEpoch + 1}/${run.numEpochs}${figure}`;
+  // epochs finished, not the one under way (the status bar names that): a run in its first epoch has finished none
+  const description = run.state === 'idle' ? 'not started' : `${run.state} · ${run.lastEpoch + 1}/${run.numEpochs} epochs${figure}`;
   const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`${folder}checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: `epoch-${String(ep).padStart(6, '0')}`, epoch: ep, algorithm, children: [] }));
   return {
     ...base, id: id(`${folder}run`), kind: 'run', label: dpo ? 'Fine-tuning (Diffusion-DPO)' : 'Fine-tuning', description, tooltip: run.message, status: run.state, algorithm,

@@ -31,7 +31,8 @@ export function registerCommands(services: Services): vscode.Disposable[] {
     reg(COMMANDS.stopFineTune, (arg?: unknown) => stopFineTune(services, arg)),
     reg(COMMANDS.openDashboard, async (arg?: unknown) => {
       const x = await pickExperiment(arg, 'Open the training dashboard of which experiment?');
-      if (x) openDashboard(services, x.dir);
+      // the run of the row (or dashboard button) it came from: the Diffusion-DPO row opens the Diffusion-DPO run
+      if (x) openDashboard(services, x.dir, undefined, x.algorithm);
     }),
     reg(COMMANDS.compare, (arg?: unknown) => compareWithBase(services, arg)),
     reg(COMMANDS.compareModels, (arg?: unknown) => compareModels(services, arg)),

@@ -81,7 +81,7 @@ export function dpoSteps(page: Page, workspace: string): Step[] {
         await frame.getByRole('img', { name: /Reward mean ± std: 8 epochs/ }).waitFor();
         await frame.getByTestId('run-diffusion-dpo').click();
         await frame.getByRole('img', { name: new RegExp(`^Diffusion-DPO loss: ${DPO_EPOCHS} epochs`) }).waitFor();
-        await treeRow(page, 'Fine-tuning (Diffusion-DPO)').getByText(`done, epoch ${DPO_EPOCHS}/${DPO_EPOCHS}`).waitFor();
+        await treeRow(page, 'Fine-tuning (Diffusion-DPO)').getByText(`done · ${DPO_EPOCHS}/${DPO_EPOCHS} epochs`).waitFor();
         assert.ok(fs.existsSync(path.join(dir, 'diffusion-dpo', 'checkpoints', `epoch-${String(DPO_EPOCHS - 1).padStart(6, '0')}`)));
       },
     },

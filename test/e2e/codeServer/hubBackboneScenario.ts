@@ -137,7 +137,7 @@ export function hubBackboneSteps(page: Page, workspace: string, env: ModelSource
         const frame = activeWebview(page);
         await frame.getByText('Done · 1 of 1 epochs finished').waitFor({ timeout: 120_000 });
         await frame.getByRole('img', { name: /Reward mean ± std: 1 epochs/ }).waitFor();
-        await treeRow(page, 'Fine-tuning').getByText('done, epoch 1/1').waitFor();
+        await treeRow(page, 'Fine-tuning').getByText('done · 1/1 epochs').waitFor();
         assert.equal(readJson('ddpo/status.json').state, 'done');
       },
     },

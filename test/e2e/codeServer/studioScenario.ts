@@ -149,7 +149,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         const epochs = lines(path.join(dir, 'ddpo', 'metrics.jsonl')).map((m) => (m as unknown as { epoch: number }).epoch);
         assert.deepEqual(epochs, [0, 1, 2, 3, 4, 5, 6, 7]);
         await frame.getByRole('img', { name: /Reward mean ± std: 8 epochs/ }).waitFor();
-        await treeRow(page, 'Fine-tuning').getByText('done, epoch 8/8').waitFor();
+        await treeRow(page, 'Fine-tuning').getByText('done · 8/8 epochs').waitFor();
       },
     },
     {
@@ -273,7 +273,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         if (!(await treeRow(page, 'Ratings').isVisible())) await treeRow(page, EXP).locator('.monaco-tl-twistie').click();
         await treeRow(page, 'Ratings').getByText('9 rated').waitFor();
         await treeRow(page, 'Reward model').getByText(/accuracy \d+%/).waitFor();
-        await treeRow(page, 'Fine-tuning').getByText('done, epoch 8/8').waitFor();
+        await treeRow(page, 'Fine-tuning').getByText('done · 8/8 epochs').waitFor();
         await treeRow(page, 'Blind comparisons').getByText(/latest: \d+%/).waitFor();
       },
     },

@@ -194,7 +194,7 @@ test('without a reward model, a few ratings short of enough still ask for rating
   const run = { state: 'idle' as const, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
   const base = { ratings: RATINGS_TO_TRAIN - 1, consistency: null, run, comparisons: [] };
   assert.equal(nextStep(base).step, 'rate');
-  assert.match(nextStep(base).why, /Rate 1 more pairs/);
+  assert.match(nextStep(base).why, /Rate 1 more pair \(19 of 20\)/);
   const reward = { accuracy: 0.8, heldOut: 5, comparisons: 30, trainedAt: '', ratings: 30 };
   assert.equal(nextStep({ ...base, ratings: 5, reward: { ...reward, ratings: 5 } }).step, 'startFineTune', 'a trained model needs no more ratings to fine-tune');
   assert.equal(nextStep({ ...base, ratings: 30, reward, run: { ...run, state: 'stopped', checkpoints: [1] } }).step, 'compare');

@@ -26,7 +26,7 @@ test('an experiment row carries its run state, and its children say what the per
   assert.equal(find(exp.children, 'ratings').description, '12 rated · consistency 83%');
   assert.equal(find(exp.children, 'reward').description, 'accuracy 71% on 7 held-out · built-in shape features');
   const run = find(exp.children, 'run');
-  assert.equal(run.description, 'interrupted, epoch 3/8, reward 0.457');
+  assert.equal(run.description, 'interrupted · 3/8 epochs, reward 0.457');
   assert.deepEqual(run.children[0].children.map((c) => [c.label, c.epoch]), [['epoch 2', 1], ['epoch 3', 2]]);
   const cmp = find(exp.children, 'comparisons');
   assert.match(cmp.description!, /^latest: 75% \(95% CI 30%–95%, n=4\)$/);

@@ -1,5 +1,6 @@
-// Start Over and Delete Experiment remove what a job may be writing: they take the experiment's run lock first, so a
-// run under way anywhere (another window, a `ddpo train` terminal) refuses them, naming itself, and nothing is lost.
+// The studio's commands on an experiment. Start Over and Delete Experiment remove what a job may be writing: they take
+// the experiment's run lock first, so a run under way anywhere (another window, a `ddpo train` terminal) refuses them,
+// naming itself, and nothing is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -61,4 +62,16 @@ test('Start Over and Delete Experiment refuse while another process runs the exp
   warnings.answers.push('Delete');
   await deleteExperiment(services, 'cats');
   assert.ok(!fs.existsSync(dir));
+});
+
+test('Export LoRA on an experiment without a checkpoint says to fine-tune first, before asking anything', async () => {
+  const { exportLora } = await import('../../../src/extension/commands/studio');
+  const { dir, services } = await setup();
+  fs.rmSync(ddpoLayout(dir).checkpointsDir, { recursive: true });
+  warnings.shown.length = 0;
+  let asked = 0;
+  (services as unknown as { worker: unknown }).worker = { request: () => { asked++; return Promise.reject(new Error('no worker here')); } };
+  await exportLora(services, 'cats');
+  assert.deepEqual(warnings.shown, ['cats has no checkpoint yet: fine-tune it first (Start Fine-Tuning).']);
+  assert.equal(asked, 0);
 });
