@@ -60,13 +60,25 @@ function runSwitch(v: DashboardView): HTMLElement | string {
   return row;
 }
 
+// The run's state line stays one element for the panel's life, its live part (state and epochs finished) changed only
+// in its text, so a screen reader announces a run starting, finishing or failing; the phase beside it changes several
+// times a second and is not announced. What is above and below it is redrawn.
+const ringSlot = h('span', { 'aria-hidden': 'true' }, h('vscode-progress-ring', { class: 'inline-ring' }));
+const stateText = h('span', { role: 'status', 'aria-live': 'polite' });
+const phaseText = h('span', { class: 'muted' });
+const stateLine = h('p', { 'data-testid': 'run-state' }, ringSlot, stateText, phaseText);
+const top = h('div');
+const bottom = h('div');
+
+const setText = (el: HTMLElement, text: string) => { if (el.textContent !== text) el.textContent = text; };
+
 function render(v: DashboardView): void {
   const finished = v.algorithm === 'diffusion-dpo' ? v.dpoPoints.length : v.points.length;
-  const state = h('p', { class: `state state-${v.state}`, role: 'status', 'aria-live': 'polite', 'data-testid': 'run-state' },
-    v.state === 'running' ? h('vscode-progress-ring', { class: 'inline-ring', 'aria-hidden': 'true' }) : '',
-    `${STATE_TEXT[v.state]} · ${finished} of ${v.numEpochs} epochs finished`,
-    v.phase ? h('span', { class: 'muted' }, ` · ${v.phase}`) : '',
-  );
+  if (app.firstChild !== top) app.replaceChildren(top, stateLine, bottom);
+  stateLine.className = `state state-${v.state}`;
+  ringSlot.hidden = v.state !== 'running';
+  setText(stateText, `${STATE_TEXT[v.state]} · ${finished} of ${v.numEpochs} epochs finished`);
+  setText(phaseText, v.phase ? ` · ${v.phase}` : '');
   const actions = h('div', { class: 'row' });
   if (v.state === 'running') {
     const stop = h('vscode-button', { appearance: 'secondary', 'aria-label': 'Stop fine-tuning (keeps checkpoints)' }, 'Stop');
@@ -85,11 +97,12 @@ function render(v: DashboardView): void {
   const win = v.winRate
     ? h('p', { class: 'winrate', 'data-testid': 'win-rate' }, `Blind comparison, ${v.winRate.label ?? `epoch ${v.winRate.epoch + 1} vs base`}: win rate ${Math.round(v.winRate.rate * 100)}% (95% CI ${Math.round(v.winRate.low * 100)}–${Math.round(v.winRate.high * 100)}%, n=${v.winRate.n})`)
     : h('p', { class: 'muted' }, 'No blind comparison yet: run "Compare with Base Model" on a checkpoint.');
-  replaceKeepingFocus(app,
+  replaceKeepingFocus(top,
     h('h1', {}, `Training: ${v.experiment} · ${RUN_NAMES[v.algorithm]}`),
     walkthrough(v.loop, (step) => host.post({ type: 'runStep', step })),
     runSwitch(v),
-    state,
+  );
+  replaceKeepingFocus(bottom,
     // a finished run's message is a note (the divergence guard stopped it early); a failed or stopped run's is an error
     v.message && v.state !== 'running' ? h('p', { class: v.state === 'done' ? 'note' : 'error' }, v.message) : '',
     actions,
