@@ -40,6 +40,13 @@ export function readPreprocess(dir: string): Preprocess {
 }
 
 /**
+ * Names what {@link toPixelValues} computes: part of every backbone's id with the preprocessing it reads, so embeddings
+ * cached and heads trained under another way of making pixels are never taken for this one's. Change it whenever
+ * toPixelValues changes its output.
+ */
+export const PIXELS_METHOD = 'short-edge-resize-antialiased-centre-crop-v2';
+
+/**
  * CLIP's image processor: resize the short side to `shortEdge` (PIL's filter, antialiased), centre crop `size`, scale
  * to [0,1], normalise; NCHW.
  */
@@ -81,8 +88,8 @@ export interface OnnxBackbone extends Backbone {
 /**
  * Opens a backbone folder (or an ONNX image encoder file): its image tower, and its text tower when it has one with a
  * tokenizer whose embeddings share the images' width; otherwise the reward is image-only, which `onLog` hears once.
- * Ids: `onnx:<hash of model.onnx>` for the plain layout (as before text towers), else `onnx:` / `clip:` (with text)
- * and a hash of every file it reads.
+ * Ids: `onnx:` (image only) or `clip:` (with text) and a hash of every file it reads and of the preprocessing it
+ * applies ({@link PIXELS_METHOD} and the settings readPreprocess found).
  */
 export async function loadOnnxBackbone(modelPathOrDir: string, o: OnnxBackboneOptions = {}): Promise<OnnxBackbone> {
   const files = inspectBackboneFolder(modelPathOrDir);
@@ -100,7 +107,7 @@ export async function loadOnnxBackbone(modelPathOrDir: string, o: OnnxBackboneOp
     const name = o.source ? describeBackboneRef(o.source) : path.basename(files.dir);
     const readsFiles = identityFiles(files, text !== undefined);
     return {
-      id: files.plain && !text ? `onnx:${hashFiles(readsFiles, false)}` : `${text ? 'clip' : 'onnx'}:${hashFiles(readsFiles, true)}`,
+      id: `${text ? 'clip' : 'onnx'}:${hashFiles(readsFiles, !files.plain || !!text, JSON.stringify({ pixels: PIXELS_METHOD, ...pre }))}`,
       label: `${name} (${text ? 'image + text' : 'image only'})`,
       source: o.source ?? { id: name, path: files.plain ? path.resolve(modelPathOrDir) : files.dir },
       provider: imageModel.ep,
@@ -142,12 +149,14 @@ function identityFiles(f: BackboneFiles, withText: boolean): string[] {
 
 const hashes = new Map<string, string>();
 
-// sha256 of the files' contents (with their names when `named`), 16 hex chars; remembered per size and mtime, as weights are large.
-function hashFiles(files: string[], named: boolean): string {
-  const key = `${named}|` + files.map((f) => { const st = fs.statSync(f); return `${f}:${st.size}:${st.mtimeMs}`; }).join('|');
+// sha256 of `also` and the files' contents (with their names when `named`), 16 hex chars; remembered per size and
+// mtime, as weights are large.
+function hashFiles(files: string[], named: boolean, also: string): string {
+  const key = `${named}|${also}|` + files.map((f) => { const st = fs.statSync(f); return `${f}:${st.size}:${st.mtimeMs}`; }).join('|');
   const known = hashes.get(key);
   if (known) return known;
   const h = createHash('sha256');
+  h.update(`${also}\n`);
   const buf = Buffer.alloc(1 << 22);
   for (const f of files) {
     if (named) h.update(`${path.basename(f)}\n`);

@@ -72,7 +72,7 @@ export async function openRewardScorer(experimentDir: string, o: OpenBackboneOpt
   const backbone = await openBackbone(ref, { ...o, baseDir: experimentDir });
   if (saved.backbone !== 'unknown' && backbone.id !== saved.backbone) {
     await backbone.dispose?.();
-    throw new Error(`the reward model in ${experimentDir} was trained on backbone ${saved.backbone}, but ${describeBackboneRef(ref)} opens as ${backbone.id} (other weights); train the reward model again`);
+    throw new Error(`the reward model in ${experimentDir} was trained on backbone ${saved.backbone}, but ${describeBackboneRef(ref)} opens as ${backbone.id} (other weights or another image preprocessing); train the reward model again`);
   }
   const named = exp && rewardBackboneOf(exp);
   if (named && describeBackboneRef(named) !== describeBackboneRef(ref)) {

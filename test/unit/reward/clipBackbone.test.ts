@@ -127,6 +127,21 @@ test('a tokenizer whose ids the text model cannot embed is refused, by config.js
   await assert.rejects(loadOnnxBackbone(bare), /gives token ids up to 602, but .*text_model\.onnx cannot embed it: the tokenizer and the text model do not belong together; download the repo again/);
 });
 
+// Cached embeddings and trained heads are keyed by the backbone's id: it must change when the pixels the tower sees
+// would (a plain image encoder's preprocessor_config.json edited), and only then.
+test('a backbone\'s id covers the preprocessing it applies, for the plain layout too', async () => {
+  const root = tmp();
+  const plain = writeTestClipFolder(path.join(root, 'plain'), { towers: 'plain', tokenizer: 'none' });
+  const twin = path.join(root, 'twin');
+  fs.cpSync(plain, twin, { recursive: true });
+  const ids = async (dir: string) => { const b = await loadOnnxBackbone(dir); await b.dispose?.(); return b.id; };
+  assert.equal(await ids(twin), await ids(plain), 'the same files give the same id');
+  const pre = path.join(twin, 'preprocessor_config.json');
+  const cfg = fs.existsSync(pre) ? JSON.parse(fs.readFileSync(pre, 'utf8')) : {};
+  fs.writeFileSync(pre, JSON.stringify({ ...cfg, image_mean: [0.5, 0.5, 0.5] }));
+  assert.notEqual(await ids(twin), await ids(plain), 'another normalisation is another backbone');
+});
+
 test('a folder without an image encoder, or with a cut-off one, says what it needs', async () => {
   const empty = tmp();
   assert.throws(() => inspectBackboneFolder(empty), /has no image encoder; give a folder with onnx\/vision_model\.onnx .*Xenova\/clip-vit-large-patch14/);
