@@ -1,4 +1,4 @@
-import { createWriteStream, existsSync, mkdirSync, statSync, unlinkSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { atomicWriteFileSync, commitFileSync, PathEscapeError, resolveInside } from '../fsutil';
 import { statfs } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -198,6 +198,14 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
   const needed = wanted.reduce((n, p) => n + Math.max(0, (sizes.get(p) ?? 0) - have(p)), 0);
   mkdirSync(dir, { recursive: true });
+  // The commit this folder's files came from: a folder begun (or finished) at another commit of the branch is fetched
+  // again, since resuming would join two revisions' bytes and keeping its files would mix them.
+  const from = commitOf(join(dir, DOWNLOAD_STATE)) ?? commitOf(marker);
+  if (listing.sha !== undefined && from !== undefined && from !== listing.sha) {
+    for (const p of wanted) for (const f of [join(dir, p), join(dir, p) + '.part']) rmSync(f, { force: true });
+    rmSync(marker, { force: true });
+  }
+  if (listing.sha !== undefined) atomicWriteFileSync(join(dir, DOWNLOAD_STATE), JSON.stringify({ sha: listing.sha }) + '\n');
   const fsStats = await statfs(dir);
   const free = fsStats.bavail * fsStats.bsize;
   // Keep 256 MiB spare so the disk is not filled to the last byte.
@@ -211,7 +219,8 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
     if (existsSync(dest) && (size === undefined || statSync(dest).size === size)) { doneBefore += statSync(dest).size; continue; }
     mkdirSync(dirname(dest), { recursive: true });
     if (existsSync(dest)) unlinkSync(dest);
-    const url = `${base}/${opts.repo}/resolve/${encodeURIComponent(revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
+    // the commit the listing named, not the branch: a push during the download cannot change what arrives
+    const url = `${base}/${opts.repo}/resolve/${encodeURIComponent(listing.sha ?? revision)}/${path.split('/').map(encodeURIComponent).join('/')}`;
     const report = (n: number, t: number) => opts.onProgress?.({ file: path, fileBytes: n, fileTotal: size ?? t, bytes: doneBefore + n, total });
     for (let attempt = 0; ; attempt++) {
       try {
@@ -228,6 +237,19 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
   }
   atomicWriteFileSync(marker, JSON.stringify({ repo: opts.repo, revision, sha: listing.sha, files: wanted }, null, 1));
   return dir;
+}
+
+// Where a download records the commit it fetches from, beside its files.
+const DOWNLOAD_STATE = '.ddpo-download.json';
+
+// The `sha` a download record or completion marker names, if any.
+function commitOf(file: string): string | undefined {
+  try {
+    const sha = (JSON.parse(readFileSync(file, 'utf8')) as { sha?: unknown }).sha;
+    return typeof sha === 'string' ? sha : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a cache folder holds a finished download of `layout`'s files (its marker is written after the last file). */

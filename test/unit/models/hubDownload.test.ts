@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DownloadProgress, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
@@ -94,6 +94,32 @@ test('a file list naming a path outside the model folder (a hostile mirror) is r
     assert.equal(existsSync(join(cache, 'escaped.onnx')), false);
   } finally {
     rmSync(cache, { recursive: true, force: true });
+    await mock.close();
+  }
+});
+
+test('a download resumed after a push to the branch starts over at the new commit, never joining two revisions', async () => {
+  const served = mkdtempSync(join(tmpdir(), 'hub-served-'));
+  cpSync(tinyModel, served, { recursive: true });
+  let sha = 'abc123';
+  const mock = await startMockHub({ root: served, dropOnce: 'unet/model.onnx', sha: () => sha });
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    await assert.rejects(downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, retries: 0 }), /Run the download again to resume/);
+    // new weights of the same size are pushed before the person runs the download again
+    const unet = join(served, 'unet/model.onnx');
+    const bytes = readFileSync(unet);
+    for (let i = bytes.length >> 1; i < bytes.length; i += 997) bytes[i] ^= 0xff;
+    writeFileSync(unet, bytes);
+    sha = 'def456';
+    const dir = await downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url });
+    assert.ok(readFileSync(join(dir, 'unet/model.onnx')).equals(bytes), 'the new commit\'s file, whole');
+    const last = mock.requests.filter((r) => r.path.endsWith('/unet/model.onnx')).at(-1)!;
+    assert.match(last.path, /\/resolve\/def456\//, 'fetched at the commit the listing named');
+    assert.equal(last.range, undefined, 'not resumed from the other commit\'s bytes');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+    rmSync(served, { recursive: true, force: true });
     await mock.close();
   }
 });

@@ -18,6 +18,8 @@ export interface MockHubOptions {
   endEarlyOnce?: string;
   /** A file (or several) sent half, then the rest after `ms` (a download in progress long enough to see). */
   stall?: Stall | Stall[];
+  /** The commit the listing names (default abc123); read at each listing, so a test can push a new one. */
+  sha?: () => string;
   /** Extra names listed in the siblings (not downloadable), e.g. weights the pipeline must skip. */
   extraSiblings?: string[];
 }
@@ -56,7 +58,7 @@ export async function startMockHub(opts: MockHubOptions): Promise<MockHub> {
       const siblings = [...listFiles(root), ...(opts.extraSiblings ?? [])].map((f) => ({
         rfilename: f, size: huge ? 1e15 : existsSync(join(root, f)) ? statSync(join(root, f)).size : 10,
       }));
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha: 'abc123', siblings }));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha: opts.sha?.() ?? 'abc123', siblings }));
       return;
     }
     const file = url.pathname.match(/^\/([\w.-]+)\/([\w.-]+)\/resolve\/[\w.-]+\/(.+)$/);
