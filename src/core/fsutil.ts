@@ -147,7 +147,7 @@ export function appendLineDurableSync(fd: number, line: string, file: string): v
   const before = fs.fstatSync(fd).size;
   try {
     fs.writeFileSync(fd, lineBytes(file, line));
-    fs.fsyncSync(fd);
+    fs.fsyncSync(fd); // on disk before the caller says "Saved": a power cut keeps the line
   } catch (e) {
     try {
       fs.ftruncateSync(fd, before);
