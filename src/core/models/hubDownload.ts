@@ -193,18 +193,19 @@ export async function downloadModel(opts: HubDownloadOptions): Promise<string> {
       throw new Error(`The file list of ${opts.repo} from ${base} names "${p}", which is outside the model's folder (${e.why}); nothing was downloaded. Check that ${base} is the Hub or a mirror you trust`);
     }
   }
-  const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
-  const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
-  const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
-  const needed = wanted.reduce((n, p) => n + Math.max(0, (sizes.get(p) ?? 0) - have(p)), 0);
-  mkdirSync(dir, { recursive: true });
   // The commit this folder's files came from: a folder begun (or finished) at another commit of the branch is fetched
-  // again, since resuming would join two revisions' bytes and keeping its files would mix them.
+  // again, since resuming would join two revisions' bytes and keeping its files would mix them (decided before the
+  // disk check counts what is already here).
   const from = commitOf(join(dir, DOWNLOAD_STATE)) ?? commitOf(marker);
   if (listing.sha !== undefined && from !== undefined && from !== listing.sha) {
     for (const p of wanted) for (const f of [join(dir, p), join(dir, p) + '.part']) rmSync(f, { force: true });
     rmSync(marker, { force: true });
   }
+  const sizes = new Map(listing.files.map((f) => [f.path, f.size]));
+  const have = (p: string) => (existsSync(join(dir, p)) ? statSync(join(dir, p)).size : existsSync(join(dir, p + '.part')) ? statSync(join(dir, p + '.part')).size : 0);
+  const total = wanted.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
+  const needed = wanted.reduce((n, p) => n + Math.max(0, (sizes.get(p) ?? 0) - have(p)), 0);
+  mkdirSync(dir, { recursive: true });
   if (listing.sha !== undefined) atomicWriteFileSync(join(dir, DOWNLOAD_STATE), JSON.stringify({ sha: listing.sha }) + '\n');
   const fsStats = await statfs(dir);
   const free = fsStats.bavail * fsStats.bsize;
