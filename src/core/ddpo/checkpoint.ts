@@ -36,11 +36,17 @@ export interface Checkpoint {
   policy: PolicyState;
 }
 
+// A folder a checkpoint write makes beside its epoch's, named for the epoch and the writing process, so the next prune
+// knows whose it is: `tmp`, the new copy being written; `old`, the copy it replaces, stepped aside.
+const leftoverName = (kind: 'tmp' | 'old', epoch: number) => `.${kind}-${checkpointName(epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+// What leftoverName makes: the epoch's folder name and the process id.
+const LEFTOVER = /^\.(?:tmp|old)-(epoch-\d+)-(\d+)-/;
+
 /** Writes checkpoint `loop.epoch` under `checkpointsDir` atomically, then keeps only the newest `keep`. */
 export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, policy: PolicyState, lora: LoraWeights, keep: number): Promise<string> {
   await fs.promises.mkdir(checkpointsDir, { recursive: true });
   const final = path.join(checkpointsDir, checkpointName(loop.epoch));
-  const tmp = path.join(checkpointsDir, `.tmp-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  const tmp = path.join(checkpointsDir, leftoverName('tmp', loop.epoch));
   await fs.promises.mkdir(tmp);
   try {
     await writeFileDurable(path.join(tmp, CKPT_FILES.training), encodeSafetensors(policy.tensors, { meta: JSON.stringify(policy.meta) }));
@@ -52,7 +58,7 @@ export async function saveCheckpoint(checkpointsDir: string, loop: LoopState, po
     crashPoint('checkpoint-files-written');
     // an epoch saved again (the divergence guard, a rewound run) replaces its folder without a moment when neither
     // copy is in place: the old one steps aside first, and a kill between the renames is repaired by the next prune
-    const old = fs.existsSync(final) ? path.join(checkpointsDir, `.old-${checkpointName(loop.epoch)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`) : undefined;
+    const old = fs.existsSync(final) ? path.join(checkpointsDir, leftoverName('old', loop.epoch)) : undefined;
     if (old) await fs.promises.rename(final, old);
     await fs.promises.rename(tmp, final);
     await fsyncDir(checkpointsDir);
@@ -116,7 +122,7 @@ export async function pruneCheckpoints(checkpointsDir: string, keep: number): Pr
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
   for (const n of await fs.promises.readdir(checkpointsDir)) {
-    const left = /^\.(?:tmp|old)-(epoch-\d+)-(\d+)-/.exec(n);
+    const left = LEFTOVER.exec(n);
     if (!left || Number(left[2]) === process.pid) continue; // not a leftover, or one this process is writing
     const at = path.join(checkpointsDir, n), final = path.join(checkpointsDir, left[1]);
     // a kill between a replacement's two renames left the epoch only here, complete: put it back
