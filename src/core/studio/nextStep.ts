@@ -3,7 +3,7 @@
  * step that moves them on, read from the experiment's summary. The dashboard shows it as a button.
  */
 import type { LoopView, TrainingAlgorithm } from '../../protocol';
-import { latestResult } from './compare';
+import { latestResult, ratedThrough } from './compare';
 import type { RunState } from './runState';
 import type { ExperimentSummary } from './summary';
 
@@ -65,7 +65,7 @@ export function nextStep(s: ExperimentSummary, c: NextStepContext = {}): NextSte
       : learned ? 'The reward model is trained: fine-tune the image model towards it.' : `Fine-tune the image model towards the built-in reward ${c.reward} (ddpo.json); it needs no ratings.`;
     return { step: 'startFineTune', why };
   }
-  if (!s.comparisons.some((x) => x.b.kind === 'checkpoint' && x.b.algorithm === algorithm && x.b.epoch === latest && x.rated >= x.total)) {
+  if (!s.comparisons.some((x) => x.b.kind === 'checkpoint' && x.b.algorithm === algorithm && x.b.epoch === latest && ratedThrough(x))) {
     return { step: 'compare', why: `Compare ${dpo ? 'Diffusion-DPO ' : ''}epoch ${latest + 1} with the base model, blind, to see whether fine-tuning learned your taste.` };
   }
   if (dpo) return { step: 'rate', why: 'Compared: rate more pairs, then fine-tune again on all of them.' };

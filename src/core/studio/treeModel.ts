@@ -1,6 +1,7 @@
 /** The studio's Experiments tree as plain data; the TreeDataProvider only maps nodes to TreeItems. */
 import type { ExperimentEntry } from '../experiment/store';
 import type { TrainingAlgorithm } from '../../protocol';
+import { checkpointName } from '../ddpo/layout';
 import { modelLabel } from './presets';
 import { describeBackboneChoice, describeBackboneRef, rewardBackboneOf, sameBackbone } from '../reward/backboneRef';
 import type { RunState } from './runState';
@@ -108,7 +109,7 @@ function runNode(base: Pick<StudioNode, 'dir' | 'experiment'>, id: (suffix: stri
     : run.points.length ? `, reward ${run.points[run.points.length - 1].rewardMean.toFixed(3)}` : '';
   // epochs finished, not the one under way (the status bar names that): a run in its first epoch has finished none
   const description = run.state === 'idle' ? 'not started' : `${run.state} · ${run.lastEpoch + 1}/${run.numEpochs} epochs${figure}`;
-  const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`${folder}checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: `epoch-${String(ep).padStart(6, '0')}`, epoch: ep, algorithm, children: [] }));
+  const checkpoints: StudioNode[] = run.checkpoints.map((ep) => ({ ...base, id: id(`${folder}checkpoints/${ep}`), kind: 'checkpoint', label: `epoch ${ep + 1}`, description: checkpointName(ep), epoch: ep, algorithm, children: [] }));
   return {
     ...base, id: id(`${folder}run`), kind: 'run', label: dpo ? 'Fine-tuning (Diffusion-DPO)' : 'Fine-tuning', description, tooltip: run.message, status: run.state, algorithm,
     children: [{ ...base, id: id(`${folder}checkpoints`), kind: 'checkpoints', label: 'Checkpoints', description: checkpoints.length ? String(checkpoints.length) : 'none yet', algorithm, children: checkpoints }],

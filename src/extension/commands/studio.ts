@@ -1,8 +1,8 @@
 /** The studio's commands: rate, train the reward model, fine-tune, compare, export, reveal, delete. */
 import * as fs from 'node:fs';
-import { ExperimentBusyError, withRunLock } from '../../core/experiment/runLock';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { ExperimentBusyError, withRunLock } from '../../core/experiment/runLock';
 import { ddpoLayout } from '../../core/ddpo/layout';
 import { atomicWriteFileSync } from '../../core/fsutil';
 import { presetById } from '../../core/studio/presets';
