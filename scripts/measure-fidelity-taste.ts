@@ -5,7 +5,7 @@
  * images show another shape than the prompt's (base -> tuned). The ceiling row is the rater's own utility scored on the
  * same held-out ratings: what a reward model that knew the taste exactly would reach against the rater's noise.
  * Usage: node --import tsx scripts/measure-fidelity-taste.ts [--seeds 0,1,2,3,4] [--backbones builtin,embedded:tiny-clip]
- *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N] [--set KEY=VALUE ...]
+ *        [--workspace DIR] [--json OUT.json] [--with EARLIER.json] [--threads N] [--head linear|mlp] [--prior NAME] [--epochs N] [--rounds N] [--set KEY=VALUE ...]
  * `--with` adds the rows of an earlier run's --json (another backbone on the same seeds) to the table, checking the ratings.
  * `diffusion-dpo` among the backbones runs the Diffusion-DPO demo instead: no reward model, the LoRA learns from the
  * same rated pairs (its "reward held-out accuracy" is the implicit reward's held-out accuracy after the last epoch).
@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseSettingOverrides } from '../src/core/ddpo/config';
-import { runDemo } from '../src/core/demo/run';
+import { roundShare, runDemo } from '../src/core/demo/run';
 import type { AnyDemoReport } from '../src/core/demo/report';
 import { fullDemoOptions, withTaste } from '../src/core/demo/settings';
 import { tasteUtility } from '../src/core/demo/taste';
@@ -40,7 +40,7 @@ interface Row {
   ceiling: number;
 }
 
-const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' }, epochs: { type: 'string' }, set: { type: 'string', multiple: true } } });
+const { values } = parseArgs({ options: { seeds: { type: 'string' }, backbones: { type: 'string' }, workspace: { type: 'string' }, json: { type: 'string' }, with: { type: 'string' }, threads: { type: 'string' }, head: { type: 'string' }, prior: { type: 'string' }, epochs: { type: 'string' }, rounds: { type: 'string' }, set: { type: 'string', multiple: true } } });
 const seeds = (values.seeds ?? '0,1,2,3,4').split(',').map(Number);
 const backbones = (values.backbones ?? 'builtin,embedded:tiny-clip').split(',');
 const workspace = path.resolve(values.workspace ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fidelity-taste-')));
@@ -50,8 +50,9 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 // The fidelity utility is the shape's share of the picture, less 1 when the shape is not the prompt's: below 0 is a wrong shape.
 const wrongShare = (r: AnyDemoReport, side: 'utilityBase' | 'utilityTuned') => r.eval.judgements.filter((j) => j[side] < 0).length / r.eval.judgements.length;
 
-// What was rated, without ids and times: equal across backbones when the runs saw the same ratings.
-const ratingsKey = (dir: string) => createHash('sha256').update(JSON.stringify(readRatings(dir).ratings.map((r) => [r.prompt, r.left, r.right, r.choice]))).digest('hex');
+// What was rated of the base model's samples, without ids and times: equal across backbones when the runs saw the
+// same ratings (later rounds rate each run's own tuned samples).
+const ratingsKey = (dir: string, first: number) => createHash('sha256').update(JSON.stringify(readRatings(dir).ratings.slice(0, first).map((r) => [r.prompt, r.left, r.right, r.choice]))).digest('hex');
 
 /** The pseudo-backbone that runs the Diffusion-DPO demo. */
 const DPO = 'diffusion-dpo';
@@ -61,6 +62,7 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
   const o = { ...withTaste(fullDemoOptions(workspace), 'fidelity'), seed, ...(dpo ? { algorithm: 'diffusion-dpo' as const } : { backbone }), name: `fidelity-s${seed}-${backbone.replace(/[^a-z0-9]+/gi, '_')}` };
   if (values.threads) o.threads = Number(values.threads);
   if (values.epochs) { o.epochs = Number(values.epochs); o.dpoEpochs = Number(values.epochs); }
+  if (values.rounds) o.rounds = Number(values.rounds);
   if (values.set) o.ddpo = parseSettingOverrides(values.set);
   if (values.head === 'mlp' || values.head === 'linear') o.rewardHead = values.head;
   else if (values.head) throw new Error(`--head ${values.head}: use linear or mlp`);
@@ -71,7 +73,7 @@ async function runOne(seed: number, backbone: string): Promise<Row> {
     : [r.rewardModel.backboneLabel ?? r.rewardModel.backbone, r.rewardModel.heldOutAccuracy];
   const row: Row = {
     seed, backbone, label, accuracy, winRate: r.eval.winRate.rate,
-    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir), ceiling: heldOutUtilityAccuracy(experimentDir, tasteUtility('fidelity')),
+    wrongBase: wrongShare(r, 'utilityBase'), wrongTuned: wrongShare(r, 'utilityTuned'), seconds: r.timings.totalSeconds, ratings: ratingsKey(experimentDir, roundShare(o.pairs, 0, o.rounds ?? 1)), ceiling: heldOutUtilityAccuracy(experimentDir, tasteUtility('fidelity')),
   };
   console.log(`seed ${seed} ${label}: reward ${pct(row.accuracy)} held-out, blind win ${pct(row.winRate)}, wrong shape ${pct(row.wrongBase)} -> ${pct(row.wrongTuned)}, ${row.seconds.toFixed(0)} s`);
   return row;

@@ -56,9 +56,12 @@ export interface RatingSummary {
   repeats: number;
 }
 
-/** Has `rater` rate `pairs` same-prompt pairs (10% of them side-swapped repeats) into `<dir>/ratings.jsonl`. */
-export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void, raterName = 'simulated: big shapes'): RatingSummary {
-  const utility = new Map(samples.refs.map((r, i) => [r.path, rater.utility(samples.images[i], r.prompt)]));
+/**
+ * Has `rater` rate `pairs` same-prompt pairs of `samples` (10% of them side-swapped repeats of earlier decisive
+ * ratings, which may be of `earlier` samples: a later round's) into `<dir>/ratings.jsonl`.
+ */
+export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void, raterName = 'simulated: big shapes', earlier: GeneratedSamples[] = []): RatingSummary {
+  const utility = new Map([samples, ...earlier].flatMap((s) => s.refs.map((r, i) => [r.path, rater.utility(s.images[i], r.prompt)] as const)));
   const sum: RatingSummary = { ratings: 0, left: 0, right: 0, ties: 0, repeats: 0 };
   const store = PreferenceStore.open(dir);
   try {

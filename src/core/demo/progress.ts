@@ -26,7 +26,7 @@ export class PhaseClock {
   private readonly t0 = performance.now();
   private phaseStart = this.t0;
   private current: DemoPhase | undefined;
-  /** Wall seconds of each finished phase. */
+  /** Wall seconds of each finished phase (summed over its turns, for a phase that comes round again). */
   readonly seconds: Partial<Record<DemoPhase, number>> = {};
 
   constructor(private readonly sink: (p: DemoProgress) => void = () => undefined, private readonly phases: readonly DemoPhase[] = DEMO_PHASES) {}
@@ -56,7 +56,7 @@ export class PhaseClock {
   /** Closes the current phase, recording its wall time. */
   finish(): void {
     if (!this.current) return;
-    this.seconds[this.current] = (performance.now() - this.phaseStart) / 1000;
+    this.seconds[this.current] = (this.seconds[this.current] ?? 0) + (performance.now() - this.phaseStart) / 1000;
     this.current = undefined;
   }
 }

@@ -75,12 +75,12 @@ async function runPhases(o: DemoOptions, h: DemoHooks, modelDir: string, dir: st
   log(`experiment ${dir} on ${modelDir}`);
   log(`taste of the simulated rater: ${TASTE_DESCRIPTIONS[o.taste]}`);
 
-  const run: DemoRun = { o, h, dir, clock, log, config, sampling: { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, signal: h.signal } };
+  const run: DemoRun = { o, h, dir, clock, log, config, settings, sampling: { steps: o.steps, guidance: o.guidance, eta: config.sample_eta, signal: h.signal } };
   clock.start('generate', 'loading the model');
   const policy: LoraPolicyBase = dpo ? await createDpoPolicy(modelDir, config, { threads: o.threads }) : await createOnnxPolicy(modelDir, config, { threads: o.threads });
   try {
     const rated = await generateAndRate(run, policy);
-    const trained = dpo ? await dpoPhase(run, policy as PreferencePolicy) : await ddpoPhase(run, policy as Policy);
+    const trained = dpo ? await dpoPhase(run, policy as PreferencePolicy) : await ddpoPhase(run, policy as Policy, rated);
     // 5. Blind evaluation with the rater's true taste and noise.
     clock.start('eval', 'rendering tuned images');
     const tuned = await renderEvalSet(policy, o.evalPrompts, EVAL_SEED_BASE, o.evalSeeds, {
@@ -110,6 +110,8 @@ interface DemoRun {
   clock: PhaseClock;
   log: (line: string) => void;
   config: DdpoConfig;
+  /** ddpo.json as the demo wrote it. */
+  settings: Record<string, unknown>;
   sampling: SampleSettings & { signal?: AbortSignal };
 }
 
@@ -117,10 +119,16 @@ interface DemoRun {
  * What phases 1 and 2 leave: the held-out base images, the rated samples' utilities and the ratings' tally.
  * `typicalPrompts`: the rated samples' prompts, for a taste that reads the prompt.
  */
-export interface Rated { base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'] }
+export interface Rated {
+  base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'];
+  /** The rater, kept for later rounds: its noise stays set on the base samples and its draws go on. */
+  rater: SimulatedRater;
+  /** Every round's rated samples so far, the base model's first. */
+  samples: GeneratedSamples[];
+}
 
 // Phases 1 and 2: base-model samples to rate (and the base images of the held-out set, rendered while the LoRA is
-// zero), then the simulated rater rates same-prompt pairs.
+// zero), then the simulated rater rates same-prompt pairs (the first round's share of them).
 async function generateAndRate(run: DemoRun, policy: Pick<Policy, 'sample'>): Promise<Rated> {
   const { o, clock, dir } = run;
   const nImages = o.trainPrompts.length * o.imagesPerPrompt + o.evalPrompts.length * o.evalSeeds;
@@ -131,45 +139,89 @@ async function generateAndRate(run: DemoRun, policy: Pick<Policy, 'sample'>): Pr
     ...run.sampling, onRow: (d) => clock.report(samples.images.length + d * o.evalSeeds, `${samples.images.length + d * o.evalSeeds}/${nImages} base images`, nImages),
   });
   run.log(`generated ${samples.images.length} images of ${o.trainPrompts.length} training prompts and ${o.evalPrompts.length * o.evalSeeds} held-out base images`);
-  clock.start('rate', `${o.pairs} pairs`);
-  const rated = rateDemoSamples(o, dir, samples, (d) => clock.report(d, `${d}/${o.pairs} pairs rated`, o.pairs));
+  const pairs = roundShare(o.pairs, 0, roundsOf(o));
+  clock.start('rate', `${pairs} pairs`);
+  const rated = rateDemoSamples(o, dir, samples, (d) => clock.report(d, `${d}/${pairs} pairs rated`, pairs), pairs);
   const { summary } = rated;
   run.log(`rated ${summary.ratings} pairs into ratings.jsonl (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
   return { base, ...rated };
 }
 
 /**
- * Phase 2: the simulated rater of `o`'s taste, its noise set on these samples' utilities, rates `o.pairs` pairs of them
- * into `<dir>/ratings.jsonl`.
+ * Phase 2: the simulated rater of `o`'s taste, its noise set on these samples' utilities, rates `pairs` (default
+ * `o.pairs`) pairs of them into `<dir>/ratings.jsonl`.
  */
-export function rateDemoSamples(o: DemoOptions, dir: string, samples: GeneratedSamples, onRated?: (done: number, total: number) => void): Omit<Rated, 'base'> {
+export function rateDemoSamples(o: DemoOptions, dir: string, samples: GeneratedSamples, onRated?: (done: number, total: number) => void, pairs = o.pairs): Omit<Rated, 'base'> {
   const utility = tasteUtility(o.taste);
   const utils = samples.images.map((img, i) => utility(img, samples.refs[i].prompt));
   const typicalPrompts = tasteReadsPrompt(o.taste) ? samples.refs.map((r) => r.prompt) : undefined;
   const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 1 });
-  const summary = rateSamples(dir, samples, rater, o.pairs, o.seed + 2, onRated, RATER_NAMES[o.taste]);
-  return { utils, typicalPrompts, summary, raterOpts: rater.opts };
+  const summary = rateSamples(dir, samples, rater, pairs, o.seed + 2, onRated, RATER_NAMES[o.taste]);
+  return { utils, typicalPrompts, summary, raterOpts: rater.opts, rater, samples: [samples] };
+}
+
+/** The demo's rounds (rate, train the reward model, fine-tune), at least 1. */
+function roundsOf(o: DemoOptions): number {
+  return Math.max(1, o.rounds ?? 1);
+}
+
+/** Round `r`'s share (of `rounds`) of `total` rated pairs or epochs: even shares, the first rounds taking what does not divide. */
+export function roundShare(total: number, r: number, rounds: number): number {
+  return Math.floor(total / rounds) + (r < total % rounds ? 1 : 0);
 }
 
 // What the training phase adds to the report.
 type Trained = Pick<DemoReport, 'rewardModel' | 'ddpo'> | Pick<DpoDemoReport, 'diffusionDpo'>;
 
-// Phases 3 and 4 of the DDPO demo: a reward model learns the rater from the ratings alone, then DDPO against it.
-async function ddpoPhase(run: DemoRun, policy: Policy): Promise<Trained> {
+// Phases 3 and 4 of the DDPO demo: a reward model learns the rater from the ratings alone, then DDPO against it. With
+// more than one round, the rater then rates samples of the tuned model (what DDPO made of the reward), the reward model
+// retrains on all the ratings, and DDPO goes on from where it stopped: the loop a person runs in the studio.
+async function ddpoPhase(run: DemoRun, policy: Policy, rated: Rated): Promise<Trained> {
   const { o, clock, dir, log, config } = run;
-  clock.start('reward', 'training the reward model');
-  const { card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, kind: o.rewardHead, onProgress: (line) => clock.report(0.5, line) });
-  log(`reward model: ${card.summary}`);
-  clock.start('ddpo', `${config.num_epochs} epochs`);
-  const { curve, stoppedEarly } = await fineTune(policy, config, dir, clock, log, run.h.signal);
+  const rounds = roundsOf(o);
+  const curve: DemoCurvePoint[] = [];
+  let stoppedEarly: string | undefined;
+  let card: Awaited<ReturnType<typeof trainExperimentReward>>['card'] | undefined;
+  for (let r = 0, epochs = 0; r < rounds && !stoppedEarly; r++) {
+    if (r > 0) await rateTunedSamples(run, policy, rated, r);
+    clock.start('reward', rounds > 1 ? `training the reward model (round ${r + 1} of ${rounds})` : 'training the reward model');
+    ({ card } = await trainExperimentReward(dir, { seed: o.seed, l1: o.rewardL1, kind: o.rewardHead, onProgress: (line) => clock.report(0.5, line) }));
+    log(`reward model${rounds > 1 ? ` (round ${r + 1} of ${rounds})` : ''}: ${card.summary}`);
+    epochs += roundShare(config.num_epochs, r, rounds);
+    clock.start('ddpo', rounds > 1 ? `epochs to ${epochs} of ${config.num_epochs}` : `${config.num_epochs} epochs`);
+    // a later round goes on to its share of the epochs: ddpo.json says how far, as a person would edit it
+    if (rounds > 1) await atomicWriteFile(ddpoLayout(dir).configFile, JSON.stringify({ ...run.settings, num_epochs: epochs }, null, 2) + '\n');
+    const done = await fineTune(policy, { ...config, num_epochs: epochs }, dir, clock, log, run.h.signal, r > 0);
+    curve.push(...done.curve);
+    stoppedEarly = done.stoppedEarly;
+  }
   return {
     rewardModel: {
-      backbone: card.backbone, backboneLabel: card.backboneLabel, heldOutAccuracy: card.heldOut.accuracy, heldOutDecisive: card.heldOut.decisive, trainComparisons: card.data.trainComparisons,
-      learningCurve: card.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card.summary,
+      backbone: card!.backbone, backboneLabel: card!.backboneLabel, heldOutAccuracy: card!.heldOut.accuracy, heldOutDecisive: card!.heldOut.decisive, trainComparisons: card!.data.trainComparisons,
+      learningCurve: card!.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card!.summary,
     },
     ddpo: { curve, settings: demoDdpoSettings(o), ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
   };
 }
+
+// Round r (from 1) of the loop: the tuned policy samples the training prompts at fresh seeds, and the same rater rates
+// its share of the pairs of them (repeats may be of earlier rounds' pairs).
+async function rateTunedSamples(run: DemoRun, policy: Policy, rated: Rated, r: number): Promise<void> {
+  const { o, clock, dir, log } = run;
+  const nImages = o.trainPrompts.length * o.imagesPerPrompt;
+  clock.start('rate', `round ${r + 1}: ${nImages} images of the tuned model`);
+  const samples = await generateSamples(policy, dir, o.trainPrompts, o.imagesPerPrompt, {
+    ...run.sampling, seed: o.seed + ROUND_SEED_STRIDE * r, onImages: (d) => clock.report(d / nImages / 2, `${d}/${nImages} images of the tuned model`),
+  });
+  const pairs = roundShare(o.pairs, r, roundsOf(o));
+  const summary = rateSamples(dir, samples, rated.rater, pairs, o.seed + 2 + ROUND_SEED_STRIDE * r, (d) => clock.report(0.5 + d / pairs / 2, `${d}/${pairs} pairs rated`), RATER_NAMES[o.taste], rated.samples);
+  rated.samples.push(samples);
+  for (const k of ['ratings', 'left', 'right', 'ties', 'repeats'] as const) rated.summary[k] += summary[k];
+  log(`round ${r + 1}: rated ${summary.ratings} pairs of the tuned model's samples (left ${summary.left}, right ${summary.right}, ties ${summary.ties}, repeats ${summary.repeats})`);
+}
+
+/** Later rounds' rating samples take seeds this far apart (under {@link EVAL_SEED_BASE} for up to 8 rounds). */
+const ROUND_SEED_STRIDE = 100_000;
 
 // Phase 3 of the Diffusion-DPO demo: the LoRA learns from the rated pairs directly, no reward model.
 async function dpoPhase(run: DemoRun, policy: PreferencePolicy): Promise<Trained> {
@@ -248,12 +300,12 @@ async function learnedRewardMeans(dir: string, prompts: readonly string[], base:
 }
 
 // Phase 4: DDPO epochs on the learned reward, progress per sampling batch and PPO step.
-async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
+async function fineTune(policy: Policy, config: DdpoConfig, dir: string, clock: PhaseClock, log: (l: string) => void, signal?: AbortSignal, resume = false): Promise<{ curve: DemoCurvePoint[]; stoppedEarly?: string }> {
   const curve: DemoCurvePoint[] = [];
   const phaseShare = { eval: 0, sample: 0, reward: 0.5, train: 0.5, held_out: 1, checkpoint: 1, done: 1 } as const;
   // The demo's policy is passed in: it renders the tuned images of the blind evaluation afterwards.
   const result = await trainExperiment(dir, {
-    policy, signal, algorithm: 'ddpo',
+    policy, signal, algorithm: 'ddpo', resume,
     onProgress: (p) => {
       const within = p.total > 0 ? p.done / p.total : 1;
       const frac = p.phase === 'sample' ? within * 0.5 : p.phase === 'train' ? 0.5 + within * 0.5 : phaseShare[p.phase];

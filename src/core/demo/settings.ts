@@ -32,8 +32,13 @@ export interface DemoOptions {
   imagesPerPrompt: number;
   /** What fine-tunes the LoRA: DDPO against a reward model learned from the ratings, or Diffusion-DPO on the rated pairs. */
   algorithm: TrainingAlgorithm;
-  /** DDPO epochs. */
+  /** DDPO epochs (over all rounds). */
   epochs: number;
+  /**
+   * DDPO's rounds of the loop (default 1): rate, train the reward model, fine-tune; each later round rates samples of
+   * the model tuned so far. The pairs and epochs are shared evenly between the rounds.
+   */
+  rounds?: number;
   /** Diffusion-DPO epochs (passes over the rated pairs). */
   dpoEpochs: number;
   /** DDPO samples per epoch = sampleBatch x batchesPerEpoch. */

@@ -135,6 +135,32 @@ test('a demo told to fit an MLP reward head trains one, saves it with its card, 
   assert.equal(report.rewardModel.heldOutAccuracy, card?.heldOut.accuracy);
 });
 
+test('a demo of two rounds rates the tuned model\'s own samples in the second, retrains the reward model on all the ratings, and DDPO goes on from its checkpoint', { skip: noModel }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  const o = { ...quickDemoOptions(ws), name: 'rounds', rounds: 2, epochs: 2 };
+  const { report, experimentDir: dir } = await runDemo(o);
+  assert.ok('ddpo' in report);
+  const ratings = readRatings(dir).ratings;
+  assert.equal(ratings.length, o.pairs, 'the pairs are shared between the rounds, not doubled');
+  assert.equal(report.ratings.ratings, o.pairs);
+  // the second round's images were sampled by the tuned model at fresh seeds: pair folders of their own, rated
+  const base = o.trainPrompts.length * o.imagesPerPrompt / 2;
+  const pairs = listPairs(dir);
+  assert.equal(pairs.length, 2 * base);
+  const tuned = new Set(pairs.filter((p) => p.seeds[0] >= 100_000).flatMap((p) => [p.a, p.b]));
+  assert.equal(tuned.size, 2 * base);
+  const second = ratings.slice(o.pairs / 2);
+  assert.ok(second.filter((x) => !x.repeatOf).every((x) => tuned.has(x.left) && tuned.has(x.right)), 'new pairs of the second round are of the tuned samples');
+  assert.ok(ratings.slice(0, o.pairs / 2).every((x) => !tuned.has(x.left) && !tuned.has(x.right)));
+  // the reward model the second round's DDPO epoch ran against learned from every rating
+  const card = rewardModelFiles(dir).card!;
+  assert.ok(card.data.trainComparisons > o.pairs / 2, `the reward model saw ${card.data.trainComparisons} comparisons`);
+  // one epoch a round, the second resumed from the first's checkpoint (epochs 0 and 1, not 0 twice)
+  assert.deepEqual(readMetrics(path.join(dir, 'ddpo', 'metrics.jsonl')).map((m) => m.epoch), [0, 1]);
+  assert.deepEqual(report.ddpo.curve.map((c) => c.epoch), [0, 1]);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'ddpo.json'), 'utf8')).num_epochs, 2);
+});
+
 test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
   const err: string[] = [];
