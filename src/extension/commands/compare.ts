@@ -1,13 +1,14 @@
 /** Blind comparisons from the studio: a checkpoint against the base model, or any two models (DDPO vs Diffusion-DPO). */
 import * as vscode from 'vscode';
 import { compareLabel, compareResult, listComparisons, sideLabel } from '../../core/studio/compare';
+import { hasRun } from '../../core/studio/runState';
 import { formatWinRate } from '../../core/studio/summary';
 import type { CompareSide } from '../../protocol';
 import { openRatingPanel } from '../panels/ratingPanel';
 import type { Services } from '../services';
 import { executionProviderSetting } from '../settings';
 import { pickExperiment, type PickedExperiment } from '../studio/pick';
-import { checkpointSides, pickAlgorithm, pickSide } from '../studio/pickRun';
+import { checkpointSides, pickAlgorithm, pickSide, warnNoCheckpoint } from '../studio/pickRun';
 import { modelDir } from './studio';
 
 /** "Compare with Base Model": a checkpoint (the tree row's, else the newest of a run) against the base model. */
@@ -23,7 +24,7 @@ export async function compareModels(services: Services, arg?: unknown): Promise<
   const x = await pickExperiment(arg, 'Compare two models of which experiment?');
   if (!x) return;
   const sides = checkpointSides(x.dir);
-  if (sides.length === 0) return void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first.`);
+  if (sides.length === 0) return warnNoCheckpoint(x.name);
   const fromNode = x.node?.kind === 'checkpoint' && x.node.algorithm && x.node.epoch !== undefined ? { kind: 'checkpoint' as const, algorithm: x.node.algorithm, epoch: x.node.epoch } : undefined;
   const b = fromNode ?? (await pickSide(sides, `Model B: which model of ${x.name} do you want to judge?`, false));
   if (!b) return;
@@ -50,7 +51,7 @@ async function checkpointOf(x: PickedExperiment): Promise<CompareSide | undefine
   const algorithm = await pickAlgorithm(x, `Compare the newest checkpoint of which run of ${x.name}?`, true);
   if (!algorithm) return undefined; // the pick was closed
   const newest = checkpointSides(x.dir).find((s) => s.kind === 'checkpoint' && s.algorithm === algorithm);
-  if (!newest) void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first.`);
+  if (!newest) warnNoCheckpoint(x.name, hasRun(x.dir, algorithm) ? algorithm : undefined);
   return newest;
 }
 

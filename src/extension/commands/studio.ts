@@ -12,7 +12,7 @@ import { openRatingPanel } from '../panels/ratingPanel';
 import type { Services } from '../services';
 import { modelDirOf } from '../studio/models';
 import { pickExperiment, type PickedExperiment } from '../studio/pick';
-import { checkpointSides, pickAlgorithm } from '../studio/pickRun';
+import { checkpointSides, pickAlgorithm, warnNoCheckpoint } from '../studio/pickRun';
 import { executionProviderSetting } from '../settings';
 
 /** Ratings a session aims for unless experiment.json's settings.ratingTarget says otherwise. */
@@ -102,7 +102,7 @@ export function openDashboard(services: Services, dir: string, restored?: vscode
 export async function exportLora(services: Services, arg?: unknown): Promise<void> {
   const x = await pickExperiment(arg, 'Export the LoRA of which experiment?');
   if (!x) return;
-  if (checkpointSides(x.dir).length === 0) return void vscode.window.showWarningMessage(`${x.name} has no checkpoint yet: fine-tune it first (Start Fine-Tuning).`);
+  if (checkpointSides(x.dir).length === 0) return warnNoCheckpoint(x.name);
   const fmt = await vscode.window.showQuickPick(
     [{ label: 'kohya', detail: 'lora_unet_* names: Automatic1111, ComfyUI' }, { label: 'peft', detail: 'diffusers names: pipe.load_lora_weights' }],
     { title: `Export the LoRA of ${x.name}`, placeHolder: 'Which naming?' },

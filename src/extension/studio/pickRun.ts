@@ -25,6 +25,11 @@ export async function pickAlgorithm(x: PickedExperiment, title: string, existing
   return (await vscode.window.showQuickPick(items, { title, placeHolder: 'Which algorithm?', ignoreFocusOut: true }))?.algorithm;
 }
 
+/** Tells the person that the experiment `name` (or its run of `algorithm`) has nothing to compare or export yet. */
+export function warnNoCheckpoint(name: string, algorithm?: TrainingAlgorithm): void {
+  const what = algorithm ? `${name}'s ${DESCRIPTIONS[algorithm].label} run` : name;
+  void vscode.window.showWarningMessage(`${what} has no checkpoint yet: fine-tune it first (Start Fine-Tuning).`);
+}
 
 /** Every checkpoint of the experiment's runs, newest first per run. */
 export function checkpointSides(experimentDir: string): CompareSide[] {

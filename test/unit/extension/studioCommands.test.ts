@@ -75,3 +75,17 @@ test('Export LoRA on an experiment without a checkpoint says to fine-tune first,
   assert.deepEqual(warnings.shown, ['cats has no checkpoint yet: fine-tune it first (Start Fine-Tuning).']);
   assert.equal(asked, 0);
 });
+
+test('the compare commands on an experiment without a checkpoint say which run has none, in the words Export LoRA uses', async () => {
+  const { compareModels, compareWithBase } = await import('../../../src/extension/commands/compare');
+  const { dir, services } = await setup();
+  // a DDPO run that stopped before its first save: metrics, no checkpoint
+  fs.rmSync(ddpoLayout(dir).checkpointsDir, { recursive: true });
+  warnings.shown.length = 0;
+  await compareModels(services, 'cats');
+  await compareWithBase(services, 'cats');
+  assert.deepEqual(warnings.shown, [
+    'cats has no checkpoint yet: fine-tune it first (Start Fine-Tuning).',
+    'cats\'s DDPO run has no checkpoint yet: fine-tune it first (Start Fine-Tuning).',
+  ]);
+});
