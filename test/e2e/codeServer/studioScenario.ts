@@ -72,7 +72,7 @@ export function studioSteps(page: Page, workspace: string): Step[] {
       },
     },
     {
-      name: 'U and Ctrl+Z each undo the last rating: a retraction is appended and 9 ratings count',
+      name: 'U and Ctrl+Z each undo the last rating (a retraction is appended and 9 ratings count), and a held key rates once',
       async run() {
         const frame = activeWebview(page);
         await page.keyboard.press('u');
@@ -82,9 +82,15 @@ export function studioSteps(page: Page, workspace: string): Step[] {
         assert.equal(recs[10].kind, 'retract');
         assert.equal(recs[10].id, recs[9].id);
         // rate the undone pair again, then take that back with the platform's undo key
+        // rate the undone pair again with a held key: its auto-repeats must not rate the pairs that come up after it
         await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
-        await page.keyboard.press('2');
+        for (let i = 0; i < 4; i++) await page.keyboard.down('2');
+        await page.keyboard.up('2');
         await frame.getByText('10 / 50 rated').waitFor({ timeout: 30_000 });
+        await frame.getByText(/Saved ✓ \(10 rated\)/).waitFor({ timeout: 30_000 });
+        await frame.getByRole('img', { name: /Left image for/ }).waitFor({ timeout: 60_000 });
+        assert.equal(lines(ratings).length, 12, 'one rating for the held key');
+        // then take it back with the platform's undo key
         await page.keyboard.press('Control+z');
         await frame.getByText('9 / 50 rated').waitFor();
         recs = lines(ratings);
