@@ -62,6 +62,12 @@ export interface RatingSummary {
  */
 export function rateSamples(dir: string, samples: GeneratedSamples, rater: SimulatedRater, pairs: number, seed: number, onRated?: (done: number, total: number) => void, raterName = 'simulated: big shapes', earlier: GeneratedSamples[] = []): RatingSummary {
   const utility = new Map([samples, ...earlier].flatMap((s) => s.refs.map((r, i) => [r.path, rater.utility(s.images[i], r.prompt)] as const)));
+  // a repeat of a pair whose images were not given would be rated on nothing: say so rather than answer at random
+  const utilityOf = (p: string) => {
+    const u = utility.get(p);
+    if (u === undefined) throw new Error(`${p} is rated again, but it is not among the samples given (pass the earlier rounds' samples)`);
+    return u;
+  };
   const sum: RatingSummary = { ratings: 0, left: 0, right: 0, ties: 0, repeats: 0 };
   const store = PreferenceStore.open(dir);
   try {
@@ -70,7 +76,7 @@ export function rateSamples(dir: string, samples: GeneratedSamples, rater: Simul
       const queue = schedulePairs(samples.refs, readRatings(dir).ratings, { count: Math.min(20, pairs - sum.ratings), seed: seed + round });
       if (queue.length === 0) break;
       for (const pr of queue) {
-        const choice = rater.rateUtilities(utility.get(pr.left)!, utility.get(pr.right)!);
+        const choice = rater.rateUtilities(utilityOf(pr.left), utilityOf(pr.right));
         store.append({ pairId: pr.pairId, prompt: pr.prompt, left: pr.left, right: pr.right, choice, rater: raterName, sideOrder: pr.sideOrder, repeatOf: pr.repeatOf });
         sum.ratings++;
         if (choice === 'left') sum.left++; else if (choice === 'right') sum.right++; else if (choice === 'tie') sum.ties++;

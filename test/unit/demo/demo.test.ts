@@ -17,7 +17,7 @@ import { listPairs } from '../../../src/core/studio/pairs';
 import { needsTinyClip, needsTinyModel } from '../fixtures';
 import { FIDELITY_EVAL_PROMPTS, FIDELITY_TRAIN_PROMPTS } from '../../../src/core/demo/taste';
 import { TINY_CLIP_BACKBONE_ID } from '../../../src/core/experiment/schema';
-import { runDemo } from '../../../src/core/demo/run';
+import { roundShare, runDemo } from '../../../src/core/demo/run';
 import { quickDemoOptions, withTaste } from '../../../src/core/demo/settings';
 
 const modelDir = path.resolve(__dirname, '../../../media/tiny-model');
@@ -159,6 +159,29 @@ test('a demo of two rounds rates the tuned model\'s own samples in the second, r
   assert.deepEqual(readMetrics(path.join(dir, 'ddpo', 'metrics.jsonl')).map((m) => m.epoch), [0, 1]);
   assert.deepEqual(report.ddpo.curve.map((c) => c.epoch), [0, 1]);
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'ddpo.json'), 'utf8')).num_epochs, 2);
+});
+
+test('the rounds share the pairs and epochs evenly, the first rounds taking what does not divide', () => {
+  assert.deepEqual([0, 1].map((r) => roundShare(31, r, 2)), [16, 15]);
+  assert.deepEqual([0, 1, 2].map((r) => roundShare(20, r, 3)), [7, 7, 6]);
+  assert.deepEqual([0, 1, 2].map((r) => roundShare(2, r, 3)), [1, 1, 0]);
+});
+
+test('a demo of three rounds rates every pair it was asked for, repeats of the second round\'s pairs rated on their own images', { skip: noModel }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-demo-'));
+  // seed 3: the third round's repeat is of a second-round pair (11 + 10 + 10 ratings)
+  const o = { ...quickDemoOptions(ws), name: 'rounds3', rounds: 3, epochs: 3, pairs: 31, seed: 3 };
+  const { report, experimentDir: dir } = await runDemo(o);
+  const ratings = readRatings(dir).ratings;
+  assert.equal(ratings.length, 31);
+  assert.equal(report.ratings.ratings, 31);
+  // the third round (the last 10) repeats earlier decisive pairs with sides swapped, some of them the second round's
+  const byId = new Map(ratings.map((r) => [r.id, r]));
+  const third = ratings.slice(21).filter((r) => r.repeatOf);
+  const index = new Map(ratings.map((r, i) => [r.id, i]));
+  assert.ok(third.some((r) => index.get(r.repeatOf!)! >= 11), 'the third round repeats a pair of the second');
+  for (const r of third) assert.deepEqual([r.left, r.right], [byId.get(r.repeatOf!)!.right, byId.get(r.repeatOf!)!.left]);
+  assert.equal(listPairs(dir).length, 3 * o.trainPrompts.length * o.imagesPerPrompt / 2);
 });
 
 test('ddpo demo with 4 DDPO epochs (seed 0): the tuned model wins the blind test, judged with the tuned image on either side', { skip: noModel }, async () => {
