@@ -50,6 +50,11 @@ test('a comparison being rated shows no win rate anywhere until every pair is an
   const { latestResult } = await import('../../../src/core/studio/compare');
   assert.equal(loopView({ ...summary, comparisons: [done, partway] }, summary.run, { algorithm: 'ddpo' }).winRate, 0.75);
   assert.equal(latestResult([partway]), undefined);
+  // of two comparisons rated through (oldest first, as listed), the newer one is the result the person sees
+  const newer = { ...done, id: 'c3', wins: 1, losses: 3, ties: 0, skips: 0, winRate: { rate: 0.25, low: 0.05, high: 0.7, n: 4 } };
+  assert.equal(latestResult([done, newer])?.id, 'c3');
+  assert.equal(loopView({ ...summary, comparisons: [done, newer] }, summary.run, { algorithm: 'ddpo' }).winRate, 0.25);
+  assert.match(find(buildStudioTree([entry], () => ({ ...summary, comparisons: [done, newer] }))[0].children, 'comparisons').description!, /^latest: 25% /);
   assert.equal(find(buildStudioTree([entry], () => ({ ...summary, comparisons: [partway] }))[0].children, 'comparisons').description, 'being rated');
 });
 
