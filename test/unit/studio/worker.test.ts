@@ -55,7 +55,13 @@ test('reward training, a fine-tuning run reporting each epoch, a blind compariso
   for (const [i, p] of pairs.entries()) await call('rate', { experimentDir: dir, pairId: p.pairId, prompt: p.prompt, left: p.a, right: p.b, choice: i % 3 ? 'left' : 'right', sideOrder: 'ab' });
   const reward = await call('trainReward', { experimentDir: dir });
   assert.equal(reward.comparisons, 10);
-  assert.ok(fs.existsSync(path.join(dir, 'reward', 'card.json')));
+  const cardFile = path.join(dir, 'reward', 'card.json');
+  assert.ok(fs.existsSync(cardFile));
+  // Cancel in the notification stops a retraining at its first report and leaves the trained model as it was
+  const card = fs.readFileSync(cardFile, 'utf8');
+  const stop = new AbortController();
+  await assert.rejects(call('trainReward', { experimentDir: dir }, { signal: stop.signal, progress: () => stop.abort() }), /abort/i);
+  assert.equal(fs.readFileSync(cardFile, 'utf8'), card);
   const finished: number[] = [];
   const run = await call('startFineTune', { experimentDir: dir, modelDir: MODEL, resume: false }, { progress: (p) => { const f = (p as { finished?: { epoch: number } }).finished; if (f) finished.push(f.epoch); } });
   assert.deepEqual([run.firstEpoch, run.lastEpoch], [0, 1]);
