@@ -36,3 +36,13 @@ test('a header that is JSON but not a safetensors header names the file and the 
   for (const [header, want] of cases) assert.throws(() => readSafetensors(withHeader(header)), want, JSON.stringify(header));
   assert.deepEqual([...readSafetensors(withHeader({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, __metadata__: null })).keys()], ['w']);
 });
+
+test('a size or offset that is a fraction is refused by the tensor\'s name, never read as if it were whole', () => {
+  // each byte count still adds up, so only the whole-number check stands between these headers and a read
+  const cases: [unknown, RegExp][] = [
+    [{ t: { dtype: 'F32', shape: [0.5], data_offsets: [0, 2] } }, /tensor t has no shape of whole non-negative sizes; the file is corrupt/],
+    [{ t: { dtype: 'F32', shape: [0.5, 2], data_offsets: [0, 4] } }, /tensor t has no shape of whole non-negative sizes; the file is corrupt/],
+    [{ t: { dtype: 'F32', shape: [1], data_offsets: [0.5, 4.5] } }, /tensor t has no data_offsets \[begin, end\]; the file is corrupt/],
+  ];
+  for (const [header, want] of cases) assert.throws(() => readSafetensors(withHeader(header)), want, JSON.stringify(header));
+});

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { DownloadProgress, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
+import { DownloadProgress, PIPELINE_REPO, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
 import { needsFixture, referenceSd } from '../fixtures';
 import { MockHub, startMockHub } from './mockHub';
@@ -117,6 +117,35 @@ test('a download resumed after a push to the branch starts over at the new commi
     const last = mock.requests.filter((r) => r.path.endsWith('/unet/model.onnx')).at(-1)!;
     assert.match(last.path, /\/resolve\/def456\//, 'fetched at the commit the listing named');
     assert.equal(last.range, undefined, 'not resumed from the other commit\'s bytes');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+    rmSync(served, { recursive: true, force: true });
+    await mock.close();
+  }
+});
+
+test('a file that had finished before a push to the branch is fetched again at the new commit, not kept from the old one', async () => {
+  const served = mkdtempSync(join(tmpdir(), 'hub-served-'));
+  cpSync(tinyModel, served, { recursive: true });
+  let sha = 'abc123';
+  const mock = await startMockHub({ root: served, dropOnce: 'unet/model.onnx', sha: () => sha });
+  // the pipeline's files with the UNet last, so the text encoder has surely finished when the UNet's connection drops
+  const layout = { ...PIPELINE_REPO, select: (ps: string[]) => PIPELINE_REPO.select(ps).sort((a, b) => Number(a === 'unet/model.onnx') - Number(b === 'unet/model.onnx')) };
+  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  try {
+    await assert.rejects(downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, retries: 0, layout }), /Run the download again to resume/);
+    const finished = listFiles(cache).find((f) => f.endsWith('text_encoder/model.onnx'));
+    assert.ok(finished, 'the text encoder finished at abc123');
+    assert.ok(readFileSync(join(cache, finished)).equals(readFileSync(join(served, 'text_encoder/model.onnx'))));
+    // the push changes the finished file's bytes but not its size, so only the commit can tell the two apart
+    const encoder = join(served, 'text_encoder/model.onnx');
+    const bytes = readFileSync(encoder);
+    for (let i = 0; i < bytes.length; i += 997) bytes[i] ^= 0xff;
+    writeFileSync(encoder, bytes);
+    sha = 'def456';
+    const dir = await downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, layout });
+    assert.ok(readFileSync(join(dir, 'text_encoder/model.onnx')).equals(bytes), 'the text encoder of the new commit, not the one of abc123');
+    assert.match(mock.requests.filter((r) => r.path.endsWith('/text_encoder/model.onnx')).at(-1)!.path, /\/resolve\/def456\//);
   } finally {
     rmSync(cache, { recursive: true, force: true });
     rmSync(served, { recursive: true, force: true });

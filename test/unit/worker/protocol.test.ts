@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProtocolError, assertNever, parseHostToWorker, parsePanelMessage, parseWorkerToHost } from '../../../src/protocol';
+import { ProtocolError, assertNever, parseHostToWorker, parseJobResult, parsePanelMessage, parseWorkerToHost } from '../../../src/protocol';
+import type { ResultOf, WorkerRequestKind } from '../../../src/protocol';
 
 test('webview messages with the right shape pass, anything else is rejected with the field named', () => {
   assert.deepEqual(parsePanelMessage('experiment', { type: 'addPrompt', prompt: 'a cat' }), { type: 'addPrompt', prompt: 'a cat' });
@@ -28,4 +29,41 @@ test('host-side validation requires an error on failed replies', () => {
 test('a message no case handles fails loudly, naming it', () => {
   assert.throws(() => assertNever({ type: 'later' } as never, 'worker message'), /^Error: unhandled worker message {"type":"later"}$/);
   assert.throws(() => assertNever({ type: 'later' } as never), /^Error: unhandled message/);
+});
+
+// One valid result of each request kind; typed, so a new kind or a new field of a result does not compile until it is here.
+const VALID_RESULTS: { [K in WorkerRequestKind]: ResultOf<K> } = {
+  ping: { pid: 1, uptimeSeconds: 2 },
+  status: { pid: 1, node: 'v20.0.0', platform: 'linux', arch: 'x64', onnxruntime: '1.29.0', executionProviders: ['cpu'], missingExecutionProviders: [], chosenExecutionProvider: 'cpu', uptimeSeconds: 2 },
+  selfTest: { completed: 3 },
+  generatePairs: { pairs: [] },
+  rate: { ratingId: 'r1', rated: 1, consistency: null, repeats: 0, last: null, ratedPairs: ['p1'], dueRepeats: [] },
+  undo: { rated: 0, consistency: null, repeats: 0, last: null, ratedPairs: [], dueRepeats: [] },
+  trainReward: { accuracy: 0.75, heldOut: 4, comparisons: 20, summary: 'ok', backbone: 'tiny' },
+  startFineTune: { firstEpoch: 0, lastEpoch: 3, algorithm: 'ddpo' },
+  stopFineTune: { stopped: true },
+  compare: { compareId: 'c1', pairs: 8 },
+  exportLora: { file: 'exports/lora.safetensors', epoch: 3 },
+  downloadModel: { dir: '/models/x' },
+  checkModel: { dir: '/models/x', facts: [], canSample: true, canTrain: false, findings: [] },
+};
+
+// Fields the validator does not check: null-able ones (its field shapes have no null, and a NaN number arrives as null)
+// and status's platform and arch, which only go into the worker status report as text.
+const NOT_CHECKED: Partial<Record<WorkerRequestKind, string[]>> = {
+  status: ['platform', 'arch', 'onnxruntime'],
+  rate: ['consistency', 'last'],
+  undo: ['consistency', 'last'],
+  trainReward: ['accuracy'],
+};
+
+test('a worker result that lacks a field the host reads is refused by kind and field name, for every request kind', () => {
+  for (const kind of Object.keys(VALID_RESULTS) as WorkerRequestKind[]) {
+    const valid = VALID_RESULTS[kind] as unknown as Record<string, unknown>;
+    assert.deepEqual(parseJobResult(kind, valid), valid, `a whole ${kind} result passes`);
+    for (const field of Object.keys(valid).filter((f) => !NOT_CHECKED[kind]?.includes(f))) {
+      const { [field]: _dropped, ...lacking } = valid;
+      assert.throws(() => parseJobResult(kind, lacking), (e: Error) => e instanceof ProtocolError && e.message.startsWith(`worker result of "${kind}": field "${field}" should be `), `${kind} without ${field}`);
+    }
+  }
 });
