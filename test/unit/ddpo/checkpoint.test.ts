@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CKPT_FILES, listCheckpoints, pruneCheckpoints, saveCheckpoint, type LoopState } from '../../../src/core/ddpo/checkpoint';
+import { CKPT_FILES, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type LoopState } from '../../../src/core/ddpo/checkpoint';
 import { checkpointName, ddpoLayout } from '../../../src/core/ddpo/layout';
 import { RunRngs } from '../../../src/core/ddpo/random';
 import { tempExperiment, toyConfig, toyPolicyFor } from './helpers';
@@ -30,4 +30,14 @@ test('a checkpoint a dead writer left half-written is deleted by the next prune,
   assert.deepEqual(listCheckpoints(ck), [2]);
   // an epoch-000003 folder without state.json would be a checkpoint Resume skips and a later save must step aside
   assert.deepEqual(fs.readdirSync(ck), [checkpointName(2)], 'nothing of the torn write is left');
+});
+
+test('saving an epoch again replaces its checkpoint: the second save loads back, and no stepped-aside copy is left', async () => {
+  const ck = ddpoLayout(tempExperiment()).checkpointsDir;
+  await saveToy(ck, 1, 1);
+  await saveToy(ck, 1, 2);
+  assert.deepEqual(fs.readdirSync(ck), [checkpointName(1)], 'the replaced copy is gone from the folder');
+  const back = loadCheckpoint(path.join(ck, checkpointName(1)));
+  assert.equal(back.loop.globalStep, 20);
+  assert.equal((back.policy.tensors.get('p')!.data as Float64Array)[0], 2);
 });
