@@ -219,6 +219,18 @@ test('ddpo train runs an experiment on the embedded model, named by its id with 
   assert.deepEqual(readMetrics(ddpoLayout(dir).metricsFile).map((m) => m.epoch), [0]);
 });
 
+// The person counts epochs from 1, as the progress lines do; metrics.jsonl and checkpoints count from 0.
+test('ddpo train says which epochs it trained counting from 1, and a resume with all of them done says so', { skip: noModel }, async () => {
+  const dir = await newTrainableExperiment('--base-model', EMBEDDED_MODEL_ID);
+  fs.writeFileSync(ddpoLayout(dir).configFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(ddpoLayout(dir).configFile, 'utf8')), num_epochs: 2 }));
+  const r = await ddpo('train', '--experiment', dir);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out.split('\n').at(-1), `done: epochs 1..2; metrics in ${dir}/ddpo/metrics.jsonl`);
+  const again = await ddpo('train', '--experiment', dir, '--resume');
+  assert.equal(again.code, 0, again.err);
+  assert.equal(again.out.split('\n').at(-1), `nothing to do: all 2 epochs of ${dir}/ddpo are done (raise num_epochs in ddpo.json to train on)`);
+});
+
 test('ddpo train on a model with no folder names experiment.json and the field to set', async () => {
   const dir = await newTrainableExperiment('--base-model', 'stable-diffusion-v1-5');
   const r = await ddpo('train', '--experiment', dir);

@@ -40,6 +40,25 @@ test('appendLineDurable appends whole lines and refuses embedded newlines', asyn
   await assert.rejects(appendLineDurable(file, 'two\nlines'), /newline/);
 });
 
+// A disk that fills under delayed allocation (ext4, XFS, network shares) accepts the write and refuses the fsync: the
+// line has reached the file by then, and metrics.jsonl must not keep a line whose append was reported as failed.
+test('appendLineDurable refused by a full disk takes its line back: the log keeps its earlier lines, and the next one reads back whole', async (t) => {
+  const file = path.join(tmpdir(), 'metrics.jsonl');
+  await appendLineDurable(file, '{"epoch":0}');
+  const open = fs.promises.open.bind(fs.promises);
+  const full = t.mock.method(fs.promises, 'open', async (...args: Parameters<typeof fs.promises.open>) => {
+    const handle = await open(...args);
+    handle.sync = () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, fsync'), { code: 'ENOSPC' }));
+    return handle;
+  });
+  await assert.rejects(appendLineDurable(file, '{"epoch":1,"loss":0.5}'),
+    /Could not append to .*metrics\.jsonl: the disk is full \(ENOSPC\); every line it held before is kept/);
+  full.mock.restore();
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"epoch":0}\n');
+  await appendLineDurable(file, '{"epoch":1}');
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"epoch":0}\n{"epoch":1}\n');
+});
+
 test('atomicWriteFileSync replaces the content and leaves no temp files behind', () => {
   const dir = tmpdir();
   const file = path.join(dir, 'cache.json');
