@@ -128,7 +128,12 @@ export async function appendLineDurable(file: string, line: string): Promise<voi
   try {
     const before = (await handle.stat()).size;
     try {
-      await handle.write(bytes);
+      // a nearly full disk can take part of the line without an error: write the rest until it is all in or refused
+      for (let done = 0; done < bytes.length;) {
+        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+        if (bytesWritten <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
       await handle.sync();
     } catch (e) {
       await handle.truncate(before).catch(() => undefined);

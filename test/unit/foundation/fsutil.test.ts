@@ -166,3 +166,28 @@ test('resolveInsideOrUndefined answers undefined where resolveInside throws, and
   assert.equal(resolveInsideOrUndefined(root, 'a/b.png'), path.join(root, 'a', 'b.png'));
   for (const bad of ['../x.png', '/etc/passwd', 'out/x.png', 42, undefined]) assert.equal(resolveInsideOrUndefined(root, bad), undefined, String(bad));
 });
+
+// A disk with a few blocks left takes part of a write and reports no error; the rest must follow, or the line be taken back.
+test('appendLineDurable writes the rest of a line the disk took only part of, and takes the part back when the rest is refused', async (t) => {
+  const file = path.join(tmpdir(), 'metrics.jsonl');
+  await appendLineDurable(file, '{"epoch":0}');
+  const open = fs.promises.open.bind(fs.promises);
+  let room = Infinity;
+  const partial = t.mock.method(fs.promises, 'open', async (...args: Parameters<typeof fs.promises.open>) => {
+    const handle = await open(...args);
+    const write = handle.write.bind(handle) as (b: Uint8Array, offset: number, length: number) => Promise<{ bytesWritten: number }>;
+    (handle as unknown as { write: typeof write }).write = async (b, offset, length) => {
+      if (room <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const n = Math.min(length, 5, room);
+      room -= n;
+      return write(b, offset, n);
+    };
+    return handle;
+  });
+  await appendLineDurable(file, '{"epoch":1,"loss":0.5}');
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"epoch":0}\n{"epoch":1,"loss":0.5}\n', 'five bytes at a time, the whole line');
+  room = 7;
+  await assert.rejects(appendLineDurable(file, '{"epoch":2,"loss":0.25}'), /disk is full \(ENOSPC\)/);
+  partial.mock.restore();
+  assert.equal(fs.readFileSync(file, 'utf8'), '{"epoch":0}\n{"epoch":1,"loss":0.5}\n', 'the refused line is taken back');
+});
