@@ -43,7 +43,7 @@ export async function extractFromTar(file: string, choose: (name: string) => str
       if (left > 0 || pad > 0) {
         const take = Math.min(left, pending.length - p);
         if (take > 0) {
-          if (out !== undefined) fs.writeSync(out, pending, p, take);
+          if (out !== undefined) writeAll(out, pending, p, take);
           else meta?.push(pending.subarray(p, p + take));
           p += take; left -= take;
         }
@@ -79,4 +79,13 @@ export async function extractFromTar(file: string, choose: (name: string) => str
   if (out !== undefined) fs.closeSync(out);
   if (left > 0) throw new Error(`${file} ends inside an entry; the archive is truncated — download it again`);
   return written;
+}
+
+// fs.writeSync may write less than asked (a nearly full disk) without an error: the rest follows, or the disk refuses it.
+function writeAll(fd: number, buf: Buffer, offset: number, length: number): void {
+  for (let done = 0; done < length;) {
+    const n = fs.writeSync(fd, buf, offset + done, length - done);
+    if (n <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    done += n;
+  }
 }

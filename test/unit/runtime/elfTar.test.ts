@@ -85,6 +85,22 @@ test('the tar reader extracts chosen entries from plain and gzipped archives, lo
   } finally { fs.rmSync(dir, { recursive: true, force: true }); }
 });
 
+test('the tar reader writes all of an entry when the disk takes each write only in part', async (t) => {
+  const dir = tmp('tarpart-');
+  try {
+    const big = Buffer.from(Array.from({ length: 70_000 }, (_, i) => i % 251));
+    const f = path.join(dir, 'a.tar');
+    fs.writeFileSync(f, makeTar({ 'package/lib.so': big }));
+    // the module object itself (a namespace import's bindings cannot be replaced)
+    const nodeFs = (await import('node:fs')).default;
+    const write = nodeFs.writeSync.bind(nodeFs) as (fd: number, b: Buffer, o: number, l: number) => number;
+    t.mock.method(nodeFs, 'writeSync', (fd: number, b: Buffer, o: number, l: number) => write(fd, b, o, Math.min(l, 1000)));
+    await extractFromTar(f, (n) => (n.endsWith('.so') ? path.join(dir, 'lib.so') : undefined));
+    t.mock.restoreAll();
+    assert.ok(fs.readFileSync(path.join(dir, 'lib.so')).equals(big));
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});
+
 test("the tar reader reads what the real npm pack writes", async () => {
   const dir = tmp('tarnpm-');
   try {
