@@ -415,7 +415,7 @@ export type PanelMessage<P extends PanelKind> = Exclude<HostToPanel<P>, RestoreK
 // ---- runtime validation ----
 
 /** The field types the validators understand; a trailing `?` makes the field optional. */
-export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'array' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}?`;
+export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'array' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}${'?' | '|null'}`;
 
 type FieldsOf<U, T> = Exclude<keyof Extract<U, { type: T }>, 'type'>;
 type ShapeTable<U extends { type: string }> = { [T in U['type']]: { [F in FieldsOf<U, T>]-?: FieldShape } };
@@ -455,16 +455,16 @@ const WORKER_TO_HOST_SHAPES: { [T in WorkerToHost['type']]: Record<string, Field
   fatal: { error: 'errorInfo' },
 };
 
-// The fields the host reads of each request kind's result and progress (numbers that may be NaN, sent as null, are
-// left out): a worker of another build is refused by name instead of being read as if it fitted.
+// The fields the host reads of each request kind's result and progress: a worker of another build is refused by name
+// instead of being read as if it fitted.
 const RESULT_SHAPES: { [K in WorkerRequestKind]: Record<string, FieldShape> } = {
   ping: { pid: 'number', uptimeSeconds: 'number' },
-  status: { pid: 'number', node: 'string', executionProviders: 'string[]', missingExecutionProviders: 'string[]', chosenExecutionProvider: 'string', uptimeSeconds: 'number' },
+  status: { pid: 'number', node: 'string', platform: 'string', arch: 'string', onnxruntime: 'string|null', executionProviders: 'string[]', missingExecutionProviders: 'string[]', chosenExecutionProvider: 'string', uptimeSeconds: 'number' },
   selfTest: { completed: 'number' },
   generatePairs: { pairs: 'array' },
-  rate: { ratingId: 'string', rated: 'number', repeats: 'number', ratedPairs: 'string[]', dueRepeats: 'array' },
-  undo: { rated: 'number', repeats: 'number', ratedPairs: 'string[]', dueRepeats: 'array' },
-  trainReward: { heldOut: 'number', comparisons: 'number', summary: 'string', backbone: 'string', warmStart: 'string?' },
+  rate: { ratingId: 'string', rated: 'number', consistency: 'number|null', repeats: 'number', last: 'object|null', ratedPairs: 'string[]', dueRepeats: 'array' },
+  undo: { rated: 'number', consistency: 'number|null', repeats: 'number', last: 'object|null', ratedPairs: 'string[]', dueRepeats: 'array' },
+  trainReward: { accuracy: 'number|null', heldOut: 'number', comparisons: 'number', summary: 'string', backbone: 'string', warmStart: 'string?' },
   startFineTune: { firstEpoch: 'number', lastEpoch: 'number', stoppedEarly: 'string?', algorithm: 'string' },
   stopFineTune: { stopped: 'boolean' },
   compare: { compareId: 'string', pairs: 'number' },
@@ -552,6 +552,9 @@ function check(raw: unknown, table: Record<string, Record<string, FieldShape>>, 
 
 function fieldMatches(v: unknown, shape: FieldShape): boolean {
   if (shape.endsWith('?')) return v === undefined || fieldMatches(v, shape.slice(0, -1) as FieldShape);
+  // "none": null, or for a number NaN too (a held-out accuracy without held-out pairs), which the fork channel's
+  // structured clone keeps as it is
+  if (shape.endsWith('|null')) return v === null || (shape === 'number|null' && Number.isNaN(v)) || fieldMatches(v, shape.slice(0, -'|null'.length) as FieldShape);
   switch (shape) {
     case 'unknown':
       return true;
