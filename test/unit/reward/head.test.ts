@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { btLoss, LinearHead, MlpHead, type PairExample } from '../../../src/core/reward/head';
-import { btLossAndGrad, fitHead, meanLoss } from '../../../src/core/reward/trainer';
+import { btLossAndGrad, fitHead, fitHeadUsingAll, meanLoss } from '../../../src/core/reward/trainer';
 import { pairMetrics } from '../../../src/core/reward/metrics';
 import { mulberry32 } from '../../../src/core/random';
 
@@ -69,4 +69,23 @@ test('a head with no preference between the two images counts half right, whiche
   const flat = new LinearHead(new Float32Array(2), new Float32Array(2).fill(1), new Float32Array(2));
   const xs: PairExample[] = [{ left: same, right: same, y: 1 }, { left: same, right: same, y: 0 }, { left: same, right: same, y: 0 }];
   assert.equal(pairMetrics(flat, xs).accuracy, 0.5);
+});
+
+test('held-out accuracy is over the pairs with a winner: ties are neither right nor wrong', () => {
+  const head = new LinearHead(new Float32Array(1), new Float32Array(1).fill(1), Float32Array.of(1)); // prefers the larger feature
+  const big = Float32Array.of(1), small = Float32Array.of(0);
+  const m = pairMetrics(head, [{ left: big, right: small, y: 1 }, { left: big, right: small, y: 0 }, { left: big, right: small, y: 0.5 }, { left: big, right: small, y: 0.5 }]);
+  assert.deepEqual([m.n, m.decisive, m.accuracy], [4, 2, 0.5]);
+});
+
+test('the comparisons that picked the epoch count still train the saved model', async () => {
+  // Only the early-stopping comparisons show that the rater likes feature 1; the others hold it fixed.
+  const rng = mulberry32(7);
+  const pair = (f1Varies: boolean) => {
+    const left = Float32Array.of(rng() * 2 - 1, f1Varies ? rng() * 2 - 1 : 0), right = Float32Array.of(rng() * 2 - 1, f1Varies ? rng() * 2 - 1 : 0);
+    return { left, right, y: left[0] + left[1] > right[0] + right[1] ? 1 : 0 };
+  };
+  const train = Array.from({ length: 40 }, () => pair(false)), val = Array.from({ length: 12 }, () => pair(true));
+  const { head } = await fitHeadUsingAll(train, val, { seed: 1 });
+  assert.ok(head.score(Float32Array.of(0, 1)) > head.score(Float32Array.of(0, -1)), 'the saved model learned what only the early-stopping ratings taught');
 });
