@@ -94,3 +94,16 @@ test('kill -9 while appending loses no acknowledged rating', async () => {
   }
   assert.ok(acked.length >= 20);
 });
+
+test('a line with an unknown choice is skipped and reported, never read as a tie', () => {
+  const dir = tmp();
+  const s = PreferenceStore.open(dir);
+  const a = s.append({ ...base, choice: 'left' });
+  s.close();
+  // a hand-edited line: "Left" is not a choice, and no choice at all is none either
+  fs.appendFileSync(path.join(dir, RATINGS_FILE), [{ choice: 'Left' }, {}].map((c, i) => JSON.stringify({ kind: 'rating', id: `edited-${i}`, time: 't', ...base, ...c }) + '\n').join(''));
+  const log = readRatings(dir);
+  assert.deepEqual(log.ratings.map((r) => r.id), [a.id]);
+  assert.deepEqual(log.problems.map((p) => p.line), [2, 3]);
+  assert.match(log.problems[0].reason, /choice "Left"/);
+});
