@@ -63,3 +63,11 @@ test('an undone (retracted) rating puts its pair back in the queue', () => {
   assert.deepEqual(buildQueue(pairs, [rating(pairs[1], 'left')]).map((q) => q.pairId), [pairs[0].pairId]);
   assert.deepEqual(buildQueue(pairs, []).map((q) => q.pairId), [pairs[0].pairId, pairs[1].pairId]);
 });
+
+test('only a pair with a winner comes back as a repeat: a tie or a skip has no image to pick again', () => {
+  const pairs = Array.from({ length: 8 }, (_, i) => pair(i));
+  const undecided = pairs.slice(0, 5).map((p, i) => rating(p, i % 2 ? 'skip' : 'tie'));
+  assert.ok(buildQueue(pairs, undecided).every((q) => q.repeatOf === undefined), 'no repeat after five ties and skips');
+  const oneDecided = [...undecided.slice(0, 4), rating(pairs[4], 'right')];
+  assert.deepEqual(buildQueue(pairs, oneDecided).filter((q) => q.repeatOf).map((q) => q.repeatOf), [oneDecided[4].id]);
+});
