@@ -78,6 +78,12 @@ test('per-prompt stat tracker uses the batch stats until a prompt has min_count 
   assert.deepEqual(copy.update(['b', 'a'], [0, 1]), t.update(['b', 'a'], [0, 1]));
 });
 
+test('a prompt normalises with its own rewards as soon as it has per_prompt_stat_tracking_min_count of them, not one later', () => {
+  // min_count 2: each prompt's two rewards are its own statistics (mean 1 and 20, std 1 and 10), not the batch's (mean 10.5)
+  const t = new PerPromptStatTracker(16, 2);
+  assert.deepEqual(t.update(['a', 'a', 'b', 'b'], [0, 2, 10, 30]).map((x) => +x.toFixed(5)), [-1, 1, -1, 1]);
+});
+
 test('global advantages are (r - mean) / (std + 1e-8) with the population std', () => {
   assert.deepEqual(globalAdvantages([1, 3]).map((x) => +x.toFixed(6)), [-1, 1]);
 });
