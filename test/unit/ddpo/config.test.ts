@@ -49,6 +49,19 @@ test('knobs without meaning here are kept but warned about; typos are pointed ou
   assert.match(warnings.join('\n'), /unknown setting "learning_rate".*did you mean "train_learning_rate"/);
 });
 
+test('a ddpo.json holding every setting at its default (TRL\'s config written out in full) gives no warnings', () => {
+  // the no-effect knobs warn only when set to something else: at TRL's value they change nothing anyone asked for
+  assert.deepEqual(parseDdpoConfig(structuredClone({ ...DEFAULT_DDPO_CONFIG })).warnings, []);
+});
+
+test('a warning about a top-level setting is given once, not again for the diffusion_dpo overrides', () => {
+  const { warnings } = parseDdpoConfig({ allow_tf32: false, diffusion_dpo: { train_learning_rate: 1e-5 } }, 'e/ddpo.json');
+  assert.deepEqual(warnings, ['e/ddpo.json: "allow_tf32" has no effect here (a PyTorch/CUDA matmul flag); value ignored']);
+  // one the overrides bring is named as theirs
+  assert.deepEqual(parseDdpoConfig({ diffusion_dpo: { allow_tf32: false } }, 'e/ddpo.json').warnings,
+    ['e/ddpo.json "diffusion_dpo": "allow_tf32" has no effect here (a PyTorch/CUDA matmul flag); value ignored']);
+});
+
 test('mixed_precision is TRL\'s: "fp16" by default, "no" accepted quietly, "bf16" warned about, anything else refused', () => {
   assert.equal(parseDdpoConfig({}).config.mixed_precision, 'fp16');
   assert.deepEqual(parseDdpoConfig({ mixed_precision: 'no' }).warnings, []);
