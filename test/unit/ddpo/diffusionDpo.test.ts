@@ -160,3 +160,12 @@ test('each optimizer step\'s gradient is the mean over its train_batch_size x tr
   assert.equal(perStep.length, 8);
   for (const weights of perStep) assert.deepEqual(weights, [0.5, 0.5]);
 });
+
+test('with train_timestep_selection "earliest" Diffusion-DPO trains and scores only the noisiest train_timestep_fraction of timesteps', async () => {
+  // where DDPO's "earliest" trains too: the steps that decide an image's layout
+  const policy = new DpoToyPolicy(0.05);
+  await runToyDpo(tempExperiment(), policy, { config: { num_epochs: 1, train_timestep_selection: 'earliest', train_timestep_fraction: 0.25 } });
+  const trained = policy.trained.flatMap((b) => b.timesteps), scored = policy.scored.flatMap((s) => s.batch.timesteps);
+  assert.ok(trained.length > 0 && scored.length > 0);
+  for (const t of [...trained, ...scored]) assert.ok(t >= 750 && t < 1000, `timestep ${t} is outside the noisiest quarter [750, 1000)`);
+});
