@@ -49,6 +49,19 @@ test('knobs without meaning here are kept but warned about; typos are pointed ou
   assert.match(warnings.join('\n'), /unknown setting "learning_rate".*did you mean "train_learning_rate"/);
 });
 
+test('a ddpo.json holding every setting at its default (TRL\'s config written out in full) gives no warnings', () => {
+  // the no-effect knobs warn only when set to something else: at TRL's value they change nothing anyone asked for
+  assert.deepEqual(parseDdpoConfig(structuredClone({ ...DEFAULT_DDPO_CONFIG })).warnings, []);
+});
+
+test('a warning about a top-level setting is given once, not again for the diffusion_dpo overrides', () => {
+  const { warnings } = parseDdpoConfig({ allow_tf32: false, diffusion_dpo: { train_learning_rate: 1e-5 } }, 'e/ddpo.json');
+  assert.deepEqual(warnings, ['e/ddpo.json: "allow_tf32" has no effect here (a PyTorch/CUDA matmul flag); value ignored']);
+  // one the overrides bring is named as theirs
+  assert.deepEqual(parseDdpoConfig({ diffusion_dpo: { allow_tf32: false } }, 'e/ddpo.json').warnings,
+    ['e/ddpo.json "diffusion_dpo": "allow_tf32" has no effect here (a PyTorch/CUDA matmul flag); value ignored']);
+});
+
 test('mixed_precision is TRL\'s: "fp16" by default, "no" accepted quietly, "bf16" warned about, anything else refused', () => {
   assert.equal(parseDdpoConfig({}).config.mixed_precision, 'fp16');
   assert.deepEqual(parseDdpoConfig({ mixed_precision: 'no' }).warnings, []);
@@ -76,6 +89,12 @@ test('per-prompt stat tracker uses the batch stats until a prompt has min_count 
   assert.deepEqual(t.state().buffers.a, [2, 4, 10]);
   const copy = PerPromptStatTracker.fromState(t.state());
   assert.deepEqual(copy.update(['b', 'a'], [0, 1]), t.update(['b', 'a'], [0, 1]));
+});
+
+test('a prompt normalises with its own rewards as soon as it has per_prompt_stat_tracking_min_count of them, not one later', () => {
+  // min_count 2: each prompt's two rewards are its own statistics (mean 1 and 20, std 1 and 10), not the batch's (mean 10.5)
+  const t = new PerPromptStatTracker(16, 2);
+  assert.deepEqual(t.update(['a', 'a', 'b', 'b'], [0, 2, 10, 30]).map((x) => +x.toFixed(5)), [-1, 1, -1, 1]);
 });
 
 test('global advantages are (r - mean) / (std + 1e-8) with the population std', () => {

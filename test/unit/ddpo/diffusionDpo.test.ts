@@ -146,3 +146,26 @@ test('rated pairs: a decided rating is a pair with the chosen image as winner (a
   assert.match(d.problems.join('\n'), /latents of 1x3x3, but the model trains on 1x2x2/);
   assert.match(describePairs(d), /^Diffusion-DPO on \d rated pairs \(\d held out\) of 7 ratings: 1 ties and 1 skips carry no preference, 2 without latents/);
 });
+
+test('each optimizer step\'s gradient is the mean over its train_batch_size x train_gradient_accumulation_steps pairs, not their sum', async () => {
+  // the toy's loss is the mean over the 2 pairs of a run: a step of 2 x 2 pairs is two runs weighing 1/2 each, or
+  // accumulation would double the step's gradient (and trip train_max_grad_norm at half the gradient)
+  const policy = new DpoToyPolicy(0.05);
+  const perStep: number[][] = [[]];
+  const accumulate = policy.accumulatePreferences.bind(policy), update = policy.update.bind(policy);
+  policy.accumulatePreferences = async (batch, beta, lossScale) => (perStep[perStep.length - 1].push(lossScale), accumulate(batch, beta, lossScale));
+  policy.update = async (max) => (perStep.push([]), update(max));
+  await runToyDpo(tempExperiment(), policy, { config: { num_epochs: 1 } });
+  perStep.pop();
+  assert.equal(perStep.length, 8);
+  for (const weights of perStep) assert.deepEqual(weights, [0.5, 0.5]);
+});
+
+test('with train_timestep_selection "earliest" Diffusion-DPO trains and scores only the noisiest train_timestep_fraction of timesteps', async () => {
+  // where DDPO's "earliest" trains too: the steps that decide an image's layout
+  const policy = new DpoToyPolicy(0.05);
+  await runToyDpo(tempExperiment(), policy, { config: { num_epochs: 1, train_timestep_selection: 'earliest', train_timestep_fraction: 0.25 } });
+  const trained = policy.trained.flatMap((b) => b.timesteps), scored = policy.scored.flatMap((s) => s.batch.timesteps);
+  assert.ok(trained.length > 0 && scored.length > 0);
+  for (const t of [...trained, ...scored]) assert.ok(t >= 750 && t < 1000, `timestep ${t} is outside the noisiest quarter [750, 1000)`);
+});

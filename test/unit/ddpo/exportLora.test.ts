@@ -119,3 +119,30 @@ test('the studio exports into <exp>/exports/ under a new name each time, never o
   assert.ok(fs.readFileSync(first.file).equals(fs.readFileSync(second.file)));
   assert.deepEqual(fs.readdirSync(path.join(exp, 'exports')).sort(), ['exp-epoch-1-kohya-2.safetensors', 'exp-epoch-1-kohya.safetensors', 'exp-epoch-1-peft.safetensors']);
 });
+
+test('an export takes the newest checkpoint unless told the epoch, and the Diffusion-DPO run\'s when asked for that run', { skip }, async () => {
+  const { exp, root } = setup();
+  // distinct contents per checkpoint and run, so each export shows which one it copied
+  const checkpoint = (run: string, epoch: number) => {
+    const ck = path.join(exp, run, 'checkpoints', `epoch-${String(epoch).padStart(6, '0')}`);
+    fs.mkdirSync(ck, { recursive: true });
+    for (const f of [CKPT_FILES.kohya, CKPT_FILES.peft]) fs.writeFileSync(path.join(ck, f), `${run} ${epoch} ${f}`);
+    fs.writeFileSync(path.join(ck, CKPT_FILES.state), '{}');
+  };
+  checkpoint('ddpo', 2);
+  checkpoint('diffusion-dpo', 1);
+  const text = (file: string) => fs.readFileSync(file, 'utf8');
+
+  const newest = await exportLora('--experiment', exp, '--format', 'kohya', '--out', path.join(root, 'newest.safetensors'));
+  assert.equal(newest.code, 0, newest.err);
+  assert.equal(text(path.join(root, 'newest.safetensors')), `ddpo 2 ${CKPT_FILES.kohya}`);
+  assert.match(newest.out.join('\n'), /checkpoint epoch-000002: epoch 3 in the studio/);
+  const dpo = await exportLora('--experiment', exp, '--format', 'peft', '--algorithm', 'diffusion-dpo', '--out', path.join(root, 'dpo.safetensors'));
+  assert.equal(dpo.code, 0, dpo.err);
+  assert.equal(text(path.join(root, 'dpo.safetensors')), `diffusion-dpo 1 ${CKPT_FILES.peft}`);
+
+  const studio = await exportLoraFile(exp, 'kohya');
+  assert.deepEqual([path.basename(studio.file), text(studio.file)], ['exp-epoch-3-kohya.safetensors', `ddpo 2 ${CKPT_FILES.kohya}`]);
+  const studioDpo = await exportLoraFile(exp, 'peft', undefined, 'diffusion-dpo');
+  assert.deepEqual([path.basename(studioDpo.file), text(studioDpo.file)], ['exp-dpo-epoch-2-peft.safetensors', `diffusion-dpo 1 ${CKPT_FILES.peft}`]);
+});

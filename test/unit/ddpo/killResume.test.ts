@@ -109,3 +109,17 @@ test('--resume with no checkpoint keeps metrics.jsonl and says how to start over
   assert.equal(fresh.firstEpoch, 0);
   assert.deepEqual(readMetrics(ddpoLayout(empty).metricsFile).map((m) => m.epoch), [0, 1]);
 });
+
+test('resuming with a setting changed since the checkpoint warns, naming the setting; more epochs alone is no warning', async () => {
+  const dir = tempExperiment();
+  await runToy(dir, toyConfig({ num_epochs: 2, eval_seeds: [] }), bright);
+  const resume = async (settings: Record<string, unknown>) => {
+    const config = toyConfig({ eval_seeds: [], ...settings });
+    const log: string[] = [];
+    await runDdpo({ config, layout: ddpoLayout(dir), policy: toyPolicyFor(config), reward: bright, prompts: ['a cat', 'a dog'], resume: true, onLog: (l) => log.push(l) });
+    return log.filter((l) => l.startsWith('warning:'));
+  };
+  assert.deepEqual(await resume({ num_epochs: 3 }), []);
+  assert.deepEqual(await resume({ num_epochs: 4, train_learning_rate: 1e-3 }),
+    ['warning: "train_learning_rate" changed from 0.003 to 0.001 since the checkpoint; the resumed run will not match an uninterrupted one']);
+});

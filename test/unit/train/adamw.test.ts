@@ -21,6 +21,14 @@ test('AdamW follows PyTorch: decoupled weight decay and bias-corrected moments',
   assert.equal(opt.step, 3);
 });
 
+test('epsilon is added to the bias-corrected root of the second moment, as PyTorch does (train_adam_epsilon means what it means in TRL)', () => {
+  // first step: m^ = g and v^ = g^2, so p -= lr * g / (|g| + eps) = 0.01 * 0.1 / 0.2; eps under the root would give 0.1 / 0.33
+  const opt = new AdamW({ lr: 0.01, eps: 0.1, weightDecay: 0 });
+  const p = new Map([['w', Float32Array.of(1, 1)]]);
+  opt.update(p, new Map([['w', Float32Array.of(0.1, -0.3)]]));
+  close(p.get('w')!, [1 - 0.01 * 0.1 / 0.2, 1 + 0.01 * 0.3 / 0.4]);
+});
+
 test('a zero gradient only decays the weights', () => {
   const opt = new AdamW(CFG);
   const p = new Map([['w', Float32Array.of(2, -4)]]);

@@ -113,6 +113,21 @@ test('diffusers-style "unet." prefixes are accepted; unknown kohya keys are refu
   assert.throws(() => readLora(encodeLora(w, 'kohya'), { modules: [MODULES[0]] }), /matches no adaptable layer/);
 });
 
+test('a LoRA in PEFT\'s own key naming (base_model.model. prefix, lora_A.default adapter name) loads onto the same UNet modules', () => {
+  // what peft's get_peft_model().state_dict() writes: a file a user brings from a PEFT training script
+  const w = sample();
+  for (const name of [(m: string, x: 'A' | 'B') => `base_model.model.${peftKey(m, x)}`, (m: string, x: 'A' | 'B') => `${m}.lora_${x}.default.weight`]) {
+    const tensors = new Map<string, SafeTensor>();
+    for (const [m, mod] of w.modules) {
+      tensors.set(name(m, 'A'), { dtype: 'F32', shape: [2, 3], data: mod.A });
+      tensors.set(name(m, 'B'), { dtype: 'F32', shape: [5, 2], data: mod.B });
+    }
+    const r = readLora(encodeSafetensors(tensors), { alpha: 8 });
+    assert.deepEqual([...r.modules.keys()].sort(), [...MODULES].sort(), name('m', 'A'));
+    for (const m of MODULES) assert.deepEqual(r.modules.get(m), w.modules.get(m));
+  }
+});
+
 test('a kohya LoRA saved with torch.save (.pt) reads as the same adapter as its safetensors file', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-pt-'));
   try {
