@@ -143,3 +143,48 @@ test('the experiment panel drops malformed messages and other panels\' messages,
   assert.equal(effects.treeRefreshes, 0);
   panel.dispose();
 });
+
+/** The directives of the page's Content-Security-Policy meta tag, each as its list of sources. */
+function cspOf(html: string): Map<string, string[]> {
+  const meta = /<meta http-equiv="Content-Security-Policy" content="([^"]*)">/.exec(html);
+  assert.ok(meta, `the page has a CSP meta tag:\n${html}`);
+  return new Map(meta[1].split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...sources]) => [name, sources]));
+}
+
+
+// A page that let any script run (an image's name or a prompt turned into markup, a script pulled from elsewhere)
+// would let that script post every message the host acts on: rate, stop a run, add prompts.
+test('every panel\'s page runs only its own script: default-src \'none\', a script-src of one fresh nonce, nothing inline or remote', async () => {
+  const { rating, dashboard, experiment } = await load();
+  const { ws, dir, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
+  const { services } = fakeServices();
+  const panels: FakeWebviewPanel[] = [];
+  rating.openRatingPanel(services, { mode: 'rate', experiment: 'cats', experimentDir: dir, target: 10 });
+  panels.push(created.at(-1)!);
+  dashboard.openDashboardPanel(services, dir, () => undefined);
+  panels.push(created.at(-1)!);
+  await experiment.openExperimentPanel(services, 'cats');
+  panels.push(created.at(-1)!);
+  // the same panel closed and opened again gets a page of its own
+  panels[0].dispose();
+  rating.openRatingPanel(services, { mode: 'rate', experiment: 'cats', experimentDir: dir, target: 10 });
+  panels.push(created.at(-1)!);
+
+  const nonces = panels.map((panel) => {
+    const html = panel.webview.html;
+    const csp = cspOf(html);
+    assert.deepEqual(csp.get('default-src'), ["'none'"], 'nothing loads that a directive does not name');
+    const scriptSrc = csp.get('script-src') ?? [];
+    assert.equal(scriptSrc.length, 1, `one script source, no 'unsafe-inline', 'unsafe-eval' or host: ${scriptSrc.join(' ')}`);
+    const nonce = /^'nonce-([A-Za-z0-9+/=]+)'$/.exec(scriptSrc[0])?.[1];
+    assert.ok(nonce, `script-src is a nonce: ${scriptSrc[0]}`);
+    assert.ok(Buffer.from(nonce, 'base64').length >= 16, `the nonce has at least 128 random bits: ${nonce}`);
+    const scripts = [...html.matchAll(/<script\b([^>]*)>/g)].map((m) => m[1]);
+    assert.ok(scripts.length >= 1 && scripts.every((attrs) => attrs.includes(`nonce="${nonce}"`) && / src="webview:\/\//.test(attrs)), `each script is the bundle, with the nonce: ${scripts.join(' | ')}`);
+    return nonce;
+  });
+  assert.equal(new Set(nonces).size, nonces.length, `a fresh nonce for every page: ${nonces.join(' ')}`);
+  for (const p of panels.slice(1)) p.dispose();
+});
