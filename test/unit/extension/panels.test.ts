@@ -151,6 +151,9 @@ function cspOf(html: string): Map<string, string[]> {
   return new Map(meta[1].split(';').map((d) => d.trim().split(/\s+/)).filter((d) => d[0]).map(([name, ...sources]) => [name, sources]));
 }
 
+/** Whether a webview opened with `roots` as its localResourceRoots may load the file `p`. */
+const readable = (roots: string[], p: string) => roots.some((r) => p === r || p.startsWith(r + path.sep));
+const rootsOf = (panel: FakeWebviewPanel) => ((panel.options as { localResourceRoots?: Uri[] }).localResourceRoots ?? []).map((u) => u.fsPath);
 
 // A page that let any script run (an image's name or a prompt turned into markup, a script pulled from elsewhere)
 // would let that script post every message the host acts on: rate, stop a run, add prompts.
@@ -187,4 +190,32 @@ test('every panel\'s page runs only its own script: default-src \'none\', a scri
   });
   assert.equal(new Set(nonces).size, nonces.length, `a fresh nonce for every page: ${nonces.join(' ')}`);
   for (const p of panels.slice(1)) p.dispose();
+});
+
+// The webview reads files only under its localResourceRoots: a root too wide would let a page (or a crafted image
+// path) load the extension's code, the experiment's ratings, or a blind comparison's manifest, which says which
+// image came from the fine-tuned model.
+test('each panel\'s webview may load only dist/, media/ and its own images: not the extension\'s sources, the ratings, or a comparison\'s manifest', async () => {
+  const { rating, dashboard, experiment } = await load();
+  const { ws, dir, store } = experimentFolder();
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
+  const { services } = fakeServices();
+  const ext = services.context.extensionUri.fsPath;
+  const compare = path.join(dir, 'compare', 'c1');
+  const secrets = [path.join(ext, 'package.json'), path.join(ext, 'src', 'extension', 'extension.ts'), path.join(dir, 'experiment.json'), path.join(dir, 'ratings.jsonl'), path.join(compare, 'manifest.json'), path.join(compare, 'ratings.jsonl')];
+  const cases: [string, () => Promise<void> | void, string[]][] = [
+    ['rating', () => void rating.openRatingPanel(services, { mode: 'rate', experiment: 'cats', experimentDir: dir, target: 10 }), [path.join(dir, 'samples', 'pair-0-x', 'a.png')]],
+    ['comparison', () => void rating.openRatingPanel(services, { mode: 'compare', experiment: 'cats', experimentDir: dir, compareId: 'c1', target: 10 }), [path.join(compare, 'images', 'p0-a.png')]],
+    ['dashboard', () => dashboard.openDashboardPanel(services, dir, () => undefined), [path.join(dir, 'ddpo', 'eval', 'epoch-000000', 'p0-s0.png')]],
+    ['experiment', () => experiment.openExperimentPanel(services, 'cats'), []],
+  ];
+  for (const [name, open, images] of cases) {
+    await open();
+    const panel = created.at(-1)!;
+    const roots = rootsOf(panel);
+    for (const f of [path.join(ext, 'dist', 'webview', 'rating.js'), path.join(ext, 'media', 'webview.css'), ...images]) assert.ok(readable(roots, f), `${name} loads ${f}; roots ${roots.join(', ')}`);
+    for (const f of secrets) assert.ok(!readable(roots, f), `${name} may not load ${f}; roots ${roots.join(', ')}`);
+    panel.dispose();
+  }
 });
