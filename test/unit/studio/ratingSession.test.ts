@@ -169,6 +169,25 @@ test('a message meant for another panel, a malformed one or a wrong field type i
   assert.match(logs[5], /field "itemId" should be string/);
 });
 
+// The message's shape is checked at the edge; what it names is checked here: only a pair the panel shows, with one
+// of the four answers, ever reaches ratings.jsonl (the reward model trains on whatever that file holds).
+test('a rating for a pair not shown, or with an answer that is no choice, is logged and never sent to the worker', async () => {
+  const { dir, pairs } = experiment(2);
+  const requests: unknown[] = [];
+  const reply = { ratingId: 'r-1', rated: 1, consistency: null, repeats: 0, last: null, ratedPairs: [], dueRepeats: [] };
+  const worker = { request: async (kind: string, params: unknown) => (requests.push([kind, params]), reply) } as unknown as RatingSessionHost['worker'];
+  const { s, logs } = session({ mode: 'rate', experiment: 'x', experimentDir: dir, target: 10 }, worker);
+  s.receive({ type: 'ready' });
+  for (const [itemId, choice] of [[pairs[0].pairId, 'bogus'], [pairs[0].pairId, 'LEFT'], [pairs[1].pairId, ''], ['../../etc/passwd', 'left'], ['pair-9-not-shown', 'left']]) {
+    s.receive({ type: 'rate', itemId, choice, elapsedMs: 5 });
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(requests, []);
+  assert.equal(logs.filter((l) => l.startsWith('[host] ignored a rating')).length, 5, logs.join('\n'));
+  s.receive({ type: 'rate', itemId: pairs[0].pairId, choice: 'left', elapsedMs: 5 });
+  await until('the valid rating is sent', () => requests.length === 1);
+});
+
 test('each rating stores as `left` the image the webview showed on the left, for fresh pairs and side-swapped repeats alike', async (t) => {
   const { dir } = experiment(8);
   const client = new WorkerClient(memoryChannels(handlers).factory);
