@@ -86,7 +86,8 @@ test('the dashboard drops malformed messages and other panels\' messages, and St
   const { services, effects } = fakeServices();
   dashboard.openDashboardPanel(services, dir, () => void effects.resumed++);
   const panel = created.at(-1)!;
-  await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('dashboard')], 'dashboard');
+  // a Show-run without a run name is malformed too: logged like the rest, not silently ignored
+  await expectAllRejected(panel, effects, [...NOT_A_MESSAGE, ...others('dashboard'), { type: 'showRun' }, { type: 'showRun', algorithm: 7 }, { type: 'runStep', step: ['rate'] }], 'dashboard');
   panel.webview.send({ type: 'stopRun' });
   panel.webview.send({ type: 'resumeRun' });
   assert.deepEqual([effects.stopped, effects.resumed], [[dir], 1]);
