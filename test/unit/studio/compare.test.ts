@@ -25,7 +25,11 @@ test('a comparison is listed only once its manifest is written, and its id canno
   assert.deepEqual(listComparisons(dir), []);
   await saveManifest(dir, m);
   assert.deepEqual(listComparisons(dir).map((x) => x.id), [m.id]);
-  assert.throws(() => compareDir(dir, '../../etc'), /not a comparison id/);
+  // an id arrives in a rate or undo request: anything but one plain name would put ratings.jsonl somewhere else
+  for (const id of ['../../etc', `${m.id}/../../../etc`, `${m.id}/images`, '..', '.', '', 'a\\..\\..']) {
+    assert.throws(() => compareDir(dir, id), /not a comparison id/, JSON.stringify(id));
+  }
+  assert.equal(compareDir(dir, m.id), path.join(dir, 'compare', m.id));
 });
 
 test('the queue shows each base/tuned pair once, with the tuned image on both sides across pairs', async () => {
