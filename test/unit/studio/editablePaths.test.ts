@@ -58,18 +58,25 @@ test('a comparison manifest naming an image outside its folder (../ or through a
   write(manifest('abs', '/etc/passwd'));
   write(manifest('linked', 'images/out/a.png'));
   fs.symlinkSync(path.join(dir, '..', 'other'), path.join(dir, COMPARE_DIR, 'linked', 'images', 'out'));
+  // the second image of an item is checked as the first is
+  write({ ...manifest('b-dotdot', 'images/a.png'), items: [{ pairId: 'p', prompt: 'x', seed: 0, a: 'images/a.png', b: '../../../other/b.png' }] });
+  write({ ...manifest('b-linked', 'images/a.png'), items: [{ pairId: 'p', prompt: 'x', seed: 0, a: 'images/a.png', b: 'images/out/b.png' }] });
+  fs.symlinkSync(path.join(dir, '..', 'other'), path.join(dir, COMPARE_DIR, 'b-linked', 'images', 'out'));
   assert.deepEqual(listComparisons(dir).map((m) => m.id), ['good']);
 });
 
 test('a pair.json naming an image outside the experiment (../ or through a symlink) is left out of the queue', () => {
   const { dir } = experimentBesideOutside();
-  const pair = (pairId: string, a: string) => {
+  const pair = (pairId: string, a: string, b = `samples/${pairId}/b.png`) => {
     fs.mkdirSync(path.join(dir, 'samples', pairId), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'samples', pairId, PAIR_FILE), JSON.stringify({ pairId, prompt: 'x', a, b: `samples/${pairId}/b.png`, seeds: [0, 1], createdAt: '2026-01-01T00:00:00Z' }));
+    fs.writeFileSync(path.join(dir, 'samples', pairId, PAIR_FILE), JSON.stringify({ pairId, prompt: 'x', a, b, seeds: [0, 1], createdAt: '2026-01-01T00:00:00Z' }));
   };
   pair('pair-0-good', 'samples/pair-0-good/a.png');
   pair('pair-2-dotdot', '../other/a.png');
   pair('pair-4-link', 'out/a.png');
   pair('pair-6-abs', '/etc/passwd');
+  // the second image of a pair is checked as the first is
+  pair('pair-8-b-dotdot', 'samples/pair-8-b-dotdot/a.png', '../other/b.png');
+  pair('pair-10-b-link', 'samples/pair-10-b-link/a.png', 'out/b.png');
   assert.deepEqual(listPairs(dir).map((p) => p.pairId), ['pair-0-good']);
 });
