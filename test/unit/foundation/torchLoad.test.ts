@@ -118,6 +118,22 @@ test('a global outside the allowlist is refused by name, with the file and the w
   }
 });
 
+// The allowlist is the guard, not the REDUCE rule behind it: a name outside it is refused where it appears, even when
+// nothing calls it, so a file that names getattr or exec never loads as if it were weights.
+test('a global outside the allowlist is refused even when it is never called, beside a valid tensor', () => {
+  const names = ['builtins.getattr', 'builtins.setattr', 'builtins.__import__', 'builtins.exec', 'builtins.eval', 'builtins.open', 'os.system', 'posix.system', 'nt.system',
+    'subprocess.Popen', 'runpy._run_code', 'pickle.loads', 'functools.partial', 'operator.attrgetter', 'torch.load', 'torch.storage._load_from_bytes', 'numpy.core.multiarray._reconstruct'];
+  for (const name of names) {
+    const dot = name.lastIndexOf('.');
+    const p = new Pickle().proto().orderedDict();
+    p.op(OP.MARK).str('w');
+    writeTensor(p, { storage: f32('0', [1]), shape: [1] });
+    p.str('x').global(name.slice(0, dot), name.slice(dot + 1)).op(OP.SETITEMS).stop();
+    const f = withPickle(p.bytes(), [f32('0', [1])]);
+    assert.throws(() => readTorchCheckpoint(f), (e: Error) => e.message.startsWith(`${f}: the pickle names the global ${name}, which a weights-only checkpoint may not use`), name);
+  }
+});
+
 test('a refused file runs nothing: globals that would write a file if called leave no file behind', () => {
   const marker = path.join(dir, 'pwned');
   const attacks = [
