@@ -39,6 +39,14 @@ test('a script is refused without a gate, and when the gate refuses it is never 
   assert.equal((globalThis as { ranRewardScript?: boolean }).ranRewardScript, undefined);
 });
 
+// A gate may answer later (a modal the person has not clicked yet): the script waits for that answer, and a no is a no.
+test('a gate that refuses asynchronously is waited for: the script is never imported', async () => {
+  const { dir } = experimentWithScript('globalThis.ranAfterLateNo = true; export default (i) => i.map(() => 1);');
+  const late = () => new Promise<void>((_, reject) => setTimeout(() => reject(new Error('declined in the dialog')), 10));
+  await assert.rejects(makeReward('script:rewards/score.mjs', dir, late), /declined in the dialog/);
+  assert.equal((globalThis as { ranAfterLateNo?: boolean }).ranAfterLateNo, undefined);
+});
+
 test('a script outside the experiment is refused by ../, by absolute path and by a symlink leading out', async () => {
   const outside = tmp();
   fs.writeFileSync(path.join(outside, 'evil.mjs'), 'export default (i) => i.map(() => 1);');
