@@ -89,7 +89,8 @@ export function isHubRepoId(spec: string): boolean {
 /** Local folder a repo/revision is cached in. */
 export function cachedModelDir(cacheDir: string, repo: string, revision = 'main'): string {
   if (!isHubRepoId(repo)) throw new Error(`'${repo}' is not a Hugging Face repo id (owner/name)`);
-  if (!/^[\w.-]+$/.test(revision)) throw new Error(`'${revision}' is not a usable revision name`);
+  // as git names refs: never starting with a dot nor holding `..`, so `.` and `..` cannot make it the cache's own folder
+  if (!/^[\w.-]+$/.test(revision) || revision.startsWith('.') || revision.includes('..')) throw new Error(`'${revision}' is not a usable revision name`);
   return join(resolve(cacheDir), repo.replace('/', '--'), revision);
 }
 

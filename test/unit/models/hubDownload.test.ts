@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { DownloadProgress, PIPELINE_REPO, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
+import { DownloadProgress, PIPELINE_REPO, cachedModelDir, downloadModel, hubEndpoint, resolveModel, selectPipelineFiles } from '../../../src/core/models/hubDownload';
 import { loadModelFolder } from '../../../src/core/models/modelFolder';
 import { needsFixture, referenceSd } from '../fixtures';
 import { MockHub, startMockHub } from './mockHub';
@@ -27,6 +27,12 @@ before(async () => {
   baseUrl = hub.url;
 });
 after(() => hub?.close());
+
+test('a revision cannot name the cache itself or a folder above its repo: `.`, `..` and names with `..` are refused', () => {
+  const cache = join(tmpdir(), 'ddpo-cache');
+  assert.equal(cachedModelDir(cache, 'owner/name', 'v1.0'), join(cache, 'owner--name', 'v1.0'));
+  for (const bad of ['.', '..', '.hidden', 'a..b', '../x']) assert.throws(() => cachedModelDir(cache, 'owner/name', bad), /is not a usable revision name/, bad);
+});
 
 test('only the files the ONNX pipeline reads are selected', () => {
   const picked = selectPipelineFiles(['README.md', 'model_index.json', 'unet/model.onnx', 'unet/model.onnx_data', 'unet/weights.pb', 'unet/config.json',
