@@ -71,3 +71,11 @@ test('v-prediction and epsilon-prediction of the same state give the same step',
   const b = ddimStepWithLogProb({ sample, modelOutput: v, batch: 1, coefficients: c, noise, predictionType: 'v_prediction' });
   for (let i = 0; i < 8; i++) assert.ok(Math.abs(a.prevSample[i] - b.prevSample[i]) < 1e-5);
 });
+
+test('eta scales the noise linearly: eta 0.5 adds half the noise of eta 1 (diffusers: std = eta·√variance)', () => {
+  const sample = randomish(8, 7), eps = randomish(8, 8), noise = randomish(8, 9);
+  const full = ddimCoefficients(schedule, 501, 10, 1), half = ddimCoefficients(schedule, 501, 10, 0.5);
+  assert.ok(Math.abs(half.stdDevT - 0.5 * full.stdDevT) < 1e-12, `${half.stdDevT} vs ${full.stdDevT}`);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: half, noise });
+  for (let i = 0; i < 8; i++) assert.ok(Math.abs(r.prevSample[i] - r.prevSampleMean[i] - 0.5 * full.stdDevT * noise[i]) < 1e-5);
+});
