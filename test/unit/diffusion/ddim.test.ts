@@ -79,3 +79,12 @@ test('eta scales the noise linearly: eta 0.5 adds half the noise of eta 1 (diffu
   const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: half, noise });
   for (let i = 0; i < 8; i++) assert.ok(Math.abs(r.prevSample[i] - r.prevSampleMean[i] - 0.5 * full.stdDevT * noise[i]) < 1e-5);
 });
+
+test('a step that lands on timestep 0 goes to alphā_0; only a step past 0 takes the final alphā (set_alpha_to_one)', () => {
+  // leading spacing without steps_offset ends on timestep 0, so the step from 100 lands exactly on it
+  const cfg = parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, set_alpha_to_one: true });
+  const s = makeDdimSchedule(cfg);
+  assert.deepEqual(ddimTimesteps(cfg, 10).slice(-2), [100, 0]);
+  assert.equal(ddimCoefficients(s, 100, 10, 1).alphaProdTPrev, s.alphasCumprod[0]);
+  assert.equal(ddimCoefficients(s, 0, 10, 1).alphaProdTPrev, 1);
+});
