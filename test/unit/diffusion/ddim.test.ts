@@ -88,3 +88,10 @@ test('a step that lands on timestep 0 goes to alphā_0; only a step past 0 takes
   assert.equal(ddimCoefficients(s, 100, 10, 1).alphaProdTPrev, s.alphasCumprod[0]);
   assert.equal(ddimCoefficients(s, 0, 10, 1).alphaProdTPrev, 1);
 });
+
+test('settings a scheduler config leaves out take diffusers DDIMScheduler\'s defaults', () => {
+  assert.deepEqual(parseDdimConfig({}), {
+    numTrainTimesteps: 1000, betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear', setAlphaToOne: true, stepsOffset: 0,
+    predictionType: 'epsilon', timestepSpacing: 'leading', clipSample: true, clipSampleRange: 1,
+  });
+});
