@@ -95,3 +95,13 @@ test('settings a scheduler config leaves out take diffusers DDIMScheduler\'s def
     predictionType: 'epsilon', timestepSpacing: 'leading', clipSample: true, clipSampleRange: 1,
   });
 });
+
+test('clip_sample clamps the predicted x₀ to ±range, and the step is taken from the clamped x₀', () => {
+  const c = ddimCoefficients(schedule, 901, 10, 0);
+  const sample = Float32Array.from([3, -3, 0.1]), eps = Float32Array.from([-2, 2, 0]);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: c, clipSampleRange: 1 });
+  const sa = Math.sqrt(c.alphaProdT), dir = Math.sqrt(1 - c.alphaProdTPrev);
+  assert.deepEqual(Array.from(r.predOriginalSample.subarray(0, 2)), [1, -1]);
+  assert.ok(Math.abs(r.predOriginalSample[2] - 0.1 / sa) < 1e-5);
+  assert.ok(Math.abs(r.prevSample[0] - (Math.sqrt(c.alphaProdTPrev) * 1 + dir * -2)) < 1e-5);
+});
