@@ -227,8 +227,9 @@ test('preprocessing follows the folder\'s preprocessor_config.json: an image of 
   const img = disc(32);
   const px = toPixelValues([img], pre);
   for (const i of [0, 500, 1023]) assert.ok(Math.abs(px[i] - (img.data[i * 3] / 255 - pre.mean[0]) / pre.std[0]) < 1e-6);
-  // a 1-pixel checkerboard halved: every output pixel averages black and white (sampling would keep one of them)
-  const n = 64, data = new Uint8Array(n * n * 3);
+  // a 1-pixel checkerboard reduced 3x: every output pixel averages black and white. Sampling without antialiasing
+  // would keep one of them (an odd factor puts a source pixel at each output centre; halving would not tell them apart)
+  const n = 96, data = new Uint8Array(n * n * 3);
   for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) data.fill((x + y) % 2 ? 255 : 0, (y * n + x) * 3, (y * n + x) * 3 + 3);
   const down = toPixelValues([{ width: n, height: n, data }], { size: 32, mean: [0, 0, 0], std: [1, 1, 1] });
   assert.ok(down.every((v) => Math.abs(v - 0.5) < 0.02), `range ${Math.min(...down)}..${Math.max(...down)}`);
