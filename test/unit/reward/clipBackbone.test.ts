@@ -234,3 +234,18 @@ test('preprocessing follows the folder\'s preprocessor_config.json: an image of 
   const down = toPixelValues([{ width: n, height: n, data }], { size: 32, mean: [0, 0, 0], std: [1, 1, 1] });
   assert.ok(down.every((v) => Math.abs(v - 0.5) < 0.02), `range ${Math.min(...down)}..${Math.max(...down)}`);
 });
+
+test('a wide or tall image is cropped at its centre: the model sees the middle, not an edge', () => {
+  // three bands along the long side; after the short side is resized to the crop size, the middle band fills the crop
+  const bands = (width: number, height: number, along: 'x' | 'y') => {
+    const data = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[(y * width + x) * 3 + Math.floor((along === 'x' ? x / width : y / height) * 3)] = 255;
+    return { width, height, data };
+  };
+  const plain = { size: 32, mean: [0, 0, 0], std: [1, 1, 1] };
+  for (const img of [bands(96, 32, 'x'), bands(32, 96, 'y')]) {
+    const px = toPixelValues([img], plain);
+    const channelMean = (c: number) => px.subarray(c * 1024, (c + 1) * 1024).reduce((a, v) => a + v, 0) / 1024;
+    assert.deepEqual([0, 1, 2].map((c) => Math.round(channelMean(c) * 100) / 100), [0, 1, 0], `${img.width}x${img.height}`);
+  }
+});
