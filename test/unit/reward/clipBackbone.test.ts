@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
-import { loadOnnxBackbone, readPreprocess, toPixelValues } from '../../../src/core/reward/onnxBackbone';
+import { CLIP_MEAN, CLIP_STD, loadOnnxBackbone, readPreprocess, toPixelValues } from '../../../src/core/reward/onnxBackbone';
 import { openBackbone } from '../../../src/core/reward/openBackbone';
 import { inspectBackboneFolder, selectBackboneFiles } from '../../../src/core/models/backboneFolder';
 import { BACKBONE_REPO, cachedModelDir, downloadModel } from '../../../src/core/models/hubDownload';
@@ -248,4 +248,12 @@ test('a wide or tall image is cropped at its centre: the model sees the middle, 
     const channelMean = (c: number) => px.subarray(c * 1024, (c + 1) * 1024).reduce((a, v) => a + v, 0) / 1024;
     assert.deepEqual([0, 1, 2].map((c) => Math.round(channelMean(c) * 100) / 100), [0, 1, 0], `${img.width}x${img.height}`);
   }
+});
+
+test('each colour channel is normalised with its own mean and std (CLIP\'s differ per channel)', () => {
+  const data = new Uint8Array(32 * 32 * 3);
+  for (let i = 0; i < 32 * 32; i++) data.set([200, 100, 50], i * 3);
+  const pre = { size: 32, mean: CLIP_MEAN, std: CLIP_STD };
+  const px = toPixelValues([{ width: 32, height: 32, data }], pre);
+  [200, 100, 50].forEach((v, c) => assert.ok(Math.abs(px[c * 1024 + 517] - (v / 255 - pre.mean[c]) / pre.std[c]) < 1e-5, `channel ${c}: ${px[c * 1024 + 517]}`));
 });
