@@ -157,6 +157,14 @@ test('a folder without an image encoder, or with a cut-off one, says what it nee
   assert.throws(() => inspectBackboneFolder(cut), /onnx\/text_model\.onnx is only partly downloaded \(text_model\.onnx\.part\); run the download again to resume it/);
 });
 
+test('a tokenizer cut off mid-download at the top of the folder is named, not taken for a backbone without a text tower', () => {
+  // without its tokenizer the text tower is unusable: the reward would be image-only, ignoring prompts
+  const cut = writeTestClipFolder(tmp(), { tokenizer: 'json' });
+  fs.renameSync(path.join(cut, 'tokenizer.json'), path.join(cut, 'tokenizer.json.part'));
+  assert.throws(() => inspectBackboneFolder(cut), /tokenizer\.json is only partly downloaded \(tokenizer\.json\.part\); run the download again/);
+  fs.rmSync(cut, { recursive: true, force: true });
+});
+
 test('only the float32 towers, tokenizer and configs of a backbone repo are fetched; separate towers win over the combined model', () => {
   assert.deepEqual(selectBackboneFiles(['README.md', 'config.json', 'preprocessor_config.json', 'tokenizer.json', 'vocab.json', 'merges.txt', 'onnx/model.onnx',
     'onnx/vision_model.onnx', 'onnx/vision_model.onnx_data', 'onnx/vision_model_quantized.onnx', 'onnx/vision_model_fp16.onnx', 'onnx/text_model.onnx', 'pytorch_model.bin']),
