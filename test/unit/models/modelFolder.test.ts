@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ModelFolderError, loadModelFolder, modelFingerprint } from '../../../src/core/models/modelFolder';
+import { ModelFolderError, inspectModelFolder, loadModelFolder, modelFingerprint } from '../../../src/core/models/modelFolder';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { needsFixture, referenceSd } from '../fixtures';
 
@@ -69,5 +69,16 @@ test('a VAE without config.json decodes with SD\'s latent scaling 0.18215; a con
     assert.equal(loadModelFolder(dir).vaeScalingFactor, 0.18215);
     writeFileSync(join(dir, 'vae_decoder/config.json'), JSON.stringify({ scaling_factor: 0.13025 }));
     assert.equal(loadModelFolder(dir).vaeScalingFactor, 0.13025);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('a config file still downloading (a .part beside it) is named as an incomplete download, not as missing', () => {
+  const dir = minimalFolder();
+  try {
+    for (const f of ['model_index.json', 'scheduler/scheduler_config.json']) renameSync(join(dir, f), join(dir, `${f}.part`));
+    assert.deepEqual(inspectModelFolder(dir).problems, [
+      { file: 'model_index.json', problem: 'download incomplete (.part file present)' },
+      { file: 'scheduler/scheduler_config.json', problem: 'download incomplete (.part file present)' },
+    ]);
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
