@@ -71,3 +71,37 @@ test('v-prediction and epsilon-prediction of the same state give the same step',
   const b = ddimStepWithLogProb({ sample, modelOutput: v, batch: 1, coefficients: c, noise, predictionType: 'v_prediction' });
   for (let i = 0; i < 8; i++) assert.ok(Math.abs(a.prevSample[i] - b.prevSample[i]) < 1e-5);
 });
+
+test('eta scales the noise linearly: eta 0.5 adds half the noise of eta 1 (diffusers: std = eta·√variance)', () => {
+  const sample = randomish(8, 7), eps = randomish(8, 8), noise = randomish(8, 9);
+  const full = ddimCoefficients(schedule, 501, 10, 1), half = ddimCoefficients(schedule, 501, 10, 0.5);
+  assert.ok(Math.abs(half.stdDevT - 0.5 * full.stdDevT) < 1e-12, `${half.stdDevT} vs ${full.stdDevT}`);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: half, noise });
+  for (let i = 0; i < 8; i++) assert.ok(Math.abs(r.prevSample[i] - r.prevSampleMean[i] - 0.5 * full.stdDevT * noise[i]) < 1e-5);
+});
+
+test('a step that lands on timestep 0 goes to alphā_0; only a step past 0 takes the final alphā (set_alpha_to_one)', () => {
+  // leading spacing without steps_offset ends on timestep 0, so the step from 100 lands exactly on it
+  const cfg = parseDdimConfig({ beta_schedule: 'scaled_linear', beta_start: 0.00085, beta_end: 0.012, set_alpha_to_one: true });
+  const s = makeDdimSchedule(cfg);
+  assert.deepEqual(ddimTimesteps(cfg, 10).slice(-2), [100, 0]);
+  assert.equal(ddimCoefficients(s, 100, 10, 1).alphaProdTPrev, s.alphasCumprod[0]);
+  assert.equal(ddimCoefficients(s, 0, 10, 1).alphaProdTPrev, 1);
+});
+
+test('settings a scheduler config leaves out take diffusers DDIMScheduler\'s defaults', () => {
+  assert.deepEqual(parseDdimConfig({}), {
+    numTrainTimesteps: 1000, betaStart: 0.0001, betaEnd: 0.02, betaSchedule: 'linear', setAlphaToOne: true, stepsOffset: 0,
+    predictionType: 'epsilon', timestepSpacing: 'leading', clipSample: true, clipSampleRange: 1,
+  });
+});
+
+test('clip_sample clamps the predicted x₀ to ±range, and the step is taken from the clamped x₀', () => {
+  const c = ddimCoefficients(schedule, 901, 10, 0);
+  const sample = Float32Array.from([3, -3, 0.1]), eps = Float32Array.from([-2, 2, 0]);
+  const r = ddimStepWithLogProb({ sample, modelOutput: eps, batch: 1, coefficients: c, clipSampleRange: 1 });
+  const sa = Math.sqrt(c.alphaProdT), dir = Math.sqrt(1 - c.alphaProdTPrev);
+  assert.deepEqual(Array.from(r.predOriginalSample.subarray(0, 2)), [1, -1]);
+  assert.ok(Math.abs(r.predOriginalSample[2] - 0.1 / sa) < 1e-5);
+  assert.ok(Math.abs(r.prevSample[0] - (Math.sqrt(c.alphaProdTPrev) * 1 + dir * -2)) < 1e-5);
+});

@@ -100,3 +100,10 @@ test('ddpo generate writes PNGs whose metadata reproduces them', { skip: needsFi
     assert.match(lines[lines.length - 1], /--steps must be an integer/);
   } finally { rmSync(out, { recursive: true, force: true }); }
 });
+
+test('the negative prompt is what guidance steers away from: it is encoded as the unconditional half and changes the image', { skip: needsFixture() }, async () => {
+  const run = (negativePrompt?: string) => sampleDdim(pipe, { ...base, seed: 2, count: 1, negativePrompt });
+  const blue = await run('blue'), none = await run();
+  assert.deepEqual(blue.negativeEmbeds.data, (await pipe.encodePrompts(['blue'], { negative: true })).data);
+  assert.notDeepEqual(blue.trajectory[base.steps], none.trajectory[base.steps]);
+});

@@ -45,3 +45,14 @@ test('text cleanup collapses whitespace, lowercases and unescapes html', () => {
 test('a token missing from the vocabulary is reported', () => {
   assert.throws(() => toy().encode('c'), /not in the tokenizer vocabulary/);
 });
+
+test('the pad token of tokenizer_config.json fills the prompt after its end mark (SD 2 pads with "!", not the end token)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tok-pad-'));
+  try {
+    const vocab = { 'a</w>': 0, 'b</w>': 1, a: 2, b: 3, 'ab</w>': 4, '<|startoftext|>': 5, '<|endoftext|>': 6, '!': 7 };
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+    writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\na b</w>\n');
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 6, pad_token: '!' }));
+    assert.deepEqual(loadClipTokenizer(dir).encode('ab'), [5, 4, 6, 7, 7, 7]);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});

@@ -106,3 +106,16 @@ test('New Experiment\'s worker job runs the same check at the preset\'s settings
   assert.throws(() => h.parse({ modelDir: 'relative/dir' }), /"modelDir" must be an absolute path/);
   assert.throws(() => h.parse({ modelDir: TINY, ddpo: [1] }), /"ddpo" must be an object/);
 });
+
+test('a model that cannot sample is not reported as trainable, even though its training graph builds', async () => {
+  // DDPO trains on its own samples: a broken VAE decoder stops training as surely as a broken UNet
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'doctor-vae-'));
+  try {
+    for (const e of fs.readdirSync(TINY)) if (e !== 'vae_decoder') fs.symlinkSync(path.join(TINY, e), path.join(dir, e));
+    fs.mkdirSync(path.join(dir, 'vae_decoder'));
+    fs.writeFileSync(path.join(dir, 'vae_decoder/model.onnx'), fs.readFileSync(path.join(TINY, 'vae_decoder/model.onnx')).subarray(0, 200));
+    const r = await diagnoseModel(dir);
+    assert.deepEqual({ canSample: r.canSample, canTrain: r.canTrain }, { canSample: false, canTrain: false });
+    assert.ok(r.findings.some((f) => f.area === 'sample' && f.level === 'error' && f.message.includes('vae_decoder')), JSON.stringify(r.findings));
+  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deflateSync } from 'node:zlib';
-import { crc32, decodePng, encodePng } from '../../../src/core/image/png';
+import { crc32, decodePng, encodePng, readPngText } from '../../../src/core/image/png';
 
 const gradient = (w: number, h: number, ch: 1 | 2 | 3 | 4) => ({ width: w, height: h, channels: ch, data: Uint8Array.from({ length: w * h * ch }, (_, i) => (i * 37) & 255) });
 
@@ -51,4 +51,12 @@ test('a corrupted file is reported with the failing chunk', () => {
   png[44] ^= 0xff; // inside the first tEXt body
   assert.throws(() => decodePng(png), /chunk tEXt .* bad CRC/);
   assert.throws(() => decodePng(Buffer.from('GIF89a')), /Not a PNG/);
+});
+
+test('a PNG cut off before its end has no readable metadata, so a resumed job makes that image again instead of keeping it', () => {
+  const meta = { prompt: 'a red circle', seed: '7' };
+  const png = encodePng(gradient(16, 16, 3), meta);
+  assert.deepEqual(readPngText(png), meta);
+  // cut inside the image data, as a writer without atomic renames leaves it: the text chunks before it are whole
+  assert.equal(readPngText(png.subarray(0, png.length - 20)), undefined);
 });

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ModelFolderError, loadModelFolder, modelFingerprint } from '../../../src/core/models/modelFolder';
+import { dirname, join } from 'node:path';
+import { ModelFolderError, inspectModelFolder, loadModelFolder, modelFingerprint } from '../../../src/core/models/modelFolder';
 import { StableDiffusionPipeline } from '../../../src/core/diffusion/pipeline';
 import { needsFixture, referenceSd } from '../fixtures';
 
@@ -49,4 +49,36 @@ test('the pipeline reads input names, dtypes and ranks from the sessions', { ski
     assert.equal(pipe.latentChannels, 4);
     assert.equal(await pipe.vaeScaleFactor(), 2);
   } finally { await pipe.release(); }
+});
+
+// The smallest folder that validates: configs, a tokenizer, and ONNX files that only start like one (never opened here).
+function minimalFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sdmin-'));
+  const put = (rel: string, body: string | Uint8Array) => { mkdirSync(dirname(join(dir, rel)), { recursive: true }); writeFileSync(join(dir, rel), body); };
+  put('model_index.json', '{}');
+  put('scheduler/scheduler_config.json', '{}');
+  for (const m of ['unet', 'text_encoder', 'vae_decoder']) put(`${m}/model.onnx`, Uint8Array.from([0x08, 0x07, ...new Array(30).fill(0)]));
+  put('tokenizer/vocab.json', '{}');
+  put('tokenizer/merges.txt', '');
+  return dir;
+}
+
+test('a VAE without config.json decodes with SD\'s latent scaling 0.18215; a config\'s own factor wins', () => {
+  const dir = minimalFolder();
+  try {
+    assert.equal(loadModelFolder(dir).vaeScalingFactor, 0.18215);
+    writeFileSync(join(dir, 'vae_decoder/config.json'), JSON.stringify({ scaling_factor: 0.13025 }));
+    assert.equal(loadModelFolder(dir).vaeScalingFactor, 0.13025);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('a config file still downloading (a .part beside it) is named as an incomplete download, not as missing', () => {
+  const dir = minimalFolder();
+  try {
+    for (const f of ['model_index.json', 'scheduler/scheduler_config.json']) renameSync(join(dir, f), join(dir, `${f}.part`));
+    assert.deepEqual(inspectModelFolder(dir).problems, [
+      { file: 'model_index.json', problem: 'download incomplete (.part file present)' },
+      { file: 'scheduler/scheduler_config.json', problem: 'download incomplete (.part file present)' },
+    ]);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
-import { loadOnnxBackbone, readPreprocess, toPixelValues } from '../../../src/core/reward/onnxBackbone';
+import { CLIP_MEAN, CLIP_STD, loadOnnxBackbone, readPreprocess, toPixelValues } from '../../../src/core/reward/onnxBackbone';
 import { openBackbone } from '../../../src/core/reward/openBackbone';
 import { inspectBackboneFolder, selectBackboneFiles } from '../../../src/core/models/backboneFolder';
 import { BACKBONE_REPO, cachedModelDir, downloadModel } from '../../../src/core/models/hubDownload';
@@ -157,6 +157,14 @@ test('a folder without an image encoder, or with a cut-off one, says what it nee
   assert.throws(() => inspectBackboneFolder(cut), /onnx\/text_model\.onnx is only partly downloaded \(text_model\.onnx\.part\); run the download again to resume it/);
 });
 
+test('a tokenizer cut off mid-download at the top of the folder is named, not taken for a backbone without a text tower', () => {
+  // without its tokenizer the text tower is unusable: the reward would be image-only, ignoring prompts
+  const cut = writeTestClipFolder(tmp(), { tokenizer: 'json' });
+  fs.renameSync(path.join(cut, 'tokenizer.json'), path.join(cut, 'tokenizer.json.part'));
+  assert.throws(() => inspectBackboneFolder(cut), /tokenizer\.json is only partly downloaded \(tokenizer\.json\.part\); run the download again/);
+  fs.rmSync(cut, { recursive: true, force: true });
+});
+
 test('only the float32 towers, tokenizer and configs of a backbone repo are fetched; separate towers win over the combined model', () => {
   assert.deepEqual(selectBackboneFiles(['README.md', 'config.json', 'preprocessor_config.json', 'tokenizer.json', 'vocab.json', 'merges.txt', 'onnx/model.onnx',
     'onnx/vision_model.onnx', 'onnx/vision_model.onnx_data', 'onnx/vision_model_quantized.onnx', 'onnx/vision_model_fp16.onnx', 'onnx/text_model.onnx', 'pytorch_model.bin']),
@@ -227,9 +235,33 @@ test('preprocessing follows the folder\'s preprocessor_config.json: an image of 
   const img = disc(32);
   const px = toPixelValues([img], pre);
   for (const i of [0, 500, 1023]) assert.ok(Math.abs(px[i] - (img.data[i * 3] / 255 - pre.mean[0]) / pre.std[0]) < 1e-6);
-  // a 1-pixel checkerboard halved: every output pixel averages black and white (sampling would keep one of them)
-  const n = 64, data = new Uint8Array(n * n * 3);
+  // a 1-pixel checkerboard reduced 3x: every output pixel averages black and white. Sampling without antialiasing
+  // would keep one of them (an odd factor puts a source pixel at each output centre; halving would not tell them apart)
+  const n = 96, data = new Uint8Array(n * n * 3);
   for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) data.fill((x + y) % 2 ? 255 : 0, (y * n + x) * 3, (y * n + x) * 3 + 3);
   const down = toPixelValues([{ width: n, height: n, data }], { size: 32, mean: [0, 0, 0], std: [1, 1, 1] });
   assert.ok(down.every((v) => Math.abs(v - 0.5) < 0.02), `range ${Math.min(...down)}..${Math.max(...down)}`);
+});
+
+test('a wide or tall image is cropped at its centre: the model sees the middle, not an edge', () => {
+  // three bands along the long side; after the short side is resized to the crop size, the middle band fills the crop
+  const bands = (width: number, height: number, along: 'x' | 'y') => {
+    const data = new Uint8Array(width * height * 3);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[(y * width + x) * 3 + Math.floor((along === 'x' ? x / width : y / height) * 3)] = 255;
+    return { width, height, data };
+  };
+  const plain = { size: 32, mean: [0, 0, 0], std: [1, 1, 1] };
+  for (const img of [bands(96, 32, 'x'), bands(32, 96, 'y')]) {
+    const px = toPixelValues([img], plain);
+    const channelMean = (c: number) => px.subarray(c * 1024, (c + 1) * 1024).reduce((a, v) => a + v, 0) / 1024;
+    assert.deepEqual([0, 1, 2].map((c) => Math.round(channelMean(c) * 100) / 100), [0, 1, 0], `${img.width}x${img.height}`);
+  }
+});
+
+test('each colour channel is normalised with its own mean and std (CLIP\'s differ per channel)', () => {
+  const data = new Uint8Array(32 * 32 * 3);
+  for (let i = 0; i < 32 * 32; i++) data.set([200, 100, 50], i * 3);
+  const pre = { size: 32, mean: CLIP_MEAN, std: CLIP_STD };
+  const px = toPixelValues([{ width: 32, height: 32, data }], pre);
+  [200, 100, 50].forEach((v, c) => assert.ok(Math.abs(px[c * 1024 + 517] - (v / 255 - pre.mean[c]) / pre.std[c]) < 1e-5, `channel ${c}: ${px[c * 1024 + 517]}`));
 });
