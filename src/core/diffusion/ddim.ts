@@ -75,11 +75,21 @@ export function ddimTimesteps(config: DdimConfig, steps: number): number[] {
     for (let i = steps - 1; i >= 0; i--) out.push(Math.round(i * ratio) + config.stepsOffset);
   } else if (config.timestepSpacing === 'trailing') {
     const ratio = n / steps;
-    for (let i = 0; i < steps; i++) out.push(Math.round(n - i * ratio) - 1);
+    for (let i = 0; i < steps; i++) out.push(roundHalfEven(n - i * ratio) - 1);
   } else {
-    for (let i = steps - 1; i >= 0; i--) out.push(Math.round(steps === 1 ? 0 : (i * (n - 1)) / (steps - 1)));
+    // as numpy.linspace computes it: i times the step, not i·(n−1) divided afterwards
+    const step = steps === 1 ? 0 : (n - 1) / (steps - 1);
+    for (let i = steps - 1; i >= 0; i--) out.push(roundHalfEven(i === steps - 1 ? n - 1 : i * step));
   }
   return out;
+}
+
+// numpy's round, which diffusers' timesteps go through: a half goes to the even neighbour (832.5 → 832, 811.5 → 812),
+// where Math.round would always go up and shift the timestep, and so the image, from the one diffusers samples
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
 }
 
 /** Scalars of one DDIM transition t -> prev; what an ONNX mirror of the step needs as constants. */

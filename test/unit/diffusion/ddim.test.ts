@@ -10,6 +10,10 @@ test('timesteps follow diffusers DDIM spacing (leading, trailing, linspace)', ()
   assert.deepEqual(ddimTimesteps(sd15, 3), [667, 334, 1]);
   assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'trailing' }, 4), [999, 749, 499, 249]);
   assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'linspace' }, 4), [999, 666, 333, 0]);
+  // a timestep that falls on a half rounds to even, as numpy's round in diffusers' set_timesteps does (values from
+  // numpy: linspace(0, 999, 7).round() and round(arange(1000, 0, -62.5)) - 1)
+  assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'linspace' }, 7), [999, 832, 666, 500, 333, 166, 0]);
+  assert.deepEqual(ddimTimesteps({ ...sd15, timestepSpacing: 'trailing' }, 16), [999, 937, 874, 811, 749, 687, 624, 561, 499, 437, 374, 311, 249, 187, 124, 61]);
   assert.throws(() => ddimTimesteps(sd15, 0), /steps must be/);
 });
 
