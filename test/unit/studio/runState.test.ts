@@ -39,6 +39,32 @@ test('status "running" is believed while its writer holds the run lock; a dead w
   assert.equal(readRunState(dir, false).state, 'running', 'another machine\'s run cannot be checked from here');
 });
 
+// A run stopped with Stop keeps its checkpoints and is resumed from its row: shown as "stopped", never as a run
+// that has not started (whose row offers only Start Fine-Tuning).
+test('a run status.json calls stopped reads as stopped, not as one never started', () => {
+  assert.equal(effectiveState('stopped', false), 'stopped');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-run-'));
+  fs.mkdirSync(path.join(dir, 'ddpo'));
+  fs.writeFileSync(path.join(dir, 'ddpo', 'status.json'), JSON.stringify({ state: 'stopped', message: 'Stopped by the user.' }));
+  assert.equal(readRunState(dir, false).state, 'stopped');
+});
+
+// The run lock outlives a killed run only as a stale file, but another process may hold it afterwards (an Export
+// LoRA, a reward training): that one's pid is not the run's, and the killed run must still read as interrupted, so
+// the studio offers Resume instead of a spinner that never ends.
+test('a killed run reads as interrupted while another live process holds the experiment\'s lock', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-run-'));
+  fs.mkdirSync(path.join(dir, 'ddpo'));
+  const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+  fs.writeFileSync(path.join(dir, 'ddpo', 'status.json'), JSON.stringify({ state: 'running', pid: dead, host: os.hostname() }));
+  const lock = acquireRunLock(dir, 'ddpo export-lora');
+  try {
+    assert.equal(readRunState(dir, false).state, 'interrupted');
+  } finally {
+    lock.release();
+  }
+});
+
 test('the run state comes from the files: epochs, charts, newest eval images, checkpoints', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-studio-run-'));
   assert.equal(readRunState(dir, false).state, 'idle');
