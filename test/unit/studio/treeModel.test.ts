@@ -82,3 +82,31 @@ test('an interrupted Diffusion-DPO run shows on its experiment\'s row and is off
   assert.equal(running[0].status, 'running', 'a run under way is what the row shows');
   assert.deepEqual(buildStudioTree([entry], () => ({ ...summary, run: idle })).flatMap((n) => interruptedRuns([n])), []);
 });
+
+// A Diffusion-DPO run under way is what the experiment's row shows (its spinner and "running"), even when the DDPO run
+// finished long ago: a row saying "done" while a run holds the experiment invites a second start.
+test('an experiment whose Diffusion-DPO run is under way shows running on its row, whatever the DDPO run did', () => {
+  const done = { state: 'done' as const, lastEpoch: 7, numEpochs: 8, points: [], checkpoints: [7], evalImages: [] };
+  const dpoRun = { ...done, state: 'running' as const, lastEpoch: 0, checkpoints: [0], algorithm: 'diffusion-dpo' as const, dpoPoints: [] };
+  const [exp] = buildStudioTree([entry], () => ({ ...summary, run: done, dpoRun }));
+  assert.equal(exp.status, 'running');
+  assert.equal(exp.description, 'tiny-shapes (embedded) · running');
+});
+
+// After a reload the studio offers Resume for interrupted runs only: a run that finished, failed or was stopped on
+// purpose is not "interrupted", and a Resume notice for it after every reload would be noise.
+test('only interrupted runs are offered for resuming, not finished, failed or stopped ones', () => {
+  for (const state of ['done', 'failed', 'stopped', 'running'] as const) {
+    const run = { ...summary.run, state };
+    const dpoRun = { ...run, algorithm: 'diffusion-dpo' as const, dpoPoints: [] };
+    assert.deepEqual(interruptedRuns(buildStudioTree([entry], () => ({ ...summary, run, dpoRun }))), [], state);
+  }
+});
+
+// Hovering a failed run's row tells why it failed (status.json's message), without opening the worker log.
+test('a run\'s row carries its status message as its tooltip', () => {
+  const failed = { ...summary.run, state: 'failed' as const, message: 'out of memory while allocating 2 GB for the UNet' };
+  const run = find(buildStudioTree([entry], () => ({ ...summary, run: failed }))[0].children, 'run');
+  assert.equal(run.description, 'failed · 3/8 epochs, reward 0.457');
+  assert.equal(run.tooltip, 'out of memory while allocating 2 GB for the UNet');
+});
