@@ -212,3 +212,25 @@ test('fine-tuning on a built-in reward (ddpo.json\'s "reward": "aesthetic") need
   const compared = [{ id: 'c', a: { kind: 'base' }, b: { kind: 'checkpoint', algorithm: 'ddpo', epoch: 3 }, label: 'DDPO epoch 4 vs base model', total: 2, rated: 2, wins: 2, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: 2 } }];
   assert.match(nextStep({ ...base, run: done, comparisons: compared as never }, { reward: 'clip_score' }).why, /"reward": "learned"/);
 });
+
+// A run stopped (or failed) before its first checkpoint has nothing to compare: the next step starts it again rather
+// than a Compare button for an epoch that does not exist.
+test('a run that ended before its first checkpoint asks to fine-tune, not to compare', () => {
+  const reward = { accuracy: 0.8, heldOut: 5, comparisons: 30, trainedAt: '', ratings: 30 };
+  for (const state of ['stopped', 'failed', 'interrupted'] as const) {
+    const run = { state, lastEpoch: -1, numEpochs: 4, points: [], checkpoints: [], evalImages: [] };
+    assert.equal(nextStep({ ratings: 30, consistency: null, reward, run, comparisons: [] }).step, 'startFineTune', state);
+  }
+});
+
+// "Compared" means the newest checkpoint was compared and every pair of that comparison answered: a comparison of an
+// older epoch, or one still being rated, leaves Compare as the next step.
+test('the loop moves on from Compare only once the newest checkpoint\'s comparison is rated through', () => {
+  const reward = { accuracy: 0.8, heldOut: 5, comparisons: 30, trainedAt: '', ratings: 30 };
+  const run = { state: 'done' as const, lastEpoch: 3, numEpochs: 4, points: [], checkpoints: [1, 3], evalImages: [] };
+  const comparison = (epoch: number, rated: number) => ({ id: `c${epoch}-${rated}`, a: { kind: 'base' as const }, b: { kind: 'checkpoint' as const, algorithm: 'ddpo' as const, epoch }, label: `DDPO epoch ${epoch + 1} vs base model`, total: 2, rated, wins: rated, losses: 0, ties: 0, skips: 0, winRate: { rate: 1, low: 0.3, high: 1, n: rated } });
+  const at = (...comparisons: ReturnType<typeof comparison>[]) => nextStep({ ratings: 30, consistency: null, reward, run, comparisons });
+  assert.deepEqual([at(comparison(1, 2)).step, at(comparison(1, 2)).why], ['compare', 'Compare epoch 4 with the base model, blind, to see whether fine-tuning learned your taste.'], 'epoch 2 compared, epoch 4 not');
+  assert.equal(at(comparison(1, 2), comparison(3, 1)).step, 'compare', 'epoch 4 half rated');
+  assert.equal(at(comparison(1, 2), comparison(3, 2)).step, 'rate', 'epoch 4 rated through');
+});
