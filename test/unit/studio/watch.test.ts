@@ -162,3 +162,21 @@ test('the host refreshes the Experiments tree explicitly only where the watch ca
     'extension.ts': 3,
   });
 });
+
+// Changes are debounced per experiment: a rating in one experiment while another's fine-tuning writes its metrics
+// must refresh both experiments' panels, not only the one written last.
+test('changes to two experiments within the debounce are both reported, each for its own experiment', { timeout: 15_000 }, async () => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-watch-'));
+  for (const name of ['cats', 'dogs']) fs.mkdirSync(path.join(ws, '.ddpo', name, 'ddpo'), { recursive: true });
+  const seen: (string | undefined)[] = [];
+  const w = watchStudio(ws, (name) => seen.push(name), { debounceMs: 500 });
+  try {
+    await w.ready;
+    fs.writeFileSync(path.join(ws, '.ddpo', 'cats', 'ratings.jsonl'), '{}\n');
+    fs.writeFileSync(path.join(ws, '.ddpo', 'dogs', 'ddpo', 'metrics.jsonl'), '{}\n');
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual([...seen].sort(), ['cats', 'dogs']);
+  } finally {
+    await w.close();
+  }
+});
