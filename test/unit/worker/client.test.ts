@@ -155,3 +155,36 @@ test('sleep rejects promptly when aborted', async () => {
   ctl.abort();
   await assert.rejects(p, /Cancelled/);
 });
+
+// The fine-tuning and reward loops stop through signal.throwIfAborted(), which throws an AbortError, not a
+// CancelledError: Stop must still answer "cancelled", or the studio reports a stopped run as failed and offers no Resume.
+test('a job that stops by throwIfAborted on Cancel is answered as cancelled, not as failed', async () => {
+  const untilAborted: HandlerTable = {
+    ...realHandlers,
+    ping: { parse: () => ({}), run: async (_p, ctx) => { await new Promise((r) => ctx.signal.addEventListener('abort', r)); ctx.signal.throwIfAborted(); return { pid: 1, uptimeSeconds: 0 }; } },
+  };
+  const { factory } = memoryChannels(untilAborted);
+  const client = new WorkerClient(factory);
+  const ctl = new AbortController();
+  const job = client.request('ping', {}, { signal: ctl.signal });
+  setTimeout(() => ctl.abort(), 10);
+  await assert.rejects(job, (e: WorkerRequestError) => e.code === 'cancelled' && e.message === 'Cancelled.');
+  client.dispose();
+});
+
+// Each crash is told with its own reason: the fatal message of an earlier worker must not stand in for a later one's.
+test('a second crash is reported with its own reason, not the first worker\'s', async () => {
+  const { factory, started } = memoryChannels(realHandlers);
+  const crashes: CrashInfo[] = [];
+  const client = new WorkerClient(factory, { onCrash: (c) => crashes.push(c) });
+  const first = client.request('selfTest', { steps: 1000, delayMs: 5 });
+  await client.request('ping', {});
+  started[0].crash({ code: 134 }, 'out of memory while allocating 2 GB for the UNet');
+  await assert.rejects(first, /out of memory/);
+  const second = client.request('selfTest', { steps: 1000, delayMs: 5 });
+  await client.request('ping', {});
+  started[1].crash({ code: null, signal: 'SIGSEGV', stderrTail: 'Segmentation fault in libonnxruntime\n' });
+  await assert.rejects(second, (e: WorkerRequestError) => /Segmentation fault/.test(e.message) && !/out of memory/.test(e.message));
+  assert.deepEqual(crashes.map((c) => c.lastError), ['out of memory while allocating 2 GB for the UNet', 'Segmentation fault in libonnxruntime']);
+  client.dispose();
+});
