@@ -272,3 +272,52 @@ test('a flag that takes one value given twice, or a count below its least, is a 
   assert.equal(doctor.code, 2);
   assert.match(doctor.err, /--experiment .*typo: no experiment\.json there; give an experiment folder/);
 });
+
+// `ddpo` alone is a mistake a script must see (exit 2, as every usage error), though it prints the help.
+test('ddpo with no command prints the help and exits 2', async () => {
+  const r = await ddpo();
+  assert.equal(r.code, 2);
+  assert.match(r.out, /^ddpo — DDPO Studio on the command line/);
+});
+
+// An integer flag given a fraction, or nothing after "=", is refused: never rounded, never read as 0 (a --epoch= with
+// the value lost by a shell variable would otherwise export the first checkpoint).
+test('an integer flag refuses a fraction and an empty value', async () => {
+  const frac = await ddpo('generate', '--count', '2.5');
+  assert.equal(frac.code, 2);
+  assert.match(frac.err, /^ddpo generate: --count must be an integer >= 1, got '2\.5'$/);
+  const empty = await ddpo('export-lora', '--epoch=');
+  assert.equal(empty.code, 2);
+  assert.match(empty.err, /^ddpo export-lora: --epoch must be an integer >= 0, got ''$/);
+});
+
+// Names every object has (constructor, toString) are not flags: refused as unknown like any other, not a crash.
+test('a flag named like an object property is an unknown flag, exit 2', async () => {
+  for (const f of ['--constructor', '--toString', '--__proto__']) {
+    const r = await ddpo('train', f, 'x');
+    assert.equal(r.code, 2, `${f}: ${r.err}`);
+    assert.match(r.err, new RegExp(`^ddpo train: unknown flag ${f}; `));
+  }
+});
+
+// Each flag a command cannot run without is refused by name when it alone is left out, the others given.
+test('leaving out any one required flag is refused with exit 2, naming it', async () => {
+  const required: [string[], string[]][] = [
+    [['generate'], ['model', 'prompt', 'out']],
+    [['reward', 'train'], ['experiment']],
+    [['reward', 'eval'], ['experiment']],
+    [['train'], ['experiment']],
+    [['export-lora'], ['experiment', 'format', 'out']],
+    [['export-preferences'], ['experiment', 'out']],
+    [['bench', 'generate'], ['model']],
+    [['bench', 'backbone'], ['backbone']],
+  ];
+  const value = (f: string) => (f === 'format' ? 'kohya' : f === 'prompt' ? 'a cat' : `/nonexistent-${f}`);
+  for (const [cmd, flags] of required) {
+    for (const left of flags) {
+      const r = await ddpo(...cmd, ...flags.filter((f) => f !== left).flatMap((f) => [`--${f}`, value(f)]));
+      assert.equal(r.code, 2, `ddpo ${cmd.join(' ')} without --${left}: ${r.err}`);
+      assert.ok(r.err.startsWith(`ddpo ${cmd.join(' ')}: missing --${left}\n`), r.err);
+    }
+  }
+});
