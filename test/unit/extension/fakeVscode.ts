@@ -67,11 +67,43 @@ const dismissed = () => Promise.resolve(undefined);
 
 /** Warnings shown (modal or not), and the button each next one is answered with (dismissed when none is queued). */
 export const warnings = { shown: [] as string[], answers: [] as string[] };
+/** Error messages shown, and the button each next one is answered with (dismissed when none is queued). */
+export const errors = { shown: [] as string[], answers: [] as string[] };
+/** Information messages shown, and the button each next one is answered with (dismissed when none is queued). */
+export const infos = { shown: [] as string[], answers: [] as string[] };
+
+/** `vscode.EventEmitter`. */
+export class EventEmitter<T> {
+  private readonly emitter = new Emitter<T>();
+  readonly event = this.emitter.on;
+  fire(e: T): void { this.emitter.fire(e); }
+  dispose(): void {}
+}
+
+/** A status bar item; `visible` says whether it is shown. */
+export class FakeStatusBarItem {
+  name = '';
+  text = '';
+  tooltip: unknown;
+  command: unknown;
+  accessibilityInformation: unknown;
+  visible = false;
+  show(): void { this.visible = true; }
+  hide(): void { this.visible = false; }
+  dispose(): void { this.visible = false; }
+}
+
+/** Every status bar item created, oldest first. */
+export const statusBars: FakeStatusBarItem[] = [];
+
+/** `vscode.StatusBarAlignment` and `vscode.ProgressLocation`. */
+export const StatusBarAlignment = { Left: 1, Right: 2 };
+export const ProgressLocation = { SourceControl: 1, Window: 10, Notification: 15 };
 
 /** `vscode.ViewColumn`. */
 export const ViewColumn = { Active: -1, Beside: -2, One: 1 };
 
-/** `vscode.window`: panels are recorded in `created`; messages and pickers are dismissed at once. */
+/** `vscode.window`: panels and status bar items are recorded; messages are answered from their queues, pickers dismissed. */
 export const window = {
   createWebviewPanel(viewType: string, title: string, _column: number, options: unknown): FakeWebviewPanel {
     const p = new FakeWebviewPanel(viewType, title, options);
@@ -79,12 +111,27 @@ export const window = {
     return p;
   },
   registerWebviewPanelSerializer: () => ({ dispose: () => undefined }),
-  showInformationMessage: dismissed,
+  showInformationMessage: (message: string) => {
+    infos.shown.push(message);
+    return Promise.resolve(infos.answers.shift());
+  },
   showWarningMessage: (message: string) => {
     warnings.shown.push(message);
     return Promise.resolve(warnings.answers.shift());
   },
-  showErrorMessage: dismissed,
+  showErrorMessage: (message: string) => {
+    errors.shown.push(message);
+    return Promise.resolve(errors.answers.shift());
+  },
+  createStatusBarItem(): FakeStatusBarItem {
+    const item = new FakeStatusBarItem();
+    statusBars.push(item);
+    return item;
+  },
+  /** Runs the task at once; its progress reports are dropped and its Cancel is never pressed. */
+  withProgress<R>(_options: unknown, task: (progress: { report(p: unknown): void }, token: { onCancellationRequested(cb: () => void): void }) => Promise<R>): Promise<R> {
+    return task({ report: () => undefined }, { onCancellationRequested: () => undefined });
+  },
   showTextDocument: dismissed,
   showQuickPick: dismissed,
 };
