@@ -30,10 +30,13 @@ const cases: Array<[string, CheckSpec]> = [
   ['Slice steps 2', { op: 'Slice', inputs: [x(3, 7), i64(1), i64(7), i64(1), i64(2)] }],
   ['Slice steps -1 (reverse)', { op: 'Slice', inputs: [x(3, 5), i64(-1), i64(-(2 ** 53)), i64(1), i64(-1)] }],
   ['Slice steps -2 on two axes', { op: 'Slice', inputs: [x(5, 6), i64(4, 5), i64(0, 0), i64(0, 1), i64(-2, -3)] }],
+  // a start past the end of a reversed axis is clamped to its last element (exporters write x[::-2] with a huge start)
+  ['Slice steps -2 from a start past the end', { op: 'Slice', inputs: [x(3, 5), i64(100), i64(-(2 ** 53)), i64(1), i64(-2)] }],
   ['Slice attributes (opset 9)', { op: 'Slice', inputs: [x(4, 5)], attrs: { starts: A.ints([1]), ends: A.ints([3]), axes: A.ints([1]) }, opset: 9 }],
   ['Gather axis 0 with repeats', { op: 'Gather', inputs: [x(4, 3), { dims: [2, 2], type: DataType.INT64, values: [1, 3, 1, 0] }] }],
   ['Gather axis 1 negative index', { op: 'Gather', inputs: [x(2, 4, 3), i64(-1, 2)], attrs: { axis: A.i(1) } }],
   ['Gather scalar index axis 2', { op: 'Gather', inputs: [x(2, 3, 4), s64(2)], attrs: { axis: A.i(2) } }],
+  ['Gather axis -1', { op: 'Gather', inputs: [x(2, 3, 4), i64(3, 0, 3)], attrs: { axis: A.i(-1) } }],
   ['Gather int32 indices', { op: 'Gather', inputs: [x(5, 2), { dims: [3], type: DataType.INT32, values: [4, 0, 4] }] }],
   ['GatherElements axis 1', { op: 'GatherElements', inputs: [x(2, 3), { dims: [2, 2], type: DataType.INT64, values: [0, 2, 2, 2] }], attrs: { axis: A.i(1) } }],
   ['GatherND rows of a matrix, repeats and a negative index', { op: 'GatherND', inputs: [x(4, 3), { dims: [3, 1], type: DataType.INT64, values: [2, -1, 2] }] }],
@@ -43,6 +46,8 @@ const cases: Array<[string, CheckSpec]> = [
   ['Expand [3,1] to [2,3,4]', { op: 'Expand', inputs: [x(3, 1), i64(2, 3, 4)] }],
   ['Expand [1] to [2,3]', { op: 'Expand', inputs: [x(1), i64(2, 3)] }],
   ['Pad constant', { op: 'Pad', inputs: [x(2, 3), i64(0, 1, 2, 0)] }],
+  // from opset 18 pads cover only the listed axes
+  ['Pad axes input -1 (opset 18)', { op: 'Pad', inputs: [x(2, 3), i64(1, 2), none, i64(-1)], opset: 18 }],
   ['Resize nearest x2 (PyTorch export: asymmetric/floor)', { op: 'Resize', inputs: [x(1, 2, 2, 3), none, f(1, 1, 2, 2)], attrs: { mode: A.s('nearest'), coordinate_transformation_mode: A.s('asymmetric'), nearest_mode: A.s('floor') } }],
   ['Resize nearest x3 by sizes (half_pixel default)', { op: 'Resize', inputs: [x(1, 2, 2, 2), none, none, i64(1, 2, 6, 4)], attrs: { mode: A.s('nearest') } }],
   ['Upsample nearest x2 (opset 9)', { op: 'Upsample', inputs: [x(1, 2, 2, 3), f(1, 1, 2, 2)], attrs: { mode: A.s('nearest') }, opset: 9 }],

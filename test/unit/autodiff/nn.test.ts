@@ -29,6 +29,8 @@ const cases: Array<[string, CheckSpec]> = [
   ['Conv 1x1 no bias', { op: 'Conv', inputs: t([2, 3, 4, 4], [5, 3, 1, 1]) }],
   ['Conv asymmetric pads', { op: 'Conv', inputs: t([1, 2, 5, 4], [2, 2, 3, 2]), attrs: { pads: ints([0, 1, 2, 0]) } }],
   ['Conv SAME_UPPER stride 2', { op: 'Conv', inputs: t([1, 2, 6, 5], [2, 2, 3, 3]), attrs: { auto_pad: A.s('SAME_UPPER'), strides: ints([2, 2]) } }],
+  // SAME_LOWER puts the odd padding row first (total 1 on H here), SAME_UPPER last
+  ['Conv SAME_LOWER stride 2', { op: 'Conv', inputs: t([1, 2, 6, 5], [2, 2, 3, 3]), attrs: { auto_pad: A.s('SAME_LOWER'), strides: ints([2, 2]) } }],
   ['Conv 1-D stride 2', { op: 'Conv', inputs: t([2, 3, 9], [4, 3, 3], [4]), attrs: { strides: ints([2]), pads: ints([1, 1]) } }],
   ['ConvTranspose stride 2 output_padding 1', { op: 'ConvTranspose', inputs: t([1, 2, 3, 3], [2, 3, 3, 3], [3]), attrs: { strides: ints([2, 2]), pads: ints([1, 1, 1, 1]), output_padding: ints([1, 1]) } }],
   ['ConvTranspose groups 2 dilation 2', { op: 'ConvTranspose', inputs: t([1, 4, 3, 3], [4, 1, 2, 2]), attrs: { group: A.i(2), dilations: ints([2, 2]) } }],
@@ -39,7 +41,13 @@ const cases: Array<[string, CheckSpec]> = [
   ['LogSoftmax axis -1', { op: 'LogSoftmax', inputs: t([2, 3, 4]) }],
   ['LogSoftmax opset 11 axis 1', { op: 'LogSoftmax', inputs: t([2, 3, 4]), attrs: { axis: A.i(1) }, opset: 11 }],
   ['InstanceNormalization', { op: 'InstanceNormalization', inputs: [{ dims: [2, 3, 3, 4] }, pos([3]), { dims: [3] }] }],
+  // a scale stored as an initializer: only an all-ones one (TorchScript's GroupNorm) may be skipped in the backward
+  ['InstanceNormalization with a constant non-unit scale', { op: 'InstanceNormalization', inputs: [{ dims: [2, 3, 3, 4] }, { dims: [3], constant: true, values: [0.5, 2, -1.5] }, { dims: [3] }] }],
+  // before opset 17 the statistics are written out as ReduceMean/Sub/Sqrt nodes (opset-14 exports are common)
+  ['InstanceNormalization opset 14', { op: 'InstanceNormalization', inputs: [{ dims: [2, 3, 3, 4] }, pos([3]), { dims: [3] }], opset: 14 }],
   ['LayerNormalization axis -1', { op: 'LayerNormalization', inputs: [{ dims: [2, 3, 4] }, pos([4]), { dims: [4] }] }],
+  // an epsilon large against the variance: the backward must use the node's, not the default 1e-5
+  ['LayerNormalization epsilon 0.1', { op: 'LayerNormalization', inputs: [{ dims: [2, 3, 4] }, pos([4]), { dims: [4] }], attrs: { epsilon: A.f(0.1) } }],
   ['LayerNormalization axis 1, no bias', { op: 'LayerNormalization', inputs: [{ dims: [2, 3, 4] }, pos([3, 4])], attrs: { axis: A.i(1), epsilon: A.f(1e-3) } }],
   ['GroupNormalization per-channel scale (opset 21)', { op: 'GroupNormalization', inputs: [{ dims: [2, 4, 3, 3] }, pos([4]), { dims: [4] }], attrs: { num_groups: A.i(2) }, opset: 21 }],
   ['GroupNormalization per-group scale (opset 18)', { op: 'GroupNormalization', inputs: [{ dims: [2, 4, 3, 3] }, pos([2]), { dims: [2] }], attrs: { num_groups: A.i(2) }, opset: 18 }],

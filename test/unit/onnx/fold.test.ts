@@ -124,3 +124,36 @@ test('eliminateDeadNodes keeps exactly what the kept outputs need', () => {
   assert.equal(eliminateDeadNodes(g, [used]), 1);
   assert.ok(!g.nodes.some((n) => n.outputs.includes(unused)));
 });
+
+test('eliminateDeadNodes keeps a producer listed after its reader', () => {
+  // passes that append nodes (lowering, gradients) leave graphs out of order until they sort them
+  const g = emptyGraph();
+  const b = new GraphBuilder(g);
+  const x = b.input('x', F, [2]);
+  g.nodes.push({ name: 'neg', opType: 'Neg', domain: '', inputs: ['r'], outputs: ['y'], attrs: {} });
+  g.nodes.push({ name: 'relu', opType: 'Relu', domain: '', inputs: [x], outputs: ['r'], attrs: {} });
+  g.outputs.push({ name: 'y', elemType: F, shape: null });
+  assert.equal(eliminateDeadNodes(g), 0);
+  assert.deepEqual(g.nodes.map((n) => n.name), ['neg', 'relu']);
+});
+
+test('eliminateDeadNodes keeps what an If branch reads from the enclosing graph, and the model still runs', async () => {
+  const g = emptyGraph();
+  const b = new GraphBuilder(g);
+  const x = b.input('x', F, [2]);
+  const r = b.op('Relu', [x]);
+  const cond = b.op('Greater', [b.op('ReduceSum', [x], { keepdims: A.i(0) }), b.scalar(0)]);
+  // each branch is a subgraph without inputs: it names the outer `r` and `x` directly
+  const branch = (op: string, input: string) => {
+    const s = emptyGraph(op);
+    s.nodes.push({ name: `${op}_in_branch`, opType: op, domain: '', inputs: [input], outputs: [`${op}_out`], attrs: {} });
+    s.outputs.push({ name: `${op}_out`, elemType: F, shape: [2] });
+    return { type: 'graph' as const, value: s };
+  };
+  b.op('If', [cond], { then_branch: branch('Neg', r), else_branch: branch('Identity', x) }, { outputs: ['y'] });
+  g.outputs.push({ name: 'y', elemType: F, shape: [2] });
+  eliminateDeadNodes(g);
+  assert.ok(g.nodes.some((n) => n.outputs.includes(r)), 'the Relu the then-branch reads stays');
+  const res = await runModel(makeModel(g), { x: new ort.Tensor('float32', Float32Array.of(3, 0.5), [2]) });
+  assert.deepEqual(Array.from(res.y.data as Float32Array), [-3, -0.5]);
+});

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { A, GraphBuilder } from '../../../src/core/onnx/builder';
-import { DataType, emptyGraph, makeModel, makeTensor, Model } from '../../../src/core/onnx/ir';
+import { DataType, emptyGraph, makeModel, makeTensor, Model, topoSort } from '../../../src/core/onnx/ir';
 import { encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
 import { toFloat16 } from '../../../src/core/onnx/fp16';
+import { buildGradientGraph } from '../../../src/core/autodiff/gradient';
+import { ortShapes } from '../autodiff/ortRun';
 import { needsFixture, referenceSd } from '../fixtures';
 
 async function run(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
@@ -76,6 +78,51 @@ test('normalisations run in float32 and a shared weight gets a float32 copy next
   const y = (await run(model, { x: new ort.Tensor('float32', Float32Array.of(1, 2, 3, 40000), [1, 4]) })).y.data as Float32Array;
   // 40000² overflows float16; in float32 the normalised values are finite
   assert.ok(y.every(Number.isFinite), `y = ${y}`);
+});
+
+/** Values a float16 model computes in float16: float16 constants and inputs, Cast-to-float16 outputs, and what nodes make of them. */
+function halfValues(model: Model): Set<string> {
+  const g = model.graph;
+  const half = new Set([...g.inputs.filter((v) => v.elemType === DataType.FLOAT16).map((v) => v.name),
+    ...[...g.initializers].filter(([, t]) => t.dataType === DataType.FLOAT16).map(([k]) => k)]);
+  for (const n of topoSort(g)) {
+    const to = n.attrs.to?.type === 'int' ? n.attrs.to.value : undefined;
+    if (n.opType === 'Cast' ? to === DataType.FLOAT16 : n.opType !== 'Shape' && n.inputs.some((v) => half.has(v))) n.outputs.forEach((o) => half.add(o));
+  }
+  return half;
+}
+
+// onnxruntime's CPU accumulates these ops in float32 whatever their type, so no overflow shows here; the checks are on
+// the precision each node is given, which a GPU's float16 kernels use and overflow in.
+test('GroupNormalization and InstanceNormalization compute in float32 like LayerNormalization', () => {
+  for (const [op, opset, attrs] of [['InstanceNormalization', 17, {}], ['GroupNormalization', 21, { num_groups: A.i(2) }]] as const) {
+    const g = emptyGraph('norm');
+    const b = new GraphBuilder(g);
+    b.input('x', DataType.FLOAT, [1, 4, 2, 2]);
+    b.output(b.op(op, ['x', b.constF([1, 2, 3, 4]), b.constF([0, 0, 0, 0])], attrs), 'y', DataType.FLOAT, [1, 4, 2, 2]);
+    const { model } = toFloat16(makeModel(g, opset));
+    const half = halfValues(model);
+    const norm = model.graph.nodes.find((n) => n.opType === op)!;
+    // the variance of a VAE decoder's feature map of a few hundred (400² > 65504) would overflow float16
+    assert.deepEqual([...norm.inputs, ...norm.outputs].filter((v) => half.has(v)), [], `${op} reads or writes float16 values`);
+  }
+});
+
+test('the backward of a LayerNormalization computes in float32 like its forward', async () => {
+  const g = emptyGraph('ln');
+  const b = new GraphBuilder(g);
+  b.input('x', DataType.FLOAT, [2, 8]);
+  b.output(b.op('LayerNormalization', ['x', b.constF(new Array(8).fill(4))], { axis: A.i(-1) }, { name: 'ln' }), 'y', DataType.FLOAT, [2, 8]);
+  const forward = makeModel(g, 17);
+  const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: 16 }, (_, i) => Math.sin(i)), [2, 8]) };
+  // kept forward outputs, as training graphs keep their loss: the backward is marked float32 by its forward node
+  const { model: grad } = buildGradientGraph(forward, { shapes: await ortShapes(forward, feeds), wrt: ['x'], cotangents: ['y'], keepForwardOutputs: true });
+  const { model } = toFloat16(grad);
+  const half = halfValues(model);
+  const backward = model.graph.nodes.filter((n) => n.name.startsWith('grad/ln/'));
+  assert.ok(backward.length > 3);
+  // a loss-scaled d loss/d y of 3e4 times the scale 4 is 1.2e5 in the first backward product, past float16's 65504
+  for (const n of backward) assert.deepEqual([...n.inputs, ...n.outputs].filter((v) => half.has(v)), [], `${n.name} reads or writes float16 values`);
 });
 
 test('the fp16 DDPO training graph (loss scale 1024, loss in float32) gives the float32 LoRA gradients to about 1%', { skip: needsFixture() }, async () => {

@@ -103,6 +103,8 @@ test('Gelu, BiasGelu, FastGelu and QuickGelu lower to what onnxruntime computes'
   for (const [op, inputs] of [['Gelu', 1], ['BiasGelu', 2], ['FastGelu', 2], ['QuickGelu', 1]] as const) {
     await sameAsFused(model((b) => b.output(b.op(op, [x3(b), b.constF(rand(8, 3))].slice(0, inputs), {}, MS))), { x: feed3() }, op);
   }
+  // CLIP's 1.702 is only the default
+  await sameAsFused(model((b) => b.output(b.op('QuickGelu', [x3(b)], { alpha: A.f(1) }, MS))), { x: feed3() }, 'QuickGelu alpha 1');
 });
 
 // The CPU has no kernel for these: each lowered graph against the standard graph that computes the same thing.
@@ -145,6 +147,22 @@ test('GroupNorm, SkipGroupNorm, NhwcConv, BiasAdd and BiasSplitGelu (CUDA kernel
     b.output(b.op('Mul', [l, b.op('Gelu', [r])]));
   }, 20);
   assertClose(await run(split, { x: feed3() }), await run(splitRef, { x: feed3() }), 'BiasSplitGelu');
+});
+
+// diffusers' VAE normalises with epsilon 1e-6, which only shows on a nearly flat feature map; channels_last 0 keeps NCHW.
+test('GroupNorm keeps its own epsilon, and with channels_last 0 its NCHW layout', async () => {
+  const gamma = rand(8, 2), beta = rand(8, 3);
+  for (const last of [1, 0]) {
+    const dims = last ? [2, 4, 4, 8] : [2, 8, 4, 4];
+    const xf = { dims, data: rand(256, 1).map((v) => v * 1e-3) };
+    const low = lowerContribOps(model((b) => b.output(b.op('GroupNorm', [b.input('x', DataType.FLOAT, dims), b.constF(gamma), b.constF(beta)], { groups: A.i(2), activation: A.i(0), epsilon: A.f(1e-6), channels_last: A.i(last) }, MS)))).model;
+    const ref = model((b) => {
+      const x = b.input('x', DataType.FLOAT, dims);
+      const y = b.op('GroupNormalization', [last ? b.op('Transpose', [x], { perm: A.ints([0, 3, 1, 2]) }) : x, b.constF(gamma), b.constF(beta)], { num_groups: A.i(2), epsilon: A.f(1e-6) });
+      b.output(last ? b.op('Transpose', [y], { perm: A.ints([0, 2, 3, 1]) }) : y);
+    }, 21);
+    assertClose(await run(low, { x: xf }), await run(ref, { x: xf }), `GroupNorm channels_last ${last}`);
+  }
 });
 
 test('a fused op without a rule is named, with what to do; a session the CPU cannot open fused opens lowered', async () => {

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { Model } from '../../../src/core/onnx/ir';
+import { DataType, Model, emptyGraph, makeModel } from '../../../src/core/onnx/ir';
+import { GraphBuilder } from '../../../src/core/onnx/builder';
 import { decodeModel, encodeModel, loadModel } from '../../../src/core/onnx/proto';
 import { specialize } from '../../../src/core/onnx/specialize';
 import { readSafetensors, toFloat32 } from '../../../src/core/safetensors';
@@ -84,4 +85,15 @@ test('specialize names the free dim it cannot fix and rejects unknown inputs', {
   assert.throws(() => specialize(model, { inputShapes: { latents: [1, 4, 8, 8] } }), /no graph input named latents/);
   assert.throws(() => specialize(loadModel(fixture('reference-clip-vision/model.onnx')), { inputShapes: { pixel_values: [1, 3, 64, 64] } }),
     /dim 2 is fixed to 32 in the model but inputShapes gives 64/);
+});
+
+test('an input dim written as -1 (as some converters write an unknown dim) is fixed by inputShapes, or named when not given', () => {
+  const g = emptyGraph();
+  const b = new GraphBuilder(g);
+  b.input('x', DataType.FLOAT, [-1, 3]);
+  b.output(b.op('Relu', ['x']), 'y');
+  const model = decodeModel(encodeModel(makeModel(g)));
+  assert.deepEqual(model.graph.inputs[0].shape, [-1, 3]);
+  assert.deepEqual(specialize(model, { inputShapes: { x: [2, 3] } }).shapes.get('y')?.dims, [2, 3]);
+  assert.throws(() => specialize(model, { dims: { batch: 2 } }), /input "x" dim 0 \("-1"\) is free; pass inputShapes\.x/);
 });
