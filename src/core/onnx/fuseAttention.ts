@@ -3,7 +3,7 @@
  * `com.microsoft.MultiHeadAttention` node, which onnxruntime's CPU, CUDA and WebGPU providers run as one kernel
  * (WebGPU: a flash-attention shader when the batch is 1). Training graphs keep the standard ops.
  */
-import { AttrValue, Model, Node, Tensor, cloneModel, topoSort, toNumbers } from './ir';
+import { AttrValue, Model, Node, Tensor, cloneModel, onnxOpset, topoSort, toNumbers } from './ir';
 import { A, GraphBuilder } from './builder';
 import { eliminateDeadNodes } from './dce';
 
@@ -38,7 +38,8 @@ export function fuseAttention(model: Model, opts: FuseAttentionOptions = {}): Fu
   const m = cloneModel(model);
   const g = m.graph;
   const index = new GraphIndex(g);
-  const matches = g.nodes.map((sm) => (sm.opType === 'Softmax' ? matchCore(index, sm) : undefined)).filter((x): x is Match => x !== undefined);
+  const opset = onnxOpset(m);
+  const matches = g.nodes.map((sm) => (sm.opType === 'Softmax' ? matchCore(index, sm, opset) : undefined)).filter((x): x is Match => x !== undefined);
   if (!matches.length) return { model: m, fused: 0 };
 
   const removed = new Set(matches.flatMap((x) => x.nodes));
@@ -94,8 +95,9 @@ const perm = (n: Node | undefined, want: number[]) =>
   n?.opType === 'Transpose' && n.attrs.perm?.type === 'ints' && n.attrs.perm.value.join() === want.join();
 
 // The attention core around Softmax `sm`: q·kᵀ → Softmax → ·v → head merge, each of q, k, v split into heads.
-function matchCore(ix: GraphIndex, sm: Node): Match | undefined {
-  const axis = sm.attrs.axis?.type === 'int' ? sm.attrs.axis.value : -1;
+function matchCore(ix: GraphIndex, sm: Node, opset: number): Match | undefined {
+  // before opset 13 a Softmax without `axis` normalises over everything from axis 1 on, not over the keys
+  const axis = sm.attrs.axis?.type === 'int' ? sm.attrs.axis.value : opset >= 13 ? -1 : 1;
   const scores = ix.producerOf(sm.inputs[0]);
   if ((axis !== -1 && axis !== 3) || scores?.opType !== 'MatMul' || !ix.sole(scores.outputs[0])) return undefined;
   const q = headSplit(ix, scores.inputs[0], [0, 2, 1, 3]);

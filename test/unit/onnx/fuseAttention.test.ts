@@ -68,3 +68,16 @@ test('a graph without the decomposed attention pattern is left as it is', async 
   const r = fuseAttention(spec);
   assert.equal(r.fused, spec.graph.nodes.filter((n) => n.opType === 'Softmax').length - 1);
 });
+
+// Before opset 13 a Softmax without `axis` normalises over everything from axis 1 on (the heads, queries and keys
+// together), which MultiHeadAttention does not compute: fusing it would change the model's output.
+test('an attention core whose Softmax has no axis is fused only where the opset makes that the keys axis (13 and later)', () => {
+  const model = specialize(loadModel(TINY_UNET), { inputShapes: { sample: [1, 4, 8, 8], timestep: [1], encoder_hidden_states: [1, 77, 32] } }).model;
+  const softmaxes = model.graph.nodes.filter((n) => n.opType === 'Softmax');
+  for (const sm of softmaxes) delete sm.attrs.axis;
+  const atOpset = (v: number): Model => ({ ...model, opsetImports: model.opsetImports.map((o) => (o.domain === '' || o.domain === 'ai.onnx' ? { ...o, version: v } : o)) });
+  assert.equal(fuseAttention(atOpset(13)).fused, softmaxes.length, 'opset 13: no axis means the last, the keys');
+  assert.equal(fuseAttention(atOpset(12)).fused, 0, 'opset 12: no axis means from axis 1 on, not attention');
+  for (const sm of softmaxes) sm.attrs.axis = { type: 'int', value: -1 };
+  assert.equal(fuseAttention(atOpset(12)).fused, softmaxes.length, 'opset 12 with the axis written out');
+});
