@@ -141,3 +141,14 @@ test('processes that find the same stale lock at the same moment: exactly one ta
     assert.deepEqual(fs.readdirSync(dir), [], 'released, with no temp file or takeover marker left');
   }
 });
+
+test('a lock of a process that runs as another user (kill answers EPERM) is refused, never taken over as stale', (t) => {
+  // As root every kill(pid, 0) succeeds, so the other user's process is stood in for by process.kill's answer.
+  const dir = experimentDir();
+  const pid = deadPid();
+  writeLock(dir, { pid, what: 'DDPO Studio fine-tuning' });
+  t.mock.method(process, 'kill', () => { throw Object.assign(new Error('kill EPERM'), { code: 'EPERM' }); });
+  assert.equal(processState(pid, os.hostname()), 'alive');
+  assert.throws(() => acquireRunLock(dir, 'ddpo train'), (e: Error) => e instanceof ExperimentBusyError && e.message.startsWith(`${dir} is in use by DDPO Studio fine-tuning (pid ${pid} on this machine`));
+  assert.equal(readRunLock(dir)?.token, 'stale-token', 'the other user\'s lock is left in place');
+});
