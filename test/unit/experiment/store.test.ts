@@ -98,3 +98,24 @@ test('readExperiment reads any experiment folder; a folder without experiment.js
   fs.writeFileSync(path.join(empty, 'experiment.json'), '{ "schemaVersion": 1, ');
   await assert.rejects(readExperiment(empty), (e: Error) => e instanceof ExperimentFormatError && /not valid JSON/.test(e.message));
 });
+
+test('a bad experiment.json field is named in the error: settings, baseModel.path, rewardPrior, a newer schemaVersion', () => {
+  const base = { schemaVersion: 1, name: 'n', createdAt: 't', baseModel: { id: 'sd' }, prompts: [] };
+  const reason = (over: Record<string, unknown>) => {
+    try { parseExperiment(JSON.stringify({ ...base, ...over }), 'e.json'); } catch (e) { return (e as ExperimentFormatError).reason; }
+    return 'read without complaint';
+  };
+  assert.equal(reason({ settings: { steps: 20, guidanceScale: 'high' } }), '"settings.guidanceScale" must be a number');
+  assert.equal(reason({ baseModel: { id: 'sd', path: 42 } }), '"baseModel.path" must be a string');
+  assert.match(reason({ rewardPrior: '' }), /^"rewardPrior" must be the name of a built-in prior/);
+  assert.match(reason({ rewardPrior: 3 }), /^"rewardPrior" must be the name of a built-in prior/);
+  // one version ahead is the common case (a newer studio wrote it); it must be refused, not half-read
+  assert.match(reason({ schemaVersion: EXPERIMENT_SCHEMA_VERSION + 1 }), /newer than this DDPO Studio understands.*update the extension/);
+});
+
+test('hidden folders under .ddpo (a creation cut short) are not listed as experiments', async () => {
+  const store = new ExperimentStore(workspace());
+  await store.create('cats');
+  fs.mkdirSync(path.join(store.root, '.new-dogs-x1y2'));
+  assert.deepEqual((await store.list()).map((e) => [e.name, e.status]), [['cats', 'ok']]);
+});
