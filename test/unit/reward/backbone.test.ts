@@ -39,3 +39,17 @@ test('embeddings are cached by file content, so re-training does not re-run the 
   await c2.embedFiles(counting, [f]);
   assert.equal(calls, 1);
 });
+
+test('prompt embeddings are cached by the exact prompt text: prompts that differ only in case or spaces are embedded apart, a repeat is not re-run', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-cache-'));
+  const seen: string[] = [];
+  // an embedding that tells the prompts apart: their length and their count of capitals
+  const text = { embed: async (ps: string[]) => { seen.push(...ps); return ps.map((p) => Float32Array.of(p.length, p.replace(/[^A-Z]/g, '').length)); } };
+  const c1 = EmbeddingCache.forExperiment(dir, 'test:text');
+  const embs = await c1.embedPrompts(text, ['A red disc', 'a red disc', 'a red disc ']);
+  assert.deepEqual(embs.map((e) => [...e]), [[10, 1], [10, 0], [11, 0]]);
+  c1.save();
+  const c2 = EmbeddingCache.forExperiment(dir, 'test:text');
+  assert.deepEqual([...(await c2.embedPrompts(text, ['a red disc']))[0]], [10, 0]);
+  assert.deepEqual(seen, ['A red disc', 'a red disc', 'a red disc '], 'the cached prompt is not embedded again');
+});
