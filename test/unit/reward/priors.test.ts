@@ -229,3 +229,13 @@ test('aesthetic weights that are a .pth with a forbidden global, or cut short, s
   assert.ok(warm.warmStart && warm.warmStart.points.length >= 1);
   await backbone.dispose?.();
 });
+
+test('aesthetic weights of a Hub download cut short (no completion marker) are not read: offline, they are reported missing', async () => {
+  const dir = tmp();
+  const cacheDir = path.join(dir, 'cache', 'models');
+  const hubDir = cachedModelDir(cacheDir, 'trl-lib/ddpo-aesthetic-predictor');
+  fs.mkdirSync(hubDir, { recursive: true });
+  const whole = fs.readFileSync(writeAestheticPth(path.join(dir, 'whole.pth'), aestheticTensors(5)));
+  fs.writeFileSync(path.join(hubDir, 'aesthetic-model.pth'), whole.subarray(0, whole.length >> 1));
+  await assert.rejects(openPrior('aesthetic', wide, { cacheDir, offline: true }), (e: Error) => /the aesthetic reward needs the LAION aesthetic predictor's weights: none are on this machine and downloads are off \(offline\)/.test(e.message));
+});
