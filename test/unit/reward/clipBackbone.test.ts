@@ -265,3 +265,20 @@ test('each colour channel is normalised with its own mean and std (CLIP\'s diffe
   const px = toPixelValues([{ width: 32, height: 32, data }], pre);
   [200, 100, 50].forEach((v, c) => assert.ok(Math.abs(px[c * 1024 + 517] - (v / 255 - pre.mean[c]) / pre.std[c]) < 1e-5, `channel ${c}: ${px[c * 1024 + 517]}`));
 });
+
+// Hashing large weights is remembered per file size and modification time; a same-size file of other weights written
+// over the old one (a re-export, another download) must still be another backbone, or its cached embeddings and
+// trained heads would be reused for the wrong model.
+test('weights replaced in place by others of the same size give the backbone another id', async () => {
+  const root = tmp();
+  const dir = writeTestClipFolder(path.join(root, 'clip'), { towers: 'plain', tokenizer: 'none', seed: 1 });
+  const other = writeTestClipFolder(path.join(root, 'other'), { towers: 'plain', tokenizer: 'none', seed: 2 });
+  const model = path.join(dir, 'model.onnx');
+  assert.equal(fs.statSync(model).size, fs.statSync(path.join(other, 'model.onnx')).size, 'same architecture, same size');
+  const ids = async () => { const b = await loadOnnxBackbone(dir); await b.dispose?.(); return b.id; };
+  const before = await ids();
+  fs.copyFileSync(path.join(other, 'model.onnx'), model);
+  const later = new Date(fs.statSync(model).mtimeMs + 5000);
+  fs.utimesSync(model, later, later);
+  assert.notEqual(await ids(), before);
+});
