@@ -107,3 +107,45 @@ test('a UNet whose attention projections are Einsum nodes fails naming them, the
   assert.throws(() => findLoraTargets(stripNodeNames(unet)), new RegExp('no node is named for these layers and no attention block .* was recognised; ' +
     `the graph has Einsum nodes \\(${converted} of them, e\\.g\\. "node_\\d+"\\).* and \\d+ Softmax node`));
 });
+
+test('a fractional LoRA rank is refused before any graph is built', () => {
+  assert.throws(() => injectLora(tinyLinearModel(), { rank: 1.5, alpha: 2, targets: ['to_q'] }), /positive integer, got 1\.5/);
+});
+
+test('merging a LoRA with a module the model lacks fails naming it, instead of dropping that part of the LoRA', () => {
+  const model = tinyLinearModel();
+  const weights: LoraWeights = { rank: 1, alpha: 1, modules: new Map() };
+  const mod = { inFeatures: 3, outFeatures: 4, A: randomValues(3, 1), B: randomValues(4, 2) };
+  weights.modules.set('blk.attn.to_q', mod);
+  weights.modules.set('other.attn.to_q', mod);
+  assert.throws(() => mergeLora(model, weights), /LoRA module other\.attn\.to_q matches no layer/);
+});
+
+test('adapter weights sized for another layer are refused when fed, naming both sizes', () => {
+  const inj = injectLora(tinyLinearModel(), { rank: 1, alpha: 1, targets: ['to_q'] });
+  const weights: LoraWeights = { rank: 1, alpha: 1, modules: new Map([['blk.attn.to_q', { inFeatures: 3, outFeatures: 5, A: randomValues(3, 1), B: randomValues(5, 2) }]]) };
+  assert.throws(() => loraFeeds(inj.adapters, weights), /blk\.attn\.to_q is 3->5, the model's layer is 3->4/);
+});
+
+test('a merged model no longer carries the weights the merge replaced (the export is not twice as large)', () => {
+  const model = tinyLinearModel();
+  const inj = injectLora(model, { rank: 1, alpha: 1, targets: ['to_q', 'to_k'] });
+  const merged = mergeLora(model, initLoraWeights(inj.adapters, 1, 1, 3));
+  assert.equal(merged.graph.initializers.size, model.graph.initializers.size);
+  assert.ok(!merged.graph.initializers.has('wq') && !merged.graph.initializers.has('wk'));
+});
+
+test('two layers whose node names give the same LoRA module are refused, not both adapted under one name', () => {
+  const model = tinyLinearModel();
+  model.graph.nodes.find((n) => n.name === '/blk/attn/to_k/MatMul')!.name = '/blk/attn/to_q/MatMul';
+  // another scoped node, so `blk/attn/to_q` is not taken for a wrapper prefix common to every node
+  model.graph.nodes.push({ name: '/head/Identity', opType: 'Identity', domain: '', inputs: ['q'], outputs: ['q_copy'], attrs: {} });
+  assert.throws(() => findLoraTargets(model, { targets: ['to_q'] }), /two layers map to the LoRA module blk\.attn\.to_q/);
+});
+
+test('structure detection adapts only the layers the user listed', () => {
+  const unet = stripNodeNames(buildUNet(TINY_UNET_CONFIG));
+  const modules = findLoraTargets(unet, { detection: 'structure', targets: ['to_v'] }).map((t) => t.module);
+  assert.ok(modules.length >= 2);
+  assert.ok(modules.every((m) => m.endsWith('.to_v')), modules.join(', '));
+});
