@@ -37,3 +37,8 @@ test('a LoRA TrainingSession with AdamW drives the loss down', async () => {
   assert.ok(last < first * 0.5, `loss went from ${first} to ${last}`);
   await session.release();
 });
+
+test('starting weights of another rank than the session\'s are refused, naming both ranks', async () => {
+  const weights = { rank: 4, alpha: 4, modules: new Map([['blk.attn.to_q', { inFeatures: 3, outFeatures: 4, A: randomValues(12, 1), B: new Float32Array(16) }]]) };
+  await assert.rejects(TrainingSession.create(tinyLinearModel(), { lora: { rank: 2, alpha: 2, targets: ['to_q'] }, objective: mseOnQ, weights }), /rank 4, the session was built for rank 2/);
+});
