@@ -161,3 +161,9 @@ test('a 0-d tensor reads back from safetensors as one value with shape []', () =
   assert.deepEqual(Array.from(toFloat32(back.get('t')!)), [801]);
   assert.deepEqual(Array.from(toFloat32(back.get('v')!)), [1, 2]);
 });
+
+test('DDPO refuses a deterministic sampler (eta 0), where a step has no log-probability to train on', () => {
+  const schedule = makeDdimSchedule(parseDdimConfig({}));
+  assert.throws(() => ddpoScheduleFeeds(schedule, [801], 20, 0), /eta must be > 0 \(got 0\)/);
+  assert.ok(ddpoScheduleFeeds(schedule, [801], 20, 1).alpha_prod_t.data[0] > 0);
+});
