@@ -414,7 +414,7 @@ export type PanelMessage<P extends PanelKind> = Exclude<HostToPanel<P>, RestoreK
 
 // ---- runtime validation ----
 
-/** The field types the validators understand; a trailing `?` makes the field optional. */
+/** The field types the validators understand; a trailing `?` makes the field optional, a trailing `|null` lets it be null. */
 export type FieldShape = 'string' | 'number' | 'boolean' | 'object' | 'unknown' | 'string[]' | 'array' | 'errorInfo' | `${'string' | 'number' | 'boolean' | 'object'}${'?' | '|null'}`;
 
 type FieldsOf<U, T> = Exclude<keyof Extract<U, { type: T }>, 'type'>;

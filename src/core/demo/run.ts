@@ -120,8 +120,8 @@ interface DemoRun {
  * `typicalPrompts`: the rated samples' prompts, for a taste that reads the prompt.
  */
 export interface Rated {
-  base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary; raterOpts: SimulatedRater['opts'];
-  /** The rater, kept for later rounds: its noise stays set on the base samples and its draws go on. */
+  base: EvalImages; utils: number[]; typicalPrompts?: string[]; summary: RatingSummary;
+  /** The rater (its settings go in the report), kept for later rounds: its noise stays set on the base samples and its draws go on. */
   rater: SimulatedRater;
   /** Every round's rated samples so far, the base model's first. */
   samples: GeneratedSamples[];
@@ -157,7 +157,7 @@ export function rateDemoSamples(o: DemoOptions, dir: string, samples: GeneratedS
   const typicalPrompts = tasteReadsPrompt(o.taste) ? samples.refs.map((r) => r.prompt) : undefined;
   const rater = makeDemoRater({ taste: o.taste, typicalUtilities: utils, typicalPrompts, seed: o.seed + 1 });
   const summary = rateSamples(dir, samples, rater, pairs, o.seed + 2, onRated, RATER_NAMES[o.taste]);
-  return { utils, typicalPrompts, summary, raterOpts: rater.opts, rater, samples: [samples] };
+  return { utils, typicalPrompts, summary, rater, samples: [samples] };
 }
 
 /** The demo's rounds (rate, train the reward model, fine-tune), at least 1. */
@@ -195,10 +195,11 @@ async function ddpoPhase(run: DemoRun, policy: Policy, rated: Rated): Promise<Tr
     curve.push(...done.curve);
     stoppedEarly = done.stoppedEarly;
   }
+  const last = card!; // every demo has a first round
   return {
     rewardModel: {
-      backbone: card!.backbone, backboneLabel: card!.backboneLabel, heldOutAccuracy: card!.heldOut.accuracy, heldOutDecisive: card!.heldOut.decisive, trainComparisons: card!.data.trainComparisons,
-      learningCurve: card!.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: card!.summary,
+      backbone: last.backbone, backboneLabel: last.backboneLabel, heldOutAccuracy: last.heldOut.accuracy, heldOutDecisive: last.heldOut.decisive, trainComparisons: last.data.trainComparisons,
+      learningCurve: last.learningCurve.map((p) => ({ comparisons: p.comparisons, accuracy: p.accuracy })), summary: last.summary,
     },
     ddpo: { curve, settings: demoDdpoSettings(o), ...deviations(config), checkpointDir: path.relative(dir, ddpoLayout(dir).checkpointsDir), ...(stoppedEarly ? { stoppedEarly } : {}) },
   };
@@ -270,7 +271,7 @@ async function writeReport(run: DemoRun, modelDir: string, rated: Rated, tuned: 
   const common: DemoReportCommon = {
     format: 'ddpo-demo-report', version: 1, createdAt: new Date().toISOString(), experimentDir: dir, model: modelDir, taste: TASTE_DESCRIPTIONS[o.taste],
     baseModel: { samples: utils.length, utilityMean: utils.reduce((s, x) => s + x, 0) / utils.length, utilityQuartiles: [quart(0.25), quart(0.5), quart(0.75)] },
-    ratings: { ...rated.summary, raterConsistency: rated.raterOpts.consistency, raterTieRate: rated.raterOpts.tieRate ?? 0 },
+    ratings: { ...rated.summary, raterConsistency: rated.rater.opts.consistency, raterTieRate: rated.rater.opts.tieRate ?? 0 },
     eval: evalPart,
     grid: { file: path.relative(outDir, gridFile), layout: GRID_LAYOUT, seeds: evalSeeds.slice(0, cols) },
     timings: { phases: { ...clock.seconds }, totalSeconds: total },

@@ -43,7 +43,8 @@ export async function extractFromTar(file: string, choose: (name: string) => str
       if (left > 0 || pad > 0) {
         const take = Math.min(left, pending.length - p);
         if (take > 0) {
-          if (out !== undefined) writeAll(out, pending, p, take);
+          // writeFileSync writes the rest of what a nearly full disk took only part of, or throws
+          if (out !== undefined) fs.writeFileSync(out, pending.subarray(p, p + take));
           else meta?.push(pending.subarray(p, p + take));
           p += take; left -= take;
         }
@@ -81,11 +82,3 @@ export async function extractFromTar(file: string, choose: (name: string) => str
   return written;
 }
 
-// fs.writeSync may write less than asked (a nearly full disk) without an error: the rest follows, or the disk refuses it.
-function writeAll(fd: number, buf: Buffer, offset: number, length: number): void {
-  for (let done = 0; done < length;) {
-    const n = fs.writeSync(fd, buf, offset + done, length - done);
-    if (n <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    done += n;
-  }
-}
