@@ -104,58 +104,66 @@ test('a file list naming a path outside the model folder (a hostile mirror) is r
   }
 });
 
-test('a download resumed after a push to the branch starts over at the new commit, never joining two revisions', async () => {
+// A mock Hub serving a copy of the tiny model at commit abc123 whose UNet connection drops once, and `push`, which
+// changes a served file's bytes (from byte `from` on, keeping its size) as commit def456.
+async function branchHub() {
   const served = mkdtempSync(join(tmpdir(), 'hub-served-'));
   cpSync(tinyModel, served, { recursive: true });
   let sha = 'abc123';
   const mock = await startMockHub({ root: served, dropOnce: 'unet/model.onnx', sha: () => sha });
   const cache = mkdtempSync(join(tmpdir(), 'hub-'));
+  return {
+    served, cache, mock,
+    push(file: string, from: number): Buffer {
+      const bytes = readFileSync(join(served, file));
+      for (let i = from; i < bytes.length; i += 997) bytes[i] ^= 0xff;
+      writeFileSync(join(served, file), bytes);
+      sha = 'def456';
+      return bytes;
+    },
+    async close() {
+      rmSync(cache, { recursive: true, force: true });
+      rmSync(served, { recursive: true, force: true });
+      await mock.close();
+    },
+  };
+}
+
+test('a download resumed after a push to the branch starts over at the new commit, never joining two revisions', async () => {
+  const hub = await branchHub();
+  const { cache, mock } = hub;
   try {
     await assert.rejects(downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, retries: 0 }), /Run the download again to resume/);
     // new weights of the same size are pushed before the person runs the download again
-    const unet = join(served, 'unet/model.onnx');
-    const bytes = readFileSync(unet);
-    for (let i = bytes.length >> 1; i < bytes.length; i += 997) bytes[i] ^= 0xff;
-    writeFileSync(unet, bytes);
-    sha = 'def456';
+    const size = readFileSync(join(hub.served, 'unet/model.onnx')).length;
+    const bytes = hub.push('unet/model.onnx', size >> 1);
     const dir = await downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url });
     assert.ok(readFileSync(join(dir, 'unet/model.onnx')).equals(bytes), 'the new commit\'s file, whole');
     const last = mock.requests.filter((r) => r.path.endsWith('/unet/model.onnx')).at(-1)!;
     assert.match(last.path, /\/resolve\/def456\//, 'fetched at the commit the listing named');
     assert.equal(last.range, undefined, 'not resumed from the other commit\'s bytes');
   } finally {
-    rmSync(cache, { recursive: true, force: true });
-    rmSync(served, { recursive: true, force: true });
-    await mock.close();
+    await hub.close();
   }
 });
 
 test('a file that had finished before a push to the branch is fetched again at the new commit, not kept from the old one', async () => {
-  const served = mkdtempSync(join(tmpdir(), 'hub-served-'));
-  cpSync(tinyModel, served, { recursive: true });
-  let sha = 'abc123';
-  const mock = await startMockHub({ root: served, dropOnce: 'unet/model.onnx', sha: () => sha });
+  const hub = await branchHub();
+  const { cache, mock } = hub;
   // the pipeline's files with the UNet last, so the text encoder has surely finished when the UNet's connection drops
   const layout = { ...PIPELINE_REPO, select: (ps: string[]) => PIPELINE_REPO.select(ps).sort((a, b) => Number(a === 'unet/model.onnx') - Number(b === 'unet/model.onnx')) };
-  const cache = mkdtempSync(join(tmpdir(), 'hub-'));
   try {
     await assert.rejects(downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, retries: 0, layout }), /Run the download again to resume/);
     const finished = listFiles(cache).find((f) => f.endsWith('text_encoder/model.onnx'));
     assert.ok(finished, 'the text encoder finished at abc123');
-    assert.ok(readFileSync(join(cache, finished)).equals(readFileSync(join(served, 'text_encoder/model.onnx'))));
+    assert.ok(readFileSync(join(cache, finished)).equals(readFileSync(join(hub.served, 'text_encoder/model.onnx'))));
     // the push changes the finished file's bytes but not its size, so only the commit can tell the two apart
-    const encoder = join(served, 'text_encoder/model.onnx');
-    const bytes = readFileSync(encoder);
-    for (let i = 0; i < bytes.length; i += 997) bytes[i] ^= 0xff;
-    writeFileSync(encoder, bytes);
-    sha = 'def456';
+    const bytes = hub.push('text_encoder/model.onnx', 0);
     const dir = await downloadModel({ repo: 'owner/tiny', cacheDir: cache, baseUrl: mock.url, layout });
     assert.ok(readFileSync(join(dir, 'text_encoder/model.onnx')).equals(bytes), 'the text encoder of the new commit, not the one of abc123');
     assert.match(mock.requests.filter((r) => r.path.endsWith('/text_encoder/model.onnx')).at(-1)!.path, /\/resolve\/def456\//);
   } finally {
-    rmSync(cache, { recursive: true, force: true });
-    rmSync(served, { recursive: true, force: true });
-    await mock.close();
+    await hub.close();
   }
 });
 
