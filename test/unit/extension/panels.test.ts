@@ -59,16 +59,17 @@ async function expectAllRejected(panel: FakeWebviewPanel, effects: Effects, bad:
   assert.deepEqual([effects.workerCalls, effects.stopped, effects.resumed, effects.treeRefreshes], [[], [], 0, 0], `${label}: nothing was done`);
 }
 
-function experimentFolder(): { ws: string; dir: string; store: ExperimentStore } {
+// A workspace holding the experiment 'cats' (one prompt, a model that is not there: the panels never load it).
+async function experimentFolder(): Promise<{ ws: string; dir: string; store: ExperimentStore }> {
   const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'ddpo-panels-'));
   const store = new ExperimentStore(ws);
+  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
   return { ws, dir: store.dirOf('cats'), store };
 }
 
 test('the rating panel drops malformed messages and other panels\' messages, and answers "ready"', async () => {
   const { rating } = await load();
-  const { dir, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { dir } = await experimentFolder();
   const { services, effects } = fakeServices();
   rating.openRatingPanel(services, { mode: 'rate', experiment: 'cats', experimentDir: dir, target: 10 });
   const panel = created.at(-1)!;
@@ -81,8 +82,7 @@ test('the rating panel drops malformed messages and other panels\' messages, and
 
 test('the dashboard drops malformed messages and other panels\' messages, and Stop reaches the run', async () => {
   const { dashboard } = await load();
-  const { dir, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { dir } = await experimentFolder();
   const { services, effects } = fakeServices();
   dashboard.openDashboardPanel(services, dir, () => void effects.resumed++);
   const panel = created.at(-1)!;
@@ -96,8 +96,7 @@ test('the dashboard drops malformed messages and other panels\' messages, and St
 
 test('the dashboard of a Diffusion-DPO run charts its implicit reward accuracy from metrics.jsonl, and switches to the DDPO run', async () => {
   const { dashboard } = await load();
-  const { dir, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { dir } = await experimentFolder();
   const line = (epoch: number, acc: number, held: number) => JSON.stringify({
     algorithm: 'diffusion-dpo', epoch, global_step: 8 * (epoch + 1), implicit_acc: acc, margin_mean: 0.1, loss: 0.6, pairs: 32, grad_norm: 1, model_mse: 1, ref_mse: 1, beta_dpo: 5000,
     data: { train: 32, held_out: 8, ties: 0, skips: 0, without_latents: 0, latents: 'stored' }, held_out: { implicit_acc: held, margin_mean: 0.2, loss: 0.5, pairs: 8 },
@@ -127,8 +126,7 @@ test('the dashboard of a Diffusion-DPO run charts its implicit reward accuracy f
 
 test('the experiment panel drops malformed messages and other panels\' messages, and adds a prompt', async () => {
   const { experiment } = await load();
-  const { ws, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { ws, store } = await experimentFolder();
   workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
   const { services, effects } = fakeServices();
   await experiment.openExperimentPanel(services, 'cats');
@@ -160,8 +158,7 @@ const rootsOf = (panel: FakeWebviewPanel) => ((panel.options as { localResourceR
 // would let that script post every message the host acts on: rate, stop a run, add prompts.
 test('every panel\'s page runs only its own script: default-src \'none\', a script-src of one fresh nonce, nothing inline or remote', async () => {
   const { rating, dashboard, experiment } = await load();
-  const { ws, dir, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { ws, dir } = await experimentFolder();
   workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
   const { services } = fakeServices();
   const panels: FakeWebviewPanel[] = [];
@@ -198,8 +195,7 @@ test('every panel\'s page runs only its own script: default-src \'none\', a scri
 // image came from the fine-tuned model.
 test('each panel\'s webview may load only dist/, media/ and its own images: not the extension\'s sources, the ratings, or a comparison\'s manifest', async () => {
   const { rating, dashboard, experiment } = await load();
-  const { ws, dir, store } = experimentFolder();
-  await store.create('cats', { baseModel: { id: 'x', path: '/nowhere' }, prompts: ['a cat'] });
+  const { ws, dir } = await experimentFolder();
   workspace.workspaceFolders = [{ uri: Uri.file(ws) }];
   const { services } = fakeServices();
   const ext = services.context.extensionUri.fsPath;
